@@ -1,0 +1,352 @@
+"""TFDS builder for Sudoku-Extreme (TRM_SPEC §5.2), plus offline configs from a seeded generator.
+
+Configs:
+  * `sub{N}_aug{A}`: N training rows of the Sudoku-Extreme `train.csv` chosen by one seeded
+    permutation (nested: sub100 ⊂ sub250 ⊂ ...), each with its original plus A shuffled copies;
+    the test split is the whole `test.csv`, never subsampled nor augmented.
+  * `full_aug0`: every training row, unaugmented.
+  * `generated_{tiny,easy,medium,hard}`: puzzles from `sudoku_lib.generate_puzzles` (no download).
+
+The CSVs come from `dl_manager.manual_dir` when that folder holds `train.csv` and `test.csv`,
+otherwise from the Hugging Face hub via `dl_manager.download`.
+
+Python build without the CLI:
+  Builder(config="generated_easy", data_dir=DIR).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=CSV_DIR))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from tensorflow_datasets.core.utils import shard_utils
+
+from . import sudoku_lib
+
+_HF_BASE = "https://huggingface.co/datasets/sapientinc/sudoku-extreme/resolve/main"
+URLS = {"train": f"{_HF_BASE}/train.csv", "test": f"{_HF_BASE}/test.csv"}
+
+SUBSAMPLE_SIZES = (100, 250, 500, 1000, 2000, 5000)
+NUM_AUGS = (0, 10, 100, 500, 1000, 2000)
+
+# Splits with at least this many examples get `_MAX_SHARDS` files, so each of up to 64 hosts reads
+# its own files with `tfds.ReadConfig(input_context=...)`.
+_MAX_SHARDS = 64
+_MIN_EXAMPLES_FOR_MAX_SHARDS = 1000
+_MIN_EXAMPLES_PER_SHARD = 16
+
+
+def num_shards_for(num_examples: int) -> int:
+    """Shard count of a split: 64 from 1000 examples on, else one shard per 16 examples (>= 1)."""
+    if num_examples >= _MIN_EXAMPLES_FOR_MAX_SHARDS:
+        return _MAX_SHARDS
+    return max(1, min(_MAX_SHARDS, num_examples // _MIN_EXAMPLES_PER_SHARD))
+
+
+@dataclasses.dataclass(frozen=True)
+class _PerSplitShardConfig(shard_utils.ShardConfig):
+    """Chooses the shard count from each split's example count (TFDS's own is one global number)."""
+
+    def get_number_shards(
+        self, total_size: int, num_examples: int, uses_precise_sharding: bool = True
+    ) -> int:
+        if self.num_shards:  # An explicit --num_shards / DownloadConfig(num_shards=) wins.
+            return min(self.num_shards, max(1, num_examples))
+        return num_shards_for(num_examples)
+
+
+@dataclasses.dataclass
+class _PerSplitShardDownloadConfig(tfds.download.DownloadConfig):
+    def get_shard_config(self) -> shard_utils.ShardConfig:
+        return _PerSplitShardConfig(
+            num_shards=self.num_shards,
+            min_shard_size=self.min_shard_size,
+            max_shard_size=self.max_shard_size,
+        )
+
+
+@dataclasses.dataclass
+class SudokuConfig(tfds.core.BuilderConfig):
+    """Config of one Sudoku dataset variant.
+
+    Attributes:
+      source: "csv" (Sudoku-Extreme files) or "generated" (`sudoku_lib.generate_puzzles`).
+      subsample_size: csv: number of training rows (nested seeded subsample); None = all rows.
+      num_aug: shuffled copies per training puzzle (besides the original).
+      min_difficulty: csv: keep rows with rating >= this (applied to both splits, as the reference).
+      seed: seed of the subsample, the augmentations and the generator.
+      num_train: generated: number of training puzzles.
+      num_test: generated: number of test puzzles.
+      num_blanks: generated: (lo, hi) blanks per puzzle, or None to use `min_clues`.
+      min_clues: generated: greedy clue removal down to this many clues (unique solution kept).
+      require: generated with num_blanks: "singles" (naked singles solve it) or "unique".
+    """
+
+    source: str = "csv"
+    subsample_size: int | None = None
+    num_aug: int = 0
+    min_difficulty: int | None = None
+    seed: int = 0
+    num_train: int = 0
+    num_test: int = 0
+    num_blanks: tuple[int, int] | None = None
+    min_clues: int | None = None
+    require: str = "singles"
+
+
+def _csv_configs() -> list[SudokuConfig]:
+    configs = [
+        SudokuConfig(
+            name=f"sub{n}_aug{a}",
+            description=f"{n} seeded training rows of Sudoku-Extreme, original + {a} shuffles each.",
+            subsample_size=n,
+            num_aug=a,
+        )
+        for n in SUBSAMPLE_SIZES
+        for a in NUM_AUGS
+    ]
+    configs.append(
+        SudokuConfig(name="full_aug0", description="All Sudoku-Extreme training rows, unaugmented.")
+    )
+    configs.append(
+        SudokuConfig(
+            name="sub2_aug2",
+            description="Test config: 2 training rows, original + 2 shuffles each.",
+            subsample_size=2,
+            num_aug=2,
+        )
+    )
+    return configs
+
+
+_GENERATED_CONFIGS = [
+    SudokuConfig(
+        name="generated_easy",
+        description=(
+            "Generated: 50,000 train / 1,000 test puzzles with 6-12 blanks, each solvable by naked "
+            "singles alone. Unaugmented."
+        ),
+        source="generated",
+        seed=1,
+        num_train=50_000,
+        num_test=1_000,
+        num_blanks=(6, 12),
+        require="singles",
+    ),
+    SudokuConfig(
+        name="generated_medium",
+        description=(
+            "Generated: 20,000 train / 1,000 test puzzles with 30-45 blanks and a unique solution "
+            "(checked by propagation and a solution-counting search). Unaugmented."
+        ),
+        source="generated",
+        seed=2,
+        num_train=20_000,
+        num_test=1_000,
+        num_blanks=(30, 45),
+        require="unique",
+    ),
+    SudokuConfig(
+        name="generated_hard",
+        description=(
+            "Generated: 5,000 train / 1,000 test puzzles reduced greedily to at most 22 clues or "
+            "until no clue can be removed (about 22-26 clues), unique solution; original + 10 "
+            "shuffles per training puzzle."
+        ),
+        source="generated",
+        seed=3,
+        num_train=5_000,
+        num_test=1_000,
+        num_aug=10,
+        min_clues=22,
+    ),
+    SudokuConfig(
+        name="generated_tiny",
+        description="Test config: 6 train / 3 test generated puzzles, 8-10 blanks, 2 shuffles each.",
+        source="generated",
+        seed=4,
+        num_train=6,
+        num_test=3,
+        num_aug=2,
+        num_blanks=(8, 10),
+        require="singles",
+    ),
+]
+
+
+def _static_metadata() -> dict:
+    return {
+        "seq_len": sudoku_lib.SEQ_LEN,
+        "vocab_size": sudoku_lib.VOCAB_SIZE,
+        "pad_id": sudoku_lib.PAD_ID,
+        "ignore_label_id": 0,
+        "blank_identifier_id": 0,
+        "num_puzzle_identifiers": 1,
+        "sets": ["all"],
+    }
+
+
+def read_metadata(data_dir: epath.PathLike, name_and_config: str) -> dict:
+    """Reads `metadata.json` of a built config without importing TFDS's builder machinery.
+
+    `tfds.builder(name_and_config, data_dir=...).info.metadata` gives the same dict; this reader is
+    for tools that only need the numbers.
+
+    Args:
+      data_dir: the TFDS data dir (local or gs://).
+      name_and_config: e.g. "sudoku_extreme/generated_easy" (optionally with "/1.0.0").
+
+    Returns:
+      the metadata dict.
+    """
+    parts = name_and_config.split("/")
+    base = epath.Path(data_dir).joinpath(*parts)
+    if len(parts) < 3:  # No version given: take the highest one on disk.
+        versions = sorted(
+            (p for p in base.iterdir() if (p / "metadata.json").exists()),
+            key=lambda p: tuple(int(x) for x in p.name.split(".")),
+        )
+        if not versions:
+            raise FileNotFoundError(f"no built version with metadata.json under {base}")
+        base = versions[-1]
+    return json.loads((base / "metadata.json").read_text())
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """Sudoku-Extreme (TRM_SPEC §5.2) and seeded generated Sudoku datasets."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    BUILDER_CONFIGS = _csv_configs() + _GENERATED_CONFIGS
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Optional. Put Sudoku-Extreme's `train.csv` and `test.csv` (from
+    https://huggingface.co/datasets/sapientinc/sudoku-extreme) in the manual dir
+    (`--manual_dir=DIR`); without them the builder downloads both files from the hub.
+    Generated configs (`generated_*`) need neither.
+    """
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    "inputs": tfds.features.Tensor(shape=(81,), dtype=np.uint8),
+                    "labels": tfds.features.Tensor(shape=(81,), dtype=np.uint8),
+                    "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
+                    "puzzle_index": tfds.features.Scalar(dtype=np.int32),
+                    "group": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
+            supervised_keys=("inputs", "labels"),
+            homepage="https://huggingface.co/datasets/sapientinc/sudoku-extreme",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        # Per-split shard counts (64 for big splits, fewer for tiny ones) via the writer's ShardConfig.
+        fields = {
+            f.name: getattr(download_config, f.name) for f in dataclasses.fields(download_config)
+        }
+        return super()._download_and_prepare(dl_manager, _PerSplitShardDownloadConfig(**fields))
+
+    def _load_csv_splits(self, dl_manager) -> dict[str, tuple[dict, str]]:
+        paths = None
+        try:
+            manual = epath.Path(dl_manager.manual_dir)
+            if all((manual / f"{s}.csv").exists() for s in ("train", "test")):
+                paths = {s: manual / f"{s}.csv" for s in ("train", "test")}
+        except AssertionError:  # Manual dir missing or empty: fall back to the download.
+            pass
+        if paths is None:
+            paths = {k: epath.Path(v) for k, v in dl_manager.download(URLS).items()}
+        out = {}
+        for split, path in paths.items():
+            parsed = sudoku_lib.parse_csv_text(
+                path.read_text(),
+                filename=f"{split}.csv ({path})",
+                min_difficulty=self.builder_config.min_difficulty,
+            )
+            out[split] = (parsed, str(path.name))
+        return out
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        cfg = self.builder_config
+        if cfg.source == "csv":
+            data = self._load_csv_splits(dl_manager)
+            train, test = data["train"][0], data["test"][0]
+            rows = sudoku_lib.subsample_rows(len(train["questions"]), cfg.subsample_size, cfg.seed)
+            train_q, train_s = train["questions"][rows], train["solutions"][rows]
+            # Augmentation seeds use the row index in train.csv, so a base puzzle's copies do not
+            # depend on which subsample it is in.
+            train_rows = rows
+            test_q, test_s = test["questions"], test["solutions"]
+            source = (
+                f"Sudoku-Extreme CSVs ({URLS['train']}); train rows: "
+                + (
+                    f"first {len(rows)} of a permutation seeded with {cfg.seed}"
+                    if cfg.subsample_size is not None
+                    else "all, in file order"
+                )
+                + (f"; rating >= {cfg.min_difficulty}" if cfg.min_difficulty is not None else "")
+            )
+        elif cfg.source == "generated":
+            gen = {"num_blanks": cfg.num_blanks, "min_clues": cfg.min_clues, "require": cfg.require}
+            train_q, train_s = sudoku_lib.generate_puzzles(cfg.num_train, seed=2 * cfg.seed, **gen)
+            test_q, test_s = sudoku_lib.generate_puzzles(cfg.num_test, seed=2 * cfg.seed + 1, **gen)
+            overlap = {g.tobytes() for g in train_s} & {g.tobytes() for g in test_s}
+            if overlap:  # Astronomically unlikely; guards the train/test disjointness promise.
+                raise RuntimeError(f"{len(overlap)} generated test grids also occur in train")
+            train_rows = np.arange(cfg.num_train)
+            source = (
+                f"sudoku_lib.generate_puzzles(num_blanks={cfg.num_blanks}, min_clues="
+                f"{cfg.min_clues}, require={cfg.require!r}); train seed {2 * cfg.seed}, "
+                f"test seed {2 * cfg.seed + 1}"
+            )
+        else:
+            raise ValueError(f"unknown source {cfg.source!r}")
+
+        n_train, n_test = len(train_q), len(test_q)
+        puzzles_train = n_train * (cfg.num_aug + 1)
+        meta = _static_metadata()
+        meta.update(
+            {
+                "total_groups": {"train": n_train, "test": n_test},
+                "total_puzzles": {"train": puzzles_train, "test": n_test},
+                "mean_puzzle_examples": {"train": 1.0, "test": 1.0},
+                "num_aug": cfg.num_aug,
+                "seed": cfg.seed,
+                "source": source,
+                "description": (
+                    "Tokens: pad 0, blank 1, digit d -> d+1; labels are the full solution. Each "
+                    "training group is one base puzzle: its original (puzzle 0 of the group) then "
+                    "num_aug shuffle_sudoku copies (TRM_SPEC 5.2) seeded by (seed, base row)."
+                ),
+            }
+        )
+        self.info.metadata.update(meta)
+        return {
+            "train": self._generate_examples(train_q, train_s, train_rows, cfg.num_aug, cfg.seed),
+            "test": self._generate_examples(test_q, test_s, np.arange(n_test), 0, cfg.seed),
+        }
+
+    def _generate_examples(self, questions, solutions, rows, num_aug, seed):
+        """Yields (puzzle_index, example); the group's puzzles are contiguous puzzle indices."""
+        per_group = num_aug + 1
+        for g in range(len(questions)):
+            qs, ss = sudoku_lib.augment_puzzle(questions[g], solutions[g], num_aug, seed, rows[g])
+            inputs, labels = sudoku_lib.encode(qs), sudoku_lib.encode(ss)
+            base = g * per_group
+            for j in range(per_group):
+                yield (
+                    base + j,
+                    {
+                        "inputs": inputs[j],
+                        "labels": labels[j],
+                        "puzzle_identifier": 0,
+                        "puzzle_index": base + j,
+                        "group": g,
+                    },
+                )
