@@ -1,0 +1,325 @@
+"""Tests for trm_tf.optim: AdamATan2, SparseSignSGD, EMA and the LR schedule (TRM_SPEC §4.1–4.4).
+
+Distributed cases run on MirroredStrategy over the two logical CPUs set up by conftest.py and are
+compared with the default-strategy run on the full batch.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trm_tf import optim
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def mirrored():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _np_adam_atan2(p, grads, lr, wd, b1=0.9, b2=0.95, decay_first=True):
+    """Float64 numpy transcription of TRM_SPEC §4.1 (the adam-atan2 0.0.3 kernel)."""
+    p = np.array(p, np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        if decay_first:
+            p = p * (1 - lr * wd)
+        m = m + (1 - b1) * (g - m)
+        v = v + (1 - b2) * (g * g - v)
+        p = p - lr / (1 - b1**t) * np.arctan2(m, np.sqrt(v) / np.sqrt(1 - b2**t))
+        if not decay_first:
+            p = p * (1 - lr * wd)
+    return p
+
+
+def _split(strategy, arr):
+    """Per-replica halves of `arr` along axis 0, as distributed values."""
+    n = strategy.num_replicas_in_sync
+    k = arr.shape[0] // n
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant(
+            arr[ctx.replica_id_in_sync_group * k : (ctx.replica_id_in_sync_group + 1) * k]
+        )
+    )
+
+
+def _replica_values(v):
+    """All per-device copies of a (possibly mirrored, possibly keras) variable as numpy arrays."""
+    v = v.value if isinstance(v, keras.Variable) else v
+    comps = getattr(v, "values", None)
+    return [np.asarray(c.numpy()) for c in comps] if comps is not None else [v.numpy()]
+
+
+# ----------------------------------------------------------------------------- LR schedule
+
+
+def test_lr_warmup_constant_and_cosine():
+    base, warm, total = 1e-4, 2000, 65104
+    lr = lambda s, r=1.0: float(optim.lr_at_step(s, base, warm, total, r))  # noqa: E731
+    assert lr(1) == pytest.approx(base / warm, rel=1e-6)
+    assert lr(warm - 1) == pytest.approx(base * (warm - 1) / warm, rel=1e-6)
+    assert lr(warm) == pytest.approx(base, rel=1e-7)
+    # min_ratio = 1 (reference default): exactly constant after warmup.
+    assert {lr(s) for s in (warm, warm + 1, 30000, total, total + 10)} == {np.float32(base).item()}
+    # Cosine endpoints with min_ratio < 1.
+    assert lr(warm, 0.1) == pytest.approx(base, rel=1e-6)
+    assert lr(total, 0.1) == pytest.approx(0.1 * base, rel=1e-5)
+    mid = warm + (total - warm) // 2
+    assert lr(mid, 0.1) == pytest.approx(base * (0.1 + 0.9 * 0.5), rel=1e-4)
+    # No warmup: full LR from step 1.
+    assert float(optim.lr_at_step(1, base, 0, 100, 1.0)) == pytest.approx(base)
+
+
+def test_warmup_cosine_schedule_uses_iterations_plus_one():
+    sched = optim.WarmupCosine(1e-3, 10, 100, 0.0)
+    assert float(sched(0)) == pytest.approx(1e-4, rel=1e-6)  # iterations 0 -> step 1
+    assert float(sched(9)) == pytest.approx(1e-3, rel=1e-6)  # step 10 = end of warmup
+    assert float(sched(99)) == pytest.approx(0.0, abs=1e-9)
+    again = optim.WarmupCosine.from_config(sched.get_config())
+    assert float(again(42)) == float(sched(42))
+    # Inside a Keras optimizer: the first update uses step 1.
+    w = keras.Variable(np.zeros(3, np.float32))
+    opt = optim.AdamATan2(sched, weight_decay=0.0)
+    opt.apply([tf.constant([1.0, -2.0, 0.0])], [w])
+    np.testing.assert_allclose(
+        w.numpy(), [-1e-4 * 10 * math.atan(0.1), 1e-4 * 10 * math.atan(0.1), 0], rtol=1e-6
+    )
+
+
+# ----------------------------------------------------------------------------- AdamATan2
+
+
+def test_adam_atan2_first_step_is_scaled_sign():
+    g = np.array([[0.3, -1e-3], [5.0, 0.0]], np.float32)
+    w = keras.Variable(np.ones((2, 2), np.float32))
+    opt = optim.AdamATan2(1e-2, weight_decay=0.0)
+    opt.apply([tf.constant(g)], [w])
+    expected = 1.0 - 1e-2 * 10 * math.atan(0.1) * np.sign(g)
+    np.testing.assert_allclose(w.numpy(), expected, rtol=0, atol=1e-7)
+    assert 10 * math.atan(0.1) == pytest.approx(0.99668652)
+
+
+def test_adam_atan2_three_steps_and_decay_order():
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=(4, 3)).astype(np.float32)
+    grads = [rng.normal(size=(4, 3)).astype(np.float32) for _ in range(3)]
+    lr, wd = 0.1, 0.5  # large lr·wd makes the decay order visible
+    w = tf.Variable(p0)  # plain tf.Variable also supported
+    opt = optim.AdamATan2(lr, weight_decay=wd)
+    for g in grads:
+        opt.apply([tf.constant(g)], [w])
+    want = _np_adam_atan2(p0, grads, lr, wd)
+    wrong_order = _np_adam_atan2(p0, grads, lr, wd, decay_first=False)
+    np.testing.assert_allclose(w.numpy(), want, rtol=0, atol=2e-6)
+    assert np.abs(want - wrong_order).max() > 1e-3
+    assert int(opt.iterations.numpy()) == 3
+    # Single step too.
+    w1 = tf.Variable(p0)
+    opt1 = optim.AdamATan2(lr, weight_decay=wd)
+    opt1.apply([tf.constant(grads[0])], [w1])
+    np.testing.assert_allclose(w1.numpy(), _np_adam_atan2(p0, grads[:1], lr, wd), atol=1e-6)
+
+
+def test_adam_atan2_checkpoint_roundtrip(tmp_path):
+    w = keras.Variable(np.ones(3, np.float32))
+    opt = optim.AdamATan2(1e-2, weight_decay=0.1)
+    opt.apply([tf.constant([1.0, 2.0, 3.0])], [w])
+    path = tf.train.Checkpoint(optimizer=opt, w=w.value).save(str(tmp_path / "ck"))
+    w2 = keras.Variable(np.zeros(3, np.float32))
+    opt2 = optim.AdamATan2(1e-2, weight_decay=0.1)
+    opt2.build([w2])
+    tf.train.Checkpoint(optimizer=opt2, w=w2.value).restore(path).assert_existing_objects_matched()
+    assert int(opt2.iterations.numpy()) == 1
+    for a, b in zip(opt.variables, opt2.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert optim.AdamATan2.from_config(opt.get_config()).decoupled_weight_decay == 0.1
+
+
+def _adam_train(strategy, x, y, w0, steps=3):
+    gb = x.shape[0]
+    with strategy.scope():
+        w = keras.Variable(w0, name="w")
+        opt = optim.AdamATan2(optim.WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
+        opt.build([w])
+
+    @tf.function
+    def step(xb, yb):
+        def fn(xr, yr):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(tf.matmul(xr, w) - yr)) / gb
+            opt.apply(tape.gradient(loss, [w]), [w])
+
+        strategy.run(fn, args=(xb, yb))
+
+    for _ in range(steps):
+        if strategy.num_replicas_in_sync > 1:
+            step(_split(strategy, x), _split(strategy, y))
+        else:
+            step(tf.constant(x), tf.constant(y))
+    return w
+
+
+def test_adam_atan2_mirrored_equals_single_device(mirrored):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5)).astype(np.float32)
+    y = rng.normal(size=(8, 2)).astype(np.float32)
+    w0 = rng.normal(size=(5, 2)).astype(np.float32)
+    single = _adam_train(tf.distribute.get_strategy(), x, y, w0).numpy()
+    w_m = _adam_train(mirrored, x, y, w0)
+    copies = _replica_values(w_m)
+    assert len(copies) == 2
+    for c in copies:
+        np.testing.assert_allclose(c, single, rtol=0, atol=1e-6)
+    assert np.abs(single - w0).max() > 1e-3  # it actually moved
+
+
+@pytest.mark.parametrize("name", ["adam_atan2", "adamw", "lion"])
+def test_make_optimizer_decay_matches_convention(name):
+    # Zero gradient: Adam-type and Lion updates vanish (AdamATan2: atan2(0, 0) = 0), leaving only
+    # the decoupled decay p·(1 − lr·wd).
+    w = keras.Variable(np.full(3, 2.0, np.float32))
+    opt = optim.make_optimizer(name, 0.1, 0.5)
+    opt.apply([tf.zeros(3)], [w])
+    np.testing.assert_allclose(w.numpy(), 2.0 * (1 - 0.1 * 0.5), rtol=1e-6)
+    with pytest.raises(ValueError):
+        optim.make_optimizer("sgd", 0.1, 0.0)
+
+
+# ----------------------------------------------------------------------------- SparseSignSGD
+
+
+def _np_sign_sgd(table, ids, grads, lr, wd):
+    table = np.array(table, np.float32)
+    out = table.copy()
+    for i in np.unique(ids):
+        g = grads[ids == i].sum(0)
+        out[i] = table[i] * np.float32(1 - lr * wd) - np.float32(lr) * np.sign(g)
+    return out
+
+
+# Global batch of 6 over 2 replicas (3 each). id 2 appears on both replicas: replica 0 sees +1.0
+# (local sign +), replica 1 sees -3.0, so the global sum is -2.0 (sign -). id 4 appears twice on
+# replica 0 and its gradients cancel in column 1 (sign 0 -> decay only). Rows 0, 3, 5 are untouched.
+_IDS = np.array([2, 4, 4, 1, 2, 1], np.int32)
+_GRADS = np.array(
+    [[1.0, 0.5], [0.25, 1.0], [0.5, -1.0], [-1.0, 2.0], [-3.0, 0.25], [0.5, -0.125]], np.float32
+)
+
+
+def test_sum_duplicate_rows():
+    got = optim._sum_duplicate_rows(tf.constant(_IDS), tf.constant(_GRADS)).numpy()
+    want = np.stack([_GRADS[_IDS == i].sum(0) for i in _IDS])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_sign_sgd_default_strategy():
+    rng = np.random.default_rng(2)
+    t0 = rng.normal(size=(6, 2)).astype(np.float32)
+    table = tf.Variable(t0, trainable=False)
+    opt = optim.SparseSignSGD(table, weight_decay=0.5)
+    opt.apply(tf.constant(_IDS), tf.constant(_GRADS), 0.1)
+    got = table.numpy()
+    np.testing.assert_allclose(got, _np_sign_sgd(t0, _IDS, _GRADS, 0.1, 0.5), rtol=0, atol=1e-7)
+    for untouched in (0, 3, 5):
+        np.testing.assert_array_equal(got[untouched], t0[untouched])
+    # id 4 column 1: grads cancel -> decay only; id 2: global sign of column 0 is negative.
+    assert got[4, 1] == pytest.approx(t0[4, 1] * (1 - 0.05), abs=1e-7)
+    assert got[2, 0] == pytest.approx(t0[2, 0] * 0.95 + 0.1, abs=1e-6)
+
+
+def test_sparse_sign_sgd_mirrored_equals_single_device(mirrored):
+    rng = np.random.default_rng(3)
+    t0 = rng.normal(size=(6, 2)).astype(np.float32)
+    ref = _np_sign_sgd(t0, _IDS, _GRADS, 0.1, 0.5)
+    # Replica 0 alone would move row 2, column 0 the other way.
+    local0 = _np_sign_sgd(t0, _IDS[:3], _GRADS[:3], 0.1, 0.5)
+    assert np.sign(ref[2, 0] - t0[2, 0] * 0.95) != np.sign(local0[2, 0] - t0[2, 0] * 0.95)
+    with mirrored.scope():
+        table = tf.Variable(t0, trainable=False)
+        opt = optim.SparseSignSGD(table, weight_decay=0.5)
+
+    @tf.function
+    def step(ids, grads, lr):
+        mirrored.run(opt.apply, args=(ids, grads, lr))
+
+    step(_split(mirrored, _IDS), _split(mirrored, _GRADS), tf.constant(0.1))
+    copies = _replica_values(table)
+    assert len(copies) == 2
+    for c in copies:
+        np.testing.assert_allclose(c, ref, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(copies[0], copies[1])
+    np.testing.assert_array_equal(copies[0][[0, 3, 5]], t0[[0, 3, 5]])
+
+
+# ----------------------------------------------------------------------------- EMA
+
+
+def test_ema_closed_form_swap_and_checkpoint(tmp_path):
+    p0 = np.array([1.0, -2.0, 3.0], np.float32)
+    p1 = np.array([0.5, 4.0, -1.0], np.float32)
+    w = keras.Variable(p0)
+    ema = optim.EMA([w], rate=0.9)
+    w.assign(p1)
+    update = tf.function(ema.update)
+    for _ in range(5):
+        update()
+    shadow = ema.shadows[0].numpy()
+    np.testing.assert_allclose(shadow, p1 + 0.9**5 * (p0 - p1), rtol=1e-6)
+
+    ema.swap()
+    np.testing.assert_array_equal(w.numpy(), shadow)
+    np.testing.assert_array_equal(ema.shadows[0].numpy(), p1)
+    tf.function(ema.swap)()
+    np.testing.assert_array_equal(w.numpy(), p1)
+    np.testing.assert_array_equal(ema.shadows[0].numpy(), shadow)
+
+    other = keras.Variable(np.zeros(3, np.float32))
+    ema.copy_to([other])
+    np.testing.assert_array_equal(other.numpy(), shadow)
+
+    path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "ema"))
+    # Only the shadows are saved (not the live parameters).
+    names = [n for n, _ in tf.train.list_variables(path)]
+    assert sum("shadow" in n for n in names) == 1
+    ema.assign_from()
+    np.testing.assert_array_equal(ema.shadows[0].numpy(), p1)
+    tf.train.Checkpoint(ema=ema).restore(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(ema.shadows[0].numpy(), shadow)
+
+
+def test_ema_mirrored_replica_and_cross_replica(mirrored):
+    p0 = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    p1 = np.array([[0.0, -1.0], [2.0, 8.0]], np.float32)
+    with mirrored.scope():
+        w = keras.Variable(p0)
+        ema = optim.EMA([w], rate=0.99)
+
+    @tf.function
+    def replica_update():
+        mirrored.run(ema.update)
+
+    w.assign(p1)
+    for _ in range(3):
+        replica_update()
+    tf.function(ema.update)()  # cross-replica context
+    ema.update()  # eager, cross-replica
+    want = p1 + 0.99**5 * (p0 - p1)
+    for c in _replica_values(ema.shadows[0]):
+        np.testing.assert_allclose(c, want, rtol=1e-6)
+
+    @tf.function
+    def swap_in_replica():
+        mirrored.run(ema.swap)
+
+    swap_in_replica()
+    for c in _replica_values(w):
+        np.testing.assert_allclose(c, want, rtol=1e-6)
+    ema.swap()
+    for c in _replica_values(w):
+        np.testing.assert_array_equal(c, p1)

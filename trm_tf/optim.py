@@ -1,0 +1,387 @@
+"""Optimizers, learning-rate schedule and EMA of the TRM training loop (TRM_SPEC §4.1–4.4).
+
+* `AdamATan2`: the reference's dense-parameter optimizer (`adam-atan2` 0.0.3), pure TF, Keras 3.
+* `SparseSignSGD`: the puzzle-embedding optimizer (SignSGD with decay on touched rows only).
+* `lr_at_step` / `WarmupCosine`: the reference's warmup + cosine schedule (step counted from 1).
+* `EMA`: parameter moving average used for evaluation and saved checkpoints.
+
+Distribution design. The trainer runs forward/backward in a `tf.function(jit_compile=True)` and applies
+these updates OUTSIDE that jit function but inside `strategy.run` (TF_ENV §b: XLA around the update
+fails under strategies on CPU). Every variable write therefore goes through
+`strategy.extended.update(var, fn, args)`, which works in replica context (each replica writes its
+own copy with its own, identical, inputs) and in cross-replica context (one call per device, with
+mirrored arguments unwrapped to that device's component), and is a plain call under the default
+strategy. Variables created under `strategy.scope()` with the default `synchronization`/`aggregation`
+(AUTO / NONE) are all that is needed; no special aggregation is required because no update ever
+relies on TF aggregating replica values: gradients are summed explicitly (Keras all-reduce, or the
+all-gather in `SparseSignSGD`) and each replica then applies the same deterministic update.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+# --------------------------------------------------------------------------------------------------
+# Learning-rate schedule
+# --------------------------------------------------------------------------------------------------
+
+
+def lr_at_step(
+    step, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0
+) -> tf.Tensor:
+    """The reference LR at 1-based `step` (pretrain.py `cosine_schedule_with_warmup_lr_lambda`).
+
+    lr = base·step/warmup while step < warmup; afterwards
+    lr = base·(r + max(0, (1−r)·0.5·(1 + cos(π·progress)))), progress = (step−warmup)/(total−warmup).
+    With r = min_ratio = 1 (the reference default) the LR is exactly `base_lr` after warmup.
+
+    Args:
+      step: 1-based step (int or scalar tensor); the first training batch uses step 1.
+      base_lr: peak learning rate.
+      warmup_steps: linear warmup length (0 disables warmup).
+      total_steps: total training steps (the cosine reaches r at this step).
+      min_ratio: final LR as a fraction of base_lr.
+
+    Returns:
+      float32 scalar tensor.
+    """
+    step = tf.cast(step, tf.float32)
+    base = tf.constant(base_lr, tf.float32)
+    r = tf.constant(min_ratio, tf.float32)
+    warm = base * step / float(max(1, warmup_steps))
+    progress = (step - float(warmup_steps)) / float(max(1, total_steps - warmup_steps))
+    cosine = base * (r + tf.maximum(0.0, (1.0 - r) * 0.5 * (1.0 + tf.cos(math.pi * progress))))
+    return tf.where(step < float(warmup_steps), warm, cosine)
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """`lr_at_step` as a Keras schedule; `iterations` counts from 0, so step = iterations + 1."""
+
+    def __init__(self, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0):
+        self.base_lr = float(base_lr)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.min_ratio = float(min_ratio)
+
+    def __call__(self, iterations):
+        step = tf.cast(iterations, tf.float32) + 1.0
+        return lr_at_step(step, self.base_lr, self.warmup_steps, self.total_steps, self.min_ratio)
+
+    def get_config(self):
+        return {
+            "base_lr": self.base_lr,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "min_ratio": self.min_ratio,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Dense optimizers
+# --------------------------------------------------------------------------------------------------
+
+
+def _unwrap(v):
+    """keras.Variable -> its tf.Variable (a MirroredVariable under a strategy); others unchanged."""
+    return v.value if isinstance(v, keras.Variable) else v
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class AdamATan2(keras.optimizers.Optimizer):
+    """AdamATan2 exactly as `adam-atan2` 0.0.3 (TRM_SPEC §4.1), in pure TensorFlow.
+
+    Per variable p with gradient g and step t = iterations + 1 (1-based), in float32:
+      1. p ← p·(1 − lr·wd)                              (decoupled decay, FIRST, on every variable)
+      2. m ← m + (1−β1)(g − m)
+      3. v ← v + (1−β2)(g² − v)
+      4. p ← p − lr/(1−β1^t) · atan2(m, sqrt(v)/sqrt(1−β2^t))
+    No epsilon (atan2 is bounded, atan2(0, 0) = 0), no scale constants, β1 bias correction outside
+    atan2. At t = 1: Δp = −10·atan(0.1)·lr·sign(g) ≈ −0.9967·lr·sign(g).
+
+    The decay is implemented here (the Keras base `weight_decay` mechanism is left at None): the
+    reference form is the multiplication p·(1 − lr·wd), and it must see the same `learning_rate` as
+    the update.
+
+    Distribution: Keras' TF optimizer SUM-all-reduces gradients in replica context, so the trainer must
+    feed gradients of loss_sum / GLOBAL batch. Create and `build(variables)` the optimizer eagerly under
+    `strategy.scope()` before tracing the train step (slot variables cannot be created inside
+    `strategy.run`); `apply` may then be called inside `strategy.run` inside a (non-jit) tf.function.
+    Slots (m, v) and `iterations` are checkpointed by `tf.train.Checkpoint(optimizer=opt)`.
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-4,
+        weight_decay: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.95,
+        name: str = "adam_atan2",
+        **kwargs,
+    ):
+        kwargs.pop("weight_decay", None)
+        super().__init__(learning_rate=learning_rate, weight_decay=None, name=name, **kwargs)
+        self.decoupled_weight_decay = float(weight_decay)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        g = tf.cast(gradient, dtype)
+        idx = self._get_variable_index(variable)
+        m, v = self._m[idx], self._v[idx]
+        t = tf.cast(self.iterations + 1, dtype)
+        b1 = tf.constant(self.beta_1, dtype)
+        b2 = tf.constant(self.beta_2, dtype)
+
+        if self.decoupled_weight_decay != 0.0:
+            self.assign(variable, variable * (1.0 - lr * self.decoupled_weight_decay))
+        self.assign_add(m, (1.0 - b1) * (g - m))
+        self.assign_add(v, (1.0 - b2) * (g * g - v))
+        step_size = lr / (1.0 - tf.pow(b1, t))
+        denom = tf.sqrt(v) / tf.sqrt(1.0 - tf.pow(b2, t))
+        self.assign_sub(variable, step_size * tf.atan2(m, denom))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "weight_decay": self.decoupled_weight_decay,
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+            }
+        )
+        return config
+
+
+def make_optimizer(
+    name: str,
+    learning_rate,
+    weight_decay: float,
+    beta1: float = 0.9,
+    beta2: float = 0.95,
+) -> keras.optimizers.Optimizer:
+    """Builds the dense-parameter optimizer (create it under `strategy.scope()`).
+
+    Decay conventions: all three apply decoupled decay p ← p − lr·wd·p = p·(1 − lr·wd) BEFORE the
+    gradient update, on every variable, with the same (scheduled) lr as the update:
+      * "adam_atan2": the reference (§4.1), decay inside `update_step`.
+      * "adamw": `keras.optimizers.AdamW` (decay via the Keras base class, same form and order);
+        epsilon 1e-8 (PyTorch's default) instead of Keras' 1e-7. Its step is ≈ lr·m̂/sqrt(v̂), the
+        same scale as AdamATan2's ≈ lr·atan2(m̂, sqrt(v̂)), so lr and wd transfer roughly 1:1.
+      * "lion": `keras.optimizers.Lion` (β1, β2 passed through; Lion's paper uses β2 = 0.99). Its
+        update lr·sign(·) has unit magnitude per coordinate, larger than Adam's typical step, so
+        Lion usually wants a 3–10× smaller lr and a correspondingly larger wd for the same
+        effective decay lr·wd.
+
+    Args:
+      name: "adam_atan2", "adamw" or "lion".
+      learning_rate: float or a LearningRateSchedule (e.g. `WarmupCosine`).
+      weight_decay: decoupled weight decay coefficient.
+      beta1: first-moment coefficient.
+      beta2: second-moment coefficient.
+
+    Returns:
+      A Keras optimizer.
+    """
+    if name == "adam_atan2":
+        return AdamATan2(learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2)
+    if name == "adamw":
+        return keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2, epsilon=1e-8
+        )
+    if name == "lion":
+        return keras.optimizers.Lion(
+            learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2
+        )
+    raise ValueError(f"unknown optimizer {name!r}; expected adam_atan2, adamw or lion")
+
+
+# --------------------------------------------------------------------------------------------------
+# Distribution helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _in_replica_context_of_strategy() -> bool:
+    """True inside `strategy.run` of a non-default strategy (where merge_call is meaningful)."""
+    return tf.distribute.in_cross_replica_context() is False and tf.distribute.has_strategy()
+
+
+def _strategy_for(var) -> tf.distribute.Strategy:
+    """The current strategy, or the one owning `var` when called outside any scope.
+
+    Lets cross-replica updates of mirrored variables work even when the caller's tf.function was
+    traced outside `strategy.scope()` (the default strategy cannot update a MirroredVariable).
+    """
+    if not tf.distribute.has_strategy() and isinstance(var, tf.distribute.DistributedValues):
+        return var.distribute_strategy
+    return tf.distribute.get_strategy()
+
+
+def _per_device(pairs, fn) -> None:
+    """Runs fn(a_i, b_i) on each device's component of every (a, b) variable pair.
+
+    Both a and b may be written. In replica context this hops to cross-replica context with
+    merge_call so that b (not only a) is unwrapped to per-device components; under the default
+    strategy it is a direct call.
+    """
+
+    def cross(strategy):
+        for a, b in pairs:
+            strategy.extended.update(a, fn, args=(b,), group=False)
+
+    if _in_replica_context_of_strategy():
+        tf.distribute.get_replica_context().merge_call(cross)
+    elif pairs:
+        cross(_strategy_for(pairs[0][0]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Puzzle-embedding optimizer
+# --------------------------------------------------------------------------------------------------
+
+
+def _sum_duplicate_rows(ids: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    """For each row i, the sum of grads[j] over all j with ids[j] == ids[i]; static shapes.
+
+    Each row is mapped to the FIRST index holding its id (an [N, N] equality matrix reduced with
+    min), the gradients are segment-summed onto those representatives and gathered back. This is an
+    exact float32 sum (unlike an equality-matrix matmul, which TPUs run at reduced default
+    precision and which could flip the sign of near-zero sums) and needs no tf.unique.
+    """
+    n = tf.shape(ids)[0]
+    same = tf.equal(ids[:, None], ids[None, :])
+    col = tf.broadcast_to(tf.range(n)[None, :], tf.shape(same))
+    first = tf.reduce_min(tf.where(same, col, n), axis=1)
+    summed = tf.math.unsorted_segment_sum(grads, first, num_segments=n)
+    return tf.gather(summed, first)
+
+
+class SparseSignSGD(tf.Module):
+    """SignSGD with decoupled decay on the touched rows of the puzzle-embedding table (TRM_SPEC §4.2).
+
+    For every id present in the GLOBAL batch (all replicas): g = Σ of that id's gradient rows, then
+    w[id] ← w[id]·(1 − lr·wd) − lr·sign(g). Rows not in the batch are untouched (no decay). The
+    1/global_batch loss scaling is irrelevant under the sign.
+
+    Table: a `tf.Variable` (or `keras.Variable`) [num_ids, D] created under `strategy.scope()` with
+    `trainable=False` and default synchronization/aggregation; nothing else is required. Each replica
+    all-gathers ids and gradients, so every replica computes the same rows and writes them into its own
+    copy of the table (copies stay identical). The table is not tracked by this module (checkpoint it
+    with the model).
+    """
+
+    _TF_MODULE_IGNORED_PROPERTIES = frozenset({"_table"})
+
+    def __init__(self, table, weight_decay: float, name: str = "sparse_sign_sgd"):
+        super().__init__(name=name)
+        object.__setattr__(self, "_table", table)
+        self.weight_decay = float(weight_decay)
+
+    def apply(self, ids: tf.Tensor, grads: tf.Tensor, lr) -> None:
+        """Applies one step; call in replica context (`strategy.run`) or with no strategy.
+
+        Args:
+          ids: int [B_local] puzzle identifiers of this replica's batch.
+          grads: float [B_local, D] gradients w.r.t. the gathered rows (the model's local_weights).
+          lr: learning rate (float or scalar tensor), e.g. `lr_at_step(step, puzzle_emb_lr, ...)`.
+        """
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None:
+            raise RuntimeError(
+                "SparseSignSGD.apply must run in replica context (inside strategy.run)"
+            )
+        ids = tf.reshape(tf.cast(ids, tf.int32), [-1])
+        table = _unwrap(self._table)
+        grads = tf.cast(grads, table.dtype)
+        if ctx.num_replicas_in_sync > 1:
+            ids = ctx.all_gather(ids, axis=0)
+            grads = ctx.all_gather(grads, axis=0)
+        g_sum = _sum_duplicate_rows(ids, grads)
+        lr = tf.cast(lr, table.dtype)
+        decay = 1.0 - lr * self.weight_decay
+        step = lr * tf.sign(g_sum)
+
+        def update(t, ids, decay, step):
+            # Duplicate ids produce identical rows, so the scatter order does not matter.
+            rows = tf.gather(t, ids) * decay - step
+            return t.scatter_update(tf.IndexedSlices(rows, ids))
+
+        tf.distribute.get_strategy().extended.update(
+            table, update, args=(ids, decay, step), group=False
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# EMA
+# --------------------------------------------------------------------------------------------------
+
+
+class EMA(tf.Module):
+    """Exponential moving average of parameters (reference models/ema.py; TRM_SPEC §4.4).
+
+    shadow ← rate·shadow + (1 − rate)·param after every step, no warmup, no bias correction; shadow
+    starts equal to the parameters. Create under `strategy.scope()` (the shadows then mirror the
+    parameters' devices). Pass only the dense parameters (not the puzzle table, not H_init/L_init).
+    Only the shadows are tracked: `tf.train.Checkpoint(ema=ema)` saves/restores them.
+
+    Evaluation on EMA weights: `ema.swap()`, evaluate, `ema.swap()` (exact round trip), or
+    `ema.copy_to(other_model_variables)`.
+    """
+
+    _TF_MODULE_IGNORED_PROPERTIES = frozenset({"_live"})
+
+    def __init__(self, variables, rate: float = 0.999, name: str = "ema"):
+        super().__init__(name=name)
+        live = [_unwrap(v) for v in variables]
+        object.__setattr__(self, "_live", live)
+        self.rate = float(rate)
+        self.shadows = [
+            tf.Variable(tf.identity(v), trainable=False, name=f"shadow_{i}")
+            for i, v in enumerate(live)
+        ]
+
+    def update(self) -> None:
+        """shadow ← rate·shadow + (1−rate)·param; in replica context (strategy.run) or outside it."""
+        rate, one_minus = self.rate, 1.0 - self.rate
+
+        def upd(s, v):
+            return s.assign(one_minus * tf.cast(v, s.dtype) + rate * s)
+
+        # `extended.update` is context-aware: in replica context each replica updates its own shadow
+        # (reading `v` gives the replica's local value); in cross-replica context it runs once per
+        # device with `v` unwrapped to that device's component.
+        for s, v in zip(self.shadows, self._live):
+            _strategy_for(s).extended.update(s, upd, args=(v,), group=False)
+
+    def swap(self) -> None:
+        """Exchanges parameter and shadow values (call twice to restore; bit-exact)."""
+
+        def sw(s, v):
+            # Resource ops run in program order (eager, and auto control deps in tf.function).
+            tmp = tf.identity(v.read_value())
+            v.assign(s.read_value())
+            s.assign(tmp)
+
+        _per_device(list(zip(self.shadows, self._live)), sw)
+
+    def copy_to(self, variables) -> None:
+        """Writes the shadow values into `variables` (same structure as the EMA's parameters)."""
+        pairs = [(_unwrap(v), s) for v, s in zip(variables, self.shadows, strict=True)]
+        _per_device(pairs, lambda v, s: v.assign(s.read_value()))
+
+    def assign_from(self, variables=None) -> None:
+        """Resets the shadows to `variables` (default: the tracked parameters)."""
+        src = self._live if variables is None else [_unwrap(v) for v in variables]
+        pairs = list(zip(self.shadows, src, strict=True))
+        _per_device(pairs, lambda s, v: s.assign(tf.cast(v.read_value(), s.dtype)))
