@@ -1,0 +1,1 @@
+"""ARC-AGI TFDS builder (`tfds build tfds_builders/arc_agi --manual_dir=...`)."""
