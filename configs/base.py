@@ -1,0 +1,147 @@
+"""The one file that lists every configuration field, with the paper's Sudoku TRM-MLP recipe as defaults.
+
+Every experiment file in `configs/` starts from `base.get_config(arg)` and changes only what its id says.
+Defaults reproduce the reference command `pretrain_mlp_t_sudoku` (TRM_SPEC §6.2): global batch 768, lr 1e-4,
+puzzle-embedding lr 1e-4, weight decay 1.0, warm-up 2000 steps then constant, EMA 0.999, T=H_cycles=3,
+n=L_cycles=6, N_sup=16, hidden 512, MLP-T mixer without position encoding, 50,000 epochs, an evaluation
+every 5,000 epochs, bfloat16 forward.
+
+The config argument string (`--config=configs/x.py:ARG`) is a comma-separated list of `key=value` or bare
+`key` (meaning True): `runlocal` shrinks any config to a CPU smoke run of a minute or two, `seed=N` sets the
+seed. Unknown keys are an error.
+"""
+
+import ml_collections
+
+# Keys accepted in the config argument string, with their defaults (their types type the parsing).
+ARG_DEFAULTS = {"runlocal": False, "seed": 0}
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+    """Parses `key=value,flag` strings into a ConfigDict typed by `defaults` (big_vision's contract)."""
+    out = ml_collections.ConfigDict(dict(ARG_DEFAULTS, **defaults))
+    for item in filter(None, (arg or "").split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if key not in out:
+            raise ValueError(f"Unknown config argument {key!r}; known: {sorted(out.keys())}")
+        default = out[key]
+        if not sep:
+            out[key] = True
+        elif isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"Config argument {key}={value!r} is not a boolean")
+            out[key] = value.lower() in ("true", "1")
+        else:
+            out[key] = type(default)(value)
+    return out
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Returns the base configuration (paper recipe), shrunk to a CPU smoke run with `runlocal`."""
+    arg = parse_arg(arg)
+    c = ml_collections.ConfigDict()
+    c.experiment_id = (
+        "base"  # Run name in logs and summaries; experiment files set their E-id here.
+    )
+    c.seed = arg.seed  # Seeds model init, data order, and the ACT exploration draws.
+
+    # --- Data: a TFDS dataset built by tfds_builders/<name> (see BUILD.md for the `tfds build` commands).
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "sudoku_extreme"
+    c.data.config = "sub1000_aug1000"  # 1000 puzzles x (1 + 1000 augmentations), the paper's data.
+    c.data.data_dir = "~/tensorflow_datasets"  # Local path or gs://bucket/tfds.
+    # When the dataset is missing, build it first (only for offline generated configs; others say how).
+    c.data.build_if_missing = False
+    c.data.manual_dir = ""  # Folder with the source CSV/JSON files, for build_if_missing.
+    c.data.prefetch = 4  # Batches prefetched per host (autotune is off: it stalls short runs).
+
+    # --- Model (TRM_SPEC §1). Keyword names are those of trm_tf.models.TRM.
+    c.model = ml_collections.ConfigDict()
+    c.model.arch = "trm"
+    c.model.hidden_size = 512
+    c.model.num_heads = 8  # Unused by the MLP-T mixer.
+    c.model.expansion = 4.0  # SwiGLU width factor before the reference's rounding up to 256.
+    c.model.L_layers = 2  # Blocks in the single shared network.
+    c.model.H_cycles = 3  # T: the first T-1 cycles run without gradient.
+    c.model.L_cycles = 6  # n: latent updates per cycle.
+    c.model.mlp_t = True  # True = MLP over the sequence (TRM-MLP), False = self-attention.
+    c.model.pos_encodings = "none"  # rope | learned | none.
+    c.model.puzzle_emb_ndim = 512  # Width of the learned puzzle vector (prefix position 0).
+    c.model.puzzle_emb_len = 16  # Prefix positions; only the first carries the puzzle vector.
+    c.model.rms_norm_eps = 1e-5
+    c.model.rope_theta = 10000.0
+    c.model.forward_dtype = "bfloat16"  # float32 | bfloat16 | float16 (train float32 on CPU).
+    c.model.remat = False  # Recompute the with-gradient cycle in backward (tf.recompute_grad).
+    c.model.halt_max_steps = 16  # N_sup: supervision steps per example.
+    c.model.halt_exploration_prob = 0.1  # Chance that a slot draws a random minimum step count.
+    c.model.loss_type = "stablemax"  # stablemax | softmax.
+
+    # --- Optimisation (TRM_SPEC §4).
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adam_atan2"  # adam_atan2 | adamw | lion.
+    c.optim.lr = 1e-4
+    c.optim.lr_min_ratio = 1.0  # 1.0 = constant after warm-up (all reference runs).
+    c.optim.lr_warmup_steps = 2000
+    c.optim.beta1 = 0.9
+    c.optim.beta2 = 0.95
+    c.optim.weight_decay = 1.0  # Decoupled: p <- p * (1 - lr * wd) every step, on every weight.
+    c.optim.puzzle_emb_lr = 1e-4  # Sparse sign-SGD on the puzzle-embedding rows in the batch.
+    c.optim.puzzle_emb_weight_decay = 1.0
+    c.optim.ema = True
+    c.optim.ema_rate = 0.999
+
+    # --- Training loop.
+    c.train = ml_collections.ConfigDict()
+    c.train.global_batch_size = 768  # Split evenly over replicas (must divide).
+    c.train.epochs = 50000  # In groups (base puzzles), as the reference counts them.
+    c.train.total_steps = -1  # -1: derived as epochs * groups * mean examples / global batch.
+    c.train.eval_interval_epochs = 5000
+    c.train.eval_every_steps = -1  # -1: derived from eval_interval_epochs.
+    c.train.steps_per_loop = 100  # Steps compiled into one tf.function call (no host round trip).
+    c.train.log_every_steps = 100  # Rounded to a multiple of steps_per_loop.
+    c.train.checkpoint_every_steps = 1000  # Rounded to a multiple of steps_per_loop.
+    c.train.max_checkpoints = 3
+    c.train.profile_start_step = -1  # First step of the profiler window (-1: no trace).
+    c.train.profile_num_steps = 5
+    c.train.jit_compile = True  # XLA for forward/backward (the optimizer runs outside it).
+
+    # --- Evaluation.
+    c.eval = ml_collections.ConfigDict()
+    c.eval.global_batch_size = 768
+    c.eval.subset_size = (
+        4096  # Test examples used by periodic evals (-1: all); the final eval uses all.
+    )
+    c.eval.final_full = True
+    c.eval.use_ema = True  # Evaluate the EMA weights (as the reference) when optim.ema is on.
+
+    # --- Runtime.
+    c.runtime = ml_collections.ConfigDict()
+    c.runtime.num_logical_cpus = (
+        1  # >1 splits the CPU into logical devices (MirroredStrategy tests).
+    )
+
+    if arg.runlocal:
+        shrink_for_cpu(c)
+    return c
+
+
+def shrink_for_cpu(c: ml_collections.ConfigDict) -> None:
+    """Turns any config into a CPU smoke run of a minute or two (same code paths, tiny sizes)."""
+    c.model.hidden_size = min(c.model.hidden_size, 64)
+    c.model.puzzle_emb_ndim = min(c.model.puzzle_emb_ndim, c.model.hidden_size)
+    c.model.num_heads = min(c.model.num_heads, 2)
+    c.model.H_cycles = min(c.model.H_cycles, 2)
+    c.model.L_cycles = min(c.model.L_cycles, 2)
+    c.model.halt_max_steps = min(c.model.halt_max_steps, 4)
+    c.model.forward_dtype = "float32"
+    c.train.global_batch_size = 32
+    c.train.total_steps = 200
+    c.train.eval_every_steps = 100
+    c.train.steps_per_loop = 20
+    c.train.log_every_steps = 20
+    c.train.checkpoint_every_steps = 100
+    c.optim.lr_warmup_steps = 20
+    c.eval.global_batch_size = 64
+    c.eval.subset_size = 256
+    c.eval.final_full = False

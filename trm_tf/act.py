@@ -1,0 +1,236 @@
+"""ACT deep supervision: the carried batch, one supervision step, and the compiled forward/backward.
+
+Reference semantics (TRM_SPEC §2): every optimizer step is ONE supervision step on a carried batch of slots.
+A slot that halted at the previous step takes the loader's new example (and a fresh latent state); every other
+slot ignores the new example and keeps working on its puzzle with its carried (z_H, z_L). After the step,
+a slot halts when it reached N_sup steps or, in training, when q_halt > 0, unless the exploration draw gave it a
+larger minimum step count. Evaluation runs all N_sup steps from a fresh carry and reports the last one.
+
+The carry lives in per-replica (`SyncOnRead`) variables, so it survives across steps and across the compiled
+inner loop without host round trips, and each replica owns its slots. The random draws of the exploration
+rule are made for the whole global batch from a stateless seed (seed, step) and sliced per replica, so a run
+gives the same result on 1 or N replicas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from trm_tf import losses
+
+CARRY_KEYS = ("z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_identifiers")
+
+
+def _local_var(value, name):
+    return tf.Variable(
+        value,
+        trainable=False,
+        name=name,
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
+
+
+class CarryState(tf.Module):
+    """Per-replica ACT carry: latent state, step counters, halted flags and the slots' current data.
+
+    Create under `strategy.scope()`. `read()` / `assign()` in replica context touch only the local replica's
+    slots. `local_values()` / `load_local_values()` move all local replicas' carries to and from numpy for the
+    per-host carry files of a checkpoint (a tf.train.Checkpoint would keep only replica 0's copy).
+    """
+
+    def __init__(self, batch_size: int, total_len: int, seq_len: int, hidden: int, dtype):
+        super().__init__(name="carry")
+        b = batch_size
+        self.batch_size = b
+        self.vars = {
+            "z_H": _local_var(tf.zeros([b, total_len, hidden], dtype), "z_H"),
+            "z_L": _local_var(tf.zeros([b, total_len, hidden], dtype), "z_L"),
+            "steps": _local_var(tf.zeros([b], tf.int32), "steps"),
+            # All slots start halted: the first step loads data and resets the latents (initial_carry).
+            "halted": _local_var(tf.ones([b], tf.bool), "halted"),
+            "inputs": _local_var(tf.zeros([b, seq_len], tf.int32), "inputs"),
+            "labels": _local_var(tf.fill([b, seq_len], losses.IGNORE_LABEL_ID), "labels"),
+            "puzzle_identifiers": _local_var(tf.zeros([b], tf.int32), "puzzle_identifiers"),
+        }
+
+    def read(self) -> dict[str, tf.Tensor]:
+        return {
+            k: v.value() if hasattr(v, "value") else tf.identity(v) for k, v in self.vars.items()
+        }
+
+    def assign(self, carry: dict[str, tf.Tensor]) -> None:
+        for k in CARRY_KEYS:
+            self.vars[k].assign(carry[k])
+
+    def _components(self, strategy) -> list[dict[str, tf.Variable]]:
+        per_key = {k: strategy.experimental_local_results(v) for k, v in self.vars.items()}
+        n = len(per_key["steps"])
+        return [{k: per_key[k][i] for k in CARRY_KEYS} for i in range(n)]
+
+    def local_values(self, strategy) -> dict[str, np.ndarray]:
+        """All local replicas' carries, stacked on a leading replica axis."""
+        comps = self._components(strategy)
+        return {k: np.stack([c[k].numpy() for c in comps]) for k in CARRY_KEYS}
+
+    def load_local_values(self, strategy, values: dict[str, np.ndarray]) -> None:
+        comps = self._components(strategy)
+        if values["steps"].shape[0] != len(comps):
+            raise ValueError(
+                f"carry has {values['steps'].shape[0]} replicas, this host has {len(comps)}"
+            )
+        for i, c in enumerate(comps):
+            for k in CARRY_KEYS:
+                c[k].assign(values[k][i])
+
+
+def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps: int):
+    """min_halt per global slot: 0 w.p. 1-prob, else uniform in [2, max_steps] (spec §2 step 5)."""
+    s = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
+    u = tf.random.stateless_uniform([global_batch], seed=s)
+    k = tf.random.stateless_uniform(
+        [global_batch],
+        seed=s + tf.constant([0, 1 << 40], tf.int64),
+        minval=2,
+        maxval=max_steps + 1,
+        dtype=tf.int32,
+    )
+    return tf.where(u < prob, k, tf.zeros_like(k))
+
+
+def replica_slice(x, per_replica: int):
+    """This replica's slots of a global-batch tensor."""
+    ctx = tf.distribute.get_replica_context()
+    rid = ctx.replica_id_in_sync_group if ctx is not None else 0
+    start = tf.cast(rid, tf.int32) * per_replica
+    return tf.slice(x, [start], [per_replica])
+
+
+def begin_step(model, carry: dict, batch: dict) -> dict:
+    """Resets halted slots (fresh latents, step 0, new data) and keeps the others (spec §2 steps 1–2)."""
+    halted = carry["halted"]
+    z_H, z_L = model.reset_carry(halted, carry["z_H"], carry["z_L"])
+    out = {"z_H": z_H, "z_L": z_L, "steps": tf.where(halted, 0, carry["steps"])}
+    for k in ("inputs", "labels", "puzzle_identifiers"):
+        h = tf.reshape(halted, [-1] + [1] * (len(batch[k].shape) - 1))
+        out[k] = tf.where(h, batch[k], carry[k])
+    return out
+
+
+def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool):
+    """Halting after a step (spec §2 steps 4–5): N_sup reached, or (training) q_halt > 0 past min_halt."""
+    halted = steps >= halt_max_steps
+    if training and halt_max_steps > 1:
+        halted = halted | (q_halt > 0)
+        halted = halted & (steps >= min_halt)
+        halted = halted | (steps >= halt_max_steps)
+    return halted
+
+
+def make_train_core(
+    model,
+    *,
+    global_batch_size: int,
+    halt_max_steps: int,
+    loss_type: str,
+    halt_penalty: float = 0.0,
+    jit_compile: bool = True,
+):
+    """Returns core(carry, batch, min_halt) -> (new_carry, grads, row_grads, metric_sums).
+
+    One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
+    this function (XLA around optimizer updates fails under tf.distribute on CPU; TF_ENV §b). Gradients are
+    of loss_sum / global_batch_size, so summing them over replicas gives the reference's gradient.
+    """
+    variables = model.trainable_variables
+    has_puzzle = model.puzzle_emb is not None
+
+    def core(carry, batch, min_halt):
+        cur = begin_step(model, carry, batch)
+        rows = model.gather_puzzle_rows(cur["puzzle_identifiers"]) if has_puzzle else None
+        with tf.GradientTape() as tape:
+            if has_puzzle:
+                tape.watch(rows)
+            out = model.inner(cur["z_H"], cur["z_L"], cur["inputs"], rows, training=True)
+            steps = cur["steps"] + 1
+            halted = halting(
+                steps, out["q_halt"], min_halt, halt_max_steps=halt_max_steps, training=True
+            )
+            loss_sum, sums = losses.act_loss_and_metrics(
+                out["logits"],
+                cur["labels"],
+                out["q_halt"],
+                out["q_continue"],
+                halted,
+                steps,
+                loss_type=loss_type,
+                halt_penalty=halt_penalty,
+            )
+            loss = loss_sum / global_batch_size
+        targets = list(variables) + ([rows] if has_puzzle else [])
+        grads = tape.gradient(loss, targets)
+        row_grads = grads[-1] if has_puzzle else None
+        grads = grads[: len(variables)]
+        new_carry = dict(cur, z_H=out["z_H"], z_L=out["z_L"], steps=steps, halted=halted)
+        sums["loss"] = loss_sum
+        return new_carry, grads, row_grads, sums
+
+    return tf.function(core, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
+    """Returns core(batch) -> dict: all N_sup steps from a fresh carry (spec §2 step 6).
+
+    Outputs: final-step metric sums over real (masked-in) examples, per-step exact/token accuracy sums
+    ([N_sup] each), and per-example `preds` [B, S] and `q_halt` [B] of the final step.
+    """
+
+    def core(batch):
+        mask = batch["mask"]
+        b = tf.shape(batch["inputs"])[0]
+        z_H, z_L = model.initial_carry(b)
+        rows = (
+            model.gather_puzzle_rows(batch["puzzle_identifiers"])
+            if model.puzzle_emb is not None
+            else None
+        )
+        labels = batch["labels"]
+        valid_tokens = tf.cast(labels != losses.IGNORE_LABEL_ID, tf.float32)
+        counts = tf.reduce_sum(valid_tokens, -1)
+        has_labels = mask & (counts > 0)
+        fmask = tf.cast(has_labels, tf.float32)
+        exact_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
+        token_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
+        out = None
+        for k in tf.range(halt_max_steps):
+            out = model.inner(z_H, z_L, batch["inputs"], rows, training=False)
+            z_H, z_L = out["z_H"], out["z_L"]
+            pe = losses.per_example_outputs(out["logits"], labels, out["q_halt"])
+            exact_per_step = exact_per_step.write(
+                k, tf.reduce_sum(fmask * tf.cast(pe["seq_is_correct"], tf.float32))
+            )
+            token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
+        steps = tf.fill([b], halt_max_steps)
+        # Only real examples count: padded rows have no valid labels, and `halted=mask` excludes them
+        # from the metrics; their losses are zero-weighted below.
+        loss_sum, sums = losses.act_loss_and_metrics(
+            out["logits"],
+            labels,
+            out["q_halt"],
+            out["q_continue"],
+            has_labels,
+            steps,
+            loss_type=loss_type,
+        )
+        del loss_sum
+        pe = losses.per_example_outputs(out["logits"], labels, out["q_halt"])
+        return {
+            "sums": sums,
+            "exact_per_step": exact_per_step.stack(),
+            "token_per_step": token_per_step.stack(),
+            "preds": pe["preds"],
+            "q_halt": out["q_halt"],
+        }
+
+    return tf.function(core, jit_compile=jit_compile, reduce_retracing=True)

@@ -1,0 +1,93 @@
+"""Checkpoints in the workdir (local or gs://): tf.train.CheckpointManager plus per-host ACT carry files.
+
+The tf.train.Checkpoint holds model weights, puzzle embedding, EMA shadow, optimizer slots and iterations,
+and the global step. The ACT carry is per replica (each replica owns different slots), which a
+tf.train.Checkpoint cannot hold (it keeps one copy of a per-replica variable), so each host writes its local
+replicas' carry to `checkpoints/carry-<step>.host<k>.npz`. The input position needs no state: it is a pure
+function of the step (trm_tf.data.input_pipeline), so restoring model + optimizer + EMA + step + carry
+continues a run exactly.
+
+Under multi-worker strategies every worker must take part in saving; non-chief workers write to a temporary
+directory that is deleted afterwards (the TF multi-worker recipe).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+
+class CheckpointIO:
+    """Save/restore of a Trainer's state in `workdir/checkpoints`."""
+
+    def __init__(self, trainer, workdir: str, max_to_keep: int, chief: bool, worker: int):
+        self.trainer = trainer
+        self.chief = chief
+        self.worker = worker
+        self.real_dir = os.path.join(workdir, "checkpoints")
+        directory = (
+            self.real_dir if chief else os.path.join(workdir, f"tmp_worker_{worker}", "ckpt")
+        )
+        self.directory = directory
+        self.ckpt = trainer.checkpoint()
+        self.manager = tf.train.CheckpointManager(self.ckpt, directory, max_to_keep=max_to_keep)
+
+    def _carry_path(self, step: int) -> str:
+        return os.path.join(self.real_dir, f"carry-{step}.host{self.worker}.npz")
+
+    def save(self, step: int) -> str:
+        # The carry file goes first: a checkpoint never exists without its carry.
+        values = self.trainer.carry.local_values(self.trainer.strategy)
+        buf = io.BytesIO()
+        np.savez(buf, **values)
+        tf.io.gfile.makedirs(self.real_dir)
+        tmp = self._carry_path(step) + ".tmp"
+        with tf.io.gfile.GFile(tmp, "wb") as f:
+            f.write(buf.getvalue())
+        tf.io.gfile.rename(tmp, self._carry_path(step), overwrite=True)
+        path = self.manager.save(checkpoint_number=step)
+        self._prune_carry_files()
+        if not self.chief:
+            tf.io.gfile.rmtree(os.path.dirname(self.directory))
+            return ""
+        logging.info("Saved checkpoint %s", path)
+        return path
+
+    def _prune_carry_files(self) -> None:
+        keep = {int(re.search(r"ckpt-(\d+)$", p).group(1)) for p in self._real_checkpoints()}
+        for path in tf.io.gfile.glob(os.path.join(self.real_dir, f"carry-*.host{self.worker}.npz")):
+            step = int(re.search(r"carry-(\d+)\.", os.path.basename(path)).group(1))
+            if keep and step not in keep:
+                tf.io.gfile.remove(path)
+
+    def _real_checkpoints(self) -> list[str]:
+        state = tf.train.get_checkpoint_state(self.real_dir)
+        return list(state.all_model_checkpoint_paths) if state else []
+
+    def latest(self) -> str | None:
+        return tf.train.latest_checkpoint(self.real_dir)
+
+    def restore_latest(self) -> int:
+        """Restores the newest checkpoint (if any) and its carry; returns the restored step (0 if none)."""
+        path = self.latest()
+        if not path:
+            return 0
+        self.ckpt.restore(path).assert_existing_objects_matched()
+        step = int(self.trainer.step.numpy())
+        carry_path = self._carry_path(step)
+        if tf.io.gfile.exists(carry_path):
+            with tf.io.gfile.GFile(carry_path, "rb") as f:
+                values = dict(np.load(io.BytesIO(f.read())))
+            try:
+                self.trainer.carry.load_local_values(self.trainer.strategy, values)
+            except ValueError as e:
+                logging.warning("Carry not restored (%s); starting from a fresh carry.", e)
+        else:
+            logging.warning("No carry file %s; resuming with a fresh ACT carry.", carry_path)
+        logging.info("Restored %s (step %d)", path, step)
+        return step

@@ -1,0 +1,136 @@
+"""Locating and describing the TFDS datasets built by `tfds_builders/`, and building them on request.
+
+Training reads the generated TFRecords with `tfds.builder(name, data_dir=...)`, which needs no builder code;
+only `build_dataset` (the quickstart's build-if-missing, `python -m trm_tf.data.prepare`) imports a builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from typing import Any
+
+import tensorflow_datasets as tfds
+from absl import logging
+
+# Builders that live in this repository (folder name under tfds_builders/ == TFDS dataset name).
+KNOWN_BUILDERS = ("sudoku_extreme", "maze_hard", "arc_agi")
+
+
+class DatasetMissingError(FileNotFoundError):
+    """The requested dataset has not been built in `data_dir`; the message says how to build it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What the model and the trainer need to know about a built dataset (from its TFDS metadata)."""
+
+    name: str  # "sudoku_extreme/sub1000_aug1000"
+    data_dir: str
+    seq_len: int
+    vocab_size: int
+    num_puzzle_identifiers: int
+    pad_id: int
+    ignore_label_id: int
+    blank_identifier_id: int
+    total_groups: int  # training groups (base puzzles)
+    mean_puzzle_examples: float  # training examples per puzzle
+    num_train_examples: int
+    num_test_examples: int
+    test_shard_lengths: tuple[int, ...]
+    metadata: dict[str, Any]
+
+    def steps_per_epoch(self, global_batch_size: int) -> float:
+        """Optimizer steps per epoch, as the reference counts them (groups x mean examples / batch)."""
+        return self.total_groups * self.mean_puzzle_examples / global_batch_size
+
+
+def expand_dir(path: str) -> str:
+    """Expands `~` for local paths; leaves gs:// untouched."""
+    return path if "://" in path else os.path.expanduser(path)
+
+
+def build_command(name: str, data_dir: str, manual_dir: str = "") -> str:
+    """The exact command that builds `name` ("dataset/config") into `data_dir`."""
+    dataset, _, config = name.partition("/")
+    cmd = f"tfds build tfds_builders/{dataset} --config={config} --data_dir={data_dir}"
+    if manual_dir or dataset == "arc_agi" or not config.startswith("generated"):
+        cmd += f" --manual_dir={manual_dir or 'DIR_WITH_SOURCE_FILES'}"
+    return cmd + f"\n  (or: python -m trm_tf.data.prepare --dataset={name} --data_dir={data_dir})"
+
+
+def _split_value(value: Any, split: str) -> Any:
+    """Metadata values may be given per split ({"train": x, "test": y}) or once for all splits."""
+    return value[split] if isinstance(value, dict) else value
+
+
+def load_spec(name: str, data_dir: str) -> DatasetSpec:
+    """Reads the metadata of a built dataset, or raises DatasetMissingError with the build command."""
+    data_dir = expand_dir(data_dir)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        info = builder.info
+        splits = info.splits
+        n_train, n_test = splits["train"].num_examples, splits["test"].num_examples
+    except (
+        Exception
+    ) as e:  # TFDS raises several types (DatasetNotFoundError, KeyError, AssertionError).
+        raise DatasetMissingError(
+            f"Dataset {name!r} is not built in {data_dir} ({type(e).__name__}). Build it with:\n  "
+            + build_command(name, data_dir)
+        ) from e
+    if n_train == 0 and n_test == 0:
+        raise DatasetMissingError(f"Dataset {name!r} in {data_dir} is empty; rebuild it.")
+    md = dict(info.metadata or {})
+    required = ("seq_len", "vocab_size", "num_puzzle_identifiers")
+    missing = [k for k in required if k not in md]
+    if missing:
+        raise ValueError(f"Dataset {name!r} in {data_dir} has no metadata {missing}; rebuild it.")
+    return DatasetSpec(
+        name=name,
+        data_dir=data_dir,
+        seq_len=int(md["seq_len"]),
+        vocab_size=int(md["vocab_size"]),
+        num_puzzle_identifiers=int(md["num_puzzle_identifiers"]),
+        pad_id=int(md.get("pad_id", 0)),
+        ignore_label_id=int(md.get("ignore_label_id", 0)),
+        blank_identifier_id=int(md.get("blank_identifier_id", 0)),
+        total_groups=int(_split_value(md.get("total_groups", n_train), "train")),
+        mean_puzzle_examples=float(_split_value(md.get("mean_puzzle_examples", 1.0), "train")),
+        num_train_examples=int(n_train),
+        num_test_examples=int(n_test),
+        test_shard_lengths=tuple(int(x) for x in splits["test"].shard_lengths),
+        metadata=md,
+    )
+
+
+def import_builder(dataset: str):
+    """Imports `tfds_builders.<dataset>` (registers the builder class with TFDS) and returns the module."""
+    if dataset not in KNOWN_BUILDERS:
+        raise ValueError(f"Unknown dataset {dataset!r}; this repository builds {KNOWN_BUILDERS}")
+    return importlib.import_module(f"tfds_builders.{dataset}.{dataset}_dataset_builder")
+
+
+def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec:
+    """Builds ("downloads and prepares") `name` into `data_dir` with the repository's builder."""
+    dataset, _, config = name.partition("/")
+    module = import_builder(dataset)
+    data_dir = expand_dir(data_dir)
+    logging.info("Building %s into %s ...", name, data_dir)
+    builder = module.Builder(config=config or None, data_dir=data_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=expand_dir(manual_dir) or None)
+    builder.download_and_prepare(download_config=download_config)
+    return load_spec(name, data_dir)
+
+
+def ensure_dataset(
+    name: str, data_dir: str, build_if_missing: bool, manual_dir: str = ""
+) -> DatasetSpec:
+    """Returns the dataset's spec, building it first when allowed and it is missing."""
+    try:
+        return load_spec(name, data_dir)
+    except DatasetMissingError:
+        if not build_if_missing:
+            raise
+    return build_dataset(name, data_dir, manual_dir)

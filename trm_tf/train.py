@@ -1,0 +1,228 @@
+"""The outer training loop (Orbit's Controller role): restore, train loops, logs, evals, checkpoints.
+
+`run(config, workdir, strategy, mode)` is what `launch.py` calls. It always resumes from the newest
+checkpoint in `workdir`, so a preempted job is restarted with the same command.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from trm_tf import distribute, summaries
+from trm_tf.checkpointing import CheckpointIO
+from trm_tf.data import datasets, input_pipeline
+from trm_tf.trainer import Trainer, eta_string, resolve_schedule
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a non-finite loss; the last good checkpoint is kept."""
+
+
+def _round_up(x: int, multiple: int) -> int:
+    return max(multiple, int(math.ceil(x / multiple)) * multiple)
+
+
+def _progress(step: int, total: int, metrics: dict, eta: str) -> None:
+    """A one-line progress bar on interactive terminals (logs remain the record on pods)."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    done = int(width * step / max(total, 1))
+    sys.stderr.write(
+        f"\r[{'=' * done}{'.' * (width - done)}] {step}/{total} "
+        f"loss {metrics.get('loss', float('nan')):.4f} exact {metrics.get('exact_accuracy', 0):.3f} "
+        f"ETA {eta}   "
+    )
+    sys.stderr.flush()
+
+
+class _SigtermFlag:
+    """Remembers a SIGTERM (TPU VM preemption) so the loop can save a checkpoint and exit cleanly."""
+
+    def __init__(self):
+        self.received = False
+        try:
+            signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread (tests)
+            pass
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.received = True
+
+
+def run(
+    config, workdir: str, strategy: tf.distribute.Strategy, mode: str = "train_and_eval"
+) -> dict:
+    """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics."""
+    chief = distribute.is_chief(strategy)
+    worker = distribute.worker_index(strategy)
+    data = config.data
+    name = f"{data.name}/{data.config}"
+    spec = datasets.ensure_dataset(name, data.data_dir, data.build_if_missing, data.manual_dir)
+    total_steps, eval_every = resolve_schedule(config, spec)
+    spl = int(config.train.steps_per_loop)
+    log_every = _round_up(int(config.train.log_every_steps), spl)
+    ckpt_every = _round_up(int(config.train.checkpoint_every_steps), spl)
+    eval_every = _round_up(eval_every, spl)
+
+    trainer = Trainer(config, strategy, spec, total_steps)
+    writer = summaries.MetricWriter(workdir, enabled=chief)
+    ckpt = CheckpointIO(trainer, workdir, config.train.max_checkpoints, chief, worker)
+    start_step = ckpt.restore_latest()
+    m = trainer.model
+    flops_train = m.flops_per_example(train=True)
+    flops_eval = m.flops_per_example(train=False) * trainer.halt_max_steps
+    summary_path = os.path.join(workdir, "run_summary.json")
+    run_summary = {
+        "experiment_id": config.experiment_id,
+        "status": "running",
+        "step": start_step,
+        "total_steps": total_steps,
+        "num_params": int(m.num_params()),
+        "flops_per_example_train": float(flops_train),
+        "flops_per_example_eval": float(flops_eval),
+        "num_replicas": strategy.num_replicas_in_sync,
+        "device_kind": distribute.device_kind(),
+        "dataset": name,
+        "wall_time_s": 0.0,
+        "examples_per_s": 0.0,
+    }
+    logging.info(
+        "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d",
+        config.experiment_id,
+        name,
+        run_summary["num_params"],
+        trainer.num_replicas,
+        trainer.per_replica_batch,
+        total_steps,
+        eval_every,
+        start_step,
+    )
+    results_path = os.path.join(workdir, "eval_results.json")
+    results = summaries.read_json(results_path, {"latest": {}, "history": []})
+
+    def do_eval(step: int, full: bool) -> dict:
+        subset = -1 if full else int(config.eval.subset_size)
+        dist, steps, _ = input_pipeline.distribute_eval(
+            strategy, spec, config.eval.global_batch_size, subset
+        )
+        t0 = time.perf_counter()
+        metrics = trainer.evaluate(dist, steps, use_ema=config.eval.use_ema)
+        metrics["eval_seconds"] = time.perf_counter() - t0
+        logging.info(
+            "eval @ step %d (%s, %d examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
+            step,
+            "full" if full else "subset",
+            int(metrics["num_examples"]),
+            metrics.get("exact_accuracy", float("nan")),
+            metrics.get("accuracy", float("nan")),
+            metrics.get("q_halt_accuracy", float("nan")),
+        )
+        writer.write("eval", step, metrics)
+        entry = {"step": step, "full": full, **metrics}
+        results["history"].append(entry)
+        results["latest"] = entry
+        if chief:
+            summaries.write_json(results_path, results)
+        return metrics
+
+    if mode == "eval":
+        return do_eval(start_step, full=True)
+
+    sigterm = _SigtermFlag()
+    dist_train = input_pipeline.distribute_train(
+        strategy, spec, trainer.global_batch, config.seed, start_step, config.data.prefetch
+    )
+    iterator = iter(dist_train)
+    step = start_step
+    t_start = time.perf_counter()
+    wall_before = float(summaries.read_json(summary_path, {}).get("wall_time_s", 0.0))
+    last_eval: dict = {}
+    window_steps, window_t0 = 0, time.perf_counter()
+    trainer.reset_metrics()
+    profiling = False
+    prof_start = int(config.train.profile_start_step)
+    while step < total_steps:
+        n = min(spl, total_steps - step)
+        if prof_start >= 0 and not profiling and step <= prof_start < step + spl:
+            n = max(1, int(config.train.profile_num_steps))
+            if chief:
+                tf.profiler.experimental.start(workdir)
+                profiling = True
+        trainer.train_loop(iterator, n)
+        step += n
+        window_steps += n
+        if profiling:
+            tf.profiler.experimental.stop()
+            profiling = False
+            prof_start = -1
+            logging.info(
+                "Profiler trace of steps %d-%d written to %s/plugins/profile",
+                step - n,
+                step,
+                workdir,
+            )
+        last = step >= total_steps
+        if step % log_every == 0 or last or sigterm.received:
+            metrics = trainer.read_metrics(window_steps)
+            if not math.isfinite(metrics["loss"]):
+                raise NonFiniteLossError(
+                    f"Non-finite loss in steps {step - window_steps + 1}-{step}; stopping. The last good "
+                    f"checkpoint ({ckpt.latest()}) is kept."
+                )
+            dt = time.perf_counter() - window_t0
+            metrics["steps_per_s"] = window_steps / dt
+            metrics["examples_per_s"] = window_steps * trainer.global_batch / dt
+            eta = eta_string((total_steps - step) / max(metrics["steps_per_s"], 1e-9))
+            logging.info(
+                "step %d/%d | %.1f ex/s | loss %.4f | accuracy %.4f | exact %.4f | q_halt_acc %.3f | "
+                "steps %.2f | lr %.2e | ETA %s",
+                step,
+                total_steps,
+                metrics["examples_per_s"],
+                metrics["loss"],
+                metrics["accuracy"],
+                metrics["exact_accuracy"],
+                metrics["q_halt_accuracy"],
+                metrics["steps"],
+                metrics["lr"],
+                eta,
+            )
+            _progress(step, total_steps, metrics, eta)
+            writer.write("train", step, metrics)
+            run_summary.update(
+                step=step,
+                examples_per_s=metrics["examples_per_s"],
+                wall_time_s=wall_before + time.perf_counter() - t_start,
+            )
+            if chief:
+                summaries.write_json(summary_path, run_summary)
+            trainer.reset_metrics()
+            window_steps, window_t0 = 0, time.perf_counter()
+        if step % ckpt_every == 0 or last or sigterm.received:
+            ckpt.save(step)
+        if sigterm.received:
+            logging.warning("SIGTERM received: saved checkpoint at step %d, exiting.", step)
+            run_summary.update(status="preempted")
+            if chief:
+                summaries.write_json(summary_path, run_summary)
+            return last_eval
+        if mode == "train_and_eval" and (step % eval_every == 0) and not last:
+            last_eval = do_eval(step, full=False)
+    if mode == "train_and_eval" or step == start_step:
+        last_eval = do_eval(step, full=bool(config.eval.final_full))
+    run_summary.update(
+        status="finished", step=step, wall_time_s=wall_before + time.perf_counter() - t_start
+    )
+    if chief:
+        summaries.write_json(summary_path, run_summary)
+    writer.close()
+    return last_eval

@@ -1,0 +1,337 @@
+"""The Trainer: model, optimizers, EMA, ACT carry and metrics under a strategy, and its compiled loops.
+
+Orbit's split (ANCHORS §3.2): this object owns the variables and the compiled inner loops (`train_loop` runs
+`steps_per_loop` supervision steps in one tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns
+the Python outer loop (logging, checkpoints, evaluation cadence, profiler window, NaN guard).
+
+One train step, in replica context (`strategy.run`):
+  1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
+  2. the XLA-compiled forward/backward of one ACT supervision step (trm_tf.act.make_train_core);
+  3. AdamATan2 (or AdamW/Lion) on the dense weights — Keras all-reduces (sums) the gradients;
+  4. sparse sign-SGD on the puzzle-embedding rows of the global batch;
+  5. EMA of the dense weights; the carry and the metric sums are written back to per-replica variables.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from trm_tf import act, losses, optim
+from trm_tf.data import input_pipeline
+from trm_tf.data.datasets import DatasetSpec
+from trm_tf.models import build_model
+
+TRAIN_SUM_KEYS = (
+    "count",
+    "accuracy",
+    "exact_accuracy",
+    "q_halt_accuracy",
+    "steps",
+    "lm_loss",
+    "q_halt_loss",
+    "loss",
+)
+_ACT_KEYS = ("halt_max_steps", "halt_exploration_prob", "loss_type", "halt_penalty")
+_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
+
+
+def _sum_var(name, dtype=tf.float32, aggregation=tf.VariableAggregation.SUM):
+    return tf.Variable(
+        tf.zeros([], dtype),
+        trainable=False,
+        name=name,
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=aggregation,
+    )
+
+
+def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
+    """(total_steps, eval_every_steps) from the config, deriving them as the reference does (§6.2)."""
+    per_epoch = spec.steps_per_epoch(config.train.global_batch_size)
+    total = config.train.total_steps
+    if total is None or total < 0:
+        total = int(config.train.epochs * per_epoch)
+    every = config.train.eval_every_steps
+    if every is None or every < 0:
+        every = max(1, int(config.train.eval_interval_epochs * per_epoch))
+    return int(total), int(every)
+
+
+class Trainer:
+    """Owns every variable of a run; see the module docstring for one step."""
+
+    def __init__(
+        self, config, strategy: tf.distribute.Strategy, spec: DatasetSpec, total_steps: int
+    ):
+        self.config = config
+        self.strategy = strategy
+        self.spec = spec
+        self.total_steps = total_steps
+        self.num_replicas = strategy.num_replicas_in_sync
+        g = config.train.global_batch_size
+        if g % self.num_replicas:
+            raise ValueError(
+                f"train.global_batch_size={g} must be divisible by the {self.num_replicas} replicas "
+                "(per-replica batches must have a static, equal size)"
+            )
+        self.global_batch = g
+        self.per_replica_batch = g // self.num_replicas
+        m = config.model
+        self.halt_max_steps = int(m.halt_max_steps)
+        self.exploration_prob = float(m.halt_exploration_prob)
+        if m.forward_dtype not in _DTYPES:
+            raise ValueError(
+                f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
+            )
+        o = config.optim
+        model_kwargs = {k: v for k, v in m.to_dict().items() if k not in _ACT_KEYS}
+        with strategy.scope():
+            self.model = build_model(
+                model_kwargs,
+                vocab_size=spec.vocab_size,
+                seq_len=spec.seq_len,
+                num_puzzle_identifiers=spec.num_puzzle_identifiers,
+            )
+            self.model.build_variables()
+            self.schedule = optim.WarmupCosine(o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
+            self.optimizer = optim.make_optimizer(
+                o.name, self.schedule, o.weight_decay, beta1=o.beta1, beta2=o.beta2
+            )
+            self.optimizer.build(self.model.trainable_variables)
+            self.sparse_opt = (
+                optim.SparseSignSGD(self.model.puzzle_emb, o.puzzle_emb_weight_decay)
+                if self.model.puzzle_emb is not None
+                else None
+            )
+            self.ema = optim.EMA(self.model.trainable_variables, o.ema_rate) if o.ema else None
+            self.step = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="global_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self.carry = act.CarryState(
+                self.per_replica_batch,
+                self.model.total_len,
+                spec.seq_len,
+                self.model.hidden_size,
+                _DTYPES[m.forward_dtype] if m.forward_dtype != "float16" else tf.float16,
+            )
+            self.sums = {k: _sum_var(k) for k in TRAIN_SUM_KEYS}
+            self.grad_norm_sum = _sum_var(
+                "grad_norm", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
+            )
+        self._train_core = act.make_train_core(
+            self.model,
+            global_batch_size=g,
+            halt_max_steps=self.halt_max_steps,
+            loss_type=m.loss_type,
+            halt_penalty=float(m.get("halt_penalty", 0.0)),
+            jit_compile=config.train.jit_compile,
+        )
+        self._eval_core = act.make_eval_core(
+            self.model,
+            halt_max_steps=self.halt_max_steps,
+            loss_type=m.loss_type,
+            jit_compile=config.train.jit_compile,
+        )
+        self._train_loop_fn = None
+
+    # ------------------------------------------------------------------ checkpoint state
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Everything but the carry (per-replica; saved per host by trm_tf.checkpointing)."""
+        items = dict(model=self.model, optimizer=self.optimizer, step=self.step)
+        if self.model.puzzle_emb is not None:
+            items["puzzle_emb"] = self.model.puzzle_emb
+        if self.ema is not None:
+            items["ema"] = self.ema
+        return tf.train.Checkpoint(**items)
+
+    # ------------------------------------------------------------------ training
+    def _step_fn(self, batch):
+        step = self.step.read_value() + 1  # 1-based, as the reference's schedule and draws
+        min_halt = act.replica_slice(
+            act.exploration_draws(
+                self.config.seed,
+                step,
+                self.global_batch,
+                self.exploration_prob,
+                self.halt_max_steps,
+            ),
+            self.per_replica_batch,
+        )
+        carry = self.carry.read()
+        new_carry, grads, row_grads, sums = self._train_core(carry, batch, min_halt)
+        ctx = tf.distribute.get_replica_context()
+        grad_norm = tf.linalg.global_norm(ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads))
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        if self.sparse_opt is not None:
+            lr = optim.lr_at_step(
+                step,
+                self.config.optim.puzzle_emb_lr,
+                self.config.optim.lr_warmup_steps,
+                self.total_steps,
+                self.config.optim.lr_min_ratio,
+            )
+            self.sparse_opt.apply(new_carry["puzzle_identifiers"], row_grads, lr)
+        if self.ema is not None:
+            self.ema.update()
+        self.carry.assign(new_carry)
+        for k in TRAIN_SUM_KEYS:
+            self.sums[k].assign_add(tf.cast(sums[k], tf.float32))
+        self.grad_norm_sum.assign_add(grad_norm)
+        self.step.assign_add(1)
+
+    def train_loop(self, iterator, num_steps: int):
+        """Runs `num_steps` supervision steps in one tf.function call."""
+        if self._train_loop_fn is None:
+
+            @tf.function
+            def loop(it, n):
+                for _ in tf.range(n):
+                    self.strategy.run(self._step_fn, args=(next(it),))
+
+            self._train_loop_fn = loop
+        self._train_loop_fn(iterator, tf.constant(num_steps, tf.int32))
+
+    def reset_metrics(self) -> None:
+        for v in list(self.sums.values()) + [self.grad_norm_sum]:
+            v.assign(tf.zeros_like(v.read_value()))
+
+    def read_metrics(self, num_steps: int) -> dict[str, float]:
+        """Training metrics over the last loop, normalised as the reference logs them."""
+        sums = {k: float(v.read_value()) for k, v in self.sums.items()}
+        # Losses are per-step batch sums: mean over steps, divided by the global batch.
+        out = {}
+        for k, v in sums.items():
+            if k.endswith("loss"):
+                out[k] = v / (self.global_batch * max(num_steps, 1))
+            elif k != "count":
+                out[k] = v / max(sums["count"], 1.0)
+        out["halted_examples"] = sums["count"]
+        out["grad_norm"] = float(self.grad_norm_sum.read_value()) / max(num_steps, 1)
+        step = int(self.step.numpy())
+        out["lr"] = float(
+            optim.lr_at_step(
+                step,
+                self.config.optim.lr,
+                self.config.optim.lr_warmup_steps,
+                self.total_steps,
+                self.config.optim.lr_min_ratio,
+            )
+        )
+        out["puzzle_emb_lr"] = out["lr"] * (
+            self.config.optim.puzzle_emb_lr / self.config.optim.lr if self.config.optim.lr else 0.0
+        )
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, dist_dataset, num_steps: int, use_ema: bool = True, on_batch=None) -> dict:
+        """Evaluates N_sup steps from a fresh carry on every batch; returns normalised metrics.
+
+        `on_batch(local_outputs)` (optional) receives, per step, this host's per-replica outputs as numpy
+        (`preds`, `q_halt`, `index`, `mask`) — used by the ARC voting evaluator.
+        """
+        swap = use_ema and self.ema is not None
+        if swap:
+            self.ema.swap()
+        try:
+
+            @tf.function
+            def eval_step(batch):
+                def fn(b):
+                    out = self._eval_core(b)
+                    out["index"] = b["index"]
+                    out["mask"] = b["mask"]
+                    return out
+
+                return self.strategy.run(fn, args=(batch,))
+
+            totals: dict[str, float] = {}
+            exact_steps = np.zeros(self.halt_max_steps)
+            token_steps = np.zeros(self.halt_max_steps)
+            it = iter(dist_dataset)
+            for _ in range(num_steps):
+                out = eval_step(next(it))
+                locals_ = [
+                    tf.nest.map_structure(lambda t: t.numpy(), o)
+                    for o in _unstack_per_replica(self.strategy, out)
+                ]
+                for o in locals_:
+                    for k, v in o["sums"].items():
+                        totals[k] = totals.get(k, 0.0) + float(v)
+                    exact_steps += o["exact_per_step"]
+                    token_steps += o["token_per_step"]
+                    if on_batch is not None:
+                        on_batch(o)
+        finally:
+            if swap:
+                self.ema.swap()
+        totals, exact_steps, token_steps = _all_hosts_sum(
+            self.strategy, totals, exact_steps, token_steps
+        )
+        count = max(totals.get("count", 0.0), 1.0)
+        metrics = {k: v / count for k, v in totals.items() if k != "count"}
+        metrics["num_examples"] = totals.get("count", 0.0)
+        for k in range(self.halt_max_steps):
+            metrics[f"exact_accuracy/step_{k + 1}"] = exact_steps[k] / count
+            metrics[f"accuracy/step_{k + 1}"] = token_steps[k] / count
+        return metrics
+
+
+def _unstack_per_replica(strategy, out):
+    """This host's per-replica values of a strategy.run output, as a list of structures."""
+    flat = tf.nest.flatten(out, expand_composites=False)
+    per = [strategy.experimental_local_results(x) for x in flat]
+    n = len(per[0])
+    return [tf.nest.pack_sequence_as(out, [p[i] for p in per]) for i in range(n)]
+
+
+def _all_hosts_sum(strategy, totals, exact_steps, token_steps):
+    """Sums host-local eval sums over all hosts (a no-op on one host)."""
+    if getattr(strategy.extended, "_num_workers", 1) <= 1 and not isinstance(
+        strategy, tf.distribute.TPUStrategy
+    ):
+        return totals, exact_steps, token_steps
+    keys = sorted(totals)
+    vec = np.concatenate([[totals[k] for k in keys], exact_steps, token_steps]).astype(np.float64)
+
+    # Put the host's vector on replica 0 of this host only, zeros elsewhere, then all-reduce.
+    def value_fn(ctx):
+        return tf.constant(
+            vec
+            if ctx.replica_id_in_sync_group % _local_replicas(strategy) == 0
+            else np.zeros_like(vec)
+        )
+
+    per_replica = strategy.experimental_distribute_values_from_function(value_fn)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+    n = len(keys)
+    s = len(exact_steps)
+    return dict(zip(keys, total[:n])), total[n : n + s], total[n + s :]
+
+
+def _local_replicas(strategy) -> int:
+    return max(1, len(strategy.extended.worker_devices))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def eta_string(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+__all__ = ["Trainer", "resolve_schedule", "input_pipeline", "losses"]
