@@ -1,0 +1,29 @@
+"""Shared test helpers: tiny real TFDS datasets built with the repository's builders."""
+
+from __future__ import annotations
+
+import os
+
+from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
+from trm_tf.data import datasets
+
+# A small generated Sudoku dataset: 40 base puzzles x (1 + 3 shuffles) for training, 37 test puzzles.
+TINY_SUDOKU = sudoku_builder.SudokuConfig(
+    name="pipeline_test",
+    description="Test-only generated config.",
+    source="generated",
+    seed=7,
+    num_train=40,
+    num_test=37,
+    num_aug=3,
+    num_blanks=(4, 8),
+    require="singles",
+)
+
+
+def build_tiny_sudoku(data_dir: str, config: sudoku_builder.SudokuConfig = TINY_SUDOKU):
+    """Builds `config` into data_dir (once) and returns its DatasetSpec."""
+    name = f"sudoku_extreme/{config.name}"
+    if not os.path.exists(os.path.join(data_dir, "sudoku_extreme", config.name)):
+        sudoku_builder.Builder(config=config, data_dir=data_dir).download_and_prepare()
+    return datasets.load_spec(name, data_dir)
