@@ -218,10 +218,13 @@ def test_sum_duplicate_rows():
     np.testing.assert_array_equal(got, want)
 
 
-def test_sparse_sign_sgd_default_strategy():
+@pytest.mark.parametrize("kind", ["tf", "keras"])
+def test_sparse_sign_sgd_default_strategy(kind):
     rng = np.random.default_rng(2)
     t0 = rng.normal(size=(6, 2)).astype(np.float32)
-    table = tf.Variable(t0, trainable=False)
+    table = (
+        tf.Variable(t0, trainable=False) if kind == "tf" else keras.Variable(t0, trainable=False)
+    )
     opt = optim.SparseSignSGD(table, weight_decay=0.5)
     opt.apply(tf.constant(_IDS), tf.constant(_GRADS), 0.1)
     got = table.numpy()

@@ -1,0 +1,302 @@
+"""Tests for trm_tf.losses against float64 numpy transcriptions of TRM_SPEC §3."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trm_tf import losses
+from trm_tf.losses import IGNORE_LABEL_ID
+
+# ----------------------------------------------------------------------------- numpy references
+
+
+def _np_stablemax_ce(x, y):
+    """Reference formula in float64 (s(x) = x+1 | 1/(1-x+1e-30)), 0 where y == -100."""
+    x = np.asarray(x, np.float64)
+    mask = y != IGNORE_LABEL_ID
+    safe = np.where(mask, y, 0)
+    s = np.where(x >= 0, x + 1, 1 / (1 - np.minimum(x, 0) + 1e-30))
+    logp = np.log(s / s.sum(-1, keepdims=True))
+    return np.where(mask, -np.take_along_axis(logp, safe[..., None], -1)[..., 0], 0.0)
+
+
+def _np_stablemax_grad(x, y):
+    """Analytic float64 gradient of the reference per-token loss w.r.t. the logits."""
+    x = np.asarray(x, np.float64)
+    s = np.where(x >= 0, x + 1, 1 / (1 - np.minimum(x, 0)))
+    ds = np.where(x >= 0, 1.0, 1 / (1 - np.minimum(x, 0)) ** 2)
+    grad = ds / s.sum(-1, keepdims=True)
+    onehot = np.eye(x.shape[-1])[y]
+    return grad - onehot * ds / s
+
+
+def _np_softmax_ce(x, y):
+    x = np.asarray(x, np.float64)
+    mask = y != IGNORE_LABEL_ID
+    safe = np.where(mask, y, 0)
+    lse = np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1)) + x.max(-1)
+    return np.where(mask, lse - np.take_along_axis(x, safe[..., None], -1)[..., 0], 0.0)
+
+
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+# ----------------------------------------------------------------------------- stablemax
+
+
+def _ranges(rng, n, v):
+    wide = rng.choice([-1.0, 1.0], (1, n, v)) * 10 ** rng.uniform(-6, 6, (1, n, v))
+    return {
+        "N(0,3)": rng.normal(0, 3, (1, n, v)),
+        "N(0,10)": rng.normal(0, 10, (1, n, v)),
+        "U(-1e4,1e4)": rng.uniform(-1e4, 1e4, (1, n, v)),
+        "wide ±10^U(-6,6)": wide,
+    }
+
+
+def test_stablemax_matches_float64():
+    rng = np.random.default_rng(0)
+    n, v = 4000, 11
+    report = []
+    for name, x in _ranges(rng, n, v).items():
+        x = x.astype(np.float32)
+        y = rng.integers(0, v, (1, n)).astype(np.int32)
+        want = _np_stablemax_ce(x, y)
+        got = losses.stablemax_cross_entropy(x, y).numpy()
+        abs_err = np.abs(got - want).max()
+        rel_err = (np.abs(got - want) / np.abs(want)).max()
+        report.append(f"{name}: max|Δ|={abs_err:.2e} max rel={rel_err:.2e}")
+        assert abs_err < 1e-5 and rel_err < 1e-5, report[-1]
+    # Tiny losses: label logit 1e4, others -1e4 -> loss = log(1 + 10/(1e4+1)/(1e4+1)) ≈ 1e-7.
+    x = np.full((1, 8, v), -1e4, np.float32)
+    y = rng.integers(0, v, (1, 8)).astype(np.int32)
+    np.put_along_axis(x, y[..., None], 1e4, -1)
+    want = _np_stablemax_ce(x, y)
+    got = losses.stablemax_cross_entropy(x, y).numpy()
+    rel = (np.abs(got - want) / want).max()
+    report.append(f"tiny loss {want.max():.2e}: max rel={rel:.2e}")
+    assert rel < 1e-5
+    print("stablemax f32 vs f64:", "; ".join(report))
+
+
+def test_stablemax_ignore_labels_and_dtype():
+    x = np.array([[[1.0, 2.0, -3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.5]]], np.float32)
+    y = np.array([[1, IGNORE_LABEL_ID, 2]], np.int32)
+    got = losses.stablemax_cross_entropy(tf.constant(x, tf.bfloat16), y)
+    assert got.dtype == tf.float32 and got.shape == (1, 3)
+    assert got.numpy()[0, 1] == 0.0
+    x_bf = tf.cast(tf.constant(x, tf.bfloat16), tf.float32).numpy()
+    np.testing.assert_allclose(got.numpy(), _np_stablemax_ce(x_bf, y), rtol=1e-6, atol=1e-7)
+
+
+def test_stablemax_gradients_finite_and_match_float64():
+    rng = np.random.default_rng(1)
+    v = 7
+    x = np.concatenate(
+        [
+            rng.normal(0, 3, (1, 64, v)),
+            rng.uniform(-1e4, 1e4, (1, 32, v)),
+            np.zeros((1, 2, v)),  # x = 0 exactly: the x + 1 branch owns it (derivative 1)
+            np.full((1, 2, v), -1e30),  # extreme negatives: s underflows in f32 if formed directly
+            np.full((1, 2, v), 1e30),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    y = rng.integers(0, v, x.shape[:2]).astype(np.int32)
+    y[0, 5] = IGNORE_LABEL_ID
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(losses.stablemax_cross_entropy(xt, y))
+    grad = tape.gradient(loss, xt).numpy()
+    assert np.all(np.isfinite(grad))
+    assert np.all(grad[0, 5] == 0.0)
+    want = _np_stablemax_grad(x, np.where(y == IGNORE_LABEL_ID, 0, y))
+    want[0, 5] = 0.0
+    scale = np.abs(want).max(-1, keepdims=True) + 1e-30
+    assert (np.abs(grad - want) / scale).max() < 1e-5
+    # The float64 analytic gradient itself agrees with float64 central finite differences.
+    xs, ys = x[:, :8].astype(np.float64), y[:, :8]
+    ys = np.where(ys == IGNORE_LABEL_ID, 0, ys)
+    eps = 1e-6
+    fd = np.zeros_like(xs)
+    for c in range(v):
+        d = np.zeros_like(xs)
+        d[..., c] = eps
+        fd[..., c] = (_np_stablemax_ce(xs + d, ys) - _np_stablemax_ce(xs - d, ys)) / (2 * eps)
+    np.testing.assert_allclose(fd, _np_stablemax_grad(xs, ys), atol=1e-7)
+
+
+def test_softmax_cross_entropy_matches_numpy():
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 4, (2, 16, 5)).astype(np.float32)
+    y = rng.integers(0, 5, (2, 16)).astype(np.int32)
+    y[1, :4] = IGNORE_LABEL_ID
+    got = losses.softmax_cross_entropy(x, y).numpy()
+    np.testing.assert_allclose(got, _np_softmax_ce(x, y), rtol=1e-5, atol=1e-6)
+    assert np.all(got[1, :4] == 0.0)
+
+
+# ----------------------------------------------------------------------------- ACT loss head
+
+
+def _hand_batch():
+    """B=4, S=3, V=3 with known argmaxes (see the per-row comments)."""
+    big, small = 4.0, -2.0
+
+    def row(preds):
+        out = np.full((3, 3), small, np.float32)
+        out[np.arange(3), preds] = big
+        return out
+
+    logits = np.stack(
+        [
+            row([0, 1, 2]),  # ex0: all 3 labels right
+            row([0, 0, 2]),  # ex1: labels [0, -100, 1] -> 1 of 2 right
+            row([1, 1, 1]),  # ex2: no valid labels -> "correct" but never valid for metrics
+            row([2, 2, 0]),  # ex3: all right, but not halted
+        ]
+    )
+    labels = np.array(
+        [[0, 1, 2], [0, IGNORE_LABEL_ID, 1], [IGNORE_LABEL_ID] * 3, [2, 2, 0]], np.int32
+    )
+    q_halt = np.array([2.0, 1.0, -1.0, -3.0], np.float32)
+    q_continue = np.array([0.5, -0.5, 0.0, 1.5], np.float32)
+    halted = np.array([True, True, True, False])
+    steps = np.array([5, 3, 16, 2], np.int32)
+    return logits, labels, q_halt, q_continue, halted, steps
+
+
+def test_act_loss_and_metrics_hand_computed():
+    logits, labels, q_halt, q_cont, halted, steps = _hand_batch()
+    loss, m = losses.act_loss_and_metrics(logits, labels, q_halt, q_cont, halted, steps)
+    m = {k: float(v) for k, v in m.items()}
+    assert set(m) == {
+        "count",
+        "accuracy",
+        "exact_accuracy",
+        "q_halt_accuracy",
+        "steps",
+        "lm_loss",
+        "q_halt_loss",
+    }
+    # valid = ex0, ex1 (ex2 has no labels, ex3 not halted).
+    assert m["count"] == 2.0
+    assert m["accuracy"] == pytest.approx(1.0 + 0.5)
+    assert m["exact_accuracy"] == 1.0
+    # ex0: q >= 0 and correct (right); ex1: q >= 0 but wrong (wrong).
+    assert m["q_halt_accuracy"] == 1.0
+    assert m["steps"] == 8.0
+
+    ce = _np_stablemax_ce(logits, labels)
+    divisor = np.maximum((labels != IGNORE_LABEL_ID).sum(-1), 1)
+    lm = (ce.sum(-1) / divisor).sum()
+    seq_correct = np.array([1.0, 0.0, 1.0, 1.0])  # ex2: zero labels counts as correct
+    qh = (_softplus(q_halt) - q_halt * seq_correct).sum()
+    assert m["lm_loss"] == pytest.approx(lm, rel=1e-6)
+    assert m["q_halt_loss"] == pytest.approx(qh, rel=1e-6)
+    assert float(loss) == pytest.approx(lm + 0.5 * qh, rel=1e-6)
+
+    # With a q_continue target the loss gains 0.5 * its BCE sum.
+    target = np.array([0.0, 1.0, 0.25, 1.0], np.float32)
+    loss2, m2 = losses.act_loss_and_metrics(
+        logits, labels, q_halt, q_cont, halted, steps, target_q_continue=target
+    )
+    qc = (_softplus(q_cont) - q_cont * target).sum()
+    assert float(m2["q_continue_loss"]) == pytest.approx(qc, rel=1e-6)
+    assert float(loss2) == pytest.approx(lm + 0.5 * (qh + qc), rel=1e-6)
+
+    # Softmax option uses the softmax CE for lm_loss.
+    _, m3 = losses.act_loss_and_metrics(
+        logits, labels, q_halt, q_cont, halted, steps, loss_type="softmax"
+    )
+    lm_soft = (_np_softmax_ce(logits, labels).sum(-1) / divisor).sum()
+    assert float(m3["lm_loss"]) == pytest.approx(lm_soft, rel=1e-6)
+    with pytest.raises(ValueError):
+        losses.act_loss_and_metrics(logits, labels, q_halt, q_cont, halted, steps, loss_type="x")
+
+
+def test_halt_penalty_zero_is_bit_identical_and_positive_adds_term():
+    logits, labels, q_halt, q_cont, halted, steps = _hand_batch()
+    args = (logits, labels, q_halt, q_cont, halted, steps)
+    base, m = losses.act_loss_and_metrics(*args)
+    zero, mz = losses.act_loss_and_metrics(*args, halt_penalty=0.0)
+    # Same graph as the reference formula lm + 0.5 * q_halt (no extra term built).
+    ref = m["lm_loss"] + 0.5 * m["q_halt_loss"]
+    assert base.numpy().tobytes() == zero.numpy().tobytes() == ref.numpy().tobytes()
+    assert "halt_penalty_loss" not in mz
+    lam = 0.3
+    pen, mp = losses.act_loss_and_metrics(*args, halt_penalty=lam)
+    expected = lam * (1 - 1 / (1 + np.exp(-q_halt))).sum()
+    assert float(mp["halt_penalty_loss"]) == pytest.approx(expected, rel=1e-6)
+    assert float(pen) == pytest.approx(float(base) + expected, rel=1e-6)
+    # The penalty's gradient pushes every q_halt up (towards halting).
+    qh = tf.constant(q_halt)
+    with tf.GradientTape() as tape:
+        tape.watch(qh)
+        g_pen = losses.act_loss_and_metrics(
+            logits, labels, qh, q_cont, halted, steps, halt_penalty=lam
+        )[0]
+        g_base = losses.act_loss_and_metrics(logits, labels, qh, q_cont, halted, steps)[0]
+        diff = g_pen - g_base
+    assert np.all(tape.gradient(diff, qh).numpy() < 0)
+
+
+def test_fresh_model_q_halt_loss():
+    b = 4
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(b, 9, 11)).astype(np.float32)
+    labels = np.full((b, 9), 2, np.int32)
+    logits[..., 2] = -10.0  # never predicted -> every sequence wrong -> targets 0
+    q = np.full(b, -5.0, np.float32)
+    _, m = losses.act_loss_and_metrics(
+        logits, labels, q, q, np.zeros(b, bool), np.ones(b, np.int32)
+    )
+    assert float(m["q_halt_loss"]) == pytest.approx(b * math.log1p(math.exp(-5.0)), rel=1e-6)
+    assert float(m["q_halt_loss"]) == pytest.approx(0.0067153 * b, rel=1e-4)
+    assert float(m["count"]) == 0.0
+
+
+def test_per_example_outputs():
+    logits, labels, q_halt, *_ = _hand_batch()
+    ex = losses.per_example_outputs(logits, labels, q_halt)
+    assert ex["preds"].dtype == tf.int32 and ex["preds"].shape == (4, 3)
+    np.testing.assert_array_equal(ex["preds"].numpy(), [[0, 1, 2], [0, 0, 2], [1, 1, 1], [2, 2, 0]])
+    np.testing.assert_array_equal(ex["seq_is_correct"].numpy(), [True, False, True, True])
+    np.testing.assert_allclose(ex["token_correct"].numpy(), [1.0, 0.5, 0.0, 1.0])
+    assert ex["loss_counts"].dtype == tf.int32
+    np.testing.assert_array_equal(ex["loss_counts"].numpy(), [3, 2, 0, 3])
+    np.testing.assert_array_equal(ex["q_halt"].numpy(), q_halt)
+
+
+def test_xla_matches_eager():
+    logits, labels, q_halt, q_cont, halted, steps = _hand_batch()
+
+    @tf.function(jit_compile=True)
+    def f(lg, lb, qh, qc, h, s):
+        return losses.act_loss_and_metrics(lg, lb, qh, qc, h, s)
+
+    loss_x, m_x = f(logits, labels, q_halt, q_cont, halted, steps)
+    loss_e, m_e = losses.act_loss_and_metrics(logits, labels, q_halt, q_cont, halted, steps)
+    assert float(loss_x) == pytest.approx(float(loss_e), rel=1e-6)
+    for k in m_e:
+        assert float(m_x[k]) == pytest.approx(float(m_e[k]), rel=1e-6), k
+
+
+def test_normalize_metrics():
+    sums = {
+        "count": tf.constant(4.0),
+        "accuracy": tf.constant(3.0),
+        "lm_loss": tf.constant(8.0),
+        "q_halt_loss": tf.constant(2.0),
+    }
+    tr = {k: float(v) for k, v in losses.normalize_train_metrics(sums, 16).items()}
+    assert tr == {"count": 1.0, "accuracy": 0.75, "lm_loss": 0.5, "q_halt_loss": 0.125}
+    ev = {k: float(v) for k, v in losses.normalize_eval_metrics(sums).items()}
+    assert ev == {"count": 1.0, "accuracy": 0.75, "lm_loss": 2.0, "q_halt_loss": 0.5}
+    # count 0 -> divide by 1, no nan.
+    z = losses.normalize_eval_metrics({"count": tf.constant(0.0), "accuracy": tf.constant(0.0)})
+    assert float(z["accuracy"]) == 0.0
