@@ -1,0 +1,364 @@
+"""Tests of the Keras TRM (trm_tf.models.trm) against the spec and an independent NumPy forward."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import reference_numpy
+from trm_tf.models import TRM, build_model
+from trm_tf.models.interop import export_reference_state_dict, load_reference_state_dict
+
+SMALL = dict(
+    vocab_size=7,
+    seq_len=9,
+    num_puzzle_identifiers=5,
+    hidden_size=32,
+    num_heads=2,
+    expansion=4.0,
+    L_layers=2,
+    H_cycles=2,
+    L_cycles=2,
+    puzzle_emb_ndim=32,
+    puzzle_emb_len=3,
+)
+
+
+def _small(**over):
+    cfg = dict(SMALL)
+    cfg.update(over)
+    m = TRM(**cfg)
+    m.build_variables()
+    return m
+
+
+def _batch(m, b=3, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = rng.integers(0, m.vocab_size, size=(b, m.seq_len)).astype(np.int32)
+    ids = rng.integers(0, m.num_puzzle_identifiers, size=(b,)).astype(np.int32)
+    return inputs, ids
+
+
+def _randomise(m, seed=0):
+    """Random weights everywhere, including q_head weight and the puzzle embedding (Parity plan 2)."""
+    rng = np.random.default_rng(seed)
+    sd = export_reference_state_dict(m)
+    for k, v in sd.items():
+        if k in ("inner.H_init", "inner.L_init"):
+            continue
+        scale = 0.05 if k.startswith("inner.q_head") else (1.0 if "puzzle_emb" in k else None)
+        if scale is None:
+            scale = 1.0 / math.sqrt(v.shape[-1]) if v.ndim == 2 else 0.1
+            if "embedding_weight" in k:
+                scale = 1.0 / math.sqrt(m.hidden_size)
+        sd[k] = (rng.normal(size=v.shape) * scale).astype(np.float32)
+    load_reference_state_dict(m, sd)
+    return sd
+
+
+def _np_cfg(m):
+    return dict(
+        hidden_size=m.hidden_size,
+        num_heads=m.num_heads,
+        L_layers=m.L_layers,
+        H_cycles=m.H_cycles,
+        L_cycles=m.L_cycles,
+        mlp_t=m.mlp_t,
+        pos_encodings=m.pos_encodings,
+        puzzle_emb_ndim=m.puzzle_emb_ndim,
+        puzzle_emb_len=m.puzzle_emb_len,
+        rms_norm_eps=m.rms_norm_eps,
+        rope_theta=m.rope_theta,
+    )
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(mlp_t=False, pos_encodings="rope"),
+        dict(mlp_t=True, pos_encodings="none"),
+        dict(mlp_t=False, pos_encodings="learned"),
+    ],
+    ids=["att_rope", "mlp_t", "att_learned"],
+)
+def test_parity_with_numpy_reference(variant):
+    m = _small(**variant)
+    sd = _randomise(m, seed=1)
+    inputs, ids = _batch(m, b=2, seed=2)
+    rng = np.random.default_rng(3)
+    shape = (2, m.total_len, m.hidden_size)
+    z_H = rng.normal(size=shape).astype(np.float32)  # teacher-forced random carry
+    z_L = rng.normal(size=shape).astype(np.float32)
+    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    ref = reference_numpy.inner_forward(sd, _np_cfg(m), z_H, z_L, inputs, ids)
+    np.testing.assert_allclose(
+        m.input_embeddings(inputs, m.gather_puzzle_rows(ids)).numpy(), ref["x"], atol=1e-5
+    )
+    for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
+        np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
+    # The randomised q head actually exercises the q path.
+    assert np.abs(out["q_halt"].numpy() + 5).max() > 1e-3
+
+
+def test_shapes_fresh_q_and_prefix():
+    m = _small()
+    inputs, ids = _batch(m)
+    z_H, z_L = m.initial_carry(3)
+    assert z_H.shape == (3, m.total_len, m.hidden_size) and z_H.dtype == tf.float32
+    np.testing.assert_array_equal(z_H.numpy()[1, 4], m.H_init.numpy())
+    np.testing.assert_array_equal(z_L.numpy()[2, 0], m.L_init.numpy())
+    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    assert out["logits"].shape == (3, m.seq_len, m.vocab_size)
+    assert out["logits"].dtype == tf.float32
+    assert out["z_H"].shape == z_H.shape and out["z_L"].shape == z_L.shape
+    np.testing.assert_array_equal(out["q_halt"].numpy(), -5.0)  # weight 0, bias -5
+    np.testing.assert_array_equal(out["q_continue"].numpy(), -5.0)
+    # Puzzle prefix: position 0 = sqrt(D) * row, positions 1.. exactly zero.
+    rng = np.random.default_rng(0)
+    m.puzzle_emb.assign(rng.normal(size=m.puzzle_emb.shape).astype(np.float32))
+    x = m.input_embeddings(inputs, m.gather_puzzle_rows(ids)).numpy()
+    np.testing.assert_allclose(
+        x[:, 0], math.sqrt(m.hidden_size) * m.puzzle_emb.numpy()[ids], rtol=1e-6
+    )
+    np.testing.assert_array_equal(x[:, 1 : m.puzzle_emb_len], 0.0)
+    tok = m.embed_tokens.embeddings.numpy()[inputs] * math.sqrt(m.hidden_size)
+    np.testing.assert_allclose(x[:, m.puzzle_emb_len :], tok, rtol=1e-6)
+
+
+def test_reset_carry():
+    m = _small()
+    z = tf.ones((3, m.total_len, m.hidden_size))
+    zh, zl = m.reset_carry(tf.constant([True, False, True]), z, 2 * z)
+    np.testing.assert_array_equal(zh.numpy()[0], np.broadcast_to(m.H_init.numpy(), zh.shape[1:]))
+    np.testing.assert_array_equal(zl.numpy()[2, 5], m.L_init.numpy())
+    np.testing.assert_array_equal(zh.numpy()[1], 1.0)
+    np.testing.assert_array_equal(zl.numpy()[1], 2.0)
+
+
+def test_init_statistics_and_variable_kinds():
+    m = TRM(11, 81, 3, mlp_t=False, pos_encodings="rope")  # full Sudoku-Att width
+    m.build_variables()
+    qkv = m.L_level.blocks[0].self_attn.qkv_proj.kernel.numpy()
+    std = 1 / math.sqrt(512)
+    assert abs(qkv.std() - std) < 0.01 * std
+    assert np.abs(qkv).max() <= 2 * std / 0.8796256610342398 + 1e-7
+    down = m.L_level.blocks[1].mlp.down_proj.kernel.numpy()  # fan_in 1536
+    assert abs(down.std() - 1 / math.sqrt(1536)) < 0.02 / math.sqrt(1536)
+    emb = m.embed_tokens.embeddings.numpy()
+    assert abs(emb.std() - std) < 0.05 * std
+    for v in (m.H_init, m.L_init):
+        a = v.numpy()
+        assert abs(a.std() - 1.0) < 0.1 and np.abs(a).max() <= 2 / 0.8796256610342398
+        np.testing.assert_array_equal(a, tf.cast(tf.cast(a, tf.bfloat16), tf.float32).numpy())
+    assert not m.H_init.trainable and not m.L_init.trainable and not m.puzzle_emb.trainable
+    assert isinstance(m.puzzle_emb, tf.Variable) and m.puzzle_emb.dtype == tf.float32
+    np.testing.assert_array_equal(m.puzzle_emb.numpy(), 0.0)
+    np.testing.assert_array_equal(m.q_head.kernel.numpy(), 0.0)
+    np.testing.assert_array_equal(m.q_head.bias.numpy(), -5.0)
+    trainable = {id(v) for v in m.trainable_variables}
+    assert id(m._puzzle_emb_var) not in trainable and id(m._H_init_var) not in trainable
+    # Same seed -> same weights; different seed -> different.
+    m2 = TRM(11, 81, 3, hidden_size=64, num_heads=2, seed=0)
+    m3 = TRM(11, 81, 3, hidden_size=64, num_heads=2, seed=0)
+    m4 = TRM(11, 81, 3, hidden_size=64, num_heads=2, seed=1)
+    for mm in (m2, m3, m4):
+        mm.build_variables()
+    for a, b, c in zip(m2.weights, m3.weights, m4.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        if "puzzle" not in a.path and "q_head" not in a.path:
+            assert not np.array_equal(a.numpy(), c.numpy()), a.path
+
+
+def test_param_counts_and_flops():
+    mlp = TRM(11, 81, 1, mlp_t=True, pos_encodings="none")
+    att = TRM(11, 81, 1, mlp_t=False, pos_encodings="rope")
+    assert mlp.num_params() == 5_028_866
+    assert att.num_params() == 6_828_034
+    assert mlp.total_len == 97 and mlp.puzzle_emb_len == 16 and mlp.hidden_size == 512
+    blk = mlp.L_level.blocks[0]
+    assert blk.token_mixer.swiglu.intermediate_size == 512 and blk.mlp.intermediate_size == 1536
+    assert att.flops_per_example(train=False) == 28_577_760_256
+    assert mlp.flops_per_example(train=False) == 25_632_486_400
+    assert abs(att.flops_per_example(train=True) / 4.763e10 - 1) < 1e-3
+    assert abs(mlp.flops_per_example(train=True) / 4.272e10 - 1) < 1e-3
+    maze = TRM(6, 900, 1, L_cycles=4)
+    assert maze.num_params() == 6_822_914
+    assert abs(maze.flops_per_example(train=False) / 2.3885e11 - 1) < 1e-3
+
+
+def _loss(out):
+    return tf.reduce_sum(tf.square(out["logits"])) + tf.reduce_sum(
+        out["q_halt"] * out["q_continue"]
+    )
+
+
+def test_gradient_reaches_exactly_the_spec_set():
+    m = _small()
+    _randomise(m, seed=4)
+    inputs, ids = _batch(m)
+    z_H, z_L = m.initial_carry(3)
+    z_H = tf.Variable(z_H)
+    z_L = tf.Variable(z_L)
+    with tf.GradientTape(persistent=True) as tape:
+        rows = m.gather_puzzle_rows(ids)
+        tape.watch(rows)
+        out = m.inner(z_H, z_L, inputs, rows, training=True)
+        loss = _loss(out)
+    g_vars = tape.gradient(loss, m.trainable_variables)
+    assert all(g is not None for g in g_vars)
+    assert all(float(tf.reduce_max(tf.abs(tf.convert_to_tensor(g)))) > 0 for g in g_vars)
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, rows)))) > 0
+    assert tape.gradient(loss, [z_H, z_L]) == [None, None]
+    assert tape.gradient(loss, [m.H_init, m.L_init, m.puzzle_emb]) == [None, None, None]
+    # The new carry is detached.
+    assert tape.gradient(
+        tf.reduce_sum(out["z_H"]) + tf.reduce_sum(out["z_L"]), m.trainable_variables
+    ) == [None] * len(m.trainable_variables)
+
+
+def _grad_graph_op_count(h_cycles):
+    m = _small(H_cycles=h_cycles)
+    inputs, ids = _batch(m)
+
+    @tf.function
+    def grads(z_H, z_L):
+        with tf.GradientTape() as tape:
+            rows = m.gather_puzzle_rows(ids)
+            tape.watch(rows)
+            loss = _loss(m.inner(z_H, z_L, inputs, rows, training=True))
+        return tape.gradient(loss, m.trainable_variables + [rows])
+
+    z_H, z_L = m.initial_carry(3)
+    graph = grads.get_concrete_function(z_H, z_L).graph
+    ops = graph.get_operations()
+    n_grad = sum(1 for op in ops if op.name.startswith("gradient_tape/"))
+    return n_grad, len(ops)
+
+
+def test_no_grad_cycles_add_no_gradient_ops():
+    g1, n1 = _grad_graph_op_count(1)
+    g2, n2 = _grad_graph_op_count(2)
+    g4, n4 = _grad_graph_op_count(4)
+    assert g1 > 0 and g1 == g2 == g4  # backward graph independent of H_cycles
+    assert n1 < n2 < n4  # while the forward does grow
+
+
+def test_first_cycles_do_not_affect_gradient_structure_numerically():
+    """Gradients w.r.t. x only flow through the last cycle: d loss / d puzzle row is unchanged when
+    the carry entering the last cycle is fixed, whatever ran before it (checked with H_cycles=1 on
+    the carry that the first cycle of an H_cycles=2 model produces)."""
+    m2 = _small(H_cycles=2)
+    sd = _randomise(m2, seed=5)
+    m1 = _small(H_cycles=1)
+    load_reference_state_dict(m1, sd)
+    inputs, ids = _batch(m2)
+    z_H, z_L = m2.initial_carry(3)
+    # The state after one cycle = the H_cycles=1 model's output carry.
+    mid = m1.inner(z_H, z_L, inputs, m1.gather_puzzle_rows(ids))
+
+    def grads(model, zh, zl):
+        with tf.GradientTape() as tape:
+            rows = model.gather_puzzle_rows(ids)
+            tape.watch(rows)
+            loss = _loss(model.inner(zh, zl, inputs, rows))
+        return tape.gradient(loss, [rows] + model.trainable_variables)
+
+    ga = grads(m2, z_H, z_L)
+    gb = grads(m1, mid["z_H"], mid["z_L"])
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6
+        )
+
+
+def test_jit_compile_and_remat_gradients_equal():
+    ma = _small(mlp_t=False, pos_encodings="rope")
+    sd = _randomise(ma, seed=6)
+    mb = _small(mlp_t=False, pos_encodings="rope", remat=True)
+    load_reference_state_dict(mb, sd)
+    inputs, ids = _batch(ma)
+    z_H, z_L = ma.initial_carry(3)
+
+    def step(model):
+        def f(z_H, z_L):
+            with tf.GradientTape() as tape:
+                rows = model.gather_puzzle_rows(ids)
+                tape.watch(rows)
+                out = model.inner(z_H, z_L, inputs, rows, training=True)
+                loss = _loss(out)
+            return loss, tape.gradient(loss, model.trainable_variables + [rows]), out["logits"]
+
+        return f
+
+    la, ga, lga = step(ma)(z_H, z_L)
+    lb, gb, _ = step(mb)(z_H, z_L)
+    for a, b in zip(ga, gb):
+        np.testing.assert_array_equal(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        )
+    lj, gj, lgj = tf.function(step(mb), jit_compile=True)(z_H, z_L)
+    np.testing.assert_allclose(lj.numpy(), la.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(lgj.numpy(), lga.numpy(), atol=1e-4)
+    for a, b in zip(ga, gj):  # XLA fuses and reorders: compare relative to each tensor's scale
+        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("dtype,cdt", [("bfloat16", tf.bfloat16), ("float16", tf.float16)])
+def test_low_precision_forward(dtype, cdt):
+    m32 = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1)
+    sd = _randomise(m32, seed=7)
+    mlo = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1, forward_dtype=dtype)
+    load_reference_state_dict(mlo, sd)
+    assert all(v.dtype == "float32" for v in mlo.weights)
+    inputs, ids = _batch(m32)
+    z32 = m32.initial_carry(3)
+    zlo = mlo.initial_carry(3)
+    assert zlo[0].dtype == cdt
+    o32 = m32.inner(*z32, inputs, m32.gather_puzzle_rows(ids))
+    olo = mlo.inner(*zlo, inputs, mlo.gather_puzzle_rows(ids))
+    assert olo["z_H"].dtype == cdt
+    for k in ("logits", "q_halt", "q_continue"):
+        assert olo[k].dtype == tf.float32
+    scale = float(tf.reduce_max(tf.abs(o32["logits"])))
+    err = float(tf.reduce_max(tf.abs(o32["logits"] - olo["logits"])))
+    assert err < 0.05 * scale, (err, scale)
+    agree = np.mean(np.argmax(o32["logits"], -1) == np.argmax(olo["logits"], -1))
+    assert agree > 0.9
+
+
+def test_build_model_factory():
+    cfg = dict(
+        arch="trm",
+        hidden_size=32,
+        num_heads=2,
+        H_cycles=2,
+        L_cycles=2,
+        puzzle_emb_ndim=32,
+        puzzle_emb_len=2,
+        halt_max_steps=16,
+        halt_exploration_prob=0.1,
+        loss_type="stablemax",
+    )
+    m = build_model(cfg, vocab_size=11, seq_len=9, num_puzzle_identifiers=4)
+    assert m.built and m.total_len == 11 and m.puzzle_emb.shape == (4, 32)
+    with pytest.raises(ValueError, match="hiden_size"):
+        build_model(dict(hiden_size=3), vocab_size=11, seq_len=9, num_puzzle_identifiers=4)
+    with pytest.raises(ValueError, match="arch"):
+        build_model(dict(arch="nope"), vocab_size=11, seq_len=9, num_puzzle_identifiers=4)
+    with pytest.raises(ValueError, match="puzzle_emb_len"):
+        TRM(11, 9, 1, puzzle_emb_ndim=0, puzzle_emb_len=16)
+
+
+def test_build_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        m = build_model(
+            dict(hidden_size=16, num_heads=2, puzzle_emb_ndim=16, puzzle_emb_len=1),
+            vocab_size=5,
+            seq_len=4,
+            num_puzzle_identifiers=3,
+        )
+    assert isinstance(m.puzzle_emb, tf.distribute.DistributedValues)
+    assert m.num_params() == sum(int(np.prod(v.shape)) for v in m.trainable_variables)

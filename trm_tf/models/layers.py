@@ -1,0 +1,497 @@
+"""Keras 3 building blocks of the Tiny Recursive Model (TRM), written from TRM_SPEC.md §1.
+
+Every layer follows the reference numerics (spec §1.2-§1.6 and pitfalls 5-8):
+
+* weights are created in float32 and, under a mixed dtype policy, read in the compute dtype at each use
+  (the reference casts its fp32 master weights to bf16 at every matmul);
+* RMSNorm (no gain) and RoPE always compute in float32 and cast back to the input dtype;
+* the attention softmax runs in float32;
+* there are no biases anywhere except the Q head (which lives in `trm.py`).
+
+The layers take `**kwargs` (name, dtype policy, ...) and implement `get_config`, following keras-hub
+conventions, so they serialise like any Keras layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Standard deviation of a unit normal truncated to [-2, 2] is 0.8796256610342398; the reference divides
+# the requested std by it so that the *truncated* distribution has exactly the requested std.
+_TRUNC_LOWER, _TRUNC_UPPER = -2.0, 2.0
+
+
+def _trunc_normal_comp_std(std: float) -> float:
+    """Returns the pre-truncation std that gives `std` after truncation at +-2 (spec §1.2)."""
+    a, b = _TRUNC_LOWER, _TRUNC_UPPER
+    z = (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2))) / 2
+    c = (2 * math.pi) ** -0.5
+    pdf_u = c * math.exp(-0.5 * a**2)
+    pdf_l = c * math.exp(-0.5 * b**2)
+    return std / math.sqrt(1 - (b * pdf_u - a * pdf_l) / z - ((pdf_u - pdf_l) / z) ** 2)
+
+
+def find_multiple(a: int, b: int) -> int:
+    """Rounds `a` up to a multiple of `b`."""
+    return (-(a // -b)) * b
+
+
+def swiglu_intermediate_size(hidden_size: int, expansion: float) -> int:
+    """SwiGLU intermediate width: round(expansion * h * 2/3) rounded up to a multiple of 256 (§1.3).
+
+    Python's `round` (banker's rounding) is used on purpose: it is what the reference does.
+    """
+    return find_multiple(round(expansion * hidden_size * 2 / 3), 256)
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class TruncatedNormalLeCun(keras.initializers.Initializer):
+    """JAX-style truncated-normal initializer of the TRM reference (spec §1.2).
+
+    Draws u ~ U(erf(-sqrt2), erf(sqrt2)), returns sqrt2 * erfinv(u) * comp_std clipped to
+    +-2 comp_std, where comp_std = std / 0.8796256... so the truncated values have std exactly `std`.
+    With `std=None` the std is LeCun's 1/sqrt(fan_in), where fan_in = shape[0] (the input width of a
+    Keras [in, out] kernel, i.e. the reference's `in_features`). With std == 0 the tensor is zeros.
+
+    The draw is stateless: (seed, shape) fully determines the values, so variable creation is
+    reproducible and identical under any distribution strategy.
+
+    Args:
+        std: target standard deviation, or None for 1/sqrt(shape[0]).
+        seed: integer seed of this tensor (give every variable its own seed).
+    """
+
+    def __init__(self, std: float | None = None, seed: int = 0):
+        self.std = None if std is None else float(std)
+        self.seed = int(seed)
+
+    def __call__(self, shape, dtype=None):
+        shape = tuple(int(s) for s in shape)
+        std = self.std if self.std is not None else 1.0 / math.sqrt(shape[0])
+        dtype = dtype or "float32"
+        if std == 0:
+            return tf.zeros(shape, dtype=dtype)
+        comp_std = _trunc_normal_comp_std(std)
+        lo = math.erf(_TRUNC_LOWER / math.sqrt(2))
+        hi = math.erf(_TRUNC_UPPER / math.sqrt(2))
+        # Stateless RNG keyed by (seed, a fixed stream id): no hidden global state.
+        u = tf.random.stateless_uniform(
+            shape, seed=[self.seed, 0x7472], minval=lo, maxval=hi, dtype=tf.float64
+        )
+        x = math.sqrt(2) * tf.math.erfinv(u) * comp_std
+        x = tf.clip_by_value(x, _TRUNC_LOWER * comp_std, _TRUNC_UPPER * comp_std)
+        return tf.cast(x, dtype)
+
+    def get_config(self):
+        return {"std": self.std, "seed": self.seed}
+
+
+def rms_norm(x, axis: int = -1, epsilon: float = 1e-5):
+    """Gain-less RMSNorm computed in float32 and cast back to the input dtype (spec §1.6)."""
+    x = tf.convert_to_tensor(x)
+    x32 = tf.cast(x, tf.float32)
+    var = tf.reduce_mean(tf.square(x32), axis=axis, keepdims=True)
+    return tf.cast(x32 * tf.math.rsqrt(var + epsilon), x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class RMSNorm(keras.layers.Layer):
+    """RMSNorm without a learnable gain: x * rsqrt(mean(x^2, axis) + eps), always in float32.
+
+    Args:
+        axis: axis to normalise over. -1 (channels) everywhere except MLP-T, whose token-mixing
+            residual is normalised over the sequence axis (spec §1.6, pitfall 3).
+        epsilon: variance epsilon (reference 1e-5).
+    """
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.epsilon = epsilon
+        # Dtype-preserving: never autocast the input to the layer's compute dtype.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+
+    def call(self, x):
+        return rms_norm(x, axis=self.axis, epsilon=self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "epsilon": self.epsilon})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class SwiGLU(keras.layers.Layer):
+    """SwiGLU MLP over the last axis: down(silu(gate) * up), with [gate, up] = split(gate_up(x)).
+
+    The first half of the fused `gate_up` output is the gate, the second half the up projection
+    (spec §1.3). The intermediate width is `swiglu_intermediate_size(hidden_size, expansion)`.
+    No biases. SiLU is evaluated in float32 and rounded once to the compute dtype, as torch does for
+    bf16 inputs.
+
+    Args:
+        hidden_size: input and output width (size of the last axis).
+        expansion: expansion factor (4 in the reference).
+        seed: base seed; the two kernels use seed and seed + 1.
+    """
+
+    def __init__(self, hidden_size: int, expansion: float, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = int(hidden_size)
+        self.expansion = float(expansion)
+        self.seed = int(seed)
+        self.intermediate_size = swiglu_intermediate_size(self.hidden_size, self.expansion)
+        self.gate_up_proj = keras.layers.Dense(
+            2 * self.intermediate_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
+            dtype=self.dtype_policy,
+            name="gate_up_proj",
+        )
+        self.down_proj = keras.layers.Dense(
+            self.hidden_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
+            dtype=self.dtype_policy,
+            name="down_proj",
+        )
+
+    def build(self, input_shape=None):
+        self.gate_up_proj.build((None, self.hidden_size))
+        self.down_proj.build((None, self.intermediate_size))
+        self.built = True
+
+    def call(self, x):
+        gate, up = tf.split(self.gate_up_proj(x), 2, axis=-1)
+        act = tf.cast(tf.nn.silu(tf.cast(gate, tf.float32)), gate.dtype)
+        return self.down_proj(act * up)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"hidden_size": self.hidden_size, "expansion": self.expansion, "seed": self.seed}
+        )
+        return config
+
+
+def rope_cos_sin(head_dim: int, max_position: int, base: float = 10000.0):
+    """Rotary tables cos, sin of shape [max_position, head_dim], float32 (spec §1.5).
+
+    inv_freq[j] = 1 / base^(2j/head_dim); freqs = t * inv_freq; emb = concat(freqs, freqs). Computed
+    in float32 like the reference; positions start at 0 on the first puzzle-prefix slot.
+    """
+    inv_freq = 1.0 / (
+        np.float32(base) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))
+    )
+    t = np.arange(max_position, dtype=np.float32)
+    freqs = np.outer(t, inv_freq.astype(np.float32)).astype(np.float32)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
+
+
+def rotate_half(x):
+    """[a, b] -> [-b, a] over halves of the last axis (not interleaved pairs)."""
+    x1, x2 = tf.split(x, 2, axis=-1)
+    return tf.concat([-x2, x1], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class RotaryEmbedding(keras.layers.Layer):
+    """Rotary position embedding (rotate-half) applied to Q and K in float32 (spec §1.5).
+
+    Holds constant cos/sin tables (no variables). `call(q, k)` takes [B, T, H, head_dim] tensors,
+    rotates them in float32 and returns them in their input dtype.
+
+    Args:
+        head_dim: per-head width (hidden_size / num_heads).
+        max_position: number of positions (puzzle prefix + sequence).
+        base: RoPE theta (10000).
+    """
+
+    def __init__(self, head_dim: int, max_position: int, base: float = 10000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.head_dim = int(head_dim)
+        self.max_position = int(max_position)
+        self.base = float(base)
+        cos, sin = rope_cos_sin(self.head_dim, self.max_position, self.base)
+        self._convert_input_args = False  # dtype-preserving, like RMSNorm
+        self._allow_non_tensor_positional_args = True
+        self._cos = cos
+        self._sin = sin
+
+    def call(self, q, k):
+        t = q.shape[1]
+        # [T, 1, head_dim] broadcasts over batch and heads.
+        cos = tf.constant(self._cos[:t, None, :])
+        sin = tf.constant(self._sin[:t, None, :])
+
+        def rot(x):
+            x = tf.convert_to_tensor(x)
+            x32 = tf.cast(x, tf.float32)
+            return tf.cast(x32 * cos + rotate_half(x32) * sin, x.dtype)
+
+        return rot(q), rot(k)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"head_dim": self.head_dim, "max_position": self.max_position, "base": self.base}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class Attention(keras.layers.Layer):
+    """Non-causal multi-head self-attention with a fused qkv projection and no biases (spec §1.6).
+
+    qkv = x @ Wqkv is viewed as [B, T, 3H, head_dim]: heads 0..H-1 are Q, H..2H-1 K, 2H..3H-1 V
+    (the reference's row order). RoPE (optional) rotates Q and K. Scores use scale 1/sqrt(head_dim),
+    no mask, softmax in float32.
+
+    Args:
+        hidden_size: model width D.
+        num_heads: number of heads (no GQA: K and V have as many heads as Q).
+        seed: base seed; qkv and o kernels use seed and seed + 1.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = int(hidden_size)
+        self.num_heads = int(num_heads)
+        self.seed = int(seed)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {hidden_size} not divisible by num_heads {num_heads}")
+        self.head_dim = self.hidden_size // self.num_heads
+        self.qkv_proj = keras.layers.Dense(
+            3 * self.hidden_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
+            dtype=self.dtype_policy,
+            name="qkv_proj",
+        )
+        self.o_proj = keras.layers.Dense(
+            self.hidden_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
+            dtype=self.dtype_policy,
+            name="o_proj",
+        )
+
+    def build(self, input_shape=None):
+        self.qkv_proj.build((None, self.hidden_size))
+        self.o_proj.build((None, self.hidden_size))
+        self.built = True
+
+    def call(self, x, rotary=None):
+        b, t = tf.shape(x)[0], x.shape[1]
+        qkv = tf.reshape(self.qkv_proj(x), [b, t, 3 * self.num_heads, self.head_dim])
+        q, k, v = tf.split(qkv, 3, axis=2)
+        if rotary is not None:
+            q, k = rotary(q, k)
+        scores = tf.einsum("bqhd,bkhd->bhqk", q, k)
+        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_dim))
+        probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
+        out = tf.einsum("bhqk,bkhd->bqhd", probs, v)
+        return self.o_proj(tf.reshape(out, [b, t, self.hidden_size]))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"hidden_size": self.hidden_size, "num_heads": self.num_heads, "seed": self.seed}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class MLPTokenMixer(keras.layers.Layer):
+    """MLP-T token mixer: SwiGLU over the sequence axis, residual, RMSNorm over the sequence axis.
+
+    h [B, T, D] -> transpose to [B, D, T] -> SwiGLU on the last (sequence) axis, independently per
+    channel -> transpose back -> rms_norm(h + out) normalised over axis 1 (T values per channel).
+    Normalising over D instead is the classic porting bug (spec pitfall 3).
+
+    Args:
+        seq_len: total positions T (puzzle prefix + sequence).
+        expansion: SwiGLU expansion.
+        epsilon: RMSNorm epsilon.
+        seed: base seed for the two kernels.
+    """
+
+    def __init__(
+        self, seq_len: int, expansion: float, epsilon: float = 1e-5, seed: int = 0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.seq_len = int(seq_len)
+        self.expansion = float(expansion)
+        self.epsilon = float(epsilon)
+        self.seed = int(seed)
+        self.swiglu = SwiGLU(self.seq_len, self.expansion, seed=self.seed, dtype=self.dtype_policy)
+        self.norm = RMSNorm(axis=1, epsilon=self.epsilon, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.swiglu.build((None, self.seq_len))
+        self.built = True
+
+    def call(self, h):
+        out = self.swiglu(tf.transpose(h, [0, 2, 1]))
+        return self.norm(h + tf.transpose(out, [0, 2, 1]))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "seq_len": self.seq_len,
+                "expansion": self.expansion,
+                "epsilon": self.epsilon,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class TRMBlock(keras.layers.Layer):
+    """Post-norm TRM block (spec §1.6).
+
+    Attention variant: h = norm(h + attn(h)); h = norm(h + swiglu(h)).
+    MLP-T variant:     h = mlp_t_mixer(h) (see `MLPTokenMixer`); h = norm(h + swiglu(h)).
+
+    Args:
+        hidden_size: model width D.
+        num_heads: attention heads (unused with mlp_t).
+        expansion: SwiGLU expansion.
+        seq_len: total positions T (needed by MLP-T).
+        mlp_t: use the MLP-T token mixer instead of attention.
+        epsilon: RMSNorm epsilon.
+        seed: base seed for this block's kernels.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        expansion: float,
+        seq_len: int,
+        mlp_t: bool = False,
+        epsilon: float = 1e-5,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.hidden_size = int(hidden_size)
+        self.num_heads = int(num_heads)
+        self.expansion = float(expansion)
+        self.seq_len = int(seq_len)
+        self.mlp_t = bool(mlp_t)
+        self.epsilon = float(epsilon)
+        self.seed = int(seed)
+        policy = self.dtype_policy
+        if self.mlp_t:
+            self.token_mixer = MLPTokenMixer(
+                self.seq_len, self.expansion, self.epsilon, seed=self.seed, dtype=policy
+            )
+            self.self_attn = None
+        else:
+            self.self_attn = Attention(
+                self.hidden_size, self.num_heads, seed=self.seed, dtype=policy
+            )
+            self.token_mixer = None
+            self.attn_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
+        self.mlp = SwiGLU(self.hidden_size, self.expansion, seed=self.seed + 2, dtype=policy)
+        self.mlp_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
+
+    def build(self, input_shape=None):
+        if self.mlp_t:
+            self.token_mixer.build(None)
+        else:
+            self.self_attn.build(None)
+        self.mlp.build(None)
+        self.built = True
+
+    def call(self, h, rotary=None):
+        if self.mlp_t:
+            h = self.token_mixer(h)
+        else:
+            h = self.attn_norm(h + self.self_attn(h, rotary=rotary))
+        return self.mlp_norm(h + self.mlp(h))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_size": self.hidden_size,
+                "num_heads": self.num_heads,
+                "expansion": self.expansion,
+                "seq_len": self.seq_len,
+                "mlp_t": self.mlp_t,
+                "epsilon": self.epsilon,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class ReasoningModule(keras.layers.Layer):
+    """The shared recursive network `L_level`: h = h + injection, then `num_layers` TRM blocks.
+
+    Args:
+        num_layers: number of blocks (L_layers, 2 in the reference).
+        block_kwargs: keyword arguments of every `TRMBlock` (seed is offset per block).
+    """
+
+    def __init__(self, num_layers: int, block_kwargs: dict, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = int(num_layers)
+        self.block_kwargs = dict(block_kwargs)
+        self.seed = int(seed)
+        self.blocks = [
+            TRMBlock(
+                **self.block_kwargs,
+                seed=self.seed + 10 * i,
+                dtype=self.dtype_policy,
+                name=f"layers_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
+
+    def build(self, input_shape=None):
+        for block in self.blocks:
+            block.build(None)
+        self.built = True
+
+    def call(self, h, injection, rotary=None):
+        h = h + injection
+        for block in self.blocks:
+            h = block(h, rotary=rotary)
+        return h
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_layers": self.num_layers, "block_kwargs": self.block_kwargs, "seed": self.seed}
+        )
+        return config
