@@ -1,0 +1,213 @@
+"""Maze-Hard (30x30) as a TFDS dataset, following TRM_SPEC.md §5.3.
+
+Configs:
+
+* `hard`: the source CSVs as the reference README command builds them (no augmentation);
+* `hard_aug8`: the same plus the 8 dihedral transforms of every train maze (one puzzle each, one group
+  per original maze); the test split is never augmented;
+* `generated`: 1000 train / 200 test offline, seeded perfect mazes with a unique shortest path longer
+  than 110 moves (see `maze_lib`), for machines without the source data.
+
+Source for `hard*`: `train.csv` and `test.csv` (header source,question,answer,rating) from the manual
+directory when it holds both, else downloaded from the Hugging Face dataset
+`sapientinc/maze-30x30-hard-1k` (register checksums once with `tfds build --register_checksums` on a
+machine that can reach it). Every position is supervised (labels never hold the pad id 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from . import maze_lib
+
+_URL = "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k/resolve/main/{}.csv"
+METADATA_FILE = "metadata.json"
+
+
+@dataclasses.dataclass
+class MazeConfig(tfds.core.BuilderConfig):
+    """One Maze-Hard variant.
+
+    Attributes:
+      source: "csv" (source data) or "generated" (offline generator).
+      augment: add the 8 dihedral transforms of every train maze.
+      num_train: generated train mazes (source == "generated").
+      num_test: generated test mazes.
+      seed: generator seed.
+      min_path_length: generated mazes have a start-goal path longer than this (moves).
+      num_shards: shards per split (clamped to the split size), so 64 hosts each read their own files.
+    """
+
+    source: str = "csv"
+    augment: bool = False
+    num_train: int = 1000
+    num_test: int = 200
+    seed: int = 0
+    min_path_length: int = maze_lib.DEFAULT_MIN_PATH_LENGTH
+    num_shards: int = 64
+
+
+# Small generated config for tests; not listed in BUILDER_CONFIGS (pass it as `config=TINY_CONFIG`).
+TINY_CONFIG = MazeConfig(
+    name="generated_tiny",
+    description="6 train / 3 test generated mazes (tests only).",
+    source="generated",
+    num_train=6,
+    num_test=3,
+    seed=1,
+)
+
+
+class _ClampedShardConfig(tfds.core.utils.shard_utils.ShardConfig):
+    """A fixed shard count, clamped to the number of examples (tiny splits cannot have 64 shards)."""
+
+    def get_number_shards(self, total_size, num_examples, uses_precise_sharding=True):
+        n = super().get_number_shards(total_size, num_examples, uses_precise_sharding)
+        return max(1, min(n, num_examples))
+
+
+@dataclasses.dataclass(eq=False)
+class _ShardedDownloadConfig(tfds.download.DownloadConfig):
+    def get_shard_config(self):
+        return _ClampedShardConfig(
+            num_shards=self.num_shards,
+            min_shard_size=self.min_shard_size,
+            max_shard_size=self.max_shard_size,
+        )
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """DatasetBuilder for Maze-Hard 30x30."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release (TRM reference encoding)."}
+    BUILDER_CONFIGS = [
+        MazeConfig(name="hard", description="Source CSVs, no augmentation (reference README)."),
+        MazeConfig(
+            name="hard_aug8",
+            description="Source CSVs, 8 dihedral transforms of every train maze.",
+            augment=True,
+        ),
+        MazeConfig(
+            name="generated",
+            description="1000 train / 200 test seeded perfect mazes, path > 110 moves.",
+            source="generated",
+        ),
+    ]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    Optional: put train.csv and test.csv of the Hugging Face dataset sapientinc/maze-30x30-hard-1k in
+    the manual directory; otherwise they are downloaded. The `generated` config needs nothing.
+    """
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    "inputs": tfds.features.Tensor(shape=(maze_lib.SEQ_LEN,), dtype=np.uint8),
+                    "labels": tfds.features.Tensor(shape=(maze_lib.SEQ_LEN,), dtype=np.uint8),
+                    "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
+                    "puzzle_index": tfds.features.Scalar(dtype=np.int32),
+                    "group": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
+            supervised_keys=("inputs", "labels"),
+            homepage="https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k",
+            metadata=tfds.core.MetadataDict(),
+        )
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        # Default to the config's shard count (clamped per split) unless the caller chose one.
+        fields = {
+            f.name: getattr(download_config, f.name)
+            for f in dataclasses.fields(download_config)
+            if f.init
+        }
+        if fields.get("num_shards") is None:
+            fields["num_shards"] = self.builder_config.num_shards
+        return super()._download_and_prepare(dl_manager, _ShardedDownloadConfig(**fields))
+
+    def _source_paths(self, dl_manager) -> dict[str, epath.Path]:
+        try:
+            manual = epath.Path(dl_manager.manual_dir)
+        except AssertionError:  # TFDS asserts when the manual dir is missing or empty
+            manual = None
+        if manual is not None and all((manual / f"{s}.csv").exists() for s in ("train", "test")):
+            return {s: manual / f"{s}.csv" for s in ("train", "test")}
+        paths = dl_manager.download({s: _URL.format(s) for s in ("train", "test")})
+        return {s: epath.Path(p) for s, p in paths.items()}
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        cfg = self.builder_config
+        data = {}
+        if cfg.source == "csv":
+            for split, path in self._source_paths(dl_manager).items():
+                data[split] = maze_lib.parse_csv(path.read_text(), str(path))
+            source = "sapientinc/maze-30x30-hard-1k CSVs"
+        elif cfg.source == "generated":
+            for split_id, (split, num) in enumerate(
+                (("train", cfg.num_train), ("test", cfg.num_test))
+            ):
+                inputs, labels, _ = maze_lib.generate(num, cfg.seed, split_id, cfg.min_path_length)
+                data[split] = (inputs, labels)
+            source = (
+                f"generated perfect mazes, unique shortest path > {cfg.min_path_length} moves, "
+                f"seed {cfg.seed}"
+            )
+        else:
+            raise ValueError(f"unknown source {cfg.source!r}")
+        copies = {"train": 8 if cfg.augment else 1, "test": 1}
+        groups = {s: int(len(v[0])) for s, v in data.items()}
+        self.info.metadata.update(
+            {
+                "seq_len": maze_lib.SEQ_LEN,
+                "vocab_size": maze_lib.VOCAB_SIZE,
+                "pad_id": 0,
+                "ignore_label_id": 0,
+                "blank_identifier_id": 0,
+                "num_puzzle_identifiers": 1,
+                "total_groups": groups,
+                "total_puzzles": {s: groups[s] * copies[s] for s in groups},
+                "mean_puzzle_examples": {s: 1.0 for s in groups},
+                "charset": maze_lib.CHARSET,
+                "augment_train_dihedral": cfg.augment,
+                "seed": cfg.seed,
+                "description": f"Maze-Hard 30x30 ('# SGo' -> 1..5, pad 0); source: {source}.",
+            }
+        )
+        return {s: self._generate_examples(*data[s], copies[s]) for s in ("train", "test")}
+
+    def _generate_examples(self, inputs: np.ndarray, labels: np.ndarray, copies: int):
+        # Puzzle p = copies * group + transform id, as the reference orders its augmented copies.
+        per_t = [
+            (maze_lib.dihedral_rows(inputs, t), maze_lib.dihedral_rows(labels, t))
+            for t in range(copies)
+        ]
+        for g in range(len(inputs)):
+            for t in range(copies):
+                p = g * copies + t
+                yield (
+                    f"{p:08d}",
+                    {
+                        "inputs": per_t[t][0][g],
+                        "labels": per_t[t][1][g],
+                        "puzzle_identifier": 0,
+                        "puzzle_index": p,
+                        "group": g,
+                    },
+                )
+
+
+def read_metadata(data_dir: str, name_and_config: str = "maze_hard/hard") -> dict:
+    """Reads the dataset metadata (`metadata.json` next to `dataset_info.json`).
+
+    Args:
+      data_dir: TFDS data dir (local or gs://).
+      name_and_config: e.g. "maze_hard/hard" or "maze_hard/generated/1.0.0".
+    """
+    builder = tfds.builder(name_and_config, data_dir=data_dir)
+    return dict(json.loads((epath.Path(builder.data_dir) / METADATA_FILE).read_text()))
