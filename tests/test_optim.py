@@ -326,3 +326,60 @@ def test_ema_mirrored_replica_and_cross_replica(mirrored):
     ema.swap()
     for c in _replica_values(w):
         np.testing.assert_array_equal(c, p1)
+
+
+def _trainer_shaped_run(strategy, x, ids, y, w0, t0, steps=2):
+    """The trainer's pattern: jit forward/backward, updates in strategy.run outside the jit."""
+    gb = x.shape[0]
+    with strategy.scope():
+        w = keras.Variable(w0, name="w")
+        table = tf.Variable(t0, trainable=False, name="puzzle_table")
+        opt = optim.make_optimizer("adam_atan2", optim.WarmupCosine(0.05, 1, 10), 0.1)
+        opt.build([w])
+        sparse = optim.SparseSignSGD(table, weight_decay=0.1)
+        ema = optim.EMA([w], rate=0.9)
+
+    @tf.function(jit_compile=True)
+    def fwd_bwd(w_val, rows, xb, yb):
+        with tf.GradientTape() as tape:
+            tape.watch([w_val, rows])
+            pred = tf.matmul(xb + rows, w_val)
+            loss = tf.reduce_sum(tf.square(pred - yb)) / gb
+        return tape.gradient(loss, [w_val, rows])
+
+    @tf.function
+    def step(xb, idb, yb, it):
+        def fn(xr, ir, yr):
+            rows = tf.gather(table, ir)
+            g_w, g_rows = fwd_bwd(tf.convert_to_tensor(w), rows, xr, yr)
+            opt.apply([g_w], [w])
+            sparse.apply(ir, g_rows, optim.lr_at_step(it, 0.01, 1, 10))
+            ema.update()
+
+        strategy.run(fn, args=(xb, idb, yb))
+
+    for it in range(1, steps + 1):
+        if strategy.num_replicas_in_sync > 1:
+            args = (_split(strategy, x), _split(strategy, ids), _split(strategy, y))
+        else:
+            args = (tf.constant(x), tf.constant(ids), tf.constant(y))
+        step(*args, tf.constant(it))
+    return w, table, ema.shadows[0]
+
+
+def test_trainer_shaped_step_mirrored_equals_default(mirrored):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6, 2)).astype(np.float32)
+    y = rng.normal(size=(6, 3)).astype(np.float32)
+    w0 = rng.normal(size=(2, 3)).astype(np.float32)
+    t0 = rng.normal(size=(6, 2)).astype(np.float32)
+    single = [
+        v.numpy() for v in _trainer_shaped_run(tf.distribute.get_strategy(), x, _IDS, y, w0, t0)
+    ]
+    multi = _trainer_shaped_run(mirrored, x, _IDS, y, w0, t0)
+    for got, want in zip(multi, single):
+        copies = _replica_values(got)
+        assert len(copies) == 2
+        for c in copies:
+            np.testing.assert_allclose(c, want, rtol=0, atol=1e-6)
+    assert np.abs(single[1] - t0).max() > 1e-3 and np.abs(single[0] - w0).max() > 1e-3
