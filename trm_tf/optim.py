@@ -122,7 +122,6 @@ class AdamATan2(keras.optimizers.Optimizer):
         name: str = "adam_atan2",
         **kwargs,
     ):
-        kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, weight_decay=None, name=name, **kwargs)
         self.decoupled_weight_decay = float(weight_decay)
         self.beta_1 = float(beta_1)
