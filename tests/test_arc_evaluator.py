@@ -1,0 +1,190 @@
+"""Tests of the ARC pass@K voting evaluator (trm_tf/evaluators/arc.py) and its agreement with the
+builder's grid math (tfds_builders/arc_agi/arc_lib.py)."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from tfds_builders.arc_agi import arc_lib
+from trm_tf.evaluators import arc
+
+DUMMY = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders" / "arc_agi" / "dummy_data"
+
+
+def _perms(rng, n):
+    maps = [np.arange(10, dtype=np.uint8)]
+    for _ in range(n):
+        maps.append(np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.uint8))
+    return maps
+
+
+def test_inverse_restores_every_transform_and_agrees_with_builder():
+    rng = np.random.default_rng(0)
+    grid = rng.integers(0, 10, (4, 7)).astype(np.uint8)
+    for t in range(8):
+        np.testing.assert_array_equal(arc.dihedral(grid, t), arc_lib.dihedral(grid, t))
+        for cmap in _perms(rng, 5):
+            aug = arc_lib.augment_grid(grid, t, cmap)
+            np.testing.assert_array_equal(arc.inverse_augment(aug, t, cmap), grid)
+            np.testing.assert_array_equal(
+                arc.inverse_augment(aug, t, cmap), arc_lib.inverse_augment_grid(aug, t, cmap)
+            )
+    assert arc.DIHEDRAL_INVERSE == arc_lib.DIHEDRAL_INVERSE == (0, 3, 2, 1, 4, 5, 6, 7)
+
+
+def test_crop_with_eos_and_jagged_regions():
+    g = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
+    np.testing.assert_array_equal(arc.crop(arc_lib.encode_grid(g)), g)
+    # Jagged colour region: row widths 5, 3, 3, 1 -> areas 5, 6, 9, 4 -> 3 rows x 3 columns.
+    canvas = np.zeros((30, 30), np.uint8)
+    for r, w in enumerate((5, 3, 3, 1)):
+        canvas[r, :w] = 2 + r
+    canvas[0, 5] = 1  # EOS ends row 0
+    want = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2]], np.uint8)
+    np.testing.assert_array_equal(arc.crop(canvas.reshape(-1)), want)
+    # Equal areas: the first (fewest rows) wins, as the reference's strict ">".
+    canvas = np.zeros((30, 30), np.uint8)
+    canvas[0, :4] = 3
+    canvas[1, :2] = 3
+    assert arc.crop(canvas).shape == (1, 4)
+    assert arc.crop(np.ones(900, np.uint8)).shape == (0, 0)  # EOS at (0, 0)
+    full = np.full(900, 11, np.uint8)
+    assert arc.crop(full).shape == (30, 30) and (arc.crop(full) == 9).all()
+    for tokens in (canvas.reshape(-1), full, arc_lib.encode_grid(g, (0, 0))):
+        np.testing.assert_array_equal(arc.crop(tokens), arc_lib.crop(tokens))
+
+
+def _row(grid, t, cmap):
+    return arc_lib.encode_grid(arc_lib.augment_grid(np.asarray(grid, np.uint8), t, cmap))
+
+
+def _batch(rows):
+    """rows: (task, test_index, true_input, pred_grid, q_logit, t, cmap)."""
+    return {
+        "inputs": np.stack([_row(r[2], r[5], r[6]) for r in rows]),
+        "preds": np.stack([_row(r[3], r[5], r[6]) for r in rows]),
+        "q_halt": np.array([r[4] for r in rows], np.float32),
+        "task_name": np.array([r[0].encode() for r in rows], object),
+        "test_index": np.array([r[1] for r in rows], np.int32),
+        "transform_id": np.array([r[5] for r in rows], np.int32),
+        "color_map": np.stack([r[6] for r in rows]),
+        "mask": np.ones(len(rows), bool),
+    }
+
+
+A, B, C = [[1, 2], [3, 4]], [[5, 5], [5, 5]], [[7]]
+IN = [[0, 1], [2, 3]]
+TRUTH = {"t1": [A, C], "t2": [B]}
+
+
+def _votes():
+    rng = np.random.default_rng(1)
+    maps = _perms(rng, 8)
+    rows = [
+        # t1 pair 0: A x2 (q 0, 0), B x2 (q 2, 2) -> B wins the tie on count by mean q; truth A is 2nd.
+        ("t1", 0, IN, A, 0.0, 1, maps[1]),
+        ("t1", 0, IN, A, 0.0, 6, maps[2]),
+        ("t1", 0, IN, B, 2.0, 7, maps[3]),
+        ("t1", 0, IN, B, 2.0, 0, maps[0]),
+        # t1 pair 1: C x1, B x3 -> top-1 B, truth C 2nd.
+        ("t1", 1, IN, C, 5.0, 2, maps[4]),
+        ("t1", 1, IN, B, -1.0, 3, maps[5]),
+        ("t1", 1, IN, B, -1.0, 4, maps[6]),
+        ("t1", 1, IN, B, -1.0, 5, maps[7]),
+        # t2 pair 0: B x2 wins over A x1.
+        ("t2", 0, IN, B, 0.0, 5, maps[8]),
+        ("t2", 0, IN, B, 0.0, 2, maps[1]),
+        ("t2", 0, IN, A, 9.0, 1, maps[2]),
+    ]
+    return rows
+
+
+def test_voting_pass_at_k_and_q_tiebreak():
+    ev = arc.ARCEvaluator()
+    rows = _votes()
+    batch = _batch(rows + [("t2", 0, IN, A, 50.0, 0, np.arange(10, dtype=np.uint8))])
+    batch["mask"][-1] = False  # a padding row must not vote
+    ev.update(batch)
+    ranked = ev.ranked("t1", 0)
+    assert [k for k, _, _ in ranked] == [arc.grid_key(B), arc.grid_key(A)]
+    assert ranked[0][1] == 2 and ranked[0][2] == pytest.approx(1 / (1 + np.exp(-2.0)))
+    res = ev.result(TRUTH)
+    # t1: pair0 pass@1 0, pass@2 1; pair1 pass@1 0, pass@2 1 -> 0 / 1. t2: 1 / 1.
+    assert res["ARC/pass@1"] == pytest.approx((0.0 + 1.0) / 2)
+    assert res["ARC/pass@2"] == pytest.approx((1.0 + 1.0) / 2)
+    assert res["ARC/pass@1000"] == pytest.approx(1.0)
+    assert res["ARC/input_mismatches"] == 0 and res["ARC/num_tasks"] == 2
+    # A task without predictions counts as 0.
+    assert ev.result({**TRUTH, "t3": [A]})["ARC/pass@2"] == pytest.approx(2 / 3)
+
+
+def test_merge_of_two_hosts_equals_one_evaluator():
+    rows = _votes()
+    single = arc.ARCEvaluator()
+    single.update(_batch(rows))
+    hosts = [arc.ARCEvaluator(), arc.ARCEvaluator()]
+    hosts[0].update(_batch(rows[::2]))
+    hosts[1].update(_batch(rows[1::2]))
+    chief = arc.ARCEvaluator()
+    chief.merge(json.loads(json.dumps([h.state() for h in hosts])))  # through JSON, as across hosts
+    assert chief.result(TRUTH) == single.result(TRUTH)
+    for task, idx in (("t1", 0), ("t1", 1), ("t2", 0)):
+        got, want = chief.ranked(task, idx), single.ranked(task, idx)
+        assert [(k, c) for k, c, _ in got] == [(k, c) for k, c, _ in want]
+        np.testing.assert_allclose([q for *_, q in got], [q for *_, q in want])
+
+
+def test_reset_and_aggregated_voting():
+    rows = _votes()
+    fresh, agg = arc.ARCEvaluator(), arc.ARCEvaluator(aggregated_voting=True)
+    for ev in (fresh, agg):
+        ev.update(_batch(rows))
+        ev.reset()
+        ev.update(_batch(rows[:1]))
+    assert fresh.ranked("t1", 0)[0][1] == 1
+    assert agg.ranked("t1", 0)[0][1] == 3  # the reference quirk: votes survive across evaluations
+
+
+def test_submission_json(tmp_path):
+    ev = arc.ARCEvaluator()
+    ev.update(_batch(_votes()))
+    path = tmp_path / "submission.json"
+    ev.write_submission(str(path), {**TRUTH, "t3": [A]})
+    sub = json.loads(path.read_text())
+    assert sorted(sub) == ["t1", "t2", "t3"]
+    assert sub["t1"] == [{"attempt_1": B, "attempt_2": A}, {"attempt_1": B, "attempt_2": C}]
+    assert sub["t2"] == [{"attempt_1": B, "attempt_2": A}]
+    assert sub["t3"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}]
+
+
+def test_builder_rows_with_true_labels_score_one(tmp_path):
+    """End to end with the builder's own rows (augmented test split of the dummy tasks)."""
+    tasks = arc_lib.load_tasks(DUMMY, ("training", "evaluation", "concept"))
+    plans, _ = arc_lib.plan_dataset(tasks, "evaluation", 10, seed=42)
+    (tmp_path / arc.TEST_PUZZLES_FILE).write_text(json.dumps(arc_lib.test_puzzles_json(plans)))
+    truth = arc.load_ground_truth(str(tmp_path))
+    ev = arc.ARCEvaluator()
+    for plan in plans:
+        rec = arc_lib.encode_task_split(plan, "test", 42, translate=False)
+        if rec is None:
+            continue
+        k, n = rec["inputs"].shape[:2]
+        ev.update(
+            {
+                "inputs": rec["inputs"].reshape(k * n, -1),
+                "preds": rec["labels"].reshape(k * n, -1),
+                "q_halt": np.zeros(k * n),
+                "task_name": np.array([plan.task.name] * (k * n)),
+                "test_index": np.tile(rec["test_index"], k),
+                "transform_id": np.repeat(plan.trans_ids, n),
+                "color_map": np.repeat(plan.color_maps, n, axis=0),
+            }
+        )
+    res = ev.result(truth)
+    assert res["ARC/pass@1"] == 1.0 and res["ARC/input_mismatches"] == 0
+    assert ev.ranked(sorted(truth)[0], 0)[0][1] == 11  # all 11 copies agree after inversion
+    # The Kaggle solutions file gives the same ground truth.
+    sol = arc.load_ground_truth(str(DUMMY / "arc-agi_evaluation_solutions.json"))
+    assert sol == truth
