@@ -1,0 +1,68 @@
+"""Prints what TensorFlow sees of the TPU; run on a TPU VM worker by setup_workers.sh.
+
+`--tpu=local` checks the chips of this host (single-host slices). On a multi-host slice the
+client on worker 0 connects to every host's TPU runtime (`--tpu=grpc://ip:8470,...`, with
+TPU_LOAD_LIBRARY=0 in the environment), which is also how the trainer runs there.
+
+Prints one JSON line (host, TF version, TPU device count, replicas, matmul check) and exits 0 only
+when TPU devices were found and every replica computed the expected value.
+"""
+
+import argparse
+import json
+import socket
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Initialises the TPU system, runs one matmul per replica and reports.
+
+    Args:
+        argv: Command-line arguments (default: sys.argv[1:]).
+
+    Returns:
+        The process exit code: 0 when the TPU works, 1 otherwise.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tpu", default="local", help="'local' or grpc://ip:8470,... endpoints")
+    parser.add_argument("--expect", type=int, default=0, help="expected TPU device count (0: any)")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf  # Imported late so --help works without TensorFlow.
+
+    report = {"host": socket.gethostname(), "tpu": args.tpu, "tf_version": tf.__version__}
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=args.tpu)
+    # On a machine without TPU, 'local' resolves but sees no chips; initialising would only raise
+    # an opaque NotFoundError, so stop here with a clear message.
+    if args.tpu == "local" and resolver.num_accelerators().get("TPU", 0) == 0:
+        report["error"] = "no TPU chips visible to TensorFlow on this host"
+        print(json.dumps(report))
+        return 1
+    if args.tpu != "local":
+        tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    strategy = tf.distribute.TPUStrategy(resolver)
+    report["tpu_devices"] = len(tf.config.list_logical_devices("TPU"))
+    report["num_replicas"] = strategy.num_replicas_in_sync
+
+    n = 128
+
+    @tf.function
+    def matmul_sum():
+        ones = tf.ones([n, n], tf.float32)
+        return tf.reduce_sum(tf.matmul(ones, ones))
+
+    values = strategy.experimental_local_results(strategy.run(matmul_sum))
+    sums = [float(v.numpy()) for v in values]
+    # Every entry of ones(n,n) @ ones(n,n) is n, so the sum is n**3 on every replica.
+    report["matmul_ok"] = all(s == float(n**3) for s in sums)
+    ok = report["tpu_devices"] > 0 and report["matmul_ok"]
+    if args.expect and report["tpu_devices"] != args.expect:
+        report["error"] = f"expected {args.expect} TPU devices"
+        ok = False
+    print(json.dumps(report))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

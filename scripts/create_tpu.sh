@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Creates a Cloud TPU VM (slice) for trm-tf: on demand, or through a queued resource (--queued,
+# and always for --spot, because spot capacity is handed out through the queue).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<EOF
+Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --type=TYPE [--version=VERSION] [--spot|--queued]
+                     [--wait] [--project=PROJECT] [--dry-run]
+
+Creates TPU VM NAME of accelerator type TYPE (e.g. v4-32 = 16 chips on 4 hosts) in ZONE.
+
+  --name=NAME        TPU (and queued-resource) name
+  --zone=ZONE        zone, e.g. us-central2-b (keep the GCS bucket in the same region)
+  --type=TYPE        accelerator type, e.g. v4-8 (one host), v4-32, v4-64
+  --version=VERSION  TPU software version (default: tpu-vm-tf-${TRM_TF_VERSION}-pod-pjrt for
+                     multi-host types, tpu-vm-tf-${TRM_TF_VERSION}-pjrt for one host)
+  --queued           create through 'gcloud compute tpus queued-resources create' (waits in the
+                     queue instead of failing when the zone has no capacity)
+  --spot             spot (preemptible, cheaper) capacity; implies --queued
+  --wait             with --queued/--spot: poll every 60 s until the queued resource is ACTIVE
+  --project=PROJECT  GCP project (default: gcloud's core/project)
+  --dry-run          print the gcloud commands instead of running them
+  -h, --help         this text
+EOF
+}
+
+VERSION=""
+SPOT=0
+QUEUED=0
+WAIT=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --version | --version=*)
+      optval "$@"
+      VERSION="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --spot)
+      SPOT=1
+      QUEUED=1
+      shift
+      ;;
+    --queued)
+      QUEUED=1
+      shift
+      ;;
+    --wait)
+      WAIT=1
+      shift
+      ;;
+    *)
+      common_flag "$@" || usage_error "unknown argument '$1'"
+      shift "${OPTSHIFT}"
+      ;;
+  esac
+done
+TYPE="${TPU_TYPE}"
+require_flags --name "${NAME}" --zone "${ZONE}" --type "${TYPE}"
+[[ ${TYPE} =~ ^v[0-9a-z]+-[0-9]+$ ]] || usage_error "--type must look like v4-32, got '${TYPE}'"
+[[ -n ${VERSION} ]] || VERSION="$(default_runtime_version "${TYPE}")"
+require_gcloud
+
+if [[ ${QUEUED} == 0 ]]; then
+  gcloud_cmd compute tpus tpu-vm create "${NAME}" --zone="${ZONE}" \
+    --accelerator-type="${TYPE}" --version="${VERSION}"
+  log "TPU ${NAME} created. Next: scripts/setup_workers.sh --name=${NAME} --zone=${ZONE}"
+  exit 0
+fi
+
+args=(compute tpus queued-resources create "${NAME}" --node-id="${NAME}" --zone="${ZONE}"
+  --accelerator-type="${TYPE}" --runtime-version="${VERSION}")
+[[ ${SPOT} == 1 ]] && args+=(--spot)
+gcloud_cmd "${args[@]}"
+
+state_query=(compute tpus queued-resources describe "${NAME}" --zone="${ZONE}"
+  --format='value(state.state)')
+if [[ ${WAIT} == 0 ]]; then
+  log "Queued. Check with: $(join_cmd gcloud "${state_query[@]}") (ACTIVE = ready)"
+  exit 0
+fi
+while true; do
+  state="$(gcloud_query ACTIVE "${state_query[@]}")"
+  log "queued resource ${NAME}: ${state}"
+  case "${state}" in
+    ACTIVE) break ;;
+    FAILED | SUSPENDED) die "queued resource ${NAME} is ${state}" ;;
+  esac
+  sleep 60
+done
+log "TPU ${NAME} is ready. Next: scripts/setup_workers.sh --name=${NAME} --zone=${ZONE}"

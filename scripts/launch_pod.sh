@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Starts one training run (launch.py) on a TPU VM slice, detached from the SSH session.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+  cat <<EOF
+Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --config=configs/FILE.py --workdir=gs://...
+                     [--run=RUN] [--type=TYPE] [--tpu_address=ADDR] [--all_workers] [--wait]
+                     [--poll_seconds=60] [--project=PROJECT] [--dry-run] [-- EXTRA LAUNCH FLAGS]
+
+Runs, from ${TRM_REMOTE_DIR} on the worker(s), under nohup/setsid:
+  python3 launch.py --config=CONFIG --workdir=WORKDIR --tpu=ADDR [EXTRA...]
+through scripts/remote_run.sh, which logs to ${TRM_REMOTE_LOGS}/RUN.log on each worker and, when
+the run ends, copies that log to WORKDIR/logs/worker-<i>.log.
+
+Where it runs: TensorFlow drives a multi-host slice from one client, so by default the command
+starts on worker 0 only, with --tpu=grpc://<every worker>:8470 and TPU_LOAD_LIBRARY=0 (the
+worker IPs come from 'gcloud compute tpus tpu-vm describe'). A one-host slice (e.g. v4-8) runs
+with --tpu=local. --all_workers starts the same command on every worker with --tpu=local
+(only for a trainer that is itself multi-client; TPUStrategy is not).
+
+  --name=NAME          TPU name
+  --zone=ZONE          zone
+  --config=PATH        config file passed to launch.py (relative to the repo root)
+  --workdir=DIR        run directory (gs://BUCKET/runs/<id>)
+  --run=RUN            run name for the log files (default: <config stem>-<UTC time>)
+  --type=TYPE          accelerator type (skips a 'describe' call to learn it)
+  --tpu_address=ADDR   value for launch.py --tpu (skips the endpoint lookup)
+  --all_workers        start the command on every worker (see above)
+  --wait               block until the run ends (polls worker 0); exit with the run's exit code
+  --poll_seconds=N     poll interval for --wait (default 60)
+  --project=PROJECT    GCP project
+  --dry-run            print the gcloud commands instead of running them
+  -- EXTRA             further flags passed to launch.py unchanged
+  -h, --help           this text
+EOF
+}
+
+CONFIG=""
+WORKDIR=""
+RUN=""
+ALL_WORKERS=0
+WAIT=0
+POLL_SECONDS=60
+EXTRA=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --config | --config=*)
+      optval "$@"
+      CONFIG="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --workdir | --workdir=*)
+      optval "$@"
+      WORKDIR="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --run | --run=*)
+      optval "$@"
+      RUN="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --poll_seconds | --poll_seconds=*)
+      optval "$@"
+      POLL_SECONDS="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --all_workers)
+      ALL_WORKERS=1
+      shift
+      ;;
+    --wait)
+      WAIT=1
+      shift
+      ;;
+    --)
+      shift
+      EXTRA=("$@")
+      break
+      ;;
+    *)
+      common_flag "$@" || usage_error "unknown argument '$1' (launch.py flags go after --)"
+      shift "${OPTSHIFT}"
+      ;;
+  esac
+done
+require_flags --name "${NAME}" --zone "${ZONE}" --config "${CONFIG}" --workdir "${WORKDIR}"
+[[ ${POLL_SECONDS} =~ ^[0-9]+$ ]] || usage_error "--poll_seconds must be an integer"
+[[ -n ${RUN} ]] || RUN="$(config_stem "${CONFIG}")-$(utc_stamp)"
+[[ ${RUN} =~ ^[A-Za-z0-9_.-]+$ ]] || usage_error "--run may only use letters, digits, _ . -"
+require_gcloud
+
+if [[ ${ALL_WORKERS} == 1 ]]; then
+  WORKER=all
+  [[ -n ${TPU_ADDRESS} ]] || TPU_ADDRESS=local
+  MULTI_HOST=0
+  [[ ${TPU_ADDRESS} == local ]] || MULTI_HOST=1
+else
+  WORKER=0
+  resolve_tpu_address
+fi
+mapfile -t ENV_ARGS < <(trainer_env_args)
+
+train_cmd=(python3 launch.py --config="${CONFIG}" --workdir="${WORKDIR}" --tpu="${TPU_ADDRESS}")
+train_cmd+=("${EXTRA[@]+"${EXTRA[@]}"}")
+wrapper=(bash scripts/remote_run.sh --run="${RUN}" --workdir="${WORKDIR}" "${ENV_ARGS[@]}" --)
+logs="${TRM_REMOTE_LOGS}"
+# Refuse to start while another run is active on the worker: two clients cannot share the chips.
+guard="for f in ${logs}/*.pid; do if [ -e \"\$f\" ] && kill -0 \"\$(cat \"\$f\")\" 2>/dev/null; then echo \"\$(hostname): run \$(basename \"\$f\" .pid) is still active; stop it with scripts/pod_stop.sh\" >&2; exit 3; fi; done"
+remote="mkdir -p ${logs} && ${guard} && cd ${TRM_REMOTE_DIR} && setsid nohup $(join_cmd "${wrapper[@]}" "${train_cmd[@]}") > ${logs}/${RUN}.launcher.log 2>&1 < /dev/null & echo \"\$(hostname): started run ${RUN}\""
+
+gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker="${WORKER}" --command="${remote}"
+log "run ${RUN}: log ${logs}/${RUN}.log on worker(s) ${WORKER}; copied to ${WORKDIR%/}/logs/worker-<i>.log at the end"
+log "status: scripts/pod_status.sh --name=${NAME} --zone=${ZONE} --run=${RUN}"
+
+[[ ${WAIT} == 1 ]] || exit 0
+
+# Poll worker 0 for RUN.exit (written by remote_run.sh once the log is copied). SSH failures
+# (e.g. a preempted spot slice) are retried; 30 in a row end the wait with exit code 255.
+poll=(compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker=0
+  --command="cat ${logs}/${RUN}.exit 2>/dev/null || echo running")
+if [[ ${DRY_RUN} == 1 ]]; then
+  gcloud_cmd "${poll[@]}"
+  exit 0
+fi
+failures=0
+while true; do
+  build_gcloud_args "${poll[@]}"
+  if out="$("${GCLOUD_ARGS[@]}" 2>/dev/null)"; then
+    failures=0
+    state="$(printf '%s\n' "${out}" | tail -n 1 | tr -d '[:space:]')"
+    if [[ ${state} =~ ^[0-9]+$ ]]; then
+      log "run ${RUN} ended with exit code ${state}"
+      exit "${state}"
+    fi
+  else
+    failures=$((failures + 1))
+    log "warning: could not reach worker 0 (${failures} in a row)"
+    if [[ ${failures} -ge 30 ]]; then
+      echo "error: lost contact with ${NAME}; the state of run ${RUN} is unknown" >&2
+      exit 255
+    fi
+  fi
+  sleep "${POLL_SECONDS}"
+done
