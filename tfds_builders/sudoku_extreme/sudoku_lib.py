@@ -376,7 +376,65 @@ def propagate(questions: np.ndarray, max_iters: int = 81, hidden: bool = True):
 
 _BIT_DIGIT = {1 << d: d for d in range(1, 10)}
 _POPCOUNT = [bin(m).count("1") for m in range(1 << 10)]
-_PEERS = [sorted({int(c) for u in _UNITS_OF_CELL[i] for c in UNITS[u]} - {i}) for i in range(81)]
+
+
+def _search(question: Sequence[int], limit: int) -> tuple[int, np.ndarray | None]:
+    """Bitmask depth-first search, fewest candidates first: (min(#solutions, limit), first one)."""
+    grid = [int(d) for d in np.asarray(question).reshape(81)]
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    empty = []
+    for i, d in enumerate(grid):
+        r, c, b = i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3
+        if d:
+            bit = 1 << d
+            if not 1 <= d <= 9 or (rows[r] | cols[c] | boxes[b]) & bit:
+                return 0, None
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+        else:
+            empty.append((i, r, c, b))
+    count = 0
+    first = None
+
+    def search(todo: list) -> bool:
+        nonlocal count, first
+        if not todo:
+            count += 1
+            if first is None:
+                first = np.asarray(grid, np.uint8)
+            return count >= limit
+        best, best_n, best_m = -1, 10, 0
+        for k, (_, r, c, b) in enumerate(todo):
+            m = ~(rows[r] | cols[c] | boxes[b]) & 0x3FE
+            n = _POPCOUNT[m]
+            if n < best_n:
+                best, best_n, best_m = k, n, m
+                if n <= 1:
+                    break
+        if best_n == 0:
+            return False
+        i, r, c, b = todo[best]
+        rest = todo[:best] + todo[best + 1 :]
+        m = best_m
+        while m:
+            bit = m & -m
+            m ^= bit
+            grid[i] = _BIT_DIGIT[bit]
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            stop = search(rest)
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+            if stop:
+                return True
+        grid[i] = 0
+        return False
+
+    search(empty)
+    return count, first
 
 
 def count_solutions(question: Sequence[int], limit: int = 2) -> int:
@@ -387,58 +445,18 @@ def count_solutions(question: Sequence[int], limit: int = 2) -> int:
       limit: stop as soon as this many solutions are found.
 
     Returns:
-      min(number of solutions, limit).
+      min(number of solutions, limit); 0 if the givens already clash.
     """
-    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
-    empty = []
-    for i, d in enumerate(question):
-        d = int(d)
-        if d:
-            bit = 1 << d
-            r, c, b = i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3
-            if (rows[r] | cols[c] | boxes[b]) & bit:
-                return 0
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-        else:
-            empty.append((i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3))
-    count = 0
+    return _search(question, limit)[0]
 
-    def search(todo: list) -> bool:
-        nonlocal count
-        if not todo:
-            count += 1
-            return count >= limit
-        best, best_n, best_m = -1, 10, 0
-        for k, (r, c, b) in enumerate(todo):
-            m = ~(rows[r] | cols[c] | boxes[b]) & 0x3FE
-            n = _POPCOUNT[m]
-            if n < best_n:
-                best, best_n, best_m = k, n, m
-                if n <= 1:
-                    break
-        if best_n == 0:
-            return False
-        r, c, b = todo[best]
-        rest = todo[:best] + todo[best + 1 :]
-        m = best_m
-        while m:
-            bit = m & -m
-            m ^= bit
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-            stop = search(rest)
-            rows[r] ^= bit
-            cols[c] ^= bit
-            boxes[b] ^= bit
-            if stop:
-                return True
-        return False
 
-    search(empty)
-    return count
+def solve(question: Sequence[int]) -> np.ndarray | None:
+    """One solution of a puzzle (digits [81] with 0 blank), or None if it has none.
+
+    Returns:
+      uint8 [81] digits; for puzzles with several solutions, the first one found.
+    """
+    return _search(question, 1)[1]
 
 
 def has_unique_solution(questions: np.ndarray) -> np.ndarray:

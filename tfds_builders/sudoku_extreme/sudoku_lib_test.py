@@ -178,3 +178,15 @@ def test_parse_csv_disagreeing_answer(puzzles):
         L.parse_csv_text(text, "f.csv")
     with pytest.raises(L.SudokuFormatError, match="line 1"):
         L.parse_csv_text("a,b,c\n", "f.csv")
+
+
+def test_solve(puzzles):
+    q, s = puzzles
+    for i in range(5):
+        np.testing.assert_array_equal(L.solve(q[i]), s[i])
+    assert L.solve(np.zeros(81, np.uint8)) is not None and L.is_valid_solution(
+        L.solve(np.zeros(81))
+    )
+    clash = q[0].copy()
+    clash[:2] = 5  # Two 5s in the first row.
+    assert L.solve(clash) is None
