@@ -362,3 +362,27 @@ def test_build_under_mirrored_strategy():
         )
     assert isinstance(m.puzzle_emb, tf.distribute.DistributedValues)
     assert m.num_params() == sum(int(np.prod(v.shape)) for v in m.trainable_variables)
+
+
+def test_eager_tape_does_not_record_no_grad_cycles():
+    """No activation memory for the first T-1 cycles: the tape never records them."""
+    m = _small(H_cycles=3, L_cycles=2)
+    inputs, ids = _batch(m)
+    outs = []
+    orig = m._net
+
+    def spy(h, inj):
+        y = orig(h, inj)
+        outs.append(y)
+        return y
+
+    m._net = spy
+    with tf.GradientTape(persistent=True) as tape:
+        out = m.inner(*m.initial_carry(3), inputs, m.gather_puzzle_rows(ids))
+    n_ng = (m.H_cycles - 1) * (m.L_cycles + 1)
+    assert len(outs) == m.H_cycles * (m.L_cycles + 1)
+    for y in outs[:n_ng]:  # not on the tape: no gradient path, hence nothing kept for backward
+        assert all(g is None for g in tape.gradient(y, m.trainable_variables))
+    grads_last = tape.gradient(outs[-1], m.trainable_variables)
+    assert sum(g is not None for g in grads_last) > 0
+    assert out["logits"].shape == (3, m.seq_len, m.vocab_size)
