@@ -202,3 +202,32 @@ def test_failed_build_leaves_no_dataset(tmp_path):
         )
     assert not list(data_dir.rglob("dataset_info.json"))
     assert not (data_dir / "arc_agi" / "arc1_aug0" / "1.0.0").exists()
+
+
+def test_same_config_gives_identical_records(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from . import arc_agi_dataset_builder
+
+    files = []
+    for run in ("a", "b"):
+        builder = arc_agi_dataset_builder.Builder(config="arc1_aug10", data_dir=str(tmp_path / run))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(DUMMY))
+        )
+        d = epath.Path(builder.data_dir)
+        files.append(
+            {
+                f.name: f.read_bytes()
+                for f in d.iterdir()
+                if ".tfrecord" in f.name or f.suffix == ".json" and "info" not in f.name
+            }
+        )
+    assert len(files[0]) > 60 and files[0] == files[1]
+    meta = json.loads(files[0]["metadata.json"])
+    assert meta["num_puzzle_identifiers"] == 1 + 11 * 9
+    assert meta["total_puzzles"] == {"train": 99, "test": 33}
+    truth = json.loads(files[0]["test_puzzles.json"])
+    assert sorted(truth) == sorted(
+        json.loads((DUMMY / "arc-agi_evaluation_solutions.json").read_text())
+    )

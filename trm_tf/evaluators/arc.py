@@ -95,7 +95,13 @@ def crop(tokens: np.ndarray) -> np.ndarray:
 
 def grid_key(grid: np.ndarray) -> str:
     """Canonical text of a grid ("rows;" of digits), hashable and JSON-friendly ("" for 0x0)."""
-    return ";".join("".join(str(int(v)) for v in row) for row in np.asarray(grid))
+    g = np.asarray(grid)
+    if g.size == 0:
+        return ""
+    # Vectorised: digits as ASCII plus a ';' column, one bytes -> str conversion per grid.
+    buf = np.full((g.shape[0], g.shape[1] + 1), ord(";"), np.uint8)
+    buf[:, :-1] = g.astype(np.uint8) + ord("0")
+    return buf.tobytes()[:-1].decode("ascii")
 
 
 def key_grid(key: str) -> list[list[int]]:
