@@ -132,3 +132,31 @@ def test_same_config_gives_identical_records(tmp_path):
         d = epath.Path(builder.data_dir)
         files.append({f.name: f.read_bytes() for f in d.iterdir() if ".tfrecord" in f.name})
     assert files[0] and files[0] == files[1]
+
+
+def test_source_falls_back_to_download_without_manual_csvs(tmp_path):
+    from . import maze_hard_dataset_builder as B
+
+    class FakeDlManager:
+        requested = None
+
+        @property
+        def manual_dir(self):
+            raise AssertionError("Manual directory ... does not exist or is empty")
+
+        def download(self, urls):
+            FakeDlManager.requested = urls
+            return {s: str(DUMMY / f"{s}.csv") for s in urls}
+
+    builder = B.Builder(config="hard", data_dir=str(tmp_path))
+    paths = builder._source_paths(FakeDlManager())
+    assert FakeDlManager.requested == {
+        s: f"https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k/resolve/main/{s}.csv"
+        for s in ("train", "test")
+    }
+    assert paths["test"].name == "test.csv"
+    # With both CSVs in the manual dir, nothing is downloaded.
+    FakeDlManager.requested = None
+    manual = type("M", (FakeDlManager,), {"manual_dir": DUMMY})()
+    assert builder._source_paths(manual)["train"] == DUMMY / "train.csv"
+    assert FakeDlManager.requested is None
