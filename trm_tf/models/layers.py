@@ -465,15 +465,21 @@ class ReasoningModule(keras.layers.Layer):
         self.num_layers = int(num_layers)
         self.block_kwargs = dict(block_kwargs)
         self.seed = int(seed)
-        self.blocks = [
-            TRMBlock(
+        # One attribute per block rather than a Python list: Keras 3 tracks lists for `weights`, but
+        # tf.train.Checkpoint does not follow them, and the blocks would silently not be saved.
+        for i in range(self.num_layers):
+            block = TRMBlock(
                 **self.block_kwargs,
                 seed=self.seed + 10 * i,
                 dtype=self.dtype_policy,
                 name=f"layers_{i}",
             )
-            for i in range(self.num_layers)
-        ]
+            setattr(self, f"layers_{i}", block)
+
+    @property
+    def blocks(self) -> list:
+        """The blocks in application order."""
+        return [getattr(self, f"layers_{i}") for i in range(self.num_layers)]
 
     def build(self, input_shape=None):
         for block in self.blocks:
