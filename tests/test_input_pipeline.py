@@ -32,47 +32,55 @@ def test_missing_dataset_names_the_build_command(tmp_path):
         datasets.load_spec("sudoku_extreme/generated_easy", str(tmp_path))
 
 
+def _batches(sampler, batch, n, start=0):
+    return [b.numpy() for b in sampler.index_dataset(batch, start).take(n)]
+
+
 def test_sampler_draws_each_group_once_per_epoch():
     # 5 groups with 1..5 single-example puzzles each (augmented copies), puzzles numbered globally.
     group = np.repeat(np.arange(5), np.arange(1, 6))
     puzzle = np.arange(len(group))
-    s = input_pipeline.GroupSampler(group, puzzle, batch_size=5, seed=3, shard=0)
-    it = s.index_batches()
-    for _ in range(4):  # batch == groups: one batch per epoch
-        idx = next(it)
+    s = input_pipeline.GroupSampler(group, puzzle, seed=3, shard=0)
+    assert s.examples_per_epoch == 5
+    for idx in _batches(s, 5, 4):  # batch == groups: one batch per epoch
         assert sorted(group[idx]) == [0, 1, 2, 3, 4]
-    # Seeded: same stream again; a different seed differs.
-    a = [next(s.index_batches()) for _ in range(1)]
-    b = [next(input_pipeline.GroupSampler(group, puzzle, 5, 3, 0).index_batches())]
-    np.testing.assert_array_equal(a, b)
-    draws = np.stack(
-        [
-            next(input_pipeline.GroupSampler(group, puzzle, 5, k, 0).index_batches())
-            for k in range(30)
-        ]
+    # Seeded: the same stream again; other seeds choose other variants and orders.
+    np.testing.assert_array_equal(
+        _batches(s, 5, 3), _batches(input_pipeline.GroupSampler(group, puzzle, 3, 0), 5, 3)
     )
-    assert len({tuple(d) for d in draws}) > 20  # seeds give different variants and orders
+    draws = {
+        tuple(_batches(input_pipeline.GroupSampler(group, puzzle, k, 0), 5, 1)[0])
+        for k in range(30)
+    }
+    assert len(draws) > 20
+    # Every variant of a group is drawn: group 4 has 5 puzzles.
+    seen = {i for b in _batches(s, 5, 60) for i in b if group[i] == 4}
+    assert seen == set(np.flatnonzero(group == 4))
 
 
-@pytest.mark.parametrize("sizes", [[1] * 12, [3, 1, 4, 2, 2, 5, 1, 3]])
+@pytest.mark.parametrize("sizes", [[1] * 12, [3, 3, 4, 4, 2, 2, 5, 5]])
 def test_sampler_resume_position_matches_uninterrupted_stream(sizes):
-    # Puzzles of several examples exercise the batch-boundary truncation path.
     puzzle = np.repeat(np.arange(len(sizes)), sizes)
+    group = puzzle // 2  # two puzzles (augmented copies) per group, same number of examples
+    s = input_pipeline.GroupSampler(group, puzzle, seed=0, shard=1)
+    full = _batches(s, 4, 25)
+    np.testing.assert_array_equal(np.stack(full[10:]), np.stack(_batches(s, 4, 15, start=10)))
+
+
+def test_multi_example_puzzles_stay_together_within_an_epoch():
+    sizes = [3, 3, 2, 2, 4, 4]
+    puzzle = np.repeat(np.arange(6), sizes)
     group = puzzle // 2
-    s = input_pipeline.GroupSampler(group, puzzle, batch_size=4, seed=0, shard=1)
-    full = [b for _, b in zip(range(25), s.index_batches())]
-    resumed = [b for _, b in zip(range(15), s.index_batches(start_batch=10))]
-    np.testing.assert_array_equal(np.stack(full[10:]), np.stack(resumed))
-    assert all(len(b) == 4 for b in full)
-
-
-def test_truncated_puzzle_takes_only_what_fits():
-    puzzle = np.repeat(np.arange(3), [3, 3, 3])
-    s = input_pipeline.GroupSampler(puzzle, puzzle, batch_size=4, seed=0, shard=0)
-    first = next(s.index_batches())
-    # 3 examples of one puzzle + 1 of the next; the rest of that puzzle is dropped (reference rule).
-    counts = np.bincount(puzzle[first], minlength=3)
-    assert sorted(counts) == [0, 1, 3]
+    s = input_pipeline.GroupSampler(group, puzzle, seed=5, shard=0)
+    assert s.examples_per_epoch == 3 + 2 + 4
+    idx = _batches(s, 9, 1)[0]  # exactly one epoch
+    assert sorted(group[idx]) == [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    # One puzzle per group, all of its examples, contiguous.
+    for g in range(3):
+        pos = np.flatnonzero(group[idx] == g)
+        assert len(set(puzzle[idx[pos]])) == 1 and np.ptp(pos) == len(pos) - 1
+    with pytest.raises(ValueError, match="different numbers"):
+        input_pipeline.GroupSampler(np.array([0, 0, 0]), np.array([0, 0, 1]), 0, 0)
 
 
 def test_train_dataset_shapes_labels_and_determinism(spec):
@@ -95,10 +103,8 @@ def test_train_dataset_shapes_labels_and_determinism(spec):
 
 def test_each_group_once_per_epoch_on_real_data(spec):
     arrays = input_pipeline.read_split(spec, "train")
-    s = input_pipeline.GroupSampler(arrays["group"], arrays["puzzle_index"], 40, seed=1, shard=0)
-    it = s.index_batches()
-    for _ in range(3):
-        idx = next(it)
+    s = input_pipeline.GroupSampler(arrays["group"], arrays["puzzle_index"], seed=1, shard=0)
+    for idx in _batches(s, 40, 3):
         assert sorted(arrays["group"][idx]) == list(range(40))
 
 

@@ -171,7 +171,9 @@ def make_train_core(
         targets = list(variables) + ([rows] if has_puzzle else [])
         grads = tape.gradient(loss, targets)
         row_grads = grads[-1] if has_puzzle else None
-        grads = grads[: len(variables)]
+        # Embedding gradients arrive as IndexedSlices; the vocabularies are tiny (<= 12 rows), so dense
+        # tensors are cheaper than sparse updates and keep every optimizer's update rule simple.
+        grads = [tf.convert_to_tensor(g) if g is not None else g for g in grads[: len(variables)]]
         new_carry = dict(cur, z_H=out["z_H"], z_L=out["z_L"], steps=steps, halted=halted)
         sums["loss"] = loss_sum
         return new_carry, grads, row_grads, sums

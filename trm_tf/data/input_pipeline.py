@@ -23,7 +23,7 @@ Batches are dicts of int32 tensors: `inputs` [B, S], `labels` [B, S] (ignore -> 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -70,7 +70,7 @@ def read_split(
 
 
 def encode_batch(arrays: dict[str, np.ndarray], index: np.ndarray, spec: DatasetSpec) -> dict:
-    """Gathers rows and converts them to the model's int32 batch (ignore label -> -100)."""
+    """Gathers rows and converts them to the model's int32 batch (ignore label -> -100), in numpy."""
     labels = arrays["labels"][index].astype(np.int32)
     labels[labels == spec.ignore_label_id] = IGNORE_LABEL_ID
     return {
@@ -81,69 +81,74 @@ def encode_batch(arrays: dict[str, np.ndarray], index: np.ndarray, spec: Dataset
 
 
 class GroupSampler:
-    """The reference's training sampler over one host's examples (see the module docstring)."""
+    """The reference's training sampler over one host's examples, as tf.data ops.
 
-    def __init__(
-        self, group: np.ndarray, puzzle_index: np.ndarray, batch_size: int, seed: int, shard: int
-    ):
+    Pure TF ops (no Python generator), so the pipeline also runs on the remote hosts of a TPU pod.
+    Per epoch: a stateless-seeded permutation of the groups, one random puzzle per group, that puzzle's
+    examples in random order; epochs are concatenated into one continuous stream (see module docstring).
+    Every puzzle of a group must have the same number of examples (true for all our builders: augmented
+    copies keep the examples of their base puzzle), which makes an epoch a fixed number of examples and a
+    resume position pure arithmetic.
+    """
+
+    def __init__(self, group: np.ndarray, puzzle_index: np.ndarray, seed: int, shard: int):
         n = len(group)
-        if n < batch_size:
-            raise ValueError(
-                f"{n} training examples on this host, fewer than one batch ({batch_size})"
-            )
         # Sort examples by (group, puzzle, file order) so that puzzles and groups are contiguous ranges.
-        self.order = np.lexsort((np.arange(n), puzzle_index, group))
-        g, p = group[self.order], puzzle_index[self.order]
+        order = np.lexsort((np.arange(n), puzzle_index, group))
+        g, p = group[order], puzzle_index[order]
         new_puzzle = np.r_[True, (p[1:] != p[:-1]) | (g[1:] != g[:-1])]
-        self.puzzle_start = np.flatnonzero(new_puzzle)
-        self.puzzle_size = np.diff(np.r_[self.puzzle_start, n])
-        puzzle_group = g[self.puzzle_start]
-        self.group_start = np.flatnonzero(np.r_[True, puzzle_group[1:] != puzzle_group[:-1]])
-        self.group_size = np.diff(np.r_[self.group_start, len(self.puzzle_start)])
-        self.num_groups = len(self.group_start)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.shard = shard
+        puzzle_start = np.flatnonzero(new_puzzle)
+        puzzle_size = np.diff(np.r_[puzzle_start, n])
+        puzzle_group = g[puzzle_start]
+        group_start = np.flatnonzero(np.r_[True, puzzle_group[1:] != puzzle_group[:-1]])
+        group_size = np.diff(np.r_[group_start, len(puzzle_start)])
+        first = puzzle_size[group_start]
+        if np.any(puzzle_size != np.repeat(first, group_size)):
+            raise ValueError("puzzles of one group have different numbers of examples")
+        self.num_groups = len(group_start)
+        self.examples_per_epoch = int(first.sum())
+        self.max_puzzle_size = int(puzzle_size.max())
+        self.seed, self.shard = int(seed), int(shard)
+        self._t = {
+            "order": tf.constant(order, tf.int64),
+            "puzzle_start": tf.constant(puzzle_start, tf.int64),
+            "puzzle_size": tf.constant(puzzle_size, tf.int64),
+            "group_start": tf.constant(group_start, tf.int64),
+            "group_size": tf.constant(group_size, tf.int64),
+        }
 
-    def _epoch_puzzles(self, epoch: int) -> tuple[np.random.Generator, np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.shard, epoch])
-        groups = rng.permutation(self.num_groups)
-        choice = (rng.random(self.num_groups) * self.group_size[groups]).astype(np.int64)
-        return rng, self.group_start[groups] + choice
+    def epoch_indices(self, epoch) -> tf.Tensor:
+        """Example indices (into the host arrays) of one epoch, [examples_per_epoch] int64."""
+        t = self._t
+        key = tf.stack(
+            [tf.constant(self.seed * 1_000_003 + self.shard, tf.int64), tf.cast(epoch, tf.int64)]
+        )
+        groups = tf.argsort(tf.random.stateless_uniform([self.num_groups], seed=key))
+        u = tf.random.stateless_uniform([self.num_groups], seed=key + tf.constant([1, 0], tf.int64))
+        size = tf.gather(t["group_size"], groups)
+        choice = tf.minimum(tf.cast(u * tf.cast(size, tf.float32), tf.int64), size - 1)
+        puzzles = tf.gather(t["group_start"], groups) + choice
+        starts = tf.gather(t["puzzle_start"], puzzles)
+        if self.max_puzzle_size == 1:
+            ex = starts
+        else:
+            sizes = tf.gather(t["puzzle_size"], puzzles)
+            ex = tf.ragged.range(starts, starts + sizes).flat_values
+            row = tf.repeat(tf.range(tf.size(puzzles, out_type=tf.int64)), sizes)
+            # Random order within each puzzle: sort by (puzzle position, random key).
+            r = tf.random.stateless_uniform(
+                tf.shape(ex), seed=key + tf.constant([2, 0], tf.int64), dtype=tf.float64
+            )
+            ex = tf.gather(ex, tf.argsort(tf.cast(row, tf.float64) + r, stable=True))
+        return tf.gather(t["order"], ex)
 
-    def index_batches(self, start_batch: int = 0) -> Iterator[np.ndarray]:
-        """Yields batches of example indices (into the arrays given to read_split) forever."""
-        b, epoch, count = self.batch_size, 0, 0
-        if np.all(self.puzzle_size == 1):
-            # Fast path (Sudoku, Maze): one example per puzzle, a continuous stream of G per epoch.
-            per_epoch = self.num_groups
-            epoch, offset = divmod(start_batch * b, per_epoch)
-            buf = np.empty(0, np.int64)
-            while True:
-                _, puzzles = self._epoch_puzzles(epoch)
-                buf = np.concatenate([buf, self.order[self.puzzle_start[puzzles]]])
-                if offset:
-                    buf, offset = buf[offset:], 0
-                while len(buf) >= b:
-                    yield buf[:b]
-                    buf = buf[b:]
-                epoch += 1
-        # General path (ARC: several examples per puzzle, truncated at batch boundaries).
-        current: list[np.ndarray] = []
-        filled = 0
-        while True:
-            rng, puzzles = self._epoch_puzzles(epoch)
-            for pz in puzzles:
-                take = min(int(self.puzzle_size[pz]), b - filled)
-                ex = self.puzzle_start[pz] + rng.permutation(int(self.puzzle_size[pz]))[:take]
-                current.append(self.order[ex])
-                filled += take
-                if filled == b:
-                    if count >= start_batch:
-                        yield np.concatenate(current)
-                    count += 1
-                    current, filled = [], 0
-            epoch += 1
+    def index_dataset(self, batch_size: int, start_batch: int = 0) -> tf.data.Dataset:
+        """Infinite dataset of [batch_size] index batches, positioned at batch `start_batch`."""
+        epoch, offset = divmod(start_batch * batch_size, self.examples_per_epoch)
+        ds = tf.data.Dataset.range(epoch, 2**62).flat_map(
+            lambda e: tf.data.Dataset.from_tensor_slices(self.epoch_indices(e))
+        )
+        return ds.skip(offset).batch(batch_size, drop_remainder=True)
 
 
 def _per_host(ctx: tf.distribute.InputContext | None) -> tuple[int, int, int]:
@@ -165,7 +170,12 @@ def make_train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     prefetch: int = 4,
 ) -> tf.data.Dataset:
-    """The infinite training stream of per-replica batches for this host, positioned at `start_step`."""
+    """The infinite training stream of per-replica batches for this host, positioned at `start_step`.
+
+    The host's examples are held in memory as tensors of the dataset graph (a TPU pod sends that graph to
+    each host, so a host's share must stay below TF's 2 GB graph limit: fine for every paper dataset on
+    4+ hosts, and for Sudoku/Maze anywhere).
+    """
     host, _, local_replicas = _per_host(input_context)
     batch = (
         input_context.get_per_replica_batch_size(global_batch_size)
@@ -173,19 +183,25 @@ def make_train_dataset(
         else global_batch_size
     )
     arrays = read_split(spec, "train", input_context)
-    sampler = GroupSampler(arrays["group"], arrays["puzzle_index"], batch, seed, host)
+    if len(arrays["inputs"]) < batch:
+        raise ValueError(
+            f"{len(arrays['inputs'])} training examples on this host, fewer than one batch"
+        )
+    sampler = GroupSampler(arrays["group"], arrays["puzzle_index"], seed, host)
+    inputs = tf.constant(arrays["inputs"])
+    labels = tf.constant(arrays["labels"])
+    ids = tf.constant(arrays["puzzle_identifier"].astype(np.int32))
+    ignore = spec.ignore_label_id
 
-    def generator():
-        for index in sampler.index_batches(start_step * local_replicas):
-            yield encode_batch(arrays, index, spec)
+    def gather(index):
+        lab = tf.cast(tf.gather(labels, index), tf.int32)
+        return {
+            "inputs": tf.cast(tf.gather(inputs, index), tf.int32),
+            "labels": tf.where(lab == ignore, IGNORE_LABEL_ID, lab),
+            "puzzle_identifiers": tf.gather(ids, index),
+        }
 
-    s = spec.seq_len
-    signature = {
-        "inputs": tf.TensorSpec([batch, s], tf.int32),
-        "labels": tf.TensorSpec([batch, s], tf.int32),
-        "puzzle_identifiers": tf.TensorSpec([batch], tf.int32),
-    }
-    ds = tf.data.Dataset.from_generator(generator, output_signature=signature)
+    ds = sampler.index_dataset(batch, start_step * local_replicas).map(gather)
     return ds.prefetch(prefetch).with_options(_options())
 
 

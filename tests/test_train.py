@@ -1,0 +1,205 @@
+"""Trainer end to end: launch.py flags and outputs, exact resume after a real kill, NaN guard, Mirrored parity."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import quickstart
+from tests.helpers import build_tiny_sudoku
+from trm_tf import train
+from trm_tf.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("tfds"))
+    build_tiny_sudoku(d)
+    return d
+
+
+def small_config(data_dir, **train):
+    c = quickstart.get_config("runlocal")
+    c.data.data_dir = data_dir
+    c.data.config = "pipeline_test"
+    c.data.build_if_missing = False
+    c.model.hidden_size = 32
+    c.model.puzzle_emb_ndim = 32
+    c.model.H_cycles, c.model.L_cycles, c.model.halt_max_steps = 2, 2, 3
+    c.train.global_batch_size = 16
+    c.eval.global_batch_size = 16
+    c.eval.subset_size = 16
+    c.train.total_steps = 12
+    c.train.steps_per_loop = 4
+    c.train.log_every_steps = 4
+    c.train.eval_every_steps = 8
+    c.train.checkpoint_every_steps = 4
+    c.optim.lr_warmup_steps = 4
+    for k, v in train.items():
+        c.train[k] = v
+    return c
+
+
+def launch_cmd(data_dir, workdir, *extra):
+    return [
+        sys.executable,
+        os.path.join(REPO, "launch.py"),
+        "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
+        f"--workdir={workdir}",
+        f"--config.data.data_dir={data_dir}",
+        "--config.data.config=pipeline_test",
+        "--config.data.build_if_missing=False",
+        "--config.model.hidden_size=32",
+        "--config.model.puzzle_emb_ndim=32",
+        "--config.model.H_cycles=2",
+        "--config.model.L_cycles=2",
+        "--config.model.halt_max_steps=3",
+        "--config.train.global_batch_size=16",
+        "--config.eval.global_batch_size=16",
+        "--config.eval.subset_size=16",
+        "--config.train.steps_per_loop=4",
+        "--config.train.log_every_steps=4",
+        "--config.train.checkpoint_every_steps=4",
+        "--config.optim.lr_warmup_steps=4",
+        *extra,
+    ]
+
+
+def weights_of(workdir):
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    names = [
+        n
+        for n, _ in tf.train.list_variables(path)
+        if n.startswith(("model/", "ema/", "puzzle_emb"))
+    ]
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    # Uninterrupted reference run: 24 steps.
+    ref = str(tmp_path / "ref")
+    subprocess.run(
+        launch_cmd(
+            data_dir,
+            ref,
+            "--config.train.total_steps=24",
+            "--config.train.eval_every_steps=12",
+            "--mode=train",
+        ),
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    for f in ("config.json", "metrics.jsonl", "run_summary.json", "eval_results.json"):
+        assert os.path.exists(os.path.join(ref, f)), f
+    cfg = json.load(open(os.path.join(ref, "config.json")))
+    assert cfg["model"]["hidden_size"] == 32 and cfg["train"]["total_steps"] == 24
+    summary = json.load(open(os.path.join(ref, "run_summary.json")))
+    assert summary["status"] == "finished" and summary["step"] == 24
+    lines = [json.loads(x) for x in open(os.path.join(ref, "metrics.jsonl"))]
+    assert [r["step"] for r in lines if r["split"] == "train"] == [4, 8, 12, 16, 20, 24]
+    assert all(np.isfinite(r["loss"]) for r in lines if r["split"] == "train")
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(ref, "train")))
+
+    # Interrupted run: killed (SIGKILL) after its first checkpoint, then restarted with the same command.
+    run = str(tmp_path / "run")
+    cmd = launch_cmd(
+        data_dir,
+        run,
+        "--config.train.total_steps=24",
+        "--config.train.eval_every_steps=12",
+        "--mode=train",
+    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        ckpts = tf.io.gfile.glob(os.path.join(run, "checkpoints", "ckpt-*.index"))
+        if any(int(os.path.basename(c)[5:-6]) >= 8 for c in ckpts) or proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    killed_early = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed_early, "run finished before it could be killed"
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=600)
+    a, b = weights_of(ref), weights_of(run)
+    assert a.keys() == b.keys() and len(a) > 5
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    bad = subprocess.run(
+        launch_cmd(data_dir, str(tmp_path / "x"), "--config.model.hiden_size=3"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "hidden_size" in bad.stderr  # "Did you mean"
+    missing = subprocess.run(
+        launch_cmd(str(tmp_path / "empty"), str(tmp_path / "y"), "--config.train.total_steps=4"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 3
+    assert "tfds build tfds_builders/sudoku_extreme --config=pipeline_test" in missing.stderr
+
+
+def test_nan_guard_stops_without_overwriting_checkpoint(data_dir, tmp_path):
+    c = small_config(data_dir, total_steps=8)
+    workdir = str(tmp_path / "ok")
+    train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
+    c.train.total_steps = 16
+    c.optim.lr = 1e20  # decay factor (1 - lr * wd) overflows the weights to inf
+    c.optim.weight_decay = 1e20
+    with pytest.raises(train.NonFiniteLossError, match="steps 9-12"):
+        train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-8")
+
+
+def _train_state(strategy, c, spec, steps):
+    from trm_tf.data import input_pipeline
+
+    trainer = Trainer(c, strategy, spec, total_steps=steps)
+    it = iter(input_pipeline.distribute_train(strategy, spec, c.train.global_batch_size, c.seed))
+    trainer.train_loop(it, steps)
+    state = {v.path: v.numpy() for v in trainer.model.trainable_variables}
+    state.update({f"ema/{i}": s.numpy() for i, s in enumerate(trainer.ema.shadows)})
+    state["puzzle_emb"] = trainer.model.puzzle_emb.numpy()
+    carry = trainer.carry.local_values(strategy)
+    state["carry_steps"] = np.concatenate(list(carry["steps"]))
+    state["carry_halted"] = np.concatenate(list(carry["halted"]))
+    metrics = trainer.read_metrics(steps)
+    return state, metrics
+
+
+def test_mirrored_two_replicas_equal_single_device(data_dir):
+    from trm_tf.data import datasets
+
+    spec = datasets.load_spec("sudoku_extreme/pipeline_test", data_dir)
+    c = small_config(data_dir)
+    c.model.halt_max_steps = 2  # slots halt and reload within the run
+    c.train.jit_compile = True
+    single, m1 = _train_state(tf.distribute.get_strategy(), c, spec, 5)
+    mirrored, m2 = _train_state(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), c, spec, 5)
+    assert single.keys() == mirrored.keys()
+    for k in single:
+        np.testing.assert_allclose(single[k], mirrored[k], rtol=1e-4, atol=2e-5, err_msg=k)
+    assert np.any(single["puzzle_emb"] != 0)  # sign-SGD really updated the shared row
+    for k in ("loss", "lm_loss", "accuracy", "exact_accuracy", "steps", "halted_examples"):
+        assert m1[k] == pytest.approx(m2[k], rel=1e-4, abs=1e-6), k

@@ -1,0 +1,196 @@
+r"""Solves Sudoku puzzles with a trained TRM and shows how the answer evolves over supervision steps.
+
+  python -m trm_tf.solve --config=configs/quickstart.py --checkpoint=/tmp/trm_quickstart \
+      --puzzle=53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79
+  python -m trm_tf.solve --config=configs/e1_1_baseline.py --checkpoint=step_65104.pt --puzzles=FILE \
+      --dump=steps.npz
+
+`--checkpoint` is a run directory (its newest checkpoint; EMA weights unless --noema), a checkpoint prefix
+(`.../ckpt-1500`), or a reference PyTorch state_dict (`.pt` with torch installed, `.npz`, `.safetensors`).
+Puzzles: 81 characters each, `.` or `0` for blanks, one per line in --puzzles. The model runs in evaluation
+mode: all N_sup supervision steps from a fresh carry, as the reference evaluates.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config the model was trained with.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Run dir, checkpoint prefix or reference state_dict."
+)
+_PUZZLE = flags.DEFINE_string("puzzle", None, "One puzzle string (81 chars, '.' or '0' = blank).")
+_PUZZLES = flags.DEFINE_string("puzzles", None, "File with one puzzle per line.")
+_DUMP = flags.DEFINE_string("dump", None, "Write per-step logits/preds/q values to this .npz.")
+_EMA = flags.DEFINE_bool(
+    "ema", True, "Use the EMA weights of a training checkpoint (as evaluation does)."
+)
+_STEPS = flags.DEFINE_integer("steps", -1, "Supervision steps (-1: the config's halt_max_steps).")
+
+
+class PuzzleFormatError(ValueError):
+    """A puzzle string is not 81 characters of digits / blanks."""
+
+
+def parse_puzzle(text: str, where: str = "puzzle") -> np.ndarray:
+    """81 chars ('.' or '0' blank, '1'-'9') -> token ids (blank 1, digit d -> d + 1), as the builder."""
+    s = text.strip()
+    if len(s) != 81:
+        raise PuzzleFormatError(f"{where}: expected 81 characters, got {len(s)}")
+    bad = sorted({c for c in s if c not in ".0123456789"})
+    if bad:
+        raise PuzzleFormatError(
+            f"{where}: invalid characters {''.join(bad)!r} (use 1-9 and '.' or '0')"
+        )
+    return np.array([1 if c in ".0" else int(c) + 1 for c in s], np.int32)
+
+
+def read_puzzles(path: str) -> np.ndarray:
+    with tf.io.gfile.GFile(path) as f:
+        lines = [(i + 1, line) for i, line in enumerate(f) if line.strip()]
+    if not lines:
+        raise PuzzleFormatError(f"{path}: no puzzles")
+    return np.stack([parse_puzzle(line, f"{path}:{n}") for n, line in lines])
+
+
+def grid_string(tokens: np.ndarray, givens: np.ndarray | None = None) -> str:
+    """A 9x9 grid with box separators; digits the model filled in are shown as-is, blanks as '.'."""
+    rows = []
+    for r in range(9):
+        cells = []
+        for c in range(9):
+            t = int(tokens[r * 9 + c])
+            cells.append(str(t - 1) if 2 <= t <= 10 else ".")
+            if c in (2, 5):
+                cells.append("|")
+        rows.append(" ".join(cells))
+        if r in (2, 5):
+            rows.append("------+-------+------")
+    return "\n".join(rows)
+
+
+def is_valid_solution(tokens: np.ndarray) -> bool:
+    g = tokens.reshape(9, 9) - 1
+    want = set(range(1, 10))
+    boxes = [g[r : r + 3, c : c + 3].ravel() for r in (0, 3, 6) for c in (0, 3, 6)]
+    return all(set(x) == want for x in list(g) + list(g.T) + boxes)
+
+
+def load_model(config, checkpoint: str, use_ema: bool = True):
+    """Builds the config's model and loads weights from a run dir, checkpoint prefix or state_dict."""
+    from trm_tf import optim
+    from trm_tf.data import datasets
+    from trm_tf.models import build_model, interop
+    from trm_tf.trainer import _ACT_KEYS
+
+    try:
+        spec = datasets.load_spec(f"{config.data.name}/{config.data.config}", config.data.data_dir)
+        dims = dict(
+            vocab_size=spec.vocab_size,
+            seq_len=spec.seq_len,
+            num_puzzle_identifiers=spec.num_puzzle_identifiers,
+        )
+    except datasets.DatasetMissingError:
+        dims = dict(vocab_size=11, seq_len=81, num_puzzle_identifiers=1)  # Sudoku
+    model = build_model(
+        {k: v for k, v in config.model.to_dict().items() if k not in _ACT_KEYS}, **dims
+    )
+    model.build_variables()
+    if checkpoint.endswith((".pt", ".pth", ".npz", ".safetensors")) or "step_" in os.path.basename(
+        checkpoint
+    ):
+        interop.load_reference_state_dict(model, checkpoint)
+        return model
+    path = checkpoint
+    if tf.io.gfile.isdir(checkpoint):
+        path = tf.train.latest_checkpoint(os.path.join(checkpoint, "checkpoints")) or (
+            tf.train.latest_checkpoint(checkpoint)
+        )
+        if not path:
+            raise FileNotFoundError(f"No checkpoint in {checkpoint}")
+    items = dict(model=model)
+    if model.puzzle_emb is not None:
+        items["puzzle_emb"] = model.puzzle_emb
+    ema = optim.EMA(model.trainable_variables, config.optim.ema_rate) if config.optim.ema else None
+    if ema is not None:
+        items["ema"] = ema
+    tf.train.Checkpoint(**items).restore(path).expect_partial()
+    if ema is not None and use_ema:
+        ema.copy_to(model.trainable_variables)
+    logging.info("Loaded %s%s", path, " (EMA weights)" if ema is not None and use_ema else "")
+    return model
+
+
+def run_steps(model, inputs: np.ndarray, num_steps: int) -> dict[str, np.ndarray]:
+    """All supervision steps from a fresh carry; returns per-step logits, preds, q_halt, q_continue."""
+    x = tf.constant(inputs, tf.int32)
+    ids = tf.zeros([len(inputs)], tf.int32)
+    rows = model.gather_puzzle_rows(ids) if model.puzzle_emb is not None else None
+    z_H, z_L = model.initial_carry(len(inputs))
+    out = {"logits": [], "preds": [], "q_halt": [], "q_continue": []}
+    step = tf.function(lambda a, b: model.inner(a, b, x, rows, training=False))
+    for _ in range(num_steps):
+        o = step(z_H, z_L)
+        z_H, z_L = o["z_H"], o["z_L"]
+        out["logits"].append(o["logits"].numpy())
+        out["preds"].append(np.argmax(o["logits"].numpy(), -1).astype(np.int32))
+        out["q_halt"].append(o["q_halt"].numpy())
+        out["q_continue"].append(o["q_continue"].numpy())
+    return {k: np.stack(v, axis=1) for k, v in out.items()}  # [N, steps, ...]
+
+
+def main(argv):
+    del argv
+    if not _CONFIG.value or not _CHECKPOINT.value:
+        raise app.UsageError("--config and --checkpoint are required")
+    if bool(_PUZZLE.value) == bool(_PUZZLES.value):
+        raise app.UsageError("give exactly one of --puzzle or --puzzles")
+    try:
+        inputs = (
+            parse_puzzle(_PUZZLE.value, "--puzzle")[None]
+            if _PUZZLE.value
+            else read_puzzles(_PUZZLES.value)
+        )
+    except PuzzleFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    config = _CONFIG.value
+    model = load_model(config, _CHECKPOINT.value, _EMA.value)
+    n_steps = _STEPS.value if _STEPS.value > 0 else int(config.model.halt_max_steps)
+    res = run_steps(model, inputs, n_steps)
+    for i, x in enumerate(inputs):
+        print(f"\npuzzle {i + 1}: {int((x == 1).sum())} blanks")
+        prev = None
+        for k in range(n_steps):
+            p = res["preds"][i, k]
+            filled = np.where(x == 1, p, x)
+            changed = 0 if prev is None else int((filled != prev).sum())
+            print(
+                f"  step {k + 1:2d}: cells changed {changed:2d}  q_halt {res['q_halt'][i, k]:+.3f}  "
+                f"halt={'yes' if res['q_halt'][i, k] > 0 else 'no '}  valid={is_valid_solution(filled)}"
+            )
+            prev = filled
+        consistent = bool(np.all(res["preds"][i, -1][x > 1] == x[x > 1]))
+        print(grid_string(prev))
+        print(f"  valid Sudoku: {is_valid_solution(prev)}; agrees with the givens: {consistent}")
+    if _DUMP.value:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, inputs=inputs, **res)
+        with tf.io.gfile.GFile(_DUMP.value, "wb") as f:
+            f.write(buf.getvalue())
+        print(f"\nwrote {_DUMP.value}: " + ", ".join(f"{k} {v.shape}" for k, v in res.items()))
+
+
+if __name__ == "__main__":
+    app.run(main)
