@@ -185,6 +185,23 @@ def test_builder_rows_with_true_labels_score_one(tmp_path):
     res = ev.result(truth)
     assert res["ARC/pass@1"] == 1.0 and res["ARC/input_mismatches"] == 0
     assert ev.ranked(sorted(truth)[0], 0)[0][1] == 11  # all 11 copies agree after inversion
+    # Keyed by the int `group` (TPU-friendly) instead of the task name: same votes.
+    by_group = arc.ARCEvaluator(test_task_names=list(truth))
+    for group, plan in enumerate(p for p in plans if p.is_test_task):
+        rec = arc_lib.encode_task_split(plan, "test", 42, translate=False)
+        k, n = rec["inputs"].shape[:2]
+        by_group.update(
+            {
+                "inputs": rec["inputs"].reshape(k * n, -1),
+                "preds": rec["labels"].reshape(k * n, -1),
+                "q_halt": np.zeros(k * n),
+                "group": np.full(k * n, group),
+                "test_index": np.tile(rec["test_index"], k),
+                "transform_id": np.repeat(plan.trans_ids, n),
+                "color_map": np.repeat(plan.color_maps, n, axis=0),
+            }
+        )
+    assert by_group.state() == ev.state()
     # The Kaggle solutions file gives the same ground truth.
     sol = arc.load_ground_truth(str(DUMMY / "arc-agi_evaluation_solutions.json"))
     assert sol == truth

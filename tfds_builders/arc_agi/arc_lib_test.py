@@ -228,6 +228,12 @@ def test_same_config_gives_identical_records(tmp_path):
     assert meta["num_puzzle_identifiers"] == 1 + 11 * 9
     assert meta["total_puzzles"] == {"train": 99, "test": 33}
     truth = json.loads(files[0]["test_puzzles.json"])
+    # Test-split `group` g is the g-th task of test_puzzles.json (the evaluator relies on it).
+    rows = list(tfds.as_numpy(builder.as_dataset(split="test")))
+    assert len(rows) == 44
+    for r in rows:
+        assert r["task_name"].decode() == list(truth)[r["group"]]
+        assert r["test_index"] >= 0 and (r["translation"] == 0).all()
     assert sorted(truth) == sorted(
         json.loads((DUMMY / "arc-agi_evaluation_solutions.json").read_text())
     )

@@ -155,6 +155,7 @@ class ARCEvaluator:
         pass_ks: Sequence[int] = PASS_KS,
         submission_k: int = 2,
         aggregated_voting: bool = False,
+        test_task_names: Sequence[str] | None = None,
     ):
         """Builds an empty evaluator.
 
@@ -162,10 +163,14 @@ class ARCEvaluator:
           pass_ks: the K of the `ARC/pass@K` metrics.
           submission_k: attempts per test pair in the submission (Kaggle: 2).
           aggregated_voting: keep votes across `reset()` calls (the reference's behaviour).
+          test_task_names: task name of each test-split group (`list(load_ground_truth(dir))`: the
+            builder writes test_puzzles.json in test-group order). Lets batches carry the int `group`
+            instead of the string `task_name`, which cannot be fed to a TPU.
         """
         self.pass_ks = tuple(pass_ks)
         self.submission_k = submission_k
         self.aggregated_voting = aggregated_voting
+        self.test_task_names = None if test_task_names is None else list(test_task_names)
         self._votes: dict[tuple[str, int], dict[str, list[float]]] = {}
         self._inputs: dict[tuple[str, int], str] = {}
         self._input_mismatches = 0
@@ -182,7 +187,8 @@ class ARCEvaluator:
 
         Args:
           batch: numpy arrays with `inputs` [B, 900], `preds` [B, 900] (argmax tokens), `q_halt`
-            [B] (halting logits), `task_name` [B] (bytes/str), `test_index` [B], `transform_id` [B],
+            [B] (halting logits), `task_name` [B] (bytes/str; or `group` [B] int with
+            `test_task_names` given), `test_index` [B], `transform_id` [B],
             `color_map` [B, 10] and optionally `mask` [B] bool (False = padding row, skipped).
             Rows with test_index < 0 (demonstration pairs) are skipped.
         """
@@ -191,7 +197,12 @@ class ARCEvaluator:
         mask = np.ones(n, bool) if batch.get("mask") is None else np.asarray(batch["mask"], bool)
         q = _sigmoid64(batch["q_halt"])
         inputs = np.asarray(batch["inputs"])
-        names = np.asarray(batch["task_name"]).reshape(-1)
+        if "task_name" in batch:
+            names = np.asarray(batch["task_name"]).reshape(-1)
+        elif self.test_task_names is not None:
+            names = [self.test_task_names[int(g)] for g in np.asarray(batch["group"]).reshape(-1)]
+        else:
+            raise KeyError("batch needs `task_name`, or `group` with test_task_names set")
         test_index = np.asarray(batch["test_index"]).reshape(-1)
         trans = np.asarray(batch["transform_id"]).reshape(-1)
         cmaps = np.asarray(batch["color_map"])
