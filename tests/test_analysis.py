@@ -6,6 +6,7 @@ the varying fields, the power-law fit, every plot, the report and the CLI.
 """
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -389,9 +390,53 @@ def test_cli_compare_plot_and_errors(study, tmp_path, capsys):
     assert e.value.code == 2
 
 
-def test_reads_gfile_paths(study):
-    # tf.io.gfile globbing is what makes gs:// work; check it sees the same runs as the table.
-    found = runs.find_workdirs([study["group"] + "/*"])
-    assert len(found) == N_RUNS and all(
-        tf.io.gfile.exists(os.path.join(p, "config.json")) for p in found
+def test_non_local_filesystem_end_to_end():
+    # TF's in-memory ram:// filesystem goes through the same tf.io.gfile code paths as gs://.
+    root = f"ram://analysis_test_{os.getpid()}"
+    for i, acc in enumerate([0.5, 0.25]):
+        fake.make_fake_run(
+            f"{root}/runs/r{i}",
+            experiment_id=f"r{i}",
+            overrides={"model.hidden_size": 64 * (i + 1)},
+            train={10: {"loss": 1.0 + i}},
+            evals={10: {"exact_accuracy": acc}},
+            full_eval_steps=(10,),
+            summary={"status": "finished", "step": 10},
+        )
+    df = runs.load_runs([f"{root}/runs/*"])
+    assert list(df["workdir"]) == [f"{root}/runs/r0", f"{root}/runs/r1"]
+    assert list(df["final_eval.exact_accuracy"]) == [0.5, 0.25]
+    assert list(df["final_train.loss"]) == [1.0, 2.0]
+    assert runs.varying_fields(df) == ["model.hidden_size"]
+    path = report.write_report(df, f"{root}/out", "ram", make_plots=False)
+    with tf.io.gfile.GFile(path) as f:
+        assert "| r1 | finished |" in f.read()
+
+
+def test_fit_flags_parameters_on_bounds():
+    x = np.array([10, 30, 100, 300, 1000, 3000.0])
+    y = 20 + 15 * np.log10(x)  # No saturation in sight, and heading past 100 %.
+    fit = fits.fit_power_law(x, y, a_max=100.0)
+    assert fit.a <= 100.0 and fit.at_bound
+
+
+def test_event_only_tags_join_eval_results(tmp_path):
+    # eval_results.json without the per-step accuracies: they come from the eval event files.
+    w = fake.make_fake_run(
+        str(tmp_path / "r"),
+        evals={10: {"exact_accuracy": 0.5, "exact_accuracy/step_1": 0.25}},
+        full_eval_steps=(10,),
+        write_jsonl=False,
     )
+    path = os.path.join(w, "eval_results.json")
+    with open(path) as f:
+        res = json.load(f)
+    for entry in [res["latest"], *res["history"]]:
+        entry.pop("exact_accuracy/step_1")
+    with open(path, "w") as f:
+        json.dump(res, f)
+    row = runs.load_run(w)
+    assert (
+        row["final_eval.exact_accuracy"] == 0.5 and row["final_eval.exact_accuracy/step_1"] == 0.25
+    )
+    assert row["final_eval_full"] is True and row["final_eval_num_examples"] == 1000

@@ -51,6 +51,18 @@ def _fmt(v, kind: str = "auto") -> str:
     return str(v)
 
 
+def _plain(v):
+    """numpy scalars as Python values, so that sets and sorting treat 1 and np.int64(1) alike."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _sort_key(v):
+    """Numbers first in numeric order, then everything else by its text."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, float(v), "")
+    return (1, 0.0, str(v))
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """GitHub markdown table of a frame of already formatted cells (no `tabulate` dependency)."""
     cols = [str(c) for c in table.columns]
@@ -198,7 +210,8 @@ def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
                 )
                 + "do not read the asymptote as a prediction)."
             )
-        x1 = fit.x_for(fit.a - 1.0) if plots.is_percent_metric(metric) else math.nan
+        pct = plots.is_percent_metric(metric)
+        x1 = fit.x_for(fit.a - 1.0) if pct and not fit.at_bound else math.nan
         if np.isfinite(x1):
             lines.append(
                 f"  The fit comes within 1 point of its asymptote at {desc} ≈ {_fmt(x1, 'eng')} "
@@ -295,7 +308,7 @@ def write_report(
     fields = runs.varying_fields(df)
     if fields:
         for f in fields:
-            vals = sorted({plots._flag(v) if plots._flag(v) is not None else v for v in df[f].dropna()}, key=str)  # fmt: skip
+            vals = sorted({_plain(v) for v in df[f].dropna()}, key=_sort_key)
             lines.append(f"- `{f}`: " + ", ".join(_fmt(v) for v in vals))
     else:
         lines.append("None: the runs share one config (seeds or repeats).")
@@ -321,5 +334,5 @@ def write_report(
 
     path = posixpath.join(out_dir, "report.md")
     with tf.io.gfile.GFile(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + "\n")
     return path

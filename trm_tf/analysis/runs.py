@@ -332,12 +332,21 @@ def _eval_history(workdir: str, results, eval_long: pd.DataFrame) -> pd.DataFram
     if hist is None and isinstance(results, dict) and isinstance(results.get("latest"), dict):
         if "step" in results["latest"]:
             hist = pd.DataFrame([results["latest"]])
+    events = None
+    if not eval_long.empty:
+        events = eval_long.pivot_table(index="step", columns="tag", values="value", aggfunc="last")
+        events = events.reset_index()
+        events.columns.name = None
     if hist is None or hist.empty:
-        if eval_long.empty:
+        if events is None:
             return pd.DataFrame(columns=["step", "full"])
-        hist = eval_long.pivot_table(index="step", columns="tag", values="value", aggfunc="last")
-        hist = hist.reset_index()
-        hist.columns.name = None
+        hist = events
+    elif events is not None:
+        # Tags logged to the event files but not to eval_results.json (e.g. per-step accuracies)
+        # are joined on the step.
+        extra = [c for c in events.columns if c != "step" and c not in hist.columns]
+        if extra:
+            hist = hist.merge(events[["step", *extra]], on="step", how="left")
     if "full" not in hist:
         hist["full"] = np.nan
     hist["step"] = pd.to_numeric(hist["step"], errors="coerce")
