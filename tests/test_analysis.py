@@ -28,7 +28,14 @@ L_CYC = [2, 6, 2, 6, 2, 6]
 EMA = [True, False, True, False, True, True]
 MLP_T = [True, True, True, False, False, True]
 BATCH = [256, 256, 512, 512, 1024, 1024]
-DATA = ["sub100_aug10", "sub250_aug100", "sub500_aug300", "sub1000_aug1000", "sub2000_aug1000", "sub5000_aug2000"]  # fmt: skip
+DATA = [
+    "sub100_aug10",
+    "sub250_aug100",
+    "sub500_aug300",
+    "sub1000_aug1000",
+    "sub2000_aug1000",
+    "sub5000_aug2000",
+]
 FPE = 2.5e10  # flops_per_example_train
 NSUP = 4
 
@@ -62,9 +69,13 @@ def make_group(root):
         if i == 2:  # A later subset eval after the last full one must not become "final".
             evals[300] = {"exact_accuracy": 0.01, "lm_loss": 3.0}
         train = {
-            s: {"loss": 2.0 / s, "exact_accuracy": 0.5 + i / 100 + s / 1000, "examples_per_s": 1000.0 * BATCH[i] / 256 + s}
+            s: {
+                "loss": 2.0 / s,
+                "exact_accuracy": 0.5 + i / 100 + s / 1000,
+                "examples_per_s": 1000.0 * BATCH[i] / 256 + s,
+            }
             for s in (50, 100, 150, 200)
-        }  # fmt: skip
+        }
         steps = max(evals)
         paths.append(
             fake.make_fake_run(

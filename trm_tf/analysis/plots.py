@@ -159,9 +159,14 @@ def _scaling_plot(
     ax.scatter(fin["x"], fin["y"], s=42, color="C0", zorder=3, label="runs (finished)")
     if len(unf):
         ax.scatter(
-            unf["x"], unf["y"], s=42, facecolors="none", edgecolors="C0", zorder=3,
+            unf["x"],
+            unf["y"],
+            s=42,
+            facecolors="none",
+            edgecolors="C0",
+            zorder=3,
             label="runs (not finished)",
-        )  # fmt: skip
+        )
     for _, p in pts.iterrows():
         ax.annotate(
             p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, -11), fontsize=7
@@ -207,9 +212,16 @@ def plot_accuracy_vs_params(
       Path of `accuracy_vs_params.png`.
     """
     return _scaling_plot(
-        df, "num_params", "parameters (log scale)", "Accuracy vs model size",
-        "accuracy_vs_params", out_dir, metric, which, eng_ticks=True,
-    )  # fmt: skip
+        df,
+        "num_params",
+        "parameters (log scale)",
+        "Accuracy vs model size",
+        "accuracy_vs_params",
+        out_dir,
+        metric,
+        which,
+        eng_ticks=True,
+    )
 
 
 def plot_accuracy_vs_train_size(
@@ -223,9 +235,15 @@ def plot_accuracy_vs_train_size(
       Path of `accuracy_vs_train_size.png`.
     """
     return _scaling_plot(
-        df, "train_puzzles", "training puzzles before augmentation (log scale)",
-        "Accuracy vs training-set size", "accuracy_vs_train_size", out_dir, metric, which,
-    )  # fmt: skip
+        df,
+        "train_puzzles",
+        "training puzzles before augmentation (log scale)",
+        "Accuracy vs training-set size",
+        "accuracy_vs_train_size",
+        out_dir,
+        metric,
+        which,
+    )
 
 
 def plot_accuracy_vs_augmentations(
@@ -240,9 +258,15 @@ def plot_accuracy_vs_augmentations(
       Path of `accuracy_vs_augmentations.png`.
     """
     return _scaling_plot(
-        df, "num_aug", "augmentations per puzzle (log scale)",
-        "Accuracy vs number of augmentations", "accuracy_vs_augmentations", out_dir, metric, which,
-    )  # fmt: skip
+        df,
+        "num_aug",
+        "augmentations per puzzle (log scale)",
+        "Accuracy vs number of augmentations",
+        "accuracy_vs_augmentations",
+        out_dir,
+        metric,
+        which,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,9 +311,14 @@ def plot_tn_heatmap(
         if np.isfinite(r["depth"]):
             txt += f"\ndepth {int(r['depth'])}"
         ax.text(
-            j, i, txt, ha="center", va="center", fontsize=8,
+            j,
+            i,
+            txt,
+            ha="center",
+            va="center",
+            fontsize=8,
             color="black" if r["y"] > mid else "white",
-        )  # fmt: skip
+        )
     ax.set_xticks(range(len(ns)), [f"{int(v)}" for v in ns])
     ax.set_yticks(range(len(ts)), [f"{int(v)}" for v in ts])
     ax.set_xlabel("n = L_cycles (latent updates per cycle)")
@@ -411,9 +440,15 @@ def plot_eval_curves(
         c = ev[row["workdir"]]
         if not c.empty:
             axes[0].plot(
-                c["step"], to_display(c["value"], metric), ls=styles[groups[i]], color=color,
-                marker="o", ms=3, lw=1.6, label=lab,
-            )  # fmt: skip
+                c["step"],
+                to_display(c["value"], metric),
+                ls=styles[groups[i]],
+                color=color,
+                marker="o",
+                ms=3,
+                lw=1.6,
+                label=lab,
+            )
         if ncols == 2:
             t = tr[row["workdir"]]
             if not t.empty:
@@ -455,9 +490,16 @@ def plot_ema_curves(
         return on_off(r)
 
     return plot_eval_curves(
-        df, out_dir, metric, curves=curves, style_by=on_off, label_by=label, name="ema_curves",
-        title="EMA on vs off: eval accuracy over training", train_tag=None,
-    )  # fmt: skip
+        df,
+        out_dir,
+        metric,
+        curves=curves,
+        style_by=on_off,
+        label_by=label,
+        name="ema_curves",
+        title="EMA on vs off: eval accuracy over training",
+        train_tag=None,
+    )
 
 
 def plot_mlp_vs_attention_curves(
@@ -479,9 +521,15 @@ def plot_mlp_vs_attention_curves(
         return f"attention, {r.get('model.pos_encodings', '?')}"
 
     return plot_eval_curves(
-        df, out_dir, metric, curves=curves, style_by=style, name="mlp_vs_attention_curves",
-        title="MLP-T vs self-attention", train_curves=train_curves,
-    )  # fmt: skip
+        df,
+        out_dir,
+        metric,
+        curves=curves,
+        style_by=style,
+        name="mlp_vs_attention_curves",
+        title="MLP-T vs self-attention",
+        train_curves=train_curves,
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -188,7 +188,10 @@ def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
         from scipy import stats  # Imported here: only needed when a fit exists.
 
         q = stats.t.ppf(0.975, df=fit.n - 3)
-        ci = {k: (getattr(fit, k) - q * getattr(fit, k + "_se"), getattr(fit, k) + q * getattr(fit, k + "_se")) for k in "abc"}  # fmt: skip
+        ci = {}
+        for k in "abc":
+            v, se = getattr(fit, k), getattr(fit, k + "_se")
+            ci[k] = (v - q * se, v + q * se)
         lines.append(
             head + f"`{fit.formula()}` from {fit.n} runs; "
             f"a = {fit.a:.4g} ± {fit.a_se:.2g} (95% CI {ci['a'][0]:.4g} … {ci['a'][1]:.4g}), "
