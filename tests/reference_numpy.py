@@ -66,8 +66,8 @@ def _attention(h, w_qkv, w_o, num_heads, cos_sin):
     return _linear(o, w_o)
 
 
-def _block(h, sd, i, cfg, cos_sin):
-    p = f"inner.L_level.layers.{i}."
+def _block(h, sd, i, cfg, cos_sin, level="L_level"):
+    p = f"inner.{level}.layers.{i}."
     eps = cfg["rms_norm_eps"]
     if cfg["mlp_t"]:
         ht = np.transpose(h, (0, 2, 1))  # [B, D, T]
@@ -90,10 +90,11 @@ def _block(h, sd, i, cfg, cos_sin):
     return _rms(h + m, eps=eps)
 
 
-def _net(h, inj, sd, cfg, cos_sin):
+def _net(h, inj, sd, cfg, cos_sin, level="L_level"):
     h = h + inj
-    for i in range(cfg["L_layers"]):
-        h = _block(h, sd, i, cfg, cos_sin)
+    n_layers = cfg["H_layers"] if level == "H_level" else cfg["L_layers"]
+    for i in range(n_layers):
+        h = _block(h, sd, i, cfg, cos_sin, level)
     return h
 
 
@@ -119,7 +120,8 @@ def inner_forward(sd, cfg, z_H, z_L, inputs, puzzle_identifiers):
     Args:
         sd: reference-layout state dict.
         cfg: dict with hidden_size, num_heads, L_layers, H_cycles, L_cycles, mlp_t, pos_encodings,
-            puzzle_emb_ndim, puzzle_emb_len, rms_norm_eps, rope_theta.
+            puzzle_emb_ndim, puzzle_emb_len, rms_norm_eps, rope_theta; for HRM also arch="hrm"
+            and H_layers.
         z_H, z_L: carry [B, S + P, D].
         inputs: int [B, S].
         puzzle_identifiers: int [B].
@@ -135,10 +137,18 @@ def inner_forward(sd, cfg, z_H, z_L, inputs, puzzle_identifiers):
         cos_sin = _rope_tables(cfg["hidden_size"] // cfg["num_heads"], t, cfg["rope_theta"])
     z_H = np.asarray(z_H, np.float64)
     z_L = np.asarray(z_L, np.float64)
-    for _ in range(cfg["H_cycles"]):
-        for _ in range(cfg["L_cycles"]):
-            z_L = _net(z_L, z_H + x, sd, cfg, cos_sin)
-        z_H = _net(z_H, z_L, sd, cfg, cos_sin)
+    if cfg.get("arch", "trm") == "hrm":
+        # HRM (spec §1.9): separate H_level; H_cycles * L_cycles z_L updates, one z_H update per
+        # H cycle (gradient placement does not change forward values).
+        for _ in range(cfg["H_cycles"]):
+            for _ in range(cfg["L_cycles"]):
+                z_L = _net(z_L, z_H + x, sd, cfg, cos_sin)
+            z_H = _net(z_H, z_L, sd, cfg, cos_sin, "H_level")
+    else:
+        for _ in range(cfg["H_cycles"]):
+            for _ in range(cfg["L_cycles"]):
+                z_L = _net(z_L, z_H + x, sd, cfg, cos_sin)
+            z_H = _net(z_H, z_L, sd, cfg, cos_sin)
     logits = _linear(z_H, sd["inner.lm_head.weight"])[:, cfg["puzzle_emb_len"] :]
     q = _linear(z_H[:, 0], sd["inner.q_head.weight"]) + sd["inner.q_head.bias"]
     return {

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests import reference_numpy
-from trm_tf.models import TRM, build_model
+from trm_tf.models import HRM, TRM, build_model
 from trm_tf.models.interop import export_reference_state_dict, load_reference_state_dict
 
 SMALL = dict(
@@ -349,6 +349,13 @@ def test_build_model_factory():
         build_model(dict(arch="nope"), vocab_size=11, seq_len=9, num_puzzle_identifiers=4)
     with pytest.raises(ValueError, match="puzzle_emb_len"):
         TRM(11, 9, 1, puzzle_emb_ndim=0, puzzle_emb_len=16)
+    hrm_cfg = dict(arch="hrm", hidden_size=32, num_heads=2, H_layers=1, L_layers=1)
+    h = build_model(
+        dict(hrm_cfg, puzzle_emb_ndim=32), vocab_size=5, seq_len=4, num_puzzle_identifiers=2
+    )
+    assert isinstance(h, HRM) and h.total_len == 5
+    with pytest.raises(ValueError, match="mlp_t"):  # HRM has no MLP-T
+        build_model(dict(hrm_cfg, mlp_t=True), vocab_size=5, seq_len=4, num_puzzle_identifiers=2)
 
 
 def test_build_under_mirrored_strategy():
@@ -398,3 +405,45 @@ def test_tf_checkpoint_saves_every_variable(tmp_path):
     tf.train.Checkpoint(model=b).restore(path).assert_existing_objects_matched()
     for va, vb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(va.numpy(), vb.numpy(), err_msg=va.path)
+
+
+def _small_hrm(**over):
+    cfg = dict(SMALL, H_layers=2, L_layers=3, H_cycles=2, L_cycles=2, puzzle_emb_len=0)
+    cfg.update(over)
+    m = HRM(**cfg)
+    m.build_variables()
+    return m
+
+
+def test_hrm_parity_counts_and_one_step_gradient():
+    m = _small_hrm()
+    assert m.puzzle_emb_len == 1 and len(m.H_level.blocks) == 2 and len(m.L_level.blocks) == 3
+    sd = _randomise(m, seed=11)
+    assert any(k.startswith("inner.H_level.layers.1.") for k in sd)
+    inputs, ids = _batch(m, b=2)
+    rng = np.random.default_rng(12)
+    shape = (2, m.total_len, m.hidden_size)
+    z_H = rng.normal(size=shape).astype(np.float32)
+    z_L = rng.normal(size=shape).astype(np.float32)
+    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    cfg = dict(_np_cfg(m), arch="hrm", H_layers=m.H_layers)
+    ref = reference_numpy.inner_forward(sd, cfg, z_H, z_L, inputs, ids)
+    for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
+        np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
+    # 1-step gradient: only the last z_L and z_H updates are recorded.
+    calls = []
+    orig_l, orig_h = m._net, m._h_net
+    m._net = lambda h, i: calls.append(("L", orig_l(h, i))) or calls[-1][1]
+    m._h_net = lambda h, i: calls.append(("H", orig_h(h, i))) or calls[-1][1]
+    with tf.GradientTape(persistent=True) as tape:
+        m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    assert [c[0] for c in calls] == ["L", "L", "H", "L", "L", "H"]
+    recorded = [
+        any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls
+    ]
+    assert recorded == [False, False, False, False, True, True]
+    # Spec §7.1: HRM on ARC (8 blocks, V=12) has 27,276,290 parameters.
+    assert HRM(12, 900, 1).num_params() == 27_276_290
+    assert m.flops_per_example(train=False) == (
+        2 * (2 * 3 + 2) * m.block_flops() + 2 * m.total_len * 32 * 7 + 4 * 32
+    )

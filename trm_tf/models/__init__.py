@@ -5,11 +5,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 
+from trm_tf.models.hrm import HRM
 from trm_tf.models.trm import TRM
 
 # Keys that belong to the ACT wrapper / loss head (trm_tf/act.py, trm_tf/losses.py), not the network.
 _WRAPPER_KEYS = frozenset({"arch", "halt_max_steps", "halt_exploration_prob", "loss_type"})
-_ARCHS = {"trm": TRM}
+_ARCHS = {"trm": TRM, "hrm": HRM}
 # Keys supplied by the dataset, not the model config.
 _DATA_KEYS = ("vocab_size", "seq_len", "num_puzzle_identifiers")
 
@@ -19,7 +20,7 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
 
     Args:
         model_cfg: mapping (dict, ml_collections.ConfigDict, ...) with an optional `arch` key
-            ("trm", the default) and any of the model's constructor keywords (`hidden_size`,
+            ("trm", the default, or "hrm") and any of the model's constructor keywords (`hidden_size`,
             `H_cycles`, `mlp_t`, `forward_dtype`, ...). The ACT-wrapper keys `halt_max_steps`,
             `halt_exploration_prob`, `loss_type` are ignored here.
         vocab_size: from the dataset metadata.
@@ -61,4 +62,4 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
     return model
 
 
-__all__ = ["TRM", "build_model"]
+__all__ = ["HRM", "TRM", "build_model"]

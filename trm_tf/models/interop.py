@@ -30,7 +30,7 @@ _IGNORED = (
 
 
 def _key_map(model) -> dict:
-    """Reference key -> (Keras variable, transpose?) for a built TRM."""
+    """Reference key -> (Keras variable, transpose?) for a built TRM (or HRM)."""
     model.build_variables()
     m = {
         "inner.embed_tokens.embedding_weight": (model.embed_tokens.embeddings, False),
@@ -44,8 +44,17 @@ def _key_map(model) -> dict:
         m["inner.embed_pos.embedding_weight"] = (model.embed_pos.embeddings, False)
     if model._puzzle_emb_var is not None:
         m["inner.puzzle_emb.weights"] = (model._puzzle_emb_var, False)
-    for i, block in enumerate(model.L_level.blocks):
-        p = f"inner.L_level.layers.{i}."
+    levels = [("L_level", model.L_level)]
+    if getattr(model, "H_level", None) is not None:  # HRM
+        levels.append(("H_level", model.H_level))
+    for level_name, level in levels:
+        _add_blocks(m, f"inner.{level_name}.layers.", level.blocks)
+    return m
+
+
+def _add_blocks(m: dict, prefix: str, blocks) -> None:
+    for i, block in enumerate(blocks):
+        p = f"{prefix}{i}."
         if block.mlp_t:
             sw = block.token_mixer.swiglu
             m[p + "mlp_t.gate_up_proj.weight"] = (sw.gate_up_proj.kernel, True)
@@ -55,7 +64,6 @@ def _key_map(model) -> dict:
             m[p + "self_attn.o_proj.weight"] = (block.self_attn.o_proj.kernel, True)
         m[p + "mlp.gate_up_proj.weight"] = (block.mlp.gate_up_proj.kernel, True)
         m[p + "mlp.down_proj.weight"] = (block.mlp.down_proj.kernel, True)
-    return m
 
 
 def _strip(key: str) -> str:

@@ -341,11 +341,32 @@ class TRM(keras.Model):
     def _net(self, h, injection):
         return self.L_level(h, injection, rotary=self.rotary_emb)
 
+    def _maybe_remat(self, fn):
+        """Gradient checkpointing of one network call when `remat` is set."""
+        return tf.recompute_grad(fn) if self.remat else fn
+
     def _latent_cycle(self, z_H, z_L, x, net):
         for _ in range(self.L_cycles):
             z_L = net(z_L, z_H + x)  # inj = z_H + x first, then z_L + inj (bf16 rounding order)
         z_H = net(z_H, z_L)
         return z_H, z_L
+
+    def _recursion_no_grad(self, z_H, z_L, x):
+        """The first H_cycles - 1 cycles (run by `inner` with recording stopped)."""
+        for _ in range(self.H_cycles - 1):
+            z_H, z_L = self._latent_cycle(z_H, z_L, x, self._net)
+        return z_H, z_L
+
+    def _recursion_grad(self, z_H, z_L, x):
+        """The last cycle, with gradient."""
+        return self._latent_cycle(z_H, z_L, x, self._maybe_remat(self._net))
+
+    def _block_calls(self) -> tuple[int, int]:
+        """(block applications per supervision step, of which with gradient)."""
+        return (
+            self.H_cycles * (self.L_cycles + 1) * self.L_layers,
+            (self.L_cycles + 1) * self.L_layers,
+        )
 
     def inner(self, z_H, z_L, inputs, puzzle_rows=None, training=False):
         """One supervision step (spec §1.7).
@@ -369,18 +390,13 @@ class TRM(keras.Model):
         z_H = tf.stop_gradient(tf.cast(z_H, cdt))
         z_L = tf.stop_gradient(tf.cast(z_L, cdt))
 
-        if self.H_cycles > 1:
-            # No-grad cycles: not recorded on any tape (no activation memory kept), and
-            # stop_gradient'ed on both sides so graph-mode gradients are pruned here as well.
-            with _stop_recording():
-                x_ng = tf.stop_gradient(x)
-                for _ in range(self.H_cycles - 1):
-                    z_H, z_L = self._latent_cycle(z_H, z_L, x_ng, self._net)
-                z_H = tf.stop_gradient(z_H)
-                z_L = tf.stop_gradient(z_L)
-
-        net = tf.recompute_grad(self._net) if self.remat else self._net
-        z_H, z_L = self._latent_cycle(z_H, z_L, x, net)
+        # No-grad cycles: not recorded on any tape (no activation memory kept), and
+        # stop_gradient'ed on both sides so graph-mode gradients are pruned here as well.
+        with _stop_recording():
+            z_H, z_L = self._recursion_no_grad(z_H, z_L, tf.stop_gradient(x))
+            z_H = tf.stop_gradient(z_H)
+            z_L = tf.stop_gradient(z_L)
+        z_H, z_L = self._recursion_grad(z_H, z_L, x)
 
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
         q = tf.cast(self.q_head(z_H[:, 0]), tf.float32)
@@ -419,11 +435,11 @@ class TRM(keras.Model):
         """
         heads = 2 * self.total_len * self.hidden_size * self.vocab_size + 4 * self.hidden_size
         blk = self.block_flops()
-        fwd = self.H_cycles * (self.L_cycles + 1) * self.L_layers * blk + heads
+        n_fwd, n_grad = self._block_calls()
+        fwd = n_fwd * blk + heads
         if not train:
             return int(fwd)
-        grad_part = (self.L_cycles + 1) * self.L_layers * blk + heads
-        return int(fwd + 2 * grad_part)
+        return int(fwd + 2 * (n_grad * blk + heads))
 
     def get_config(self):
         config = super().get_config()
