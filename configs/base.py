@@ -76,6 +76,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.halt_max_steps = 16  # N_sup: supervision steps per example.
     c.model.halt_exploration_prob = 0.1  # Chance that a slot draws a random minimum step count.
     c.model.loss_type = "stablemax"  # stablemax | softmax.
+    # Compute-aware halting (E4.2): loss += halt_penalty * sum(1 - sigmoid(q_halt)); 0 = reference.
+    c.model.halt_penalty = 0.0
+    # Adaptive exploration (contrib02): anneal halt_exploration_prob linearly to this value over
+    # training (-1 = constant, the reference).
+    c.model.halt_exploration_final = -1.0
+
+    # --- Curriculum recursion (contrib01 / E4.1): H and L cycles grow from start values to the model's
+    # values in equal stages over the first `ramp_fraction` of training. Off = the reference.
+    c.curriculum = ml_collections.ConfigDict()
+    c.curriculum.enabled = False
+    c.curriculum.start_H_cycles = 1
+    c.curriculum.start_L_cycles = 2
+    c.curriculum.num_stages = 3  # Stages, including the final (full-depth) one.
+    c.curriculum.ramp_fraction = 0.5  # Fraction of total steps before full depth is reached.
 
     # --- Optimisation (TRM_SPEC §4).
     c.optim = ml_collections.ConfigDict()
@@ -105,6 +119,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.profile_start_step = -1  # First step of the profiler window (-1: no trace).
     c.train.profile_num_steps = 5
     c.train.jit_compile = True  # XLA for forward/backward (the optimizer runs outside it).
+    c.train.profiler_port = 0  # >0: start a profiler server on the chief for on-demand capture.
 
     # --- Evaluation.
     c.eval = ml_collections.ConfigDict()
@@ -114,6 +129,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     c.eval.final_full = True
     c.eval.use_ema = True  # Evaluate the EMA weights (as the reference) when optim.ema is on.
+    # Test-time recursion: supervision steps at evaluation (-1 = model.halt_max_steps, the reference).
+    c.eval.halt_max_steps = -1
+    # Also report accuracy and mean steps when each example stops at its first q_halt > 0 (E4.2).
+    c.eval.report_adaptive_halting = True
+    # Checkpoint averaging (E4.4): also evaluate the mean weights of the last K checkpoints (0 = off).
+    c.eval.average_last_k = 0
+    c.eval.evaluator = ""  # "arc": ARC pass@K voting over augmented copies (arc_agi datasets only).
 
     # --- Runtime.
     c.runtime = ml_collections.ConfigDict()
