@@ -99,6 +99,13 @@ def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps
     return tf.where(u < prob, k, tf.zeros_like(k))
 
 
+def exploration_prob_at(step, total_steps: int, start: float, final: float):
+    """Exploration probability at a step: constant `start` (reference) or annealed linearly to `final`
+    over training (adaptive halting exploration, contrib02)."""
+    progress = tf.minimum(tf.cast(step, tf.float32) / float(max(total_steps, 1)), 1.0)
+    return start + (final - start) * progress
+
+
 def replica_slice(x, per_replica: int):
     """This replica's slots of a global-batch tensor."""
     ctx = tf.distribute.get_replica_context()
@@ -128,6 +135,25 @@ def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool):
     return halted
 
 
+class cycles_override:
+    """Temporarily sets the model's (H_cycles, L_cycles) while a stage-specific function is traced.
+
+    The recursion depth is a trace-time constant (Python loops unrolled into the graph), so a curriculum
+    over depths compiles one function per stage with this override active during its tracing.
+    """
+
+    def __init__(self, model, cycles):
+        self.model, self.cycles = model, cycles
+
+    def __enter__(self):
+        self.saved = (self.model.H_cycles, self.model.L_cycles)
+        if self.cycles is not None:
+            self.model.H_cycles, self.model.L_cycles = self.cycles
+
+    def __exit__(self, *exc):
+        self.model.H_cycles, self.model.L_cycles = self.saved
+
+
 def make_train_core(
     model,
     *,
@@ -136,17 +162,24 @@ def make_train_core(
     loss_type: str,
     halt_penalty: float = 0.0,
     jit_compile: bool = True,
+    cycles=None,
 ):
-    """Returns core(carry, batch, min_halt) -> (new_carry, grads, row_grads, metric_sums).
+    """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
 
     One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
     this function (XLA around optimizer updates fails under tf.distribute on CPU; TF_ENV §b). Gradients are
-    of loss_sum / global_batch_size, so summing them over replicas gives the reference's gradient.
+    of loss_scale * loss_sum / global_batch_size (loss_scale is 1 except with float16 dynamic loss scaling),
+    so summing them over replicas gives the reference's gradient. `cycles` = (H, L) overrides the model's
+    recursion depth (curriculum).
     """
     variables = model.trainable_variables
     has_puzzle = model.puzzle_emb is not None
 
-    def core(carry, batch, min_halt):
+    def core(carry, batch, min_halt, loss_scale):
+        with cycles_override(model, cycles):
+            return _core(carry, batch, min_halt, loss_scale)
+
+    def _core(carry, batch, min_halt, loss_scale):
         cur = begin_step(model, carry, batch)
         rows = model.gather_puzzle_rows(cur["puzzle_identifiers"]) if has_puzzle else None
         with tf.GradientTape() as tape:
@@ -167,7 +200,7 @@ def make_train_core(
                 loss_type=loss_type,
                 halt_penalty=halt_penalty,
             )
-            loss = loss_sum / global_batch_size
+            loss = loss_sum / global_batch_size * loss_scale
         targets = list(variables) + ([rows] if has_puzzle else [])
         grads = tape.gradient(loss, targets)
         row_grads = grads[-1] if has_puzzle else None
@@ -182,10 +215,16 @@ def make_train_core(
 
 
 def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
-    """Returns core(batch) -> dict: all N_sup steps from a fresh carry (spec §2 step 6).
+    """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry (spec §2 step 6).
 
-    Outputs: final-step metric sums over real (masked-in) examples, per-step exact/token accuracy sums
-    ([N_sup] each), and per-example `preds` [B, S] and `q_halt` [B] of the final step.
+    Outputs (sums over real, masked-in examples with labels):
+      * `sums`: the final step's metrics as the reference reports them (count, accuracy, exact_accuracy,
+        q_halt_accuracy, steps, lm_loss, q_halt_loss);
+      * `exact_per_step`, `token_per_step` [halt_max_steps]: accuracy after each supervision step (how the
+        answer improves with recursion; more steps than trained = test-time recursion);
+      * `adaptive_exact`, `adaptive_steps`: accuracy and steps when each example stops at its first
+        q_halt > 0 (or at the last step), the compute-aware inference of E4.2;
+      * per-example `preds` [B, S] and `q_halt` [B] of the final step (for the ARC voting evaluator).
     """
 
     def core(batch):
@@ -198,41 +237,46 @@ def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: b
             else None
         )
         labels = batch["labels"]
-        valid_tokens = tf.cast(labels != losses.IGNORE_LABEL_ID, tf.float32)
-        counts = tf.reduce_sum(valid_tokens, -1)
-        has_labels = mask & (counts > 0)
-        fmask = tf.cast(has_labels, tf.float32)
+        counts = tf.reduce_sum(tf.cast(labels != losses.IGNORE_LABEL_ID, tf.int32), -1)
+        real = mask & (counts > 0)
+        fmask = tf.cast(real, tf.float32)
         exact_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
         token_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
-        out = None
+        stopped = tf.zeros([b], tf.bool)
+        stop_correct = tf.zeros([b], tf.float32)
+        stop_step = tf.zeros([b], tf.float32)
+        logits = tf.zeros([b, model.seq_len, model.vocab_size], tf.float32)
+        q_halt = tf.zeros([b], tf.float32)
+        q_continue = tf.zeros([b], tf.float32)
         for k in tf.range(halt_max_steps):
             out = model.inner(z_H, z_L, batch["inputs"], rows, training=False)
             z_H, z_L = out["z_H"], out["z_L"]
-            pe = losses.per_example_outputs(out["logits"], labels, out["q_halt"])
-            exact_per_step = exact_per_step.write(
-                k, tf.reduce_sum(fmask * tf.cast(pe["seq_is_correct"], tf.float32))
-            )
+            logits, q_halt, q_continue = out["logits"], out["q_halt"], out["q_continue"]
+            pe = losses.per_example_outputs(logits, labels, q_halt)
+            correct = tf.cast(pe["seq_is_correct"], tf.float32)
+            exact_per_step = exact_per_step.write(k, tf.reduce_sum(fmask * correct))
             token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
+            stop_now = ~stopped & ((q_halt > 0) | (k == halt_max_steps - 1))
+            stop_correct = tf.where(stop_now, correct, stop_correct)
+            stop_step = tf.where(stop_now, tf.cast(k + 1, tf.float32), stop_step)
+            stopped = stopped | stop_now
         steps = tf.fill([b], halt_max_steps)
-        # Only real examples count: padded rows have no valid labels, and `halted=mask` excludes them
-        # from the metrics; their losses are zero-weighted below.
-        loss_sum, sums = losses.act_loss_and_metrics(
-            out["logits"],
-            labels,
-            out["q_halt"],
-            out["q_continue"],
-            has_labels,
-            steps,
-            loss_type=loss_type,
+        # `halted=real` restricts the metric sums to real examples; padded rows have no labels.
+        _, sums = losses.act_loss_and_metrics(
+            logits, labels, q_halt, q_continue, real, steps, loss_type=loss_type
         )
-        del loss_sum
-        pe = losses.per_example_outputs(out["logits"], labels, out["q_halt"])
+        pe = losses.per_example_outputs(logits, labels, q_halt)
+        target = tf.cast(pe["seq_is_correct"], tf.float32)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=q_halt)
+        sums["q_halt_loss"] = tf.reduce_sum(fmask * bce)  # the reference also sums padded rows
+        sums["adaptive_exact_accuracy"] = tf.reduce_sum(fmask * stop_correct)
+        sums["adaptive_steps"] = tf.reduce_sum(fmask * stop_step)
         return {
             "sums": sums,
             "exact_per_step": exact_per_step.stack(),
             "token_per_step": token_per_step.stack(),
             "preds": pe["preds"],
-            "q_halt": out["q_halt"],
+            "q_halt": q_halt,
         }
 
     return tf.function(core, jit_compile=jit_compile, reduce_retracing=True)

@@ -91,3 +91,23 @@ class CheckpointIO:
             logging.warning("No carry file %s; resuming with a fresh ACT carry.", carry_path)
         logging.info("Restored %s (step %d)", path, step)
         return step
+
+
+def average_checkpoint_weights(model, paths: list[str]) -> list[np.ndarray]:
+    """Mean of the model's trainable weights over the checkpoints `paths` (SWA-style averaging, E4.4).
+
+    The live weights are restored afterwards; returns the averages in `model.trainable_variables` order.
+    """
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    live = [v.numpy() for v in model.trainable_variables]
+    total = [np.zeros_like(w, dtype=np.float64) for w in live]
+    try:
+        for path in paths:
+            tf.train.Checkpoint(model=model).restore(path).expect_partial()
+            for t, v in zip(total, model.trainable_variables):
+                t += v.numpy()
+    finally:
+        for v, w in zip(model.trainable_variables, live):
+            v.assign(w)
+    return [(t / len(paths)).astype(w.dtype) for t, w in zip(total, live)]

@@ -15,7 +15,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from trm_tf import distribute, summaries
+from trm_tf import checkpointing, distribute, summaries
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.trainer import Trainer, eta_string, resolve_schedule
@@ -58,6 +58,21 @@ class _SigtermFlag:
         self.received = True
 
 
+def eval_checkpoint_average(trainer, ckpt: CheckpointIO, k: int, do_eval, step: int) -> dict:
+    """Evaluates the mean weights of the last k checkpoints (E4.4), next to the EMA evaluation."""
+    paths = list(ckpt.manager.checkpoints[-k:])
+    averaged = checkpointing.average_checkpoint_weights(trainer.model, paths)
+    live = [v.numpy() for v in trainer.model.trainable_variables]
+    for v, w in zip(trainer.model.trainable_variables, averaged):
+        v.assign(w)
+    try:
+        logging.info("Evaluating the average of the last %d checkpoints: %s", len(paths), paths)
+        return do_eval(step, full=True, use_ema=False, tag="_average")
+    finally:
+        for v, w in zip(trainer.model.trainable_variables, live):
+            v.assign(w)
+
+
 def run(
     config, workdir: str, strategy: tf.distribute.Strategy, mode: str = "train_and_eval"
 ) -> dict:
@@ -75,7 +90,8 @@ def run(
 
     trainer = Trainer(config, strategy, spec, total_steps)
     writer = summaries.MetricWriter(workdir, enabled=chief)
-    ckpt = CheckpointIO(trainer, workdir, config.train.max_checkpoints, chief, worker)
+    keep = max(int(config.train.max_checkpoints), int(config.eval.get("average_last_k", 0)))
+    ckpt = CheckpointIO(trainer, workdir, keep, chief, worker)
     start_step = ckpt.restore_latest()
     m = trainer.model
     flops_train = m.flops_per_example(train=True)
@@ -109,13 +125,14 @@ def run(
     results_path = os.path.join(workdir, "eval_results.json")
     results = summaries.read_json(results_path, {"latest": {}, "history": []})
 
-    def do_eval(step: int, full: bool) -> dict:
+    def do_eval(step: int, full: bool, use_ema: bool | None = None, tag: str = "") -> dict:
         subset = -1 if full else int(config.eval.subset_size)
+        use_ema = config.eval.use_ema if use_ema is None else use_ema
         dist, steps, _ = input_pipeline.distribute_eval(
             strategy, spec, config.eval.global_batch_size, subset
         )
         t0 = time.perf_counter()
-        metrics = trainer.evaluate(dist, steps, use_ema=config.eval.use_ema)
+        metrics = trainer.evaluate(dist, steps, use_ema=use_ema)
         metrics["eval_seconds"] = time.perf_counter() - t0
         logging.info(
             "eval @ step %d (%s, %d examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
@@ -126,10 +143,14 @@ def run(
             metrics.get("accuracy", float("nan")),
             metrics.get("q_halt_accuracy", float("nan")),
         )
-        writer.write("eval", step, metrics)
-        entry = {"step": step, "full": full, **metrics}
-        results["history"].append(entry)
-        results["latest"] = entry
+        writer.write("eval" + tag, step, metrics)
+        weights = tag.strip("_") or ("ema" if use_ema and trainer.ema is not None else "raw")
+        entry = {"step": step, "full": full, "weights": weights, **metrics}
+        if tag:  # e.g. the checkpoint average: kept apart from the main evaluation history
+            results[weights] = entry
+        else:
+            results["history"].append(entry)
+            results["latest"] = entry
         if chief:
             summaries.write_json(results_path, results)
         return metrics
@@ -137,6 +158,12 @@ def run(
     if mode == "eval":
         return do_eval(start_step, full=True)
 
+    if config.train.get("profiler_port", 0) > 0 and chief:
+        tf.profiler.experimental.server.start(int(config.train.profiler_port))
+        logging.info(
+            "Profiler server on port %d (capture with scripts/capture_profile.sh)",
+            config.train.profiler_port,
+        )
     sigterm = _SigtermFlag()
     dist_train = input_pipeline.distribute_train(
         strategy, spec, trainer.global_batch, config.seed, start_step, config.data.prefetch
@@ -151,7 +178,7 @@ def run(
     profiling = False
     prof_start = int(config.train.profile_start_step)
     while step < total_steps:
-        n = min(spl, total_steps - step)
+        n = min(spl, total_steps - step, trainer.steps_to_stage_change(step))
         if prof_start >= 0 and not profiling and step <= prof_start < step + spl:
             n = max(1, int(config.train.profile_num_steps))
             if chief:
@@ -219,6 +246,9 @@ def run(
             last_eval = do_eval(step, full=False)
     if mode == "train_and_eval" or step == start_step:
         last_eval = do_eval(step, full=bool(config.eval.final_full))
+        k = int(config.eval.get("average_last_k", 0))
+        if k > 0:
+            last_eval["average_last_k"] = eval_checkpoint_average(trainer, ckpt, k, do_eval, step)
     run_summary.update(
         status="finished", step=step, wall_time_s=wall_before + time.perf_counter() - t_start
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,7 +36,13 @@ TRAIN_SUM_KEYS = (
     "q_halt_loss",
     "loss",
 )
-_ACT_KEYS = ("halt_max_steps", "halt_exploration_prob", "loss_type", "halt_penalty")
+_ACT_KEYS = (
+    "halt_max_steps",
+    "halt_exploration_prob",
+    "halt_exploration_final",
+    "loss_type",
+    "halt_penalty",
+)
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
 
@@ -47,6 +54,28 @@ def _sum_var(name, dtype=tf.float32, aggregation=tf.VariableAggregation.SUM):
         synchronization=tf.VariableSynchronization.ON_READ,
         aggregation=aggregation,
     )
+
+
+def curriculum_stages(config, total_steps: int) -> list[tuple[int, tuple[int, int]]]:
+    """[(first step index, (H_cycles, L_cycles)), ...] of the curriculum recursion (contrib01 / E4.1).
+
+    Without a curriculum: one stage at the model's depth. With one: `num_stages` stages whose depths go
+    linearly (rounded) from (start_H_cycles, start_L_cycles) to the model's (H_cycles, L_cycles); the first
+    num_stages - 1 stages split the first `ramp_fraction` of training equally, the last runs to the end.
+    """
+    m, c = config.model, config.get("curriculum")
+    final = (int(m.H_cycles), int(m.L_cycles))
+    if c is None or not c.enabled or c.num_stages <= 1:
+        return [(0, final)]
+    n = int(c.num_stages)
+    ramp = int(round(float(c.ramp_fraction) * total_steps))
+    stages = []
+    for s in range(n):
+        frac = s / (n - 1)
+        h = int(round(c.start_H_cycles + (final[0] - c.start_H_cycles) * frac))
+        l_ = int(round(c.start_L_cycles + (final[1] - c.start_L_cycles) * frac))
+        stages.append((int(round(ramp * s / (n - 1))), (max(h, 1), max(l_, 1))))
+    return stages
 
 
 def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
@@ -82,7 +111,13 @@ class Trainer:
         self.per_replica_batch = g // self.num_replicas
         m = config.model
         self.halt_max_steps = int(m.halt_max_steps)
+        self.eval_halt_max_steps = int(config.eval.get("halt_max_steps", -1))
+        if self.eval_halt_max_steps <= 0:
+            self.eval_halt_max_steps = self.halt_max_steps
         self.exploration_prob = float(m.halt_exploration_prob)
+        final = float(m.get("halt_exploration_final", -1.0))
+        self.exploration_final = final if final >= 0 else self.exploration_prob
+        self.stages = curriculum_stages(config, total_steps)
         if m.forward_dtype not in _DTYPES:
             raise ValueError(
                 f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
@@ -101,6 +136,9 @@ class Trainer:
             self.optimizer = optim.make_optimizer(
                 o.name, self.schedule, o.weight_decay, beta1=o.beta1, beta2=o.beta2
             )
+            self.loss_scaling = m.forward_dtype == "float16"
+            if self.loss_scaling:  # float16: dynamic loss scaling (bfloat16 and float32 need none)
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.sparse_opt = (
                 optim.SparseSignSGD(self.model.puzzle_emb, o.puzzle_emb_weight_decay)
@@ -126,8 +164,7 @@ class Trainer:
             self.grad_norm_sum = _sum_var(
                 "grad_norm", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
-        self._train_core = act.make_train_core(
-            self.model,
+        self._core_kwargs = dict(
             global_batch_size=g,
             halt_max_steps=self.halt_max_steps,
             loss_type=m.loss_type,
@@ -136,68 +173,91 @@ class Trainer:
         )
         self._eval_core = act.make_eval_core(
             self.model,
-            halt_max_steps=self.halt_max_steps,
+            halt_max_steps=self.eval_halt_max_steps,
             loss_type=m.loss_type,
             jit_compile=config.train.jit_compile,
         )
-        self._train_loop_fn = None
+        self._train_loops: dict = {}
 
     # ------------------------------------------------------------------ checkpoint state
     def checkpoint(self) -> tf.train.Checkpoint:
         """Everything but the carry (per-replica; saved per host by trm_tf.checkpointing)."""
+        # The model tracks its puzzle embedding and H/L init itself (no second copy of a 2 GB table).
         items = dict(model=self.model, optimizer=self.optimizer, step=self.step)
-        if self.model.puzzle_emb is not None:
-            items["puzzle_emb"] = self.model.puzzle_emb
         if self.ema is not None:
             items["ema"] = self.ema
         return tf.train.Checkpoint(**items)
 
     # ------------------------------------------------------------------ training
-    def _step_fn(self, batch):
-        step = self.step.read_value() + 1  # 1-based, as the reference's schedule and draws
-        min_halt = act.replica_slice(
-            act.exploration_draws(
-                self.config.seed,
-                step,
-                self.global_batch,
-                self.exploration_prob,
-                self.halt_max_steps,
-            ),
-            self.per_replica_batch,
-        )
-        carry = self.carry.read()
-        new_carry, grads, row_grads, sums = self._train_core(carry, batch, min_halt)
-        ctx = tf.distribute.get_replica_context()
-        grad_norm = tf.linalg.global_norm(ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads))
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        if self.sparse_opt is not None:
-            lr = optim.lr_at_step(
-                step,
-                self.config.optim.puzzle_emb_lr,
-                self.config.optim.lr_warmup_steps,
-                self.total_steps,
-                self.config.optim.lr_min_ratio,
+    def stage_at(self, step: int) -> int:
+        """Index of the curriculum stage that optimizer step `step + 1` belongs to (0 without one)."""
+        return sum(1 for start, _ in self.stages[1:] if step >= start)
+
+    def steps_to_stage_change(self, step: int) -> int:
+        """Steps from `step` until the next stage starts (a large number when none follows)."""
+        later = [start - step for start, _ in self.stages if start > step]
+        return min(later) if later else 1 << 62
+
+    def _core_for_stage(self, stage: int):
+        cycles = self.stages[stage][1] if len(self.stages) > 1 else None
+        return act.make_train_core(self.model, cycles=cycles, **self._core_kwargs)
+
+    def _make_step_fn(self, core):
+        o = self.config.optim
+
+        def step_fn(batch):
+            step = self.step.read_value() + 1  # 1-based, as the reference's schedule and draws
+            prob = act.exploration_prob_at(
+                step, self.total_steps, self.exploration_prob, self.exploration_final
             )
-            self.sparse_opt.apply(new_carry["puzzle_identifiers"], row_grads, lr)
-        if self.ema is not None:
-            self.ema.update()
-        self.carry.assign(new_carry)
-        for k in TRAIN_SUM_KEYS:
-            self.sums[k].assign_add(tf.cast(sums[k], tf.float32))
-        self.grad_norm_sum.assign_add(grad_norm)
-        self.step.assign_add(1)
+            min_halt = act.replica_slice(
+                act.exploration_draws(
+                    self.config.seed, step, self.global_batch, prob, self.halt_max_steps
+                ),
+                self.per_replica_batch,
+            )
+            scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.loss_scaling else 1.0
+            carry = self.carry.read()
+            new_carry, grads, row_grads, sums = core(carry, batch, min_halt, scale)
+            ctx = tf.distribute.get_replica_context()
+            reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            grad_norm = tf.linalg.global_norm(reduced) / scale
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+            if self.sparse_opt is not None:
+                lr = optim.lr_at_step(
+                    step, o.puzzle_emb_lr, o.lr_warmup_steps, self.total_steps, o.lr_min_ratio
+                )
+                if self.loss_scaling:  # a skipped (non-finite) step must not move the rows either
+                    finite = tf.math.is_finite(grad_norm)
+                    lr = tf.where(finite, lr, 0.0)
+                    row_grads = tf.where(tf.math.is_finite(row_grads), row_grads, 0.0)
+                self.sparse_opt.apply(new_carry["puzzle_identifiers"], row_grads, lr)
+            if self.ema is not None:
+                self.ema.update()
+            self.carry.assign(new_carry)
+            for k in TRAIN_SUM_KEYS:
+                self.sums[k].assign_add(tf.cast(sums[k], tf.float32))
+            self.grad_norm_sum.assign_add(grad_norm)
+            self.step.assign_add(1)
+
+        return step_fn
 
     def train_loop(self, iterator, num_steps: int):
-        """Runs `num_steps` supervision steps in one tf.function call."""
-        if self._train_loop_fn is None:
+        """Runs `num_steps` supervision steps in one tf.function call (all in one curriculum stage)."""
+        start = int(self.step.numpy())
+        stage = self.stage_at(start)
+        if num_steps > self.steps_to_stage_change(start):
+            raise ValueError(f"loop of {num_steps} steps from {start} crosses a curriculum stage")
+        if stage not in self._train_loops:
+            step_fn = self._make_step_fn(self._core_for_stage(stage))
 
             @tf.function
             def loop(it, n):
                 for _ in tf.range(n):
-                    self.strategy.run(self._step_fn, args=(next(it),))
+                    self.strategy.run(step_fn, args=(next(it),))
 
-            self._train_loop_fn = loop
-        self._train_loop_fn(iterator, tf.constant(num_steps, tf.int32))
+            self._train_loops[stage] = loop
+        self._train_loops[stage](iterator, tf.constant(num_steps, tf.int32))
 
     def reset_metrics(self) -> None:
         for v in list(self.sums.values()) + [self.grad_norm_sum]:
@@ -253,8 +313,8 @@ class Trainer:
                 return self.strategy.run(fn, args=(batch,))
 
             totals: dict[str, float] = {}
-            exact_steps = np.zeros(self.halt_max_steps)
-            token_steps = np.zeros(self.halt_max_steps)
+            exact_steps = np.zeros(self.eval_halt_max_steps)
+            token_steps = np.zeros(self.eval_halt_max_steps)
             it = iter(dist_dataset)
             for _ in range(num_steps):
                 out = eval_step(next(it))
@@ -278,7 +338,7 @@ class Trainer:
         count = max(totals.get("count", 0.0), 1.0)
         metrics = {k: v / count for k, v in totals.items() if k != "count"}
         metrics["num_examples"] = totals.get("count", 0.0)
-        for k in range(self.halt_max_steps):
+        for k in range(self.eval_halt_max_steps):
             metrics[f"exact_accuracy/step_{k + 1}"] = exact_steps[k] / count
             metrics[f"accuracy/step_{k + 1}"] = token_steps[k] / count
         return metrics

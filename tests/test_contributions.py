@@ -1,0 +1,131 @@
+"""The study's contributions behave as claimed: curriculum, annealed exploration, test-time recursion,
+adaptive halting at evaluation, checkpoint averaging, exploration draws, precision variants."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import build_tiny_sudoku
+from tests.test_train import small_config
+from trm_tf import act, checkpointing
+from trm_tf.data import input_pipeline
+from trm_tf.trainer import Trainer, curriculum_stages
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
+
+
+def test_curriculum_schedule_gives_the_right_depths_at_the_right_steps(spec):
+    c = small_config(spec.data_dir)
+    c.model.H_cycles, c.model.L_cycles = 3, 6
+    assert curriculum_stages(c, 100) == [(0, (3, 6))]  # off: the reference depth throughout
+    c.curriculum.enabled = True
+    c.curriculum.start_H_cycles, c.curriculum.start_L_cycles = 1, 2
+    c.curriculum.num_stages, c.curriculum.ramp_fraction = 3, 0.5
+    assert curriculum_stages(c, 100) == [(0, (1, 2)), (25, (2, 4)), (50, (3, 6))]
+
+
+def test_curriculum_training_switches_depth_between_loops(spec):
+    c = small_config(spec.data_dir)
+    c.model.H_cycles, c.model.L_cycles = 2, 2
+    c.curriculum.enabled = True
+    c.curriculum.start_H_cycles, c.curriculum.start_L_cycles = 1, 1
+    c.curriculum.num_stages, c.curriculum.ramp_fraction = 2, 0.5
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=8)
+    assert trainer.stages == [(0, (1, 1)), (4, (2, 2))]
+    assert trainer.steps_to_stage_change(0) == 4 and trainer.stage_at(4) == 1
+    it = iter(input_pipeline.distribute_train(tf.distribute.get_strategy(), spec, 16, 0))
+    with pytest.raises(ValueError, match="crosses a curriculum stage"):
+        trainer.train_loop(it, 5)
+    trainer.train_loop(it, 4)
+    trainer.train_loop(it, 4)
+    assert sorted(trainer._train_loops) == [0, 1]
+    assert (trainer.model.H_cycles, trainer.model.L_cycles) == (2, 2)  # restored after tracing
+    # The stage cores really differ in depth: a shallow model's forward gives other logits.
+    carry = trainer.carry.read()
+    batch = {k: carry[k] for k in ("inputs", "labels", "puzzle_identifiers")}
+    outs = []
+    rows = trainer.model.gather_puzzle_rows(batch["puzzle_identifiers"])
+    for cycles in [(1, 1), (2, 2)]:
+        with act.cycles_override(trainer.model, cycles):
+            z_H, z_L = trainer.model.initial_carry(16)
+            outs.append(trainer.model.inner(z_H, z_L, batch["inputs"], rows)["logits"])
+    assert not np.allclose(outs[0].numpy(), outs[1].numpy())
+    assert np.isfinite(trainer.read_metrics(8)["loss"])
+
+
+def test_exploration_schedule_and_draws():
+    assert float(act.exploration_prob_at(0, 100, 0.1, 0.1)) == pytest.approx(0.1)
+    assert float(act.exploration_prob_at(50, 100, 0.5, 0.0)) == pytest.approx(0.25)
+    assert float(act.exploration_prob_at(200, 100, 0.5, 0.0)) == pytest.approx(0.0)
+    d = act.exploration_draws(0, 7, 20000, 0.1, 16).numpy()
+    assert 0.08 < (d > 0).mean() < 0.12  # explore w.p. 0.1
+    assert set(np.unique(d[d > 0])) == set(range(2, 17))  # min steps uniform in [2, N_sup]
+    np.testing.assert_array_equal(d, act.exploration_draws(0, 7, 20000, 0.1, 16).numpy())
+    assert not np.array_equal(d, act.exploration_draws(0, 8, 20000, 0.1, 16).numpy())
+
+
+def test_halting_rule():
+    steps = tf.constant([1, 2, 3, 16, 5])
+    q = tf.constant([1.0, -1.0, 2.0, -3.0, 0.5])
+    min_halt = tf.constant([0, 0, 4, 0, 0])
+    got = act.halting(steps, q, min_halt, halt_max_steps=16, training=True).numpy()
+    np.testing.assert_array_equal(got, [True, False, False, True, True])
+    got = act.halting(steps, q, min_halt, halt_max_steps=16, training=False).numpy()
+    np.testing.assert_array_equal(got, [False, False, False, True, False])
+
+
+def test_test_time_recursion_and_adaptive_halting_metrics(spec):
+    c = small_config(spec.data_dir)
+    c.model.halt_max_steps = 2
+    c.eval.halt_max_steps = 5  # evaluate with more supervision steps than trained
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
+    dist, steps, _ = input_pipeline.distribute_eval(tf.distribute.get_strategy(), spec, 16)
+    m = trainer.evaluate(dist, steps)
+    assert "exact_accuracy/step_5" in m and "exact_accuracy/step_6" not in m
+    assert m["num_examples"] == 37
+    assert m["steps"] == pytest.approx(5.0)
+    # A fresh model has q_halt = -5 everywhere: nobody halts early, adaptive = final step.
+    assert m["adaptive_steps"] == pytest.approx(5.0)
+    assert m["adaptive_exact_accuracy"] == pytest.approx(m["exact_accuracy/step_5"])
+    assert m["q_halt_loss"] == pytest.approx(
+        np.log1p(np.exp(-5.0)), rel=1e-4
+    )  # targets 0, padded rows out
+
+
+def test_checkpoint_average_is_the_mean_of_the_weights(spec, tmp_path):
+    c = small_config(spec.data_dir)
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=10)
+    ck = tf.train.Checkpoint(model=trainer.model)
+    saved, paths = [], []
+    for i in range(3):
+        for v in trainer.model.trainable_variables:
+            v.assign(tf.random.normal(v.shape, seed=i))
+        saved.append([v.numpy() for v in trainer.model.trainable_variables])
+        paths.append(ck.write(str(tmp_path / f"c{i}")))
+    live = [v.numpy() for v in trainer.model.trainable_variables]
+    avg = checkpointing.average_checkpoint_weights(trainer.model, paths)
+    for j, a in enumerate(avg):
+        np.testing.assert_allclose(a, np.mean([s[j] for s in saved], axis=0), rtol=1e-6, atol=1e-7)
+    for v, w in zip(trainer.model.trainable_variables, live):  # live weights restored
+        np.testing.assert_array_equal(v.numpy(), w)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_training_runs_and_learns(spec, dtype):
+    c = small_config(spec.data_dir)
+    c.model.forward_dtype = dtype
+    c.optim.lr = 3e-3
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=30)
+    it = iter(input_pipeline.distribute_train(tf.distribute.get_strategy(), spec, 16, 0))
+    trainer.train_loop(it, 5)
+    first = trainer.read_metrics(5)
+    trainer.reset_metrics()
+    trainer.train_loop(it, 25)
+    last = trainer.read_metrics(25)
+    assert np.isfinite(first["loss"]) and np.isfinite(last["loss"])
+    assert last["lm_loss"] < first["lm_loss"]
+    if dtype == "float16":
+        assert float(trainer.optimizer.dynamic_scale) > 0
