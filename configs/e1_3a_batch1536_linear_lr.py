@@ -1,0 +1,25 @@
+"""E1.3a batch scaling: global batch 1536 with the linear LR rule.
+
+Question: does linear LR scaling keep the paper's accuracy at larger batches (fewer, larger steps on a pod)?
+
+  python launch.py --config=configs/e1_3a_batch1536_linear_lr.py --workdir=gs://BUCKET/runs/e1_3a_batch1536_linear_lr --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~87% (author's prior). Study ids: E1.3a.
+
+Linear LR rule anchored on the paper recipe: lr = 1e-4 * B / 768 (the E-scheme's 2x/4x/8x lr ladder over its own batch 256 -> 512/1024/2048), puzzle-embedding lr unchanged; warm-up keeps the paper's 2000 x 768 warm-up examples (the E-scheme's fixed 3000-10000 steps would exceed a whole run at large B).
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e1_3a_batch1536_linear_lr"
+    presets.linear_lr_batch(config, 1536)
+    return presets.finish(config, parsed)

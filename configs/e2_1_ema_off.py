@@ -1,0 +1,23 @@
+"""E2.1b: the paper recipe without the EMA of the weights.
+
+Question: is EMA still needed with synchronous data-parallel training (evaluated on the raw weights)?
+
+  python launch.py --config=configs/e2_1_ema_off.py --workdir=gs://BUCKET/runs/e2_1_ema_off --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: 79.9% (paper ablation). Study ids: E2.1b, exp08a.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e2_1_ema_off"
+    config.optim.ema = False
+    return presets.finish(config, parsed)

@@ -1,0 +1,24 @@
+"""E2.2a: T=2 high-level cycles, n=2 latent updates (the paper's smallest recursion).
+
+Question: how much does shallower recursion cost (the paper's T/n table)?
+
+  python launch.py --config=configs/e2_2a_t2_n2.py --workdir=gs://BUCKET/runs/e2_2a_t2_n2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: 73.7% (paper ablation). Study ids: E2.2a.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e2_2a_t2_n2"
+    config.model.H_cycles = 2
+    config.model.L_cycles = 2
+    return presets.finish(config, parsed)

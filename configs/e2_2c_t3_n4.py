@@ -1,0 +1,23 @@
+"""E2.2c: T=3, n=4.
+
+Question: what do two fewer latent updates per cycle cost at T=3?
+
+  python launch.py --config=configs/e2_2c_t3_n4.py --workdir=gs://BUCKET/runs/e2_2c_t3_n4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~85% (author's prior). Study ids: E2.2c, exp02a_02.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e2_2c_t3_n4"
+    config.model.L_cycles = 4
+    return presets.finish(config, parsed)

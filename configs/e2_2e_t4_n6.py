@@ -1,0 +1,23 @@
+"""E2.2e: T=4, n=6.
+
+Question: does one more high-level cycle than the paper help?
+
+  python launch.py --config=configs/e2_2e_t4_n6.py --workdir=gs://BUCKET/runs/e2_2e_t4_n6 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~87-88% (author's prior). Study ids: E2.2e, exp02b_04.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e2_2e_t4_n6"
+    config.model.H_cycles = 4
+    return presets.finish(config, parsed)

@@ -1,0 +1,25 @@
+"""E2.4b: N_sup = 8 deep-supervision steps (paper: 16).
+
+Question: how does the number of supervision steps trade compute for accuracy, and does ACT halt early?
+
+  python launch.py --config=configs/e2_4b_nsup8.py --workdir=gs://BUCKET/runs/e2_4b_nsup8 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~84-85% (author's prior). Study ids: E2.4b, exp05_b.
+
+Also compare eval `exact_accuracy/step_k` and `steps` with the baseline's.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e2_4b_nsup8"
+    config.model.halt_max_steps = 8
+    return presets.finish(config, parsed)

@@ -1,0 +1,28 @@
+"""E3.1c: a large TRM-MLP (hidden 1024, 4 layers, 16 heads, 35.2M params, not the claimed 28M).
+
+Question: does a ~35M-parameter network still gain, or overfit 1000 puzzles?
+
+  python launch.py --config=configs/e3_1c_h1024_l4.py --workdir=gs://BUCKET/runs/e3_1c_h1024_l4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: 35.2M params; watch overfitting (author's prior). Study ids: E3.1c.
+
+Held at the paper's batch 768 and lr 1e-4 (see e3_1b_h768_l3).
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e3_1c_h1024_l4"
+    config.model.hidden_size = 1024
+    config.model.puzzle_emb_ndim = 1024
+    config.model.L_layers = 4
+    config.model.num_heads = 16
+    return presets.finish(config, parsed)

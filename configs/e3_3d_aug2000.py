@@ -1,0 +1,25 @@
+"""E3.3d: 1000 puzzles with 2000 augmentations each (paper: 1000).
+
+Question: how many augmentations are enough, and can augmentation stand in for data?
+
+  python launch.py --config=configs/e3_3d_aug2000.py --workdir=gs://BUCKET/runs/e3_3d_aug2000 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug2000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug2000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~87% (author's prior). Study ids: E3.3d, exp04b_2000.
+
+Same 1000 base puzzles as the baseline (seeded, nested builds); only the augmentation count changes.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e3_3d_aug2000"
+    config.data.config = "sub1000_aug2000"
+    return presets.finish(config, parsed)

@@ -1,0 +1,25 @@
+"""E3.4d: learning rate 5e-4 at the paper's batch 768 (paper: 1e-4).
+
+Question: where is the best dense-parameter learning rate at the paper's batch (one axis of the LR x batch law)?
+
+  python launch.py --config=configs/e3_4d_lr_5x.py --workdir=gs://BUCKET/runs/e3_4d_lr_5x --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: LR-law point. Study ids: E3.4d, e4_1_lr_search.
+
+The batch axis is E1.3/exp06; the puzzle-embedding lr stays 1e-4 (exp10 changes both).
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e3_4d_lr_5x"
+    config.optim.lr = 5e-4
+    return presets.finish(config, parsed)

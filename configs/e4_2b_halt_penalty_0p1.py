@@ -1,0 +1,26 @@
+"""E4.2b compute-aware halting: loss += 0.1 * sum(1 - sigmoid(q_halt)).
+
+Question: how much accuracy does each saved supervision step cost (a point of the accuracy-vs-compute Pareto front)?
+
+  python launch.py --config=configs/e4_2b_halt_penalty_0p1.py --workdir=gs://BUCKET/runs/e4_2b_halt_penalty_0p1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: accuracy-vs-steps Pareto point. Study ids: E4.2b.
+
+Read eval `steps` and the adaptive-halting accuracy (eval.report_adaptive_halting); lambda = 0 is the
+baseline. The study defined no halt cost; this one is the expected 'continue' probability per slot.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e4_2b_halt_penalty_0p1"
+    config.model.halt_penalty = 0.1
+    return presets.finish(config, parsed)

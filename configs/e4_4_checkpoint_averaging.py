@@ -1,0 +1,27 @@
+"""E4.4 recursive checkpoint averaging: evaluate the mean of the last 5 checkpoints too.
+
+Question: does averaging the weights of the last checkpoints (SWA-like) match or beat the EMA?
+
+  python launch.py --config=configs/e4_4_checkpoint_averaging.py --workdir=gs://BUCKET/runs/e4_4_checkpoint_averaging --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: 'slight improvement?' (author's prior). Study ids: E4.4.
+
+Checkpoints every 1000 steps, so the average spans the last ~5000 steps; the EMA eval is kept
+alongside for the comparison. max_checkpoints grows from 3 so that 5 checkpoints exist.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e4_4_checkpoint_averaging"
+    config.eval.average_last_k = 5
+    config.train.max_checkpoints = 5
+    return presets.finish(config, parsed)

@@ -1,0 +1,23 @@
+"""E-branch 'advanced' e4_2_longer_training: 100k epochs instead of 50k.
+
+Question: is the paper's 50k-epoch budget converged?
+
+  python launch.py --config=configs/e4adv_2_longer_training.py --workdir=gs://BUCKET/runs/e4adv_2_longer_training --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: none stated. Study ids: e4_2_longer_training.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e4adv_2_longer_training"
+    config.train.epochs = 100000
+    return presets.finish(config, parsed)

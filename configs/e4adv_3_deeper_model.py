@@ -1,0 +1,23 @@
+"""E-branch 'advanced' e4_3_deeper_model: 4 layers at n=6 (10.0M params).
+
+Question: does a deeper network help at the same recursion (compare exp03d: 4 layers at n=3, paper 79.5%)?
+
+  python launch.py --config=configs/e4adv_3_deeper_model.py --workdir=gs://BUCKET/runs/e4adv_3_deeper_model --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: none stated. Study ids: e4_3_deeper_model.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e4adv_3_deeper_model"
+    config.model.L_layers = 4
+    return presets.finish(config, parsed)

@@ -1,0 +1,23 @@
+"""E-branch 'advanced' e4_4_no_warmup: no learning-rate warm-up.
+
+Question: is the 2000-step warm-up needed?
+
+  python launch.py --config=configs/e4adv_4_no_warmup.py --workdir=gs://BUCKET/runs/e4adv_4_no_warmup --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub1000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub1000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: none stated. Study ids: e4_4_no_warmup.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e4adv_4_no_warmup"
+    config.optim.lr_warmup_steps = 0
+    return presets.finish(config, parsed)

@@ -1,0 +1,345 @@
+"""Every experiment config: loads locked through config_flags (as launch.py does), carries its id, launch
+command and dataset build command, divides over TPU replicas, and differs from base EXACTLY as its id says.
+
+The expected differences below are written independently of configs/presets.py (they restate the study's
+definitions, EXPERIMENTS.md §1, with the catalogue's documented fixes), so a wrong preset or a copy-paste
+slip in a config file fails here.
+"""
+
+import importlib.util
+import inspect
+import itertools
+import math
+from pathlib import Path
+
+import ml_collections
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from configs import base, presets
+
+REPO = Path(__file__).resolve().parents[1]
+SQRT = {b: 1e-4 * math.sqrt(b / 768) for b in (1536, 3072, 6144, 12288, 24576, 49152)}
+ATT = {"model.mlp_t": False, "model.pos_encodings": "rope"}
+ARC = {
+    **ATT,
+    "data.name": "arc_agi",
+    "model.L_cycles": 4,
+    "optim.puzzle_emb_lr": 1e-2,
+    "optim.weight_decay": 0.1,
+    "optim.puzzle_emb_weight_decay": 0.1,
+    "train.epochs": 100000,
+    "train.eval_interval_epochs": 10000,
+    "eval.evaluator": "arc",
+}
+
+# run_id -> flattened {field: value} that differs from base.get_config() (experiment_id excluded).
+EXPECTED = {
+    "e1_1_baseline": {},
+    "e1_3a_batch1536_linear_lr": {
+        "train.global_batch_size": 1536,
+        "optim.lr": 2e-4,
+        "optim.lr_warmup_steps": 1000,
+    },
+    "e1_3b_batch3072_linear_lr": {
+        "train.global_batch_size": 3072,
+        "optim.lr": 4e-4,
+        "optim.lr_warmup_steps": 500,
+    },
+    "e1_3c_batch6144_linear_lr": {
+        "train.global_batch_size": 6144,
+        "optim.lr": 8e-4,
+        "optim.lr_warmup_steps": 250,
+    },
+    "e2_1_ema_off": {"optim.ema": False},
+    "e2_2a_t2_n2": {"model.H_cycles": 2, "model.L_cycles": 2},
+    "e2_2b_t2_n6": {"model.H_cycles": 2},
+    "e2_2c_t3_n4": {"model.L_cycles": 4},
+    "e2_2e_t4_n6": {"model.H_cycles": 4},
+    "e2_3_attention": ATT,
+    "e2_4a_nsup4": {"model.halt_max_steps": 4},
+    "e2_4b_nsup8": {"model.halt_max_steps": 8},
+    "e2_4d_nsup32": {"model.halt_max_steps": 32},
+    "e3_1b_h768_l3": {"model.hidden_size": 768, "model.puzzle_emb_ndim": 768, "model.L_layers": 3},
+    "e3_1c_h1024_l4": {
+        "model.hidden_size": 1024,
+        "model.puzzle_emb_ndim": 1024,
+        "model.L_layers": 4,
+        "model.num_heads": 16,
+    },
+    "e3_2b_data5k": {"data.config": "sub5000_aug1000"},
+    "e3_3a_aug100": {"data.config": "sub1000_aug100"},
+    "e3_3b_aug500": {"data.config": "sub1000_aug500"},
+    "e3_3d_aug2000": {"data.config": "sub1000_aug2000"},
+    "e3_4a_lr_0p5x": {"optim.lr": 5e-5},
+    "e3_4c_lr_2x": {"optim.lr": 2e-4},
+    "e3_4d_lr_5x": {"optim.lr": 5e-4},
+    "e3_4e_lr_10x": {"optim.lr": 1e-3},
+    "e4_1_curriculum_t2_to_t4": {
+        "model.H_cycles": 4,
+        "curriculum.enabled": True,
+        "curriculum.start_H_cycles": 2,
+        "curriculum.start_L_cycles": 6,
+    },
+    "e4_2a_halt_penalty_0p01": {"model.halt_penalty": 0.01},
+    "e4_2b_halt_penalty_0p1": {"model.halt_penalty": 0.1},
+    "e4_2c_halt_penalty_1": {"model.halt_penalty": 1.0},
+    "e4_3a_fp32": {"model.forward_dtype": "float32"},
+    "e4_3c_fp16": {"model.forward_dtype": "float16"},
+    "e4_4_checkpoint_averaging": {"eval.average_last_k": 5, "train.max_checkpoints": 5},
+    "e4adv_2_longer_training": {"train.epochs": 100000},
+    "e4adv_3_deeper_model": {"model.L_layers": 4},
+    "e4adv_4_no_warmup": {"optim.lr_warmup_steps": 0},
+    "paper_maze_hard": {
+        **ATT,
+        "data.name": "maze_hard",
+        "data.config": "hard",
+        "model.L_cycles": 4,
+    },
+    "paper_arc1": {**ARC, "data.config": "arc1_aug1000"},
+    "paper_arc2": {**ARC, "data.config": "arc2_aug1000"},
+    "exp01a": {"model.hidden_size": 256, "model.num_heads": 4, "model.puzzle_emb_ndim": 256},
+    "exp01b": {"model.hidden_size": 384, "model.num_heads": 6, "model.puzzle_emb_ndim": 384},
+    "exp01d": {"model.hidden_size": 768, "model.puzzle_emb_ndim": 768},
+    "exp01e": {"model.hidden_size": 1024, "model.puzzle_emb_ndim": 1024},
+    "exp01f": {"model.hidden_size": 1536, "model.puzzle_emb_ndim": 1536},
+    "exp02a_01": {"model.L_cycles": 2},
+    "exp02a_04": {"model.L_cycles": 8},
+    "exp02a_05": {"model.L_cycles": 10},
+    "exp02a_06": {"model.L_cycles": 12},
+    "exp02b_01": {"model.H_cycles": 1},
+    "exp02b_05": {"model.H_cycles": 5},
+    "exp03a": {"model.L_layers": 1, "model.L_cycles": 12},
+    "exp03c": {"model.L_layers": 3, "model.L_cycles": 4},
+    "exp03d": {"model.L_layers": 4, "model.L_cycles": 3},
+    "exp03e": {"model.L_layers": 6, "model.L_cycles": 2},
+    "exp04a_100": {"data.config": "sub100_aug1000"},
+    "exp04a_250": {"data.config": "sub250_aug1000"},
+    "exp04a_500": {"data.config": "sub500_aug1000"},
+    "exp04a_2000": {"data.config": "sub2000_aug1000"},
+    "exp04b_0010": {"data.config": "sub1000_aug10"},
+    "exp05_c": {"model.halt_max_steps": 12},
+    "exp05_e": {"model.halt_max_steps": 24},
+    **{
+        f"exp06_{v}": {
+            "train.global_batch_size": b,
+            "optim.lr": SQRT[b],
+            "optim.puzzle_emb_lr": SQRT[b],
+            "optim.lr_warmup_steps": w,
+        }
+        for v, b, w in [
+            ("a", 1536, 1000),
+            ("b", 3072, 500),
+            ("c", 6144, 250),
+            ("d", 12288, 125),
+            ("e", 24576, 63),
+            ("f", 49152, 32),
+        ]
+    },
+    "exp08b": {"optim.ema_rate": 0.99},
+    "exp08c": {"optim.ema_rate": 0.995},
+    "exp08e": {"optim.ema_rate": 0.9995},
+    "exp09b": {"optim.name": "adamw"},
+    "exp09c": {"optim.name": "adamw", "optim.beta2": 0.99},
+    "exp09d": {"optim.name": "adamw", "optim.beta2": 0.999},
+    "exp09e": {
+        "optim.name": "lion",
+        "optim.beta2": 0.99,
+        "optim.lr": 1e-4 / 3,
+        "optim.weight_decay": 3.0,
+    },
+    "exp10a": {"optim.lr": 3e-5, "optim.puzzle_emb_lr": 3e-5},
+    "exp10c": {"optim.lr": 3e-4, "optim.puzzle_emb_lr": 3e-4},
+    "exp10d": {"optim.lr_min_ratio": 0.1},
+    "exp10e": {"optim.lr_min_ratio": 0.01},
+    "contrib01_curriculum": {"curriculum.enabled": True, "curriculum.ramp_fraction": 0.2},
+    "contrib02_adaptive_halting": {
+        "model.halt_exploration_prob": 0.3,
+        "model.halt_exploration_final": 0.05,
+    },
+    "contrib03_l6": {"model.remat": True},
+    "contrib03_l12": {"model.remat": True, "model.L_cycles": 12},
+    "contrib03_l24": {"model.remat": True, "model.L_cycles": 24},
+    "contrib07_test_time_recursion": {"eval.halt_max_steps": 32},
+}
+
+# Every id the study defined (EXPERIMENTS.md §1.0, §1.1), both schemes.
+STUDY_IDS_67 = [
+    "baseline",
+    *[f"exp01{c}" for c in "abcdef"],
+    *[f"exp02a_0{i}" for i in range(1, 7)],
+    *[f"exp02b_0{i}" for i in range(1, 6)],
+    *[f"exp03{c}" for c in "abcde"],
+    *[f"exp04a_{n}" for n in (100, 250, 500, 1000, 2000, 5000)],
+    *[f"exp04b_{n:04d}" for n in (10, 100, 500, 1000, 2000)],
+    *[f"exp05_{c}" for c in "abcdef"],
+    *[f"exp06_{c}" for c in "abcdef"],
+    *[f"exp07{c}" for c in "abc"],
+    *[f"exp08{c}" for c in "abcde"],
+    *[f"exp09{c}" for c in "abcde"],
+    *[f"exp10{c}" for c in "abcde"],
+    "contrib01_baseline",
+    "contrib01_curriculum",
+    "contrib02_baseline",
+    "contrib02_adaptive",
+]
+STUDY_IDS_E = [
+    "E1.1",
+    "E1.2",
+    "E1.3a",
+    "E1.3b",
+    "E1.3c",
+    "E2.1a",
+    "E2.1b",
+    *[f"E2.2{c}" for c in "abcde"],
+    "E2.3a",
+    "E2.3b",
+    *[f"E2.4{c}" for c in "abcd"],
+    *[f"E3.1{c}" for c in "abc"],
+    *[f"E3.2{c}" for c in "abc"],
+    *[f"E3.3{c}" for c in "abcd"],
+    *[f"E3.4{c}" for c in "abcde"],
+    "E4.1",
+    "E4.2a",
+    "E4.2b",
+    "E4.2c",
+    "E4.3a",
+    "E4.3b",
+    "E4.3c",
+    "E4.4",
+    "e4_1_lr_search",
+    "e4_2_longer_training",
+    "e4_3_deeper_model",
+    "e4_4_no_warmup",
+    "e4_5_larger_batch",
+]
+LAUNCH = (
+    "python launch.py --config={arg} --workdir=gs://BUCKET/runs/{rid} --tpu=local "
+    "--config.data.data_dir=gs://BUCKET/tfds"
+)
+
+
+def load(config_arg: str) -> ml_collections.ConfigDict:
+    """Loads `configs/x.py[:arg]` exactly as launch.py does (config_flags, lock_config=True)."""
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
+    fv(["launch.py", f"--config={REPO / config_arg}"])
+    return fv.config
+
+
+def load_module(path):
+    """Imports a config file by path (to read its docstring and VARIANTS)."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def diff_from_base(config) -> dict:
+    ref, got = flat(base.get_config().to_dict()), flat(config.to_dict())
+    assert set(got) == set(ref), "a config must not add or drop fields of base.py"
+    return {k: v for k, v in got.items() if v != ref[k] and k != "experiment_id"}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return {run.run_id: load(run.config_arg) for run in presets.RUNS}
+
+
+def test_expected_table_is_the_registry():
+    assert sorted(EXPECTED) == sorted(r.run_id for r in presets.RUNS)
+    assert len({r.run_id for r in presets.RUNS}) == len(presets.RUNS)
+
+
+@pytest.mark.parametrize("run", presets.RUNS, ids=lambda r: r.run_id)
+def test_config(run, loaded):
+    config = loaded[run.run_id]
+    assert isinstance(config, ml_collections.ConfigDict) and config.is_locked
+    with pytest.raises(AttributeError):
+        config.model.hiden_size = 3  # Typos fail on a locked config.
+    assert config.experiment_id == run.run_id
+    assert f"{config.data.name}/{config.data.config}" == run.dataset
+    assert diff_from_base(config) == pytest.approx(EXPECTED[run.run_id])
+    # Divisible by 8 and by the replica counts of v4-32 (16 chips) and v4-64 (32 chips): TF sees one
+    # TPU device per v4 chip (megacore), so per-replica batches are static and equal.
+    for replicas in (8, 16, 32):
+        assert config.train.global_batch_size % replicas == 0
+        assert config.eval.global_batch_size % replicas == 0
+    doc = inspect.getdoc(load_module(run.config))
+    assert LAUNCH.format(arg=run.config_arg, rid=run.run_id) in doc
+    assert presets.build_command(run.dataset) in doc
+    assert "Question:" in doc and "Expected" in doc
+
+
+@pytest.mark.parametrize("run", presets.RUNS, ids=lambda r: r.run_id)
+def test_runlocal(run):
+    arg = ",".join(filter(None, [run.variant, "runlocal", "seed=7"]))
+    config = load(f"{run.config}:{arg}")
+    assert config.is_locked and config.experiment_id == run.run_id and config.seed == 7
+    # The shrink is applied after the experiment's deltas, so widened models are shrunk too.
+    assert config.train.global_batch_size == 32 and config.train.total_steps == 200
+    assert config.model.hidden_size <= 64 and config.model.forward_dtype == "float32"
+    assert config.model.halt_max_steps <= 4 and config.model.L_cycles <= 2
+    # Deltas the shrink does not touch survive.
+    for key in ("optim.name", "optim.ema", "data.config", "model.mlp_t", "curriculum.enabled"):
+        assert flat(config.to_dict())[key] == flat(load(run.config_arg).to_dict())[key]
+
+
+def test_no_two_configs_are_identical(loaded):
+    diffs = {rid: diff_from_base(c) for rid, c in loaded.items()}
+    for (a, da), (b, db) in itertools.combinations(diffs.items(), 2):
+        assert da != db, f"{a} and {b} are the same run"
+
+
+def test_every_study_id_is_covered():
+    ids = {i for i, _ in presets.all_ids()}
+    for sid in STUDY_IDS_67 + STUDY_IDS_E:
+        assert sid in ids or sid in presets.NOT_COVERED, sid
+    assert sorted(presets.NOT_COVERED)[0] == "E3.2c"
+    # The study's duplicates resolve to one run.
+    assert presets.lookup("exp09a").run_id == presets.lookup("baseline").run_id == "e1_1_baseline"
+    assert presets.lookup("exp08a").run_id == "e2_1_ema_off"
+    assert presets.lookup("e2.3b").run_id == "e2_3_attention"
+    assert len({presets.lookup(f"exp06_{c}").run_id for c in "abcdef"}) == 6
+    assert len({presets.lookup(f"exp09{c}").run_id for c in "abcde"}) == 5
+
+
+def test_every_config_file_is_registered():
+    files = {p.name for p in (REPO / "configs").glob("*.py")}
+    files -= {"__init__.py", "base.py", "presets.py", "quickstart.py"}
+    assert files == {Path(r.config).name for r in presets.RUNS}
+    for path in {r.config for r in presets.RUNS if r.variant}:
+        variants = load_module(path).VARIANTS
+        assert sorted(variants) == sorted(r.variant for r in presets.RUNS if r.config == path)
+
+
+def test_variant_argument_parsing():
+    module = load_module("configs/exp01_model_scaling.py")
+    assert module.get_config("variant=exp01b").model.hidden_size == 384
+    assert module.get_config("seed=2,exp01a").seed == 2
+    with pytest.raises(ValueError, match="needs a variant"):
+        module.get_config(None)
+    with pytest.raises(ValueError, match="needs a variant"):
+        module.get_config("exp01c")  # An alias of the baseline, not a variant of this file.
+    with pytest.raises(ValueError, match="Unknown config argument"):
+        module.get_config("exp01a,hidden=3")
+    with pytest.raises(ValueError, match="Unknown config argument"):
+        load_module("configs/e2_1_ema_off.py").get_config("exp01a")
+
+
+def test_readme_table_is_generated_from_the_registry():
+    readme = (REPO / "configs" / "README.md").read_text()
+    assert presets.markdown_table() in readme
+    for run in presets.RUNS:
+        assert f"`{run.config_arg}`" in readme
