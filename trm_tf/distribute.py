@@ -32,7 +32,9 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
     """
     if tpu:
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            # A comma-separated list of grpc:// addresses (all hosts of a slice) is passed as a list.
+            target = [t.strip() for t in tpu.split(",")] if "," in tpu else tpu
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)
             if tpu != "local":
                 tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)

@@ -118,8 +118,6 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
         if not path:
             raise FileNotFoundError(f"No checkpoint in {checkpoint}")
     items = dict(model=model)
-    if model.puzzle_emb is not None:
-        items["puzzle_emb"] = model.puzzle_emb
     ema = optim.EMA(model.trainable_variables, config.optim.ema_rate) if config.optim.ema else None
     if ema is not None:
         items["ema"] = ema

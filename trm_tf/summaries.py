@@ -65,3 +65,15 @@ def read_json(path: str, default=None):
         return default
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """Reads a JSON-lines file (skips a truncated last line of a killed run)."""
+    out = []
+    with tf.io.gfile.GFile(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
