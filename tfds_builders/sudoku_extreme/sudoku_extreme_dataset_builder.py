@@ -5,7 +5,7 @@ Configs:
     permutation (nested: sub100 ⊂ sub250 ⊂ ...), each with its original plus A shuffled copies;
     the test split is the whole `test.csv`, never subsampled nor augmented.
   * `full_aug0`: every training row, unaugmented.
-  * `generated_{tiny,easy,medium,hard}`: puzzles from `sudoku_lib.generate_puzzles` (no download).
+  * `generated_{tiny,easy,mid,medium,hard}`: puzzles from `sudoku_lib.generate_puzzles` (no download).
 
 The CSVs come from `dl_manager.manual_dir` when that folder holds `train.csv` and `test.csv`,
 otherwise from the Hugging Face hub via `dl_manager.download`.
@@ -135,6 +135,19 @@ _GENERATED_CONFIGS = [
         num_train=50_000,
         num_test=1_000,
         num_blanks=(6, 12),
+        require="singles",
+    ),
+    SudokuConfig(
+        name="generated_mid",
+        description=(
+            "Generated: 20,000 train / 1,000 test puzzles with 18-26 blanks, solvable by repeated "
+            "naked singles (several rounds of propagation). Unaugmented. The CPU replication's task."
+        ),
+        source="generated",
+        seed=5,
+        num_train=20_000,
+        num_test=1_000,
+        num_blanks=(18, 26),
         require="singles",
     ),
     SudokuConfig(
