@@ -123,7 +123,7 @@ _C = {
     "path_correct": "#2ca02c",
     "path_wrong": "#e31a1c",
     "path_missed": "#fbb4c4",
-    "path_unknown": "#4f9fe0",
+    "path_unknown": "#20b2aa",
     "arc_pad": "#ffffff",
     "arc_eos": "#d0d0d0",
     "arc_grid": "#555555",
@@ -587,7 +587,7 @@ def _panels_for(task, inputs, preds, q_halt, labels, steps, status):
     if labels is not None:
         verdict = "solved" if n_wrong_final == 0 else f"{n_wrong_final} wrong cells"
     else:
-        verdict = "no labels" + (f"; {n_wrong_final} givens overwritten" if n_wrong_final else "")
+        verdict = "no labels" + (f"; {n_wrong_final} given(s) overwritten" if n_wrong_final else "")
     halt_txt = (
         f"first q_halt>0 at step {first_halt + 1}" if first_halt is not None else "never halts"
     )
@@ -615,7 +615,7 @@ def _panels_for(task, inputs, preds, q_halt, labels, steps, status):
             else f"{n_changed} changed"
         )
         if labels is None and n_wrong:
-            sub = f"{n_wrong} givens overwritten · " + sub
+            sub = f"{n_wrong} given(s) overwritten · " + sub
         title = step_title(k + 1, float(q_halt[k]))
         if task == "sudoku":
             panel = _sudoku_panel(inputs, preds[k], st, labels, title, sub)
