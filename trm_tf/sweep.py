@@ -1,0 +1,476 @@
+r"""Batch runner: trains catalogue experiments one after another, unattended and resumable.
+
+  python -m trm_tf.sweep --list                                  # every id, its run, config, dataset
+  python -m trm_tf.sweep --pattern='^exp02' --workdir_root=gs://BUCKET/runs --tpu=local \
+      --data_dir=gs://BUCKET/tfds --continue-on-failure
+  python -m trm_tf.sweep E2.3b exp08a --workdir_root=/tmp/runs --config_arg=runlocal --dry-run
+  python -m trm_tf.sweep exp09e --workdir_root=/tmp/runs --extra="--config.train.total_steps=10"
+
+Ids come from the registry `configs/presets.py:RUNS` (both naming schemes of the study, the paper's
+other tasks and the contributions; `--list` shows them). Ids the study defined as the same run resolve
+to one run, trained once in `<root>/<run_id>`. Each run is a subprocess
+`python launch.py --config=<file>[:variant] --workdir=<root>/<run_id> [flags] [--extra ...]` with stdin
+closed (nothing can prompt), its output streamed to the console and to `<root>/<run_id>/launch.log`.
+
+Re-running the same command skips runs whose `run_summary.json` says "finished" and launches the
+others again, which resume from their newest checkpoint. `<root>/sweep_summary.json` records, per run,
+the status (finished | failed | incomplete | interrupted | not_run), duration and the final evaluation
+from `eval_results.json`; it is rewritten after every run and merged with earlier sweeps' records.
+Exit code: 0 when every selected run is finished, 1 otherwise, 2 for usage errors, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet gs:// access (and the children)
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `configs` is a top-level package of the repository.
+    sys.path.insert(0, str(REPO))
+
+from configs import presets  # noqa: E402
+
+SUMMARY_NAME = "sweep_summary.json"
+LOG_NAME = "launch.log"
+# How often a remote (gs://) log is re-uploaded while its run streams output.
+REMOTE_LOG_UPLOAD_S = 60.0
+
+
+# ----------------------------------------------------------------------------------------------------
+# File access: local paths through the OS (no TensorFlow import for --list or tests), URLs (gs://...)
+# through tf.io.gfile.
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def join(root: str, *parts: str) -> str:
+    """Joins path parts, keeping '/' for URLs."""
+    return "/".join([root.rstrip("/"), *parts]) if _is_url(root) else os.path.join(root, *parts)
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or None when it does not exist."""
+    if _is_url(path):
+        import tensorflow as tf  # noqa: PLC0415  (only for gs:// roots)
+
+        try:
+            if not tf.io.gfile.exists(path):
+                return None
+            with tf.io.gfile.GFile(path) as f:
+                return f.read()
+        except tf.errors.OpError as e:  # unreachable bucket: treat as missing, say so
+            print(f"warning: cannot read {path}: {e.message}", file=sys.stderr)
+            return None
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a whole file (temp file + rename where the filesystem allows it)."""
+    if _is_url(path):
+        import tensorflow as tf  # noqa: PLC0415
+
+        tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp"
+    Path(tmp).write_text(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: str):
+    """Parsed JSON, or None when the file is missing or unreadable (e.g. written half-way)."""
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Selection and commands.
+
+
+def select(ids: list[str], pattern: str | None) -> list[presets.Run]:
+    """Runs named by exact ids and/or a regex (substring) over every id, deduplicated, in order.
+
+    Args:
+      ids: exact ids of either scheme or run ids (case-insensitive).
+      pattern: regular expression searched in every id ("exp02" matches exp02a_01 ... exp02b_05);
+        an invalid regex is used as a plain substring.
+
+    Returns:
+      The selected runs, each once, in the order given (ids first, then pattern matches).
+
+    Raises:
+      KeyError: an unknown id.
+    """
+    runs = [presets.lookup(i) for i in ids]
+    if pattern:
+        matches = _matcher(pattern)
+        runs += [run for i, run in presets.all_ids() if matches(i)]
+    seen, out = set(), []
+    for run in runs:
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            out.append(run)
+    return out
+
+
+def list_lines(pattern: str | None = None) -> list[str]:
+    """One line per id: id, run (workdir name), config[:variant], dataset."""
+    matches = _matcher(pattern) if pattern else lambda _: True
+    lines = []
+    for i, run in presets.all_ids():
+        if not matches(i):
+            continue
+        lines.append(f"{i:<30} {run.run_id:<32} {run.config_arg:<50} {run.dataset}")
+    return lines
+
+
+def _matcher(pattern: str):
+    """A predicate: regex search, or plain substring when `pattern` is not a valid regex."""
+    try:
+        return re.compile(pattern).search
+    except re.error:
+        return lambda s: pattern in s
+
+
+def command(
+    run: presets.Run,
+    workdir: str,
+    launcher: list[str],
+    *,
+    tpu: str = "",
+    data_dir: str = "",
+    config_arg: str = "",
+    extra: list[str] = (),
+) -> list[str]:
+    """The launch command of one run.
+
+    Args:
+      run: registry entry.
+      workdir: the run's workdir.
+      launcher: argv prefix, e.g. [sys.executable, "launch.py"].
+      tpu: value of launch.py --tpu ("" leaves it out: CPU/GPU).
+      data_dir: TFDS data_dir override ("" keeps the config's).
+      config_arg: extra config-string items (e.g. "runlocal", "seed=1"), appended after the variant.
+      extra: further launch.py flags, passed through last.
+
+    Returns:
+      argv list.
+    """
+    arg = ",".join(filter(None, [run.variant, config_arg]))
+    cmd = [*launcher, f"--config={run.config}" + (f":{arg}" if arg else ""), f"--workdir={workdir}"]
+    if tpu:
+        cmd.append(f"--tpu={tpu}")
+    if data_dir:
+        cmd.append(f"--config.data.data_dir={data_dir}")
+    return cmd + list(extra)
+
+
+def run_status(workdir: str) -> str | None:
+    """`status` of the run's run_summary.json (None when there is none)."""
+    summary = read_json(join(workdir, "run_summary.json"))
+    return summary.get("status") if isinstance(summary, dict) else None
+
+
+def final_metrics(workdir: str) -> dict:
+    """The final evaluation of eval_results.json: the full eval with the largest step, else latest."""
+    results = read_json(join(workdir, "eval_results.json"))
+    if not isinstance(results, dict):
+        return {}
+    full = [h for h in results.get("history", []) if isinstance(h, dict) and h.get("full")]
+    if full:
+        return max(full, key=lambda h: h.get("step", -1))
+    return results.get("latest") or {}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Running.
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class _Log:
+    """launch.log of one run: appended locally; for URLs kept in a temp file and uploaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.remote = _is_url(path)
+        if self.remote:
+            fd, self.local = tempfile.mkstemp(suffix=".log")
+            os.close(fd)
+            Path(self.local).write_text(read_text(path) or "")  # keep earlier launches' output
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.local = path
+        self.f = open(self.local, "a")  # noqa: SIM115  (closed in close())
+        self.last_upload = time.monotonic()
+
+    def write(self, text: str) -> None:
+        self.f.write(text)
+        self.f.flush()
+        if self.remote and time.monotonic() - self.last_upload > REMOTE_LOG_UPLOAD_S:
+            self.upload()
+
+    def upload(self) -> None:
+        if self.remote:
+            write_text(self.path, Path(self.local).read_text())
+            self.last_upload = time.monotonic()
+
+    def close(self) -> None:
+        self.f.close()
+        if self.remote:
+            self.upload()
+            os.unlink(self.local)
+
+
+def launch(cmd: list[str], log_path: str, prefix: str, out=None) -> int:
+    """Runs `cmd` from the repository root, streaming its merged output to `out` and the log.
+
+    Stdin is closed so that nothing can wait for an answer. On KeyboardInterrupt the child's process
+    group gets SIGTERM (the trainer checkpoints nothing extra; the next sweep resumes it) and the
+    interrupt is re-raised.
+
+    Returns:
+      The child's exit code.
+    """
+    out = out or sys.stdout
+    log = _Log(log_path)
+    log.write(f"=== {_now()} trm_tf.sweep: {shlex.join(cmd)}\n")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group, so Ctrl-C handling reaches all of it
+        )
+    except OSError as e:
+        log.write(f"=== launch failed: {e}\n")
+        log.close()
+        print(f"[{prefix}] launch failed: {e}", file=out, flush=True)
+        return 127
+    try:
+        for line in proc.stdout:
+            log.write(line)
+            out.write(f"[{prefix}] {line}")
+            out.flush()
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        log.write(f"=== {_now()} interrupted\n")
+        log.close()
+        raise
+    log.write(f"=== {_now()} exit code {rc}\n")
+    log.close()
+    return rc
+
+
+def write_summary(root: str, records: list[dict]) -> dict:
+    """Merges `records` into <root>/sweep_summary.json (by run id, catalogue order) and writes it."""
+    path = join(root, SUMMARY_NAME)
+    old = read_json(path)
+    by_id = {r["id"]: r for r in (old or {}).get("runs", []) if isinstance(r, dict) and "id" in r}
+    by_id.update({r["id"]: r for r in records})
+    order = {run.run_id: k for k, run in enumerate(presets.RUNS)}
+    summary = {
+        "root": root,
+        "updated": _now(),
+        "runs": sorted(by_id.values(), key=lambda r: (order.get(r["id"], len(order)), r["id"])),
+    }
+    write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    return summary
+
+
+def run_sweep(
+    runs: list[presets.Run],
+    root: str,
+    launcher: list[str],
+    *,
+    tpu: str = "",
+    data_dir: str = "",
+    config_arg: str = "",
+    extra: list[str] = (),
+    dry_run: bool = False,
+    continue_on_failure: bool = False,
+    out=None,
+) -> int:
+    """Runs `runs` one after another under `root`; see the module docstring. Returns the exit code."""
+    out = out or sys.stdout
+    if not _is_url(root):
+        root = os.path.abspath(root)
+    records, failed = [], False
+    for k, run in enumerate(runs):
+        workdir = join(root, run.run_id)
+        cmd = command(
+            run, workdir, launcher, tpu=tpu, data_dir=data_dir, config_arg=config_arg, extra=extra
+        )
+        record = {
+            "id": run.run_id,
+            "study_ids": list(run.ids),
+            "config": run.config_arg,
+            "dataset": run.dataset,
+            "workdir": workdir,
+            "log": join(workdir, LOG_NAME),
+            "command": shlex.join(cmd),
+        }
+        status = run_status(workdir)
+        if status == "finished":
+            print(f"# skip {run.run_id}: {workdir}/run_summary.json says finished", file=out)
+            if not dry_run:
+                prev = read_json(join(workdir, "run_summary.json")) or {}
+                record.update(
+                    status="finished",
+                    skipped=True,
+                    returncode=None,
+                    duration_s=prev.get("wall_time_s"),
+                    final=final_metrics(workdir),
+                )
+                records.append(record)
+            continue
+        if dry_run:
+            resume = f"  # resumes ({status})" if status else ""
+            print(shlex.join(cmd) + resume, file=out)
+            continue
+        print(f"=== [{k + 1}/{len(runs)}] {run.run_id}: {shlex.join(cmd)}", file=out, flush=True)
+        start_time, t0 = _now(), time.monotonic()
+        try:
+            rc = launch(cmd, join(workdir, LOG_NAME), run.run_id, out)
+        except KeyboardInterrupt:
+            record.update(
+                status="interrupted",
+                returncode=None,
+                started=start_time,
+                duration_s=round(time.monotonic() - t0, 3),
+                final=final_metrics(workdir),
+            )
+            write_summary(root, records + [record])
+            print(f"=== interrupted during {run.run_id}", file=out)
+            return 130
+        if rc != 0:
+            status = "failed"
+        else:
+            status = "finished" if run_status(workdir) == "finished" else "incomplete"
+        record.update(
+            status=status,
+            skipped=False,
+            returncode=rc,
+            started=start_time,
+            duration_s=round(time.monotonic() - t0, 3),
+            final=final_metrics(workdir),
+        )
+        records.append(record)
+        write_summary(root, records)
+        print(f"=== {run.run_id}: {status} (exit {rc})", file=out, flush=True)
+        if status != "finished":
+            failed = True
+            if not continue_on_failure:
+                rest = runs[k + 1 :]
+                for r in rest:
+                    records.append(
+                        {
+                            "id": r.run_id,
+                            "config": r.config_arg,
+                            "workdir": join(root, r.run_id),
+                            "status": "not_run",
+                        }
+                    )
+                if rest:
+                    write_summary(root, records)
+                print(
+                    f"=== stopping after the failure of {run.run_id} "
+                    f"({len(rest)} not run; --continue-on-failure goes on)",
+                    file=out,
+                )
+                break
+    if dry_run:
+        return 0
+    if records:
+        write_summary(root, records)
+    print(f"=== sweep summary: {join(root, SUMMARY_NAME)}", file=out)
+    for r in records:
+        print(f"  {r['id']:<32} {r['status']:<12} {r.get('duration_s')}", file=out)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    p = argparse.ArgumentParser(
+        prog="python -m trm_tf.sweep", description=__doc__.split("\n\n")[0].strip()
+    )
+    p.add_argument("ids", nargs="*", help="ids of either scheme or run ids (see --list)")
+    p.add_argument("--list", action="store_true", help="print every id, run, config and dataset")
+    p.add_argument("--markdown", action="store_true", help="print the configs/README.md table")
+    p.add_argument("--pattern", default=None, help="regex (or substring) over every id")
+    p.add_argument("--workdir_root", default=None, help="each run goes to ROOT/<run_id>")
+    p.add_argument("--dry-run", "--dry_run", action="store_true", help="print the commands only")
+    p.add_argument("--continue-on-failure", "--continue_on_failure", action="store_true")
+    p.add_argument(
+        "--extra", default="", help='launch.py flags, e.g. "--config.train.total_steps=10"'
+    )
+    p.add_argument("--launcher", default=f"{shlex.quote(sys.executable)} launch.py")
+    p.add_argument("--tpu", default="", help="launch.py --tpu value (e.g. local)")
+    p.add_argument("--data_dir", default="", help="sets --config.data.data_dir for every run")
+    p.add_argument("--config_arg", default="", help="config-string items, e.g. runlocal,seed=1")
+    a = p.parse_args(argv)
+    if a.markdown:
+        print(presets.markdown_table())
+        return 0
+    if a.list:
+        print("\n".join(list_lines(a.pattern)))
+        return 0
+    if not a.ids and not a.pattern:
+        p.error("name experiments (ids or --pattern; --pattern=. selects all), or use --list")
+    if not a.workdir_root:
+        p.error("--workdir_root is required to run")
+    try:
+        runs = select(a.ids, a.pattern)
+    except KeyError as e:
+        p.error(f"unknown id {e}; see --list")
+    if not runs:
+        p.error(f"--pattern={a.pattern!r} matches no id; see --list")
+    return run_sweep(
+        runs,
+        a.workdir_root,
+        shlex.split(a.launcher),
+        tpu=a.tpu,
+        data_dir=a.data_dir,
+        config_arg=a.config_arg,
+        extra=shlex.split(a.extra),
+        dry_run=a.dry_run,
+        continue_on_failure=a.continue_on_failure,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
