@@ -55,6 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.build_if_missing = False
     c.data.manual_dir = ""  # Folder with the source CSV/JSON files, for build_if_missing.
     c.data.prefetch = 4  # Batches prefetched per host (autotune is off: it stalls short runs).
+    # Multi-host input: "files" = each host reads and samples its own TFRecord files (pods);
+    # "stream" = each host reads everything and keeps its replicas' share of one global stream, so every
+    # topology trains on exactly the batches of a single-device run.
+    c.data.host_sharding = "files"
 
     # --- Model (TRM_SPEC §1). Keyword names are those of trm_tf.models.TRM.
     c.model = ml_collections.ConfigDict()

@@ -54,6 +54,8 @@ def test_solve_cli_on_a_trained_run(tmp_path):
             f"--checkpoint={workdir}",
             f"--puzzle={PUZZLE}",
             f"--dump={dump}",
+            f"--render={tmp_path}/steps.png",
+            f"--gif={tmp_path}/steps.gif",
         ],
         cwd=REPO,
         capture_output=True,
@@ -64,6 +66,8 @@ def test_solve_cli_on_a_trained_run(tmp_path):
     assert (
         out.stdout.count("step ") == 3 and "q_halt" in out.stdout and "valid Sudoku" in out.stdout
     )
+    assert os.path.getsize(tmp_path / "steps.png") > 10_000
+    assert os.path.getsize(tmp_path / "steps.gif") > 1_000
     d = np.load(dump)
     assert d["preds"].shape == (1, 3, 81) and d["logits"].shape == (1, 3, 81, 11)
     assert d["q_halt"].shape == (1, 3)

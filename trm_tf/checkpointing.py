@@ -51,18 +51,21 @@ class CheckpointIO:
             f.write(buf.getvalue())
         tf.io.gfile.rename(tmp, self._carry_path(step), overwrite=True)
         path = self.manager.save(checkpoint_number=step)
-        self._prune_carry_files()
+        self._prune_carry_files(step)
         if not self.chief:
             tf.io.gfile.rmtree(os.path.dirname(self.directory))
             return ""
         logging.info("Saved checkpoint %s", path)
         return path
 
-    def _prune_carry_files(self) -> None:
+    def _prune_carry_files(self, current: int) -> None:
+        """Deletes carry files of checkpoints the manager dropped (never the one just written: on
+        non-chief workers the chief's checkpoint list may not show the current step yet)."""
         keep = {int(re.search(r"ckpt-(\d+)$", p).group(1)) for p in self._real_checkpoints()}
+        keep.add(current)
         for path in tf.io.gfile.glob(os.path.join(self.real_dir, f"carry-*.host{self.worker}.npz")):
             step = int(re.search(r"carry-(\d+)\.", os.path.basename(path)).group(1))
-            if keep and step not in keep:
+            if step < current and step not in keep:
                 tf.io.gfile.remove(path)
 
     def _real_checkpoints(self) -> list[str]:

@@ -35,6 +35,13 @@ _EMA = flags.DEFINE_bool(
     "ema", True, "Use the EMA weights of a training checkpoint (as evaluation does)."
 )
 _STEPS = flags.DEFINE_integer("steps", -1, "Supervision steps (-1: the config's halt_max_steps).")
+_RENDER = flags.DEFINE_string("render", None, "Draw each puzzle's grid at every step to this PNG.")
+_GIF = flags.DEFINE_string("gif", None, "Also write an animated GIF (one frame per step).")
+_SOLUTIONS = flags.DEFINE_string(
+    "solutions",
+    None,
+    "Optional file of known solutions (one per line) to colour right/wrong cells.",
+)
 
 
 class PuzzleFormatError(ValueError):
@@ -180,6 +187,14 @@ def main(argv):
         consistent = bool(np.all(res["preds"][i, -1][x > 1] == x[x > 1]))
         print(grid_string(prev))
         print(f"  valid Sudoku: {is_valid_solution(prev)}; agrees with the givens: {consistent}")
+    if _RENDER.value:
+        from trm_tf import render
+
+        labels = read_puzzles(_SOLUTIONS.value) if _SOLUTIONS.value else None
+        paths = render.render_batch(
+            "sudoku", inputs, res, labels=labels, path=_RENDER.value, gif_path=_GIF.value
+        )
+        print("\nwrote " + ", ".join(paths))
     if _DUMP.value:
         import io
 

@@ -166,7 +166,13 @@ def run(
         )
     sigterm = _SigtermFlag()
     dist_train = input_pipeline.distribute_train(
-        strategy, spec, trainer.global_batch, config.seed, start_step, config.data.prefetch
+        strategy,
+        spec,
+        trainer.global_batch,
+        config.seed,
+        start_step,
+        config.data.prefetch,
+        config.data.get("host_sharding", "files"),
     )
     iterator = iter(dist_train)
     step = start_step

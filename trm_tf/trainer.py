@@ -354,9 +354,9 @@ def _unstack_per_replica(strategy, out):
 
 def _all_hosts_sum(strategy, totals, exact_steps, token_steps):
     """Sums host-local eval sums over all hosts (a no-op on one host)."""
-    if getattr(strategy.extended, "_num_workers", 1) <= 1 and not isinstance(
-        strategy, tf.distribute.TPUStrategy
-    ):
+    # TPU pods are driven by one client that sees every replica's result already; only multi-worker
+    # strategies (one process per host) hold host-local sums that must be added up.
+    if getattr(strategy.extended, "_num_workers", 1) <= 1:
         return totals, exact_steps, token_steps
     keys = sorted(totals)
     vec = np.concatenate([[totals[k] for k in keys], exact_steps, token_steps]).astype(np.float64)

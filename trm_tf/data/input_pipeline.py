@@ -169,8 +169,14 @@ def make_train_dataset(
     start_step: int = 0,
     input_context: tf.distribute.InputContext | None = None,
     prefetch: int = 4,
+    host_sharding: str = "files",
 ) -> tf.data.Dataset:
     """The infinite training stream of per-replica batches for this host, positioned at `start_step`.
+
+    `host_sharding`: "files" (default) — each host reads its own TFRecord files and samples its own groups
+    (scales to pods; the stream depends on the number of hosts); "stream" — every host reads all files and
+    keeps its replicas' batches of the one global stream, so any topology sees exactly the batches of a
+    single-device run (for datasets that fit every host, e.g. Sudoku and Maze).
 
     The host's examples are held in memory as tensors of the dataset graph (a TPU pod sends that graph to
     each host, so a host's share must stay below TF's 2 GB graph limit: fine for every paper dataset on
@@ -182,7 +188,13 @@ def make_train_dataset(
         if input_context
         else global_batch_size
     )
-    arrays = read_split(spec, "train", input_context)
+    if host_sharding not in ("files", "stream"):
+        raise ValueError(f"host_sharding must be 'files' or 'stream', got {host_sharding!r}")
+    by_stream = host_sharding == "stream" and input_context is not None
+    if by_stream:
+        host, num_replicas = 0, input_context.num_replicas_in_sync
+        first_replica = input_context.input_pipeline_id * local_replicas
+    arrays = read_split(spec, "train", None if by_stream else input_context)
     if len(arrays["inputs"]) < batch:
         raise ValueError(
             f"{len(arrays['inputs'])} training examples on this host, fewer than one batch"
@@ -201,7 +213,14 @@ def make_train_dataset(
             "puzzle_identifiers": tf.gather(ids, index),
         }
 
-    ds = sampler.index_dataset(batch, start_step * local_replicas).map(gather)
+    if by_stream:
+        # Batch i of the global stream feeds replica i % R; keep this host's replicas' batches.
+        ds = sampler.index_dataset(batch, start_step * num_replicas).enumerate()
+        ds = ds.filter(
+            lambda i, _: (i % num_replicas) // local_replicas == first_replica // local_replicas
+        ).map(lambda _, index: gather(index))
+    else:
+        ds = sampler.index_dataset(batch, start_step * local_replicas).map(gather)
     return ds.prefetch(prefetch).with_options(_options())
 
 
@@ -259,7 +278,9 @@ def make_eval_dataset(
     return ds.prefetch(2).with_options(_options()), steps, host_features
 
 
-def distribute_train(strategy, spec, global_batch_size, seed, start_step=0, prefetch=4):
+def distribute_train(
+    strategy, spec, global_batch_size, seed, start_step=0, prefetch=4, host_sharding="files"
+):
     """Distributed training stream (`distribute_datasets_from_function`, one pipeline per host)."""
     if global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
@@ -268,7 +289,9 @@ def distribute_train(strategy, spec, global_batch_size, seed, start_step=0, pref
         )
 
     def fn(ctx):
-        return make_train_dataset(spec, global_batch_size, seed, start_step, ctx, prefetch)
+        return make_train_dataset(
+            spec, global_batch_size, seed, start_step, ctx, prefetch, host_sharding
+        )
 
     return strategy.distribute_datasets_from_function(fn)
 
