@@ -10,8 +10,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TFDS_DISABLE_PROGRESS_BAR", "1")
 
-import tensorflow as tf  # noqa: E402
-
 from trm_tf import runtime  # noqa: E402
 
 runtime.configure_cpu_devices(num_logical_cpus=2)

@@ -34,7 +34,7 @@ def get_config(arg=None):
     o.ema_rate = 0.99
     t = config.train
     t.global_batch_size = 64
-    t.total_steps, t.eval_every_steps = 1000, 250
+    t.total_steps, t.eval_every_steps = 600, 200
     t.steps_per_loop = t.log_every_steps = 50
     t.checkpoint_every_steps = 500
     config.eval.global_batch_size, config.eval.subset_size = 250, 1000

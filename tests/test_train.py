@@ -154,9 +154,12 @@ def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
 
 
 def test_nan_guard_stops_without_overwriting_checkpoint(data_dir, tmp_path):
-    c = small_config(data_dir, total_steps=8)
+    c = small_config(data_dir, total_steps=8, profile_start_step=4, profile_num_steps=2)
     workdir = str(tmp_path / "ok")
     train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
+    # The configured profiler window left a trace that TensorBoard's Profile tab reads.
+    assert tf.io.gfile.glob(os.path.join(workdir, "plugins", "profile", "*", "*.xplane.pb"))
+    c.train.profile_start_step = -1
     c.train.total_steps = 16
     c.optim.lr = 1e20  # decay factor (1 - lr * wd) overflows the weights to inf
     c.optim.weight_decay = 1e20
@@ -197,3 +200,33 @@ def test_mirrored_two_replicas_equal_single_device(data_dir):
     assert np.any(single["puzzle_emb"] != 0)  # sign-SGD really updated the shared row
     for k in ("loss", "lm_loss", "accuracy", "exact_accuracy", "steps", "halted_examples"):
         assert m1[k] == pytest.approx(m2[k], rel=1e-4, abs=1e-6), k
+
+
+def test_sigterm_saves_and_restart_continues(data_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    run = str(tmp_path / "pre")
+    cmd = launch_cmd(data_dir, run, "--config.train.total_steps=400", "--mode=train")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if tf.io.gfile.glob(os.path.join(run, "checkpoints", "ckpt-*.index")):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # what a TPU VM preemption sends
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    summary = json.load(open(os.path.join(run, "run_summary.json")))
+    assert summary["status"] == "preempted" and 0 < summary["step"] < 400
+    latest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+    assert latest.endswith(f"ckpt-{summary['step']}")  # saved at the step it stopped
+    out = subprocess.run(
+        launch_cmd(
+            data_dir, run, f"--config.train.total_steps={summary['step'] + 4}", "--mode=train"
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0
+    assert f"start at step {summary['step']}" in out.stderr

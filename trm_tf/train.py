@@ -12,12 +12,15 @@ import signal
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from absl import logging
 
 from trm_tf import checkpointing, distribute, summaries
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
+from trm_tf.evaluators import arc as arc_eval
 from trm_tf.trainer import Trainer, eta_string, resolve_schedule
 
 
@@ -56,6 +59,47 @@ class _SigtermFlag:
     def _handle(self, signum, frame):
         del signum, frame
         self.received = True
+
+
+# Host-side features the ARC voting evaluator needs (strings cannot travel to a TPU).
+ARC_HOST_FEATURES = ("inputs", "task_name", "test_index", "transform_id", "color_map")
+
+
+def _arc_feeder(arc, host: dict):
+    """Turns per-replica eval outputs into ARCEvaluator.update batches via the rows' `index`."""
+    n = len(host["inputs"])
+
+    def feed(out: dict) -> None:
+        idx = np.minimum(out["index"], n - 1)  # padded rows (mask False) point past the end
+        batch = {k: host[k][idx] for k in ARC_HOST_FEATURES}
+        batch.update(preds=out["preds"], q_halt=out["q_halt"], mask=out["mask"])
+        arc.update(batch)
+
+    return feed
+
+
+def _arc_results(arc, strategy, workdir, step, spec, chief, worker, write=True) -> dict:
+    """Merges the hosts' votes (multi-worker: through files in the workdir), scores pass@K on the
+    chief and writes the Kaggle submission."""
+    if getattr(strategy.extended, "_num_workers", 1) > 1:
+        vote_dir = os.path.join(workdir, "arc_votes", f"step_{step}")
+        tf.io.gfile.makedirs(vote_dir)
+        summaries.write_json(os.path.join(vote_dir, f"host{worker}.json"), arc.state())
+        if not chief:
+            return {}
+        n = strategy.extended._num_workers
+        deadline = time.time() + 600
+        while len(tf.io.gfile.glob(os.path.join(vote_dir, "host*.json"))) < n:
+            if time.time() > deadline:
+                raise TimeoutError(f"ARC votes of {n} hosts not all in {vote_dir}")
+            time.sleep(1)
+        arc.reset()
+        arc.merge(summaries.read_json(p) for p in tf.io.gfile.glob(f"{vote_dir}/host*.json"))
+    truth = arc_eval.load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir)
+    result = arc.result(truth)
+    if chief and write:
+        arc.write_submission(os.path.join(workdir, f"submission_step{step}.json"), truth)
+    return result
 
 
 def eval_checkpoint_average(trainer, ckpt: CheckpointIO, k: int, do_eval, step: int) -> dict:
@@ -128,11 +172,18 @@ def run(
     def do_eval(step: int, full: bool, use_ema: bool | None = None, tag: str = "") -> dict:
         subset = -1 if full else int(config.eval.subset_size)
         use_ema = config.eval.use_ema if use_ema is None else use_ema
-        dist, steps, _ = input_pipeline.distribute_eval(
-            strategy, spec, config.eval.global_batch_size, subset
+        arc = arc_eval.ARCEvaluator() if config.eval.get("evaluator", "") == "arc" else None
+        extra = ARC_HOST_FEATURES if arc is not None else ()
+        dist, steps, host = input_pipeline.distribute_eval(
+            strategy, spec, config.eval.global_batch_size, subset, extra
         )
+        on_batch = _arc_feeder(arc, host) if arc is not None else None
         t0 = time.perf_counter()
-        metrics = trainer.evaluate(dist, steps, use_ema=use_ema)
+        metrics = trainer.evaluate(dist, steps, use_ema=use_ema, on_batch=on_batch)
+        if arc is not None:
+            metrics.update(
+                _arc_results(arc, strategy, workdir, step, spec, chief, worker, write=not tag)
+            )
         metrics["eval_seconds"] = time.perf_counter() - t0
         logging.info(
             "eval @ step %d (%s, %d examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
