@@ -376,15 +376,17 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    from trm_tf import distribute
+    from trm_tf import distribute, runtime
     from trm_tf.models.layers import swiglu_intermediate_size
 
     # Logical devices must be configured before the first TF op (the dataset build runs ops).
-    strategy = (
-        distribute.get_strategy(num_logical_cpus=2)
-        if args.strategy == "mirrored2"
-        else tf.distribute.get_strategy()
-    )
+    if args.strategy == "mirrored2":
+        runtime.configure_cpu_devices(
+            2
+        )  # before get_strategy: it lists devices, which initialises TF
+        strategy = distribute.get_strategy(num_logical_cpus=2)
+    else:
+        strategy = tf.distribute.get_strategy()
     tmp = None
     data_dir = args.data_dir
     if not data_dir:
