@@ -34,6 +34,7 @@ common.setup_path_and_env()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line flags (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--examples", type=int, default=1_001_000, help="Sudoku training examples")
     p.add_argument("--num_aug", type=int, default=1000, help="shuffled copies per base puzzle")
@@ -155,6 +156,7 @@ def find_900_token_dataset(data_dir: str) -> str:
 
 
 def main(argv=None) -> None:
+    """Builds or reuses the datasets and prints one JSON line per dataset."""
     args = parse_args(argv)
     import tensorflow as tf
     import tensorflow_datasets as tfds

@@ -121,6 +121,7 @@ for line in sys.stdin:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line flags (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", choices=("mlp_t", "attention"), default="mlp_t")
     p.add_argument("--hidden", type=int, default=128)
@@ -176,6 +177,7 @@ def config_variants(args) -> list[dict]:
 
 
 def label_of(v: dict) -> str:
+    """Short name of a configuration, e.g. "float32/nojit/remat"."""
     return f"{v['dtype']}{'' if v['jit'] else '/nojit'}{'/remat' if v['remat'] else ''}"
 
 
@@ -276,6 +278,7 @@ class TFRun:
         return time.perf_counter() - t0
 
     def warmup(self, n: int) -> None:
+        """n untimed calls; the first one (trace + compile + a loop) is recorded as first_call_s."""
         self.first_call_s = self._call()  # trace + XLA compile + one loop
         self.mem["peak_rss_after_first_step_mb"] = common.peak_rss_mb()
         for _ in range(n - 1):
@@ -283,12 +286,14 @@ class TFRun:
         self.mem["rss_held_after_warmup_mb"] = round(common.current_rss_mb() - self.rss_before, 1)
 
     def run_one(self) -> None:
+        """One timed call; appends the time per step and adds the process CPU time."""
         c0 = common.cpu_seconds()
         t = self._call()
         self.cpu_s += common.cpu_seconds() - c0
         self.times.append(t / self.spl)
 
     def losses(self) -> float:
+        """Mean training loss over all steps run (a sanity value: finite, ~ln(vocab) at init)."""
         m = self.trainer.read_metrics(max(1, int(self.trainer.step.numpy())))
         return m["loss"]
 
@@ -359,6 +364,7 @@ class TorchRun:
         self.times.append(sum(out["times"]) / self.spl)
 
     def close(self) -> None:
+        """Stops the subprocess."""
         try:
             self.proc.stdin.write("quit\n")
             self.proc.stdin.flush()
@@ -371,6 +377,7 @@ class TorchRun:
 
 
 def main(argv=None) -> None:
+    """Builds the configurations, times them round-robin and prints one JSON line per TF config."""
     args = parse_args(argv)
     load_start = common.loadavg()
     import tensorflow as tf
