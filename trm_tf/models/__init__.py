@@ -7,10 +7,17 @@ from collections.abc import Mapping
 
 from trm_tf.models.hrm import HRM
 from trm_tf.models.trm import TRM
+from trm_tf.models.variants import TransformerBaseline, TRMHier6, TRMSingleZ
 
 # Keys that belong to the ACT wrapper / loss head (trm_tf/act.py, trm_tf/losses.py), not the network.
 _WRAPPER_KEYS = frozenset({"arch", "halt_max_steps", "halt_exploration_prob", "loss_type"})
-_ARCHS = {"trm": TRM, "hrm": HRM}
+_ARCHS = {
+    "trm": TRM,
+    "hrm": HRM,
+    "trm_singlez": TRMSingleZ,
+    "trm_hier6": TRMHier6,
+    "transformer": TransformerBaseline,
+}
 # Keys supplied by the dataset, not the model config.
 _DATA_KEYS = ("vocab_size", "seq_len", "num_puzzle_identifiers")
 

@@ -1,0 +1,360 @@
+"""Tests of the baseline variants (trm_tf.models.variants): single-z TRM, hier6 TRM and the plain
+transformer, against small float64 NumPy forwards written here from TRM_SPEC.md §1.9, plus parameter
+counts, gradient placement, the model factory, XLA tracing and one real trainer step each."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import reference_numpy as rn
+from tests.helpers import build_tiny_sudoku
+from tests.test_train import small_config
+from tests.test_trm import _batch, _randomise
+from trm_tf import act
+from trm_tf.data import input_pipeline
+from trm_tf.models import TransformerBaseline, TRMHier6, TRMSingleZ, build_model
+from trm_tf.trainer import Trainer
+
+SMALL = dict(
+    vocab_size=7,
+    seq_len=9,
+    num_puzzle_identifiers=5,
+    hidden_size=32,
+    num_heads=2,
+    expansion=4.0,
+    L_layers=2,
+    H_cycles=2,
+    L_cycles=2,
+    puzzle_emb_ndim=32,
+    puzzle_emb_len=3,
+)
+# The transformer with a head count that does not divide D (like the reference's 12 heads at 512):
+# head_dim 10, attention inner width 30.
+SMALL_TF = dict(SMALL, num_heads=3, puzzle_emb_len=0)
+CLASSES = {"trm_singlez": TRMSingleZ, "trm_hier6": TRMHier6, "transformer": TransformerBaseline}
+
+
+def _make(arch, **over):
+    cfg = dict(SMALL_TF if arch == "transformer" else SMALL)
+    cfg.update(over)
+    m = CLASSES[arch](**cfg)
+    m.build_variables()
+    return m
+
+
+# ------------------------------------------------------------------ NumPy forwards (float64)
+
+
+def _np_cfg(m, **extra):
+    return dict(
+        hidden_size=m.hidden_size,
+        num_heads=m.num_heads,
+        L_layers=m.L_layers,
+        mlp_t=m.mlp_t,
+        pos_encodings=m.pos_encodings,
+        puzzle_emb_ndim=m.puzzle_emb_ndim,
+        puzzle_emb_len=m.puzzle_emb_len,
+        rms_norm_eps=m.rms_norm_eps,
+        rope_theta=m.rope_theta,
+        **extra,
+    )
+
+
+def _np_attention_any_heads(h, w_qkv, w_o, num_heads, cos, sin):
+    """Reference `Attention` with head_dim = D // H (inner width H * head_dim may be < D)."""
+    b, t, _ = h.shape
+    hd = h.shape[-1] // num_heads
+    qkv = rn._linear(h, w_qkv).reshape(b, t, 3 * num_heads, hd)
+    q, k, v = np.split(qkv, 3, axis=2)
+    c, s = cos[:t, None, :], sin[:t, None, :]
+    q = q * c + rn._rotate_half(q) * s
+    k = k * c + rn._rotate_half(k) * s
+    sc = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
+    p = np.exp(sc - sc.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return rn._linear(np.einsum("bhqk,bkhd->bqhd", p, v).reshape(b, t, num_heads * hd), w_o)
+
+
+def np_forward(arch, sd, cfg, z_H, z_L, inputs, ids, H_cycles, L_cycles):
+    """One supervision step of each variant, as §1.9 / the reference files describe it."""
+    sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
+    x = rn.input_embeddings(sd, cfg, inputs, ids)
+    t = x.shape[1]
+    cos, sin = rn._rope_tables(cfg["hidden_size"] // cfg["num_heads"], t, cfg["rope_theta"])
+    cos_sin = (cos, sin) if cfg["pos_encodings"] == "rope" else None
+    z_H, z_L = np.asarray(z_H, np.float64), np.asarray(z_L, np.float64)
+
+    def net(h, inj):
+        return rn._net(h, inj, sd, cfg, cos_sin)
+
+    if arch == "trm_singlez":
+        z = z_H
+        for _ in range(H_cycles):
+            for _ in range(L_cycles):
+                z = net(z, x)
+            z = net(z, 0.0)  # no injection
+        z_H = z
+    elif arch == "trm_hier6":
+        zs = np.split(z_L, 6, axis=-1)
+        for _ in range(H_cycles):
+            for k in range(L_cycles):
+                zs[k] = net(sum(zs), z_H + x)
+            z_H = net(z_H, sum(zs))
+        z_L = np.concatenate(zs, axis=-1)
+    else:  # transformer: z_H <- blocks(z_H + x), once
+        h = z_H + x
+        for i in range(cfg["L_layers"]):
+            p = f"inner.L_level.layers.{i}."
+            a = _np_attention_any_heads(
+                h,
+                sd[p + "self_attn.qkv_proj.weight"],
+                sd[p + "self_attn.o_proj.weight"],
+                cfg["num_heads"],
+                cos,
+                sin,
+            )
+            h = rn._rms(h + a)
+            h = rn._rms(
+                h + rn._swiglu(h, sd[p + "mlp.gate_up_proj.weight"], sd[p + "mlp.down_proj.weight"])
+            )
+        z_H = h
+    logits = rn._linear(z_H, sd["inner.lm_head.weight"])[:, cfg["puzzle_emb_len"] :]
+    q = rn._linear(z_H[:, 0], sd["inner.q_head.weight"]) + sd["inner.q_head.bias"]
+    return dict(z_H=z_H, z_L=z_L, logits=logits, q_halt=q[:, 0], q_continue=q[:, 1])
+
+
+@pytest.mark.parametrize(
+    "arch,over",
+    [
+        ("trm_singlez", dict(pos_encodings="rope")),
+        ("trm_singlez", dict(mlp_t=True, pos_encodings="none")),
+        ("trm_hier6", dict(pos_encodings="rope", L_cycles=2)),
+        ("trm_hier6", dict(mlp_t=True, pos_encodings="none", L_cycles=6, H_cycles=1)),
+        ("transformer", dict(pos_encodings="rope")),
+    ],
+    ids=["singlez_att", "singlez_mlpt", "hier6_att", "hier6_mlpt_n6", "transformer_3heads"],
+)
+def test_parity_with_numpy(arch, over):
+    m = _make(arch, **over)
+    sd = _randomise(m, seed=1)
+    inputs, ids = _batch(m, b=2, seed=2)
+    rng = np.random.default_rng(3)
+    (sh, sl) = m.carry_shape()
+    z_H = rng.normal(size=(2, *sh)).astype(np.float32)  # teacher-forced random carry
+    z_L = rng.normal(size=(2, *sl)).astype(np.float32)
+    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    ref = np_forward(arch, sd, _np_cfg(m), z_H, z_L, inputs, ids, m.H_cycles, m.L_cycles)
+    for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
+        np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
+    if arch != "trm_hier6":  # z_L is carried unchanged
+        np.testing.assert_array_equal(out["z_L"].numpy(), z_L)
+    assert np.abs(out["q_halt"].numpy() + 5).max() > 1e-3  # the randomised q head is exercised
+
+
+def test_hier6_untouched_slots_keep_their_init():
+    m = _make("trm_hier6", L_cycles=2, H_cycles=2)
+    inputs, ids = _batch(m)
+    z_H, z_L = m.initial_carry(3)
+    d = m.hidden_size
+    for k in range(6):  # fresh carry: slot k = L_inits[k] everywhere
+        np.testing.assert_array_equal(z_L.numpy()[1, 4, k * d : (k + 1) * d], m.L_inits.numpy()[k])
+    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    new = out["z_L"].numpy()
+    assert not np.allclose(new[..., : 2 * d], z_L.numpy()[..., : 2 * d])  # slots 1, 2 updated
+    np.testing.assert_array_equal(new[..., 2 * d :], z_L.numpy()[..., 2 * d :])  # 3..6 not
+    # Inits: six distinct bf16-valued vectors, none equal to TRM's H_init.
+    li = m.L_inits.numpy()
+    np.testing.assert_array_equal(li, tf.cast(tf.cast(li, tf.bfloat16), tf.float32).numpy())
+    assert len({row.tobytes() for row in li}) == 6 and abs(li.std() - 1) < 0.2
+    zh, zl = m.reset_carry(tf.constant([True, False, True]), 2 * z_H, 3 * z_L)
+    np.testing.assert_array_equal(zl.numpy()[0], z_L.numpy()[0])
+    np.testing.assert_array_equal(zl.numpy()[1], 3 * z_L.numpy()[1])
+    np.testing.assert_array_equal(zh.numpy()[2, 0], m.H_init.numpy())
+    with pytest.raises(ValueError, match="L_cycles <= 6"):
+        TRMHier6(**dict(SMALL, L_cycles=7))
+
+
+def test_carry_init_shapes_and_fresh_q():
+    for arch in CLASSES:
+        m = _make(arch)
+        inputs, ids = _batch(m)
+        z_H, z_L = m.initial_carry(3)
+        (sh, sl) = m.carry_shape()
+        assert z_H.shape == (3, *sh) and z_L.shape == (3, *sl)
+        assert sh == (m.total_len, m.hidden_size)
+        assert sl == ((m.total_len, 6 * m.hidden_size) if arch == "trm_hier6" else sh)
+        out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+        assert out["logits"].shape == (3, m.seq_len, m.vocab_size)
+        assert out["z_H"].shape == z_H.shape and out["z_L"].shape == z_L.shape
+        np.testing.assert_array_equal(out["q_halt"].numpy(), -5.0)
+        init = {"trm_singlez": m.L_init, "trm_hier6": m.H_init, "transformer": m.H_init}[arch]
+        np.testing.assert_array_equal(z_H.numpy()[2, 3], init.numpy())
+    assert _make("transformer").puzzle_emb_len == 1  # reference rule ceil(ndim / D)
+    with pytest.raises(ValueError, match="mlp_t"):
+        TransformerBaseline(**dict(SMALL_TF, mlp_t=True))
+
+
+def test_param_counts_and_flops_by_hand():
+    d, v, t = 32, 7, 12  # SMALL: total_len = 9 + 3
+    i_ch = 256  # ceil_256(round(4 * 32 * 2/3) = 85)
+    heads = 2 * v * d + 2 * d + 2
+    trm_blk = 4 * d * d + 3 * d * i_ch
+    for arch in ("trm_singlez", "trm_hier6"):
+        m = _make(arch)
+        assert m.num_params() == 2 * trm_blk + heads == 57_858
+        blk = t * (8 * d * d + 6 * d * i_ch) + 4 * t * t * d
+        head_f = 2 * t * d * v + 4 * d
+        assert m.flops_per_example(train=False) == 2 * 3 * 2 * blk + head_f  # H(n+1) calls
+        assert m.flops_per_example(train=True) == 2 * 3 * 2 * blk + head_f + 2 * (
+            3 * 2 * blk + head_f
+        )
+    tfm = _make("transformer")  # 3 heads of 10: inner width a = 30
+    a, t = 30, 10
+    tf_blk = d * 3 * a + a * d + 3 * d * i_ch
+    assert tfm.num_params() == 2 * tf_blk + heads == 57_346
+    blk = t * (6 * d * a + 2 * a * d + 6 * d * i_ch) + 4 * t * t * a
+    head_f = 2 * t * d * v + 4 * d
+    assert tfm.flops_per_example(train=False) == 2 * blk + head_f
+    assert tfm.flops_per_example(train=True) == 3 * (2 * blk + head_f)
+    # Reference config (8 layers, 12 heads, D 512, Sudoku V=11): qkv 512x1512, o 504x512.
+    full = TransformerBaseline(11, 81, 1)
+    assert full.num_params() == 8 * (512 * 1512 + 504 * 512 + 3 * 512 * 1536) + 2 * 11 * 512 + 1026
+    assert full.num_params() == 27_144_194
+    assert TRMHier6(11, 81, 1).num_params() == 6_828_034  # = TRM-Att (spec §7.1)
+    assert TRMSingleZ(11, 81, 1, mlp_t=True, pos_encodings="none").num_params() == 5_028_866
+
+
+def _loss(out):
+    return tf.reduce_sum(tf.square(out["logits"])) + tf.reduce_sum(
+        out["q_halt"] * out["q_continue"]
+    )
+
+
+@pytest.mark.parametrize("arch", list(CLASSES))
+def test_gradient_only_through_the_last_cycle(arch):
+    m = _make(arch, H_cycles=3)
+    _randomise(m, seed=4)
+    inputs, ids = _batch(m)
+    calls = []
+    names = ["_net", "_net_plain"] if arch == "trm_singlez" else ["_net"]
+    for name in names:
+        orig = getattr(m, name)
+
+        def spy(*a, _orig=orig, _name=name):
+            y = _orig(*a)
+            calls.append((_name, y))
+            return y
+
+        setattr(m, name, spy)
+    z_H, z_L = (tf.Variable(z) for z in m.initial_carry(3))
+    with tf.GradientTape(persistent=True) as tape:
+        rows = m.gather_puzzle_rows(ids)
+        tape.watch(rows)
+        out = m.inner(z_H, z_L, inputs, rows, training=True)
+        loss = _loss(out)
+    per_cycle = {"trm_singlez": 3, "trm_hier6": 3, "transformer": None}[arch]  # n + 1
+    n_total = 3 * per_cycle if per_cycle else 1
+    assert len(calls) == n_total
+    if arch == "trm_singlez":
+        assert [c[0] for c in calls] == ["_net", "_net", "_net_plain"] * 3
+    n_nograd = n_total - (per_cycle or 1)
+    recorded = [
+        any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls
+    ]
+    assert recorded == [False] * n_nograd + [True] * (n_total - n_nograd)
+    g_vars = tape.gradient(loss, m.trainable_variables)
+    assert all(
+        g is not None and float(tf.reduce_max(tf.abs(tf.convert_to_tensor(g)))) > 0 for g in g_vars
+    )
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, rows)))) > 0  # puzzle row via x
+    assert tape.gradient(loss, [z_H, z_L]) == [None, None]  # carry detached
+
+
+@pytest.mark.parametrize("arch", list(CLASSES))
+def test_build_model_and_xla_trace(arch):
+    cfg = dict(
+        arch=arch,
+        hidden_size=20,
+        num_heads=3 if arch == "transformer" else 2,  # transformer: head_dim 6, inner width 18
+        H_cycles=2,
+        L_cycles=1,
+        mlp_t=False,
+        pos_encodings="rope",
+        puzzle_emb_ndim=20,
+        puzzle_emb_len=2,
+        halt_max_steps=4,
+        loss_type="stablemax",
+    )
+    m = build_model(cfg, vocab_size=5, seq_len=4, num_puzzle_identifiers=3)
+    assert isinstance(m, CLASSES[arch]) and m.built and m.total_len == 6
+    _randomise(m, seed=6)
+    inputs, ids = _batch(m)
+    z_H, z_L = m.initial_carry(3)
+
+    def f(z_H, z_L):
+        with tf.GradientTape() as tape:
+            rows = m.gather_puzzle_rows(ids)
+            tape.watch(rows)
+            out = m.inner(z_H, z_L, inputs, rows, training=True)
+            loss = _loss(out)
+        return loss, tape.gradient(loss, m.trainable_variables + [rows]), out["z_L"]
+
+    le, ge, zle = f(z_H, z_L)
+    lj, gj, zlj = tf.function(f, jit_compile=True)(z_H, z_L)
+    np.testing.assert_allclose(lj.numpy(), le.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(zlj.numpy(), zle.numpy(), atol=1e-4)
+    for a, b in zip(ge, gj):
+        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
+    # get_config round trip builds the same architecture.
+    m2 = CLASSES[arch].from_config(m.get_config())
+    m2.build_variables()
+    assert m2.num_params() == m.num_params() and m2.carry_shape() == m.carry_shape()
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
+
+
+class _Hier6CarryState(act.CarryState):
+    """CarryState with the z_L variable sized from the model's `carry_shape()` (what the trainer
+    must do for trm_hier6; patched in here because the trainer is not part of this module)."""
+
+    z_L_shape = None
+
+    def __init__(self, batch_size, total_len, seq_len, hidden, dtype):
+        super().__init__(batch_size, total_len, seq_len, hidden, dtype)
+        self.vars["z_L"] = act._local_var(tf.zeros([batch_size, *self.z_L_shape], dtype), "z_L")
+
+
+@pytest.mark.parametrize("arch", list(CLASSES))
+def test_one_train_step_through_the_trainer(arch, spec, monkeypatch):
+    c = small_config(spec.data_dir)
+    c.model.arch = arch
+    c.model.mlp_t, c.model.pos_encodings = False, "rope"
+    c.model.num_heads = 3 if arch == "transformer" else 2
+    c.model.H_cycles, c.model.L_cycles = 1, 2  # small graphs: the trace dominates the runtime
+    if arch == "trm_hier6":
+        _Hier6CarryState.z_L_shape = (spec.seq_len + c.model.puzzle_emb_len, 6 * 32)
+        monkeypatch.setattr(act, "CarryState", _Hier6CarryState)
+    strategy = tf.distribute.get_strategy()
+    trainer = Trainer(c, strategy, spec, total_steps=4)
+    m = trainer.model
+    assert isinstance(m, CLASSES[arch])
+    assert tuple(trainer.carry.vars["z_L"].shape[1:]) == m.carry_shape()[1]
+    before = [v.numpy().copy() for v in m.trainable_variables]
+    it = iter(input_pipeline.distribute_train(strategy, spec, 16, 0))
+    trainer.train_loop(it, 1)
+    metrics = trainer.read_metrics(1)
+    assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, m.trainable_variables)]
+    assert sum(changed) >= len(changed) - 1  # q_head kernel may stay 0 after one sign step
+    carry = trainer.carry.read()
+    assert int(tf.reduce_max(carry["steps"])) == 1
+    if arch != "trm_hier6":  # z_L slot unused: still L_init everywhere after the reset + step
+        np.testing.assert_array_equal(
+            carry["z_L"].numpy(), np.broadcast_to(m.L_init.numpy(), carry["z_L"].shape)
+        )

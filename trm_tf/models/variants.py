@@ -1,0 +1,560 @@
+"""Baseline variants of TRM behind `TRM`'s interface (TRM_SPEC.md §1.9): single-z TRM, six-state
+hierarchical TRM and the plain-transformer baseline.
+
+Every class subclasses `TRM` and keeps its whole public interface (`inner`, `initial_carry`,
+`reset_carry`, `num_params`, `flops_per_example`, `build_variables`, `get_config`): embeddings,
+blocks, heads, dtypes and the "first H_cycles - 1 cycles without gradient" machinery of `TRM.inner`
+are inherited, only the recursion methods are overridden. The carry stays two tensors (z_H, z_L):
+
+* `TRMSingleZ` (reference `trm_singlez.py`): the single state z lives in the z_H slot; the z_L slot
+  is passed through untouched (it only ever holds L_init). Carry shapes = TRM's.
+* `TRMHier6` (reference `trm_hier6.py`): z_H plus six z_L states. The six states are packed along
+  the hidden axis of the z_L slot, which is therefore [B, total_len, 6 * D] (slot k = columns
+  k*D .. (k+1)*D). `carry_shape()` returns the per-example shapes; the trainer's `CarryState` must
+  read it (TRM's own carry is [B, total_len, D] for both tensors).
+* `TransformerBaseline` (reference `transformers_baseline.py`, `Model_ACTV2`): `L_layers` blocks
+  applied once per supervision step, z_H <- net(z_H + x), with gradient; z_L passes through.
+
+Every class has `carry_shape()`; for the first and last it equals TRM's carry shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from trm_tf.models.layers import (
+    RMSNorm,
+    RotaryEmbedding,
+    SwiGLU,
+    TruncatedNormalLeCun,
+    swiglu_intermediate_size,
+)
+from trm_tf.models.trm import _SEED_BLOCKS, TRM, _Bf16Rounded
+
+HIER_SLOTS = 6  # number of z_L states of trm_hier6 (fixed in the reference)
+
+
+def _carry_shape(model) -> tuple[tuple[int, int], tuple[int, int]]:
+    t, d = model.total_len, model.hidden_size
+    return (t, d), (t, d)
+
+
+# ---------------------------------------------------------------------------------- single z
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class TRMSingleZ(TRM):
+    """TRM with a single latent state z (spec §1.9 "trm_singlez").
+
+    One supervision step, H_cycles times (the first H_cycles - 1 without gradient):
+    z <- net(z + x) L_cycles times, then z <- net(z) (no injection). lm_head and q_head read z.
+
+    Carry: z is kept in the z_H slot and initialised / reset to `L_init` (the reference's only init
+    buffer is `L_init`). The z_L slot is never read and is returned unchanged (stop_gradient'ed), so
+    after a reset it holds L_init forever. `H_init` exists (inherited) but is unused.
+
+    Constructor arguments, parameters and FLOPs are exactly TRM's (same number of network calls).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        num_puzzle_identifiers: int,
+        hidden_size: int = 512,
+        num_heads: int = 8,
+        expansion: float = 4.0,
+        L_layers: int = 2,
+        H_cycles: int = 3,
+        L_cycles: int = 6,
+        mlp_t: bool = False,
+        pos_encodings: str = "rope",
+        puzzle_emb_ndim: int = 512,
+        puzzle_emb_len: int = 16,
+        rms_norm_eps: float = 1e-5,
+        rope_theta: float = 10000.0,
+        forward_dtype: str = "float32",
+        remat: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
+        # Explicit keywords (not *args): build_model reads the accepted config keys from them.
+        kwargs.setdefault("name", "trm_singlez")
+        super().__init__(
+            vocab_size,
+            seq_len,
+            num_puzzle_identifiers,
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+            expansion=expansion,
+            L_layers=L_layers,
+            H_cycles=H_cycles,
+            L_cycles=L_cycles,
+            mlp_t=mlp_t,
+            pos_encodings=pos_encodings,
+            puzzle_emb_ndim=puzzle_emb_ndim,
+            puzzle_emb_len=puzzle_emb_len,
+            rms_norm_eps=rms_norm_eps,
+            rope_theta=rope_theta,
+            forward_dtype=forward_dtype,
+            remat=remat,
+            seed=seed,
+            **kwargs,
+        )
+
+    def carry_shape(self):
+        """Per-example shapes of (z_H, z_L): both (total_len, D)."""
+        return _carry_shape(self)
+
+    def initial_carry(self, batch_size: int):
+        """(z, unused), both = L_init at every position, [B, total_len, D] in the compute dtype."""
+        self.build_variables()
+        z = self._broadcast_init(self.L_init, batch_size)
+        return z, z
+
+    def reset_carry(self, reset_mask, z_H, z_L):
+        """where(reset_mask, L_init everywhere, carry) for both slots."""
+        mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
+        init = self._broadcast_init(self.L_init, tf.shape(z_H)[0])
+        return tf.where(mask, init, z_H), tf.where(mask, init, z_L)
+
+    def _net_plain(self, h):
+        """The network without input injection: net(z), not net(z + 0)."""
+        for block in self.L_level.blocks:
+            h = block(h, rotary=self.rotary_emb)
+        return h
+
+    def _z_cycle(self, z, x, net, net_plain):
+        for _ in range(self.L_cycles):
+            z = net(z, x)  # net(z + x)
+        return net_plain(z)
+
+    def _recursion_no_grad(self, z_H, z_L, x):
+        for _ in range(self.H_cycles - 1):
+            z_H = self._z_cycle(z_H, x, self._net, self._net_plain)
+        return z_H, z_L
+
+    def _recursion_grad(self, z_H, z_L, x):
+        z_H = self._z_cycle(
+            z_H, x, self._maybe_remat(self._net), self._maybe_remat(self._net_plain)
+        )
+        return z_H, z_L
+
+
+# ---------------------------------------------------------------------------------- hier6
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class TRMHier6(TRM):
+    """TRM with six z_L states (spec §1.9 "trm_hier6").
+
+    One cycle (H_cycles per step, the first H_cycles - 1 without gradient), with s = z_1 + ... + z_6
+    summed left to right:
+    for k in 0 .. L_cycles - 1: z_{k+1} <- net(s + (z_H + x)); then z_H <- net(z_H + s).
+    Slots L_cycles+1 .. 6 are never updated (they keep their init values). Heads read z_H.
+
+    Carry: z_H [B, T, D] as in TRM; z_L [B, T, 6 * D] holds the six states side by side along the
+    hidden axis (see `carry_shape`). Inits: `H_init` as TRM and six extra bf16-valued init vectors
+    `L_inits` [6, D] (the reference's L1_init .. L6_init); TRM's `L_init` is unused.
+
+    Args: exactly TRM's. Raises ValueError when L_cycles > 6 (also checked at every forward, since
+    a curriculum may change L_cycles after construction).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        num_puzzle_identifiers: int,
+        hidden_size: int = 512,
+        num_heads: int = 8,
+        expansion: float = 4.0,
+        L_layers: int = 2,
+        H_cycles: int = 3,
+        L_cycles: int = 6,
+        mlp_t: bool = False,
+        pos_encodings: str = "rope",
+        puzzle_emb_ndim: int = 512,
+        puzzle_emb_len: int = 16,
+        rms_norm_eps: float = 1e-5,
+        rope_theta: float = 10000.0,
+        forward_dtype: str = "float32",
+        remat: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
+        # Explicit keywords (not *args): build_model reads the accepted config keys from them.
+        kwargs.setdefault("name", "trm_hier6")
+        super().__init__(
+            vocab_size,
+            seq_len,
+            num_puzzle_identifiers,
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+            expansion=expansion,
+            L_layers=L_layers,
+            H_cycles=H_cycles,
+            L_cycles=L_cycles,
+            mlp_t=mlp_t,
+            pos_encodings=pos_encodings,
+            puzzle_emb_ndim=puzzle_emb_ndim,
+            puzzle_emb_len=puzzle_emb_len,
+            rms_norm_eps=rms_norm_eps,
+            rope_theta=rope_theta,
+            forward_dtype=forward_dtype,
+            remat=remat,
+            seed=seed,
+            **kwargs,
+        )
+        self._check_cycles()
+        self._L_inits_var = None
+
+    def _check_cycles(self):
+        if self.L_cycles > HIER_SLOTS:
+            raise ValueError(
+                f"trm_hier6 has {HIER_SLOTS} z_L states and needs L_cycles <= {HIER_SLOTS}, "
+                f"got L_cycles={self.L_cycles}"
+            )
+
+    def build_variables(self) -> None:
+        """Creates every variable eagerly, including `L_inits`. Idempotent."""
+        if self.built:
+            return
+        super().build_variables()
+        self._L_inits_var = self.add_weight(
+            shape=(HIER_SLOTS, self.hidden_size),
+            initializer=_Bf16Rounded(
+                TruncatedNormalLeCun(1.0, seed=self.seed * 1000 + 60_000)  # disjoint from TRM's
+            ),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name="L_inits",
+        )
+
+    @property
+    def L_inits(self):
+        """Initial values of the six z_L states, non-trainable tf.Variable [6, D] float32."""
+        return self._tf_variable(self._L_inits_var)
+
+    def carry_shape(self):
+        """Per-example shapes of (z_H, z_L): (total_len, D) and (total_len, 6 * D)."""
+        return (self.total_len, self.hidden_size), (self.total_len, HIER_SLOTS * self.hidden_size)
+
+    def _broadcast_L_inits(self, batch_size):
+        v = tf.cast(tf.reshape(tf.convert_to_tensor(self.L_inits), [-1]), self.compute_dtype_tf)
+        return tf.broadcast_to(
+            v[None, None, :], [batch_size, self.total_len, HIER_SLOTS * self.hidden_size]
+        )
+
+    def initial_carry(self, batch_size: int):
+        """(z_H [B, T, D] = H_init, z_L [B, T, 6 D] = the six L inits side by side)."""
+        self.build_variables()
+        return self._broadcast_init(self.H_init, batch_size), self._broadcast_L_inits(batch_size)
+
+    def reset_carry(self, reset_mask, z_H, z_L):
+        """where(reset_mask, H_init / the six L inits, carry), per example."""
+        mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
+        b = tf.shape(z_H)[0]
+        return (
+            tf.where(mask, self._broadcast_init(self.H_init, b), z_H),
+            tf.where(mask, self._broadcast_L_inits(b), z_L),
+        )
+
+    @staticmethod
+    def _sum(zs):
+        s = zs[0]
+        for z in zs[1:]:  # left to right, as the reference (matters for bf16 rounding)
+            s = s + z
+        return s
+
+    def _latent_cycle(self, z_H, z_L, x, net):
+        self._check_cycles()
+        zs = tf.split(z_L, HIER_SLOTS, axis=-1)
+        for k in range(self.L_cycles):
+            zs[k] = net(self._sum(zs), z_H + x)  # inj = z_H + x first, then s + inj
+        z_H = net(z_H, self._sum(zs))
+        return z_H, tf.concat(zs, axis=-1)
+
+
+# ---------------------------------------------------------------------------------- transformer
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class _BaselineAttention(keras.layers.Layer):
+    """Self-attention with head_dim = D // num_heads and an inner width num_heads * head_dim that
+    may be < D (the reference's `Attention` with D=512, 12 heads: head_dim 42, qkv [1512, 512],
+    o_proj [512, 504]). Same row order, RoPE, scale and float32 softmax as `layers.Attention`."""
+
+    def __init__(self, hidden_size: int, num_heads: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = int(hidden_size)
+        self.num_heads = int(num_heads)
+        self.seed = int(seed)
+        self.head_dim = self.hidden_size // self.num_heads
+        if self.head_dim < 1:
+            raise ValueError(f"num_heads {num_heads} > hidden_size {hidden_size}")
+        self.inner_size = self.num_heads * self.head_dim
+        self.qkv_proj = keras.layers.Dense(
+            3 * self.inner_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
+            dtype=self.dtype_policy,
+            name="qkv_proj",
+        )
+        self.o_proj = keras.layers.Dense(
+            self.hidden_size,
+            use_bias=False,
+            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
+            dtype=self.dtype_policy,
+            name="o_proj",
+        )
+
+    def build(self, input_shape=None):
+        self.qkv_proj.build((None, self.hidden_size))
+        self.o_proj.build((None, self.inner_size))
+        self.built = True
+
+    def call(self, x, rotary=None):
+        b, t = tf.shape(x)[0], x.shape[1]
+        qkv = tf.reshape(self.qkv_proj(x), [b, t, 3 * self.num_heads, self.head_dim])
+        q, k, v = tf.split(qkv, 3, axis=2)
+        if rotary is not None:
+            q, k = rotary(q, k)
+        scores = tf.einsum("bqhd,bkhd->bhqk", q, k)
+        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_dim))
+        probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
+        out = tf.einsum("bhqk,bkhd->bqhd", probs, v)
+        return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"hidden_size": self.hidden_size, "num_heads": self.num_heads, "seed": self.seed}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class _BaselineBlock(keras.layers.Layer):
+    """Post-norm attention block of the transformer baseline (same attribute names and seeds as
+    `layers.TRMBlock` with mlp_t=False, so interop's block walker applies)."""
+
+    mlp_t = False
+
+    def __init__(self, hidden_size, num_heads, expansion, epsilon=1e-5, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size, self.num_heads = int(hidden_size), int(num_heads)
+        self.expansion, self.epsilon, self.seed = float(expansion), float(epsilon), int(seed)
+        policy = self.dtype_policy
+        self.self_attn = _BaselineAttention(
+            self.hidden_size, self.num_heads, seed=self.seed, dtype=policy
+        )
+        self.attn_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
+        self.mlp = SwiGLU(self.hidden_size, self.expansion, seed=self.seed + 2, dtype=policy)
+        self.mlp_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
+
+    def build(self, input_shape=None):
+        self.self_attn.build(None)
+        self.mlp.build(None)
+        self.built = True
+
+    def call(self, h, rotary=None):
+        h = self.attn_norm(h + self.self_attn(h, rotary=rotary))
+        return self.mlp_norm(h + self.mlp(h))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_size": self.hidden_size,
+                "num_heads": self.num_heads,
+                "expansion": self.expansion,
+                "epsilon": self.epsilon,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class _BaselineModule(keras.layers.Layer):
+    """h = h + injection, then `num_layers` `_BaselineBlock`s (one attribute per block, so
+    tf.train.Checkpoint saves them)."""
+
+    def __init__(self, num_layers, block_kwargs, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers, self.block_kwargs, self.seed = int(num_layers), dict(block_kwargs), seed
+        for i in range(self.num_layers):
+            block = _BaselineBlock(
+                **self.block_kwargs,
+                seed=self.seed + 10 * i,
+                dtype=self.dtype_policy,
+                name=f"layers_{i}",
+            )
+            setattr(self, f"layers_{i}", block)
+
+    @property
+    def blocks(self) -> list:
+        return [getattr(self, f"layers_{i}") for i in range(self.num_layers)]
+
+    def build(self, input_shape=None):
+        for block in self.blocks:
+            block.build(None)
+        self.built = True
+
+    def call(self, h, injection, rotary=None):
+        h = h + injection
+        for block in self.blocks:
+            h = block(h, rotary=rotary)
+        return h
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_layers": self.num_layers, "block_kwargs": self.block_kwargs, "seed": self.seed}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="trm_tf")
+class TransformerBaseline(TRM):
+    """Plain transformer baseline (spec §1.9 "transformers_baseline", reference `Model_ACTV2`).
+
+    One supervision step = one pass of `L_layers` post-norm attention blocks (the reference's
+    `H_layers`, 8) with gradient: z_H <- net(z_H + x); heads read z_H (q_head at position 0); the
+    new carry is z_H detached, reset to `H_init`. The z_L slot is passed through unchanged (holds
+    L_init after a reset). No recursion: H_cycles / L_cycles are accepted (the trainer's config
+    always has them, and a curriculum overrides them) but have no effect. Parameters are TRM's with
+    `L_layers` blocks; with num_heads not dividing D (the reference's 12 heads at D=512) attention
+    has head_dim = D // num_heads and inner width num_heads * head_dim (504), as in the reference.
+
+    Args:
+        vocab_size, seq_len, num_puzzle_identifiers: as TRM.
+        hidden_size: D.
+        num_heads: attention heads (12 in the reference config).
+        expansion: SwiGLU expansion.
+        L_layers: blocks (8 in the reference config, where it is called H_layers).
+        H_cycles, L_cycles: accepted for config compatibility, unused.
+        mlp_t: must be False (the reference baseline has no MLP-T).
+        pos_encodings: "rope" (reference default), "learned" or "none" (the reference raises on
+            "none"; it is allowed here).
+        puzzle_emb_ndim: puzzle embedding width.
+        puzzle_emb_len: prefix positions; 0 (default) = ceil(puzzle_emb_ndim / D), the reference's
+            only rule (1 at ndim = D).
+        rms_norm_eps, rope_theta, forward_dtype, remat, seed: as TRM.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        seq_len: int,
+        num_puzzle_identifiers: int,
+        hidden_size: int = 512,
+        num_heads: int = 12,
+        expansion: float = 4.0,
+        L_layers: int = 8,
+        H_cycles: int = 1,
+        L_cycles: int = 1,
+        mlp_t: bool = False,
+        pos_encodings: str = "rope",
+        puzzle_emb_ndim: int = 512,
+        puzzle_emb_len: int = 0,
+        rms_norm_eps: float = 1e-5,
+        rope_theta: float = 10000.0,
+        forward_dtype: str = "float32",
+        remat: bool = False,
+        seed: int = 0,
+        **kwargs,
+    ):
+        if mlp_t:
+            raise ValueError(
+                "the transformer baseline has no MLP-T token mixer: set model.mlp_t=False"
+            )
+        kwargs.setdefault("name", "transformer")
+        divisible = hidden_size % num_heads == 0
+        super().__init__(
+            vocab_size,
+            seq_len,
+            num_puzzle_identifiers,
+            hidden_size=hidden_size,
+            # TRM's Attention needs D % heads == 0; its network is replaced below in any case.
+            num_heads=num_heads if divisible else 1,
+            expansion=expansion,
+            L_layers=L_layers,
+            H_cycles=max(int(H_cycles), 1),
+            L_cycles=max(int(L_cycles), 1),
+            mlp_t=False,
+            pos_encodings=pos_encodings,
+            puzzle_emb_ndim=puzzle_emb_ndim,
+            puzzle_emb_len=puzzle_emb_len,
+            rms_norm_eps=rms_norm_eps,
+            rope_theta=rope_theta,
+            forward_dtype=forward_dtype,
+            remat=remat,
+            seed=seed,
+            **kwargs,
+        )
+        self.num_heads = int(num_heads)
+        if pos_encodings == "rope" and (hidden_size // num_heads) % 2:
+            raise ValueError(
+                f"RoPE needs an even head_dim; hidden_size // num_heads = {hidden_size // num_heads}"
+            )
+        # Replace TRM's network by blocks whose attention allows D % num_heads != 0 (same seeds,
+        # same maths when divisible). The unbuilt originals are untracked so that neither Keras'
+        # layer list nor tf.train.Checkpoint sees them.
+        self._tracker.untrack(self.L_level)
+        self.L_level = _BaselineModule(
+            self.L_layers,
+            dict(
+                hidden_size=self.hidden_size,
+                num_heads=self.num_heads,
+                expansion=self.expansion,
+                epsilon=self.rms_norm_eps,
+            ),
+            seed=self._seed(_SEED_BLOCKS),
+            dtype=self.dtype_policy,
+            name="L_level",
+        )
+        if self.rotary_emb is not None:
+            self._tracker.untrack(self.rotary_emb)
+            self.rotary_emb = RotaryEmbedding(
+                self.hidden_size // self.num_heads,
+                self.total_len,
+                self.rope_theta,
+                dtype=self.dtype_policy,
+                name="rotary_emb",
+            )
+
+    def carry_shape(self):
+        """Per-example shapes of (z_H, z_L): both (total_len, D)."""
+        return _carry_shape(self)
+
+    def _recursion_no_grad(self, z_H, z_L, x):
+        return z_H, z_L  # no recursion: nothing runs without gradient
+
+    def _recursion_grad(self, z_H, z_L, x):
+        return self._maybe_remat(self._net)(z_H, x), z_L
+
+    def _block_calls(self) -> tuple[int, int]:
+        return self.L_layers, self.L_layers
+
+    def block_flops(self) -> int:
+        """Matmul FLOPs of one block for one example: qkv, o, SwiGLU and QK^T / AV (spec §7.2 with
+        the attention's inner width H * head_dim in place of D)."""
+        t, d = self.total_len, self.hidden_size
+        a = self.num_heads * (d // self.num_heads)
+        i_ch = swiglu_intermediate_size(d, self.expansion)
+        return t * (2 * d * 3 * a + 2 * a * d + 6 * d * i_ch) + 4 * t * t * a
