@@ -12,7 +12,6 @@ from tests import reference_numpy as rn
 from tests.helpers import build_tiny_sudoku
 from tests.test_train import small_config
 from tests.test_trm import _batch, _randomise
-from trm_tf import act
 from trm_tf.data import input_pipeline
 from trm_tf.models import TransformerBaseline, TRMHier6, TRMSingleZ, build_model
 from trm_tf.trainer import Trainer
@@ -319,27 +318,13 @@ def spec(tmp_path_factory):
     return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
 
 
-class _Hier6CarryState(act.CarryState):
-    """CarryState with the z_L variable sized from the model's `carry_shape()` (what the trainer
-    must do for trm_hier6; patched in here because the trainer is not part of this module)."""
-
-    z_L_shape = None
-
-    def __init__(self, batch_size, total_len, seq_len, hidden, dtype):
-        super().__init__(batch_size, total_len, seq_len, hidden, dtype)
-        self.vars["z_L"] = act._local_var(tf.zeros([batch_size, *self.z_L_shape], dtype), "z_L")
-
-
 @pytest.mark.parametrize("arch", list(CLASSES))
-def test_one_train_step_through_the_trainer(arch, spec, monkeypatch):
+def test_one_train_step_through_the_trainer(arch, spec):
     c = small_config(spec.data_dir)
     c.model.arch = arch
     c.model.mlp_t, c.model.pos_encodings = False, "rope"
     c.model.num_heads = 3 if arch == "transformer" else 2
     c.model.H_cycles, c.model.L_cycles = 1, 2  # small graphs: the trace dominates the runtime
-    if arch == "trm_hier6":
-        _Hier6CarryState.z_L_shape = (spec.seq_len + c.model.puzzle_emb_len, 6 * 32)
-        monkeypatch.setattr(act, "CarryState", _Hier6CarryState)
     strategy = tf.distribute.get_strategy()
     trainer = Trainer(c, strategy, spec, total_steps=4)
     m = trainer.model

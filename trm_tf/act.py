@@ -40,13 +40,18 @@ class CarryState(tf.Module):
     per-host carry files of a checkpoint (a tf.train.Checkpoint would keep only replica 0's copy).
     """
 
-    def __init__(self, batch_size: int, total_len: int, seq_len: int, hidden: int, dtype):
+    def __init__(
+        self, batch_size: int, total_len: int, seq_len: int, hidden: int, dtype, shapes=None
+    ):
         super().__init__(name="carry")
         b = batch_size
         self.batch_size = b
+        # Per-example carry shapes: [total_len, hidden] each, unless the model says otherwise
+        # (`carry_shape()`, e.g. trm_hier6 keeps six latent states side by side).
+        h_shape, l_shape = shapes or ((total_len, hidden), (total_len, hidden))
         self.vars = {
-            "z_H": _local_var(tf.zeros([b, total_len, hidden], dtype), "z_H"),
-            "z_L": _local_var(tf.zeros([b, total_len, hidden], dtype), "z_L"),
+            "z_H": _local_var(tf.zeros([b, *h_shape], dtype), "z_H"),
+            "z_L": _local_var(tf.zeros([b, *l_shape], dtype), "z_L"),
             "steps": _local_var(tf.zeros([b], tf.int32), "steps"),
             # All slots start halted: the first step loads data and resets the latents (initial_carry).
             "halted": _local_var(tf.ones([b], tf.bool), "halted"),

@@ -30,6 +30,11 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
     * CPU: MirroredStrategy over `num_logical_cpus` logical devices when > 1 (a correctness harness for the
       TPU code path), else the default strategy.
     """
+    if not tpu and num_logical_cpus > 1:
+        from trm_tf import runtime
+
+        # Must happen before anything initialises TF's devices (even listing GPUs does).
+        runtime.configure_cpu_devices(num_logical_cpus)
     if tpu:
         try:
             # A comma-separated list of grpc:// addresses (all hosts of a slice) is passed as a list.
@@ -60,9 +65,6 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
         logging.info("Using MirroredStrategy on %d GPUs", len(gpus))
         return strategy
     if num_logical_cpus > 1:
-        from trm_tf import runtime
-
-        runtime.configure_cpu_devices(num_logical_cpus)
         devices = [d.name for d in tf.config.list_logical_devices("CPU")][:num_logical_cpus]
         logging.info("Using MirroredStrategy over %d logical CPUs", len(devices))
         return tf.distribute.MirroredStrategy(devices)

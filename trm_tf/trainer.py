@@ -158,7 +158,8 @@ class Trainer:
                 self.model.total_len,
                 spec.seq_len,
                 self.model.hidden_size,
-                _DTYPES[m.forward_dtype] if m.forward_dtype != "float16" else tf.float16,
+                _DTYPES[m.forward_dtype],
+                shapes=self.model.carry_shape() if hasattr(self.model, "carry_shape") else None,
             )
             self.sums = {k: _sum_var(k) for k in TRAIN_SUM_KEYS}
             self.grad_norm_sum = _sum_var(

@@ -50,6 +50,12 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
     allowed = {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY or p.default is not p.empty}
     allowed -= set(_DATA_KEYS)
     kwargs = {k: v for k, v in cfg.items() if k not in _WRAPPER_KEYS}
+    # configs/base.py lists TRM's switches for every arch; an arch without them takes them only off.
+    for k in ("mlp_t", "remat"):
+        if k in kwargs and k not in allowed:
+            if kwargs[k]:
+                raise ValueError(f"arch {arch!r} does not support {k}=True")
+            kwargs.pop(k)
     for k in _DATA_KEYS:
         if k in kwargs:
             raise ValueError(f"model config must not set {k!r}: it comes from the dataset metadata")
