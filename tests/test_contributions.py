@@ -129,3 +129,30 @@ def test_low_precision_training_runs_and_learns(spec, dtype):
     assert last["lm_loss"] < first["lm_loss"]
     if dtype == "float16":
         assert float(trainer.optimizer.dynamic_scale) > 0
+
+
+def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
+    got = act.halting(
+        tf.constant([1, 1]),
+        tf.constant([0.5, 0.5]),
+        tf.constant([0, 0]),
+        halt_max_steps=16,
+        training=True,
+        q_continue=tf.constant([1.0, 0.0]),
+    ).numpy()
+    np.testing.assert_array_equal(got, [False, True])  # q_halt > q_continue, not q_halt > 0
+    c = small_config(spec.data_dir)
+    c.model.arch = "hrm"
+    c.model.mlp_t, c.model.pos_encodings = False, "rope"
+    c.model.H_cycles, c.model.L_cycles = 1, 1
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
+    core = trainer._core_for_stage(0)
+    batch = next(iter(input_pipeline.make_train_dataset(spec, 16, seed=0)))
+    _, grads, _, sums = core(trainer.carry.read(), batch, tf.zeros([16], tf.int32), 1.0)
+    assert "q_continue_loss" in sums and float(sums["q_continue_loss"]) > 0
+    assert float(sums["loss"]) == pytest.approx(
+        float(sums["lm_loss"])
+        + 0.5 * (float(sums["q_halt_loss"]) + float(sums["q_continue_loss"])),
+        rel=1e-5,
+    )
+    assert all(g is not None for g in grads)

@@ -130,11 +130,14 @@ def begin_step(model, carry: dict, batch: dict) -> dict:
     return out
 
 
-def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool):
-    """Halting after a step (spec §2 steps 4–5): N_sup reached, or (training) q_halt > 0 past min_halt."""
+def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool, q_continue=None):
+    """Halting after a step (spec §2 steps 4–5): N_sup reached, or (training) q_halt > 0 past min_halt.
+
+    With `q_continue` (HRM's ACT, no_ACT_continue=False) the test is q_halt > q_continue instead.
+    """
     halted = steps >= halt_max_steps
     if training and halt_max_steps > 1:
-        halted = halted | (q_halt > 0)
+        halted = halted | (q_halt > (0.0 if q_continue is None else q_continue))
         halted = halted & (steps >= min_halt)
         halted = halted | (steps >= halt_max_steps)
     return halted
@@ -168,6 +171,7 @@ def make_train_core(
     halt_penalty: float = 0.0,
     jit_compile: bool = True,
     cycles=None,
+    q_continue_target: bool = False,
 ):
     """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
 
@@ -193,8 +197,26 @@ def make_train_core(
             out = model.inner(cur["z_H"], cur["z_L"], cur["inputs"], rows, training=True)
             steps = cur["steps"] + 1
             halted = halting(
-                steps, out["q_halt"], min_halt, halt_max_steps=halt_max_steps, training=True
+                steps,
+                out["q_halt"],
+                min_halt,
+                halt_max_steps=halt_max_steps,
+                training=True,
+                q_continue=out["q_continue"] if q_continue_target else None,
             )
+            target = None
+            if q_continue_target:
+                # HRM's bootstrapped Q-learning target: one more forward from the new carry, no gradient.
+                with tape.stop_recording():
+                    nxt = model.inner(out["z_H"], out["z_L"], cur["inputs"], rows, training=True)
+                    target = tf.sigmoid(
+                        tf.where(
+                            steps >= halt_max_steps,
+                            nxt["q_halt"],
+                            tf.maximum(nxt["q_halt"], nxt["q_continue"]),
+                        )
+                    )
+                    target = tf.stop_gradient(target)
             loss_sum, sums = losses.act_loss_and_metrics(
                 out["logits"],
                 cur["labels"],
@@ -203,6 +225,7 @@ def make_train_core(
                 halted,
                 steps,
                 loss_type=loss_type,
+                target_q_continue=target,
                 halt_penalty=halt_penalty,
             )
             loss = loss_sum / global_batch_size * loss_scale

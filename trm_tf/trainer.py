@@ -171,6 +171,8 @@ class Trainer:
             loss_type=m.loss_type,
             halt_penalty=float(m.get("halt_penalty", 0.0)),
             jit_compile=config.train.jit_compile,
+            # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
+            q_continue_target=m.arch == "hrm",
         )
         self._eval_core = act.make_eval_core(
             self.model,
