@@ -259,6 +259,10 @@ class Attention(keras.layers.Layer):
     (the reference's row order). RoPE (optional) rotates Q and K. Scores use scale 1/sqrt(head_dim),
     no mask, softmax in float32.
 
+    head_dim = D // num_heads and the inner width is num_heads * head_dim, which is D unless the heads
+    do not divide D (the reference's transformer baseline: D=512, 12 heads -> head_dim 42, qkv
+    [512 -> 1512], o_proj [504 -> 512]).
+
     Args:
         hidden_size: model width D.
         num_heads: number of heads (no GQA: K and V have as many heads as Q).
@@ -270,11 +274,12 @@ class Attention(keras.layers.Layer):
         self.hidden_size = int(hidden_size)
         self.num_heads = int(num_heads)
         self.seed = int(seed)
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {hidden_size} not divisible by num_heads {num_heads}")
         self.head_dim = self.hidden_size // self.num_heads
+        if self.head_dim < 1:
+            raise ValueError(f"num_heads {num_heads} > hidden_size {hidden_size}")
+        self.inner_size = self.num_heads * self.head_dim
         self.qkv_proj = keras.layers.Dense(
-            3 * self.hidden_size,
+            3 * self.inner_size,
             use_bias=False,
             kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
             dtype=self.dtype_policy,
@@ -290,7 +295,7 @@ class Attention(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.qkv_proj.build((None, self.hidden_size))
-        self.o_proj.build((None, self.hidden_size))
+        self.o_proj.build((None, self.inner_size))
         self.built = True
 
     def call(self, x, rotary=None):
@@ -303,7 +308,7 @@ class Attention(keras.layers.Layer):
         scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_dim))
         probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
         out = tf.einsum("bhqk,bkhd->bqhd", probs, v)
-        return self.o_proj(tf.reshape(out, [b, t, self.hidden_size]))
+        return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -20,12 +20,11 @@ Every class has `carry_shape()`; for the first and last it equals TRM's carry sh
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
 from trm_tf.models.layers import (
+    Attention,
     RMSNorm,
     RotaryEmbedding,
     SwiGLU,
@@ -284,64 +283,6 @@ class TRMHier6(TRM):
 
 
 @keras.saving.register_keras_serializable(package="trm_tf")
-class _BaselineAttention(keras.layers.Layer):
-    """Self-attention with head_dim = D // num_heads and an inner width num_heads * head_dim that
-    may be < D (the reference's `Attention` with D=512, 12 heads: head_dim 42, qkv [1512, 512],
-    o_proj [512, 504]). Same row order, RoPE, scale and float32 softmax as `layers.Attention`."""
-
-    def __init__(self, hidden_size: int, num_heads: int, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size = int(hidden_size)
-        self.num_heads = int(num_heads)
-        self.seed = int(seed)
-        self.head_dim = self.hidden_size // self.num_heads
-        if self.head_dim < 1:
-            raise ValueError(f"num_heads {num_heads} > hidden_size {hidden_size}")
-        self.inner_size = self.num_heads * self.head_dim
-        self.qkv_proj = keras.layers.Dense(
-            3 * self.inner_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
-            dtype=self.dtype_policy,
-            name="qkv_proj",
-        )
-        self.o_proj = keras.layers.Dense(
-            self.hidden_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
-            dtype=self.dtype_policy,
-            name="o_proj",
-        )
-
-    def build(self, input_shape=None):
-        self.qkv_proj.build((None, self.hidden_size))
-        self.o_proj.build((None, self.inner_size))
-        self.built = True
-
-    def call(self, x, rotary=None):
-        b, t = tf.shape(x)[0], x.shape[1]
-        qkv = tf.reshape(self.qkv_proj(x), [b, t, 3 * self.num_heads, self.head_dim])
-        q, k, v = tf.split(qkv, 3, axis=2)
-        if rotary is not None:
-            q, k = rotary(q, k)
-        scores = tf.einsum("bqhd,bkhd->bhqk", q, k)
-        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_dim))
-        probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
-        out = tf.einsum("bhqk,bkhd->bqhd", probs, v)
-        return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"hidden_size": self.hidden_size, "num_heads": self.num_heads, "seed": self.seed}
-        )
-        return config
-
-
-@keras.saving.register_keras_serializable(package="trm_tf")
 class _BaselineBlock(keras.layers.Layer):
     """Post-norm attention block of the transformer baseline (same attribute names and seeds as
     `layers.TRMBlock` with mlp_t=False, so interop's block walker applies)."""
@@ -353,9 +294,7 @@ class _BaselineBlock(keras.layers.Layer):
         self.hidden_size, self.num_heads = int(hidden_size), int(num_heads)
         self.expansion, self.epsilon, self.seed = float(expansion), float(epsilon), int(seed)
         policy = self.dtype_policy
-        self.self_attn = _BaselineAttention(
-            self.hidden_size, self.num_heads, seed=self.seed, dtype=policy
-        )
+        self.self_attn = Attention(self.hidden_size, self.num_heads, seed=self.seed, dtype=policy)
         self.attn_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
         self.mlp = SwiGLU(self.hidden_size, self.expansion, seed=self.seed + 2, dtype=policy)
         self.mlp_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
@@ -490,7 +429,7 @@ class TransformerBaseline(TRM):
             seq_len,
             num_puzzle_identifiers,
             hidden_size=hidden_size,
-            # TRM's Attention needs D % heads == 0; its network is replaced below in any case.
+            # The network built by TRM is replaced below by the baseline's blocks in any case.
             num_heads=num_heads if divisible else 1,
             expansion=expansion,
             L_layers=L_layers,
