@@ -15,14 +15,12 @@ One train step, in replica context (`strategy.run`):
 from __future__ import annotations
 
 import math
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import act, losses, optim
-from trm_tf.data import input_pipeline
+from trm_tf import act, optim
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.models import build_model
 
@@ -383,12 +381,6 @@ def _local_replicas(strategy) -> int:
     return max(1, len(strategy.extended.worker_devices))
 
 
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def eta_string(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
@@ -397,4 +389,4 @@ def eta_string(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-__all__ = ["Trainer", "resolve_schedule", "input_pipeline", "losses"]
+__all__ = ["Trainer", "curriculum_stages", "eta_string", "resolve_schedule"]
