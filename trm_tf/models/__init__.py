@@ -46,7 +46,8 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
     if arch not in _ARCHS:
         raise ValueError(f"Unknown model arch {arch!r}; available: {sorted(_ARCHS)}")
     cls = _ARCHS[arch]
-    params = inspect.signature(cls.__init__).parameters
+    # Subclasses that pass TRM's keywords through declare them with `config_signature`.
+    params = inspect.signature(getattr(cls, "config_signature", cls.__init__)).parameters
     allowed = {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY or p.default is not p.empty}
     allowed -= set(_DATA_KEYS)
     kwargs = {k: v for k, v in cfg.items() if k not in _WRAPPER_KEYS}

@@ -58,51 +58,12 @@ class TRMSingleZ(TRM):
     Constructor arguments, parameters and FLOPs are exactly TRM's (same number of network calls).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        seq_len: int,
-        num_puzzle_identifiers: int,
-        hidden_size: int = 512,
-        num_heads: int = 8,
-        expansion: float = 4.0,
-        L_layers: int = 2,
-        H_cycles: int = 3,
-        L_cycles: int = 6,
-        mlp_t: bool = False,
-        pos_encodings: str = "rope",
-        puzzle_emb_ndim: int = 512,
-        puzzle_emb_len: int = 16,
-        rms_norm_eps: float = 1e-5,
-        rope_theta: float = 10000.0,
-        forward_dtype: str = "float32",
-        remat: bool = False,
-        seed: int = 0,
-        **kwargs,
-    ):
-        # Explicit keywords (not *args): build_model reads the accepted config keys from them.
+    # TRM's keywords exactly; build_model reads the accepted config keys from `config_signature`.
+    config_signature = TRM.__init__
+
+    def __init__(self, *args, **kwargs):
         kwargs.setdefault("name", "trm_singlez")
-        super().__init__(
-            vocab_size,
-            seq_len,
-            num_puzzle_identifiers,
-            hidden_size=hidden_size,
-            num_heads=num_heads,
-            expansion=expansion,
-            L_layers=L_layers,
-            H_cycles=H_cycles,
-            L_cycles=L_cycles,
-            mlp_t=mlp_t,
-            pos_encodings=pos_encodings,
-            puzzle_emb_ndim=puzzle_emb_ndim,
-            puzzle_emb_len=puzzle_emb_len,
-            rms_norm_eps=rms_norm_eps,
-            rope_theta=rope_theta,
-            forward_dtype=forward_dtype,
-            remat=remat,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(*args, **kwargs)
 
     def carry_shape(self):
         """Per-example shapes of (z_H, z_L): both (total_len, D)."""
@@ -163,51 +124,12 @@ class TRMHier6(TRM):
     a curriculum may change L_cycles after construction).
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        seq_len: int,
-        num_puzzle_identifiers: int,
-        hidden_size: int = 512,
-        num_heads: int = 8,
-        expansion: float = 4.0,
-        L_layers: int = 2,
-        H_cycles: int = 3,
-        L_cycles: int = 6,
-        mlp_t: bool = False,
-        pos_encodings: str = "rope",
-        puzzle_emb_ndim: int = 512,
-        puzzle_emb_len: int = 16,
-        rms_norm_eps: float = 1e-5,
-        rope_theta: float = 10000.0,
-        forward_dtype: str = "float32",
-        remat: bool = False,
-        seed: int = 0,
-        **kwargs,
-    ):
-        # Explicit keywords (not *args): build_model reads the accepted config keys from them.
+    # TRM's keywords exactly; build_model reads the accepted config keys from `config_signature`.
+    config_signature = TRM.__init__
+
+    def __init__(self, *args, **kwargs):
         kwargs.setdefault("name", "trm_hier6")
-        super().__init__(
-            vocab_size,
-            seq_len,
-            num_puzzle_identifiers,
-            hidden_size=hidden_size,
-            num_heads=num_heads,
-            expansion=expansion,
-            L_layers=L_layers,
-            H_cycles=H_cycles,
-            L_cycles=L_cycles,
-            mlp_t=mlp_t,
-            pos_encodings=pos_encodings,
-            puzzle_emb_ndim=puzzle_emb_ndim,
-            puzzle_emb_len=puzzle_emb_len,
-            rms_norm_eps=rms_norm_eps,
-            rope_theta=rope_theta,
-            forward_dtype=forward_dtype,
-            remat=remat,
-            seed=seed,
-            **kwargs,
-        )
+        super().__init__(*args, **kwargs)
         self._check_cycles()
         self._L_inits_var = None
 
