@@ -170,9 +170,17 @@ class SwiGLU(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        gate, up = tf.split(self.gate_up_proj(x), 2, axis=-1)
+        # Two matmuls on the halves of the fused kernel instead of one matmul and a split: the split
+        # copies both [N, intermediate] halves forward and concatenates their gradients backward
+        # (about 10% of a CPU train step; no difference under XLA on TPU). Same weights, same math.
+        shape = tf.shape(x)
+        x2 = tf.reshape(x, [-1, self.hidden_size])
+        kernel = tf.cast(self.gate_up_proj.kernel, x2.dtype)
+        n = self.intermediate_size
+        gate = tf.matmul(x2, kernel[:, :n])
+        up = tf.matmul(x2, kernel[:, n:])
         act = tf.cast(tf.nn.silu(tf.cast(gate, tf.float32)), gate.dtype)
-        return self.down_proj(act * up)
+        return tf.reshape(self.down_proj(act * up), shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -200,10 +208,20 @@ def rope_cos_sin(head_dim: int, max_position: int, base: float = 10000.0):
     return np.cos(emb).astype(np.float32), np.sin(emb).astype(np.float32)
 
 
-def rotate_half(x):
-    """[a, b] -> [-b, a] over halves of the last axis (not interleaved pairs)."""
-    x1, x2 = tf.split(x, 2, axis=-1)
-    return tf.concat([-x2, x1], axis=-1)
+def rotate_half_matrix(head_dim: int) -> np.ndarray:
+    """R [head_dim, head_dim] with x @ R = rotate_half(x) = concat(-x2, x1) over the halves of x.
+
+    RoPE's rotate-half (not interleaved pairs) as a signed permutation: one small matmul instead of
+    split + negate + concat, which is the cheaper formulation for oneDNN on CPU (no XLA) and costs
+    nothing measurable under XLA.
+    """
+    if head_dim % 2:
+        raise ValueError(f"rotary embeddings need an even head_dim, got {head_dim}")
+    half = head_dim // 2
+    r = np.zeros((head_dim, head_dim), np.float32)
+    r[np.arange(half) + half, np.arange(half)] = -1.0  # out[:half] = -x2
+    r[np.arange(half), np.arange(half) + half] = 1.0  # out[half:] = x1
+    return r
 
 
 @keras.saving.register_keras_serializable(package="trm_tf")
@@ -211,7 +229,9 @@ class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding (rotate-half) applied to Q and K in float32 (spec §1.5).
 
     Holds constant cos/sin tables (no variables). `call(q, k)` takes [B, T, H, head_dim] tensors,
-    rotates them in float32 and returns them in their input dtype.
+    rotates them in float32 and returns them in their input dtype. `rotate_heads_first(qk, q_scale)`
+    is the form `Attention` uses: Q and K stacked as [2, B, H, T, head_dim], rotated in one pass, with
+    the attention scale folded into Q's tables (x * cos + rotate_half(x) * sin is linear in x).
 
     Args:
         head_dim: per-head width (hidden_size / num_heads).
@@ -229,19 +249,26 @@ class RotaryEmbedding(keras.layers.Layer):
         self._allow_non_tensor_positional_args = True
         self._cos = cos
         self._sin = sin
+        self._rot = rotate_half_matrix(self.head_dim)
+
+    def _rotate(self, x, cos: np.ndarray, sin: np.ndarray):
+        """x * cos + rotate_half(x) * sin in float32; cos/sin broadcast against x; input dtype out."""
+        x = tf.convert_to_tensor(x)
+        x32 = tf.cast(x, tf.float32)
+        out = x32 * tf.constant(cos) + tf.matmul(x32, tf.constant(self._rot)) * tf.constant(sin)
+        return tf.cast(out, x.dtype)
 
     def call(self, q, k):
         t = q.shape[1]
         # [T, 1, head_dim] broadcasts over batch and heads.
-        cos = tf.constant(self._cos[:t, None, :])
-        sin = tf.constant(self._sin[:t, None, :])
+        cos, sin = self._cos[:t, None, :], self._sin[:t, None, :]
+        return self._rotate(q, cos, sin), self._rotate(k, cos, sin)
 
-        def rot(x):
-            x = tf.convert_to_tensor(x)
-            x32 = tf.cast(x, tf.float32)
-            return tf.cast(x32 * cos + rotate_half(x32) * sin, x.dtype)
-
-        return rot(q), rot(k)
+    def rotate_heads_first(self, qk, q_scale: float = 1.0):
+        """[2, B, H, T, head_dim] (Q then K) -> the same, rotated, with Q multiplied by q_scale."""
+        t = qk.shape[3]
+        scale = np.array([q_scale, 1.0], np.float32).reshape(2, 1, 1, 1, 1)
+        return self._rotate(qk, self._cos[:t] * scale, self._sin[:t] * scale)
 
     def get_config(self):
         config = super().get_config()
@@ -257,7 +284,9 @@ class Attention(keras.layers.Layer):
 
     qkv = x @ Wqkv is viewed as [B, T, 3H, head_dim]: heads 0..H-1 are Q, H..2H-1 K, 2H..3H-1 V
     (the reference's row order). RoPE (optional) rotates Q and K. Scores use scale 1/sqrt(head_dim),
-    no mask, softmax in float32.
+    no mask, softmax in float32. The scale multiplies Q before the score product (folded into the
+    RoPE tables when RoPE is on), which is exact whenever the scale is a power of two (head_dim 16,
+    64, 256) and otherwise differs from scaling the scores by float32 rounding only.
 
     head_dim = D // num_heads and the inner width is num_heads * head_dim, which is D unless the heads
     do not divide D (the reference's transformer baseline: D=512, 12 heads -> head_dim 42, qkv
@@ -300,14 +329,21 @@ class Attention(keras.layers.Layer):
 
     def call(self, x, rotary=None):
         b, t = tf.shape(x)[0], x.shape[1]
-        qkv = tf.reshape(self.qkv_proj(x), [b, t, 3 * self.num_heads, self.head_dim])
-        q, k, v = tf.split(qkv, 3, axis=2)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        # Heads-first layout [3, B, H, T, head_dim]: the score and value products are then plain
+        # batched matmuls over B*H (oneDNN runs these ~1.5x faster than the equivalent einsums).
+        qkv = tf.reshape(self.qkv_proj(x), [b, t, 3, self.num_heads, self.head_dim])
+        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
         if rotary is not None:
-            q, k = rotary(q, k)
-        scores = tf.einsum("bqhd,bkhd->bhqk", q, k)
-        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_dim))
+            qk, v = tf.split(qkv, [2, 1], axis=0)
+            q, k = tf.unstack(rotary.rotate_heads_first(qk, q_scale=scale), axis=0)
+            v = v[0]
+        else:
+            q, k, v = tf.unstack(qkv, axis=0)
+            q = q * tf.cast(scale, q.dtype)
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
         probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
-        out = tf.einsum("bhqk,bkhd->bqhd", probs, v)
+        out = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, T, H, head_dim]
         return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
 
     def compute_output_shape(self, input_shape):
