@@ -1,11 +1,12 @@
 """Benchmark: throughput, MFU and memory of one TRM training (supervision) step through the real Trainer.
 
   python bench/train_step.py --variant=mlp_t --hidden=128 --batch=64 --H=3 --L=6 --dtype=float32 \
-      [--steps=10 --warmup=3] [--strategy=default|mirrored2] [--remat] [--nojit] [--steps_per_loop=1] \
+      [--steps=10 --warmup=3] [--strategy=default|mirrored2] [--remat] [--jit=auto|true|false] [--steps_per_loop=1] \
       [--compare=dtype,jit,remat] [--torch_reference=DIR --torch_python=PATH]
 
 What is timed: `Trainer.train_loop(iterator, steps_per_loop)` on Sudoku shapes (seq 81, vocab 11, one puzzle
-id, puzzle prefix 16). One step = the ACT carry update, forward + backward (XLA unless --nojit), AdamATan2 with
+id, puzzle prefix 16). One step = the ACT carry update, forward + backward (XLA or not as
+train.jit_compile=auto decides: not for attention on CPU; --jit overrides), AdamATan2 with
 weight decay, sparse sign-SGD on the puzzle rows, EMA and the metric sums — the code `trm_tf.train.run`
 executes. The batches come from the real input pipeline (`input_pipeline.distribute_train`) over a small
 generated Sudoku TFDS dataset built with the repository's builder in a temp dir (or `--data_dir`).
@@ -136,7 +137,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps_per_loop", type=int, default=1, help="steps per train_loop call")
     p.add_argument("--strategy", choices=("default", "mirrored2"), default="default")
     p.add_argument("--remat", action="store_true", help="model.remat (tf.recompute_grad)")
-    p.add_argument("--nojit", action="store_true", help="train.jit_compile=False")
+    p.add_argument(
+        "--jit",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="train.jit_compile (auto: XLA except attention on CPU, as training does)",
+    )
+    p.add_argument("--nojit", action="store_true", help="same as --jit=false")
     p.add_argument(
         "--compare",
         default="",
@@ -156,9 +163,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- configs
 
 
-def config_variants(args) -> list[dict]:
-    """The configurations to time: the flags' one first, then one change per --compare axis value."""
-    base = {"dtype": args.dtype, "jit": not args.nojit, "remat": args.remat}
+def config_variants(args, auto_jit: bool) -> list[dict]:
+    """The configurations to time: the flags' one first, then one change per --compare axis value.
+
+    `auto_jit` is what train.jit_compile="auto" resolves to for this run (trm_tf.distribute).
+    """
+    jit = {"auto": auto_jit, "true": True, "false": False}["false" if args.nojit else args.jit]
+    base = {"dtype": args.dtype, "jit": jit, "remat": args.remat}
     out = [base]
     axes = [a for a in args.compare.split(",") if a]
     values = {
@@ -200,7 +211,7 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     m.forward_dtype = variant["dtype"]
     m.remat = variant["remat"]
     c.train.global_batch_size = args.batch
-    c.train.jit_compile = variant["jit"]
+    c.train.jit_compile = "true" if variant["jit"] else "false"
     c.train.steps_per_loop = args.steps_per_loop
     return c
 
@@ -404,7 +415,8 @@ def main(argv=None) -> None:
     tfds.disable_progress_bar()
     spec, data_config = ensure_bench_dataset(data_dir, args.batch)
 
-    variants = config_variants(args)
+    probe = {"mlp_t": args.variant == "mlp_t"}
+    variants = config_variants(args, distribute.resolve_jit_compile("auto", strategy, probe))
     # Matmul peak: a square matrix and the two big TRM matmuls (channel SwiGLU up and down projections).
     rows = args.batch * (SUDOKU_SEQ_LEN + 16)
     inter = swiglu_intermediate_size(args.hidden, 4.0)
@@ -483,7 +495,7 @@ def main(argv=None) -> None:
             "L": args.L,
             "L_layers": args.L_layers,
             "dtype": dt,
-            "jit_compile": bool(r.config.train.jit_compile),
+            "jit_compile": bool(r.trainer.jit_compile),
             "remat": bool(r.config.model.remat),
             "strategy": args.strategy,
             "steps_per_loop": args.steps_per_loop,

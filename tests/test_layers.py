@@ -123,6 +123,44 @@ def test_attention_qkv_head_order():
     assert not np.allclose(attn(x2).numpy()[:, 0], attn(x).numpy()[:, 0])
 
 
+def test_attention_with_rope_matches_numpy_and_stacked_rotation():
+    """Heads-first attention with RoPE (Q scale folded into the tables) against the plain formula.
+
+    head_dim 6: the scale 1/sqrt(6) is not a power of two, so folding it into Q is not exact and the
+    tolerance has to absorb float32 rounding only.
+    """
+    rng = np.random.default_rng(5)
+    d, h, t = 12, 2, 7
+    hd = d // h
+    attn = L.Attention(d, h, seed=3)
+    attn.build(None)
+    rope = L.RotaryEmbedding(hd, t)
+    x = rng.normal(size=(3, t, d)).astype(np.float32)
+    w = attn.qkv_proj.kernel.numpy()
+    q, k, v = (
+        (x @ w[:, i * d : (i + 1) * d]).reshape(3, t, h, hd).astype(np.float64) for i in range(3)
+    )
+    cos, sin = (a[:, None].astype(np.float64) for a in L.rope_cos_sin(hd, t))
+    half = lambda a: np.concatenate([-a[..., hd // 2 :], a[..., : hd // 2]], -1)  # noqa: E731
+    q, k = q * cos + half(q) * sin, k * cos + half(k) * sin
+    s = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(hd)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    o = np.einsum("bhqk,bkhd->bqhd", p, v).reshape(3, t, d) @ attn.o_proj.kernel.numpy()
+    np.testing.assert_allclose(attn(x, rotary=rope).numpy(), o, rtol=1e-4, atol=2e-5)
+    # The stacked heads-first rotation equals the per-tensor one, with Q scaled.
+    qk = rng.normal(size=(2, 3, h, t, hd)).astype(np.float32)
+    got = rope.rotate_heads_first(qk, q_scale=0.5).numpy()
+    rq, rk = rope(np.transpose(qk[0], (0, 2, 1, 3)), np.transpose(qk[1], (0, 2, 1, 3)))
+    np.testing.assert_allclose(got[0], 0.5 * np.transpose(rq.numpy(), (0, 2, 1, 3)), atol=1e-6)
+    np.testing.assert_allclose(got[1], np.transpose(rk.numpy(), (0, 2, 1, 3)), atol=1e-6)
+    # The signed permutation is rotate-half, exactly.
+    a = rng.normal(size=(4, hd)).astype(np.float32)
+    np.testing.assert_array_equal(a @ L.rotate_half_matrix(hd), half(a))
+    with pytest.raises(ValueError, match="even head_dim"):
+        L.rotate_half_matrix(5)
+
+
 def test_mlp_t_mixer_normalises_over_sequence_axis():
     rng = np.random.default_rng(4)
     t, d = 6, 4

@@ -185,13 +185,36 @@ def _train_state(strategy, c, spec, steps):
     return state, metrics
 
 
+def test_resolve_jit_compile():
+    import ml_collections
+
+    from trm_tf.distribute import resolve_jit_compile
+
+    cpu = tf.distribute.get_strategy()
+    att, mlp = (
+        ml_collections.ConfigDict({"mlp_t": False}),
+        ml_collections.ConfigDict({"mlp_t": True}),
+    )
+    # "auto": oneDNN (no XLA) for attention on CPU, XLA for MLP-T.
+    assert resolve_jit_compile("auto", cpu, att) is False
+    assert resolve_jit_compile("auto", cpu, mlp) is True
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert resolve_jit_compile("auto", mirrored, att) is False
+    for v in (True, "true", "True", "1", "on"):
+        assert resolve_jit_compile(v, cpu, att) is True
+    for v in (False, "false", "FALSE", "0", "off"):
+        assert resolve_jit_compile(v, cpu, mlp) is False
+    with pytest.raises(ValueError, match="train.jit_compile"):
+        resolve_jit_compile("sometimes", cpu, mlp)
+
+
 def test_mirrored_two_replicas_equal_single_device(data_dir):
     from trm_tf.data import datasets
 
     spec = datasets.load_spec("sudoku_extreme/pipeline_test", data_dir)
     c = small_config(data_dir)
     c.model.halt_max_steps = 2  # slots halt and reload within the run
-    c.train.jit_compile = True
+    c.train.jit_compile = "true"
     single, m1 = _train_state(tf.distribute.get_strategy(), c, spec, 5)
     mirrored, m2 = _train_state(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), c, spec, 5)
     assert single.keys() == mirrored.keys()

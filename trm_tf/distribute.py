@@ -99,3 +99,34 @@ def device_kind() -> str:
         if devices:
             return f"{len(devices)}x{kind}"
     return f"{len(tf.config.list_logical_devices('CPU'))}xCPU"
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -> bool:
+    """`train.jit_compile` ("auto", "true"/"false" or a bool) -> whether the cores use XLA.
+
+    "auto" compiles with XLA everywhere except an attention model on CPU: there XLA:CPU runs the
+    small-head batched matmuls and the row softmax about 2x slower than TensorFlow's oneDNN kernels,
+    and the train step is ~1.4x faster without XLA (BENCHMARKS.md). MLP-T runs at the same speed
+    either way on CPU and keeps XLA. TPUs always compile, whatever this says.
+    """
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    if v != "auto":
+        raise ValueError(f"train.jit_compile must be 'auto', 'true' or 'false', got {value!r}")
+    try:
+        devices = strategy.extended.worker_devices
+    except RuntimeError:  # the default strategy: ops go to an accelerator if there is one
+        devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]
+        devices = devices or ["/device:CPU:0"]
+    on_cpu = {tf.DeviceSpec.from_string(d).device_type for d in devices} == {"CPU"}
+    attention = not bool(model_config.get("mlp_t", False))
+    return not (on_cpu and attention)

@@ -151,12 +151,14 @@ def run(
         "flops_per_example_eval": float(flops_eval),
         "num_replicas": strategy.num_replicas_in_sync,
         "device_kind": distribute.device_kind(),
+        "xla": bool(trainer.jit_compile),
         "dataset": name,
         "wall_time_s": 0.0,
         "examples_per_s": 0.0,
     }
     logging.info(
-        "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d",
+        "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d, "
+        "XLA %s (train.jit_compile=%s)",
         config.experiment_id,
         name,
         run_summary["num_params"],
@@ -165,6 +167,8 @@ def run(
         total_steps,
         eval_every,
         start_step,
+        "on" if trainer.jit_compile else "off",
+        config.train.jit_compile,
     )
     results_path = os.path.join(workdir, "eval_results.json")
     results = summaries.read_json(results_path, {"latest": {}, "history": []})

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import act, optim
+from trm_tf import act, distribute, optim
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.models import build_model
 
@@ -120,6 +120,7 @@ class Trainer:
             raise ValueError(
                 f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
             )
+        self.jit_compile = distribute.resolve_jit_compile(config.train.jit_compile, strategy, m)
         o = config.optim
         model_kwargs = {k: v for k, v in m.to_dict().items() if k not in _ACT_KEYS}
         with strategy.scope():
@@ -168,7 +169,7 @@ class Trainer:
             halt_max_steps=self.halt_max_steps,
             loss_type=m.loss_type,
             halt_penalty=float(m.get("halt_penalty", 0.0)),
-            jit_compile=config.train.jit_compile,
+            jit_compile=self.jit_compile,
             # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
             q_continue_target=m.arch == "hrm",
         )
@@ -176,7 +177,7 @@ class Trainer:
             self.model,
             halt_max_steps=self.eval_halt_max_steps,
             loss_type=m.loss_type,
-            jit_compile=config.train.jit_compile,
+            jit_compile=self.jit_compile,
         )
         self._train_loops: dict = {}
 
