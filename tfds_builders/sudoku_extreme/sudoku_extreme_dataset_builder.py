@@ -30,7 +30,7 @@ from . import sudoku_lib
 _HF_BASE = "https://huggingface.co/datasets/sapientinc/sudoku-extreme/resolve/main"
 URLS = {"train": f"{_HF_BASE}/train.csv", "test": f"{_HF_BASE}/test.csv"}
 
-SUBSAMPLE_SIZES = (100, 250, 500, 1000, 2000, 5000)
+SUBSAMPLE_SIZES = (100, 250, 500, 1000, 2000, 5000, 10000)
 NUM_AUGS = (0, 10, 100, 500, 1000, 2000)
 
 # Splits with at least this many examples get `_MAX_SHARDS` files, so each of up to 64 hosts reads

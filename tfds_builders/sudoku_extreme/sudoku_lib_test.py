@@ -83,12 +83,13 @@ def test_augmentation_determinism_and_prefix(puzzles):
 
 
 def test_subsample_nested_and_seeded():
-    subs = [L.subsample_rows(10_000, n, seed=0) for n in (100, 250, 500, 1000, 2000, 5000)]
+    sizes = (100, 250, 500, 1000, 2000, 5000, 10_000)
+    subs = [L.subsample_rows(20_000, n, seed=0) for n in sizes]
     for small, big in zip(subs, subs[1:]):
         np.testing.assert_array_equal(small, big[: len(small)])
-    assert len(set(subs[-1].tolist())) == 5000
-    np.testing.assert_array_equal(subs[0], L.subsample_rows(10_000, 100, seed=0))
-    assert not np.array_equal(subs[0], L.subsample_rows(10_000, 100, seed=1))
+    assert len(set(subs[-1].tolist())) == 10_000
+    np.testing.assert_array_equal(subs[0], L.subsample_rows(20_000, 100, seed=0))
+    assert not np.array_equal(subs[0], L.subsample_rows(20_000, 100, seed=1))
     np.testing.assert_array_equal(L.subsample_rows(7, None, seed=0), np.arange(7))
 
 

@@ -1,0 +1,25 @@
+"""E3.2c: 10,000 training puzzles instead of 1000 (x 1000 augmentations each).
+
+Question: does more distinct data help beyond the paper's 1000 puzzles (the study's 'plateau around 5K')?
+
+  python launch.py --config=configs/e3_2c_data10k.py --workdir=gs://BUCKET/runs/e3_2c_data10k --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/sub10000_aug1000`:
+
+  tfds build tfds_builders/sudoku_extreme --config=sub10000_aug1000 --data_dir=gs://BUCKET/tfds
+
+Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs downloaded from the hub (or `--manual_dir=DIR_WITH_CSVS`).
+
+Expected: ~87%, the study's "plateau around 5K" (author's prior). Study id: E3.2c.
+
+Epochs count puzzles, so 50k epochs over 10,000 puzzles is 10x the optimizer steps of the baseline.
+"""
+
+from configs import presets
+
+
+def get_config(arg=None):
+    config, parsed, _ = presets.start(arg)
+    config.experiment_id = "e3_2c_data10k"
+    config.data.config = "sub10000_aug1000"
+    return presets.finish(config, parsed)
