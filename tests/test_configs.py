@@ -350,3 +350,31 @@ def test_readme_table_is_generated_from_the_registry():
     assert presets.markdown_table() in readme
     for run in presets.RUNS:
         assert f"`{run.config_arg}`" in readme
+
+
+def test_baseline_configs_build_the_reference_architectures():
+    from trm_tf.models import HRM, build_model
+    from trm_tf.models.variants import TransformerBaseline
+    from trm_tf.trainer import _ACT_KEYS
+
+    module = load_module("configs/baselines.py")
+    with pytest.raises(ValueError, match="needs a variant"):
+        module.get_config(None)
+
+    def model_of(variant, **data):
+        m = module.get_config(variant).model
+        return build_model({k: v for k, v in m.items() if k not in _ACT_KEYS}, **data)
+
+    hrm_cfg = module.get_config("hrm")
+    assert hrm_cfg.experiment_id == "baseline_hrm" and hrm_cfg.data.config == "sub1000_aug1000"
+    assert not hrm_cfg.model.mlp_t and hrm_cfg.model.pos_encodings == "rope"
+    # HRM at ARC shapes: TRM_SPEC §7.1 gives 27,276,290 parameters (without the puzzle embedding).
+    hrm = model_of("hrm", vocab_size=12, seq_len=900, num_puzzle_identifiers=3)
+    assert isinstance(hrm, HRM) and hrm.num_params() == 27_276_290
+    assert hrm.puzzle_emb_len == 1
+    tr = model_of("transformer", vocab_size=11, seq_len=81, num_puzzle_identifiers=2)
+    assert isinstance(tr, TransformerBaseline)
+    attn = tr.L_level.blocks[0].self_attn
+    assert (len(tr.L_level.blocks), attn.num_heads, attn.head_dim) == (8, 12, 42)
+    # runlocal shrinks them like every other config.
+    assert module.get_config("hrm,runlocal").model.hidden_size == 64

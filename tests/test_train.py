@@ -198,8 +198,16 @@ def test_resolve_jit_compile():
     # "auto": oneDNN (no XLA) for attention on CPU, XLA for MLP-T.
     assert resolve_jit_compile("auto", cpu, att) is False
     assert resolve_jit_compile("auto", cpu, mlp) is True
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert resolve_jit_compile("auto", mirrored, att) is False
+
+    # A strategy's devices decide (a stand-in: a second MirroredStrategy over the same devices in one
+    # process would reuse the first one's collective keys, TF issue 61314).
+    class Devices:
+        def __init__(self, *devices):
+            self.extended = type("Extended", (), {"worker_devices": devices})()
+
+    assert resolve_jit_compile("auto", Devices("/cpu:0", "/cpu:1"), att) is False
+    assert resolve_jit_compile("auto", Devices("/job:worker/task:0/device:TPU:0"), att) is True
+    assert resolve_jit_compile("auto", Devices("/gpu:0", "/gpu:1"), att) is True
     for v in (True, "true", "True", "1", "on"):
         assert resolve_jit_compile(v, cpu, att) is True
     for v in (False, "false", "FALSE", "0", "off"):
