@@ -82,6 +82,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.loss_type = "stablemax"  # stablemax | softmax.
     # Compute-aware halting (E4.2): loss += halt_penalty * sum(1 - sigmoid(q_halt)); 0 = reference.
     c.model.halt_penalty = 0.0
+    # Recursion regulariser (contrib04): loss += recursion_reg * sum_b mean (z_H(T) - z_H(T-1))^2.
+    c.model.recursion_reg = 0.0
     # Adaptive exploration (contrib02): anneal halt_exploration_prob linearly to this value over
     # training (-1 = constant, the reference).
     c.model.halt_exploration_final = -1.0

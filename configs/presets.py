@@ -387,12 +387,24 @@ RUNS: tuple[Run, ...] = (
             ("contrib03_l24", "3-4x deeper, ~1.5x slower (" + _PRIOR + ")"),
         ]
     ),
+    _v(
+        "contrib04_regularized_recursion",
+        "contrib04_l0p01",
+        expected="slight gain (" + _PRIOR + ")",
+    ),
+    _v(
+        "contrib04_regularized_recursion",
+        "contrib04_l0p1",
+        ["contrib04_regularized_recursion"],
+        expected="slight gain, more stable trajectories (" + _PRIOR + ")",
+        note="the study id names the λ family; λ=0 is e1_1_baseline; --pattern='contrib04_*' runs all",
+    ),
+    _v("contrib04_regularized_recursion", "contrib04_l1", expected="slight gain (" + _PRIOR + ")"),
     _e("contrib07_test_time_recursion", [], "new: accuracy vs test-time N_sup"),
 )
 
 # The study's ids that have no run, and why (listed in configs/README.md).
 NOT_COVERED = {
-    "contrib04_regularized_recursion": "needs a cycle-consistency loss (no config field)",
     "contrib05_sparse_attention": "needs local-window attention and a 50x50 maze (no field/data)",
     "contrib06_multitask": "needs joint Sudoku+Maze data and task embeddings (no field/data)",
 }

@@ -169,6 +169,7 @@ def make_train_core(
     halt_max_steps: int,
     loss_type: str,
     halt_penalty: float = 0.0,
+    recursion_reg: float = 0.0,
     jit_compile: bool = True,
     cycles=None,
     q_continue_target: bool = False,
@@ -180,6 +181,12 @@ def make_train_core(
     of loss_scale * loss_sum / global_batch_size (loss_scale is 1 except with float16 dynamic loss scaling),
     so summing them over replicas gives the reference's gradient. `cycles` = (H, L) overrides the model's
     recursion depth (curriculum).
+
+    `recursion_reg` = λ > 0 (contrib04, not in the reference) adds λ · Σ_b mean_{s,d}(z_H(T) − z_H(T−1))²,
+    the squared size of the last high-level update per slot (positions and channels averaged, float32).
+    The earlier cycles run without gradient, so their terms of the trajectory penalty would be constants
+    and only the last step is penalised. It pulls the recursion towards a fixed point. At λ == 0 the
+    term is not built.
     """
     variables = model.trainable_variables
     has_puzzle = model.puzzle_emb is not None
@@ -228,6 +235,10 @@ def make_train_core(
                 target_q_continue=target,
                 halt_penalty=halt_penalty,
             )
+            if recursion_reg:
+                delta = tf.cast(out["z_H_grad"], tf.float32) - tf.cast(out["z_H_prev"], tf.float32)
+                reg = recursion_reg * tf.reduce_sum(tf.reduce_mean(tf.square(delta), axis=[1, 2]))
+                loss_sum = loss_sum + reg
             loss = loss_sum / global_batch_size * loss_scale
         targets = list(variables) + ([rows] if has_puzzle else [])
         grads = tape.gradient(loss, targets)

@@ -40,6 +40,7 @@ _ACT_KEYS = (
     "halt_exploration_final",
     "loss_type",
     "halt_penalty",
+    "recursion_reg",
 )
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
@@ -169,6 +170,7 @@ class Trainer:
             halt_max_steps=self.halt_max_steps,
             loss_type=m.loss_type,
             halt_penalty=float(m.get("halt_penalty", 0.0)),
+            recursion_reg=float(m.get("recursion_reg", 0.0)),
             jit_compile=self.jit_compile,
             # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
             q_continue_target=m.arch == "hrm",

@@ -381,7 +381,9 @@ class TRM(keras.Model):
 
         Returns:
             dict with `z_H`, `z_L` (new carry, stop_gradient'ed, compute dtype), `logits` float32
-            [B, seq_len, V] (prefix dropped), `q_halt` float32 [B], `q_continue` float32 [B].
+            [B, seq_len, V] (prefix dropped), `q_halt` float32 [B], `q_continue` float32 [B], and
+            `z_H_prev` (z_H entering the with-gradient cycle, constant) and `z_H_grad` (z_H leaving
+            it, with gradient) for the recursion regulariser.
         """
         del training
         self.build_variables()
@@ -396,6 +398,7 @@ class TRM(keras.Model):
             z_H, z_L = self._recursion_no_grad(z_H, z_L, tf.stop_gradient(x))
             z_H = tf.stop_gradient(z_H)
             z_L = tf.stop_gradient(z_L)
+        z_H_prev = z_H
         z_H, z_L = self._recursion_grad(z_H, z_L, x)
 
         logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
@@ -406,6 +409,10 @@ class TRM(keras.Model):
             "logits": tf.cast(logits, tf.float32),
             "q_halt": q[:, 0],
             "q_continue": q[:, 1],
+            # For the recursion regulariser (contrib04): z_H before the with-gradient cycle (constant)
+            # and after it (with gradient). Unused outputs are pruned from the compiled graph.
+            "z_H_prev": z_H_prev,
+            "z_H_grad": z_H,
         }
 
     def call(self, inputs, training=False):
