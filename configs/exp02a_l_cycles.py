@@ -37,7 +37,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    config, parsed, variant = presets.start(arg, VARIANTS)
-    config.experiment_id = variant
-    presets.apply(config, VARIANTS[variant])
-    return presets.finish(config, parsed)
+    return presets.family_config(arg, VARIANTS)

@@ -74,6 +74,14 @@ def finish(config: ml_collections.ConfigDict, parsed: ml_collections.ConfigDict)
     return config
 
 
+def family_config(arg: str | None, variants: dict) -> ml_collections.ConfigDict:
+    """get_config of a family file: the variant named in `arg` = base + its overrides, id = variant."""
+    config, parsed, variant = start(arg, variants)
+    config.experiment_id = variant
+    apply(config, variants[variant])
+    return finish(config, parsed)
+
+
 def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
     """Sets flattened overrides {"model.hidden_size": 256, ...}; unknown fields are an error."""
     for dotted, value in overrides.items():
