@@ -199,8 +199,7 @@ def test_resolve_jit_compile():
     assert resolve_jit_compile("auto", cpu, att) is False
     assert resolve_jit_compile("auto", cpu, mlp) is True
 
-    # A strategy's devices decide (a stand-in: a second MirroredStrategy over the same devices in one
-    # process would reuse the first one's collective keys, TF issue 61314).
+    # A strategy's devices decide (stand-ins, so TPU and GPU device lists are covered on this CPU).
     class Devices:
         def __init__(self, *devices):
             self.extended = type("Extended", (), {"worker_devices": devices})()
