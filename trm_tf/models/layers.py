@@ -172,7 +172,7 @@ class SwiGLU(keras.layers.Layer):
     def call(self, x):
         # Two matmuls on the halves of the fused kernel instead of one matmul and a split: the split
         # copies both [N, intermediate] halves forward and concatenates their gradients backward
-        # (about 10% of a CPU train step; no difference under XLA on TPU). Same weights, same math.
+        # (about 10% of a CPU train step, with or without XLA; BENCHMARKS.md). Same weights and math.
         shape = tf.shape(x)
         x2 = tf.reshape(x, [-1, self.hidden_size])
         kernel = tf.cast(self.gate_up_proj.kernel, x2.dtype)

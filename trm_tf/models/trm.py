@@ -410,7 +410,7 @@ class TRM(keras.Model):
             "q_halt": q[:, 0],
             "q_continue": q[:, 1],
             # For the recursion regulariser (contrib04): z_H before the with-gradient cycle (constant)
-            # and after it (with gradient). Unused outputs are pruned from the compiled graph.
+            # and after it (with gradient). Both are tensors the step computes anyway: no extra work.
             "z_H_prev": z_H_prev,
             "z_H_grad": z_H,
         }
