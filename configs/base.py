@@ -70,6 +70,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.H_cycles = 3  # T: the first T-1 cycles run without gradient.
     c.model.L_cycles = 6  # n: latent updates per cycle.
     c.model.mlp_t = True  # True = MLP over the sequence (TRM-MLP), False = self-attention.
+    # 0 = full attention (reference); odd w = w x w windows on the grid + global prefix (contrib05).
+    c.model.attention_window = 0
     c.model.pos_encodings = "none"  # rope | learned | none.
     c.model.puzzle_emb_ndim = 512  # Width of the learned puzzle vector (prefix position 0).
     c.model.puzzle_emb_len = 16  # Prefix positions; only the first carries the puzzle vector.

@@ -195,3 +195,44 @@ def test_swiglu_mixed_policy_keeps_fp32_variables(policy):
     assert layer.gate_up_proj.kernel.dtype == "float32"
     y = layer(np.ones((1, 2, 8), np.float32))
     assert y.dtype == tf.as_dtype(policy.split("_")[1])
+
+
+def test_local_window_mask_geometry_and_errors():
+    m = L.local_window_mask(2 + 16, 2, 3)  # 2 prefix positions + a 4 x 4 grid, 3 x 3 windows
+    assert m.shape == (18, 18) and m[:2].all() and m[:, :2].all()  # the prefix is global
+    grid = m[2:, 2:]
+    assert grid[0].reshape(4, 4)[:2, :2].all() and grid[0].sum() == 4  # a corner sees 2 x 2
+    assert grid[5].sum() == 9 and grid[5].reshape(4, 4)[:3, :3].all()  # cell (1, 1) sees 3 x 3
+    np.testing.assert_array_equal(grid, grid.T)
+    assert L.local_window_mask(16, 0, 7).all()  # a window as wide as the grid is full attention
+    with pytest.raises(ValueError, match="positive odd"):
+        L.local_window_mask(16, 0, 4)
+    with pytest.raises(ValueError, match="square grid"):
+        L.local_window_mask(17, 0, 3)
+
+
+def test_windowed_attention_matches_masked_numpy_and_is_local():
+    rng = np.random.default_rng(6)
+    d, h, p, g = 8, 2, 1, 5
+    t = p + g * g
+    attn = L.Attention(d, h, seed=4, window=3, prefix_len=p)
+    attn.build(None)
+    x = rng.normal(size=(2, t, d)).astype(np.float32)
+    w = attn.qkv_proj.kernel.numpy()
+    q, k, v = ((x @ w[:, i * d : (i + 1) * d]).reshape(2, t, h, d // h) for i in range(3))
+    s = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d // h)
+    s = np.where(L.local_window_mask(t, p, 3), s, -np.inf)
+    pr = np.exp(s - s.max(-1, keepdims=True))
+    pr /= pr.sum(-1, keepdims=True)
+    o = np.einsum("bhqk,bkhd->bqhd", pr, v).reshape(2, t, d) @ attn.o_proj.kernel.numpy()
+    y = attn(x).numpy()
+    np.testing.assert_allclose(y, o, rtol=1e-4, atol=1e-5)
+    # Cell (0, 0) (position p) ignores the far corner but sees its neighbour and the prefix.
+    for pos, changes in ((t - 1, False), (p + 1, True), (0, True)):
+        x2 = x.copy()
+        x2[:, pos] += 1.0
+        assert np.allclose(attn(x2).numpy()[:, p], y[:, p]) != changes, pos
+    with pytest.raises(ValueError, match="mlp_t=False"):
+        from trm_tf.models import TRM
+
+        TRM(11, 16, 1, mlp_t=True, attention_window=3)

@@ -52,10 +52,10 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
     allowed -= set(_DATA_KEYS)
     kwargs = {k: v for k, v in cfg.items() if k not in _WRAPPER_KEYS}
     # configs/base.py lists TRM's switches for every arch; an arch without them takes them only off.
-    for k in ("mlp_t", "remat"):
+    for k in ("mlp_t", "remat", "attention_window"):
         if k in kwargs and k not in allowed:
             if kwargs[k]:
-                raise ValueError(f"arch {arch!r} does not support {k}=True")
+                raise ValueError(f"arch {arch!r} does not support {k}={kwargs[k]!r}")
             kwargs.pop(k)
     for k in _DATA_KEYS:
         if k in kwargs:

@@ -278,6 +278,28 @@ class RotaryEmbedding(keras.layers.Layer):
         return config
 
 
+def local_window_mask(total_len: int, prefix_len: int, window: int) -> np.ndarray:
+    """Boolean [T, T] "query may attend to key" mask of windowed attention on a square grid (contrib05).
+
+    Positions `prefix_len ..` are the cells of a g x g grid in row-major order (g = sqrt(T - prefix)).
+    A cell attends to the cells within the `window` x `window` square centred on it (|dr|, |dc| <=
+    window // 2) and to every prefix position. A prefix position (the puzzle embedding) attends to,
+    and is attended by, every position: the global tokens.
+    """
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"attention_window must be a positive odd number, got {window}")
+    n = total_len - prefix_len
+    g = math.isqrt(n)
+    if g * g != n:
+        raise ValueError(f"windowed attention needs a square grid; the sequence has {n} cells")
+    r, c = np.divmod(np.arange(n), g)
+    h = window // 2
+    local = (np.abs(r[:, None] - r[None, :]) <= h) & (np.abs(c[:, None] - c[None, :]) <= h)
+    mask = np.ones((total_len, total_len), bool)
+    mask[prefix_len:, prefix_len:] = local
+    return mask
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
 class Attention(keras.layers.Layer):
     """Non-causal multi-head self-attention with a fused qkv projection and no biases (spec §1.6).
@@ -296,13 +318,27 @@ class Attention(keras.layers.Layer):
         hidden_size: model width D.
         num_heads: number of heads (no GQA: K and V have as many heads as Q).
         seed: base seed; qkv and o kernels use seed and seed + 1.
+        window: 0 = full attention (the reference). An odd w > 0 restricts every grid cell to a w x w
+            neighbourhood plus the `prefix_len` global prefix positions (`local_window_mask`; contrib05,
+            not in the reference). The scores stay dense and are masked before the softmax.
+        prefix_len: puzzle-prefix positions at the start of the sequence (global under a window).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        seed: int = 0,
+        window: int = 0,
+        prefix_len: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hidden_size = int(hidden_size)
         self.num_heads = int(num_heads)
         self.seed = int(seed)
+        self.window = int(window)
+        self.prefix_len = int(prefix_len)
         self.head_dim = self.hidden_size // self.num_heads
         if self.head_dim < 1:
             raise ValueError(f"num_heads {num_heads} > hidden_size {hidden_size}")
@@ -342,6 +378,9 @@ class Attention(keras.layers.Layer):
             q, k, v = tf.unstack(qkv, axis=0)
             q = q * tf.cast(scale, q.dtype)
         scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+        if self.window:
+            allowed = local_window_mask(t, self.prefix_len, self.window)
+            scores += tf.constant(np.where(allowed, 0.0, -1e30).astype(np.float32))
         probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
         out = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, T, H, head_dim]
         return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
@@ -352,7 +391,13 @@ class Attention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"hidden_size": self.hidden_size, "num_heads": self.num_heads, "seed": self.seed}
+            {
+                "hidden_size": self.hidden_size,
+                "num_heads": self.num_heads,
+                "seed": self.seed,
+                "window": self.window,
+                "prefix_len": self.prefix_len,
+            }
         )
         return config
 
@@ -422,6 +467,8 @@ class TRMBlock(keras.layers.Layer):
         mlp_t: use the MLP-T token mixer instead of attention.
         epsilon: RMSNorm epsilon.
         seed: base seed for this block's kernels.
+        attention_window: 0 = full attention; odd w > 0 = w x w grid windows (see `Attention`).
+        prefix_len: puzzle-prefix positions (global tokens under a window).
     """
 
     def __init__(
@@ -433,6 +480,8 @@ class TRMBlock(keras.layers.Layer):
         mlp_t: bool = False,
         epsilon: float = 1e-5,
         seed: int = 0,
+        attention_window: int = 0,
+        prefix_len: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -443,6 +492,8 @@ class TRMBlock(keras.layers.Layer):
         self.mlp_t = bool(mlp_t)
         self.epsilon = float(epsilon)
         self.seed = int(seed)
+        self.attention_window = int(attention_window)
+        self.prefix_len = int(prefix_len)
         policy = self.dtype_policy
         if self.mlp_t:
             self.token_mixer = MLPTokenMixer(
@@ -451,7 +502,12 @@ class TRMBlock(keras.layers.Layer):
             self.self_attn = None
         else:
             self.self_attn = Attention(
-                self.hidden_size, self.num_heads, seed=self.seed, dtype=policy
+                self.hidden_size,
+                self.num_heads,
+                seed=self.seed,
+                window=self.attention_window,
+                prefix_len=self.prefix_len,
+                dtype=policy,
             )
             self.token_mixer = None
             self.attn_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
@@ -487,6 +543,8 @@ class TRMBlock(keras.layers.Layer):
                 "mlp_t": self.mlp_t,
                 "epsilon": self.epsilon,
                 "seed": self.seed,
+                "attention_window": self.attention_window,
+                "prefix_len": self.prefix_len,
             }
         )
         return config

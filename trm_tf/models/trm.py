@@ -23,6 +23,7 @@ from trm_tf.models.layers import (
     ReasoningModule,
     RotaryEmbedding,
     TruncatedNormalLeCun,
+    local_window_mask,
     swiglu_intermediate_size,
 )
 
@@ -78,6 +79,9 @@ class TRM(keras.Model):
         remat: recompute the with-gradient cycle's activations in the backward pass
             (`tf.recompute_grad` around each network call).
         seed: seed of every initializer (stateless; same seed -> same weights).
+        attention_window: 0 = full attention (the reference). An odd w > 0 = windowed attention on
+            the square puzzle grid: each cell sees its w x w neighbourhood and the puzzle-prefix
+            positions, which are global (contrib05; `layers.local_window_mask`). Attention only.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class TRM(keras.Model):
         forward_dtype: str = "float32",
         remat: bool = False,
         seed: int = 0,
+        attention_window: int = 0,
         **kwargs,
     ):
         if forward_dtype not in _POLICIES:
@@ -140,6 +145,13 @@ class TRM(keras.Model):
                 f"positions of width {hidden_size}"
             )
         self.total_len = self.seq_len + self.puzzle_emb_len
+        self.attention_window = int(attention_window)
+        if self.attention_window:
+            if self.mlp_t:
+                raise ValueError("attention_window needs attention (mlp_t=False)")
+            local_window_mask(
+                self.total_len, self.puzzle_emb_len, self.attention_window
+            )  # validates
         self.rms_norm_eps = float(rms_norm_eps)
         self.rope_theta = float(rope_theta)
         self.forward_dtype = forward_dtype
@@ -184,6 +196,8 @@ class TRM(keras.Model):
                 seq_len=self.total_len,
                 mlp_t=self.mlp_t,
                 epsilon=self.rms_norm_eps,
+                attention_window=self.attention_window,
+                prefix_len=self.puzzle_emb_len,
             ),
             seed=self._seed(_SEED_BLOCKS),
             dtype=policy,
@@ -470,6 +484,7 @@ class TRM(keras.Model):
                 "forward_dtype": self.forward_dtype,
                 "remat": self.remat,
                 "seed": self.seed,
+                "attention_window": self.attention_window,
             }
         )
         config.pop("dtype", None)  # derived from forward_dtype
