@@ -24,14 +24,10 @@ import keras
 import tensorflow as tf
 
 from trm_tf.models.layers import (
-    Attention,
-    RMSNorm,
-    RotaryEmbedding,
-    SwiGLU,
     TruncatedNormalLeCun,
     swiglu_intermediate_size,
 )
-from trm_tf.models.trm import _SEED_BLOCKS, TRM, _Bf16Rounded
+from trm_tf.models.trm import TRM, _Bf16Rounded
 
 HIER_SLOTS = 6  # number of z_L states of trm_hier6 (fixed in the reference)
 
@@ -205,92 +201,6 @@ class TRMHier6(TRM):
 
 
 @keras.saving.register_keras_serializable(package="trm_tf")
-class _BaselineBlock(keras.layers.Layer):
-    """Post-norm attention block of the transformer baseline (same attribute names and seeds as
-    `layers.TRMBlock` with mlp_t=False, so interop's block walker applies)."""
-
-    mlp_t = False
-
-    def __init__(self, hidden_size, num_heads, expansion, epsilon=1e-5, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_size, self.num_heads = int(hidden_size), int(num_heads)
-        self.expansion, self.epsilon, self.seed = float(expansion), float(epsilon), int(seed)
-        policy = self.dtype_policy
-        self.self_attn = Attention(self.hidden_size, self.num_heads, seed=self.seed, dtype=policy)
-        self.attn_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
-        self.mlp = SwiGLU(self.hidden_size, self.expansion, seed=self.seed + 2, dtype=policy)
-        self.mlp_norm = RMSNorm(epsilon=self.epsilon, dtype=policy)
-
-    def build(self, input_shape=None):
-        self.self_attn.build(None)
-        self.mlp.build(None)
-        self.built = True
-
-    def call(self, h, rotary=None):
-        h = self.attn_norm(h + self.self_attn(h, rotary=rotary))
-        return self.mlp_norm(h + self.mlp(h))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_size": self.hidden_size,
-                "num_heads": self.num_heads,
-                "expansion": self.expansion,
-                "epsilon": self.epsilon,
-                "seed": self.seed,
-            }
-        )
-        return config
-
-
-@keras.saving.register_keras_serializable(package="trm_tf")
-class _BaselineModule(keras.layers.Layer):
-    """h = h + injection, then `num_layers` `_BaselineBlock`s (one attribute per block, so
-    tf.train.Checkpoint saves them)."""
-
-    def __init__(self, num_layers, block_kwargs, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.num_layers, self.block_kwargs, self.seed = int(num_layers), dict(block_kwargs), seed
-        for i in range(self.num_layers):
-            block = _BaselineBlock(
-                **self.block_kwargs,
-                seed=self.seed + 10 * i,
-                dtype=self.dtype_policy,
-                name=f"layers_{i}",
-            )
-            setattr(self, f"layers_{i}", block)
-
-    @property
-    def blocks(self) -> list:
-        return [getattr(self, f"layers_{i}") for i in range(self.num_layers)]
-
-    def build(self, input_shape=None):
-        for block in self.blocks:
-            block.build(None)
-        self.built = True
-
-    def call(self, h, injection, rotary=None):
-        h = h + injection
-        for block in self.blocks:
-            h = block(h, rotary=rotary)
-        return h
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"num_layers": self.num_layers, "block_kwargs": self.block_kwargs, "seed": self.seed}
-        )
-        return config
-
-
-@keras.saving.register_keras_serializable(package="trm_tf")
 class TransformerBaseline(TRM):
     """Plain transformer baseline (spec §1.9 "transformers_baseline", reference `Model_ACTV2`).
 
@@ -345,14 +255,12 @@ class TransformerBaseline(TRM):
                 "the transformer baseline has no MLP-T token mixer: set model.mlp_t=False"
             )
         kwargs.setdefault("name", "transformer")
-        divisible = hidden_size % num_heads == 0
         super().__init__(
             vocab_size,
             seq_len,
             num_puzzle_identifiers,
             hidden_size=hidden_size,
-            # The network built by TRM is replaced below by the baseline's blocks in any case.
-            num_heads=num_heads if divisible else 1,
+            num_heads=num_heads,  # Attention handles D % num_heads != 0 (inner width H * head_dim)
             expansion=expansion,
             L_layers=L_layers,
             H_cycles=max(int(H_cycles), 1),
@@ -368,36 +276,6 @@ class TransformerBaseline(TRM):
             seed=seed,
             **kwargs,
         )
-        self.num_heads = int(num_heads)
-        if pos_encodings == "rope" and (hidden_size // num_heads) % 2:
-            raise ValueError(
-                f"RoPE needs an even head_dim; hidden_size // num_heads = {hidden_size // num_heads}"
-            )
-        # Replace TRM's network by blocks whose attention allows D % num_heads != 0 (same seeds,
-        # same maths when divisible). The unbuilt originals are untracked so that neither Keras'
-        # layer list nor tf.train.Checkpoint sees them.
-        self._tracker.untrack(self.L_level)
-        self.L_level = _BaselineModule(
-            self.L_layers,
-            dict(
-                hidden_size=self.hidden_size,
-                num_heads=self.num_heads,
-                expansion=self.expansion,
-                epsilon=self.rms_norm_eps,
-            ),
-            seed=self._seed(_SEED_BLOCKS),
-            dtype=self.dtype_policy,
-            name="L_level",
-        )
-        if self.rotary_emb is not None:
-            self._tracker.untrack(self.rotary_emb)
-            self.rotary_emb = RotaryEmbedding(
-                self.hidden_size // self.num_heads,
-                self.total_len,
-                self.rope_theta,
-                dtype=self.dtype_policy,
-                name="rotary_emb",
-            )
 
     def carry_shape(self):
         """Per-example shapes of (z_H, z_L): both (total_len, D)."""
