@@ -128,6 +128,17 @@ class RMSNorm(keras.layers.Layer):
         return config
 
 
+def _lecun_dense(units: int, seed: int, dtype, name: str) -> keras.layers.Dense:
+    """Bias-free Dense with the reference's truncated-normal LeCun init (std 1/sqrt(fan_in))."""
+    return keras.layers.Dense(
+        units,
+        use_bias=False,
+        kernel_initializer=TruncatedNormalLeCun(None, seed=seed),
+        dtype=dtype,
+        name=name,
+    )
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
 class SwiGLU(keras.layers.Layer):
     """SwiGLU MLP over the last axis: down(silu(gate) * up), with [gate, up] = split(gate_up(x)).
@@ -149,19 +160,11 @@ class SwiGLU(keras.layers.Layer):
         self.expansion = float(expansion)
         self.seed = int(seed)
         self.intermediate_size = swiglu_intermediate_size(self.hidden_size, self.expansion)
-        self.gate_up_proj = keras.layers.Dense(
-            2 * self.intermediate_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
-            dtype=self.dtype_policy,
-            name="gate_up_proj",
+        self.gate_up_proj = _lecun_dense(
+            2 * self.intermediate_size, self.seed, self.dtype_policy, "gate_up_proj"
         )
-        self.down_proj = keras.layers.Dense(
-            self.hidden_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
-            dtype=self.dtype_policy,
-            name="down_proj",
+        self.down_proj = _lecun_dense(
+            self.hidden_size, self.seed + 1, self.dtype_policy, "down_proj"
         )
 
     def build(self, input_shape=None):
@@ -343,20 +346,8 @@ class Attention(keras.layers.Layer):
         if self.head_dim < 1:
             raise ValueError(f"num_heads {num_heads} > hidden_size {hidden_size}")
         self.inner_size = self.num_heads * self.head_dim
-        self.qkv_proj = keras.layers.Dense(
-            3 * self.inner_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed),
-            dtype=self.dtype_policy,
-            name="qkv_proj",
-        )
-        self.o_proj = keras.layers.Dense(
-            self.hidden_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(None, seed=self.seed + 1),
-            dtype=self.dtype_policy,
-            name="o_proj",
-        )
+        self.qkv_proj = _lecun_dense(3 * self.inner_size, self.seed, self.dtype_policy, "qkv_proj")
+        self.o_proj = _lecun_dense(self.hidden_size, self.seed + 1, self.dtype_policy, "o_proj")
 
     def build(self, input_shape=None):
         self.qkv_proj.build((None, self.hidden_size))
