@@ -55,10 +55,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.build_if_missing = False
     c.data.manual_dir = ""  # Folder with the source CSV/JSON files, for build_if_missing.
     c.data.prefetch = 4  # Batches prefetched per host (autotune is off: it stalls short runs).
-    # Multi-host input: "files" = each host reads and samples its own TFRecord files (pods);
-    # "stream" = each host reads everything and keeps its replicas' share of one global stream, so every
-    # topology trains on exactly the batches of a single-device run.
-    c.data.host_sharding = "files"
+    # Multi-host input (trm_tf.data.input_pipeline): "groups" = each host keeps the puzzle groups
+    # g % hosts == host (a puzzle's examples never split across hosts; needed for ARC); "files" = each host
+    # reads its own TFRecord files (only for one-example puzzles: Sudoku, Maze); "stream" = each host keeps
+    # its replicas' share of one global stream (every topology sees a single-device run's batches);
+    # "auto" = "files" when every puzzle has one example, else "groups".
+    c.data.host_sharding = "auto"
 
     # --- Model (TRM_SPEC §1). Keyword names are those of trm_tf.models.TRM.
     c.model = ml_collections.ConfigDict()
@@ -152,6 +154,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.runtime.num_logical_cpus = (
         1  # >1 splits the CPU into logical devices (MirroredStrategy tests).
     )
+    # "per_host": one input pipeline per host (what every strategy does); "per_replica": one pipeline per
+    # replica, so N logical CPUs in one client emulate the N hosts of a pod (the pod rehearsal).
+    c.runtime.input_pipelines = "per_host"
+    # float32 matmul precision on TPU: "auto" = HIGHEST when model.forward_dtype is float32 (else the
+    # TPU's DEFAULT single bf16 pass), or "highest" / "default".
+    c.runtime.matmul_precision = "auto"
+    # HBM per accelerator chip in GiB for the start-up memory check (v4: 32, v5e: 16, v5p: 95, v6e: 32).
+    c.runtime.hbm_gib = 32.0
+    c.runtime.memory_check = True  # Refuse to start a config whose per-chip estimate exceeds hbm_gib.
+    # Seconds to wait for every worker / TPU host to join before giving up with one line naming them.
+    c.runtime.peer_timeout_s = 300
 
     if arg.runlocal:
         shrink_for_cpu(c)
