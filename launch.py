@@ -6,6 +6,15 @@ r"""Trains and evaluates a TRM experiment described by an ml_collections config 
       --config.model.hidden_size=32
 
 Every run resumes from the newest checkpoint in --workdir, so a preempted job restarts with the same command.
+
+`--preflight` runs the checks of a new TPU slice instead of training (versions, hosts, storage from the
+client and every host, memory estimate, one compiled train and eval step, a checkpoint round trip with the
+carry) and prints one line each; see trm_tf/preflight.py.
+
+Exit codes: 0 done (also after a preemption, when the checkpoint was saved: run_summary.json then says
+"preempted"), 1 bad flags or config (a misspelt field, local paths where remote hosts need gs://),
+2 TPU / cluster unreachable (a host or worker that did not answer names itself), 3 dataset missing,
+4 non-finite loss, 5 the per-chip memory estimate exceeds the accelerator's HBM, 6 preflight failed.
 """
 
 import os
@@ -14,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import sys  # noqa: E402
+import time  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -33,7 +43,15 @@ _MODE = flags.DEFINE_enum(
     "mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run."
 )
 _TPU = flags.DEFINE_string(
-    "tpu", "", "TPU to use: 'local' on a TPU VM, or a TPU name / grpc address."
+    "tpu",
+    "",
+    "TPU to use: 'local' on a single-host TPU VM; on a multi-host slice the comma-separated "
+    "grpc://ip:8470 addresses of its hosts (or its TPU name), from the client on worker 0.",
+)
+_PREFLIGHT = flags.DEFINE_bool(
+    "preflight",
+    False,
+    "Check a new slice (about two minutes) instead of training; exit 0 if all pass.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -44,23 +62,49 @@ def main(argv):
     tf.get_logger().setLevel("ERROR")
     config = _CONFIG.value
     workdir = _WORKDIR.value if "://" in _WORKDIR.value else os.path.abspath(_WORKDIR.value)
+    tpu = _TPU.value
+    runtime = config.runtime
     try:
-        strategy = distribute.get_strategy(_TPU.value, config.runtime.num_logical_cpus)
-    except distribute.TPUUnavailableError as e:
+        distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
+        if runtime.get("input_pipelines", "per_host") == "per_replica" and (
+            tpu or runtime.num_logical_cpus < 2
+        ):
+            raise ValueError(
+                "runtime.input_pipelines=per_replica is the CPU pod rehearsal: it needs no --tpu and "
+                "runtime.num_logical_cpus >= 2"
+            )
+    except ValueError as e:
+        logging.error("%s", e)
+        sys.exit(1)
+    t0 = time.perf_counter()
+    try:
+        strategy = distribute.get_strategy(
+            tpu, runtime.num_logical_cpus, float(runtime.get("peer_timeout_s", 300))
+        )
+    except (distribute.TPUUnavailableError, distribute.PeerTimeoutError) as e:
         logging.error("%s", e)
         sys.exit(2)
+    strategy_seconds = time.perf_counter() - t0
     tf.io.gfile.makedirs(workdir)
+    logging.info("Config:\n%s", config)
+    if _PREFLIGHT.value:
+        from trm_tf import preflight  # noqa: PLC0415
+
+        ok = preflight.run(config, workdir, strategy, tpu, strategy_seconds)
+        sys.exit(0 if ok else 6)
     if distribute.is_chief(strategy):
         with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    logging.info("Config:\n%s", config)
-    from trm_tf import train  # noqa: PLC0415  (imports Keras/TFDS only after flags parse)
+    from trm_tf import memory, train  # noqa: PLC0415  (imports Keras/TFDS only after flags parse)
 
     try:
-        train.run(config, workdir, strategy, _MODE.value)
+        train.run(config, workdir, strategy, _MODE.value, tpu=tpu)
     except DatasetMissingError as e:
         logging.error("%s", e)
         sys.exit(3)
+    except memory.MemoryBudgetError as e:
+        logging.error("%s", e)
+        sys.exit(5)
     except train.NonFiniteLossError as e:
         logging.error("%s", e)
         summaries.write_json(

@@ -3,7 +3,10 @@
 The tf.train.Checkpoint holds model weights, puzzle embedding, EMA shadow, optimizer slots and iterations,
 and the global step. The ACT carry is per replica (each replica owns different slots), which a
 tf.train.Checkpoint cannot hold (it keeps one copy of a per-replica variable), so each host writes its local
-replicas' carry to `checkpoints/carry-<step>.host<k>.npz`. The input position needs no state: it is a pure
+replicas' carry to `checkpoints/carry-<step>.host<k>.npz`. Those files store every array as raw bytes plus its
+TensorFlow dtype name (`encode_arrays` / `decode_arrays`): NumPy's own format cannot describe bfloat16 (it
+loads back as an opaque `|V2` that cannot be cast), and every TPU config carries its latents in bfloat16. The
+input position needs no state: it is a pure
 function of the step (trm_tf.data.input_pipeline), so restoring model + optimizer + EMA + step + carry
 continues a run exactly.
 
@@ -20,6 +23,37 @@ import re
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+_DTYPE_PREFIX = "__dtype__"
+
+
+def encode_arrays(values: dict[str, np.ndarray]) -> bytes:
+    """An `.npz` that round-trips every TensorFlow dtype (bfloat16 included) bit for bit.
+
+    Each array is stored as its raw bytes viewed as unsigned integers of the same width, next to an entry
+    `__dtype__<key>` holding the TensorFlow dtype name.
+    """
+    out = {}
+    for k, v in values.items():
+        v = np.ascontiguousarray(v)
+        name = tf.as_dtype(v.dtype).name
+        out[k] = v.view(np.dtype(f"u{v.dtype.itemsize}")) if v.dtype != np.bool_ else v
+        out[_DTYPE_PREFIX + k] = np.array(name)
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    return buf.getvalue()
+
+
+def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """Inverse of `encode_arrays`; files written before it (plain `np.savez`) load as they are."""
+    raw = dict(np.load(io.BytesIO(data)))
+    out = {}
+    for k, v in raw.items():
+        if k.startswith(_DTYPE_PREFIX):
+            continue
+        name = raw.get(_DTYPE_PREFIX + k)
+        out[k] = v.view(tf.as_dtype(str(name)).as_numpy_dtype) if name is not None else v
+    return out
 
 
 class CheckpointIO:
@@ -43,12 +77,10 @@ class CheckpointIO:
     def save(self, step: int) -> str:
         # The carry file goes first: a checkpoint never exists without its carry.
         values = self.trainer.carry.local_values(self.trainer.strategy)
-        buf = io.BytesIO()
-        np.savez(buf, **values)
         tf.io.gfile.makedirs(self.real_dir)
         tmp = self._carry_path(step) + ".tmp"
         with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(encode_arrays(values))
         tf.io.gfile.rename(tmp, self._carry_path(step), overwrite=True)
         path = self.manager.save(checkpoint_number=step)
         self._prune_carry_files(step)
@@ -85,7 +117,7 @@ class CheckpointIO:
         carry_path = self._carry_path(step)
         if tf.io.gfile.exists(carry_path):
             with tf.io.gfile.GFile(carry_path, "rb") as f:
-                values = dict(np.load(io.BytesIO(f.read())))
+                values = decode_arrays(f.read())
             try:
                 self.trainer.carry.load_local_values(self.trainer.strategy, values)
             except ValueError as e:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
+from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -13,6 +16,105 @@ class TPUUnavailableError(RuntimeError):
     """`--tpu` named a TPU that cannot be reached or initialised."""
 
 
+class PeerTimeoutError(RuntimeError):
+    """A worker or TPU host did not join within `runtime.peer_timeout_s`."""
+
+
+class SharedPathError(ValueError):
+    """A path that remote hosts must reach is local to the client."""
+
+
+def tpu_resolver(tpu: str) -> tf.distribute.cluster_resolver.TPUClusterResolver:
+    """The TPUClusterResolver for `--tpu`: "local", a TPU name, or `grpc://ip:8470,grpc://ip:8470,...`.
+
+    A slice's host addresses are passed as the one comma-separated string: TF splits it itself
+    (`network_endpoints()`), while a Python list of more than one address makes TF's TPU client raise
+    NotImplementedError("Using multiple TPUs in a single session is not yet implemented").
+    `scripts/check_tpu.py` uses this function too, so the set-up check resolves exactly what training does.
+    """
+    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu.strip())
+
+
+def drives_remote_hosts(tpu: str) -> bool:
+    """True when this process is a client that drives TPU hosts over gRPC (a TPU name or grpc:// list).
+
+    Then tf.data reads, checkpoint SaveV2/RestoreV2 and summary writes run on the hosts, while Python file
+    I/O (checkpoint lists, the carry files, JSON) runs on the client: every path must be shared (gs://).
+    """
+    return bool(tpu) and tpu.strip() != "local"
+
+
+def require_shared_paths(tpu: str, **paths: str) -> None:
+    """Raises SharedPathError (one line) when remote hosts are driven and a path is not on gs://."""
+    if not drives_remote_hosts(tpu):
+        return
+    local = {k: v for k, v in paths.items() if v and not str(v).startswith("gs://")}
+    if local:
+        names = ", ".join(f"{k}={v}" for k, v in local.items())
+        raise SharedPathError(
+            f"--tpu={tpu} drives remote TPU hosts, which cannot see the client's local files: "
+            f"use gs:// paths for {names}"
+        )
+
+
+def _reachable(address: str, timeout: float) -> bool:
+    host, _, port = address.replace("grpc://", "").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def wait_for_peers(addresses: Sequence[str], timeout_s: float, what: str = "TPU host") -> None:
+    """Waits until every `host:port` accepts a TCP connection, at most `timeout_s` seconds in all.
+
+    Raises PeerTimeoutError naming the addresses that never answered (one line).
+    """
+    deadline = time.monotonic() + max(float(timeout_s), 0.0)
+    missing = list(addresses)
+    while True:
+        missing = [a for a in missing if not _reachable(a, timeout=2.0)]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
+    if missing:
+        raise PeerTimeoutError(
+            f"{len(missing)} {what}(s) did not answer within {timeout_s:g} s: {', '.join(missing)} "
+            "(is the slice up and this client inside its network? raise runtime.peer_timeout_s "
+            "for slow starts)"
+        )
+
+
+def _multi_worker_strategy(cluster: dict, timeout_s: float) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy whose wait for the other workers is bounded by `timeout_s`.
+
+    TF waits for the cluster in the constructor with no timeout by default (a worker whose peer never
+    starts hangs forever); `_check_health_initial_timeout` is the knob TF reads for that first wait.
+    """
+    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
+
+    cars.CollectiveAllReduceExtended._check_health_initial_timeout = max(int(timeout_s), 1)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as e:
+        if "Timeout waiting for the cluster" not in str(e):
+            raise
+        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+        me = tf_config.get("task", {})
+        peers = [
+            f"{kind} {i} ({addr})"
+            for kind in ("chief", "worker")
+            for i, addr in enumerate(cluster.get(kind, []))
+            if (kind, i) != (me.get("type"), me.get("index")) and not _reachable(addr, 2.0)
+        ]
+        raise PeerTimeoutError(
+            f"the cluster did not assemble within {timeout_s:g} s; not answering: "
+            f"{', '.join(peers) or 'none (a peer answered late or runs another TF_CONFIG)'}; start every "
+            "worker with the same TF_CONFIG cluster (or raise runtime.peer_timeout_s)"
+        ) from None
+
+
 def _tf_config_cluster() -> dict:
     try:
         return json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
@@ -20,7 +122,9 @@ def _tf_config_cluster() -> dict:
         raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
 
 
-def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Strategy:
+def get_strategy(
+    tpu: str = "", num_logical_cpus: int = 1, peer_timeout_s: float = 300.0
+) -> tf.distribute.Strategy:
     """Returns the strategy for this machine.
 
     * `tpu` given ("local" on a TPU VM, or a TPU name / grpc:// address): TPUStrategy via
@@ -29,6 +133,8 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
     * one or more GPUs: MirroredStrategy;
     * CPU: MirroredStrategy over `num_logical_cpus` logical devices when > 1 (a correctness harness for the
       TPU code path), else the default strategy.
+
+    A TPU host or worker that does not answer within `peer_timeout_s` raises PeerTimeoutError (one line).
     """
     if not tpu and num_logical_cpus > 1:
         from trm_tf import runtime
@@ -37,13 +143,15 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
         runtime.configure_cpu_devices(num_logical_cpus)
     if tpu:
         try:
-            # A comma-separated list of grpc:// addresses (all hosts of a slice) is passed as a list.
-            target = [t.strip() for t in tpu.split(",")] if "," in tpu else tpu
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)
-            if tpu != "local":
+            resolver = tpu_resolver(tpu)
+            if drives_remote_hosts(tpu):
+                hosts = [a for job in resolver.cluster_spec().as_dict().values() for a in job]
+                wait_for_peers(hosts, peer_timeout_s, "TPU host")
                 tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
             strategy = tf.distribute.TPUStrategy(resolver)
+        except PeerTimeoutError:
+            raise
         except Exception as e:  # NotFoundError, ValueError, IndexError, connection errors...
             raise TPUUnavailableError(
                 f"Cannot use TPU {tpu!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -52,7 +160,7 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
         return strategy
     cluster = _tf_config_cluster()
     if sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")) > 1:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _multi_worker_strategy(cluster, peer_timeout_s)
         logging.info(
             "TF_CONFIG describes a multi-worker cluster: using MultiWorkerMirroredStrategy "
             "(%d replicas)",
@@ -70,6 +178,39 @@ def get_strategy(tpu: str = "", num_logical_cpus: int = 1) -> tf.distribute.Stra
         return tf.distribute.MirroredStrategy(devices)
     logging.info("Using the default strategy (one CPU device)")
     return tf.distribute.get_strategy()
+
+
+def _cluster_workers() -> list[tuple[str, int, str]]:
+    """(task type, index, address) of every chief/worker task in TF_CONFIG, in cluster order."""
+    cluster = _tf_config_cluster()
+    return [(k, i, a) for k in ("chief", "worker") for i, a in enumerate(cluster.get(k, []))]
+
+
+def profiler_services(port: int) -> list[str]:
+    """grpc:// addresses of every worker's profiler server in a TF_CONFIG cluster ([] without one).
+
+    Workers that share a machine (the loopback rehearsal) get `port + position in the cluster`, so that
+    each can start its own server; on separate machines all use `port`.
+    """
+    tasks = _cluster_workers()
+    if port <= 0 or len(tasks) <= 1:
+        return []
+    hosts = [a.rpartition(":")[0] for _, _, a in tasks]
+    shared = len(set(hosts)) < len(hosts)
+    return [f"grpc://{h}:{port + (i if shared else 0)}" for i, h in enumerate(hosts)]
+
+
+def own_profiler_port(port: int) -> int:
+    """The port this process's profiler server listens on (see `profiler_services`)."""
+    tasks = _cluster_workers()
+    services = profiler_services(port)
+    if not services:
+        return port
+    me = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    for pos, (kind, i, _) in enumerate(tasks):
+        if (kind, i) == (me.get("type"), me.get("index")):
+            return int(services[pos].rpartition(":")[2])
+    return port
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -1,0 +1,303 @@
+"""`launch.py --preflight`: the checks a researcher runs first on a new TPU slice (about two minutes).
+
+Each check prints one line, `[ok]` or `[FAIL]` with what to do, and the command exits 0 only when all pass:
+
+1. versions   — TensorFlow has the minor version the project pins; on TPU, `libtpu` satisfies what the
+                installed `tensorflow-tpu` declares;
+2. hosts      — every TPU host / worker answered (the strategy was built within runtime.peer_timeout_s);
+3. storage    — the client reads the dataset's metadata and writes + reads + deletes a file in the workdir,
+                and so does every host, with ops placed on each host's CPU (what tf.data, checkpoint
+                SaveV2/RestoreV2 and summary writes do on a pod);
+4. memory     — the per-chip estimate fits `runtime.hbm_gib` (trm_tf.memory);
+5. train step — one compiled training step runs and gives a finite loss;
+6. eval step  — one evaluation batch runs;
+7. checkpoint — a checkpoint with the ACT carry (in the run's forward dtype, bfloat16 on TPU) saves to
+                `<workdir>/preflight/` and restores bit for bit, then the folder is deleted.
+
+The same command on CPU runs against the pod rehearsal (several logical CPUs, one input pipeline each:
+`--config.runtime.num_logical_cpus=N --config.runtime.input_pipelines=per_replica`), which is its test.
+Nothing of the run's own checkpoints or logs is touched.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from trm_tf import distribute
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Check:
+    """One named preflight check; `run()` records ok / message and the time it took."""
+
+    def __init__(self, name: str, fn: Callable[[], str]):
+        self.name, self.fn = name, fn
+        self.ok, self.message, self.seconds = False, "", 0.0
+
+    def run(self) -> bool:
+        t0 = time.perf_counter()
+        try:
+            self.message = self.fn() or ""
+            self.ok = True
+        except Exception as e:  # every failure becomes one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            self.message = f"{type(e).__name__}: {first}" if first else type(e).__name__
+            self.ok = False
+        self.seconds = time.perf_counter() - t0
+        return self.ok
+
+    def line(self) -> str:
+        return (
+            f"[{'ok' if self.ok else 'FAIL'}] {self.name:<10} {self.message} ({self.seconds:.1f} s)"
+        )
+
+
+def pinned_tf_version(requirements: str | None = None) -> str | None:
+    """The TensorFlow version requirements.txt pins (`tensorflow-cpu==X` or `tensorflow-tpu==X`)."""
+    path = requirements or os.path.join(REPO_ROOT, "requirements.txt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"\s*tensorflow(?:-cpu|-tpu)?==([0-9.]+)", line)
+            if m:
+                return m.group(1)
+    return None
+
+
+def check_versions(on_tpu: bool) -> str:
+    pinned = pinned_tf_version()
+    have = tf.__version__
+    if pinned and have.split(".")[:2] != pinned.split(".")[:2]:
+        raise RuntimeError(
+            f"TensorFlow {have} but the project pins {pinned}: "
+            f"pip install tensorflow-{'tpu' if on_tpu else 'cpu'}=={pinned}"
+        )
+    parts = [f"TF {have} (pinned {pinned or '?'})"]
+    if on_tpu:
+        try:
+            libtpu = importlib.metadata.version("libtpu")
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError("libtpu is not installed: pip install tensorflow-tpu") from None
+        need = [
+            r
+            for r in (importlib.metadata.requires("tensorflow-tpu") or [])
+            if r.startswith("libtpu")
+        ]
+        if need:
+            from packaging.requirements import Requirement
+
+            req = Requirement(need[0].split(";")[0])
+            if libtpu not in req.specifier:
+                raise RuntimeError(
+                    f"libtpu {libtpu} does not satisfy tensorflow-tpu's {req}: "
+                    f'pip install "{req}" (or reinstall tensorflow-tpu=={have})'
+                )
+        parts.append(f"libtpu {libtpu}")
+    return ", ".join(parts)
+
+
+def host_cpu_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """One CPU device per host that runs replicas (the hosts of a TPU slice, or this machine)."""
+    hosts = []
+    for d in strategy.extended.worker_devices:
+        spec = tf.DeviceSpec.from_string(d)
+        cpu = spec.replace(device_type="CPU", device_index=0).to_string()
+        if cpu not in hosts:
+            hosts.append(cpu)
+    return hosts
+
+
+def check_storage(strategy, workdir: str, spec) -> str:
+    """The client and every host read the dataset and write, read and delete a probe in the workdir."""
+    import tensorflow_datasets as tfds
+
+    info_dir = tfds.builder(spec.name, data_dir=spec.data_dir).data_dir
+    info_file = os.path.join(info_dir, "dataset_info.json")
+    probe_dir = os.path.join(workdir, "preflight")
+    tf.io.gfile.makedirs(probe_dir)
+    token = uuid.uuid4().hex
+    client = os.path.join(probe_dir, f"client-{token}.txt")
+    with tf.io.gfile.GFile(client, "w") as f:
+        f.write(token)
+    with tf.io.gfile.GFile(client) as f:
+        if f.read() != token:
+            raise RuntimeError(f"{client} read back differently")
+    tf.io.gfile.remove(client)
+    with tf.io.gfile.GFile(info_file) as f:
+        f.read(64)
+    hosts = host_cpu_devices(strategy)
+    for i, device in enumerate(hosts):
+        path = os.path.join(probe_dir, f"host{i}-{token}.txt")
+        try:
+            with tf.device(device):
+                tf.io.write_file(path, token)
+                back = tf.io.read_file(path)
+                tf.io.read_file(info_file)
+        except tf.errors.OpError as e:
+            raise RuntimeError(
+                f"host {device} cannot use {workdir} or {info_dir} ({e.message.splitlines()[0]}); "
+                "grant the TPU VMs' service account read/write on the bucket"
+            ) from None
+        if back.numpy().decode() != token:
+            raise RuntimeError(f"host {device} read {path} back differently")
+        tf.io.gfile.remove(path)
+    return f"client and {len(hosts)} host(s) read {spec.name} and write {workdir}"
+
+
+def check_train_step(trainer, strategy, spec, config, options) -> str:
+    from trm_tf.data import input_pipeline
+
+    dist = input_pipeline.distribute_train(
+        strategy,
+        spec,
+        trainer.global_batch,
+        config.seed,
+        0,
+        2,
+        config.data.get("host_sharding", "auto"),
+        options=options,
+    )
+    t0 = time.perf_counter()
+    trainer.reset_metrics()
+    trainer.train_loop(iter(dist), 1)
+    metrics = trainer.read_metrics(1)
+    if not math.isfinite(metrics["loss"]):
+        raise FloatingPointError(f"the first step's loss is {metrics['loss']}")
+    return (
+        f"loss {metrics['loss']:.4f} after one step of {trainer.num_replicas} x "
+        f"{trainer.per_replica_batch} (trace + compile + run {time.perf_counter() - t0:.1f} s)"
+    )
+
+
+def check_eval_step(trainer, strategy, spec, config, options) -> str:
+    from trm_tf.data import input_pipeline
+
+    extra, names = (), None
+    if config.eval.get("evaluator", "") == "arc":
+        import tensorflow_datasets as tfds
+
+        from trm_tf.evaluators import arc as arc_eval
+        from trm_tf.train import ARC_DEVICE_FEATURES
+
+        truth = arc_eval.load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir)
+        extra, names = ARC_DEVICE_FEATURES, sorted(truth)
+    dist, _ = input_pipeline.distribute_eval(
+        strategy,
+        spec,
+        config.eval.global_batch_size,
+        config.eval.global_batch_size,
+        extra_features=extra,
+        task_names=names,
+        options=options,
+    )
+    metrics = trainer.evaluate(dist, 1, use_ema=bool(config.eval.use_ema))
+    return f"{int(metrics['num_examples'])} examples, exact {metrics.get('exact_accuracy', 0):.3f}"
+
+
+def check_checkpoint(trainer, workdir: str, chief: bool, worker: int) -> str:
+    from trm_tf.checkpointing import CheckpointIO
+
+    pre = os.path.join(workdir, "preflight", f"ckpt-{uuid.uuid4().hex[:8]}")
+    io = CheckpointIO(trainer, pre, 1, chief, worker)
+    step = int(trainer.step.numpy())
+    saved = trainer.carry.local_values(trainer.strategy)
+    io.save(step)
+    # Scramble the live carry, then restore: the values must come back bit for bit.
+    trainer.carry.load_local_values(
+        trainer.strategy, {k: np.zeros_like(v) for k, v in saved.items()}
+    )
+    io.restore_latest()
+    back = trainer.carry.local_values(trainer.strategy)
+    for k, v in saved.items():
+        if back[k].dtype != v.dtype or not np.array_equal(back[k].view(np.uint8), v.view(np.uint8)):
+            raise RuntimeError(
+                f"carry {k!r} did not restore exactly ({v.dtype} -> {back[k].dtype})"
+            )
+    if chief:
+        tf.io.gfile.rmtree(pre)
+    dtype = saved["z_H"].dtype
+    return f"saved and restored step {step} with its {dtype} carry"
+
+
+def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bool:
+    """Runs every check in order, logs one line each, and returns True when all passed."""
+    from trm_tf import memory
+    from trm_tf.data import datasets, input_pipeline
+    from trm_tf.trainer import Trainer
+
+    on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    chief = distribute.is_chief(strategy)
+    worker = distribute.worker_index(strategy)
+    options = input_pipeline.input_options(config.runtime.get("input_pipelines", "per_host"))
+    state: dict = {}
+
+    def hosts():
+        n = len(host_cpu_devices(strategy))
+        return (
+            f"{n} host(s), {strategy.num_replicas_in_sync} replicas on {distribute.device_kind()} "
+            f"({type(strategy).__name__}, up in {strategy_seconds:.1f} s)"
+        )
+
+    def dataset_and_storage():
+        d = config.data
+        state["spec"] = datasets.load_spec(f"{d.name}/{d.config}", d.data_dir)
+        return check_storage(strategy, workdir, state["spec"])
+
+    def mem():
+        spec = state["spec"]
+        per_chip = config.train.global_batch_size // strategy.num_replicas_in_sync
+        est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
+        gib = est.total / 2**30
+        if on_tpu:
+            memory.check_fits(
+                est,
+                float(config.runtime.hbm_gib) * 2**30,
+                per_chip,
+                strategy.num_replicas_in_sync,
+            )
+        return f"est. {gib:.2f} GiB per chip at per-chip batch {per_chip}" + (
+            f" (budget {float(config.runtime.hbm_gib):g} GiB)" if on_tpu else " (no HBM on CPU)"
+        )
+
+    def trainer():
+        t = Trainer(config, strategy, state["spec"], total_steps=max(1, config.train.total_steps))
+        state["trainer"] = t
+        return check_train_step(t, strategy, state["spec"], config, options)
+
+    checks = [
+        Check("versions", lambda: check_versions(on_tpu)),
+        Check("hosts", hosts),
+        Check("storage", dataset_and_storage),
+        Check("memory", mem),
+        Check("train step", trainer),
+        Check(
+            "eval step",
+            lambda: check_eval_step(state["trainer"], strategy, state["spec"], config, options),
+        ),
+        Check("checkpoint", lambda: check_checkpoint(state["trainer"], workdir, chief, worker)),
+    ]
+    ok = True
+    for c in checks:
+        needs = {"memory": "spec", "train step": "spec", "eval step": "trainer"}.get(c.name)
+        needs = needs or ("trainer" if c.name == "checkpoint" else None)
+        if needs and needs not in state:
+            c.message = f"skipped: needs the {'dataset' if needs == 'spec' else 'train step'} check"
+        else:
+            c.run()
+        ok &= c.ok
+        logging.info("preflight %s", c.line())
+        print(f"preflight {c.line()}", flush=True)
+    print(f"preflight {'PASSED' if ok else 'FAILED'} for {workdir} ({tpu or 'no TPU'})", flush=True)
+    return ok
