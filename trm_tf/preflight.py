@@ -51,8 +51,8 @@ class Check:
             self.message = self.fn() or ""
             self.ok = True
         except Exception as e:  # every failure becomes one line
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            self.message = f"{type(e).__name__}: {first}" if first else type(e).__name__
+            text = " ".join(x.strip() for x in str(e).strip().splitlines())[:500]
+            self.message = f"{type(e).__name__}: {text}" if text else type(e).__name__
             self.ok = False
         self.seconds = time.perf_counter() - t0
         return self.ok

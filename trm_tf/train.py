@@ -200,6 +200,17 @@ def eval_checkpoint_average(trainer, ckpt: CheckpointIO, k: int, do_eval, step: 
             v.assign(w)
 
 
+def _any_worker(strategy, flag: bool) -> bool:
+    """True when `flag` is set on any worker process (SIGTERM reaches each worker of a cluster at its own
+    moment; they must all stop after the same step). One process drives a TPU pod: no exchange needed."""
+    if getattr(strategy.extended, "_num_workers", 1) <= 1:
+        return flag
+    value = strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant(1.0 if flag else 0.0)
+    )
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
+
+
 def memory_check(config, spec, strategy) -> None:
     """Logs the per-chip memory estimate; on TPU refuses (MemoryBudgetError, one line naming the fixes)
     a config whose estimate exceeds `runtime.hbm_gib`, before minutes of XLA compilation end in OOM."""
@@ -395,7 +406,8 @@ def run(
                     workdir,
                 )
         last = step >= total_steps
-        if crossed(before, step, log_every) or last or sigterm.received:
+        stop = _any_worker(strategy, sigterm.received)
+        if crossed(before, step, log_every) or last or stop:
             metrics = trainer.read_metrics(window_steps)
             if not math.isfinite(metrics["loss"]):
                 raise NonFiniteLossError(
@@ -431,9 +443,9 @@ def run(
                 summaries.write_json(summary_path, run_summary)
             trainer.reset_metrics()
             window_steps, window_t0 = 0, time.perf_counter()
-        if crossed(before, step, ckpt_every) or last or sigterm.received:
+        if crossed(before, step, ckpt_every) or last or stop:
             ckpt.save(step)
-        if sigterm.received:
+        if stop:
             logging.warning("SIGTERM received: saved checkpoint at step %d, exiting.", step)
             run_summary.update(status="preempted")
             if chief:
