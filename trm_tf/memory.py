@@ -467,23 +467,25 @@ def check_fits(est: MemoryEstimate, hbm_bytes: float, per_chip_batch: int, num_c
         verdict = "fits" if with_remat <= hbm_bytes else "not enough alone"
         fixes.append(f"set --config.model.remat=True (est. {_gib(with_remat)}, {verdict})")
     global_batch = per_chip_batch * num_chips
-    for size in V4_SLICES:
-        chips = size // 2
-        if chips <= num_chips or global_batch % chips:
-            continue
-        pcb = global_batch // chips
-        plain = _estimate(est.inputs, pcb).total
-        if plain <= hbm_bytes:
-            fixes.append(
-                f"use a larger slice (v4-{size}: per-chip batch {pcb}, est. {_gib(plain)})"
-            )
-            break
-        remat = _estimate(remat_inputs, pcb).total
-        if remat <= hbm_bytes:
-            fixes.append(
-                f"use a larger slice with remat (v4-{size}: per-chip batch {pcb}, "
-                f"est. {_gib(remat)})"
-            )
+    larger = [
+        (size, global_batch // (size // 2))
+        for size in V4_SLICES
+        if size // 2 > num_chips and global_batch % (size // 2) == 0
+    ]
+    # The smallest larger slice on which the config fits as it is, else the smallest one with remat.
+    for use_remat, label in ((False, "a larger slice"), (True, "a larger slice with remat")):
+        inputs = remat_inputs if use_remat else est.inputs
+        fit = next(
+            (
+                (size, pcb, total)
+                for size, pcb in larger
+                if (total := _estimate(inputs, pcb).total) <= hbm_bytes
+            ),
+            None,
+        )
+        if fit:
+            size, pcb, total = fit
+            fixes.append(f"use {label} (v4-{size}: per-chip batch {pcb}, est. {_gib(total)})")
             break
     best = max_fitting_batch(est, hbm_bytes)
     fixes.append(
