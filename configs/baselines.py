@@ -2,7 +2,9 @@
 
   python launch.py --config=configs/baselines.py:hrm --workdir=gs://BUCKET/runs/baseline_hrm --tpu=local \
       --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 4.4 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/baselines.py:transformer --workdir=gs://BUCKET/runs/baseline_transformer ...
+  # Fits: v4-8 (per-chip batch 192, est. 4.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/baselines.py:hrm,runlocal --workdir=/tmp/hrm      # CPU smoke run
 
 Variants:

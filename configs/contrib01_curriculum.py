@@ -3,6 +3,7 @@
 Question: does a shallow-to-deep recursion curriculum reach the baseline's accuracy in fewer epochs?
 
   python launch.py --config=configs/contrib01_curriculum.py --workdir=gs://BUCKET/runs/contrib01_curriculum --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: does annealed exploration keep accuracy while the model learns to halt in fewer steps?
 
   python launch.py --config=configs/contrib02_adaptive_halting.py --workdir=gs://BUCKET/runs/contrib02_adaptive_halting --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

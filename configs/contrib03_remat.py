@@ -11,8 +11,11 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/contrib03_remat.py:contrib03_l6 --workdir=gs://BUCKET/runs/contrib03_l6 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 2.9 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/contrib03_remat.py:contrib03_l12 --workdir=gs://BUCKET/runs/contrib03_l12 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 3.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/contrib03_remat.py:contrib03_l24 --workdir=gs://BUCKET/runs/contrib03_l24 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 3.6 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -14,8 +14,11 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch (or all three: `python -m trm_tf.sweep --pattern='contrib04_*' ...`):
 
   python launch.py --config=configs/contrib04_regularized_recursion.py:contrib04_l0p01 --workdir=gs://BUCKET/runs/contrib04_l0p01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/contrib04_regularized_recursion.py:contrib04_l0p1 --workdir=gs://BUCKET/runs/contrib04_l0p1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/contrib04_regularized_recursion.py:contrib04_l1 --workdir=gs://BUCKET/runs/contrib04_l1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: does the TF/TPU port reproduce the reference's Sudoku-Extreme MLP-T result (E1.2: same run, compared with the reference curves)?
 
   python launch.py --config=configs/e1_1_baseline.py --workdir=gs://BUCKET/runs/e1_1_baseline --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: does linear LR scaling keep the paper's accuracy at larger batches (fewer, larger steps on a pod)?
 
   python launch.py --config=configs/e1_3a_batch1536_linear_lr.py --workdir=gs://BUCKET/runs/e1_3a_batch1536_linear_lr --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

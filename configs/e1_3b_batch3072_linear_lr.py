@@ -2,7 +2,14 @@
 
 Question: does linear LR scaling keep the paper's accuracy at larger batches (fewer, larger steps on a pod)?
 
-  python launch.py --config=configs/e1_3b_batch3072_linear_lr.py --workdir=gs://BUCKET/runs/e1_3b_batch3072_linear_lr --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/e1_3b_batch3072_linear_lr.py --workdir=gs://BUCKET/runs/e1_3b_batch3072_linear_lr --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-16 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+
+Memory: the activations of the with-gradient cycle grow with the per-chip batch; 768 per chip on a v4-8
+is over 32 GiB, hence a v4-16 (or --config.model.remat=True on a v4-8). Slices above v4-8 are multi-host:
+start the command once from the client (scripts/launch_pod.sh --name=TPU_NAME passes the workers'
+addresses as --tpu). `python -m trm_tf.memory --config=configs/e1_3b_batch3072_linear_lr.py` prints the
+per-chip estimate on every v4 slice.
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: is EMA still needed with synchronous data-parallel training (evaluated on the raw weights)?
 
   python launch.py --config=configs/e2_1_ema_off.py --workdir=gs://BUCKET/runs/e2_1_ema_off --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.0 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: how much does shallower recursion cost (the paper's T/n table)?
 
   python launch.py --config=configs/e2_2a_t2_n2.py --workdir=gs://BUCKET/runs/e2_2a_t2_n2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 5.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: what do two fewer latent updates per cycle cost at T=3?
 
   python launch.py --config=configs/e2_2c_t3_n4.py --workdir=gs://BUCKET/runs/e2_2c_t3_n4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 7.6 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

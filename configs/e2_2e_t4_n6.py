@@ -3,6 +3,7 @@
 Question: does one more high-level cycle than the paper help?
 
   python launch.py --config=configs/e2_2e_t4_n6.py --workdir=gs://BUCKET/runs/e2_2e_t4_n6 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: how does the number of supervision steps trade compute for accuracy, and does ACT halt early?
 
   python launch.py --config=configs/e2_4d_nsup32.py --workdir=gs://BUCKET/runs/e2_4d_nsup32 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

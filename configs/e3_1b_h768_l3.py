@@ -3,6 +3,7 @@
 Question: does a bigger network help at fixed recursion (the study's 'diminishing returns above 15M')?
 
   python launch.py --config=configs/e3_1b_h768_l3.py --workdir=gs://BUCKET/runs/e3_1b_h768_l3 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 20.9 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

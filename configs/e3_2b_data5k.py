@@ -3,6 +3,7 @@
 Question: does more distinct data help beyond the paper's 1000 puzzles (the study's 'plateau around 5K')?
 
   python launch.py --config=configs/e3_2b_data5k.py --workdir=gs://BUCKET/runs/e3_2b_data5k --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub5000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: how many augmentations are enough, and can augmentation stand in for data?
 
   python launch.py --config=configs/e3_3b_aug500.py --workdir=gs://BUCKET/runs/e3_3b_aug500 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug500`:
 

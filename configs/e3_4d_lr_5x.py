@@ -3,6 +3,7 @@
 Question: where is the best dense-parameter learning rate at the paper's batch (one axis of the LR x batch law)?
 
   python launch.py --config=configs/e3_4d_lr_5x.py --workdir=gs://BUCKET/runs/e3_4d_lr_5x --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: does starting shallow and deepening the recursion train faster or generalise better than a fixed T?
 
   python launch.py --config=configs/e4_1_curriculum_t2_to_t4.py --workdir=gs://BUCKET/runs/e4_1_curriculum_t2_to_t4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

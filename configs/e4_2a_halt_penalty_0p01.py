@@ -3,6 +3,7 @@
 Question: how much accuracy does each saved supervision step cost (a point of the accuracy-vs-compute Pareto front)?
 
   python launch.py --config=configs/e4_2a_halt_penalty_0p01.py --workdir=gs://BUCKET/runs/e4_2a_halt_penalty_0p01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: is float16 (narrower range than bfloat16) stable for TRM's deep recursion?
 
   python launch.py --config=configs/e4_3c_fp16.py --workdir=gs://BUCKET/runs/e4_3c_fp16 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

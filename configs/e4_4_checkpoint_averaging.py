@@ -3,6 +3,7 @@
 Question: does averaging the weights of the last checkpoints (SWA-like) match or beat the EMA?
 
   python launch.py --config=configs/e4_4_checkpoint_averaging.py --workdir=gs://BUCKET/runs/e4_4_checkpoint_averaging --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -3,6 +3,7 @@
 Question: does a deeper network help at the same recursion (compare exp03d: 4 layers at n=3, paper 79.5%)?
 
   python launch.py --config=configs/e4adv_3_deeper_model.py --workdir=gs://BUCKET/runs/e4adv_3_deeper_model --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 18.9 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

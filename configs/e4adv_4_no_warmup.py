@@ -3,6 +3,7 @@
 Question: is the 2000-step warm-up needed?
 
   python launch.py --config=configs/e4adv_4_no_warmup.py --workdir=gs://BUCKET/runs/e4adv_4_no_warmup --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

@@ -13,10 +13,15 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp01_model_scaling.py:exp01a --workdir=gs://BUCKET/runs/exp01a --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 5.3 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp01_model_scaling.py:exp01b --workdir=gs://BUCKET/runs/exp01b --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 7.4 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp01_model_scaling.py:exp01d --workdir=gs://BUCKET/runs/exp01d --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 14.5 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp01_model_scaling.py:exp01e --workdir=gs://BUCKET/runs/exp01e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 19.4 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp01_model_scaling.py:exp01f --workdir=gs://BUCKET/runs/exp01f --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 28.8 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

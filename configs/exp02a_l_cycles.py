@@ -12,9 +12,13 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp02a_l_cycles.py:exp02a_01 --workdir=gs://BUCKET/runs/exp02a_01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 5.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp02a_l_cycles.py:exp02a_04 --workdir=gs://BUCKET/runs/exp02a_04 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 12.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp02a_l_cycles.py:exp02a_05 --workdir=gs://BUCKET/runs/exp02a_05 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 15.0 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp02a_l_cycles.py:exp02a_06 --workdir=gs://BUCKET/runs/exp02a_06 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 17.5 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

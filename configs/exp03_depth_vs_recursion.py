@@ -12,9 +12,13 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp03_depth_vs_recursion.py:exp03a --workdir=gs://BUCKET/runs/exp03a --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 9.4 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp03_depth_vs_recursion.py:exp03c --workdir=gs://BUCKET/runs/exp03c --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.7 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp03_depth_vs_recursion.py:exp03d --workdir=gs://BUCKET/runs/exp03d --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 11.4 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp03_depth_vs_recursion.py:exp03e --workdir=gs://BUCKET/runs/exp03e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 12.8 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

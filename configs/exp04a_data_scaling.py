@@ -12,9 +12,13 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp04a_data_scaling.py:exp04a_100 --workdir=gs://BUCKET/runs/exp04a_100 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp04a_data_scaling.py:exp04a_250 --workdir=gs://BUCKET/runs/exp04a_250 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp04a_data_scaling.py:exp04a_500 --workdir=gs://BUCKET/runs/exp04a_500 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp04a_data_scaling.py:exp04a_2000 --workdir=gs://BUCKET/runs/exp04a_2000 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub100_aug1000`:
 

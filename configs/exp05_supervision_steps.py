@@ -10,7 +10,9 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp05_supervision_steps.py:exp05_c --workdir=gs://BUCKET/runs/exp05_c --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp05_supervision_steps.py:exp05_e --workdir=gs://BUCKET/runs/exp05_e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

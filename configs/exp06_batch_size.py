@@ -14,11 +14,24 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp06_batch_size.py:exp06_a --workdir=gs://BUCKET/runs/exp06_a --tpu=local --config.data.data_dir=gs://BUCKET/tfds
-  python launch.py --config=configs/exp06_batch_size.py:exp06_b --workdir=gs://BUCKET/runs/exp06_b --tpu=local --config.data.data_dir=gs://BUCKET/tfds
-  python launch.py --config=configs/exp06_batch_size.py:exp06_c --workdir=gs://BUCKET/runs/exp06_c --tpu=local --config.data.data_dir=gs://BUCKET/tfds
-  python launch.py --config=configs/exp06_batch_size.py:exp06_d --workdir=gs://BUCKET/runs/exp06_d --tpu=local --config.data.data_dir=gs://BUCKET/tfds
-  python launch.py --config=configs/exp06_batch_size.py:exp06_e --workdir=gs://BUCKET/runs/exp06_e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
-  python launch.py --config=configs/exp06_batch_size.py:exp06_f --workdir=gs://BUCKET/runs/exp06_f --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/exp06_batch_size.py:exp06_b --workdir=gs://BUCKET/runs/exp06_b --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-16 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/exp06_batch_size.py:exp06_c --workdir=gs://BUCKET/runs/exp06_c --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-32 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/exp06_batch_size.py:exp06_d --workdir=gs://BUCKET/runs/exp06_d --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-64 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/exp06_batch_size.py:exp06_e --workdir=gs://BUCKET/runs/exp06_e --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-128 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/exp06_batch_size.py:exp06_f --workdir=gs://BUCKET/runs/exp06_f --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-256 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
+
+Memory: the activations of the with-gradient cycle grow with the per-chip batch; each arm fits at 384 per
+chip (est. 19.5 GiB), so the larger batches need the larger slices named above, or
+--config.model.remat=True on a quarter of the chips (1536 per chip, est. 18.7 GiB). Slices above v4-8 are
+multi-host: start the command once from the client (scripts/launch_pod.sh --name=TPU_NAME passes the
+workers' addresses as --tpu). `python -m trm_tf.memory --config=configs/exp06_batch_size.py` prints the
+per-chip estimate on every v4 slice.
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 
@@ -30,7 +43,7 @@ Rule (stated, anchored on the paper recipe 768 / 1e-4): lr = puzzle_emb_lr = 1e-
 warm-up = ceil(2000 * 768 / B) steps (the paper's warm-up examples). The study anchored 1e-4 at its
 6144 'baseline' and kept 2000 warm-up steps (more than a whole run at 49152), and its OOM edit made
 exp06_e and exp06_f copies of exp06_d; here every arm keeps its own batch (the reference's one
-supervision step per update keeps memory flat in N_sup, so 49152 = 1536 per chip on 32 chips fits).
+supervision step per update keeps memory flat in N_sup; see Memory above for the slices).
 The paper batch 768 itself is the baseline.
 """
 

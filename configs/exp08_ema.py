@@ -11,8 +11,11 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp08_ema.py:exp08b --workdir=gs://BUCKET/runs/exp08b --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp08_ema.py:exp08c --workdir=gs://BUCKET/runs/exp08c --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp08_ema.py:exp08e --workdir=gs://BUCKET/runs/exp08e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

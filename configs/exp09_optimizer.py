@@ -12,9 +12,13 @@ Variants (the argument after the colon; `runlocal` and `seed=N` combine with it,
 Launch:
 
   python launch.py --config=configs/exp09_optimizer.py:exp09b --workdir=gs://BUCKET/runs/exp09b --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp09_optimizer.py:exp09c --workdir=gs://BUCKET/runs/exp09c --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp09_optimizer.py:exp09d --workdir=gs://BUCKET/runs/exp09d --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.1 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/exp09_optimizer.py:exp09e --workdir=gs://BUCKET/runs/exp09e --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 192, est. 10.0 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/sub1000_aug1000`:
 

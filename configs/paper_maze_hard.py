@@ -2,7 +2,16 @@
 
 Question: does the port reproduce the paper's Maze-Hard result (the study's Phase 3 cross-domain check)?
 
-  python launch.py --config=configs/paper_maze_hard.py --workdir=gs://BUCKET/runs/paper_maze_hard --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/paper_maze_hard.py --workdir=gs://BUCKET/runs/paper_maze_hard --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-32 (per-chip batch 48, est. 25.1 GiB of 32 GiB HBM per chip)
+
+Memory: full attention over 916 positions (900 cells + 16 prefix) keeps 8 x 916 x 916 float32 attention
+probabilities (27 MB) per example for each of the 10 block calls of the with-gradient cycle: 48 GiB per
+chip at batch 192 on the 4 chips of a v4-8, hence a v4-32. With --config.model.remat=True a v4-8 is
+estimated at 30.0 GiB, too tight to rely on. Slices above v4-8 are multi-host: start the command once
+from the client (scripts/launch_pod.sh --name=TPU_NAME passes the workers' addresses as --tpu).
+`python -m trm_tf.memory --config=configs/paper_maze_hard.py` prints the per-chip estimate on every v4
+slice.
 
 Data: `maze_hard/hard`:
 

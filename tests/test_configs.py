@@ -225,8 +225,10 @@ STUDY_IDS_E = [
     "e4_4_no_warmup",
     "e4_5_larger_batch",
 ]
+# `--tpu=local` on a single-host v4-8, `--tpu=TPU_NAME` where the config needs a larger slice (the slice is
+# named on a "# Fits:" line after the command; tests/test_memory.py checks that it fits).
 LAUNCH = (
-    "python launch.py --config={arg} --workdir=gs://BUCKET/runs/{rid} --tpu=local "
+    "python launch.py --config={arg} --workdir=gs://BUCKET/runs/{rid} --tpu={tpu} "
     "--config.data.data_dir=gs://BUCKET/tfds"
 )
 
@@ -288,7 +290,10 @@ def test_config(run, loaded):
         assert config.train.global_batch_size % replicas == 0
         assert config.eval.global_batch_size % replicas == 0
     doc = inspect.getdoc(load_module(run.config))
-    assert LAUNCH.format(arg=run.config_arg, rid=run.run_id) in doc
+    assert any(
+        LAUNCH.format(arg=run.config_arg, rid=run.run_id, tpu=tpu) in doc
+        for tpu in ("local", "TPU_NAME")
+    )
     assert presets.build_command(run.dataset) in doc
     assert "Question:" in doc and "Expected" in doc
 
