@@ -111,10 +111,12 @@ if [[ ${SKIP_CHECK} == 0 ]]; then
   # TPU_LOAD_LIBRARY=0: importing TF just to print its version must not lock the chips.
   ssh_all "echo \"\$(hostname): \$(ls /dev/accel* 2>/dev/null | wc -l) TPU chips, TF \$(TPU_LOAD_LIBRARY=0 python3 -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null || echo missing)\""
   resolve_tpu_address
+  # The check runs in the trainer's environment (what remote_run.sh sets for launch_pod.sh's runs:
+  # --env=TPU_LOAD_LIBRARY=0 on a pod, --pjrt on one host), so it cannot pass where training fails.
   if [[ ${MULTI_HOST} == 1 ]]; then
     env_prefix="TPU_LOAD_LIBRARY=0"
   else
-    env_prefix="NEXT_PLUGGABLE_DEVICE_USE_C_API=true"
+    env_prefix="export NEXT_PLUGGABLE_DEVICE_USE_C_API=\${NEXT_PLUGGABLE_DEVICE_USE_C_API:-true} && if [ -z \"\${TF_PLUGGABLE_DEVICE_LIBRARY_PATH:-}\" ] && [ -e /lib/libtpu.so ]; then export TF_PLUGGABLE_DEVICE_LIBRARY_PATH=/lib/libtpu.so; fi &&"
   fi
   gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker=0 \
     --command="cd ${TRM_REMOTE_DIR} && ${env_prefix} python3 scripts/check_tpu.py --tpu=$(quote_arg "${TPU_ADDRESS}")"

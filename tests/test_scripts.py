@@ -912,3 +912,45 @@ def test_check_tpu_local_without_chips_and_strategy_without_tpu(
     report = json.loads(capsys.readouterr().out)
     assert report["num_replicas"] == 2 and report["matmul_ok"] is True
     assert report["tpu_devices"] == 0 and report["error"] == "the strategy has no TPU devices"
+
+
+ENV_PROBE = (
+    "import json, os, sys\n"
+    "keys = ('NEXT_PLUGGABLE_DEVICE_USE_C_API', 'TF_PLUGGABLE_DEVICE_LIBRARY_PATH',\n"
+    "        'TPU_LOAD_LIBRARY')\n"
+    "print('ENV', json.dumps({k: os.environ.get(k) for k in keys}, sort_keys=True))\n"
+)
+
+
+@pytest.mark.parametrize(
+    "tpu_type,address,remote_flag",
+    [("v4-8", "local", "--pjrt"), ("v4-16", "grpc://10.0.0.2:8470", "--env=TPU_LOAD_LIBRARY=0")],
+)
+def test_setup_check_runs_in_the_trainers_environment(
+    tpu_type, address, remote_flag, base_env, tmp_path
+):
+    """The TPU check sees the same TPU environment variables as launch_pod.sh's trainer."""
+    home = tmp_path / "home"
+    (home / "trm-tf" / "scripts").mkdir(parents=True)
+    (home / "trm-tf" / "scripts" / "check_tpu.py").write_text(ENV_PROBE)
+    res = run(
+        "setup_workers.sh", "--name=t", "--zone=z", "--repo=https://x/y.git", "--skip_install",
+        f"--type={tpu_type}", f"--tpu_address={address}", "--dry-run", env=base_env,
+    )  # fmt: skip
+    check = flag(commands(res.stdout)[-1], "--command")
+    worker_env = {k: v for k, v in base_env.items() if "PLUGGABLE" not in k and "TPU_" not in k}
+    worker_env["HOME"] = str(home)
+    worker_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{worker_env['PATH']}"
+    out = subprocess.run(["bash", "-c", check], env=worker_env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    trainer = subprocess.run(
+        ["bash", str(SCRIPTS / "remote_run.sh"), "--run=r", f"--workdir={tmp_path}/w",
+         "--worker_id=0", remote_flag, "--", sys.executable, "-c", ENV_PROBE],
+        env=dict(worker_env, TRM_LOG_DIR=str(tmp_path / "logs")), capture_output=True, text=True,
+    )  # fmt: skip
+    assert trainer.returncode == 0, trainer.stderr
+    (trainer_env,) = [
+        x for x in (tmp_path / "logs" / "r.log").read_text().splitlines() if x[:4] == "ENV "
+    ]
+    assert out.stdout.strip() == trainer_env
+    assert ('"TPU_LOAD_LIBRARY": "0"' in trainer_env) == (tpu_type != "v4-8")
