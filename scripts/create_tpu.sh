@@ -6,21 +6,29 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
+  local tf
+  tf="$(tf_version 2>/dev/null || echo X.Y.Z)"
   cat <<EOF
 Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --type=TYPE [--version=VERSION] [--spot|--queued]
-                     [--wait] [--project=PROJECT] [--dry-run]
+                     [--wait] [--max_wait=24h] [--poll_seconds=60] [--project=PROJECT] [--dry-run]
 
 Creates TPU VM NAME of accelerator type TYPE (e.g. v4-32 = 16 chips on 4 hosts) in ZONE.
+The TensorFlow version is the tensorflow-cpu pin of requirements.txt (now ${tf}); the runtime
+image must be a TensorFlow image of the same minor version, with the -pod- variant exactly for
+multi-host types. Anything else is refused before gcloud is called: a base image such as
+tpu-ubuntu2204-base has no TF TPU runtime, so a pod cannot serve TF's single-client program.
 
   --name=NAME        TPU (and queued-resource) name
   --zone=ZONE        zone, e.g. us-central2-b (keep the GCS bucket in the same region)
   --type=TYPE        accelerator type, e.g. v4-8 (one host), v4-32, v4-64
-  --version=VERSION  TPU software version (default: tpu-vm-tf-${TRM_TF_VERSION}-pod-pjrt for
-                     multi-host types, tpu-vm-tf-${TRM_TF_VERSION}-pjrt for one host)
+  --version=VERSION  TPU software version (default: tpu-vm-tf-${tf}-pod-pjrt for
+                     multi-host types, tpu-vm-tf-${tf}-pjrt for one host)
   --queued           create through 'gcloud compute tpus queued-resources create' (waits in the
                      queue instead of failing when the zone has no capacity)
   --spot             spot (preemptible, cheaper) capacity; implies --queued
-  --wait             with --queued/--spot: poll every 60 s until the queued resource is ACTIVE
+  --wait             with --queued/--spot: poll until the queued resource is ACTIVE
+  --max_wait=D       give up waiting after D (e.g. 90m, 24h; default 24h); the request stays queued
+  --poll_seconds=N   poll interval for --wait (default 60)
   --project=PROJECT  GCP project (default: gcloud's core/project)
   --dry-run          print the gcloud commands instead of running them
   -h, --help         this text
@@ -31,6 +39,8 @@ VERSION=""
 SPOT=0
 QUEUED=0
 WAIT=0
+MAX_WAIT=24h
+POLL_SECONDS=60
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h | --help)
@@ -55,6 +65,16 @@ while [[ $# -gt 0 ]]; do
       WAIT=1
       shift
       ;;
+    --max_wait | --max_wait=*)
+      optval "$@"
+      MAX_WAIT="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --poll_seconds | --poll_seconds=*)
+      optval "$@"
+      POLL_SECONDS="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
     *)
       common_flag "$@" || usage_error "unknown argument '$1'"
       shift "${OPTSHIFT}"
@@ -64,7 +84,11 @@ done
 TYPE="${TPU_TYPE}"
 require_flags --name "${NAME}" --zone "${ZONE}" --type "${TYPE}"
 [[ ${TYPE} =~ ^v[0-9a-z]+-[0-9]+$ ]] || usage_error "--type must look like v4-32, got '${TYPE}'"
-[[ -n ${VERSION} ]] || VERSION="$(default_runtime_version "${TYPE}")"
+[[ ${POLL_SECONDS} =~ ^[0-9]+$ ]] || usage_error "--poll_seconds must be an integer"
+MAX_WAIT_S="$(duration_seconds "${MAX_WAIT}")"
+TF_VERSION="$(tf_version)"
+[[ -n ${VERSION} ]] || VERSION="$(default_runtime_version "${TYPE}" "${TF_VERSION}")"
+check_runtime_version "${TYPE}" "${VERSION}" "${TF_VERSION}"
 require_gcloud
 
 if [[ ${QUEUED} == 0 ]]; then
@@ -85,6 +109,7 @@ if [[ ${WAIT} == 0 ]]; then
   log "Queued. Check with: $(join_cmd gcloud "${state_query[@]}") (ACTIVE = ready)"
   exit 0
 fi
+deadline=$(($(date +%s) + MAX_WAIT_S))
 while true; do
   state="$(gcloud_query ACTIVE "${state_query[@]}")"
   log "queued resource ${NAME}: ${state}"
@@ -92,6 +117,10 @@ while true; do
     ACTIVE) break ;;
     FAILED | SUSPENDED) die "queued resource ${NAME} is ${state}" ;;
   esac
-  sleep 60
+  now=$(date +%s)
+  if [[ ${now} -ge ${deadline} ]]; then
+    die "queued resource ${NAME} is still ${state:-in an unknown state} after --max_wait=${MAX_WAIT}; it stays queued (check: $(join_cmd gcloud "${state_query[@]}"); cancel: scripts/delete_tpu.sh --queued)"
+  fi
+  sleep $((POLL_SECONDS < deadline - now ? POLL_SECONDS : deadline - now))
 done
 log "TPU ${NAME} is ready. Next: scripts/setup_workers.sh --name=${NAME} --zone=${ZONE}"

@@ -8,7 +8,8 @@ usage() {
   cat <<EOF
 Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --config=configs/FILE.py --workdir=gs://...
                      [--run=RUN] [--type=TYPE] [--tpu_address=ADDR] [--all_workers] [--wait]
-                     [--poll_seconds=60] [--project=PROJECT] [--dry-run] [-- EXTRA LAUNCH FLAGS]
+                     [--poll_seconds=60] [--max_wait=7d] [--project=PROJECT] [--dry-run]
+                     [-- EXTRA LAUNCH FLAGS]
 
 Runs, from ${TRM_REMOTE_DIR} on the worker(s), under nohup/setsid:
   python3 launch.py --config=CONFIG --workdir=WORKDIR --tpu=ADDR [EXTRA...]
@@ -31,10 +32,18 @@ with --tpu=local. --all_workers starts the same command on every worker with --t
   --all_workers        start the command on every worker (see above)
   --wait               block until the run ends (polls worker 0); exit with the run's exit code
   --poll_seconds=N     poll interval for --wait (default 60)
+  --max_wait=D         stop waiting after D (e.g. 36h, 7d; default 7d) with exit code 124; the
+                       run itself goes on
   --project=PROJECT    GCP project
   --dry-run            print the gcloud commands instead of running them
   -- EXTRA             further flags passed to launch.py unchanged
   -h, --help           this text
+
+Exit codes: 0 started (without --wait); with --wait the run's exit code (launch.py: 0 ok, also
+after a preemption save, so read WORKDIR/run_summary.json for finished vs preempted; 2 TPU
+unavailable; 3 dataset missing; 4 non-finite loss; 143 stopped by SIGTERM before the trainer
+handled it); 124 still running after --max_wait; 125 the run could not be started (SSH failed, or
+another run is active on the worker); 255 lost contact with worker 0 while waiting.
 EOF
 }
 
@@ -44,6 +53,7 @@ RUN=""
 ALL_WORKERS=0
 WAIT=0
 POLL_SECONDS=60
+MAX_WAIT=7d
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -71,6 +81,11 @@ while [[ $# -gt 0 ]]; do
       POLL_SECONDS="${OPTVAL}"
       shift "${OPTSHIFT}"
       ;;
+    --max_wait | --max_wait=*)
+      optval "$@"
+      MAX_WAIT="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
     --all_workers)
       ALL_WORKERS=1
       shift
@@ -92,6 +107,7 @@ while [[ $# -gt 0 ]]; do
 done
 require_flags --name "${NAME}" --zone "${ZONE}" --config "${CONFIG}" --workdir "${WORKDIR}"
 [[ ${POLL_SECONDS} =~ ^[0-9]+$ ]] || usage_error "--poll_seconds must be an integer"
+MAX_WAIT_S="$(duration_seconds "${MAX_WAIT}")"
 [[ -n ${RUN} ]] || RUN="$(config_stem "${CONFIG}")-$(utc_stamp)"
 [[ ${RUN} =~ ^[A-Za-z0-9_.-]+$ ]] || usage_error "--run may only use letters, digits, _ . -"
 require_gcloud
@@ -115,14 +131,20 @@ logs="${TRM_REMOTE_LOGS}"
 guard="for f in ${logs}/*.pid; do if [ -e \"\$f\" ] && kill -0 \"\$(cat \"\$f\")\" 2>/dev/null; then echo \"\$(hostname): run \$(basename \"\$f\" .pid) is still active; stop it with scripts/pod_stop.sh\" >&2; exit 3; fi; done"
 remote="mkdir -p ${logs} && ${guard} && cd ${TRM_REMOTE_DIR} && setsid nohup $(join_cmd "${wrapper[@]}" "${train_cmd[@]}") > ${logs}/${RUN}.launcher.log 2>&1 < /dev/null & echo \"\$(hostname): started run ${RUN}\""
 
-gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker="${WORKER}" --command="${remote}"
+# A start that fails (SSH error, or the guard's "still active") exits 125, so that callers never
+# mistake it for an exit code of launch.py (the guard's own 3 would read as "dataset missing").
+if ! gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker="${WORKER}" --command="${remote}"; then
+  echo "error: could not start run ${RUN} on ${NAME} (see the messages above)" >&2
+  exit 125
+fi
 log "run ${RUN}: log ${logs}/${RUN}.log on worker(s) ${WORKER}; copied to ${WORKDIR%/}/logs/worker-<i>.log at the end"
 log "status: scripts/pod_status.sh --name=${NAME} --zone=${ZONE} --run=${RUN}"
 
 [[ ${WAIT} == 1 ]] || exit 0
 
 # Poll worker 0 for RUN.exit (written by remote_run.sh once the log is copied). SSH failures
-# (e.g. a preempted spot slice) are retried; 30 in a row end the wait with exit code 255.
+# (e.g. a preempted spot slice) are retried; 30 in a row end the wait with exit code 255, and a
+# run still going after --max_wait ends it with 124.
 poll=(compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker=0
   --command="cat ${logs}/${RUN}.exit 2>/dev/null || echo running")
 if [[ ${DRY_RUN} == 1 ]]; then
@@ -130,6 +152,7 @@ if [[ ${DRY_RUN} == 1 ]]; then
   exit 0
 fi
 failures=0
+deadline=$(($(date +%s) + MAX_WAIT_S))
 while true; do
   build_gcloud_args "${poll[@]}"
   if out="$("${GCLOUD_ARGS[@]}" 2>/dev/null)"; then
@@ -147,5 +170,10 @@ while true; do
       exit 255
     fi
   fi
-  sleep "${POLL_SECONDS}"
+  now=$(date +%s)
+  if [[ ${now} -ge ${deadline} ]]; then
+    echo "error: run ${RUN} has not ended after --max_wait=${MAX_WAIT}; stopped waiting (the run goes on: scripts/pod_status.sh --name=${NAME} --zone=${ZONE} --run=${RUN})" >&2
+    exit 124
+  fi
+  sleep $((POLL_SECONDS < deadline - now ? POLL_SECONDS : deadline - now))
 done

@@ -12,21 +12,22 @@
 # TPU facts the scripts rely on (checked 2026-11 against the public docs):
 #   * Runtime ("software") version names for TensorFlow follow tpu-vm-tf-x.y.z[-pod][-pjrt], with
 #     `-pod` for multi-host slices (https://cloud.google.com/tpu/docs/runtimes, "TensorFlow").
-#     tensorflow-tpu 2.20.0 is the newest TPU build on PyPI (TF_ENV.md), hence 2.20.0 below.
-#     Whether Google still publishes a 2.20.0 image could not be checked offline: if
-#     `gcloud compute tpus tpu-vm versions list --zone=ZONE` does not list it, pass
-#     `--version=tpu-ubuntu2204-base` (setup_workers.sh installs tensorflow-tpu by pip anyway).
+#     The TensorFlow version comes from ONE place, the `tensorflow-cpu==X.Y.Z` pin of
+#     requirements.txt (tf_version below): the default image is tpu-vm-tf-X.Y.Z[-pod]-pjrt, a
+#     --version of another TF minor is refused (check_runtime_version), and setup_workers.sh
+#     installs tensorflow-tpu==X.Y.Z. A base image without TF (tpu-ubuntu2204-base, ...) is
+#     refused too: on a pod the hosts must run the TF TPU runtime that the single TF client on
+#     worker 0 drives over gRPC, and only the tpu-vm-tf-* images ship it (pip-installing
+#     tensorflow-tpu on the hosts does not start that server).
 #   * TensorFlow drives a multi-host slice from ONE client process (worker 0) that connects to the
 #     TPU runtime of every host over gRPC (port 8470), with TPU_LOAD_LIBRARY=0 so the client does not
 #     grab the local chips; single-host slices run with --tpu=local. This is what Google's own TF
 #     TPU CI does (GoogleCloudPlatform/ml-auto-solutions: `all_workers=not is_pod`,
 #     `export TPU_LOAD_LIBRARY=0` for pods). Starting the trainer on every worker of a pod would
-#     give N independent trainings writing to one workdir (EXPERIMENTS.md §5.2 shows how the
-#     per-worker launches of the study went wrong).
+#     give N independent trainings writing to one workdir.
 #   * gcloud synopses: https://cloud.google.com/sdk/gcloud/reference/compute/tpus/tpu-vm/create,
 #     .../tpu-vm/ssh, .../tpu-vm/scp, .../queued-resources/create, .../queued-resources/delete.
 
-TRM_TF_VERSION="2.20.0"
 # Wheel index for tensorflow-tpu and its libtpu (the TF-specific index; the libtpu-releases
 # index serves JAX). Used as in tensorflow/recommenders and Google's TF TPU CI.
 TRM_LIBTPU_INDEX="https://storage.googleapis.com/libtpu-tf-releases/index.html"
@@ -38,6 +39,9 @@ TRM_REMOTE_DIR="~/trm-tf"
 TRM_REMOTE_LOGS="~/trm_logs"
 # TPU runtime gRPC port on every host of a pod slice (tensorflow/python/tpu/client/client.py).
 TRM_TPU_GRPC_PORT=8470
+# Profiler service of the TPU runtime on every TPU VM worker: on a pod the TPU lanes of a trace
+# come from these services, not from the client process on worker 0.
+TRM_TPU_PROFILER_PORT=8466
 
 DRY_RUN=0
 PROJECT="${TRM_GCP_PROJECT:-}"
@@ -205,12 +209,73 @@ accelerator_size() {
 
 is_multi_host() { [[ $(accelerator_size "$1") -gt 8 ]]; }
 
+# Prints the TensorFlow version X.Y.Z pinned by the `tensorflow-cpu==X.Y.Z` line of the
+# repository's requirements.txt. That pin is the one source of truth for the TF version on the
+# TPU VMs: CPU development and TPU runs must use the same TF minor version (tensorflow-tpu is the
+# TPU build of the same release). Fails when the file or the pin is missing.
+tf_version() {
+  local req="${REPO_ROOT}/requirements.txt" line
+  [[ -f ${req} ]] || die "cannot read the TensorFlow pin: ${req} is missing"
+  while IFS= read -r line || [[ -n ${line} ]]; do
+    if [[ ${line} =~ ^tensorflow-cpu==([0-9]+\.[0-9]+\.[0-9]+)[[:space:]]*(#.*)?$ ]]; then
+      printf '%s' "${BASH_REMATCH[1]}"
+      return 0
+    fi
+  done <"${req}"
+  die "${req} has no 'tensorflow-cpu==X.Y.Z' line to take the TensorFlow version from"
+}
+
+# The pip requirement the TPU VM workers install in place of tensorflow-cpu.
+tf_tpu_requirement() {
+  local v
+  v="$(tf_version)" || exit 1
+  printf 'tensorflow-tpu==%s' "${v}"
+}
+
+# Default TPU runtime image for accelerator type $1 and TF version $2.
 default_runtime_version() {
   if is_multi_host "$1"; then
-    printf 'tpu-vm-tf-%s-pod-pjrt' "${TRM_TF_VERSION}"
+    printf 'tpu-vm-tf-%s-pod-pjrt' "$2"
   else
-    printf 'tpu-vm-tf-%s-pjrt' "${TRM_TF_VERSION}"
+    printf 'tpu-vm-tf-%s-pjrt' "$2"
   fi
+}
+
+# Refuses (one line, exit 1) a TPU runtime image $2 that cannot run this project's TensorFlow
+# $3 on accelerator type $1:
+#   * not a tpu-vm-tf-* image (e.g. tpu-ubuntu2204-base): no TF TPU runtime on the hosts, so a
+#     pod cannot serve the single TF client, and nothing guarantees the TF version;
+#   * another TF minor version than requirements.txt pins (the client's TF and the hosts'
+#     runtime must match; the workers install tensorflow-tpu==$3);
+#   * a multi-host type without the -pod- variant, or one host with it.
+check_runtime_version() {
+  local type="$1" version="$2" tf="$3"
+  local want
+  want="$(default_runtime_version "${type}" "${tf}")"
+  if [[ ! ${version} =~ ^tpu-vm-tf-([0-9]+\.[0-9]+)\.[0-9]+(-pod)?(-pjrt)?$ ]]; then
+    die "--version=${version} is not a TensorFlow TPU runtime image (it has no TF TPU runtime for the trainer; a pod cannot run TF's single-client program on it); use --version=${want}"
+  fi
+  if [[ ${BASH_REMATCH[1]} != "${tf%.*}" ]]; then
+    die "--version=${version} is TensorFlow ${BASH_REMATCH[1]}, but requirements.txt pins TensorFlow ${tf} (the workers install tensorflow-tpu==${tf}); use --version=${want}"
+  fi
+  if is_multi_host "${type}" && [[ -z ${BASH_REMATCH[2]} ]]; then
+    die "--type=${type} is a multi-host slice and needs the -pod- runtime variant, got --version=${version}; use --version=${want}"
+  fi
+  if ! is_multi_host "${type}" && [[ -n ${BASH_REMATCH[2]} ]]; then
+    die "--type=${type} is a single host and needs the runtime without -pod-, got --version=${version}; use --version=${want}"
+  fi
+}
+
+# "90", "90s", "30m", "72h", "2d" -> seconds (bounds for the scripts' wait loops).
+duration_seconds() {
+  [[ $1 =~ ^([0-9]+)([smhd]?)$ ]] || usage_error "bad duration '$1' (use e.g. 90s, 30m, 72h, 2d)"
+  local n="${BASH_REMATCH[1]}"
+  case "${BASH_REMATCH[2]}" in
+    m) n=$((n * 60)) ;;
+    h) n=$((n * 3600)) ;;
+    d) n=$((n * 86400)) ;;
+  esac
+  printf '%s' "${n}"
 }
 
 # Sets TPU_ADDRESS (the trainer's --tpu value) and MULTI_HOST (0/1) for TPU $NAME in $ZONE.
@@ -238,11 +303,12 @@ resolve_tpu_address() {
 }
 
 # "10.0.0.2;10.0.0.3" (gcloud list output) -> "grpc://10.0.0.2:8470,grpc://10.0.0.3:8470".
+# $2: the port (default: the TPU runtime's gRPC port).
 endpoints_to_grpc() {
-  local raw="${1//;/ }" out="" ip
+  local raw="${1//;/ }" out="" ip port="${2:-${TRM_TPU_GRPC_PORT}}"
   raw="${raw//,/ }"
   for ip in ${raw}; do
-    out+="${out:+,}grpc://${ip}:${TRM_TPU_GRPC_PORT}"
+    out+="${out:+,}grpc://${ip}:${port}"
   done
   [[ -n ${out} ]] || die "TPU ${NAME} reported no network endpoints (is it READY?)"
   printf '%s' "${out}"

@@ -8,22 +8,36 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<EOF
 Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --workdir_root=gs://BUCKET/runs CONFIG...
-                    [--type=TYPE] [--tpu_address=ADDR] [--poll_seconds=60]
-                    [--project=PROJECT] [--dry-run] [-- EXTRA LAUNCH FLAGS]
+                    [--type=TYPE] [--tpu_address=ADDR] [--poll_seconds=60] [--max_wait=7d]
+                    [--max_attempts=3] [--project=PROJECT] [--dry-run] [-- EXTRA LAUNCH FLAGS]
 
 For each CONFIG (e.g. configs/e1_1_model_small.py) in order, with WORKDIR=WORKDIR_ROOT/<stem>:
   * skips it when WORKDIR/run_summary.json has "status": "finished" (gs:// read with gsutil,
-    local paths read directly; also in --dry-run);
+    local paths read directly; also in --dry-run); any other status (running, preempted,
+    failed) is launched again and resumes from its newest checkpoint;
   * otherwise runs scripts/launch_pod.sh --wait (run name <stem>-<UTC time>) and waits for the
     run to end;
-  * records ok / FAILED (exit code) / skipped and the duration, and goes on with the next one.
-Prints a summary table at the end; exits 1 when any run failed.
-Run it inside tmux/screen (or with nohup) on a machine that stays up.
+  * decides the outcome from the exit code AND WORKDIR/run_summary.json, because launch.py also
+    exits 0 after saving on SIGTERM (a preempted spot VM):
+      exit 0 + "finished"   -> ok
+      exit 0 + "preempted"  -> preempted: re-queued at the end of the batch and relaunched (it
+                               resumes), at most --max_attempts launches per config
+      exit 0 + other/none   -> FAILED (the run did not say it finished)
+      exit != 0             -> FAILED, with the meaning of the code (2 TPU unavailable,
+                               3 dataset missing, 4 non-finite loss, 124 still running after
+                               --max_wait, 125 could not start, 143 SIGTERM, 255 lost contact)
+  * goes on with the next config after a failure, except after 124: that run is still active
+    and the worker would refuse every further launch, so the batch stops there.
+Prints one summary row per launch; exits 0 only when every config ended finished (or skipped).
+Run it inside tmux/screen (or with nohup) on a machine that stays up. To stop a batch, stop this
+script first: pod_stop.sh's SIGTERM makes the trainer save and report "preempted", which this
+script would relaunch.
 
   --name=NAME            TPU name
   --zone=ZONE            zone
   --workdir_root=ROOT    parent of the run directories (gs://BUCKET/runs)
-  --type, --tpu_address, --poll_seconds, --project: passed to launch_pod.sh
+  --max_attempts=N       launches per config while it comes back preempted (default 3)
+  --type, --tpu_address, --poll_seconds, --max_wait, --project: passed to launch_pod.sh
   --dry-run              print the commands instead of running them
   -- EXTRA               flags passed to every launch.py
   -h, --help             this text
@@ -32,6 +46,8 @@ EOF
 
 ROOT=""
 POLL_SECONDS=60
+MAX_WAIT=7d
+MAX_ATTEMPTS=3
 CONFIGS=()
 EXTRA=()
 while [[ $# -gt 0 ]]; do
@@ -48,6 +64,16 @@ while [[ $# -gt 0 ]]; do
     --poll_seconds | --poll_seconds=*)
       optval "$@"
       POLL_SECONDS="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --max_wait | --max_wait=*)
+      optval "$@"
+      MAX_WAIT="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
+    --max_attempts | --max_attempts=*)
+      optval "$@"
+      MAX_ATTEMPTS="${OPTVAL}"
       shift "${OPTSHIFT}"
       ;;
     --)
@@ -67,45 +93,125 @@ while [[ $# -gt 0 ]]; do
 done
 require_flags --name "${NAME}" --zone "${ZONE}" --workdir_root "${ROOT}"
 [[ ${#CONFIGS[@]} -gt 0 ]] || usage_error "give at least one CONFIG"
+[[ ${MAX_ATTEMPTS} =~ ^[1-9][0-9]*$ ]] || usage_error "--max_attempts must be a positive integer"
+duration_seconds "${MAX_WAIT}" >/dev/null
 require_gcloud
 
-launch_args=(--name="${NAME}" --zone="${ZONE}" --poll_seconds="${POLL_SECONDS}" --wait)
+launch_args=(--name="${NAME}" --zone="${ZONE}" --poll_seconds="${POLL_SECONDS}"
+  --max_wait="${MAX_WAIT}" --wait)
 [[ -n ${PROJECT} ]] && launch_args+=(--project="${PROJECT}")
 [[ -n ${TPU_TYPE} ]] && launch_args+=(--type="${TPU_TYPE}")
 [[ -n ${TPU_ADDRESS} ]] && launch_args+=(--tpu_address="${TPU_ADDRESS}")
 [[ ${DRY_RUN} == 1 ]] && launch_args+=(--dry-run)
 
+# What a non-zero exit code of launch_pod.sh --wait means (launch.py's codes and launch_pod's own).
+exit_meaning() {
+  case "$1" in
+    1) echo "error, see the log" ;;
+    2) echo "TPU unavailable" ;;
+    3) echo "dataset missing" ;;
+    4) echo "non-finite loss" ;;
+    124) echo "still running after --max_wait" ;;
+    125) echo "could not start" ;;
+    130) echo "SIGINT" ;;
+    137) echo "killed" ;;
+    143) echo "SIGTERM" ;;
+    255) echo "lost contact with the TPU" ;;
+    *) echo "see the log" ;;
+  esac
+}
+
+# The queue: a preempted config is appended again (up to MAX_ATTEMPTS launches).
+queue=("${CONFIGS[@]}")
+declare -A attempts=() final=()
 results=()
-n_failed=0
-for config in "${CONFIGS[@]}"; do
+stopped_at=""
+i=0
+while [[ ${i} -lt ${#queue[@]} ]]; do
+  config="${queue[${i}]}"
+  i=$((i + 1))
   stem="$(config_stem "${config}")"
   workdir="${ROOT}/${stem}"
   status="$(read_run_status "${workdir}")"
   if [[ ${status} == finished ]]; then
     log "${stem}: already finished (${workdir}/run_summary.json), skipping"
     results+=("${stem}|skipped (finished)|0")
+    final[${stem}]=done
     continue
   fi
-  log "${stem}: starting in ${workdir}"
+  attempts[${stem}]=$((${attempts[${stem}]:-0} + 1))
+  attempt="${attempts[${stem}]}"
+  log "${stem}: starting in ${workdir} (launch ${attempt}/${MAX_ATTEMPTS}${status:+, resumes a ${status} run})"
   start=$(date +%s)
   rc=0
   "${SCRIPTS_DIR}/launch_pod.sh" "${launch_args[@]}" --config="${config}" --workdir="${workdir}" \
     --run="${stem}-$(utc_stamp)" -- "${EXTRA[@]+"${EXTRA[@]}"}" || rc=$?
   elapsed=$(($(date +%s) - start))
-  if [[ ${rc} == 0 ]]; then
-    if [[ ${DRY_RUN} == 1 ]]; then results+=("${stem}|ok (dry-run)|0"); else results+=("${stem}|ok|${elapsed}"); fi
-  else
-    n_failed=$((n_failed + 1))
-    results+=("${stem}|FAILED (exit ${rc})|${elapsed}")
-    log "${stem}: failed with exit code ${rc}; continuing with the next experiment"
+  if [[ ${DRY_RUN} == 1 ]]; then
+    # Nothing ran, so there is no outcome to report.
+    results+=("${stem}|dry-run (not run)|0")
+    final[${stem}]=dry-run
+    continue
   fi
+  if [[ ${rc} != 0 ]]; then
+    result="FAILED (exit ${rc}: $(exit_meaning "${rc}"))"
+    final[${stem}]=failed
+    log "${stem}: ${result}"
+    results+=("${stem}|${result}|${elapsed}")
+    if [[ ${rc} == 124 ]]; then
+      stopped_at="${stem}"
+      log "${stem} is still running on the TPU; stopping the batch (further launches would be refused)"
+      break
+    fi
+    continue
+  fi
+  # Exit code 0 says only that launch.py returned normally: it also does so after saving on
+  # SIGTERM. The run's own summary tells finished from preempted.
+  status="$(read_run_status "${workdir}")"
+  case "${status}" in
+    finished)
+      result="ok"
+      final[${stem}]=done
+      ;;
+    preempted)
+      if [[ ${attempt} -lt ${MAX_ATTEMPTS} ]]; then
+        result="preempted (re-queued)"
+        queue+=("${config}")
+      else
+        result="PREEMPTED (${attempt}/${MAX_ATTEMPTS} launches used)"
+      fi
+      final[${stem}]=preempted
+      ;;
+    *)
+      result="FAILED (exit 0, status ${status:-missing})"
+      final[${stem}]=failed
+      ;;
+  esac
+  log "${stem}: ${result}"
+  results+=("${stem}|${result}|${elapsed}")
 done
 
+n_done=0
+n_not_finished=0
+for config in "${CONFIGS[@]}"; do
+  stem="$(config_stem "${config}")"
+  case "${final[${stem}]:-not run}" in
+    done | dry-run) n_done=$((n_done + 1)) ;;
+    *) n_not_finished=$((n_not_finished + 1)) ;;
+  esac
+done
+if [[ -n ${stopped_at} ]]; then
+  for config in "${queue[@]:${i}}"; do
+    stem="$(config_stem "${config}")"
+    [[ -n ${final[${stem}]:-} ]] || results+=("${stem}|not run (batch stopped)|0")
+  done
+fi
+
 echo
-echo "=== run_batch summary (${#CONFIGS[@]} experiments, ${n_failed} failed)"
-printf '%-40s %-22s %s\n' experiment result duration
+echo "=== run_batch summary (${#CONFIGS[@]} experiments, ${n_not_finished} not finished)"
+printf '%-40s %-44s %s\n' experiment result duration
 for r in "${results[@]}"; do
   IFS='|' read -r stem result secs <<<"${r}"
-  printf '%-40s %-22s %dh%02dm\n' "${stem}" "${result}" $((secs / 3600)) $((secs % 3600 / 60))
+  printf '%-40s %-44s %dh%02dm\n' "${stem}" "${result}" $((secs / 3600)) $((secs % 3600 / 60))
 done
-[[ ${n_failed} == 0 ]]
+[[ ${n_not_finished} == 0 ]]

@@ -6,6 +6,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
+  local pin
+  pin="$(tf_tpu_requirement 2>/dev/null || echo 'tensorflow-tpu==<the tensorflow-cpu pin>')"
   cat <<EOF
 Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE [--repo=URL [--ref=REF]] [--skip_install]
                        [--skip_check] [--type=TYPE] [--tpu_address=ADDR] [--project=PROJECT]
@@ -15,11 +17,13 @@ Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE [--repo=URL [--ref=REF]] [--skip_i
    copies the tarball to every worker (scp --worker=all) and unpacks it into ${TRM_REMOTE_DIR},
    replacing what was there. With --repo, every worker runs git clone URL instead.
 2. Install (every worker): requirements.txt minus tensorflow-cpu, plus
-   tensorflow-tpu==${TRM_TF_VERSION} from ${TRM_LIBTPU_INDEX}.
-   cloud-tpu-client is never installed (it breaks protobuf; TF_ENV.md).
+   ${pin} (the version of the tensorflow-cpu pin of requirements.txt, the same
+   source create_tpu.sh checks the runtime image against) from ${TRM_LIBTPU_INDEX}.
+   cloud-tpu-client is never installed (it pins an old protobuf and breaks import tensorflow).
 3. Check: every worker prints its /dev/accel* chip count and TF version; worker 0 then runs
-   scripts/check_tpu.py, which initialises the TPU system (the whole slice for multi-host types,
-   through the workers' gRPC endpoints; --tpu=local on one host) and runs one matmul per replica.
+   scripts/check_tpu.py, which builds the TPU strategy with the trainer's own code
+   (trm_tf.distribute: the whole slice for multi-host types, through the workers' gRPC
+   endpoints; --tpu=local on one host) and runs one matmul per replica.
 
   --name=NAME          TPU name
   --zone=ZONE          zone
@@ -71,6 +75,7 @@ while [[ $# -gt 0 ]]; do
 done
 require_flags --name "${NAME}" --zone "${ZONE}"
 [[ -z ${REF} || -n ${REPO_URL} ]] || usage_error "--ref needs --repo"
+TPU_REQUIREMENT="$(tf_tpu_requirement)"
 require_gcloud
 
 ssh_all() { gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker=all --command="$1"; }
@@ -96,9 +101,9 @@ else
   ssh_all "rm -rf ${TRM_REMOTE_DIR} && mkdir -p ${TRM_REMOTE_DIR} && tar -xzf ~/trm-tf-src.tar.gz -C ${TRM_REMOTE_DIR} && rm -f ~/trm-tf-src.tar.gz && echo ${commit} > ${TRM_REMOTE_DIR}/.source_commit"
 fi
 
-# 2. Dependencies: the dev pin tensorflow-cpu==2.20.0 becomes tensorflow-tpu==2.20.0 (same TF minor).
+# 2. Dependencies: the dev pin tensorflow-cpu==X.Y.Z becomes tensorflow-tpu==X.Y.Z (same release).
 if [[ ${SKIP_INSTALL} == 0 ]]; then
-  ssh_all "cd ${TRM_REMOTE_DIR} && sed '/^tensorflow-cpu/d' requirements.txt > /tmp/trm_requirements.txt && python3 -m pip install -r /tmp/trm_requirements.txt tensorflow-tpu==${TRM_TF_VERSION} -f ${TRM_LIBTPU_INDEX} && if python3 -m pip show cloud-tpu-client >/dev/null 2>&1; then echo \"warning: \$(hostname) has cloud-tpu-client installed; it is not needed and can break protobuf\"; fi"
+  ssh_all "cd ${TRM_REMOTE_DIR} && sed '/^tensorflow-cpu/d' requirements.txt > /tmp/trm_requirements.txt && python3 -m pip install -r /tmp/trm_requirements.txt ${TPU_REQUIREMENT} -f ${TRM_LIBTPU_INDEX} && if python3 -m pip show cloud-tpu-client >/dev/null 2>&1; then echo \"warning: \$(hostname) has cloud-tpu-client installed; it is not needed and can break protobuf\"; fi"
 fi
 
 # 3. Check.
@@ -106,10 +111,12 @@ if [[ ${SKIP_CHECK} == 0 ]]; then
   # TPU_LOAD_LIBRARY=0: importing TF just to print its version must not lock the chips.
   ssh_all "echo \"\$(hostname): \$(ls /dev/accel* 2>/dev/null | wc -l) TPU chips, TF \$(TPU_LOAD_LIBRARY=0 python3 -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null || echo missing)\""
   resolve_tpu_address
+  # The check runs in the trainer's environment (what remote_run.sh sets for launch_pod.sh's runs:
+  # --env=TPU_LOAD_LIBRARY=0 on a pod, --pjrt on one host), so it cannot pass where training fails.
   if [[ ${MULTI_HOST} == 1 ]]; then
     env_prefix="TPU_LOAD_LIBRARY=0"
   else
-    env_prefix="NEXT_PLUGGABLE_DEVICE_USE_C_API=true"
+    env_prefix="export NEXT_PLUGGABLE_DEVICE_USE_C_API=\${NEXT_PLUGGABLE_DEVICE_USE_C_API:-true} && if [ -z \"\${TF_PLUGGABLE_DEVICE_LIBRARY_PATH:-}\" ] && [ -e /lib/libtpu.so ]; then export TF_PLUGGABLE_DEVICE_LIBRARY_PATH=/lib/libtpu.so; fi &&"
   fi
   gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker=0 \
     --command="cd ${TRM_REMOTE_DIR} && ${env_prefix} python3 scripts/check_tpu.py --tpu=$(quote_arg "${TPU_ADDRESS}")"
