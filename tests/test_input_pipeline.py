@@ -261,9 +261,17 @@ def test_graph_holds_no_examples(arc):
         assert size < split_bytes / 8 and size < 1_000_000, size
 
 
-def test_too_few_examples_for_one_batch(spec):
+def test_too_few_examples_for_one_batch(spec, arc):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        input_pipeline.make_train_dataset(spec, 256, seed=0)  # 160 examples in the split
+    # A host's own share is only known at run time: of 440 examples, host 1's groups have 187 < 220.
+    host1 = tf.distribute.InputContext(2, 1, 2)
+    ds = input_pipeline.make_train_dataset(arc, 440, seed=0, input_context=host1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="fewer than one batch"):
-        _take(input_pipeline.make_train_dataset(spec, 256, seed=0), 1)
+        _take(ds, 1)
+    many = tf.distribute.InputContext(10, 0, 10)
+    with pytest.raises(ValueError, match="group per host"):
+        input_pipeline.make_train_dataset(arc, 10, seed=0, input_context=many)
 
 
 def test_group_size_check_runs_in_graph():

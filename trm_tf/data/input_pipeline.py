@@ -259,6 +259,17 @@ def make_train_dataset(
         if input_context
         else global_batch_size
     )
+    # What can be checked on the client is checked here; a host's own share is only known at run time, where
+    # an in-graph assertion guards it.
+    if spec.num_train_examples < batch:
+        raise ValueError(
+            f"{spec.num_train_examples} training examples, fewer than one batch of {batch}"
+        )
+    if mode == "groups" and spec.total_groups < hosts:
+        raise ValueError(
+            f"host_sharding='groups' needs a group per host, but {spec.name} has "
+            f"{spec.total_groups} groups for {hosts} hosts"
+        )
     ds = read_records(spec, "train", CORE_FEATURES, input_context if mode == "files" else None)
     ds = ds.map(lambda ex: {k: ex[k] for k in CORE_FEATURES})
     if mode == "groups" and hosts > 1:
