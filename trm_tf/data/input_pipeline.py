@@ -14,7 +14,8 @@ playing one host.
 **Host sharding** of the training split (`host_sharding`):
 
 * "groups": every host reads all train files and keeps the examples whose `group % hosts == host`, so a puzzle
-  group (an ARC task's augmented copies with all their demonstration examples) lives on one host;
+  group (an ARC task's augmented copies with all their demonstration examples) lives on one host (each host
+  reads and parses the whole split once at start-up, but keeps only its 1/hosts share in memory);
 * "files": each host reads only its own files (`tfds.ReadConfig(input_context=...)`, round-robin). Cheapest,
   but only valid when every puzzle has one example: TFDS writes records in hashed-key order, so the examples of
   one puzzle land in different files and hence on different hosts;
