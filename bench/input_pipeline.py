@@ -6,9 +6,9 @@
 1. Sudoku: builds (once per --data_dir) a generated Sudoku TFDS dataset of about --examples training examples
    with the repository's builder: num_train = examples / (1 + num_aug) base puzzles, each with --num_aug
    shuffled copies (1000 x (1 + 1000) = 1,001,000 like the paper's sub1000_aug1000), plus --num_test puzzles.
-2. Times `input_pipeline.make_train_dataset` at --batch: the one-off set-up (reading the host's TFRecords into
-   memory, building the sampler), then after --warmup_batches, --windows windows of --window_batches batches
-   pulled from the iterator; the figure is the median window's examples/s (tf.data autotune is off inside the
+2. Times `input_pipeline.make_train_dataset` at --batch: the one-off set-up (time to the first batch: reading
+   the host's TFRecords into one in-memory element, building the sampler's tables in-graph), then after
+   --warmup_batches, --windows windows of --window_batches batches pulled from the iterator; the figure is the median window's examples/s (tf.data autotune is off inside the
    pipeline; prefetch is the pipeline's default). A breakdown times the stages alone: the sampler's index
    stream, index stream + gather map (no prefetch), and the full pipeline, so a miss can be located.
 3. Times `make_eval_dataset` the same way (full passes over the padded test set).
@@ -74,37 +74,40 @@ def time_windows(iterator, batch: int, warmup: int, windows: int, per_window: in
 
 
 def bench_train(tf, spec, args) -> dict:
-    """Set-up time, then steady-state examples/s of make_train_dataset and of its stages alone."""
+    """Time to the first batch, then steady-state examples/s of make_train_dataset and of its stages alone."""
     from trm_tf.data import input_pipeline as ip
 
     b = args.batch
-    t0 = time.perf_counter()
-    arrays = ip.read_split(spec, "train")
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sampler = ip.GroupSampler(arrays["group"], arrays["puzzle_index"], args.seed, 0)
-    sampler_s = time.perf_counter() - t0
+    # The pipeline reads the host's TFRecords when its first element is pulled (not when it is built), so
+    # the one-off set-up is the time to the first batch.
     t0 = time.perf_counter()
     ds = ip.make_train_dataset(spec, b, args.seed)
+    iterator = iter(ds)
+    next(iterator)
     setup_s = time.perf_counter() - t0
     w = dict(warmup=args.warmup_batches, windows=args.windows, per_window=args.window_batches)
-    full = time_windows(iter(ds), b, **w)
+    full = time_windows(iterator, b, **w)
 
-    # Stages alone (same ops as the pipeline), to show where the time goes.
+    # Stages alone (same ops as the pipeline, on eager copies of the host's examples), to show where the
+    # time goes: reading everything into one element, the sampler's tables, its index stream, + gather.
+    t0 = time.perf_counter()
+    records = ip.read_records(spec, "train", ip.CORE_FEATURES).batch(1 << 40)
+    data = next(iter(records))
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sampler = ip.GroupSampler(data["group"], data["puzzle_index"], args.seed, 0)
+    sampler_s = time.perf_counter() - t0
     opts = tf.data.Options()
     opts.autotune.enabled = False
     idx = sampler.index_dataset(b).with_options(opts)
     index_only = time_windows(iter(idx), b, **w)
-    inputs = tf.constant(arrays["inputs"])
-    labels = tf.constant(arrays["labels"])
-    ids = tf.constant(arrays["puzzle_identifier"].astype("int32"))
 
     def gather(index):
-        lab = tf.cast(tf.gather(labels, index), tf.int32)
+        lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
         return {
-            "inputs": tf.cast(tf.gather(inputs, index), tf.int32),
+            "inputs": tf.cast(tf.gather(data["inputs"], index), tf.int32),
             "labels": tf.where(lab == spec.ignore_label_id, -100, lab),
-            "puzzle_identifiers": tf.gather(ids, index),
+            "puzzle_identifiers": tf.gather(data["puzzle_identifier"], index),
         }
 
     gathered = time_windows(iter(idx.map(gather)), b, **w)
@@ -112,8 +115,8 @@ def bench_train(tf, spec, args) -> dict:
         "setup_s": round(setup_s, 2),
         "read_split_s": round(read_s, 2),
         "sampler_init_s": round(sampler_s, 3),
-        "groups": sampler.num_groups,
-        "examples_per_epoch": sampler.examples_per_epoch,
+        "groups": int(sampler.num_groups),
+        "examples_per_epoch": int(sampler.examples_per_epoch),
         "train": full,
         "stage_index_stream": index_only,
         "stage_index_plus_gather_no_prefetch": gathered,
@@ -125,7 +128,7 @@ def bench_eval(spec, args) -> dict:
     from trm_tf.data import input_pipeline as ip
 
     t0 = time.perf_counter()
-    ds, steps, _ = ip.make_eval_dataset(spec, args.batch)
+    ds, steps = ip.make_eval_dataset(spec, args.batch)
     setup_s = time.perf_counter() - t0
     rates = []
     passes = max(3, args.windows)

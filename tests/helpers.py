@@ -27,3 +27,15 @@ def build_tiny_sudoku(data_dir: str, config: sudoku_builder.SudokuConfig = TINY_
     if not os.path.exists(os.path.join(data_dir, "sudoku_extreme", config.name)):
         sudoku_builder.Builder(config=config, data_dir=data_dir).download_and_prepare()
     return datasets.load_spec(name, data_dir)
+
+
+def build_tiny_arc(data_dir: str):
+    """Builds `arc_agi/arc1_aug10` from the builder's dummy data (3 real tasks per subset, once) and returns
+    its DatasetSpec. Its puzzles have several examples (a task's demonstration pairs), so it exercises what
+    one-example Sudoku puzzles cannot: puzzle groups that must stay on one host, ARC eval features."""
+    name = "arc_agi/arc1_aug10"
+    if os.path.exists(os.path.join(data_dir, "arc_agi", "arc1_aug10")):
+        return datasets.load_spec(name, data_dir)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    manual_dir = os.path.join(repo, "tfds_builders", "arc_agi", "dummy_data")
+    return datasets.build_dataset(name, data_dir, manual_dir)

@@ -1,21 +1,138 @@
-"""Input pipeline: the reference sampler, per-replica sharding, resume positions, padded evaluation."""
+"""Input pipeline: the reference sampler, host sharding, resume positions, padded evaluation, pod emulation.
+
+The training stream is checked against an independent numpy reference of the sampler (below), computed from
+the split read directly with TFDS; the pod is emulated with a MirroredStrategy over the two logical CPUs and
+one input pipeline per replica (`input_options("per_replica")`), each pipeline playing one host.
+"""
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
-from tests.helpers import build_tiny_sudoku
+from tests.helpers import build_tiny_arc, build_tiny_sudoku
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.losses import IGNORE_LABEL_ID
 
+CORE = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
+ARC_EXTRA = ("task_id", "test_index", "transform_id", "color_map")
+
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def spec(data_dir):
+    return build_tiny_sudoku(data_dir)
+
+
+@pytest.fixture(scope="module")
+def arc(data_dir):
+    return build_tiny_arc(data_dir)
 
 
 def _take(ds, n):
     return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(n)]
+
+
+def _pod():
+    """Two replicas, one input pipeline each: the CPU rehearsal of a two-host pod."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _per_replica_batches(strategy, dist, n):
+    """n steps of a distributed dataset as [step][replica] dicts of numpy arrays."""
+    it = iter(dist)
+    out = []
+    for _ in range(n):
+        local = strategy.experimental_local_results(next(it))
+        out.append([tf.nest.map_structure(lambda t: t.numpy(), r) for r in local])
+    return out
+
+
+# ---- Independent reference of the training stream (numpy tables, numpy gathers; only the stateless draws
+# come from TF, the same ops the pipeline uses), computed from the split read directly with TFDS.
+
+
+def _read(spec, split, pipeline=0, pipelines=1, features=CORE):
+    """A split (or one pipeline's round-robin share of its files) as numpy arrays, in TFDS file order."""
+    ctx = None
+    if pipelines > 1:
+        ctx = tf.distribute.InputContext(pipelines, pipeline, pipelines)
+    builder = tfds.builder(spec.name, data_dir=spec.data_dir)
+    ds = builder.as_dataset(
+        split=split, shuffle_files=False, read_config=tfds.ReadConfig(input_context=ctx)
+    )
+    rows = list(tfds.as_numpy(ds))
+    return {k: np.stack([r[k] for r in rows]) for k in features}
+
+
+def _ref_epoch(group, puzzle, seed, shard, epoch):
+    """One epoch of example indices: the sampler the module docstring describes, in numpy."""
+    n = len(group)
+    order = np.lexsort((np.arange(n), puzzle, group))
+    g, p = group[order], puzzle[order]
+    puzzle_start = np.flatnonzero(np.r_[True, (p[1:] != p[:-1]) | (g[1:] != g[:-1])])
+    puzzle_size = np.diff(np.r_[puzzle_start, n])
+    puzzle_group = g[puzzle_start]
+    group_start = np.flatnonzero(np.r_[True, puzzle_group[1:] != puzzle_group[:-1]])
+    group_size = np.diff(np.r_[group_start, len(puzzle_start)])
+    key = tf.constant([seed * 1_000_003 + shard, epoch], tf.int64)
+
+    def uniform(size, k, dtype=tf.float32):
+        return tf.random.stateless_uniform([size], seed=key + [k, 0], dtype=dtype).numpy()
+
+    num_groups = len(group_start)
+    groups = np.argsort(uniform(num_groups, 0), kind="stable")
+    size = group_size[groups]
+    draw = uniform(num_groups, 1) * size.astype(np.float32)
+    puzzles = group_start[groups] + np.minimum(draw.astype(np.int64), size - 1)
+    starts, sizes = puzzle_start[puzzles], puzzle_size[puzzles]
+    ex = np.concatenate([np.arange(s, s + k) for s, k in zip(starts, sizes)])
+    row = np.repeat(np.arange(len(puzzles)), sizes).astype(np.float64)
+    ex = ex[np.argsort(row + uniform(len(ex), 2, tf.float64), kind="stable")]
+    return order[ex]
+
+
+def _ref_batches(arrays, spec, batch, seed, shard, first, count, keep=lambda i: True):
+    """`count` batches from batch `first` of the stream of `batch`-example batches, keeping batch i when
+    keep(i); the stream always starts at epoch 0, so a later `first` checks the resume arithmetic."""
+    stream, epoch, out, i = np.zeros([0], np.int64), 0, [], first
+    while len(out) < count:
+        while len(stream) < (i + 1) * batch:
+            epoch_idx = _ref_epoch(arrays["group"], arrays["puzzle_index"], seed, shard, epoch)
+            stream, epoch = np.r_[stream, epoch_idx], epoch + 1
+        if keep(i):
+            idx = stream[i * batch : (i + 1) * batch]
+            labels = arrays["labels"][idx].astype(np.int32)
+            labels[labels == spec.ignore_label_id] = IGNORE_LABEL_ID
+            out.append(
+                {
+                    "inputs": arrays["inputs"][idx].astype(np.int32),
+                    "labels": labels,
+                    "puzzle_identifiers": arrays["puzzle_identifier"][idx].astype(np.int32),
+                }
+            )
+        i += 1
+    return out
+
+
+def _assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert sorted(g) == sorted(w)
+        for k in w:
+            np.testing.assert_array_equal(g[k], w[k], err_msg=k)
+
+
+def _only_groups(arrays, hosts, host):
+    keep = arrays["group"] % hosts == host
+    return {k: v[keep] for k, v in arrays.items()}
+
+
+# ---- Dataset metadata.
 
 
 def test_spec_reads_metadata_without_builder(spec):
@@ -32,6 +149,9 @@ def test_missing_dataset_names_the_build_command(tmp_path):
         datasets.load_spec("sudoku_extreme/generated_easy", str(tmp_path))
 
 
+# ---- The sampler on hand-made tables (eager).
+
+
 def _batches(sampler, batch, n, start=0):
     return [b.numpy() for b in sampler.index_dataset(batch, start).take(n)]
 
@@ -41,7 +161,7 @@ def test_sampler_draws_each_group_once_per_epoch():
     group = np.repeat(np.arange(5), np.arange(1, 6))
     puzzle = np.arange(len(group))
     s = input_pipeline.GroupSampler(group, puzzle, seed=3, shard=0)
-    assert s.examples_per_epoch == 5
+    assert int(s.examples_per_epoch) == 5 and int(s.num_groups) == 5
     for idx in _batches(s, 5, 4):  # batch == groups: one batch per epoch
         assert sorted(group[idx]) == [0, 1, 2, 3, 4]
     # Seeded: the same stream again; other seeds choose other variants and orders.
@@ -59,11 +179,16 @@ def test_sampler_draws_each_group_once_per_epoch():
 
 
 @pytest.mark.parametrize("sizes", [[1] * 12, [3, 3, 4, 4, 2, 2, 5, 5]])
-def test_sampler_resume_position_matches_uninterrupted_stream(sizes):
+def test_sampler_matches_reference_and_resumes(sizes):
+    rng = np.random.default_rng(0)
     puzzle = np.repeat(np.arange(len(sizes)), sizes)
     group = puzzle // 2  # two puzzles (augmented copies) per group, same number of examples
-    s = input_pipeline.GroupSampler(group, puzzle, seed=0, shard=1)
+    perm = rng.permutation(len(puzzle))  # examples in "file order" unlike the sort order
+    group, puzzle = group[perm], puzzle[perm] * 7 % 11  # puzzle numbers need not be sorted either
+    s = input_pipeline.GroupSampler(group, puzzle, seed=4, shard=1)
     full = _batches(s, 4, 25)
+    stream = np.concatenate([_ref_epoch(group, puzzle, 4, 1, e) for e in range(20)])
+    np.testing.assert_array_equal(np.stack(full), stream[: 25 * 4].reshape(25, 4))
     np.testing.assert_array_equal(np.stack(full[10:]), np.stack(_batches(s, 4, 15, start=10)))
 
 
@@ -72,7 +197,7 @@ def test_multi_example_puzzles_stay_together_within_an_epoch():
     puzzle = np.repeat(np.arange(6), sizes)
     group = puzzle // 2
     s = input_pipeline.GroupSampler(group, puzzle, seed=5, shard=0)
-    assert s.examples_per_epoch == 3 + 2 + 4
+    assert int(s.examples_per_epoch) == 3 + 2 + 4
     idx = _batches(s, 9, 1)[0]  # exactly one epoch
     assert sorted(group[idx]) == [0, 0, 0, 1, 1, 2, 2, 2, 2]
     # One puzzle per group, all of its examples, contiguous.
@@ -81,6 +206,18 @@ def test_multi_example_puzzles_stay_together_within_an_epoch():
         assert len(set(puzzle[idx[pos]])) == 1 and np.ptp(pos) == len(pos) - 1
     with pytest.raises(ValueError, match="different numbers"):
         input_pipeline.GroupSampler(np.array([0, 0, 0]), np.array([0, 0, 1]), 0, 0)
+
+
+# ---- The training stream from the TFRecords.
+
+
+@pytest.mark.parametrize("start_step", [0, 7])
+def test_train_stream_equals_reference_sampler(spec, arc, start_step):
+    # 12 batches of 16 cross epoch boundaries on both (Sudoku: 40 examples/epoch; ARC: ~40).
+    for s in (spec, arc):
+        got = _take(input_pipeline.make_train_dataset(s, 16, seed=3, start_step=start_step), 12)
+        want = _ref_batches(_read(s, "train"), s, 16, 3, 0, start_step, 12)
+        _assert_same_batches(got, want)
 
 
 def test_train_dataset_shapes_labels_and_determinism(spec):
@@ -102,14 +239,51 @@ def test_train_dataset_shapes_labels_and_determinism(spec):
 
 
 def test_each_group_once_per_epoch_on_real_data(spec):
-    arrays = input_pipeline.read_split(spec, "train")
-    s = input_pipeline.GroupSampler(arrays["group"], arrays["puzzle_index"], seed=1, shard=0)
-    for idx in _batches(s, 40, 3):
-        assert sorted(arrays["group"][idx]) == list(range(40))
+    arrays = _read(spec, "train")
+    for b in _take(input_pipeline.make_train_dataset(spec, 40, seed=1), 3):
+        # Sudoku rows are unique: find each row's group by its inputs.
+        groups = []
+        for row in b["inputs"]:
+            hit = np.flatnonzero((arrays["inputs"] == row).all(1))
+            assert len(hit) == 1
+            groups.append(int(arrays["group"][hit[0]]))
+        assert sorted(groups) == list(range(40))
+
+
+def test_graph_holds_no_examples(arc):
+    # Today's split is ~0.8 MB of examples; a graph that embedded them would be at least that big.
+    split_bytes = arc.num_train_examples * 2 * arc.seq_len
+    train = input_pipeline.make_train_dataset(arc, 16, seed=0)
+    names = sorted(_task_names(arc))
+    ev, _ = input_pipeline.make_eval_dataset(arc, 16, extra_features=ARC_EXTRA, task_names=names)
+    for ds in (train, ev):
+        size = len(ds._as_serialized_graph().numpy())
+        assert size < split_bytes / 8 and size < 1_000_000, size
+
+
+def test_too_few_examples_for_one_batch(spec, arc):
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        input_pipeline.make_train_dataset(spec, 256, seed=0)  # 160 examples in the split
+    # A host's own share is only known at run time: of 440 examples, host 1's groups have 187 < 220.
+    host1 = tf.distribute.InputContext(2, 1, 2)
+    ds = input_pipeline.make_train_dataset(arc, 440, seed=0, input_context=host1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fewer than one batch"):
+        _take(ds, 1)
+    many = tf.distribute.InputContext(10, 0, 10)
+    with pytest.raises(ValueError, match="group per host"):
+        input_pipeline.make_train_dataset(arc, 10, seed=0, input_context=many)
+
+
+def test_group_size_check_runs_in_graph():
+    # Through a dataset the tables are symbolic: the check is an in-graph assertion.
+    data = tf.data.Dataset.from_tensors((tf.constant([0, 0, 0]), tf.constant([0, 0, 1])))
+    ds = data.flat_map(lambda g, p: input_pipeline.GroupSampler(g, p, 0, 0).index_dataset(1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="different numbers"):
+        _take(ds, 1)
 
 
 def test_mirrored_replicas_split_the_global_batch_in_order(spec):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = _pod()
     dist = input_pipeline.distribute_train(strategy, spec, 16, seed=0)
     single = _take(input_pipeline.make_train_dataset(spec, 16, seed=0), 3)
     it = iter(dist)
@@ -122,22 +296,137 @@ def test_mirrored_replicas_split_the_global_batch_in_order(spec):
         input_pipeline.distribute_train(strategy, spec, 15, seed=0)
 
 
+# ---- Host sharding, with one pipeline per replica (two emulated hosts).
+
+
+def test_input_options():
+    assert input_pipeline.input_options("per_host") is None
+    opts = input_pipeline.input_options("per_replica")
+    assert opts.experimental_replication_mode == tf.distribute.InputReplicationMode.PER_REPLICA
+    with pytest.raises(ValueError, match="per_replica"):
+        input_pipeline.input_options("per_device")
+
+
+def test_host_sharding_modes(spec, arc):
+    assert input_pipeline.resolve_host_sharding(spec, "auto") == "files"
+    assert input_pipeline.resolve_host_sharding(arc, "auto") == "groups"
+    assert input_pipeline.resolve_host_sharding(arc, "stream") == "stream"
+    with pytest.raises(ValueError, match="'groups'"):
+        input_pipeline.make_train_dataset(arc, 16, seed=0, host_sharding="files")
+    with pytest.raises(ValueError, match="host_sharding"):
+        input_pipeline.make_train_dataset(spec, 16, seed=0, host_sharding="hosts")
+
+
+def test_groups_sharding_keeps_each_group_on_one_host(arc):
+    strategy = _pod()
+    opts = input_pipeline.input_options("per_replica")
+    dist = input_pipeline.distribute_train(strategy, arc, 8, seed=2, start_step=3, options=opts)
+    steps = _per_replica_batches(strategy, dist, 12)  # > 2 epochs of each host's ~5 groups
+    arrays = _read(arc, "train")
+    group_of = dict(zip(arrays["puzzle_identifier"].tolist(), arrays["group"].tolist()))
+    seen = []
+    for host in (0, 1):
+        got = [step[host] for step in steps]
+        seen.append({group_of[i] for b in got for i in b["puzzle_identifiers"].tolist()})
+        # The host's stream is the reference sampler over its groups, seeded (seed, host), resumed.
+        want = _ref_batches(_only_groups(arrays, 2, host), arc, 4, 2, host, 3, 12)
+        _assert_same_batches(got, want)
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] == set(range(arc.total_groups))
+    assert seen[0] == {g for g in range(arc.total_groups) if g % 2 == 0}
+
+
+def test_stream_sharding_reproduces_the_single_host_stream(spec):
+    strategy = _pod()
+    opts = input_pipeline.input_options("per_replica")
+    dist = input_pipeline.distribute_train(
+        strategy, spec, 16, seed=1, start_step=2, host_sharding="stream", options=opts
+    )
+    single = _take(input_pipeline.make_train_dataset(spec, 16, seed=1, start_step=2), 6)
+    for step, want in zip(_per_replica_batches(strategy, dist, 6), single):
+        for k in want:
+            np.testing.assert_array_equal(np.concatenate([r[k] for r in step]), want[k])
+
+
+def test_files_sharding_reads_each_hosts_own_files(spec):
+    strategy = _pod()
+    opts = input_pipeline.input_options("per_replica")
+    dist = input_pipeline.distribute_train(
+        strategy, spec, 16, seed=1, host_sharding="files", options=opts
+    )
+    steps = _per_replica_batches(strategy, dist, 4)
+    for host in (0, 1):
+        want = _ref_batches(_read(spec, "train", host, 2), spec, 8, 1, host, 0, 4)
+        _assert_same_batches([s[host] for s in steps], want)
+
+
+# ---- Evaluation.
+
+
+def _task_names(arc):
+    """The task names of the split, read directly (what the trainer takes from the ground truth)."""
+    return {t.decode() for t in _read(arc, "test", features=("task_name",))["task_name"]}
+
+
 def test_eval_dataset_once_in_order_with_masked_padding(spec):
-    ds, steps, _ = input_pipeline.make_eval_dataset(spec, 16)
+    ds, steps = input_pipeline.make_eval_dataset(spec, 16)
     assert steps == 3  # 37 examples -> 3 batches of 16
     batches = _take(ds, 10)
     assert len(batches) == 3
+    assert sorted(batches[0]) == ["inputs", "labels", "mask", "puzzle_identifiers"]
     mask = np.concatenate([b["mask"] for b in batches])
-    assert mask.sum() == 37 and not mask[37:].any()
-    np.testing.assert_array_equal(np.concatenate([b["index"] for b in batches]), np.arange(48))
+    assert mask.dtype == bool and mask.sum() == 37 and not mask[37:].any()
     inputs = np.concatenate([b["inputs"] for b in batches])
     labels = np.concatenate([b["labels"] for b in batches])
+    assert inputs.dtype == labels.dtype == np.int32
     assert (inputs[37:] == 0).all() and (labels[37:] == IGNORE_LABEL_ID).all()
-    test = input_pipeline.read_split(spec, "test")
+    test = _read(spec, "test")
     np.testing.assert_array_equal(inputs[:37], test["inputs"].astype(np.int32))
-    sub, sub_steps, _ = input_pipeline.make_eval_dataset(spec, 16, subset_size=20)
+    np.testing.assert_array_equal(labels[:37], test["labels"].astype(np.int32))
+    sub, sub_steps = input_pipeline.make_eval_dataset(spec, 16, subset_size=20)
     assert sub_steps == 2
     assert sum(int(b["mask"].sum()) for b in _take(sub, 5)) == 20
+
+
+def test_eval_rows_with_arc_features_once_over_hosts(arc):
+    names = sorted(_task_names(arc))
+    strategy = _pod()
+    opts = input_pipeline.input_options("per_replica")
+    dist, steps = input_pipeline.distribute_eval(
+        strategy, arc, 8, extra_features=ARC_EXTRA, task_names=names, options=opts
+    )
+    assert steps == 6  # 44 files dealt to 2 hosts: 22 rows each, in batches of 4
+    batches = _per_replica_batches(strategy, dist, steps)
+    rows = {}
+    for step in batches:
+        for b in step:
+            assert b["color_map"].shape == (4, 10) and b["task_id"].dtype == np.int32
+            for j in np.flatnonzero(b["mask"]):
+                key = (int(b["puzzle_identifiers"][j]), int(b["test_index"][j]))
+                assert key not in rows  # each test row exactly once
+                rows[key] = {k: v[j] for k, v in b.items()}
+            pad = ~b["mask"]
+            assert (b["labels"][pad] == IGNORE_LABEL_ID).all() and (b["task_id"][pad] == 0).all()
+    features = ("inputs", "labels", "puzzle_identifier", "task_name", "test_index")
+    truth = _read(arc, "test", features=features + ("transform_id", "color_map"))
+    assert len(rows) == arc.num_test_examples == len(truth["inputs"])
+    for i in range(len(truth["inputs"])):
+        row = rows[(int(truth["puzzle_identifier"][i]), int(truth["test_index"][i]))]
+        np.testing.assert_array_equal(row["inputs"], truth["inputs"][i])
+        labels = truth["labels"][i].astype(np.int32)
+        labels[labels == arc.ignore_label_id] = IGNORE_LABEL_ID
+        np.testing.assert_array_equal(row["labels"], labels)
+        assert row["task_id"] == names.index(truth["task_name"][i].decode())
+        assert row["transform_id"] == truth["transform_id"][i]
+        np.testing.assert_array_equal(row["color_map"], truth["color_map"][i])
+    with pytest.raises(ValueError, match="task_names"):
+        input_pipeline.make_eval_dataset(arc, 8, extra_features=ARC_EXTRA)
+
+
+def test_eval_unknown_task_name_maps_to_minus_one(arc):
+    ds, _ = input_pipeline.make_eval_dataset(arc, 8, extra_features=("task_id",), task_names=["x"])
+    ids = np.concatenate([b["task_id"][b["mask"]] for b in _take(ds, 100)])
+    assert len(ids) == arc.num_test_examples and (ids == -1).all()
 
 
 def test_eval_steps_equal_across_hosts():
