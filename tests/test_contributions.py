@@ -82,7 +82,7 @@ def test_test_time_recursion_and_adaptive_halting_metrics(spec):
     c.model.halt_max_steps = 2
     c.eval.halt_max_steps = 5  # evaluate with more supervision steps than trained
     trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
-    dist, steps, _ = input_pipeline.distribute_eval(tf.distribute.get_strategy(), spec, 16)
+    dist, steps = input_pipeline.distribute_eval(tf.distribute.get_strategy(), spec, 16)
     m = trainer.evaluate(dist, steps)
     assert "exact_accuracy/step_5" in m and "exact_accuracy/step_6" not in m
     assert m["num_examples"] == 37
