@@ -236,3 +236,45 @@ def test_windowed_attention_matches_masked_numpy_and_is_local():
         from trm_tf.models import TRM
 
         TRM(11, 16, 1, mlp_t=True, attention_window=3)
+
+
+def test_trunc_normal_computed_on_host_cpu_whatever_the_device_scope():
+    init = L.TruncatedNormalLeCun(0.3, seed=11)
+    ref = init((17, 9)).numpy()
+    assert ref.dtype == np.float32 and np.abs(ref).max() > 0
+    # Eager under another device: same bits, and the tensor was produced on CPU:0 (only a copy of
+    # the final value would move to the scope's device).
+    with tf.device("/device:CPU:1"):
+        y = init((17, 9))
+    assert y.device.endswith("device:CPU:0"), y.device
+    np.testing.assert_array_equal(y.numpy(), ref)
+
+    # Traced inside a strategy scope under an accelerator-like device scope: the RNG, erfinv and cast
+    # ops are placed on CPU:0, and the values are the same bits.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    @tf.function
+    def traced():
+        with tf.device("/device:CPU:1"):
+            return init((17, 9), dtype="bfloat16")
+
+    with strategy.scope():
+        out = traced()
+        graph = traced.get_concrete_function().graph
+    np.testing.assert_array_equal(
+        tf.cast(out, tf.float32).numpy(), tf.cast(tf.cast(ref, tf.bfloat16), tf.float32).numpy()
+    )
+    placed = {
+        op.type: op.device
+        for op in graph.get_operations()
+        if "Random" in op.type or op.type in ("Erfinv", "Cast", "ClipByValue")
+    }
+    assert {"StatelessRandomUniformV2", "Erfinv", "Cast"} <= placed.keys(), placed
+    for op_type, device in placed.items():
+        assert device.endswith("device:CPU:0"), (op_type, device)
+
+    # A mirrored variable made with it holds the same bits on every replica.
+    with strategy.scope():
+        v = keras.Variable(initializer=init, shape=(17, 9), dtype="float32")
+    for component in v.value.values:
+        np.testing.assert_array_equal(component.numpy(), ref)

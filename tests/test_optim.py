@@ -383,3 +383,115 @@ def test_trainer_shaped_step_mirrored_equals_default(mirrored):
         for c in copies:
             np.testing.assert_allclose(c, want, rtol=0, atol=1e-6)
     assert np.abs(single[1] - t0).max() > 1e-3 and np.abs(single[0] - w0).max() > 1e-3
+
+
+def test_ema_swap_compiled_once_and_exact_under_mirrored(mirrored):
+    rng = np.random.default_rng(5)
+    p0 = [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5,)).astype(np.float32)]
+    with mirrored.scope():
+        ws = [keras.Variable(x) for x in p0]
+        ema = optim.EMA(ws, rate=0.9)
+    for w, x in zip(ws, p0):
+        w.assign(x * 3.0 + 1.0)  # live values differ from the shadows
+    ema.update()
+    live = [_replica_values(w) for w in ws]
+    shadow = [_replica_values(s) for s in ema.shadows]
+    assert not np.array_equal(live[0][0], shadow[0][0])
+
+    ema.swap()
+    for w, s, want_w, want_s in zip(ws, ema.shadows, shadow, live):
+        for got, want in zip(_replica_values(w) + _replica_values(s), want_w + want_s):
+            np.testing.assert_array_equal(got, want)
+    ema.swap()
+    for w, s, want_w, want_s in zip(ws, ema.shadows, live, shadow):
+        for got, want in zip(_replica_values(w) + _replica_values(s), want_w + want_s):
+            np.testing.assert_array_equal(got, want)
+    ema.swap()
+    ema.swap()
+    # One compiled function, traced on the first call and reused by every later one.
+    assert ema._swap_fn is not None
+    assert ema._swap_fn.experimental_get_tracing_count() == 1
+    for w, want in zip(ws, live):
+        for got, c in zip(_replica_values(w), want):
+            np.testing.assert_array_equal(got, c)
+
+
+def _count_reduce_ops(concrete):
+    gd = concrete.graph.as_graph_def()
+    nodes = list(gd.node) + [n for f in gd.library.function for n in f.node_def]
+    return sum(n.op == "CollectiveReduceV2" for n in nodes)
+
+
+def _reduced_train(strategy, x, y, w0, loss_scale, steps=3, poison=None):
+    """The trainer's step shape: explicit SUM all-reduce, then apply as given (no second reduce)."""
+    gb = x.shape[0]
+    with strategy.scope():
+        w = keras.Variable(w0, name="w")
+        opt = optim.AdamATan2(optim.WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
+        if loss_scale:
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        opt.build([w])
+        optim.apply_gradients_as_given(opt)
+
+    @tf.function
+    def step(xb, yb, bad):
+        def fn(xr, yr, bad_r):
+            scale = tf.cast(opt.dynamic_scale, tf.float32) if loss_scale else 1.0
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(tf.matmul(xr, w) - yr)) / gb * scale
+            g = tape.gradient(loss, [w])
+            g = [g[0] + bad_r]  # bad_r: 0, or NaN on one replica to test the skip decision
+            reduced = tf.distribute.get_replica_context().all_reduce("sum", g)
+            opt.apply_gradients(zip(reduced, [w]))
+
+        strategy.run(fn, args=(xb, yb, bad))
+
+    n = strategy.num_replicas_in_sync
+    for i in range(steps):
+        bad = np.zeros(n, np.float32)
+        if poison is not None and i == poison:
+            bad[-1] = np.nan  # the LAST replica only
+        if n > 1:
+            args = (_split(strategy, x), _split(strategy, y), _split(strategy, bad))
+        else:
+            args = (tf.constant(x), tf.constant(y), tf.constant(bad[0]))
+        step(*args)
+    reduces = _count_reduce_ops(step.get_concrete_function(*args)) if n > 1 else None
+    return w, opt, reduces
+
+
+@pytest.mark.parametrize("loss_scale", [False, True])
+def test_apply_gradients_as_given_one_reduce_and_equals_single_device(mirrored, loss_scale):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(8, 5)).astype(np.float32)
+    y = rng.normal(size=(8, 2)).astype(np.float32)
+    w0 = rng.normal(size=(5, 2)).astype(np.float32)
+    # Single device through Keras' own (unmodified) path: the reference trajectory.
+    single = _adam_train(tf.distribute.get_strategy(), x, y, w0).numpy()
+    w_m, _, reduces = _reduced_train(mirrored, x, y, w0, loss_scale)
+    for c in _replica_values(w_m):
+        np.testing.assert_allclose(c, single, rtol=0, atol=1e-6)
+
+    # Only the caller's all-reduce is in the step: as many collective ops as one reduction lowers to.
+    @tf.function
+    def one_reduce():
+        return mirrored.run(
+            lambda: tf.distribute.get_replica_context().all_reduce("sum", [tf.zeros(w0.shape)])
+        )
+
+    assert reduces == _count_reduce_ops(one_reduce.get_concrete_function()) >= 1
+
+
+def test_loss_scale_skip_decision_uses_reduced_gradients(mirrored):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    y = rng.normal(size=(4, 1)).astype(np.float32)
+    w0 = rng.normal(size=(3, 1)).astype(np.float32)
+    # A non-finite gradient on the second replica only at the first step: every replica must skip it
+    # (the summed gradient is NaN everywhere) and halve the scale, and the two copies stay equal.
+    w, opt, _ = _reduced_train(mirrored, x, y, w0, loss_scale=True, steps=1, poison=0)
+    copies = _replica_values(w)
+    for c in copies:
+        np.testing.assert_array_equal(c, w0)
+    assert float(opt.dynamic_scale.numpy()) == pytest.approx(2.0**15 / 2)
+    assert int(opt.iterations.numpy()) == 0

@@ -13,8 +13,9 @@ own copy with its own, identical, inputs) and in cross-replica context (one call
 mirrored arguments unwrapped to that device's component), and is a plain call under the default
 strategy. Variables created under `strategy.scope()` with the default `synchronization`/`aggregation`
 (AUTO / NONE) are all that is needed; no special aggregation is required because no update ever
-relies on TF aggregating replica values: gradients are summed explicitly (Keras all-reduce, or the
-all-gather in `SparseSignSGD`) and each replica then applies the same deterministic update.
+relies on TF aggregating replica values: gradients are summed explicitly (by Keras' all-reduce inside
+`apply`, or once by the trainer before it with `apply_gradients_as_given`; the all-gather in
+`SparseSignSGD`) and each replica then applies the same deterministic update.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class AdamATan2(keras.optimizers.Optimizer):
     reference form is the multiplication p·(1 − lr·wd), and it must see the same `learning_rate` as
     the update.
 
-    Distribution: Keras' TF optimizer SUM-all-reduces gradients in replica context, so the trainer must
-    feed gradients of loss_sum / GLOBAL batch. Create and `build(variables)` the optimizer eagerly under
+    Distribution: Keras' TF optimizer SUM-all-reduces gradients in replica context (or the caller does,
+    see `apply_gradients_as_given`), so the trainer must feed gradients of loss_sum / GLOBAL batch. Create and `build(variables)` the optimizer eagerly under
     `strategy.scope()` before tracing the train step (slot variables cannot be created inside
     `strategy.run`); `apply` may then be called inside `strategy.run` inside a (non-jit) tf.function.
     Slots (m, v) and `iterations` are checkpointed by `tf.train.Checkpoint(optimizer=opt)`.
@@ -161,6 +162,43 @@ class AdamATan2(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def _as_given(grads_and_vars):
+    """Stand-in for Keras' gradient all-reduce: the (gradient, variable) pairs unchanged."""
+    return list(grads_and_vars)
+
+
+def apply_gradients_as_given(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """Makes `optimizer.apply` use the gradients it is given, without summing them over replicas.
+
+    Keras 3's TensorFlow optimizer SUM-all-reduces the gradients inside `apply` whenever it runs in a
+    replica context (`_all_reduce_sum_gradients` in its `_backend_update_step`). A caller that needs
+    the reduced gradients itself (the trainer logs their norm) would otherwise pay for a second,
+    identical all-reduce per step. After this call the caller owns the reduction: it must pass
+    gradients already summed over replicas (identical on every replica), and each replica then
+    applies the same update to its own copy of the variables, as Keras does after its own reduction.
+    Keras exposes no option for this, so the instance's reduction step is replaced by the identity;
+    everything else in `apply` (schedule, weight decay, iteration count, merge_call structure) runs
+    unchanged, so it works under every strategy Keras supports.
+
+    A `keras.optimizers.LossScaleOptimizer` is handled through its inner optimizer (the one that
+    reduces). Its finiteness check then also sees the reduced gradients, so every replica takes the
+    same skip/apply decision.
+
+    Raises NotImplementedError when this Keras no longer reduces in `_all_reduce_sum_gradients`
+    (silently reducing twice would multiply the gradients by the number of replicas).
+
+    Returns the optimizer (modified in place).
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if not callable(getattr(type(inner), "_all_reduce_sum_gradients", None)):
+        raise NotImplementedError(
+            f"{type(inner).__name__} has no _all_reduce_sum_gradients to bypass; this Keras "
+            "version aggregates gradients differently"
+        )
+    object.__setattr__(inner, "_all_reduce_sum_gradients", _as_given)
+    return optimizer
 
 
 def make_optimizer(
@@ -338,7 +376,7 @@ class EMA(tf.Module):
     `ema.copy_to(other_model_variables)`.
     """
 
-    _TF_MODULE_IGNORED_PROPERTIES = frozenset({"_live"})
+    _TF_MODULE_IGNORED_PROPERTIES = frozenset({"_live", "_swap_fn"})
 
     def __init__(self, variables, rate: float = 0.999, name: str = "ema"):
         super().__init__(name=name)
@@ -349,6 +387,8 @@ class EMA(tf.Module):
             tf.Variable(tf.identity(v), trainable=False, name=f"shadow_{i}")
             for i, v in enumerate(live)
         ]
+        # The compiled swap, traced on the first eager call (not a checkpoint dependency).
+        object.__setattr__(self, "_swap_fn", None)
 
     def update(self) -> None:
         """shadow ← rate·shadow + (1−rate)·param; in replica context (strategy.run) or outside it."""
@@ -364,10 +404,25 @@ class EMA(tf.Module):
             _strategy_for(s).extended.update(s, upd, args=(v,), group=False)
 
     def swap(self) -> None:
-        """Exchanges parameter and shadow values (call twice to restore; bit-exact)."""
+        """Exchanges parameter and shadow values (call twice to restore; bit-exact).
 
+        Called eagerly (the trainer, around every evaluation), it runs one tf.function traced on the
+        first call: two reads and two writes per variable and device in one dispatch, instead of as
+        many eager ops, each a host round trip to a remote accelerator. Called while tracing (or
+        inside `strategy.run`), it adds the same ops to the caller's graph: a nested tf.function
+        there could not make the merge_call a mirrored update needs.
+        """
+        if tf.inside_function() or _in_replica_context_of_strategy():
+            self._swap_body()
+            return
+        if self._swap_fn is None:
+            object.__setattr__(self, "_swap_fn", tf.function(self._swap_body, autograph=False))
+        self._swap_fn()
+
+    def _swap_body(self) -> None:
         def sw(s, v):
-            # Resource ops run in program order (eager, and auto control deps in tf.function).
+            # Resource ops run in program order (eager, and auto control deps in tf.function); the
+            # values are only copied, never computed on, so the round trip is exact.
             tmp = tf.identity(v.read_value())
             v.assign(s.read_value())
             s.assign(tmp)

@@ -1,6 +1,7 @@
-"""Process-level runtime set-up: logical CPU devices, log noise, determinism knobs.
+"""Process-level runtime set-up: logical CPU devices, log noise, determinism knobs, matmul precision.
 
-Everything here must run before TensorFlow executes its first op.
+The device and logging set-up must run before TensorFlow executes its first op; the matmul precision
+before the first function is traced.
 """
 
 import os
@@ -34,3 +35,38 @@ def configure_cpu_devices(num_logical_cpus: int = 1) -> None:
                 f"TensorFlow already initialised with {have} logical CPUs; cannot switch to "
                 f"{num_logical_cpus}. Configure devices before running any TF op."
             ) from e
+
+
+MATMUL_PRECISIONS = ("auto", "highest", "default")
+
+
+def set_matmul_precision(mode: str, forward_dtype: str) -> str:
+    """Sets the process-wide precision of float32 matmuls/convolutions; returns the resolved mode.
+
+    On TPU, XLA runs a float32 dot at DEFAULT precision, a single bfloat16 pass (about 8 mantissa bits),
+    unless told otherwise. TF's XLA bridge marks every float32 dot and convolution it lowers with
+    `operand_precision={highest,highest}` (full float32, several bf16 passes) exactly when TensorFloat-32
+    execution is disabled, so the switch is `tf.config.experimental.enable_tensor_float_32_execution`
+    (on GPUs the same switch keeps float32 matmuls off the TF32 tensor-core path; on CPU it changes
+    nothing). bfloat16 and float16 matmuls are unaffected: their operands have no bits to lose.
+
+    Args:
+        mode: "auto" ("highest" when forward_dtype is "float32", so the float32 arm of a precision
+            experiment really computes in float32; "default" otherwise), "highest" or "default".
+        forward_dtype: the model's forward dtype ("float32", "bfloat16", "float16").
+
+    Returns:
+        "highest" or "default".
+
+    The setting is read when a function is traced: call this before building or tracing anything
+    (functions traced earlier keep the precision they were lowered with).
+    """
+    mode = str(mode).lower()
+    if mode not in MATMUL_PRECISIONS:
+        raise ValueError(
+            f"runtime.matmul_precision must be one of {MATMUL_PRECISIONS}, got {mode!r}"
+        )
+    if mode == "auto":
+        mode = "highest" if forward_dtype == "float32" else "default"
+    tf.config.experimental.enable_tensor_float_32_execution(mode == "default")
+    return mode

@@ -7,7 +7,8 @@ the Python outer loop (logging, checkpoints, evaluation cadence, profiler window
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
   2. the XLA-compiled forward/backward of one ACT supervision step (trm_tf.act.make_train_core);
-  3. AdamATan2 (or AdamW/Lion) on the dense weights — Keras all-reduces (sums) the gradients;
+  3. one SUM all-reduce of the dense gradients (their norm is logged), then AdamATan2 (or AdamW/Lion)
+     applies the reduced gradients as given (Keras' own second all-reduce is switched off);
   4. sparse sign-SGD on the puzzle-embedding rows of the global batch;
   5. EMA of the dense weights; the carry and the metric sums are written back to per-replica variables.
 """
@@ -20,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import act, distribute, optim
+from trm_tf import act, distribute, optim, runtime
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.models import build_model
 
@@ -121,6 +122,11 @@ class Trainer:
             raise ValueError(
                 f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
             )
+        # Before anything is traced: the precision is fixed when a function is lowered.
+        rt = config.get("runtime")
+        self.matmul_precision = runtime.set_matmul_precision(
+            rt.get("matmul_precision", "auto") if rt is not None else "auto", m.forward_dtype
+        )
         self.jit_compile = distribute.resolve_jit_compile(config.train.jit_compile, strategy, m)
         o = config.optim
         model_kwargs = {k: v for k, v in m.to_dict().items() if k not in _ACT_KEYS}
@@ -140,6 +146,8 @@ class Trainer:
             if self.loss_scaling:  # float16: dynamic loss scaling (bfloat16 and float32 need none)
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
+            # The step all-reduces the gradients itself (once) and hands the sums to the optimizer.
+            optim.apply_gradients_as_given(self.optimizer)
             self.sparse_opt = (
                 optim.SparseSignSGD(self.model.puzzle_emb, o.puzzle_emb_weight_decay)
                 if self.model.puzzle_emb is not None
@@ -182,6 +190,7 @@ class Trainer:
             jit_compile=self.jit_compile,
         )
         self._train_loops: dict = {}
+        self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
 
     # ------------------------------------------------------------------ checkpoint state
     def checkpoint(self) -> tf.train.Checkpoint:
@@ -223,10 +232,12 @@ class Trainer:
             scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.loss_scaling else 1.0
             carry = self.carry.read()
             new_carry, grads, row_grads, sums = core(carry, batch, min_halt, scale)
+            # The one gradient all-reduce of the step: its sums give the logged norm and are what the
+            # optimizer applies (it does not reduce again; see optim.apply_gradients_as_given).
             ctx = tf.distribute.get_replica_context()
             reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             grad_norm = tf.linalg.global_norm(reduced) / scale
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+            self.optimizer.apply_gradients(zip(reduced, self.model.trainable_variables))
             if self.sparse_opt is not None:
                 lr = optim.lr_at_step(
                     step, o.puzzle_emb_lr, o.lr_warmup_steps, self.total_steps, o.lr_min_ratio
@@ -295,27 +306,41 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ evaluation
+    def _eval_step_fn(self):
+        """The compiled eval step, built once per Trainer.
+
+        One function serves EMA and raw weights: the swap changes variable values, not the variables
+        the function captured. It retraces only for a batch of another structure or shape.
+        """
+        if self._eval_step is None:
+
+            def fn(b):
+                out = self._eval_core(b)
+                # Every batch feature rides along (mask, and e.g. the ARC scorer's task_id,
+                # test_index, transform_id, color_map), so consumers get them aligned with preds.
+                out.update({k: v for k, v in b.items() if k not in out})
+                return out
+
+            @tf.function
+            def eval_step(batch):
+                return self.strategy.run(fn, args=(batch,))
+
+            self._eval_step = eval_step
+        return self._eval_step
+
     def evaluate(self, dist_dataset, num_steps: int, use_ema: bool = True, on_batch=None) -> dict:
         """Evaluates N_sup steps from a fresh carry on every batch; returns normalised metrics.
 
-        `on_batch(local_outputs)` (optional) receives, per step, this host's per-replica outputs as numpy
-        (`preds`, `q_halt`, `index`, `mask`) — used by the ARC voting evaluator.
+        `on_batch(local_outputs)` (optional) is called once per replica of this host per step with that
+        replica's outputs as numpy: `preds`, `q_halt`, `sums`, `exact_per_step`, `token_per_step`, and
+        every feature of the batch (`inputs`, `labels`, `mask`, ...) under its own name — used by the
+        ARC voting evaluator.
         """
+        eval_step = self._eval_step_fn()
         swap = use_ema and self.ema is not None
         if swap:
             self.ema.swap()
         try:
-
-            @tf.function
-            def eval_step(batch):
-                def fn(b):
-                    out = self._eval_core(b)
-                    out["index"] = b["index"]
-                    out["mask"] = b["mask"]
-                    return out
-
-                return self.strategy.run(fn, args=(batch,))
-
             totals: dict[str, float] = {}
             exact_steps = np.zeros(self.eval_halt_max_steps)
             token_steps = np.zeros(self.eval_halt_max_steps)

@@ -48,6 +48,16 @@ def swiglu_intermediate_size(hidden_size: int, expansion: float) -> int:
     return find_multiple(round(expansion * hidden_size * 2 / 3), 256)
 
 
+# Device of the initial-value computations. A partial spec on purpose: TF merges it with the enclosing
+# device scope, keeping that scope's job/replica/task and replacing only the device. Without a cluster
+# it is this process's CPU; after `tf.config.experimental_connect_to_cluster` (a TPU pod client, whose
+# default scope is the master worker) or inside a strategy's per-replica variable scope
+# (".../task:k/device:TPU:0") it is the CPU of that same host. Either way the values come from the
+# CPU kernels, never the accelerator's. A full name ("/job:localhost/...") would not exist inside a
+# multi-worker process, whose devices live under "/job:worker".
+HOST_CPU = "/device:CPU:0"
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TruncatedNormalLeCun(keras.initializers.Initializer):
     """JAX-style truncated-normal initializer of the TRM reference (spec §1.2).
@@ -58,7 +68,11 @@ class TruncatedNormalLeCun(keras.initializers.Initializer):
     Keras [in, out] kernel, i.e. the reference's `in_features`). With std == 0 the tensor is zeros.
 
     The draw is stateless: (seed, shape) fully determines the values, so variable creation is
-    reproducible and identical under any distribution strategy.
+    reproducible and identical under any distribution strategy. The whole computation (a float64
+    draw and erfinv) runs on the host CPU, whatever device scope the call happens in, and only the
+    final, cast tensor leaves it: a strategy creates variables under its accelerator's device
+    scope, and XLA:TPU has partial 64-bit support and its own RNG kernels, so a TPU-placed draw
+    would not give the weights a CPU run with the same seed starts from. See `HOST_CPU`.
 
     Args:
         std: target standard deviation, or None for 1/sqrt(shape[0]).
@@ -78,13 +92,14 @@ class TruncatedNormalLeCun(keras.initializers.Initializer):
         comp_std = _trunc_normal_comp_std(std)
         lo = math.erf(_TRUNC_LOWER / math.sqrt(2))
         hi = math.erf(_TRUNC_UPPER / math.sqrt(2))
-        # Stateless RNG keyed by (seed, a fixed stream id): no hidden global state.
-        u = tf.random.stateless_uniform(
-            shape, seed=[self.seed, 0x7472], minval=lo, maxval=hi, dtype=tf.float64
-        )
-        x = math.sqrt(2) * tf.math.erfinv(u) * comp_std
-        x = tf.clip_by_value(x, _TRUNC_LOWER * comp_std, _TRUNC_UPPER * comp_std)
-        return tf.cast(x, dtype)
+        with tf.device(HOST_CPU):
+            # Stateless RNG keyed by (seed, a fixed stream id): no hidden global state.
+            u = tf.random.stateless_uniform(
+                shape, seed=[self.seed, 0x7472], minval=lo, maxval=hi, dtype=tf.float64
+            )
+            x = math.sqrt(2) * tf.math.erfinv(u) * comp_std
+            x = tf.clip_by_value(x, _TRUNC_LOWER * comp_std, _TRUNC_UPPER * comp_std)
+            return tf.cast(x, dtype)
 
     def get_config(self):
         return {"std": self.std, "seed": self.seed}
