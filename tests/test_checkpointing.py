@@ -69,3 +69,19 @@ def test_checkpoint_restores_the_carry_of_every_replica_in_its_dtype(tmp_path, d
     for k, v in saved.items():
         assert restored[k].dtype == v.dtype, k
         np.testing.assert_array_equal(restored[k].view(np.uint8), v.view(np.uint8), err_msg=k)
+
+
+def test_bfloat16_carry_stored_wider_reads_and_saves_as_bfloat16():
+    """Several worker processes store a bf16 carry in float32 (no bf16 broadcast kernel); the values the
+    step sees and the carry files keep the compute dtype, and the round trip is exact."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        carry = act.CarryState(2, 3, 4, 5, tf.bfloat16, storage_dtype=tf.float32)
+    assert carry.vars["z_H"].dtype == tf.float32
+    values = carry.local_values(strategy)
+    z = tf.cast(np.random.default_rng(0).normal(size=values["z_H"].shape), tf.bfloat16).numpy()
+    carry.load_local_values(strategy, dict(values, z_H=z))
+    back = carry.local_values(strategy)
+    assert back["z_H"].dtype == z.dtype
+    np.testing.assert_array_equal(back["z_H"].view(np.uint16), z.view(np.uint16))
+    assert strategy.run(lambda: carry.read()["z_L"].dtype == tf.bfloat16)

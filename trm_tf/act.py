@@ -38,20 +38,34 @@ class CarryState(tf.Module):
     Create under `strategy.scope()`. `read()` / `assign()` in replica context touch only the local replica's
     slots. `local_values()` / `load_local_values()` move all local replicas' carries to and from numpy for the
     per-host carry files of a checkpoint (a tf.train.Checkpoint would keep only replica 0's copy).
+
+    `storage_dtype` (default: `dtype`) holds the latents in a wider type than they are computed in: under
+    MultiWorkerMirroredStrategy every variable's initial value is broadcast from the chief with collective
+    ops that have no bfloat16 kernel, so a bfloat16 carry is stored in float32 there (exactly: every
+    bfloat16 value is a float32 value). `read()` and `local_values()` always give `dtype`.
     """
 
     def __init__(
-        self, batch_size: int, total_len: int, seq_len: int, hidden: int, dtype, shapes=None
+        self,
+        batch_size: int,
+        total_len: int,
+        seq_len: int,
+        hidden: int,
+        dtype,
+        shapes=None,
+        storage_dtype=None,
     ):
         super().__init__(name="carry")
         b = batch_size
         self.batch_size = b
+        self.dtype = tf.as_dtype(dtype)
+        store = tf.as_dtype(storage_dtype or dtype)
         # Per-example carry shapes: [total_len, hidden] each, unless the model says otherwise
         # (`carry_shape()`, e.g. trm_hier6 keeps six latent states side by side).
         h_shape, l_shape = shapes or ((total_len, hidden), (total_len, hidden))
         self.vars = {
-            "z_H": _local_var(tf.zeros([b, *h_shape], dtype), "z_H"),
-            "z_L": _local_var(tf.zeros([b, *l_shape], dtype), "z_L"),
+            "z_H": _local_var(tf.zeros([b, *h_shape], store), "z_H"),
+            "z_L": _local_var(tf.zeros([b, *l_shape], store), "z_L"),
             "steps": _local_var(tf.zeros([b], tf.int32), "steps"),
             # All slots start halted: the first step loads data and resets the latents (initial_carry).
             "halted": _local_var(tf.ones([b], tf.bool), "halted"),
@@ -61,13 +75,16 @@ class CarryState(tf.Module):
         }
 
     def read(self) -> dict[str, tf.Tensor]:
-        return {
+        out = {
             k: v.value() if hasattr(v, "value") else tf.identity(v) for k, v in self.vars.items()
         }
+        for k in ("z_H", "z_L"):
+            out[k] = tf.cast(out[k], self.dtype)
+        return out
 
     def assign(self, carry: dict[str, tf.Tensor]) -> None:
         for k in CARRY_KEYS:
-            self.vars[k].assign(carry[k])
+            self.vars[k].assign(tf.cast(carry[k], self.vars[k].dtype))
 
     def _components(self, strategy) -> list[dict[str, tf.Variable]]:
         per_key = {k: strategy.experimental_local_results(v) for k, v in self.vars.items()}
@@ -77,7 +94,10 @@ class CarryState(tf.Module):
     def local_values(self, strategy) -> dict[str, np.ndarray]:
         """All local replicas' carries, stacked on a leading replica axis."""
         comps = self._components(strategy)
-        return {k: np.stack([c[k].numpy() for c in comps]) for k in CARRY_KEYS}
+        out = {k: np.stack([c[k].numpy() for c in comps]) for k in CARRY_KEYS}
+        for k in ("z_H", "z_L"):
+            out[k] = out[k].astype(self.dtype.as_numpy_dtype)
+        return out
 
     def load_local_values(self, strategy, values: dict[str, np.ndarray]) -> None:
         comps = self._components(strategy)
@@ -85,9 +105,14 @@ class CarryState(tf.Module):
             raise ValueError(
                 f"carry has {values['steps'].shape[0]} replicas, this host has {len(comps)}"
             )
+        for k in ("z_H", "z_L"):
+            if values[k].dtype != self.dtype.as_numpy_dtype:
+                raise ValueError(
+                    f"carry {k} is {values[k].dtype}, this run computes in {self.dtype.name}"
+                )
         for i, c in enumerate(comps):
             for k in CARRY_KEYS:
-                c[k].assign(values[k][i])
+                c[k].assign(tf.cast(values[k][i], c[k].dtype))
 
 
 def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps: int):

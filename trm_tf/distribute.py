@@ -89,29 +89,47 @@ def wait_for_peers(addresses: Sequence[str], timeout_s: float, what: str = "TPU 
 def _multi_worker_strategy(cluster: dict, timeout_s: float) -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy whose wait for the other workers is bounded by `timeout_s`.
 
-    TF waits for the cluster in the constructor with no timeout by default (a worker whose peer never
-    starts hangs forever); `_check_health_initial_timeout` is the knob TF reads for that first wait.
+    Each worker blocks in TensorFlow's C++ context initialisation (holding the GIL) until every peer has
+    registered with the coordination service, by default with no timeout: a worker whose peer never starts
+    would wait forever. The strategy configures that service only when nothing did before it, so it is
+    configured here the same way (standalone, led by the first chief/worker, all chief and worker tasks)
+    plus a registration timeout; when it expires, the peers that do not accept connections are named in
+    one line (PeerTimeoutError).
     """
-    from tensorflow.python.distribute import collective_all_reduce_strategy as cars
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
 
-    cars.CollectiveAllReduceExtended._check_health_initial_timeout = max(int(timeout_s), 1)
+    spec = tf.train.ClusterSpec(cluster)
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
+    if context.context().coordination_service is None:
+        context.context().configure_coordination_service(
+            service_type="standalone",
+            service_leader=multi_worker_util.coordination_leader(spec),
+            coordinated_jobs=jobs,
+            cluster_register_timeout_in_ms=max(int(float(timeout_s) * 1000), 1000),
+        )
+        # The leader (which hosts the service) waits for every task under the same deadline too.
+        context.context().coordination_service.cluster_register_with_barrier = True
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    except RuntimeError as e:
-        if "Timeout waiting for the cluster" not in str(e):
-            raise
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError, RuntimeError) as e:
         tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
         me = tf_config.get("task", {})
-        peers = [
+        missing = [
             f"{kind} {i} ({addr})"
             for kind in ("chief", "worker")
             for i, addr in enumerate(cluster.get(kind, []))
             if (kind, i) != (me.get("type"), me.get("index")) and not _reachable(addr, 2.0)
         ]
         raise PeerTimeoutError(
-            f"the cluster did not assemble within {timeout_s:g} s; not answering: "
-            f"{', '.join(peers) or 'none (a peer answered late or runs another TF_CONFIG)'}; start every "
-            "worker with the same TF_CONFIG cluster (or raise runtime.peer_timeout_s)"
+            f"The cluster did not assemble within {timeout_s:g} s; not answering: "
+            f"{', '.join(missing) or 'none (' + type(e).__name__ + ')'}. Start every worker with the same "
+            "TF_CONFIG cluster (or raise runtime.peer_timeout_s)."
         ) from None
 
 

@@ -379,6 +379,14 @@ def run(
         prof_start = -1
     prof_steps = max(1, int(config.train.profile_num_steps))
     cadences = [log_every, ckpt_every] + ([eval_every] if mode == "train_and_eval" else [])
+    evaluated = {int(h.get("step", -1)) for h in results["history"]}
+    if (
+        mode == "train_and_eval"
+        and 0 < start_step < total_steps
+        and start_step % eval_every == 0
+        and start_step not in evaluated
+    ):  # the process that saved this checkpoint stopped before its evaluation: run it now
+        last_eval = do_eval(start_step, full=False)
     while step < total_steps:
         stage_end = step + trainer.steps_to_stage_change(step)
         profiling = prof_start >= 0 and step >= prof_start

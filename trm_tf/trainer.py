@@ -168,6 +168,11 @@ class Trainer:
                 self.model.hidden_size,
                 _DTYPES[m.forward_dtype],
                 shapes=self.model.carry_shape() if hasattr(self.model, "carry_shape") else None,
+                # Several worker processes broadcast initial values without a bfloat16 kernel.
+                storage_dtype=tf.float32
+                if getattr(strategy.extended, "_num_workers", 1) > 1
+                and m.forward_dtype == "bfloat16"
+                else None,
             )
             self.sums = {k: _sum_var(k) for k in TRAIN_SUM_KEYS}
             self.grad_norm_sum = _sum_var(
