@@ -90,3 +90,23 @@ def test_cadence_fires_on_boundary_crossings():
     assert steps_to_next_stop(7, 40, 5, [10], (7,)) == 3
     assert steps_to_next_stop(12, 40, 100, [10, 25], ()) == 8
     assert steps_to_next_stop(38, 40, 100, [], ()) == 2
+
+
+def test_start_up_memory_check_refuses_what_cannot_fit_a_chip():
+    """The start-up check on TPU (one line naming the fixes) and its log-only behaviour elsewhere."""
+    import types
+
+    from configs import paper_arc1
+    from trm_tf import memory
+    from trm_tf.train import memory_check
+
+    config = paper_arc1.get_config()
+    spec = types.SimpleNamespace(seq_len=900, num_puzzle_identifiers=876_406)
+    v4_8 = types.SimpleNamespace(num_replicas_in_sync=4)  # per-chip batch 192
+    with pytest.raises(memory.MemoryBudgetError) as e:
+        memory_check(config, spec, v4_8, on_tpu=True)
+    assert "\n" not in str(e.value) and "remat" in str(e.value) and "v4-32" in str(e.value)
+    memory_check(config, spec, v4_8, on_tpu=False)  # CPU/GPU: logged, never refused
+    memory_check(config, spec, types.SimpleNamespace(num_replicas_in_sync=16), on_tpu=True)  # v4-32
+    config.runtime.memory_check = False
+    memory_check(config, spec, v4_8, on_tpu=True)

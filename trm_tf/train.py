@@ -211,15 +211,17 @@ def _any_worker(strategy, flag: bool) -> bool:
     return float(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
 
 
-def memory_check(config, spec, strategy) -> None:
+def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
     """Logs the per-chip memory estimate; on TPU refuses (MemoryBudgetError, one line naming the fixes)
-    a config whose estimate exceeds `runtime.hbm_gib`, before minutes of XLA compilation end in OOM."""
+    a config whose estimate exceeds `runtime.hbm_gib`, before minutes of XLA compilation end in OOM.
+    `on_tpu` defaults to whether `strategy` is a TPUStrategy (tests pass True)."""
     from trm_tf import memory
 
     replicas = strategy.num_replicas_in_sync
     per_chip = int(config.train.global_batch_size) // replicas
     est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
-    on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+    if on_tpu is None:
+        on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     logging.info(
         "Memory estimate: %.2f GiB per replica at per-replica batch %d%s",
         est.total / 2**30,
