@@ -462,6 +462,7 @@ def run(
                 summaries.write_json(summary_path, run_summary)
             if profiler is not None:
                 profiler.join()
+            writer.close()
             return last_eval
         if mode == "train_and_eval" and crossed(before, step, eval_every) and not last:
             last_eval = do_eval(step, full=False)
