@@ -1,6 +1,6 @@
 """Pure-numpy grid math, loading, augmentation and encoding for the ARC-AGI builder.
 
-Follows TRM_SPEC.md §5.4 (the reference `dataset/build_arc_dataset.py`):
+Follows the reference `dataset/build_arc_dataset.py`:
 
 * token encoding on a 30x30 canvas: 0 = pad, 1 = EOS, colours 0..9 -> 2..11; EOS on the row just below
   and the column just right of the grid, only inside the canvas, never on the diagonal corner;

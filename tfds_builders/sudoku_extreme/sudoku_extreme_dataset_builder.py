@@ -1,4 +1,4 @@
-"""TFDS builder for Sudoku-Extreme (TRM_SPEC §5.2), plus offline configs from a seeded generator.
+"""TFDS builder for Sudoku-Extreme, plus offline configs from a seeded generator.
 
 Configs:
   * `sub{N}_aug{A}`: N training rows of the Sudoku-Extreme `train.csv` chosen by one seeded
@@ -172,7 +172,7 @@ def _static_metadata() -> dict:
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """Sudoku-Extreme (TRM_SPEC §5.2) and seeded generated Sudoku datasets."""
+    """Sudoku-Extreme and seeded generated Sudoku datasets."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}

@@ -154,7 +154,7 @@ def to_csv_text(questions: np.ndarray, solutions: np.ndarray, source: str = "gen
 
 
 # ----------------------------------------------------------------------------------------------
-# Augmentation (TRM_SPEC §5.2 shuffle_sudoku), vectorised.
+# Augmentation (the reference's shuffle_sudoku), vectorised.
 # ----------------------------------------------------------------------------------------------
 
 
