@@ -11,7 +11,7 @@ animated GIF with one frame per step. Cells are coloured by their status (`cell_
 
 A given cell the model overwrites is wrong even without labels, since the input is ground truth there.
 
-Per task (token encodings of TRM_SPEC.md §5.2-§5.4):
+Per task (token encodings of `trm_tf.tasks`, as the builders write them):
 
 * ``sudoku`` (seq 81, 0 pad, 1 blank, digit d -> d + 1): 9×9 grid with box lines and digits; a wrong
   cell also shows the right digit small in its corner.
@@ -56,6 +56,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from PIL import Image
 
+from trm_tf.tasks import arc, maze, sudoku
+
 TASKS = ("sudoku", "maze", "arc")
 
 # Cell statuses returned by `cell_status`; CHANGED is a flag OR-ed onto one of the others.
@@ -69,11 +71,17 @@ STATUS_MASK = 7
 
 STATUS_NAMES = {GIVEN: "given", CORRECT: "correct", WRONG: "wrong", UNKNOWN: "unknown", PAD: "pad"}
 
-# Token ids (TRM_SPEC.md §5.2-§5.4).
-SUDOKU_BLANK = 1
-MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = 1, 2, 3, 4, 5
-ARC_EOS = 1
-ARC_COLOR_OFFSET = 2
+# Token ids, from the tasks' own definitions (what the builders write).
+SUDOKU_BLANK = sudoku.BLANK_TOKEN
+MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = (
+    maze.WALL,
+    maze.OPEN,
+    maze.START,
+    maze.GOAL,
+    maze.PATH,
+)
+ARC_EOS = arc.EOS_ID
+ARC_COLOR_OFFSET = arc.COLOR_OFFSET
 
 # The standard ARC palette (as in the ARC testing interface): 0 black, 1 blue, 2 red, 3 green,
 # 4 yellow, 5 grey, 6 magenta, 7 orange, 8 azure, 9 maroon.
@@ -147,7 +155,7 @@ def _rgb(color: str) -> np.ndarray:
 def _given_mask(task: str, inputs: np.ndarray) -> np.ndarray:
     """Cells the input fixes: Sudoku clues, maze walls / start / goal; ARC has none (in != out)."""
     if task == "sudoku":
-        return inputs >= 2
+        return inputs > SUDOKU_BLANK
     if task == "maze":
         return (inputs != MAZE_OPEN) & (inputs != 0)
     if task == "arc":
@@ -213,7 +221,7 @@ def select_steps(num_steps: int, max_steps: int | None = None) -> list[int]:
     return sorted(set(idx.tolist()))
 
 
-def nonpad_box(*token_grids: np.ndarray, size: int = 30) -> tuple[int, int, int, int]:
+def nonpad_box(*token_grids: np.ndarray, size: int = arc.GRID_SIZE) -> tuple[int, int, int, int]:
     """(r0, r1, c0, c1), the smallest box holding every non-pad token of the given size×size canvases.
 
     This is the ARC view: the grid plus its EOS border, wherever the builder placed it on the canvas
@@ -339,13 +347,13 @@ def _arc_fill(tokens2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _arc_panel(tokens, status, box, title, subtitle, bold=False) -> _Panel:
     r0, r1, c0, c1 = box
-    t2 = np.asarray(tokens).reshape(30, 30)[r0:r1, c0:c1]
+    t2 = np.asarray(tokens).reshape(arc.GRID_SIZE, arc.GRID_SIZE)[r0:r1, c0:c1]
     fill, eos = _arc_fill(t2)
     panel = _Panel(
         fill=fill, title=title, subtitle=subtitle, hatch=eos, grid="fine", bold_title=bold
     )
     if status is not None:
-        s2 = np.asarray(status).reshape(30, 30)[r0:r1, c0:c1]
+        s2 = np.asarray(status).reshape(arc.GRID_SIZE, arc.GRID_SIZE)[r0:r1, c0:c1]
         panel.outline = (s2 & CHANGED) != 0
         panel.cross = (s2 & STATUS_MASK) == WRONG
     return panel
@@ -632,7 +640,7 @@ def _panels_for(task, inputs, preds, q_halt, labels, steps, status):
 def _dims_text(tokens, box) -> str:
     """'h×w grid' of the colour block at the box's top-left (the grid the EOS border encloses)."""
     r0, r1, c0, c1 = box
-    t = np.asarray(tokens).reshape(30, 30)[r0:r1, c0:c1]
+    t = np.asarray(tokens).reshape(arc.GRID_SIZE, arc.GRID_SIZE)[r0:r1, c0:c1]
     is_col = t >= ARC_COLOR_OFFSET
     h = int(np.argmin(np.append(is_col[:, 0], False)))
     w = int(np.argmin(np.append(is_col[0, :], False)))
@@ -673,7 +681,7 @@ def render_steps(
     if preds.ndim == 1:
         preds = preds[None]
     q_halt = np.asarray(q_halt, np.float64).reshape(-1)
-    seq = {"sudoku": 81, "maze": 900, "arc": 900}[task]
+    seq = {"sudoku": sudoku.SEQ_LEN, "maze": maze.SEQ_LEN, "arc": arc.SEQ_LEN}[task]
     if inputs.size != seq or preds.shape[1:] != (seq,) or q_halt.size != preds.shape[0]:
         raise ValueError(
             f"{task}: want inputs [{seq}], preds [steps, {seq}], q_halt [steps]; got "

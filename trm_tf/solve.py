@@ -24,6 +24,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from trm_tf.tasks import sudoku  # noqa: E402
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config the model was trained with.")
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run dir, checkpoint prefix or reference state_dict."
@@ -58,7 +60,8 @@ def parse_puzzle(text: str, where: str = "puzzle") -> np.ndarray:
         raise PuzzleFormatError(
             f"{where}: invalid characters {''.join(bad)!r} (use 1-9 and '.' or '0')"
         )
-    return np.array([1 if c in ".0" else int(c) + 1 for c in s], np.int32)
+    digits = np.array([0 if c in ".0" else int(c) for c in s], np.uint8)
+    return sudoku.encode(digits).astype(np.int32)
 
 
 def read_puzzles(path: str) -> np.ndarray:
@@ -86,10 +89,8 @@ def grid_string(tokens: np.ndarray, givens: np.ndarray | None = None) -> str:
 
 
 def is_valid_solution(tokens: np.ndarray) -> bool:
-    g = tokens.reshape(9, 9) - 1
-    want = set(range(1, 10))
-    boxes = [g[r : r + 3, c : c + 3].ravel() for r in (0, 3, 6) for c in (0, 3, 6)]
-    return all(set(x) == want for x in list(g) + list(g.T) + boxes)
+    """Whether 81 tokens spell a complete valid Sudoku (every row, column and box holds 1..9)."""
+    return bool(sudoku.is_valid_solution(sudoku.decode(np.asarray(tokens).reshape(81))))
 
 
 def load_model(config, checkpoint: str, use_ema: bool = True):
@@ -107,7 +108,7 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
             num_puzzle_identifiers=spec.num_puzzle_identifiers,
         )
     except datasets.DatasetMissingError:
-        dims = dict(vocab_size=11, seq_len=81, num_puzzle_identifiers=1)  # Sudoku
+        dims = dict(vocab_size=sudoku.VOCAB_SIZE, seq_len=sudoku.SEQ_LEN, num_puzzle_identifiers=1)
     model = build_model(
         {k: v for k, v in config.model.to_dict().items() if k not in _ACT_KEYS}, **dims
     )
@@ -173,11 +174,11 @@ def main(argv):
     n_steps = _STEPS.value if _STEPS.value > 0 else int(config.model.halt_max_steps)
     res = run_steps(model, inputs, n_steps)
     for i, x in enumerate(inputs):
-        print(f"\npuzzle {i + 1}: {int((x == 1).sum())} blanks")
+        print(f"\npuzzle {i + 1}: {int((x == sudoku.BLANK_TOKEN).sum())} blanks")
         prev = None
         for k in range(n_steps):
             p = res["preds"][i, k]
-            filled = np.where(x == 1, p, x)
+            filled = np.where(x == sudoku.BLANK_TOKEN, p, x)
             changed = 0 if prev is None else int((filled != prev).sum())
             print(
                 f"  step {k + 1:2d}: cells changed {changed:2d}  q_halt {res['q_halt'][i, k]:+.3f}  "

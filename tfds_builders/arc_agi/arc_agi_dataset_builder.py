@@ -1,4 +1,4 @@
-"""ARC-AGI-1 and ARC-AGI-2 as TFDS datasets, following TRM_SPEC.md §5.4.
+"""ARC-AGI-1 and ARC-AGI-2 as TFDS datasets, following the TRM reference ARC builder.
 
 Configs `arc{1,2}_aug{A}` for A in {0, 10, 100, 300, 1000}:
 
@@ -29,13 +29,16 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_builders import builder_utils
+from trm_tf.tasks.arc import TEST_PUZZLES_FILE
+
 from . import arc_lib
 
 _ARC1 = ("training", "evaluation", "concept")
 _ARC2 = ("training2", "evaluation2", "concept")
 _NUM_AUGS = (0, 10, 100, 300, 1000)
-TEST_PUZZLES_FILE = "test_puzzles.json"
-METADATA_FILE = "metadata.json"
+# Shared with the other builders (reads `metadata.json` of a built config without the builder).
+read_metadata = builder_utils.read_metadata
 
 
 @dataclasses.dataclass
@@ -81,24 +84,6 @@ def _make_configs() -> list[ArcConfig]:
     return configs
 
 
-class _ClampedShardConfig(tfds.core.utils.shard_utils.ShardConfig):
-    """A fixed shard count, clamped to the number of examples (tiny splits cannot have 64 shards)."""
-
-    def get_number_shards(self, total_size, num_examples, uses_precise_sharding=True):
-        n = super().get_number_shards(total_size, num_examples, uses_precise_sharding)
-        return max(1, min(n, num_examples))
-
-
-@dataclasses.dataclass(eq=False)
-class _ShardedDownloadConfig(tfds.download.DownloadConfig):
-    def get_shard_config(self):
-        return _ClampedShardConfig(
-            num_shards=self.num_shards,
-            min_shard_size=self.min_shard_size,
-            max_shard_size=self.max_shard_size,
-        )
-
-
 class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ARC-AGI (Kaggle combined JSON files from the manual directory)."""
 
@@ -135,14 +120,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _download_and_prepare(self, dl_manager, download_config):
         # Default to the config's shard count (clamped per split) unless the caller chose one.
-        fields = {
-            f.name: getattr(download_config, f.name)
-            for f in dataclasses.fields(download_config)
-            if f.init
-        }
-        if fields.get("num_shards") is None:
-            fields["num_shards"] = self.builder_config.num_shards
-        return super()._download_and_prepare(dl_manager, _ShardedDownloadConfig(**fields))
+        return super()._download_and_prepare(
+            dl_manager,
+            builder_utils.download_config_with_shard_policy(
+                download_config, self.builder_config.num_shards
+            ),
+        )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         cfg = self.builder_config
@@ -217,17 +200,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     )
                 puzzle_index += 1
             group += 1
-
-
-def read_metadata(data_dir: str, name_and_config: str = "arc_agi/arc1_aug1000") -> dict:
-    """Reads the dataset metadata without importing the generation code path.
-
-    Args:
-      data_dir: TFDS data dir (local or gs://).
-      name_and_config: e.g. "arc_agi/arc1_aug1000" (latest version) or with "/1.0.0".
-
-    Returns:
-      The `info.metadata` dict written at build time.
-    """
-    builder = tfds.builder(name_and_config, data_dir=data_dir)
-    return dict(json.loads((epath.Path(builder.data_dir) / METADATA_FILE).read_text()))

@@ -1,6 +1,6 @@
 """Pure-numpy grid math, loading, augmentation and encoding for the ARC-AGI builder.
 
-Follows TRM_SPEC.md §5.4 (the reference `dataset/build_arc_dataset.py`):
+Follows the reference `dataset/build_arc_dataset.py`:
 
 * token encoding on a 30x30 canvas: 0 = pad, 1 = EOS, colours 0..9 -> 2..11; EOS on the row just below
   and the column just right of the grid, only inside the canvas, never on the diagonal corner;
@@ -14,8 +14,11 @@ Randomness differs from the reference on purpose (it uses one global `np.random.
 task owns `np.random.Generator`s seeded from ``(seed, purpose, subset index, task index)``, so a task's
 records do not depend on the other tasks, and trials are drawn in fixed-size chunks, so the augmentations
 kept for ``num_aug = a`` are a prefix of those kept for any larger ``num_aug`` (the original, un-augmented
-puzzle is always first). The evaluator (`trm_tf/evaluators/arc.py`) owns a copy of the dihedral/crop math;
-a test checks that both agree.
+puzzle is always first).
+
+The grid maths (dihedral transforms, colour permutations, the canvas encoding and its crop) live in
+`trm_tf.tasks` (`grids` and `arc`), shared with the evaluator that undoes the augmentations; they are
+re-exported here under their old names (`augment_grid`, `inverse_augment_grid`, `encode_grid`, `crop`, ...).
 
 No TensorFlow here: everything is numpy plus `etils.epath` for reading the JSON files (gs:// works).
 """
@@ -29,18 +32,27 @@ from collections.abc import Sequence
 import numpy as np
 from etils import epath
 
-GRID_SIZE = 30
-SEQ_LEN = GRID_SIZE * GRID_SIZE
-VOCAB_SIZE = 12  # pad, EOS, colours 0..9
-PAD_ID = 0
-EOS_ID = 1
-COLOR_OFFSET = 2
-NUM_COLORS = 10
+from trm_tf.tasks.arc import COLOR_OFFSET as COLOR_OFFSET
+from trm_tf.tasks.arc import EOS_ID as EOS_ID
+from trm_tf.tasks.arc import GRID_SIZE as GRID_SIZE
+from trm_tf.tasks.arc import IDENTITY_COLOR_MAP as IDENTITY_COLOR_MAP
+from trm_tf.tasks.arc import NUM_COLORS as NUM_COLORS
+from trm_tf.tasks.arc import PAD_ID as PAD_ID
+from trm_tf.tasks.arc import SEQ_LEN as SEQ_LEN
+from trm_tf.tasks.arc import VOCAB_SIZE as VOCAB_SIZE
+from trm_tf.tasks.arc import crop as crop
+from trm_tf.tasks.arc import encode_grid as encode_grid
+from trm_tf.tasks.grids import DIHEDRAL_INVERSE as DIHEDRAL_INVERSE
+from trm_tf.tasks.grids import TRANSPOSING_IDS, augment, inverse_augment
+from trm_tf.tasks.grids import dihedral as dihedral
+from trm_tf.tasks.grids import inverse_dihedral as inverse_dihedral
+
+# The builder's names for the shared augmentation and its inverse.
+augment_grid = augment
+inverse_augment_grid = inverse_augment
+
 NAME_SEPARATOR = "|||"
 AUGMENT_RETRIES_FACTOR = 5
-# Index = transform id, value = id of its inverse (rot90 k=1 and k=3 swap; flips are involutions).
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
-IDENTITY_COLOR_MAP = np.arange(NUM_COLORS, dtype=np.uint8)
 
 # Seed "purposes" so that the augmentation and translation streams of one task are independent.
 _AUG_STREAM = 0
@@ -57,48 +69,6 @@ class ArcDataError(ValueError):
 # ---------------------------------------------------------------------------------------------------
 
 
-def dihedral(grid: np.ndarray, trans_id: int) -> np.ndarray:
-    """Applies one of the 8 dihedral transforms (the reference's `dihedral_transform`).
-
-    Args:
-      grid: 2-D array.
-      trans_id: 0 identity, 1/2/3 rot90 by k=1/2/3 (counter-clockwise), 4 left-right flip, 5 up-down
-        flip, 6 transpose, 7 anti-transpose (left-right flip of rot90 k=1).
-
-    Returns:
-      The transformed grid (a view when numpy allows it).
-    """
-    if trans_id == 0:
-        return grid
-    if trans_id in (1, 2, 3):
-        return np.rot90(grid, k=trans_id)
-    if trans_id == 4:
-        return np.fliplr(grid)
-    if trans_id == 5:
-        return np.flipud(grid)
-    if trans_id == 6:
-        return grid.T
-    if trans_id == 7:
-        return np.fliplr(np.rot90(grid, k=1))
-    raise ValueError(f"trans_id must be in 0..7, got {trans_id}")
-
-
-def inverse_dihedral(grid: np.ndarray, trans_id: int) -> np.ndarray:
-    """Undoes `dihedral(grid, trans_id)`."""
-    return dihedral(grid, DIHEDRAL_INVERSE[trans_id])
-
-
-def augment_grid(grid: np.ndarray, trans_id: int, color_map: np.ndarray) -> np.ndarray:
-    """The reference's augmentation of one grid: ``dihedral(color_map[grid], trans_id)``."""
-    return np.ascontiguousarray(dihedral(np.asarray(color_map, np.uint8)[grid], trans_id))
-
-
-def inverse_augment_grid(grid: np.ndarray, trans_id: int, color_map: np.ndarray) -> np.ndarray:
-    """Inverts `augment_grid`: inverse dihedral, then the inverse colour permutation."""
-    inverse_map = np.argsort(np.asarray(color_map)).astype(np.uint8)
-    return np.ascontiguousarray(inverse_map[inverse_dihedral(grid, trans_id)])
-
-
 def augmented_name(name: str, trans_id: int, color_map: np.ndarray) -> str:
     """The reference's augmented puzzle name ``"{name}|||t{tid}|||{10-digit mapping}"``."""
     digits = "".join(str(int(c)) for c in color_map)
@@ -111,52 +81,6 @@ def parse_augmented_name(name: str) -> tuple[str, int, np.ndarray]:
         return name, 0, IDENTITY_COLOR_MAP.copy()
     base, tid, digits = name.rsplit(NAME_SEPARATOR, 2)
     return base, int(tid[1:]), np.array([int(d) for d in digits], np.uint8)
-
-
-def encode_grid(grid: np.ndarray, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Encodes one grid as 900 tokens (pad 0, EOS 1, colour c -> c + 2) at a top-left offset.
-
-    Args:
-      grid: [h, w] colours 0..9, h, w <= 30.
-      offset: (pad_r, pad_c) with pad_r + h <= 30 and pad_c + w <= 30.
-
-    Returns:
-      uint8 [900], the row-major flattened canvas.
-    """
-    h, w = grid.shape
-    r, c = offset
-    canvas = np.zeros((GRID_SIZE, GRID_SIZE), np.uint8)
-    canvas[r : r + h, c : c + w] = grid + COLOR_OFFSET
-    # EOS only inside the canvas; the diagonal corner (r + h, c + w) is deliberately left as pad.
-    if r + h < GRID_SIZE:
-        canvas[r + h, c : c + w] = EOS_ID
-    if c + w < GRID_SIZE:
-        canvas[r : r + h, c + w] = EOS_ID
-    return canvas.reshape(-1)
-
-
-def crop(tokens: np.ndarray) -> np.ndarray:
-    """Largest top-left rectangle of colour tokens (2..11), as colours 0..9 (reference `_crop`).
-
-    The width allowed for row r is the length of the leading colour run of rows 0..r (a running
-    minimum); the first row count with the largest area wins. No colour at (0, 0) gives a 0x0 grid.
-
-    Args:
-      tokens: [900] (or [30, 30]) token ids.
-
-    Returns:
-      uint8 [h, w] grid of colours.
-    """
-    canvas = np.asarray(tokens).reshape(GRID_SIZE, GRID_SIZE)
-    is_color = (canvas >= COLOR_OFFSET) & (canvas < COLOR_OFFSET + NUM_COLORS)
-    # Leading run length per row: index of the first non-colour cell (30 if none).
-    run = np.where(is_color.all(axis=1), GRID_SIZE, np.argmin(is_color, axis=1))
-    width = np.minimum.accumulate(run)
-    area = width * np.arange(1, GRID_SIZE + 1)
-    best = int(np.argmax(area))  # first maximum, like the reference's strict ">"
-    if area[best] == 0:
-        return np.zeros((0, 0), np.uint8)
-    return (canvas[: best + 1, : width[best]] - COLOR_OFFSET).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -438,7 +362,7 @@ def translation_offsets(
     rng = _task_rng(seed, _TRANSLATION_STREAM, task)
     u = rng.random((k_total, 1 + 2 * n))
     hw = np.array([[max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])] for a, b in pairs])
-    swap = np.isin(trans_ids, (1, 3, 6, 7))  # transforms that exchange rows and columns
+    swap = np.isin(trans_ids, TRANSPOSING_IDS)  # transforms that exchange rows and columns
     hw_k = np.where(swap[:, None, None], hw[None, :, ::-1], hw[None])  # [K, n, 2]
     span = GRID_SIZE - hw_k + 1  # number of admissible offsets per axis
     offsets = np.floor(u[:, 1:].reshape(k_total, n, 2) * span).astype(np.int32)

@@ -1,4 +1,4 @@
-"""Maze-Hard (30x30) as a TFDS dataset, following TRM_SPEC.md §5.3.
+"""Maze-Hard (30x30) as a TFDS dataset, following the TRM reference maze builder.
 
 Configs:
 
@@ -17,16 +17,18 @@ machine that can reach it). Every position is supervised (labels never hold the 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_builders import builder_utils
+
 from . import maze_lib
 
 _URL = "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k/resolve/main/{}.csv"
-METADATA_FILE = "metadata.json"
+# Shared with the other builders (reads `metadata.json` of a built config without the builder).
+read_metadata = builder_utils.read_metadata
 
 
 @dataclasses.dataclass
@@ -61,24 +63,6 @@ TINY_CONFIG = MazeConfig(
     num_test=3,
     seed=1,
 )
-
-
-class _ClampedShardConfig(tfds.core.utils.shard_utils.ShardConfig):
-    """A fixed shard count, clamped to the number of examples (tiny splits cannot have 64 shards)."""
-
-    def get_number_shards(self, total_size, num_examples, uses_precise_sharding=True):
-        n = super().get_number_shards(total_size, num_examples, uses_precise_sharding)
-        return max(1, min(n, num_examples))
-
-
-@dataclasses.dataclass(eq=False)
-class _ShardedDownloadConfig(tfds.download.DownloadConfig):
-    def get_shard_config(self):
-        return _ClampedShardConfig(
-            num_shards=self.num_shards,
-            min_shard_size=self.min_shard_size,
-            max_shard_size=self.max_shard_size,
-        )
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -122,24 +106,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _download_and_prepare(self, dl_manager, download_config):
         # Default to the config's shard count (clamped per split) unless the caller chose one.
-        fields = {
-            f.name: getattr(download_config, f.name)
-            for f in dataclasses.fields(download_config)
-            if f.init
-        }
-        if fields.get("num_shards") is None:
-            fields["num_shards"] = self.builder_config.num_shards
-        return super()._download_and_prepare(dl_manager, _ShardedDownloadConfig(**fields))
+        return super()._download_and_prepare(
+            dl_manager,
+            builder_utils.download_config_with_shard_policy(
+                download_config, self.builder_config.num_shards
+            ),
+        )
 
     def _source_paths(self, dl_manager) -> dict[str, epath.Path]:
-        try:
-            manual = epath.Path(dl_manager.manual_dir)
-        except AssertionError:  # TFDS asserts when the manual dir is missing or empty
-            manual = None
-        if manual is not None and all((manual / f"{s}.csv").exists() for s in ("train", "test")):
-            return {s: manual / f"{s}.csv" for s in ("train", "test")}
-        paths = dl_manager.download({s: _URL.format(s) for s in ("train", "test")})
-        return {s: epath.Path(p) for s, p in paths.items()}
+        """train.csv / test.csv from the manual dir when it holds both, else downloaded."""
+        splits = ("train", "test")
+        return builder_utils.manual_or_download(
+            dl_manager, {s: f"{s}.csv" for s in splits}, {s: _URL.format(s) for s in splits}
+        )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         cfg = self.builder_config
@@ -200,14 +179,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         "group": g,
                     },
                 )
-
-
-def read_metadata(data_dir: str, name_and_config: str = "maze_hard/hard") -> dict:
-    """Reads the dataset metadata (`metadata.json` next to `dataset_info.json`).
-
-    Args:
-      data_dir: TFDS data dir (local or gs://).
-      name_and_config: e.g. "maze_hard/hard" or "maze_hard/generated/1.0.0".
-    """
-    builder = tfds.builder(name_and_config, data_dir=data_dir)
-    return dict(json.loads((epath.Path(builder.data_dir) / METADATA_FILE).read_text()))

@@ -1,8 +1,9 @@
 """Pure-numpy Maze-Hard encoding, validation, dihedral augmentation and a seeded maze generator.
 
-Encoding (TRM_SPEC.md §5.3, the reference `dataset/build_maze_dataset.py`): a 30x30 maze is a 900-char
-string over the charset "# SGo" ('#' wall, ' ' open, 'S' start, 'G' goal, 'o' path), mapped to ids 1..5
-(0 = pad, vocab 6). The question has no 'o'; the answer is the same maze with the path drawn in.
+Encoding (the reference maze builder; defined in `trm_tf.tasks.maze` and re-exported here): a 30x30 maze
+is a 900-char string over the charset "# SGo" ('#' wall, ' ' open, 'S' start, 'G' goal, 'o' path), mapped
+to ids 1..5 (0 = pad, vocab 6). The question has no 'o'; the answer is the same maze with the path drawn
+in.
 
 The generator makes *perfect* mazes (a uniformly shuffled Kruskal spanning tree over a 15x15 lattice of
 cells at even coordinates; row 29 and column 29 stay walls), so every start-goal pair has exactly one
@@ -19,17 +20,23 @@ import io
 
 import numpy as np
 
-GRID_SIZE = 30
-SEQ_LEN = GRID_SIZE * GRID_SIZE
-CHARSET = "# SGo"
-VOCAB_SIZE = len(CHARSET) + 1
-WALL, OPEN, START, GOAL, PATH = (CHARSET.index(c) + 1 for c in CHARSET)
+from trm_tf.tasks.grids import dihedral as dihedral
+from trm_tf.tasks.maze import CHARSET as CHARSET
+from trm_tf.tasks.maze import GOAL as GOAL
+from trm_tf.tasks.maze import GRID_SIZE as GRID_SIZE
+from trm_tf.tasks.maze import OPEN as OPEN
+from trm_tf.tasks.maze import PATH as PATH
+from trm_tf.tasks.maze import SEQ_LEN as SEQ_LEN
+from trm_tf.tasks.maze import START as START
+from trm_tf.tasks.maze import VOCAB_SIZE as VOCAB_SIZE
+from trm_tf.tasks.maze import WALL as WALL
+from trm_tf.tasks.maze import decode as decode
+from trm_tf.tasks.maze import dihedral_rows as dihedral_rows
+from trm_tf.tasks.maze import encode as encode
+
 CSV_HEADER = ["source", "question", "answer", "rating"]
 DEFAULT_MIN_PATH_LENGTH = 110
 
-_CHAR_TO_ID = np.zeros(256, np.uint8)  # 0 marks a character outside the charset
-_CHAR_TO_ID[np.frombuffer(CHARSET.encode(), np.uint8)] = np.arange(1, len(CHARSET) + 1)
-_ID_TO_CHAR = np.frombuffer(("\0" + CHARSET).encode(), np.uint8)
 _MOVES = ((-1, 0), (0, -1), (0, 1), (1, 0))  # fixed order: deterministic parent choice in BFS
 # Lattice cells of the generator: even coordinates 0..28 (15 x 15).
 _LATTICE_CELLS = np.stack(
@@ -39,16 +46,6 @@ _LATTICE_CELLS = np.stack(
 
 class MazeDataError(ValueError):
     """A malformed Maze-Hard CSV row (the message names the file and the line)."""
-
-
-def encode(text: str) -> np.ndarray:
-    """Maps a 900-char maze string to uint8 ids 1..5 (0 for characters outside the charset)."""
-    return _CHAR_TO_ID[np.frombuffer(text.encode("latin-1", errors="replace"), np.uint8)]
-
-
-def decode(ids: np.ndarray) -> str:
-    """Inverse of `encode` for valid ids."""
-    return _ID_TO_CHAR[np.asarray(ids, np.uint8).reshape(-1)].tobytes().decode()
 
 
 def validate_pair(question: str, answer: str, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -105,30 +102,6 @@ def parse_csv(text: str, file: str) -> tuple[np.ndarray, np.ndarray]:
     if not inputs:
         raise MazeDataError(f"{file}: no rows")
     return np.stack(inputs), np.stack(labels)
-
-
-def dihedral(grid: np.ndarray, trans_id: int) -> np.ndarray:
-    """The reference's 8 dihedral transforms (same table as the ARC builder)."""
-    if trans_id == 0:
-        return grid
-    if trans_id in (1, 2, 3):
-        return np.rot90(grid, k=trans_id)
-    if trans_id == 4:
-        return np.fliplr(grid)
-    if trans_id == 5:
-        return np.flipud(grid)
-    if trans_id == 6:
-        return grid.T
-    if trans_id == 7:
-        return np.fliplr(np.rot90(grid, k=1))
-    raise ValueError(f"trans_id must be in 0..7, got {trans_id}")
-
-
-def dihedral_rows(rows: np.ndarray, trans_id: int) -> np.ndarray:
-    """Applies `dihedral` to every [900] row of a [N, 900] array at once."""
-    grids = rows.reshape(-1, GRID_SIZE, GRID_SIZE)
-    out = np.stack([dihedral(g, trans_id) for g in grids]) if len(grids) else grids
-    return np.ascontiguousarray(out).reshape(-1, SEQ_LEN)
 
 
 def bfs_distances(open_mask: np.ndarray, start: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

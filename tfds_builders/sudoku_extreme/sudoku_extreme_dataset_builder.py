@@ -1,4 +1,4 @@
-"""TFDS builder for Sudoku-Extreme (TRM_SPEC §5.2), plus offline configs from a seeded generator.
+"""TFDS builder for Sudoku-Extreme, plus offline configs from a seeded generator.
 
 Configs:
   * `sub{N}_aug{A}`: N training rows of the Sudoku-Extreme `train.csv` chosen by one seeded
@@ -18,12 +18,11 @@ Python build without the CLI:
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
-from tensorflow_datasets.core.utils import shard_utils
+
+from tfds_builders import builder_utils
 
 from . import sudoku_lib
 
@@ -33,40 +32,9 @@ URLS = {"train": f"{_HF_BASE}/train.csv", "test": f"{_HF_BASE}/test.csv"}
 SUBSAMPLE_SIZES = (100, 250, 500, 1000, 2000, 5000, 10000)
 NUM_AUGS = (0, 10, 100, 500, 1000, 2000)
 
-# Splits with at least this many examples get `_MAX_SHARDS` files, so each of up to 64 hosts reads
-# its own files with `tfds.ReadConfig(input_context=...)`.
-_MAX_SHARDS = 64
-_MIN_EXAMPLES_FOR_MAX_SHARDS = 1000
-_MIN_EXAMPLES_PER_SHARD = 16
-
-
-def num_shards_for(num_examples: int) -> int:
-    """Shard count of a split: 64 from 1000 examples on, else one shard per 16 examples (>= 1)."""
-    if num_examples >= _MIN_EXAMPLES_FOR_MAX_SHARDS:
-        return _MAX_SHARDS
-    return max(1, min(_MAX_SHARDS, num_examples // _MIN_EXAMPLES_PER_SHARD))
-
-
-@dataclasses.dataclass(frozen=True)
-class _PerSplitShardConfig(shard_utils.ShardConfig):
-    """Chooses the shard count from each split's example count (TFDS's own is one global number)."""
-
-    def get_number_shards(
-        self, total_size: int, num_examples: int, uses_precise_sharding: bool = True
-    ) -> int:
-        if self.num_shards:  # An explicit --num_shards / DownloadConfig(num_shards=) wins.
-            return min(self.num_shards, max(1, num_examples))
-        return num_shards_for(num_examples)
-
-
-@dataclasses.dataclass
-class _PerSplitShardDownloadConfig(tfds.download.DownloadConfig):
-    def get_shard_config(self) -> shard_utils.ShardConfig:
-        return _PerSplitShardConfig(
-            num_shards=self.num_shards,
-            min_shard_size=self.min_shard_size,
-            max_shard_size=self.max_shard_size,
-        )
+# The shard policy lives in `builder_utils` (shared by every builder); re-exported for callers.
+num_shards_for = builder_utils.num_shards_for
+read_metadata = builder_utils.read_metadata
 
 
 @dataclasses.dataclass
@@ -203,34 +171,8 @@ def _static_metadata() -> dict:
     }
 
 
-def read_metadata(data_dir: epath.PathLike, name_and_config: str) -> dict:
-    """Reads `metadata.json` of a built config without importing TFDS's builder machinery.
-
-    `tfds.builder(name_and_config, data_dir=...).info.metadata` gives the same dict; this reader is
-    for tools that only need the numbers.
-
-    Args:
-      data_dir: the TFDS data dir (local or gs://).
-      name_and_config: e.g. "sudoku_extreme/generated_easy" (optionally with "/1.0.0").
-
-    Returns:
-      the metadata dict.
-    """
-    parts = name_and_config.split("/")
-    base = epath.Path(data_dir).joinpath(*parts)
-    if len(parts) < 3:  # No version given: take the highest one on disk.
-        versions = sorted(
-            (p for p in base.iterdir() if (p / "metadata.json").exists()),
-            key=lambda p: tuple(int(x) for x in p.name.split(".")),
-        )
-        if not versions:
-            raise FileNotFoundError(f"no built version with metadata.json under {base}")
-        base = versions[-1]
-    return json.loads((base / "metadata.json").read_text())
-
-
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """Sudoku-Extreme (TRM_SPEC §5.2) and seeded generated Sudoku datasets."""
+    """Sudoku-Extreme and seeded generated Sudoku datasets."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
@@ -260,21 +202,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _download_and_prepare(self, dl_manager, download_config):
         # Per-split shard counts (64 for big splits, fewer for tiny ones) via the writer's ShardConfig.
-        fields = {
-            f.name: getattr(download_config, f.name) for f in dataclasses.fields(download_config)
-        }
-        return super()._download_and_prepare(dl_manager, _PerSplitShardDownloadConfig(**fields))
+        return super()._download_and_prepare(
+            dl_manager, builder_utils.download_config_with_shard_policy(download_config)
+        )
 
     def _load_csv_splits(self, dl_manager) -> dict[str, tuple[dict, str]]:
-        paths = None
-        try:
-            manual = epath.Path(dl_manager.manual_dir)
-            if all((manual / f"{s}.csv").exists() for s in ("train", "test")):
-                paths = {s: manual / f"{s}.csv" for s in ("train", "test")}
-        except AssertionError:  # Manual dir missing or empty: fall back to the download.
-            pass
-        if paths is None:
-            paths = {k: epath.Path(v) for k, v in dl_manager.download(URLS).items()}
+        paths = builder_utils.manual_or_download(dl_manager, {s: f"{s}.csv" for s in URLS}, URLS)
         out = {}
         for split, path in paths.items():
             parsed = sudoku_lib.parse_csv_text(

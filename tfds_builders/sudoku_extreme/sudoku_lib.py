@@ -1,10 +1,11 @@
 """Pure-numpy Sudoku helpers: CSV parsing and validation, encoding, augmentation, generation.
 
-This module has no TensorFlow/TFDS dependency so that the builder, the quickstart and `trm_tf.solve`
-can all reuse it, and so that its tests run in milliseconds.
+This module has no TensorFlow/TFDS dependency so that its tests run in milliseconds. The token
+encoding and the validity checks live in `trm_tf.tasks.sudoku` (shared with the evaluators, the solver
+CLI and the renderer) and are re-exported here under their old names.
 
 Grids are uint8 arrays of shape [..., 81] in row-major order holding digits 1..9 and 0 for a blank.
-Tokens (what the model sees) follow the reference builder (TRM_SPEC §5.2): pad 0, blank 1, digit d -> d+1,
+Tokens (what the model sees) follow the reference builder: pad 0, blank 1, digit d -> d+1,
 so `vocab_size = 11`.
 
 Randomness: every random draw comes from a `numpy.random.Generator` seeded from an explicit integer
@@ -19,86 +20,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-SEQ_LEN = 81
-VOCAB_SIZE = 11
-PAD_ID = 0
-BLANK_TOKEN = 1
+from trm_tf.tasks.sudoku import BLANK_TOKEN as BLANK_TOKEN
+from trm_tf.tasks.sudoku import PAD_ID as PAD_ID
+from trm_tf.tasks.sudoku import SEQ_LEN as SEQ_LEN
+from trm_tf.tasks.sudoku import UNITS as UNITS
+from trm_tf.tasks.sudoku import UNITS_OF_CELL as _UNITS_OF_CELL
+from trm_tf.tasks.sudoku import VOCAB_SIZE as VOCAB_SIZE
+from trm_tf.tasks.sudoku import decode as decode
+from trm_tf.tasks.sudoku import encode as encode
+from trm_tf.tasks.sudoku import givens_agree as givens_agree
+from trm_tf.tasks.sudoku import is_valid_solution as is_valid_solution
 
 # Random floats consumed per augmentation: 9 digit keys, 1 transpose coin, 3 band keys,
 # 9 row-in-band keys, 3 stack keys, 9 column-in-stack keys.
 _DRAWS_PER_AUG = 34
 
-# Unit (row, column, box) membership of every cell, used by the vectorised checks.
-_CELLS = np.arange(81)
-_ROW_OF = _CELLS // 9
-_COL_OF = _CELLS % 9
-_BOX_OF = (_ROW_OF // 3) * 3 + _COL_OF // 3
-UNITS = np.concatenate(
-    [
-        np.arange(81).reshape(9, 9),  # rows
-        np.arange(81).reshape(9, 9).T,  # columns
-        np.array(
-            [
-                [(b // 3) * 27 + (b % 3) * 3 + r * 9 + c for r in range(3) for c in range(3)]
-                for b in range(9)
-            ]
-        ),  # boxes
-    ]
-)  # [27, 9]
-_UNITS_OF_CELL = np.stack([_ROW_OF, 9 + _COL_OF, 18 + _BOX_OF], axis=1)  # [81, 3]
-
 
 class SudokuFormatError(ValueError):
     """A row of a Sudoku CSV is malformed; the message names the file and the line."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Encoding and validity.
-# ----------------------------------------------------------------------------------------------
-
-
-def encode(grids: np.ndarray) -> np.ndarray:
-    """Maps digit grids to model tokens: blank (0) -> 1, digit d -> d + 1.
-
-    Args:
-      grids: integer array [..., 81] with 0 for blank and 1..9 for digits.
-
-    Returns:
-      uint8 array of the same shape with tokens in 1..10 (0 = pad is never produced).
-    """
-    return (np.asarray(grids, dtype=np.uint8) + 1).astype(np.uint8)
-
-
-def decode(tokens: np.ndarray) -> np.ndarray:
-    """Inverse of `encode`: tokens 1..10 -> digits 0..9 (pad 0 also maps to blank 0)."""
-    tokens = np.asarray(tokens)
-    return np.where(tokens > 0, tokens - 1, 0).astype(np.uint8)
-
-
-def is_valid_solution(grids: np.ndarray) -> np.ndarray:
-    """Whether each complete grid is a valid Sudoku (every row, column and box holds 1..9).
-
-    Args:
-      grids: integer array [81] or [N, 81] of digits.
-
-    Returns:
-      bool scalar or bool array [N].
-    """
-    grids = np.asarray(grids)
-    single = grids.ndim == 1
-    g = grids.reshape(-1, 81).astype(np.int64)
-    in_range = ((g >= 1) & (g <= 9)).all(axis=1)
-    # One-hot of each unit's digits; valid iff every digit appears exactly once per unit.
-    onehot = (g[:, UNITS][..., None] == np.arange(1, 10)).sum(axis=2)  # [N, 27, 9]
-    ok = in_range & (onehot == 1).all(axis=(1, 2))
-    return bool(ok[0]) if single else ok
-
-
-def givens_agree(questions: np.ndarray, solutions: np.ndarray) -> np.ndarray:
-    """Whether every given (non-zero) cell of each question equals the solution cell. Shape [N]."""
-    q = np.asarray(questions).reshape(-1, 81)
-    s = np.asarray(solutions).reshape(-1, 81)
-    return ((q == 0) | (q == s)).all(axis=1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,7 +154,7 @@ def to_csv_text(questions: np.ndarray, solutions: np.ndarray, source: str = "gen
 
 
 # ----------------------------------------------------------------------------------------------
-# Augmentation (TRM_SPEC §5.2 shuffle_sudoku), vectorised.
+# Augmentation (the reference's shuffle_sudoku), vectorised.
 # ----------------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ def puzzles():
 
 
 def _spec_shuffle(grid, t, k):
-    """Loop version of TRM_SPEC §5.2 shuffle_sudoku for transform k (independent of the vector code)."""
+    """Loop version of the reference's shuffle_sudoku for transform k (independent of the vector code)."""
     g = np.asarray(grid).reshape(9, 9)
     if t["transpose"][k]:
         g = g.T

@@ -1,4 +1,4 @@
-"""ARC pass@K voting evaluator (TRM_SPEC.md §5.4, reference `evaluators/arc.py`).
+"""ARC pass@K voting evaluator (after the reference `evaluators/arc.py`).
 
 For each evaluated row the prediction (and the input) is cropped to the largest top-left rectangle of
 colour tokens, the augmentation is undone (inverse dihedral, then inverse colour permutation), and the
@@ -27,8 +27,9 @@ Ground truth: the ARC builder writes `test_puzzles.json` (the un-augmented test 
 next to `dataset_info.json`; `load_ground_truth(tfds.builder(name, data_dir=...).data_dir)` reads it
 (works on gs:// via tf.io.gfile), as does a Kaggle `arc-agi_<subset>_solutions.json` path.
 
-The grid math (dihedral transforms, crop) is duplicated from `tfds_builders/arc_agi/arc_lib.py`
-because `trm_tf` must not import builder code; `tests/test_arc_evaluator.py` checks both agree.
+The grid math (dihedral transforms and their inverses, the colour-permutation inverse, the crop of the
+largest top-left colour rectangle) comes from `trm_tf.tasks`, the same code the ARC builder augments and
+encodes with, so undoing an augmentation cannot drift from applying it.
 """
 
 from __future__ import annotations
@@ -39,58 +40,17 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-GRID_SIZE = 30
-COLOR_OFFSET = 2
-NUM_COLORS = 10
-DIHEDRAL_INVERSE = (0, 3, 2, 1, 4, 5, 6, 7)
+from trm_tf.tasks.arc import COLOR_OFFSET as COLOR_OFFSET
+from trm_tf.tasks.arc import GRID_SIZE as GRID_SIZE
+from trm_tf.tasks.arc import NUM_COLORS as NUM_COLORS
+from trm_tf.tasks.arc import TEST_PUZZLES_FILE as TEST_PUZZLES_FILE
+from trm_tf.tasks.arc import crop as crop
+from trm_tf.tasks.grids import DIHEDRAL_INVERSE as DIHEDRAL_INVERSE
+from trm_tf.tasks.grids import dihedral as dihedral
+from trm_tf.tasks.grids import inverse_augment as inverse_augment
+from trm_tf.tasks.grids import inverse_dihedral as inverse_dihedral
+
 PASS_KS = (1, 2, 5, 10, 100, 1000)
-TEST_PUZZLES_FILE = "test_puzzles.json"
-
-
-def dihedral(grid: np.ndarray, trans_id: int) -> np.ndarray:
-    """The reference's 8 dihedral transforms (identity, rot90 k=1..3, fliplr, flipud, T, anti-T)."""
-    if trans_id == 0:
-        return grid
-    if trans_id in (1, 2, 3):
-        return np.rot90(grid, k=trans_id)
-    if trans_id == 4:
-        return np.fliplr(grid)
-    if trans_id == 5:
-        return np.flipud(grid)
-    if trans_id == 6:
-        return grid.T
-    if trans_id == 7:
-        return np.fliplr(np.rot90(grid, k=1))
-    raise ValueError(f"trans_id must be in 0..7, got {trans_id}")
-
-
-def inverse_dihedral(grid: np.ndarray, trans_id: int) -> np.ndarray:
-    """Undoes `dihedral(grid, trans_id)` (inverse table [0, 3, 2, 1, 4, 5, 6, 7])."""
-    return dihedral(grid, DIHEDRAL_INVERSE[trans_id])
-
-
-def inverse_augment(grid: np.ndarray, trans_id: int, color_map: np.ndarray) -> np.ndarray:
-    """Undoes the builder's ``dihedral(color_map[grid], trans_id)``: inverse dihedral, then the inverse
-    colour permutation."""
-    inverse_map = np.argsort(np.asarray(color_map)).astype(np.uint8)
-    return np.ascontiguousarray(inverse_map[inverse_dihedral(np.asarray(grid), int(trans_id))])
-
-
-def crop(tokens: np.ndarray) -> np.ndarray:
-    """Largest top-left rectangle of colour tokens (2..11) of a 900-token canvas, as colours 0..9.
-
-    Row r may use the width of the leading colour run of every row 0..r (running minimum); the first row
-    count reaching the largest area wins (the reference's strict ">"); no colour at (0, 0) -> 0x0 grid.
-    """
-    canvas = np.asarray(tokens).reshape(GRID_SIZE, GRID_SIZE)
-    is_color = (canvas >= COLOR_OFFSET) & (canvas < COLOR_OFFSET + NUM_COLORS)
-    run = np.where(is_color.all(axis=1), GRID_SIZE, np.argmin(is_color, axis=1))
-    width = np.minimum.accumulate(run)
-    area = width * np.arange(1, GRID_SIZE + 1)
-    best = int(np.argmax(area))
-    if area[best] == 0:
-        return np.zeros((0, 0), np.uint8)
-    return (canvas[: best + 1, : width[best]] - COLOR_OFFSET).astype(np.uint8)
 
 
 def grid_key(grid: np.ndarray) -> str:

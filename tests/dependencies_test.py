@@ -1,0 +1,151 @@
+"""The package layers only depend one way: configs -> trm_tf -> trm_tf.tasks <- tfds_builders.
+
+Read from the sources (every `import` and `from ... import`, at any depth of a file), so a violation shows
+up here before it shows up as an import cycle or as TensorFlow loaded by a tool that should not need it:
+
+* `trm_tf` imports nothing from `configs` (experiment files) or `tests`;
+* `trm_tf.tasks` (task maths shared by builders, evaluators and tools) imports only NumPy, the standard
+  library and itself, and importing it loads no TensorFlow;
+* `tfds_builders` imports only `trm_tf.tasks`, itself and third-party packages;
+* `configs` imports only `ml_collections`, the standard library and `configs`.
+"""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STDLIB = set(sys.stdlib_module_names)
+
+# Modules of `trm_tf` that still import `configs`, each with the reason; another change moves them out.
+# The test below fails once an entry no longer imports `configs`, so the list can only shrink.
+TRM_TF_IMPORTS_CONFIGS_ALLOWED = {
+    "trm_tf/sweep.py": "the sweep CLI expands the experiment presets of configs/presets.py",
+    "trm_tf/analysis/testing.py": "test fixtures build runs from configs/base.py",
+}
+
+
+def imports_of(path: pathlib.Path, package: tuple[str, ...] | None = None) -> list[str]:
+    """Absolute dotted names imported by a file (relative imports resolved against its package, by
+    default the file's folder under the repository)."""
+    tree = ast.parse(path.read_text(), str(path))
+    if package is None:
+        package = path.relative_to(REPO).with_suffix("").parts[:-1]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ((node.module,) if node.module else ()))
+            else:
+                module = node.module
+            names.append(module)
+            # `from pkg import sub` may import a submodule: count `pkg.sub` as well.
+            names += [f"{module}.{a.name}" for a in node.names if a.name != "*"]
+    return names
+
+
+def python_files(folder: str) -> list[pathlib.Path]:
+    return sorted(p for p in (REPO / folder).rglob("*.py") if "dummy_data" not in p.parts)
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def violations(folder: str, allowed) -> dict[str, list[str]]:
+    out = {}
+    for path in python_files(folder):
+        bad = sorted({n for n in imports_of(path) if not allowed(n)})
+        if bad:
+            out[str(path.relative_to(REPO))] = bad
+    return out
+
+
+def test_imports_are_read_from_the_sources():
+    # The reader itself: relative imports resolve to their package, submodule imports are seen.
+    names = imports_of(REPO / "tfds_builders" / "maze_hard" / "maze_hard_dataset_builder.py")
+    assert "tfds_builders.maze_hard.maze_lib" in names and "tfds_builders.builder_utils" in names
+    assert "trm_tf.tasks.grids.dihedral" in imports_of(REPO / "trm_tf" / "evaluators" / "arc.py")
+
+
+def test_trm_tf_imports_neither_configs_nor_tests():
+    found = violations("trm_tf", lambda n: top(n) not in ("configs", "tests"))
+    assert set(found) == set(TRM_TF_IMPORTS_CONFIGS_ALLOWED), found
+    for path in TRM_TF_IMPORTS_CONFIGS_ALLOWED:  # still needed, and only for configs
+        assert {top(n) for n in found[path]} == {"configs"}, found[path]
+
+
+def tasks_ok(name: str) -> bool:
+    return top(name) in STDLIB or top(name) == "numpy" or name.startswith("trm_tf.tasks")
+
+
+def builders_ok(name: str) -> bool:
+    if top(name) in ("configs", "tests"):
+        return False
+    return top(name) != "trm_tf" or name == "trm_tf" or name.startswith("trm_tf.tasks")
+
+
+def configs_ok(name: str) -> bool:
+    return top(name) in ("configs", "ml_collections") or top(name) in STDLIB
+
+
+def test_tasks_import_only_numpy_stdlib_and_themselves():
+    assert violations("trm_tf/tasks", tasks_ok) == {}
+
+
+def test_importing_tasks_loads_no_tensorflow():
+    code = (
+        "import sys, trm_tf.tasks, trm_tf.tasks.arc, trm_tf.tasks.grids, trm_tf.tasks.maze, "
+        "trm_tf.tasks.sudoku; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tensorflow_datasets', 'jax', 'torch')))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_builders_import_only_tasks_themselves_and_third_party():
+    assert violations("tfds_builders", builders_ok) == {}
+
+
+def test_configs_import_only_ml_collections_stdlib_and_configs():
+    assert violations("configs", configs_ok) == {}
+
+
+@pytest.mark.parametrize(
+    "rule, package, source, bad",
+    [
+        (tasks_ok, ("trm_tf", "tasks"), "import tensorflow as tf\n", "tensorflow"),
+        (
+            tasks_ok,
+            ("trm_tf", "tasks"),
+            "def f():\n    from trm_tf import render\n",
+            "trm_tf.render",
+        ),
+        (
+            builders_ok,
+            ("tfds_builders", "maze_hard"),
+            "from trm_tf.data import datasets\n",
+            "trm_tf.data",
+        ),
+        (builders_ok, ("tfds_builders", "maze_hard"), "from ...configs import base\n", "configs"),
+        (configs_ok, ("configs",), "import numpy as np\n", "numpy"),
+    ],
+)
+def test_each_rule_flags_a_forbidden_import(rule, package, source, bad, tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    flagged = [n for n in imports_of(probe, package) if not rule(n)]
+    assert bad in flagged
+    # ...and passes the same file with the import removed.
+    probe.write_text("import json\n")
+    assert all(rule(n) for n in imports_of(probe, package))

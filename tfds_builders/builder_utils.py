@@ -1,0 +1,141 @@
+"""Plumbing shared by the TFDS builders: the shard policy, the source-file resolver, metadata reading.
+
+The builders differ in their task maths (which lives in `trm_tf.tasks` and in each builder's own
+`*_lib.py`) but not in how they shard, find their source files or expose their metadata, so those three
+live here once:
+
+* `download_config_with_shard_policy`: the shard count of every split from its own example count (TFDS's
+  own policy is one count for the whole dataset, chosen from bytes), with an explicit count winning;
+* `manual_or_download`: the source files from the manual dir when it holds all of them, else downloaded;
+* `read_metadata`: a built config's `metadata.json`, without importing any builder.
+
+Importing this module needs the repository on the import path (`pip install -e .`), as the builders
+import it by its package name (`tfds build tfds_builders/<name>` loads a builder as a top-level package).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+import tensorflow_datasets as tfds
+from etils import epath
+from tensorflow_datasets.core.utils import shard_utils
+
+METADATA_FILE = "metadata.json"
+
+# Splits with at least this many examples get `MAX_SHARDS` files, so each of up to 64 hosts reads its
+# own files with `tfds.ReadConfig(input_context=...)`; smaller splits get one file per 16 examples, so
+# a tiny split is not cut into files of one record.
+MAX_SHARDS = 64
+MIN_EXAMPLES_FOR_MAX_SHARDS = 1000
+MIN_EXAMPLES_PER_SHARD = 16
+
+
+def num_shards_for(num_examples: int, num_shards: int | None = None) -> int:
+    """Shard count of one split.
+
+    Args:
+      num_examples: examples in the split.
+      num_shards: an explicit count (`--num_shards`, `DownloadConfig(num_shards=)` or a builder config's
+        own default); it wins, clamped to [1, num_examples] since a file cannot hold less than a record.
+
+    Returns:
+      `num_shards` clamped, else 64 from 1000 examples on, else one shard per 16 examples (>= 1).
+    """
+    if num_shards:
+        return max(1, min(num_shards, num_examples))
+    if num_examples >= MIN_EXAMPLES_FOR_MAX_SHARDS:
+        return MAX_SHARDS
+    return max(1, min(MAX_SHARDS, num_examples // MIN_EXAMPLES_PER_SHARD))
+
+
+@dataclasses.dataclass(frozen=True)
+class _PerSplitShardConfig(shard_utils.ShardConfig):
+    """TFDS's writer asks this for each split's shard count; it answers with `num_shards_for`."""
+
+    def get_number_shards(
+        self, total_size: int, num_examples: int, uses_precise_sharding: bool = True
+    ) -> int:
+        return num_shards_for(num_examples, self.num_shards)
+
+
+@dataclasses.dataclass(eq=False)
+class _PerSplitShardDownloadConfig(tfds.download.DownloadConfig):
+    def get_shard_config(self) -> shard_utils.ShardConfig:
+        return _PerSplitShardConfig(
+            num_shards=self.num_shards,
+            min_shard_size=self.min_shard_size,
+            max_shard_size=self.max_shard_size,
+        )
+
+
+def download_config_with_shard_policy(
+    download_config: tfds.download.DownloadConfig, default_num_shards: int | None = None
+) -> tfds.download.DownloadConfig:
+    """A copy of `download_config` whose writer shards every split by `num_shards_for`.
+
+    Call it from a builder's `_download_and_prepare` and pass the result to the parent's.
+
+    Args:
+      download_config: what the caller (the CLI or `download_and_prepare`) passed.
+      default_num_shards: the builder config's own count, used when the caller chose none (None: the
+        count follows each split's example count).
+    """
+    fields = {
+        f.name: getattr(download_config, f.name)
+        for f in dataclasses.fields(download_config)
+        if f.init
+    }
+    if fields.get("num_shards") is None:
+        fields["num_shards"] = default_num_shards
+    return _PerSplitShardDownloadConfig(**fields)
+
+
+def manual_or_download(
+    dl_manager: tfds.download.DownloadManager, files: Mapping[str, str], urls: Mapping[str, str]
+) -> dict[str, epath.Path]:
+    """Paths of a builder's source files: from the manual dir when it holds all of them, else downloaded.
+
+    Args:
+      dl_manager: the builder's download manager.
+      files: key -> file name looked for in the manual dir.
+      urls: key -> URL (same keys), downloaded (and checksum-checked) when the manual dir lacks a file.
+
+    Returns:
+      key -> path (local or gs://).
+    """
+    try:
+        manual = epath.Path(dl_manager.manual_dir)
+    except AssertionError:  # TFDS asserts when the manual dir is missing or empty.
+        manual = None
+    if manual is not None and all((manual / name).exists() for name in files.values()):
+        return {key: manual / name for key, name in files.items()}
+    return {key: epath.Path(p) for key, p in dl_manager.download(dict(urls)).items()}
+
+
+def read_metadata(data_dir: epath.PathLike, name_and_config: str) -> dict:
+    """Reads `metadata.json` of a built config without importing TFDS's builder machinery.
+
+    `tfds.builder(name_and_config, data_dir=...).info.metadata` gives the same dict; this reader is for
+    tools that only need the numbers, and works without the builder being registered.
+
+    Args:
+      data_dir: the TFDS data dir (local or gs://).
+      name_and_config: e.g. "sudoku_extreme/generated_easy" (optionally with "/1.0.0").
+
+    Returns:
+      the metadata dict.
+    """
+    parts = name_and_config.split("/")
+    base = epath.Path(data_dir).joinpath(*parts)
+    if len(parts) < 3:  # No version given: take the highest one on disk.
+        versions = sorted(
+            (p for p in base.iterdir() if (p / METADATA_FILE).exists()),
+            key=lambda p: tuple(int(x) for x in p.name.split(".")),
+        )
+        if not versions:
+            raise FileNotFoundError(f"no built version with {METADATA_FILE} under {base}")
+        base = versions[-1]
+    return json.loads((base / METADATA_FILE).read_text())
