@@ -11,7 +11,7 @@ animated GIF with one frame per step. Cells are coloured by their status (`cell_
 
 A given cell the model overwrites is wrong even without labels, since the input is ground truth there.
 
-Per task (token encodings of TRM_SPEC.md §5.2-§5.4):
+Per task (token encodings of docs/model.md#data-encodings):
 
 * ``sudoku`` (seq 81, 0 pad, 1 blank, digit d -> d + 1): 9×9 grid with box lines and digits; a wrong
   cell also shows the right digit small in its corner.
@@ -69,7 +69,7 @@ STATUS_MASK = 7
 
 STATUS_NAMES = {GIVEN: "given", CORRECT: "correct", WRONG: "wrong", UNKNOWN: "unknown", PAD: "pad"}
 
-# Token ids (TRM_SPEC.md §5.2-§5.4).
+# Token ids (docs/model.md#data-encodings).
 SUDOKU_BLANK = 1
 MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = 1, 2, 3, 4, 5
 ARC_EOS = 1

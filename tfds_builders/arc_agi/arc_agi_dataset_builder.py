@@ -1,4 +1,4 @@
-"""ARC-AGI-1 and ARC-AGI-2 as TFDS datasets, following TRM_SPEC.md §5.4.
+"""ARC-AGI-1 and ARC-AGI-2 as TFDS datasets, following docs/model.md#arc-agi.
 
 Configs `arc{1,2}_aug{A}` for A in {0, 10, 100, 300, 1000}:
 

@@ -1,6 +1,6 @@
 """Pure-numpy grid math, loading, augmentation and encoding for the ARC-AGI builder.
 
-Follows TRM_SPEC.md §5.4 (the reference `dataset/build_arc_dataset.py`):
+Follows docs/model.md#arc-agi (the reference `dataset/build_arc_dataset.py`):
 
 * token encoding on a 30x30 canvas: 0 = pad, 1 = EOS, colours 0..9 -> 2..11; EOS on the row just below
   and the column just right of the grid, only inside the canvas, never on the diagonal corner;
@@ -483,8 +483,8 @@ def plan_dataset(
 
 
 def split_pairs(plan: TaskPlan, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Routing (spec §5.4): a test-subset task's demonstrations go to train and its test pairs to
-    test; any other task sends all its pairs to train."""
+    """Routing (docs/model.md#arc-agi): a test-subset task's demonstrations go to train and its test
+    pairs to test; any other task sends all its pairs to train."""
     task = plan.task
     if split == "train":
         return task.train_pairs if plan.is_test_task else task.train_pairs + task.test_pairs

@@ -1,4 +1,4 @@
-"""Maze-Hard (30x30) as a TFDS dataset, following TRM_SPEC.md §5.3.
+"""Maze-Hard (30x30) as a TFDS dataset, following docs/model.md#maze-hard.
 
 Configs:
 

@@ -1,8 +1,9 @@
 """Pure-numpy Maze-Hard encoding, validation, dihedral augmentation and a seeded maze generator.
 
-Encoding (TRM_SPEC.md §5.3, the reference `dataset/build_maze_dataset.py`): a 30x30 maze is a 900-char
-string over the charset "# SGo" ('#' wall, ' ' open, 'S' start, 'G' goal, 'o' path), mapped to ids 1..5
-(0 = pad, vocab 6). The question has no 'o'; the answer is the same maze with the path drawn in.
+Encoding (docs/model.md#maze-hard, the reference `dataset/build_maze_dataset.py`): a 30x30 maze is a
+900-char string over the charset "# SGo" ('#' wall, ' ' open, 'S' start, 'G' goal, 'o' path), mapped
+to ids 1..5 (0 = pad, vocab 6). The question has no 'o'; the answer is the same maze with the path
+drawn in.
 
 The generator makes *perfect* mazes (a uniformly shuffled Kruskal spanning tree over a 15x15 lattice of
 cells at even coordinates; row 29 and column 29 stay walls), so every start-goal pair has exactly one

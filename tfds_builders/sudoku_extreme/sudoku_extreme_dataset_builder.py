@@ -1,4 +1,5 @@
-"""TFDS builder for Sudoku-Extreme (TRM_SPEC §5.2), plus offline configs from a seeded generator.
+"""TFDS builder for Sudoku-Extreme (docs/model.md#sudoku-extreme), plus offline configs from a
+seeded generator.
 
 Configs:
   * `sub{N}_aug{A}`: N training rows of the Sudoku-Extreme `train.csv` chosen by one seeded
@@ -230,7 +231,7 @@ def read_metadata(data_dir: epath.PathLike, name_and_config: str) -> dict:
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """Sudoku-Extreme (TRM_SPEC §5.2) and seeded generated Sudoku datasets."""
+    """Sudoku-Extreme (docs/model.md#sudoku-extreme) and seeded generated Sudoku datasets."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
@@ -335,7 +336,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "description": (
                     "Tokens: pad 0, blank 1, digit d -> d+1; labels are the full solution. Each "
                     "training group is one base puzzle: its original (puzzle 0 of the group) then "
-                    "num_aug shuffle_sudoku copies (TRM_SPEC 5.2) seeded by (seed, base row)."
+                    "num_aug shuffle_sudoku copies seeded by (seed, base row)."
                 ),
             }
         )

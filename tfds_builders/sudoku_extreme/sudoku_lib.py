@@ -4,8 +4,8 @@ This module has no TensorFlow/TFDS dependency so that the builder, the quickstar
 can all reuse it, and so that its tests run in milliseconds.
 
 Grids are uint8 arrays of shape [..., 81] in row-major order holding digits 1..9 and 0 for a blank.
-Tokens (what the model sees) follow the reference builder (TRM_SPEC §5.2): pad 0, blank 1, digit d -> d+1,
-so `vocab_size = 11`.
+Tokens (what the model sees) follow the reference builder (docs/model.md#sudoku-extreme): pad 0,
+blank 1, digit d -> d+1, so `vocab_size = 11`.
 
 Randomness: every random draw comes from a `numpy.random.Generator` seeded from an explicit integer
 tuple (e.g. `(seed, row)`), never from global state, so builds are byte-reproducible.
@@ -215,7 +215,7 @@ def to_csv_text(questions: np.ndarray, solutions: np.ndarray, source: str = "gen
 
 
 # ----------------------------------------------------------------------------------------------
-# Augmentation (TRM_SPEC §5.2 shuffle_sudoku), vectorised.
+# Augmentation (the reference's shuffle_sudoku, docs/model.md#sudoku-extreme), vectorised.
 # ----------------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ def puzzles():
 
 
 def _spec_shuffle(grid, t, k):
-    """Loop version of TRM_SPEC §5.2 shuffle_sudoku for transform k (independent of the vector code)."""
+    """Loop version of the reference shuffle_sudoku (docs/model.md#sudoku-extreme) for transform k
+    (independent of the vector code)."""
     g = np.asarray(grid).reshape(9, 9)
     if t["transpose"][k]:
         g = g.T
@@ -54,7 +55,7 @@ def test_augmentation_matches_spec_and_keeps_validity(puzzles):
         assert L.is_valid_solution(sa).all()
         assert L.givens_agree(qa, sa).all()
         assert ((qa == 0).sum(1) == (q[row] == 0).sum()).all()
-        # The same transform acts on puzzle and solution, exactly as the spec's loop.
+        # The same transform acts on puzzle and solution, exactly as the reference's loop.
         t = L.draw_transforms(L.augment_rng(5, row), 50)
         for k in range(0, 50, 7):
             np.testing.assert_array_equal(qa[k + 1], _spec_shuffle(q[row], t, k))

@@ -1,4 +1,4 @@
-"""ARC pass@K voting evaluator (TRM_SPEC.md §5.4, reference `evaluators/arc.py`).
+"""ARC pass@K voting evaluator (docs/model.md#arc-voting, reference `evaluators/arc.py`).
 
 For each evaluated row the prediction (and the input) is cropped to the largest top-left rectangle of
 colour tokens, the augmentation is undone (inverse dihedral, then inverse colour permutation), and the
