@@ -4,8 +4,10 @@ Prints one JSON line per build: config, wall and process CPU seconds, examples p
 on disk, load average, plus a check that `info.metadata` is readable from a fresh process without the
 builder code. Example (from the repo root):
 
-    TF_CPP_MIN_LOG_LEVEL=3 /work/venv/bin/python bench/build_arc_maze.py \
-        --arc_configs arc1_aug0,arc1_aug100 --arc_dir /work/shared/data/arc-agi --data_dir /tmp/bench_tfds
+    TF_CPP_MIN_LOG_LEVEL=3 python bench/build_arc_maze.py \
+        --arc_configs arc1_aug0,arc1_aug100 --arc_dir ARC_JSON_DIR --data_dir /tmp/bench_tfds
+
+where ARC_JSON_DIR holds the Kaggle `arc-agi_*_{challenges,solutions}.json` files.
 
 Maze: the `hard` config when --maze_csv_dir holds train.csv/test.csv, else 1000 + 1000 generated mazes.
 """
@@ -84,7 +86,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--arc_configs", default="arc1_aug0,arc1_aug100")
-    p.add_argument("--arc_dir", default="/work/shared/data/arc-agi")
+    p.add_argument("--arc_dir", required=True, help="folder of the Kaggle arc-agi_*.json files")
     p.add_argument("--maze_csv_dir", default="")
     p.add_argument("--data_dir", default="/tmp/bench_tfds")
     p.add_argument("--skip_maze", action="store_true")

@@ -3,7 +3,7 @@ r"""Cost model of the full study on Cloud TPU v4: FLOPs per step x steps per exp
   python bench/cost_model.py [--chips=16] [--mfu=0.4] [--peak_tflops=275] [--markdown]
 
 For every run of the catalogue (configs/presets.py RUNS) it loads the config, builds the model on CPU
-(no data needed) and counts, with the model's own FLOP formula (TRM_SPEC §7.2, matmul FLOPs):
+(no data needed) and counts, with the model's own FLOP formula (docs/model.md#flops, matmul FLOPs):
   train FLOPs = flops_per_example(train=True) x global batch x total steps
   eval FLOPs  = flops_per_example(train=False) x eval steps (N_sup) x test examples x number of evals
 Steps follow the reference's rule (epochs x groups x mean examples / batch) with the dataset sizes below

@@ -19,8 +19,9 @@ the same config and batch (its ACT bookkeeping, sparse puzzle-embedding optimize
 reference does slightly less work per step than ours).
 
 Output: one JSON line per TF configuration (the first one is the configuration given by the flags), with
-examples/s, step-time median/p10/p90, FLOPs (model.flops_per_example(train=True), TRM_SPEC §7.2), achieved
-GFLOP/s, the measured matmul peak and MFU = achieved / peak, load averages, process CPU time and memory.
+examples/s, step-time median/p10/p90, FLOPs (model.flops_per_example(train=True),
+docs/model.md#flops), achieved GFLOP/s, the measured matmul peak and MFU = achieved / peak, load
+averages, process CPU time and memory.
 
 Memory: CPU TF has no allocator statistics (tf.config.experimental.get_memory_info is GPU/TPU only), so the
 script reports the process's peak RSS (getrusage ru_maxrss) before the Trainer is built, after it is built and
@@ -49,8 +50,9 @@ common.setup_path_and_env()
 SUDOKU_SEQ_LEN, SUDOKU_VOCAB = 81, 11
 
 # The reference side, run by --torch_python. It only imports the reference model from the directory given in
-# its config (sys.argv[1]); the loss is written here from TRM_SPEC §3 (stablemax in float64 + q_halt BCE).
-# Protocol: prints one JSON "ready" line, then answers each stdin line "run N" with the N step times.
+# its config (sys.argv[1]); the loss is written here from docs/model.md#losses (stablemax in float64
+# + q_halt BCE). Protocol: prints one JSON "ready" line, then answers each stdin line "run N" with
+# the N step times.
 TORCH_DRIVER = r"""
 import json, resource, sys, time
 cfg = json.loads(sys.argv[1])

@@ -1,10 +1,10 @@
 """The one file that lists every configuration field, with the paper's Sudoku TRM-MLP recipe as defaults.
 
 Every experiment file in `configs/` starts from `base.get_config(arg)` and changes only what its id says.
-Defaults reproduce the reference command `pretrain_mlp_t_sudoku` (TRM_SPEC §6.2): global batch 768, lr 1e-4,
-puzzle-embedding lr 1e-4, weight decay 1.0, warm-up 2000 steps then constant, EMA 0.999, T=H_cycles=3,
-n=L_cycles=6, N_sup=16, hidden 512, MLP-T mixer without position encoding, 50,000 epochs, an evaluation
-every 5,000 epochs, bfloat16 forward.
+Defaults reproduce the reference command `pretrain_mlp_t_sudoku` (docs/model.md#training-loop):
+global batch 768, lr 1e-4, puzzle-embedding lr 1e-4, weight decay 1.0, warm-up 2000 steps then
+constant, EMA 0.999, T=H_cycles=3, n=L_cycles=6, N_sup=16, hidden 512, MLP-T mixer without position
+encoding, 50,000 epochs, an evaluation every 5,000 epochs, bfloat16 forward.
 
 The config argument string (`--config=configs/x.py:ARG`) is a comma-separated list of `key=value` or bare
 `key` (meaning True): `runlocal` shrinks any config to a CPU smoke run of a minute or two, `seed=N` sets the
@@ -62,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # "auto" = "files" when every puzzle has one example, else "groups".
     c.data.host_sharding = "auto"
 
-    # --- Model (TRM_SPEC §1). Keyword names are those of trm_tf.models.TRM.
+    # --- Model (docs/model.md#architecture). Keyword names are those of trm_tf.models.TRM.
     c.model = ml_collections.ConfigDict()
     c.model.arch = "trm"
     c.model.hidden_size = 512
@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.curriculum.num_stages = 3  # Stages, including the final (full-depth) one.
     c.curriculum.ramp_fraction = 0.5  # Fraction of total steps before full depth is reached.
 
-    # --- Optimisation (TRM_SPEC §4).
+    # --- Optimisation (docs/model.md#optimizers).
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam_atan2"  # adam_atan2 | adamw | lion.
     c.optim.lr = 1e-4

@@ -1,4 +1,5 @@
-"""The baselines the TRM paper compares against, trained with TRM's Sudoku recipe (TRM_SPEC §1.9).
+"""The baselines the TRM paper compares against, trained with TRM's Sudoku recipe
+(docs/model.md#variants).
 
   python launch.py --config=configs/baselines.py:hrm --workdir=gs://BUCKET/runs/baseline_hrm --tpu=local \
       --config.data.data_dir=gs://BUCKET/tfds

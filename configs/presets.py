@@ -4,10 +4,10 @@ Experiment files stay thin: they start from `base.get_config`, apply a preset fr
 their id says. `configs/README.md` and `python -m trm_tf.sweep --list` are both rendered from `RUNS`
 below, and tests/test_configs.py checks that every config really differs from base in what its id says.
 
-Two naming schemes map onto one set of runs (EXPERIMENTS.md §1): the E-scheme ids (E1.1 … E4.4), the
-67-config ids (baseline, exp01a … exp10e, contrib01_*, contrib02_*), plus the paper's other tasks and the
-new contributions. Ids that the study defined as the same run (exp01c, exp02a_03, … all equal the
-baseline) resolve to ONE run, so the batch runner trains it once.
+Two naming schemes map onto one set of runs (docs/experiments.md#naming-schemes): the E-scheme ids
+(E1.1 … E4.4), the 67-config ids (baseline, exp01a … exp10e, contrib01_*, contrib02_*), plus the
+paper's other tasks and the new contributions. Ids that the study defined as the same run (exp01c,
+exp02a_03, … all equal the baseline) resolve to ONE run, so the batch runner trains it once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import ml_collections
 
 from configs import base
 
-# The paper's Sudoku recipe, against which the batch-scaling rules are anchored (TRM_SPEC §6.2).
+# The paper's Sudoku recipe, against which the batch-scaling rules are anchored
+# (docs/model.md#training-loop).
 PAPER_BATCH = 768
 PAPER_LR = 1e-4
 PAPER_WARMUP = 2000
@@ -96,7 +97,7 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.
 
 
 # ----------------------------------------------------------------------------------------------------
-# Task presets (TRM_SPEC §6.2). Sudoku MLP-T is base itself.
+# Task presets (docs/model.md#training-loop). Sudoku MLP-T is base itself.
 
 
 def sudoku_attention(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -132,9 +133,10 @@ def arc_agi(c: ml_collections.ConfigDict, version: int) -> ml_collections.Config
 
 # ----------------------------------------------------------------------------------------------------
 # Batch-size rules. The study anchored its rules on its own 6144 "baseline" (not the paper recipe) and
-# kept the warm-up at 2000 steps even where a run has fewer steps than that (EXPERIMENTS.md §7.D.1/5).
-# Here both rules are anchored on the paper (768, 1e-4) and the warm-up keeps the paper's number of
-# warm-up EXAMPLES (2000 x 768), i.e. the same fraction of training at every batch size.
+# kept the warm-up at 2000 steps even where a run has fewer steps than that
+# (docs/experiments.md#study-defects, 9 and 12). Here both rules are anchored on the paper (768,
+# 1e-4) and the warm-up keeps the paper's number of warm-up EXAMPLES (2000 x 768), i.e. the same
+# fraction of training at every batch size.
 
 
 def warmup_for_batch(batch: int) -> int:

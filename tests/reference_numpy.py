@@ -1,9 +1,10 @@
-"""Independent NumPy float64 forward of one TRM supervision step, written from TRM_SPEC.md §1.4-§1.7.
+"""Independent NumPy float64 forward of one TRM supervision step, written from
+docs/model.md#input-embedding to #recursion.
 
 It shares no code with `trm_tf.models`: it reads weights from a reference-layout state dict (torch
 [out, in] Linear weights, keys `inner.…`) such as `export_reference_state_dict` returns, and
-re-derives every step of the spec (embedding, RoPE, attention, SwiGLU, MLP-T with the sequence-axis
-RMSNorm, recursion, heads). Used by the parity tests only.
+re-derives every step of docs/model.md (embedding, RoPE, attention, SwiGLU, MLP-T with the
+sequence-axis RMSNorm, recursion, heads). Used by the parity tests only.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _linear(x, w):
 
 def _swiglu(x, w_gate_up, w_down):
     gu = _linear(x, w_gate_up)
-    gate, up = np.split(gu, 2, axis=-1)  # gate first, up second (spec §1.3)
+    gate, up = np.split(gu, 2, axis=-1)  # gate first, up second (docs/model.md#swiglu)
     return _linear(_silu(gate) * up, w_down)
 
 
@@ -73,7 +74,7 @@ def _block(h, sd, i, cfg, cos_sin, level="L_level"):
         ht = np.transpose(h, (0, 2, 1))  # [B, D, T]
         ht = _rms(
             ht + _swiglu(ht, sd[p + "mlp_t.gate_up_proj.weight"], sd[p + "mlp_t.down_proj.weight"]),
-            axis=-1,  # the sequence axis, before transposing back (spec pitfall 3)
+            axis=-1,  # the sequence axis, before transposing back (docs/model.md#block)
             eps=eps,
         )
         h = np.transpose(ht, (0, 2, 1))
@@ -99,7 +100,7 @@ def _net(h, inj, sd, cfg, cos_sin, level="L_level"):
 
 
 def input_embeddings(sd, cfg, inputs, puzzle_identifiers):
-    """Spec §1.4 in float64: [B, S + P, D]."""
+    """docs/model.md#input-embedding in float64: [B, S + P, D]."""
     sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
     d = cfg["hidden_size"]
     p_len = cfg["puzzle_emb_len"]
@@ -115,7 +116,7 @@ def input_embeddings(sd, cfg, inputs, puzzle_identifiers):
 
 
 def inner_forward(sd, cfg, z_H, z_L, inputs, puzzle_identifiers):
-    """One supervision step (spec §1.7) in float64.
+    """One supervision step (docs/model.md#recursion) in float64.
 
     Args:
         sd: reference-layout state dict.
@@ -138,8 +139,8 @@ def inner_forward(sd, cfg, z_H, z_L, inputs, puzzle_identifiers):
     z_H = np.asarray(z_H, np.float64)
     z_L = np.asarray(z_L, np.float64)
     if cfg.get("arch", "trm") == "hrm":
-        # HRM (spec §1.9): separate H_level; H_cycles * L_cycles z_L updates, one z_H update per
-        # H cycle (gradient placement does not change forward values).
+        # HRM (docs/model.md#variants): separate H_level; H_cycles * L_cycles z_L updates, one z_H
+        # update per H cycle (gradient placement does not change forward values).
         for _ in range(cfg["H_cycles"]):
             for _ in range(cfg["L_cycles"]):
                 z_L = _net(z_L, z_H + x, sd, cfg, cos_sin)

@@ -2,8 +2,8 @@
 command and dataset build command, divides over TPU replicas, and differs from base EXACTLY as its id says.
 
 The expected differences below are written independently of configs/presets.py (they restate the study's
-definitions, EXPERIMENTS.md §1, with the catalogue's documented fixes), so a wrong preset or a copy-paste
-slip in a config file fails here.
+definitions, docs/experiments.md, with the catalogue's documented fixes), so a wrong preset or a
+copy-paste slip in a config file fails here.
 """
 
 import importlib.util
@@ -175,7 +175,7 @@ EXPECTED = {
     "contrib07_test_time_recursion": {"eval.halt_max_steps": 32},
 }
 
-# Every id the study defined (EXPERIMENTS.md §1.0, §1.1), both schemes.
+# Every id the study defined (docs/experiments.md#naming-schemes), both schemes.
 STUDY_IDS_67 = [
     "baseline",
     *[f"exp01{c}" for c in "abcdef"],
@@ -384,7 +384,8 @@ def test_baseline_configs_build_the_reference_architectures():
     hrm_cfg = module.get_config("hrm")
     assert hrm_cfg.experiment_id == "baseline_hrm" and hrm_cfg.data.config == "sub1000_aug1000"
     assert not hrm_cfg.model.mlp_t and hrm_cfg.model.pos_encodings == "rope"
-    # HRM at ARC shapes: TRM_SPEC §7.1 gives 27,276,290 parameters (without the puzzle embedding).
+    # HRM at ARC shapes: docs/model.md#variants gives 27,276,290 parameters (without the puzzle
+    # embedding).
     hrm = model_of("hrm", vocab_size=12, seq_len=900, num_puzzle_identifiers=3)
     assert isinstance(hrm, HRM) and hrm.num_params() == 27_276_290
     assert hrm.puzzle_emb_len == 1

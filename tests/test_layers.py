@@ -1,4 +1,4 @@
-"""Tests of trm_tf.models.layers against the spec's formulas (TRM_SPEC.md §1.2-§1.6)."""
+"""Tests of trm_tf.models.layers against the formulas of docs/model.md#architecture."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Tests for trm_tf.losses against float64 numpy transcriptions of TRM_SPEC §3."""
+"""Tests for trm_tf.losses against float64 numpy transcriptions of docs/model.md#losses."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Tests for trm_tf.optim: AdamATan2, SparseSignSGD, EMA and the LR schedule (TRM_SPEC §4.1–4.4).
+"""Tests for trm_tf.optim: AdamATan2, SparseSignSGD, EMA and the LR schedule
+(docs/model.md#optimizers, #ema).
 
 Distributed cases run on MirroredStrategy over the two logical CPUs set up by conftest.py and are
 compared with the default-strategy run on the full batch.
@@ -22,7 +23,7 @@ def mirrored():
 
 
 def _np_adam_atan2(p, grads, lr, wd, b1=0.9, b2=0.95, decay_first=True):
-    """Float64 numpy transcription of TRM_SPEC §4.1 (the adam-atan2 0.0.3 kernel)."""
+    """Float64 numpy transcription of docs/model.md#adamatan2 (the adam-atan2 0.0.3 kernel)."""
     p = np.array(p, np.float64)
     m = np.zeros_like(p)
     v = np.zeros_like(p)

@@ -1,4 +1,5 @@
-"""Tests of the Keras TRM (trm_tf.models.trm) against the spec and an independent NumPy forward."""
+"""Tests of the Keras TRM (trm_tf.models.trm) against docs/model.md and an independent NumPy
+forward."""
 
 import math
 
@@ -442,7 +443,7 @@ def test_hrm_parity_counts_and_one_step_gradient():
         any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls
     ]
     assert recorded == [False, False, False, False, True, True]
-    # Spec §7.1: HRM on ARC (8 blocks, V=12) has 27,276,290 parameters.
+    # docs/model.md#parameter-counts: HRM on ARC (8 blocks, V=12) has 27,276,290 parameters.
     assert HRM(12, 900, 1).num_params() == 27_276_290
     assert m.flops_per_example(train=False) == (
         2 * (2 * 3 + 2) * m.block_flops() + 2 * m.total_len * 32 * 7 + 4 * 32

@@ -1,4 +1,5 @@
-"""Losses and metric sums of the TRM ACT loss head (TRM_SPEC §3), in float32 and XLA/TPU-safe.
+"""Losses and metric sums of the TRM ACT loss head (docs/model.md#losses), in float32 and
+XLA/TPU-safe.
 
 Everything here is a pure function of tensors with static shapes: no float64 (TPUs have none), no
 data-dependent shapes, no Python control flow on tensor values. The caller casts bf16 logits to float32
@@ -7,7 +8,8 @@ before calling (the reference casts to float64; see `stablemax_cross_entropy` fo
 Conventions (reference `models/losses.py`, `ACTLossHead`):
   * labels equal to `IGNORE_LABEL_ID` (-100) contribute nothing;
   * `loss_sum` is summed over the local batch; the trainer divides it by the GLOBAL batch size
-    (pitfall 11), so the replica sum of gradients equals the gradient of the global batch mean;
+    (docs/model.md#losses), so the replica sum of gradients equals the gradient of the global batch
+    mean;
   * metric values are float32 SUMS; normalise them with `normalize_train_metrics` /
     `normalize_eval_metrics` after summing over replicas / batches.
 """
@@ -45,8 +47,8 @@ def _safe_labels(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 def stablemax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Per-token stablemax cross-entropy in float32, equivalent to the reference's float64 version.
 
-    Reference (TRM_SPEC §3), in float64: s(x) = x + 1 for x >= 0 and 1 / (1 - x + 1e-30) for x < 0;
-    loss = -log(s(x_y) / Σ_c s(x_c)), and 0 where the label is -100.
+    Reference (docs/model.md#losses), in float64: s(x) = x + 1 for x >= 0 and 1 / (1 - x + 1e-30)
+    for x < 0; loss = -log(s(x_y) / Σ_c s(x_c)), and 0 where the label is -100.
 
     Float32 formulation. With ls_c = log s(x_c) computed as log1p(x) / -log1p(-x) (no tiny reciprocal
     is ever formed, so nothing underflows; the reference's +1e-30 is below float64 resolution next to
@@ -103,7 +105,7 @@ def softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Per-token softmax cross-entropy in float32, 0 where the label is -100.
 
     The reference defines this (F.cross_entropy, fp32, ignore_index=-100) but its loss head calls it
-    with an unsupported `valid_mask=` keyword and crashes (TRM_SPEC §3, pitfall 16), so the reference
+    with an unsupported `valid_mask=` keyword and crashes (docs/model.md#losses), so the reference
     can only train with stablemax. It is provided here as an explicit, non-default option.
 
     Args:
@@ -170,7 +172,8 @@ def act_loss_and_metrics(
     target_q_continue: tf.Tensor | None = None,
     halt_penalty: float = 0.0,
 ) -> tuple[tf.Tensor, dict]:
-    """The ACT loss head for one supervision step (TRM_SPEC §3), summed over the local batch.
+    """The ACT loss head for one supervision step (docs/model.md#losses), summed over the local
+    batch.
 
     loss_sum = lm_loss + 0.5 · (q_halt_loss + q_continue_loss) [+ halt_penalty term], where
       lm_loss         = Σ_b Σ_s CE_bs / max(loss_counts_b, 1)   (per-sequence mean, summed);

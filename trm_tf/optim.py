@@ -1,4 +1,4 @@
-"""Optimizers, learning-rate schedule and EMA of the TRM training loop (TRM_SPEC §4.1–4.4).
+"""Optimizers, learning-rate schedule and EMA of the TRM training loop (docs/model.md#optimizers).
 
 * `AdamATan2`: the reference's dense-parameter optimizer (`adam-atan2` 0.0.3), pure TF, Keras 3.
 * `SparseSignSGD`: the puzzle-embedding optimizer (SignSGD with decay on touched rows only).
@@ -6,8 +6,8 @@
 * `EMA`: parameter moving average used for evaluation and saved checkpoints.
 
 Distribution design. The trainer runs forward/backward in a `tf.function(jit_compile=True)` and applies
-these updates OUTSIDE that jit function but inside `strategy.run` (TF_ENV §b: XLA around the update
-fails under strategies on CPU). Every variable write therefore goes through
+these updates OUTSIDE that jit function but inside `strategy.run` (docs/model.md#tensorflow: XLA
+around the update fails under strategies on CPU). Every variable write therefore goes through
 `strategy.extended.update(var, fn, args)`, which works in replica context (each replica writes its
 own copy with its own, identical, inputs) and in cross-replica context (one call per device, with
 mirrored arguments unwrapped to that device's component), and is a plain call under the default
@@ -93,7 +93,7 @@ def _unwrap(v):
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class AdamATan2(keras.optimizers.Optimizer):
-    """AdamATan2 exactly as `adam-atan2` 0.0.3 (TRM_SPEC §4.1), in pure TensorFlow.
+    """AdamATan2 exactly as `adam-atan2` 0.0.3 (docs/model.md#adamatan2), in pure TensorFlow.
 
     Per variable p with gradient g and step t = iterations + 1 (1-based), in float32:
       1. p ← p·(1 − lr·wd)                              (decoupled decay, FIRST, on every variable)
@@ -212,7 +212,7 @@ def make_optimizer(
 
     Decay conventions: all three apply decoupled decay p ← p − lr·wd·p = p·(1 − lr·wd) BEFORE the
     gradient update, on every variable, with the same (scheduled) lr as the update:
-      * "adam_atan2": the reference (§4.1), decay inside `update_step`.
+      * "adam_atan2": the reference (docs/model.md#adamatan2), decay inside `update_step`.
       * "adamw": `keras.optimizers.AdamW` (decay via the Keras base class, same form and order);
         epsilon 1e-8 (PyTorch's default) instead of Keras' 1e-7. Its step is ≈ lr·m̂/sqrt(v̂), the
         same scale as AdamATan2's ≈ lr·atan2(m̂, sqrt(v̂)), so lr and wd transfer roughly 1:1.
@@ -305,7 +305,8 @@ def _sum_duplicate_rows(ids: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
 
 
 class SparseSignSGD(tf.Module):
-    """SignSGD with decoupled decay on the touched rows of the puzzle-embedding table (TRM_SPEC §4.2).
+    """SignSGD with decoupled decay on the touched rows of the puzzle-embedding table
+    (docs/model.md#signsgd).
 
     For every id present in the GLOBAL batch (all replicas): g = Σ of that id's gradient rows, then
     w[id] ← w[id]·(1 − lr·wd) − lr·sign(g). Rows not in the batch are untouched (no decay). The
@@ -365,7 +366,7 @@ class SparseSignSGD(tf.Module):
 
 
 class EMA(tf.Module):
-    """Exponential moving average of parameters (reference models/ema.py; TRM_SPEC §4.4).
+    """Exponential moving average of parameters (reference models/ema.py; docs/model.md#ema).
 
     shadow ← rate·shadow + (1 − rate)·param after every step, no warmup, no bias correction; shadow
     starts equal to the parameters. Create under `strategy.scope()` (the shadows then mirror the

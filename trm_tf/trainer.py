@@ -1,8 +1,9 @@
 """The Trainer: model, optimizers, EMA, ACT carry and metrics under a strategy, and its compiled loops.
 
-Orbit's split (ANCHORS §3.2): this object owns the variables and the compiled inner loops (`train_loop` runs
-`steps_per_loop` supervision steps in one tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns
-the Python outer loop (logging, checkpoints, evaluation cadence, profiler window, NaN guard).
+The split of TF Model Garden's Orbit trainers (`tensorflow/models`, `orbit/`): this object owns the
+variables and the compiled inner loops (`train_loop` runs `steps_per_loop` supervision steps in one
+tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns the Python outer loop (logging,
+checkpoints, evaluation cadence, profiler window, NaN guard).
 
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
@@ -79,7 +80,8 @@ def curriculum_stages(config, total_steps: int) -> list[tuple[int, tuple[int, in
 
 
 def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
-    """(total_steps, eval_every_steps) from the config, deriving them as the reference does (§6.2)."""
+    """(total_steps, eval_every_steps) from the config, deriving them as the reference does
+    (docs/model.md#training-loop)."""
     per_epoch = spec.steps_per_epoch(config.train.global_batch_size)
     total = config.train.total_steps
     if total is None or total < 0:

@@ -1,4 +1,4 @@
-"""Reference numbers to compare runs against (FIELD.md §0 and §1; EXPERIMENTS.md §1.1).
+"""Reference numbers to compare runs against (docs/experiments.md#published-results).
 
 All values are test accuracies in percent as published (Sudoku, Maze: exact accuracy; ARC: pass@2).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# (task, variant) -> (accuracy %, source). Paper claims from FIELD.md §0.
+# (task, variant) -> (accuracy %, source). Paper claims (docs/experiments.md#published-results).
 PAPER = {
     ("sudoku", "mlp"): (87.4, "TRM paper, MLP-T variant, 5M params"),
     ("sudoku", "attention"): (74.7, "TRM paper, attention variant, 7M params"),
@@ -20,14 +20,14 @@ PAPER = {
     ("arc2", "hrm"): (5.0, "HRM paper, ARC-AGI-2 pass@2"),
 }
 
-# Sudoku ablations recalled from the paper's table by EXPERIMENTS.md §1.1, flagged there as "check
-# before citing"; shown with that caveat.
+# Sudoku ablations recalled from the paper's table, not checked against it ("check before citing");
+# shown with that caveat.
 SUDOKU_ABLATIONS = {
     "no EMA": 79.9,
     "T=2, n=2": 73.7,
 }
 
-# Independent reproductions (FIELD.md §1.1), test split unless noted.
+# Independent reproductions (docs/experiments.md#published-results), test split unless noted.
 REPRODUCTIONS = {
     "sudoku": [
         ("alphaXiv REPORT.md, MLP, 50k epochs", 79.37),

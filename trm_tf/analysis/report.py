@@ -151,8 +151,8 @@ def _reference_section(df: pd.DataFrame) -> list[str]:
     lines = [
         "## Reference numbers",
         "",
-        "Published test accuracies (%) to compare with (FIELD.md §0–§1). Sudoku and Maze: exact accuracy "
-        "(every cell right); ARC: pass@2.",
+        "Published test accuracies (%) to compare with (docs/experiments.md#published-results). "
+        "Sudoku and Maze: exact accuracy (every cell right); ARC: pass@2.",
         "",
         "| task | variant | accuracy (%) | source |",
         "|---|---|---|---|",
@@ -167,7 +167,7 @@ def _reference_section(df: pd.DataFrame) -> list[str]:
         for name, acc in paper.SUDOKU_ABLATIONS.items():
             lines.append(
                 f"| sudoku | ablation: {name} | {acc} | paper ablation table as recalled in "
-                "EXPERIMENTS.md §1.1 (unverified) |"
+                "docs/experiments.md#published-results (unverified) |"
             )
     return lines + [""]
 

@@ -1,6 +1,6 @@
 """Turns trainer work directories (local or gs://) into a pandas table of runs and per-tag curves.
 
-Input format: the workdir layout of /work/prompts/workdir.md (`config.json`, `train/` and `eval/` event
+Input format: the workdir layout of docs/run_directory.md (`config.json`, `train/` and `eval/` event
 files, `metrics.jsonl`, `eval_results.json`, `run_summary.json`). Every read goes through `tf.io.gfile`, so
 gs:// paths work. Runs may be partial (still training, crashed, or preempted mid-write): every missing file,
 tag or truncated record degrades to NaN values plus a logged warning and a note in the row's `notes` column,

@@ -1,8 +1,8 @@
 """Fabricates trainer work directories with known values, for tests of the analysis tools.
 
-`make_fake_run` writes the files of /work/prompts/workdir.md (config.json from `configs.base`, tf.summary
-event files in train/ and eval/, metrics.jsonl, eval_results.json, run_summary.json), any of which can be
-left out to imitate a partial run.
+`make_fake_run` writes the files of docs/run_directory.md (config.json from `configs.base`,
+tf.summary event files in train/ and eval/, metrics.jsonl, eval_results.json, run_summary.json), any
+of which can be left out to imitate a partial run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The HRM inner network (TRM_SPEC.md §1.9 "hrm") behind the same `inner` interface as `TRM`.
+"""The HRM inner network (docs/model.md#variants, "hrm") behind the same `inner` interface as `TRM`.
 
 Differences from TRM (everything else, embeddings, blocks, heads, carry, dtypes, is shared):
 
@@ -21,8 +21,8 @@ from trm_tf.models.trm import TRM
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class HRM(TRM):
-    """Hierarchical Reasoning Model inner network (spec §1.9), `TRM`'s interface and variables plus
-    `H_level`.
+    """Hierarchical Reasoning Model inner network (docs/model.md#variants), `TRM`'s interface and
+    variables plus `H_level`.
 
     Args:
         vocab_size: V.

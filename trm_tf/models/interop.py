@@ -1,4 +1,4 @@
-"""Weight interchange with the PyTorch reference (TRM_SPEC.md §1.2, Parity plan step 2).
+"""Weight interchange with the PyTorch reference (docs/model.md#initialisation).
 
 `load_reference_state_dict` imports a reference `state_dict` into a built `TRM`;
 `export_reference_state_dict` produces the same layout back, so a round trip is exact.

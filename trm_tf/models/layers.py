@@ -1,6 +1,7 @@
-"""Keras 3 building blocks of the Tiny Recursive Model (TRM), written from TRM_SPEC.md §1.
+"""Keras 3 building blocks of the Tiny Recursive Model (TRM), written from
+docs/model.md#architecture.
 
-Every layer follows the reference numerics (spec §1.2-§1.6 and pitfalls 5-8):
+Every layer follows the reference numerics (docs/model.md#architecture, #porting-pitfalls 5-8):
 
 * weights are created in float32 and, under a mixed dtype policy, read in the compute dtype at each use
   (the reference casts its fp32 master weights to bf16 at every matmul);
@@ -26,7 +27,8 @@ _TRUNC_LOWER, _TRUNC_UPPER = -2.0, 2.0
 
 
 def _trunc_normal_comp_std(std: float) -> float:
-    """Returns the pre-truncation std that gives `std` after truncation at +-2 (spec §1.2)."""
+    """Returns the pre-truncation std that gives `std` after truncation at +-2
+    (docs/model.md#initialisation)."""
     a, b = _TRUNC_LOWER, _TRUNC_UPPER
     z = (math.erf(b / math.sqrt(2)) - math.erf(a / math.sqrt(2))) / 2
     c = (2 * math.pi) ** -0.5
@@ -41,7 +43,8 @@ def find_multiple(a: int, b: int) -> int:
 
 
 def swiglu_intermediate_size(hidden_size: int, expansion: float) -> int:
-    """SwiGLU intermediate width: round(expansion * h * 2/3) rounded up to a multiple of 256 (§1.3).
+    """SwiGLU intermediate width: round(expansion * h * 2/3) rounded up to a multiple of 256
+    (docs/model.md#swiglu).
 
     Python's `round` (banker's rounding) is used on purpose: it is what the reference does.
     """
@@ -60,7 +63,7 @@ HOST_CPU = "/device:CPU:0"
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TruncatedNormalLeCun(keras.initializers.Initializer):
-    """JAX-style truncated-normal initializer of the TRM reference (spec §1.2).
+    """JAX-style truncated-normal initializer of the TRM reference (docs/model.md#initialisation).
 
     Draws u ~ U(erf(-sqrt2), erf(sqrt2)), returns sqrt2 * erfinv(u) * comp_std clipped to
     +-2 comp_std, where comp_std = std / 0.8796256... so the truncated values have std exactly `std`.
@@ -106,7 +109,8 @@ class TruncatedNormalLeCun(keras.initializers.Initializer):
 
 
 def rms_norm(x, axis: int = -1, epsilon: float = 1e-5):
-    """Gain-less RMSNorm computed in float32 and cast back to the input dtype (spec §1.6)."""
+    """Gain-less RMSNorm computed in float32 and cast back to the input dtype
+    (docs/model.md#block)."""
     x = tf.convert_to_tensor(x)
     x32 = tf.cast(x, tf.float32)
     var = tf.reduce_mean(tf.square(x32), axis=axis, keepdims=True)
@@ -119,7 +123,7 @@ class RMSNorm(keras.layers.Layer):
 
     Args:
         axis: axis to normalise over. -1 (channels) everywhere except MLP-T, whose token-mixing
-            residual is normalised over the sequence axis (spec §1.6, pitfall 3).
+            residual is normalised over the sequence axis (docs/model.md#block).
         epsilon: variance epsilon (reference 1e-5).
     """
 
@@ -159,9 +163,9 @@ class SwiGLU(keras.layers.Layer):
     """SwiGLU MLP over the last axis: down(silu(gate) * up), with [gate, up] = split(gate_up(x)).
 
     The first half of the fused `gate_up` output is the gate, the second half the up projection
-    (spec §1.3). The intermediate width is `swiglu_intermediate_size(hidden_size, expansion)`.
-    No biases. SiLU is evaluated in float32 and rounded once to the compute dtype, as torch does for
-    bf16 inputs.
+    (docs/model.md#swiglu). The intermediate width is `swiglu_intermediate_size(hidden_size,
+    expansion)`. No biases. SiLU is evaluated in float32 and rounded once to the compute dtype, as
+    torch does for bf16 inputs.
 
     Args:
         hidden_size: input and output width (size of the last axis).
@@ -212,7 +216,7 @@ class SwiGLU(keras.layers.Layer):
 
 
 def rope_cos_sin(head_dim: int, max_position: int, base: float = 10000.0):
-    """Rotary tables cos, sin of shape [max_position, head_dim], float32 (spec §1.5).
+    """Rotary tables cos, sin of shape [max_position, head_dim], float32 (docs/model.md#positions).
 
     inv_freq[j] = 1 / base^(2j/head_dim); freqs = t * inv_freq; emb = concat(freqs, freqs). Computed
     in float32 like the reference; positions start at 0 on the first puzzle-prefix slot.
@@ -244,7 +248,8 @@ def rotate_half_matrix(head_dim: int) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class RotaryEmbedding(keras.layers.Layer):
-    """Rotary position embedding (rotate-half) applied to Q and K in float32 (spec §1.5).
+    """Rotary position embedding (rotate-half) applied to Q and K in float32
+    (docs/model.md#positions).
 
     Holds constant cos/sin tables (no variables). `call(q, k)` takes [B, T, H, head_dim] tensors,
     rotates them in float32 and returns them in their input dtype. `rotate_heads_first(qk, q_scale)`
@@ -320,7 +325,8 @@ def local_window_mask(total_len: int, prefix_len: int, window: int) -> np.ndarra
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class Attention(keras.layers.Layer):
-    """Non-causal multi-head self-attention with a fused qkv projection and no biases (spec §1.6).
+    """Non-causal multi-head self-attention with a fused qkv projection and no biases
+    (docs/model.md#block).
 
     qkv = x @ Wqkv is viewed as [B, T, 3H, head_dim]: heads 0..H-1 are Q, H..2H-1 K, 2H..3H-1 V
     (the reference's row order). RoPE (optional) rotates Q and K. Scores use scale 1/sqrt(head_dim),
@@ -414,7 +420,7 @@ class MLPTokenMixer(keras.layers.Layer):
 
     h [B, T, D] -> transpose to [B, D, T] -> SwiGLU on the last (sequence) axis, independently per
     channel -> transpose back -> rms_norm(h + out) normalised over axis 1 (T values per channel).
-    Normalising over D instead is the classic porting bug (spec pitfall 3).
+    Normalising over D instead is the classic porting bug (docs/model.md#block).
 
     Args:
         seq_len: total positions T (puzzle prefix + sequence).
@@ -460,7 +466,7 @@ class MLPTokenMixer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TRMBlock(keras.layers.Layer):
-    """Post-norm TRM block (spec §1.6).
+    """Post-norm TRM block (docs/model.md#block).
 
     Attention variant: h = norm(h + attn(h)); h = norm(h + swiglu(h)).
     MLP-T variant:     h = mlp_t_mixer(h) (see `MLPTokenMixer`); h = norm(h + swiglu(h)).

@@ -1,4 +1,4 @@
-"""The Tiny Recursive Model (TRM) inner network in Keras 3 (TRM_SPEC.md §1, §7).
+"""The Tiny Recursive Model (TRM) inner network in Keras 3 (docs/model.md#architecture, #flops).
 
 `TRM.inner` performs exactly one supervision step of the reference's
 `TinyRecursiveReasoningModel_ACTV1_Inner.forward`: input embedding (with gradient), H_cycles - 1
@@ -47,7 +47,8 @@ def _bf16_round(x):
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TRM(keras.Model):
-    """Tiny Recursive Model, the reference's `TinyRecursiveReasoningModel_ACTV1_Inner` (spec §1).
+    """Tiny Recursive Model, the reference's `TinyRecursiveReasoningModel_ACTV1_Inner`
+    (docs/model.md#architecture).
 
     One shared network (`L_level`, `L_layers` post-norm blocks) is applied
     H_cycles * (L_cycles + 1) times per supervision step:
@@ -119,7 +120,7 @@ class TRM(keras.Model):
             raise ValueError("H_cycles, L_cycles and L_layers must all be >= 1")
         if puzzle_emb_ndim == 0 and puzzle_emb_len != 0:
             # The reference crashes here (prefix not concatenated but carry has S + P positions,
-            # spec pitfall 4); reject it up front instead.
+            # docs/model.md#input-embedding); reject it up front instead.
             raise ValueError("puzzle_emb_ndim == 0 requires puzzle_emb_len == 0 (no puzzle prefix)")
         kwargs.setdefault("name", "trm")
         super().__init__(dtype=_POLICIES[forward_dtype], **kwargs)
@@ -210,7 +211,8 @@ class TRM(keras.Model):
             dtype=policy,
             name="lm_head",
         )
-        # Q head: weight 0, bias -5, so no example halts on its own at init (spec pitfall 9).
+        # Q head: weight 0, bias -5, so no example halts on its own at init
+        # (docs/model.md#initialisation).
         self.q_head = keras.layers.Dense(
             2,
             use_bias=True,
@@ -298,7 +300,8 @@ class TRM(keras.Model):
         return tf.as_dtype(self.dtype_policy.compute_dtype)
 
     def num_params(self) -> int:
-        """Number of trainable parameters (the reference's nn.Parameter count, spec §7.1)."""
+        """Number of trainable parameters (the reference's nn.Parameter count,
+        docs/model.md#parameter-counts)."""
         self.build_variables()
         return int(sum(np.prod(v.shape) for v in self.trainable_variables))
 
@@ -323,7 +326,8 @@ class TRM(keras.Model):
         )
 
     def reset_carry(self, reset_mask, z_H, z_L):
-        """Spec §1.8: where(reset_mask, H_init / L_init at every position, carry), per example."""
+        """docs/model.md#carry-reset: where(reset_mask, H_init / L_init at every position, carry),
+        per example."""
         mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
         b = tf.shape(z_H)[0]
         return (
@@ -334,7 +338,8 @@ class TRM(keras.Model):
     # ------------------------------------------------------------------ forward
 
     def input_embeddings(self, inputs, puzzle_rows=None):
-        """Spec §1.4: [B, total_len, D] in the compute dtype (puzzle prefix, tokens, pos, scale)."""
+        """docs/model.md#input-embedding: [B, total_len, D] in the compute dtype (puzzle prefix,
+        tokens, pos, scale)."""
         cdt = self.compute_dtype_tf
         x = self.embed_tokens(tf.cast(inputs, tf.int32))
         x = tf.cast(x, cdt)
@@ -383,7 +388,7 @@ class TRM(keras.Model):
         )
 
     def inner(self, z_H, z_L, inputs, puzzle_rows=None, training=False):
-        """One supervision step (spec §1.7).
+        """One supervision step (docs/model.md#recursion).
 
         Args:
             z_H: carry [B, total_len, D] (compute dtype; cast if not).
@@ -439,7 +444,7 @@ class TRM(keras.Model):
     # ------------------------------------------------------------------ accounting
 
     def block_flops(self) -> int:
-        """Matmul FLOPs of one block for one example (spec §7.2)."""
+        """Matmul FLOPs of one block for one example (docs/model.md#flops)."""
         t, d = self.total_len, self.hidden_size
         i_ch = swiglu_intermediate_size(d, self.expansion)
         if self.mlp_t:
@@ -448,7 +453,7 @@ class TRM(keras.Model):
         return t * (8 * d * d + 6 * d * i_ch) + 4 * t * t * d
 
     def flops_per_example(self, train: bool = True) -> int:
-        """Matmul FLOPs per example of one supervision step (spec §7.2).
+        """Matmul FLOPs per example of one supervision step (docs/model.md#flops).
 
         Forward = H_cycles * (L_cycles + 1) * L_layers blocks + heads (lm_head on all positions,
         q_head). With train=True adds the backward, 2x the with-gradient part (the last cycle's

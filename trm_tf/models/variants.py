@@ -1,5 +1,5 @@
-"""Baseline variants of TRM behind `TRM`'s interface (TRM_SPEC.md §1.9): single-z TRM, six-state
-hierarchical TRM and the plain-transformer baseline.
+"""Baseline variants of TRM behind `TRM`'s interface (docs/model.md#variants): single-z TRM,
+six-state hierarchical TRM and the plain-transformer baseline.
 
 Every class subclasses `TRM` and keeps its whole public interface (`inner`, `initial_carry`,
 `reset_carry`, `num_params`, `flops_per_example`, `build_variables`, `get_config`): embeddings,
@@ -42,7 +42,7 @@ def _carry_shape(model) -> tuple[tuple[int, int], tuple[int, int]]:
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TRMSingleZ(TRM):
-    """TRM with a single latent state z (spec §1.9 "trm_singlez").
+    """TRM with a single latent state z (docs/model.md#variants, "trm_singlez").
 
     One supervision step, H_cycles times (the first H_cycles - 1 without gradient):
     z <- net(z + x) L_cycles times, then z <- net(z) (no injection). lm_head and q_head read z.
@@ -105,7 +105,7 @@ class TRMSingleZ(TRM):
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TRMHier6(TRM):
-    """TRM with six z_L states (spec §1.9 "trm_hier6").
+    """TRM with six z_L states (docs/model.md#variants, "trm_hier6").
 
     One cycle (H_cycles per step, the first H_cycles - 1 without gradient), with s = z_1 + ... + z_6
     summed left to right:
@@ -202,7 +202,7 @@ class TRMHier6(TRM):
 
 @keras.saving.register_keras_serializable(package="trm_tf")
 class TransformerBaseline(TRM):
-    """Plain transformer baseline (spec §1.9 "transformers_baseline", reference `Model_ACTV2`).
+    """Plain transformer baseline (docs/model.md#variants; reference `Model_ACTV2`).
 
     One supervision step = one pass of `L_layers` post-norm attention blocks (the reference's
     `H_layers`, 8) with gradient: z_H <- net(z_H + x); heads read z_H (q_head at position 0); the
@@ -291,8 +291,8 @@ class TransformerBaseline(TRM):
         return self.L_layers, self.L_layers
 
     def block_flops(self) -> int:
-        """Matmul FLOPs of one block for one example: qkv, o, SwiGLU and QK^T / AV (spec §7.2 with
-        the attention's inner width H * head_dim in place of D)."""
+        """Matmul FLOPs of one block for one example: qkv, o, SwiGLU and QK^T / AV
+        (docs/model.md#flops with the attention's inner width H * head_dim in place of D)."""
         t, d = self.total_len, self.hidden_size
         a = self.num_heads * (d // self.num_heads)
         i_ch = swiglu_intermediate_size(d, self.expansion)
