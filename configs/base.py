@@ -162,7 +162,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.runtime.matmul_precision = "auto"
     # HBM per accelerator chip in GiB for the start-up memory check (v4: 32, v5e: 16, v5p: 95, v6e: 32).
     c.runtime.hbm_gib = 32.0
-    c.runtime.memory_check = True  # Refuse to start a config whose per-chip estimate exceeds hbm_gib.
+    c.runtime.memory_check = (
+        True  # Refuse to start a config whose per-chip estimate exceeds hbm_gib.
+    )
     # Seconds to wait for every worker / TPU host to join before giving up with one line naming them.
     c.runtime.peer_timeout_s = 300
 

@@ -407,7 +407,7 @@ def plan_dataset(
 
 
 def split_pairs(plan: TaskPlan, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Routing (spec §5.4): a test-subset task's demonstrations go to train and its test pairs to
+    """Routing (docs/model.md#arc-agi): a test-subset task's demonstrations go to train and its test pairs to
     test; any other task sends all its pairs to train."""
     task = plan.task
     if split == "train":

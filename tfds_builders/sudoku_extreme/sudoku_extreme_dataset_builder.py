@@ -268,7 +268,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "description": (
                     "Tokens: pad 0, blank 1, digit d -> d+1; labels are the full solution. Each "
                     "training group is one base puzzle: its original (puzzle 0 of the group) then "
-                    "num_aug shuffle_sudoku copies (TRM_SPEC 5.2) seeded by (seed, base row)."
+                    "num_aug shuffle_sudoku copies (docs/model.md#sudoku-extreme) seeded by (seed, base row)."
                 ),
             }
         )
