@@ -42,17 +42,17 @@ def test_curriculum_training_switches_depth_between_loops(spec):
     trainer.train_loop(it, 4)
     trainer.train_loop(it, 4)
     assert sorted(trainer._train_loops) == [0, 1]
-    assert (trainer.model.H_cycles, trainer.model.L_cycles) == (2, 2)  # restored after tracing
+    assert (trainer.model.H_cycles, trainer.model.L_cycles) == (2, 2)  # the model is not mutated
     # The stage cores really differ in depth: a shallow model's forward gives other logits.
     carry = trainer.carry.read()
     batch = {k: carry[k] for k in ("inputs", "labels", "puzzle_identifiers")}
     outs = []
     rows = trainer.model.gather_puzzle_rows(batch["puzzle_identifiers"])
-    for cycles in [(1, 1), (2, 2)]:
-        with act.cycles_override(trainer.model, cycles):
-            z_H, z_L = trainer.model.initial_carry(16)
-            outs.append(trainer.model.inner(z_H, z_L, batch["inputs"], rows)["logits"])
+    for cycles in [(1, 1), (2, 2), None]:
+        fresh = trainer.model.initial_carry(16)
+        outs.append(trainer.model.inner(fresh, batch["inputs"], rows, cycles=cycles)["logits"])
     assert not np.allclose(outs[0].numpy(), outs[1].numpy())
+    np.testing.assert_array_equal(outs[1].numpy(), outs[2].numpy())  # None = the model's depth
     assert np.isfinite(trainer.read_metrics(8)["loss"])
 
 
@@ -171,9 +171,10 @@ def test_recursion_regulariser_adds_the_last_step_penalty_and_its_gradient(spec)
         _, grads, _, sums = core(trainer.carry.read(), batch, tf.zeros([16], tf.int32), 1.0)
         results[lam] = (float(sums["loss"]), [g.numpy() for g in grads], trainer.model)
     model = results[0.5][2]
-    z_H, z_L = model.initial_carry(16)  # a fresh carry: every slot starts from H_init / L_init
+    carry = model.initial_carry(16)  # a fresh carry: every slot starts from H_init / L_init
+    z_H = carry["z_H"]
     rows = model.gather_puzzle_rows(batch["puzzle_identifiers"])
-    out = model.inner(z_H, z_L, batch["inputs"], rows)
+    out = model.inner(carry, batch["inputs"], rows)
     # With H_cycles=2, z_H(T−1) is the state after the first (no-gradient) cycle, not the initial one.
     assert not np.allclose(out["z_H_prev"].numpy(), z_H.numpy())
     d = out["z_H_grad"].numpy().astype(np.float64) - out["z_H_prev"].numpy()

@@ -1,18 +1,22 @@
 """Tests of reference state-dict import/export (trm_tf.models.interop)."""
 
+import functools
 import json
+import os
 import struct
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from trm_tf.models import TRM
+from trm_tf.models import ReasoningBackbone, build_model
 from trm_tf.models.interop import (
     export_reference_state_dict,
     load_reference_state_dict,
     read_state_dict,
 )
+
+TRM = functools.partial(ReasoningBackbone.create, "trm")
 
 CFG = dict(
     vocab_size=7,
@@ -78,10 +82,10 @@ def test_round_trip_with_prefixes_and_outputs():
     inputs = np.arange(10).reshape(2, 5) % 7
     ids = np.array([2, 0], np.int32)
     za, zb = a.initial_carry(2), b.initial_carry(2)
-    oa = a.inner(*za, inputs, a.gather_puzzle_rows(ids))
-    ob = b.inner(*zb, inputs, b.gather_puzzle_rows(ids))
-    for k in oa:
-        np.testing.assert_array_equal(oa[k].numpy(), ob[k].numpy())
+    oa = a.inner(za, inputs, a.gather_puzzle_rows(ids))
+    ob = b.inner(zb, inputs, b.gather_puzzle_rows(ids))
+    for x, y in zip(tf.nest.flatten(oa), tf.nest.flatten(ob)):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
     c = _model(seed=2)
     load_reference_state_dict(c, {"model." + k: v for k, v in sd.items()})
     _assert_same_weights(a, c)
@@ -148,3 +152,36 @@ def test_npz_and_safetensors_files(tmp_path):
     load_reference_state_dict(c, str(st))
     _assert_same_weights(a, c)
     assert tf.reduce_all(c.H_init == a.H_init)
+
+
+# ------------------------------------------------------------------ checkpoints of earlier code
+
+_V1 = os.path.join(os.path.dirname(__file__), "fixtures", "model_v1")
+
+
+def _v1_cases():
+    with open(os.path.join(_V1, "cases.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("case", sorted(_v1_cases()["cases"]))
+def test_restores_checkpoints_of_the_pre_backbone_classes(case):
+    """A checkpoint written by the old TRM / HRM / TRMHier6 subclasses restores into today's model
+    (every saved object matched) and gives the recorded outputs of two supervision steps."""
+    meta = _v1_cases()
+    cfg = dict(meta["cases"][case], seed=0)  # other initial weights: only the restore can match
+    m = build_model(cfg, **meta["data"])
+    ref = np.load(os.path.join(_V1, "outputs.npz"))
+    inputs, ids = ref["inputs"], ref["puzzle_identifiers"]
+    rows = m.gather_puzzle_rows(ids)
+    before = m.inner(m.initial_carry(2), inputs, rows)["logits"].numpy()
+    assert not np.allclose(before, ref[f"{case}/logits0"], atol=1e-3)
+    status = tf.train.Checkpoint(model=m).read(os.path.join(_V1, case, "ckpt"))
+    status.assert_existing_objects_matched()
+    rows = m.gather_puzzle_rows(ids)
+    carry = m.initial_carry(2)
+    for s in range(meta["steps"]):
+        out = m.inner(carry, inputs, rows)
+        carry = out["carry"]
+        for k in ("logits", "q_halt", "q_continue"):
+            np.testing.assert_array_equal(out[k].numpy(), ref[f"{case}/{k}{s}"], err_msg=f"{k}{s}")

@@ -233,9 +233,9 @@ def test_windowed_attention_matches_masked_numpy_and_is_local():
         x2[:, pos] += 1.0
         assert np.allclose(attn(x2).numpy()[:, p], y[:, p]) != changes, pos
     with pytest.raises(ValueError, match="mlp_t=False"):
-        from trm_tf.models import TRM
+        from trm_tf.models import ReasoningBackbone
 
-        TRM(11, 16, 1, mlp_t=True, attention_window=3)
+        ReasoningBackbone.create("trm", 11, 16, 1, mlp_t=True, attention_window=3)
 
 
 def test_trunc_normal_computed_on_host_cpu_whatever_the_device_scope():

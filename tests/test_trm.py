@@ -1,6 +1,7 @@
 """Tests of the Keras TRM (trm_tf.models.trm) against docs/model.md and an independent NumPy
 forward."""
 
+import functools
 import math
 
 import numpy as np
@@ -8,8 +9,11 @@ import pytest
 import tensorflow as tf
 
 from tests import reference_numpy
-from trm_tf.models import HRM, TRM, build_model
+from trm_tf.models import HRMRecursion, ReasoningBackbone, build_model
 from trm_tf.models.interop import export_reference_state_dict, load_reference_state_dict
+
+TRM = functools.partial(ReasoningBackbone.create, "trm")
+HRM = functools.partial(ReasoningBackbone.create, "hrm")
 
 SMALL = dict(
     vocab_size=7,
@@ -91,7 +95,8 @@ def test_parity_with_numpy_reference(variant):
     shape = (2, m.total_len, m.hidden_size)
     z_H = rng.normal(size=shape).astype(np.float32)  # teacher-forced random carry
     z_L = rng.normal(size=shape).astype(np.float32)
-    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
+    out.update(out.pop("carry"))
     ref = reference_numpy.inner_forward(sd, _np_cfg(m), z_H, z_L, inputs, ids)
     np.testing.assert_allclose(
         m.input_embeddings(inputs, m.gather_puzzle_rows(ids)).numpy(), ref["x"], atol=1e-5
@@ -105,14 +110,17 @@ def test_parity_with_numpy_reference(variant):
 def test_shapes_fresh_q_and_prefix():
     m = _small()
     inputs, ids = _batch(m)
-    z_H, z_L = m.initial_carry(3)
+    carry = m.initial_carry(3)
+    assert list(carry) == ["z_H", "z_L"] and list(m.carry_spec()) == ["z_H", "z_L"]
+    assert m.carry_spec()["z_H"].shape == (m.total_len, m.hidden_size)
+    z_H, z_L = carry["z_H"], carry["z_L"]
     assert z_H.shape == (3, m.total_len, m.hidden_size) and z_H.dtype == tf.float32
     np.testing.assert_array_equal(z_H.numpy()[1, 4], m.H_init.numpy())
     np.testing.assert_array_equal(z_L.numpy()[2, 0], m.L_init.numpy())
-    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    out = m.inner(carry, inputs, m.gather_puzzle_rows(ids))
     assert out["logits"].shape == (3, m.seq_len, m.vocab_size)
     assert out["logits"].dtype == tf.float32
-    assert out["z_H"].shape == z_H.shape and out["z_L"].shape == z_L.shape
+    assert out["carry"]["z_H"].shape == z_H.shape and out["carry"]["z_L"].shape == z_L.shape
     np.testing.assert_array_equal(out["q_halt"].numpy(), -5.0)  # weight 0, bias -5
     np.testing.assert_array_equal(out["q_continue"].numpy(), -5.0)
     # Puzzle prefix: position 0 = sqrt(D) * row, positions 1.. exactly zero.
@@ -130,7 +138,8 @@ def test_shapes_fresh_q_and_prefix():
 def test_reset_carry():
     m = _small()
     z = tf.ones((3, m.total_len, m.hidden_size))
-    zh, zl = m.reset_carry(tf.constant([True, False, True]), z, 2 * z)
+    new = m.reset_carry(tf.constant([True, False, True]), {"z_H": z, "z_L": 2 * z})
+    zh, zl = new["z_H"], new["z_L"]
     np.testing.assert_array_equal(zh.numpy()[0], np.broadcast_to(m.H_init.numpy(), zh.shape[1:]))
     np.testing.assert_array_equal(zl.numpy()[2, 5], m.L_init.numpy())
     np.testing.assert_array_equal(zh.numpy()[1], 1.0)
@@ -198,13 +207,13 @@ def test_gradient_reaches_exactly_the_spec_set():
     m = _small()
     _randomise(m, seed=4)
     inputs, ids = _batch(m)
-    z_H, z_L = m.initial_carry(3)
-    z_H = tf.Variable(z_H)
-    z_L = tf.Variable(z_L)
+    carry = m.initial_carry(3)
+    z_H = tf.Variable(carry["z_H"])
+    z_L = tf.Variable(carry["z_L"])
     with tf.GradientTape(persistent=True) as tape:
         rows = m.gather_puzzle_rows(ids)
         tape.watch(rows)
-        out = m.inner(z_H, z_L, inputs, rows, training=True)
+        out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True)
         loss = _loss(out)
     g_vars = tape.gradient(loss, m.trainable_variables)
     assert all(g is not None for g in g_vars)
@@ -214,7 +223,8 @@ def test_gradient_reaches_exactly_the_spec_set():
     assert tape.gradient(loss, [m.H_init, m.L_init, m.puzzle_emb]) == [None, None, None]
     # The new carry is detached.
     assert tape.gradient(
-        tf.reduce_sum(out["z_H"]) + tf.reduce_sum(out["z_L"]), m.trainable_variables
+        tf.reduce_sum(out["carry"]["z_H"]) + tf.reduce_sum(out["carry"]["z_L"]),
+        m.trainable_variables,
     ) == [None] * len(m.trainable_variables)
 
 
@@ -227,11 +237,11 @@ def _grad_graph_op_count(h_cycles):
         with tf.GradientTape() as tape:
             rows = m.gather_puzzle_rows(ids)
             tape.watch(rows)
-            loss = _loss(m.inner(z_H, z_L, inputs, rows, training=True))
+            loss = _loss(m.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True))
         return tape.gradient(loss, m.trainable_variables + [rows])
 
-    z_H, z_L = m.initial_carry(3)
-    graph = grads.get_concrete_function(z_H, z_L).graph
+    carry = m.initial_carry(3)
+    graph = grads.get_concrete_function(carry["z_H"], carry["z_L"]).graph
     ops = graph.get_operations()
     n_grad = sum(1 for op in ops if op.name.startswith("gradient_tape/"))
     return n_grad, len(ops)
@@ -254,19 +264,25 @@ def test_first_cycles_do_not_affect_gradient_structure_numerically():
     m1 = _small(H_cycles=1)
     load_reference_state_dict(m1, sd)
     inputs, ids = _batch(m2)
-    z_H, z_L = m2.initial_carry(3)
+    carry = m2.initial_carry(3)
     # The state after one cycle = the H_cycles=1 model's output carry.
-    mid = m1.inner(z_H, z_L, inputs, m1.gather_puzzle_rows(ids))
+    mid = m1.inner(carry, inputs, m1.gather_puzzle_rows(ids))
 
-    def grads(model, zh, zl):
+    def grads(model, c, cycles=None):
         with tf.GradientTape() as tape:
             rows = model.gather_puzzle_rows(ids)
             tape.watch(rows)
-            loss = _loss(model.inner(zh, zl, inputs, rows))
+            loss = _loss(model.inner(c, inputs, rows, cycles=cycles))
         return tape.gradient(loss, [rows] + model.trainable_variables)
 
-    ga = grads(m2, z_H, z_L)
-    gb = grads(m1, mid["z_H"], mid["z_L"])
+    ga = grads(m2, carry)
+    gb = grads(m1, mid["carry"])
+    # The same with the depth passed per call instead of a second model.
+    gc = grads(m2, mid["carry"], (1, m2.L_cycles))
+    for a, c in zip(gb, gc):
+        np.testing.assert_array_equal(
+            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(c).numpy()
+        )
     for a, b in zip(ga, gb):
         np.testing.assert_allclose(
             tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6
@@ -279,14 +295,15 @@ def test_jit_compile_and_remat_gradients_equal():
     mb = _small(mlp_t=False, pos_encodings="rope", remat=True)
     load_reference_state_dict(mb, sd)
     inputs, ids = _batch(ma)
-    z_H, z_L = ma.initial_carry(3)
+    carry = ma.initial_carry(3)
+    z_H, z_L = carry["z_H"], carry["z_L"]
 
     def step(model):
         def f(z_H, z_L):
             with tf.GradientTape() as tape:
                 rows = model.gather_puzzle_rows(ids)
                 tape.watch(rows)
-                out = model.inner(z_H, z_L, inputs, rows, training=True)
+                out = model.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True)
                 loss = _loss(out)
             return loss, tape.gradient(loss, model.trainable_variables + [rows]), out["logits"]
 
@@ -316,10 +333,10 @@ def test_low_precision_forward(dtype, cdt):
     inputs, ids = _batch(m32)
     z32 = m32.initial_carry(3)
     zlo = mlo.initial_carry(3)
-    assert zlo[0].dtype == cdt
-    o32 = m32.inner(*z32, inputs, m32.gather_puzzle_rows(ids))
-    olo = mlo.inner(*zlo, inputs, mlo.gather_puzzle_rows(ids))
-    assert olo["z_H"].dtype == cdt
+    assert zlo["z_H"].dtype == cdt and mlo.carry_spec()["z_L"].dtype == cdt
+    o32 = m32.inner(z32, inputs, m32.gather_puzzle_rows(ids))
+    olo = mlo.inner(zlo, inputs, mlo.gather_puzzle_rows(ids))
+    assert olo["carry"]["z_H"].dtype == cdt
     for k in ("logits", "q_halt", "q_continue"):
         assert olo[k].dtype == tf.float32
     scale = float(tf.reduce_max(tf.abs(o32["logits"])))
@@ -354,7 +371,7 @@ def test_build_model_factory():
     h = build_model(
         dict(hrm_cfg, puzzle_emb_ndim=32), vocab_size=5, seq_len=4, num_puzzle_identifiers=2
     )
-    assert isinstance(h, HRM) and h.total_len == 5
+    assert isinstance(h.recursion, HRMRecursion) and h.total_len == 5
     with pytest.raises(ValueError, match="mlp_t"):  # HRM has no MLP-T
         build_model(dict(hrm_cfg, mlp_t=True), vocab_size=5, seq_len=4, num_puzzle_identifiers=2)
 
@@ -377,16 +394,16 @@ def test_eager_tape_does_not_record_no_grad_cycles():
     m = _small(H_cycles=3, L_cycles=2)
     inputs, ids = _batch(m)
     outs = []
-    orig = m._net
+    orig = m.net
 
     def spy(h, inj):
         y = orig(h, inj)
         outs.append(y)
         return y
 
-    m._net = spy
+    m.net = spy
     with tf.GradientTape(persistent=True) as tape:
-        out = m.inner(*m.initial_carry(3), inputs, m.gather_puzzle_rows(ids))
+        out = m.inner(m.initial_carry(3), inputs, m.gather_puzzle_rows(ids))
     n_ng = (m.H_cycles - 1) * (m.L_cycles + 1)
     assert len(outs) == m.H_cycles * (m.L_cycles + 1)
     for y in outs[:n_ng]:  # not on the tape: no gradient path, hence nothing kept for backward
@@ -426,18 +443,19 @@ def test_hrm_parity_counts_and_one_step_gradient():
     shape = (2, m.total_len, m.hidden_size)
     z_H = rng.normal(size=shape).astype(np.float32)
     z_L = rng.normal(size=shape).astype(np.float32)
-    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
+    out.update(out.pop("carry"))
     cfg = dict(_np_cfg(m), arch="hrm", H_layers=m.H_layers)
     ref = reference_numpy.inner_forward(sd, cfg, z_H, z_L, inputs, ids)
     for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
         np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
     # 1-step gradient: only the last z_L and z_H updates are recorded.
     calls = []
-    orig_l, orig_h = m._net, m._h_net
-    m._net = lambda h, i: calls.append(("L", orig_l(h, i))) or calls[-1][1]
-    m._h_net = lambda h, i: calls.append(("H", orig_h(h, i))) or calls[-1][1]
+    orig_l, orig_h = m.net, m.h_net
+    m.net = lambda h, i: calls.append(("L", orig_l(h, i))) or calls[-1][1]
+    m.h_net = lambda h, i: calls.append(("H", orig_h(h, i))) or calls[-1][1]
     with tf.GradientTape(persistent=True) as tape:
-        m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+        m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
     assert [c[0] for c in calls] == ["L", "L", "H", "L", "L", "H"]
     recorded = [
         any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls

@@ -1,8 +1,8 @@
-"""Tests of the baseline variants (trm_tf.models.variants): single-z TRM, hier6 TRM and the plain
-transformer, against small float64 NumPy forwards written here from docs/model.md#variants, plus
-parameter counts, gradient placement, the model factory, XLA tracing and one real trainer step
-each."""
+"""Tests of the baseline recursion schemes (trm_tf.models.recursion): single-z TRM, hier6 TRM and the
+plain transformer, against small float64 NumPy forwards written here from TRM_SPEC.md §1.9, plus parameter
+counts, gradient placement, the model factory, XLA tracing and one real trainer step each."""
 
+import functools
 import math
 
 import numpy as np
@@ -14,7 +14,7 @@ from tests.helpers import build_tiny_sudoku
 from tests.test_train import small_config
 from tests.test_trm import _batch, _randomise
 from trm_tf.data import input_pipeline
-from trm_tf.models import TransformerBaseline, TRMHier6, TRMSingleZ, build_model
+from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model
 from trm_tf.trainer import Trainer
 
 SMALL = dict(
@@ -33,7 +33,35 @@ SMALL = dict(
 # The transformer with a head count that does not divide D (like the reference's 12 heads at 512):
 # head_dim 10, attention inner width 30.
 SMALL_TF = dict(SMALL, num_heads=3, puzzle_emb_len=0)
-CLASSES = {"trm_singlez": TRMSingleZ, "trm_hier6": TRMHier6, "transformer": TransformerBaseline}
+CLASSES = {
+    arch: functools.partial(ReasoningBackbone.create, arch)
+    for arch in ("trm_singlez", "trm_hier6", "transformer")
+}
+TRMSingleZ, TRMHier6, TransformerBaseline = CLASSES.values()
+LATENTS = {
+    "trm_singlez": ["z"],
+    "trm_hier6": ["z_H", "z_L1", "z_L2", "z_L3", "z_L4", "z_L5", "z_L6"],
+    "transformer": ["z_H"],
+}
+
+
+def _pair(arch, carry):
+    """(z_H, z_L) of the NumPy forwards: hier6's six latents side by side along the hidden axis;
+    the single z of trm_singlez in the z_H place; None where the scheme carries no z_L."""
+    if arch == "trm_singlez":
+        return carry["z"], None
+    if arch == "trm_hier6":
+        return carry["z_H"], np.concatenate([np.asarray(carry[k]) for k in LATENTS[arch][1:]], -1)
+    return carry["z_H"], None
+
+
+def _unpair(arch, z_H, z_L):
+    """The carry dict of `_pair`'s (z_H, z_L)."""
+    if arch == "trm_singlez":
+        return {"z": z_H}
+    if arch == "trm_hier6":
+        return {"z_H": z_H, **dict(zip(LATENTS[arch][1:], np.split(z_L, 6, axis=-1)))}
+    return {"z_H": z_H}
 
 
 def _make(arch, **over):
@@ -78,8 +106,7 @@ def _np_attention_any_heads(h, w_qkv, w_o, num_heads, cos, sin):
 
 
 def np_forward(arch, sd, cfg, z_H, z_L, inputs, ids, H_cycles, L_cycles):
-    """One supervision step of each variant, as docs/model.md#variants / the reference files
-    describe it."""
+    """One supervision step of each variant, as §1.9 / the reference files describe it."""
     sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
     x = rn.input_embeddings(sd, cfg, inputs, ids)
     t = x.shape[1]
@@ -142,53 +169,64 @@ def test_parity_with_numpy(arch, over):
     sd = _randomise(m, seed=1)
     inputs, ids = _batch(m, b=2, seed=2)
     rng = np.random.default_rng(3)
-    (sh, sl) = m.carry_shape()
+    assert list(m.carry_spec()) == LATENTS[arch]
+    sh = (m.total_len, m.hidden_size)
+    sl = (m.total_len, 6 * m.hidden_size)
     z_H = rng.normal(size=(2, *sh)).astype(np.float32)  # teacher-forced random carry
-    z_L = rng.normal(size=(2, *sl)).astype(np.float32)
-    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+    z_L = rng.normal(size=(2, *sl)).astype(np.float32) if arch == "trm_hier6" else None
+    out = m.inner(_unpair(arch, z_H, z_L), inputs, m.gather_puzzle_rows(ids))
+    assert list(out["carry"]) == LATENTS[arch]
+    out["z_H"], out["z_L"] = _pair(arch, {k: v.numpy() for k, v in out["carry"].items()})
     ref = np_forward(arch, sd, _np_cfg(m), z_H, z_L, inputs, ids, m.H_cycles, m.L_cycles)
-    for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
-        np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
-    if arch != "trm_hier6":  # z_L is carried unchanged
-        np.testing.assert_array_equal(out["z_L"].numpy(), z_L)
+    for k in ("logits", "q_halt", "q_continue", "z_H") + (("z_L",) if z_L is not None else ()):
+        np.testing.assert_allclose(np.asarray(out[k]), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
     assert np.abs(out["q_halt"].numpy() + 5).max() > 1e-3  # the randomised q head is exercised
 
 
 def test_hier6_untouched_slots_keep_their_init():
     m = _make("trm_hier6", L_cycles=2, H_cycles=2)
     inputs, ids = _batch(m)
-    z_H, z_L = m.initial_carry(3)
+    carry = m.initial_carry(3)
+    z_H, z_L = (tf.constant(z) for z in _pair("trm_hier6", carry))
     d = m.hidden_size
     for k in range(6):  # fresh carry: slot k = L_inits[k] everywhere
         np.testing.assert_array_equal(z_L.numpy()[1, 4, k * d : (k + 1) * d], m.L_inits.numpy()[k])
-    out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
-    new = out["z_L"].numpy()
+    out = m.inner(carry, inputs, m.gather_puzzle_rows(ids))
+    new = _pair("trm_hier6", out["carry"])[1]
     assert not np.allclose(new[..., : 2 * d], z_L.numpy()[..., : 2 * d])  # slots 1, 2 updated
     np.testing.assert_array_equal(new[..., 2 * d :], z_L.numpy()[..., 2 * d :])  # 3..6 not
     # Inits: six distinct bf16-valued vectors, none equal to TRM's H_init.
     li = m.L_inits.numpy()
     np.testing.assert_array_equal(li, tf.cast(tf.cast(li, tf.bfloat16), tf.float32).numpy())
     assert len({row.tobytes() for row in li}) == 6 and abs(li.std() - 1) < 0.2
-    zh, zl = m.reset_carry(tf.constant([True, False, True]), 2 * z_H, 3 * z_L)
+    reset = m.reset_carry(
+        tf.constant([True, False, True]), _unpair("trm_hier6", 2 * z_H, 3 * z_L.numpy())
+    )
+    zh, zl = (tf.constant(z) for z in _pair("trm_hier6", reset))
     np.testing.assert_array_equal(zl.numpy()[0], z_L.numpy()[0])
     np.testing.assert_array_equal(zl.numpy()[1], 3 * z_L.numpy()[1])
     np.testing.assert_array_equal(zh.numpy()[2, 0], m.H_init.numpy())
     with pytest.raises(ValueError, match="L_cycles <= 6"):
         TRMHier6(**dict(SMALL, L_cycles=7))
+    with pytest.raises(ValueError, match="L_cycles <= 6"):  # also a per-call depth
+        m.inner(carry, inputs, m.gather_puzzle_rows(ids), cycles=(1, 7))
 
 
 def test_carry_init_shapes_and_fresh_q():
     for arch in CLASSES:
         m = _make(arch)
         inputs, ids = _batch(m)
-        z_H, z_L = m.initial_carry(3)
-        (sh, sl) = m.carry_shape()
-        assert z_H.shape == (3, *sh) and z_L.shape == (3, *sl)
-        assert sh == (m.total_len, m.hidden_size)
-        assert sl == ((m.total_len, 6 * m.hidden_size) if arch == "trm_hier6" else sh)
-        out = m.inner(z_H, z_L, inputs, m.gather_puzzle_rows(ids))
+        carry = m.initial_carry(3)
+        spec = m.carry_spec()
+        assert list(carry) == list(spec) == LATENTS[arch]
+        for k, v in carry.items():
+            assert v.shape == (3, m.total_len, m.hidden_size) == (3, *spec[k].shape)
+        z_H = carry[LATENTS[arch][0]]
+        out = m.inner(carry, inputs, m.gather_puzzle_rows(ids))
         assert out["logits"].shape == (3, m.seq_len, m.vocab_size)
-        assert out["z_H"].shape == z_H.shape and out["z_L"].shape == z_L.shape
+        assert {k: v.shape for k, v in out["carry"].items()} == {
+            k: v.shape for k, v in carry.items()
+        }
         np.testing.assert_array_equal(out["q_halt"].numpy(), -5.0)
         init = {"trm_singlez": m.L_init, "trm_hier6": m.H_init, "transformer": m.H_init}[arch]
         np.testing.assert_array_equal(z_H.numpy()[2, 3], init.numpy())
@@ -223,7 +261,7 @@ def test_param_counts_and_flops_by_hand():
     full = TransformerBaseline(11, 81, 1)
     assert full.num_params() == 8 * (512 * 1512 + 504 * 512 + 3 * 512 * 1536) + 2 * 11 * 512 + 1026
     assert full.num_params() == 27_144_194
-    assert TRMHier6(11, 81, 1).num_params() == 6_828_034  # = TRM-Att (docs/model.md)
+    assert TRMHier6(11, 81, 1).num_params() == 6_828_034  # = TRM-Att (spec §7.1)
     assert TRMSingleZ(11, 81, 1, mlp_t=True, pos_encodings="none").num_params() == 5_028_866
 
 
@@ -239,7 +277,7 @@ def test_gradient_only_through_the_last_cycle(arch):
     _randomise(m, seed=4)
     inputs, ids = _batch(m)
     calls = []
-    names = ["_net", "_net_plain"] if arch == "trm_singlez" else ["_net"]
+    names = ["net", "net_plain"] if arch == "trm_singlez" else ["net"]
     for name in names:
         orig = getattr(m, name)
 
@@ -249,17 +287,17 @@ def test_gradient_only_through_the_last_cycle(arch):
             return y
 
         setattr(m, name, spy)
-    z_H, z_L = (tf.Variable(z) for z in m.initial_carry(3))
+    carry = {k: tf.Variable(z) for k, z in m.initial_carry(3).items()}
     with tf.GradientTape(persistent=True) as tape:
         rows = m.gather_puzzle_rows(ids)
         tape.watch(rows)
-        out = m.inner(z_H, z_L, inputs, rows, training=True)
+        out = m.inner(carry, inputs, rows, training=True)
         loss = _loss(out)
     per_cycle = {"trm_singlez": 3, "trm_hier6": 3, "transformer": None}[arch]  # n + 1
     n_total = 3 * per_cycle if per_cycle else 1
     assert len(calls) == n_total
     if arch == "trm_singlez":
-        assert [c[0] for c in calls] == ["_net", "_net", "_net_plain"] * 3
+        assert [c[0] for c in calls] == ["net", "net", "net_plain"] * 3
     n_nograd = n_total - (per_cycle or 1)
     recorded = [
         any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls
@@ -270,7 +308,7 @@ def test_gradient_only_through_the_last_cycle(arch):
         g is not None and float(tf.reduce_max(tf.abs(tf.convert_to_tensor(g)))) > 0 for g in g_vars
     )
     assert float(tf.reduce_max(tf.abs(tape.gradient(loss, rows)))) > 0  # puzzle row via x
-    assert tape.gradient(loss, [z_H, z_L]) == [None, None]  # carry detached
+    assert tape.gradient(loss, list(carry.values())) == [None] * len(carry)  # carry detached
 
 
 @pytest.mark.parametrize("arch", list(CLASSES))
@@ -289,30 +327,32 @@ def test_build_model_and_xla_trace(arch):
         loss_type="stablemax",
     )
     m = build_model(cfg, vocab_size=5, seq_len=4, num_puzzle_identifiers=3)
-    assert isinstance(m, CLASSES[arch]) and m.built and m.total_len == 6
+    assert isinstance(m.recursion, RECURSIONS[arch]) and m.built and m.total_len == 6
     _randomise(m, seed=6)
     inputs, ids = _batch(m)
-    z_H, z_L = m.initial_carry(3)
+    carry = m.initial_carry(3)
 
-    def f(z_H, z_L):
+    def f(carry):
         with tf.GradientTape() as tape:
             rows = m.gather_puzzle_rows(ids)
             tape.watch(rows)
-            out = m.inner(z_H, z_L, inputs, rows, training=True)
+            out = m.inner(carry, inputs, rows, training=True)
             loss = _loss(out)
-        return loss, tape.gradient(loss, m.trainable_variables + [rows]), out["z_L"]
+        return loss, tape.gradient(loss, m.trainable_variables + [rows]), out["carry"]
 
-    le, ge, zle = f(z_H, z_L)
-    lj, gj, zlj = tf.function(f, jit_compile=True)(z_H, z_L)
+    le, ge, zle = f(carry)
+    lj, gj, zlj = tf.function(f, jit_compile=True)(carry)
+    zle, zlj = (tf.concat(list(c.values()), -1) for c in (zle, zlj))
     np.testing.assert_allclose(lj.numpy(), le.numpy(), rtol=1e-4)
     np.testing.assert_allclose(zlj.numpy(), zle.numpy(), atol=1e-4)
     for a, b in zip(ge, gj):
         a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
     # get_config round trip builds the same architecture.
-    m2 = CLASSES[arch].from_config(m.get_config())
+    m2 = ReasoningBackbone.from_config(m.get_config())
     m2.build_variables()
-    assert m2.num_params() == m.num_params() and m2.carry_shape() == m.carry_shape()
+    assert m2.num_params() == m.num_params() and m2.carry_spec() == m.carry_spec()
+    assert type(m2.recursion) is type(m.recursion) and m2.get_config() == m.get_config()
 
 
 @pytest.fixture(scope="module")
@@ -330,8 +370,10 @@ def test_one_train_step_through_the_trainer(arch, spec):
     strategy = tf.distribute.get_strategy()
     trainer = Trainer(c, strategy, spec, total_steps=4)
     m = trainer.model
-    assert isinstance(m, CLASSES[arch])
-    assert tuple(trainer.carry.vars["z_L"].shape[1:]) == m.carry_shape()[1]
+    assert isinstance(m.recursion, RECURSIONS[arch])
+    assert list(trainer.carry.latent_keys) == LATENTS[arch]
+    for k in LATENTS[arch]:
+        assert tuple(trainer.carry.vars[k].shape) == (16, *m.carry_spec()[k].shape)
     before = [v.numpy().copy() for v in m.trainable_variables]
     it = iter(input_pipeline.distribute_train(strategy, spec, 16, 0))
     trainer.train_loop(it, 1)
@@ -341,7 +383,9 @@ def test_one_train_step_through_the_trainer(arch, spec):
     assert sum(changed) >= len(changed) - 1  # q_head kernel may stay 0 after one sign step
     carry = trainer.carry.read()
     assert int(tf.reduce_max(carry["steps"])) == 1
-    if arch != "trm_hier6":  # z_L slot unused: still L_init everywhere after the reset + step
-        np.testing.assert_array_equal(
-            carry["z_L"].numpy(), np.broadcast_to(m.L_init.numpy(), carry["z_L"].shape)
-        )
+    if arch == "trm_hier6":  # latents past L_cycles = 2: still their init after reset + step
+        for k in (3, 4, 5, 6):
+            np.testing.assert_array_equal(
+                carry[f"z_L{k}"].numpy(),
+                np.broadcast_to(m.L_inits.numpy()[k - 1], carry[f"z_L{k}"].shape),
+            )

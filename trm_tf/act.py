@@ -1,11 +1,10 @@
 """ACT deep supervision: the carried batch, one supervision step, and the compiled forward/backward.
 
-Reference semantics (docs/model.md#act-carry): every optimizer step is ONE supervision step on a
-carried batch of slots. A slot that halted at the previous step takes the loader's new example (and
-a fresh latent state); every other slot ignores the new example and keeps working on its puzzle with
-its carried (z_H, z_L). After the step, a slot halts when it reached N_sup steps or, in training,
-when q_halt > 0, unless the exploration draw gave it a larger minimum step count. Evaluation runs
-all N_sup steps from a fresh carry and reports the last one.
+Reference semantics (TRM_SPEC §2): every optimizer step is ONE supervision step on a carried batch of slots.
+A slot that halted at the previous step takes the loader's new example (and a fresh latent state); every other
+slot ignores the new example and keeps working on its puzzle with its carried latents. After the step,
+a slot halts when it reached N_sup steps or, in training, when q_halt > 0, unless the exploration draw gave it a
+larger minimum step count. Evaluation runs all N_sup steps from a fresh carry and reports the last one.
 
 The carry lives in per-replica (`SyncOnRead`) variables, so it survives across steps and across the compiled
 inner loop without host round trips, and each replica owns its slots. The random draws of the exploration
@@ -20,7 +19,9 @@ import tensorflow as tf
 
 from trm_tf import losses
 
-CARRY_KEYS = ("z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_identifiers")
+# The carry's bookkeeping entries; the latents are named by the model's `carry_spec()`.
+BOOK_KEYS = ("steps", "halted", "inputs", "labels", "puzzle_identifiers")
+DEFAULT_LATENTS = ("z_H", "z_L")  # latents when no spec is given (TRM's two states)
 
 
 def _local_var(value, name):
@@ -34,11 +35,15 @@ def _local_var(value, name):
 
 
 class CarryState(tf.Module):
-    """Per-replica ACT carry: latent state, step counters, halted flags and the slots' current data.
+    """Per-replica ACT carry: latent states, step counters, halted flags and the slots' current data.
 
     Create under `strategy.scope()`. `read()` / `assign()` in replica context touch only the local replica's
     slots. `local_values()` / `load_local_values()` move all local replicas' carries to and from numpy for the
     per-host carry files of a checkpoint (a tf.train.Checkpoint would keep only replica 0's copy).
+
+    The latents are the entries of `spec` (the model's `carry_spec()`: name -> per-example shape), each
+    [batch_size, *shape]; without a spec, `z_H` and `z_L` of [total_len, hidden] each. `keys` lists the
+    latents first, then `BOOK_KEYS`.
 
     `storage_dtype` (default: `dtype`) holds the latents in a wider type than they are computed in: under
     MultiWorkerMirroredStrategy every variable's initial value is broadcast from the chief with collective
@@ -53,7 +58,7 @@ class CarryState(tf.Module):
         seq_len: int,
         hidden: int,
         dtype,
-        shapes=None,
+        spec=None,
         storage_dtype=None,
     ):
         super().__init__(name="carry")
@@ -61,42 +66,44 @@ class CarryState(tf.Module):
         self.batch_size = b
         self.dtype = tf.as_dtype(dtype)
         store = tf.as_dtype(storage_dtype or dtype)
-        # Per-example carry shapes: [total_len, hidden] each, unless the model says otherwise
-        # (`carry_shape()`, e.g. trm_hier6 keeps six latent states side by side).
-        h_shape, l_shape = shapes or ((total_len, hidden), (total_len, hidden))
-        self.vars = {
-            "z_H": _local_var(tf.zeros([b, *h_shape], store), "z_H"),
-            "z_L": _local_var(tf.zeros([b, *l_shape], store), "z_L"),
-            "steps": _local_var(tf.zeros([b], tf.int32), "steps"),
-            # All slots start halted: the first step loads data and resets the latents (initial_carry).
-            "halted": _local_var(tf.ones([b], tf.bool), "halted"),
-            "inputs": _local_var(tf.zeros([b, seq_len], tf.int32), "inputs"),
-            "labels": _local_var(tf.fill([b, seq_len], losses.IGNORE_LABEL_ID), "labels"),
-            "puzzle_identifiers": _local_var(tf.zeros([b], tf.int32), "puzzle_identifiers"),
-        }
+        if spec is None:
+            spec = {k: tf.TensorSpec((total_len, hidden), self.dtype) for k in DEFAULT_LATENTS}
+        self.latent_keys = tuple(spec)
+        self.keys = self.latent_keys + BOOK_KEYS
+        self.vars = {k: _local_var(tf.zeros([b, *spec[k].shape], store), k) for k in spec}
+        self.vars.update(
+            {
+                "steps": _local_var(tf.zeros([b], tf.int32), "steps"),
+                # All slots start halted: the first step loads data and resets the latents.
+                "halted": _local_var(tf.ones([b], tf.bool), "halted"),
+                "inputs": _local_var(tf.zeros([b, seq_len], tf.int32), "inputs"),
+                "labels": _local_var(tf.fill([b, seq_len], losses.IGNORE_LABEL_ID), "labels"),
+                "puzzle_identifiers": _local_var(tf.zeros([b], tf.int32), "puzzle_identifiers"),
+            }
+        )
 
     def read(self) -> dict[str, tf.Tensor]:
         out = {
             k: v.value() if hasattr(v, "value") else tf.identity(v) for k, v in self.vars.items()
         }
-        for k in ("z_H", "z_L"):
+        for k in self.latent_keys:
             out[k] = tf.cast(out[k], self.dtype)
         return out
 
     def assign(self, carry: dict[str, tf.Tensor]) -> None:
-        for k in CARRY_KEYS:
+        for k in self.keys:
             self.vars[k].assign(tf.cast(carry[k], self.vars[k].dtype))
 
     def _components(self, strategy) -> list[dict[str, tf.Variable]]:
         per_key = {k: strategy.experimental_local_results(v) for k, v in self.vars.items()}
         n = len(per_key["steps"])
-        return [{k: per_key[k][i] for k in CARRY_KEYS} for i in range(n)]
+        return [{k: per_key[k][i] for k in self.keys} for i in range(n)]
 
     def local_values(self, strategy) -> dict[str, np.ndarray]:
         """All local replicas' carries, stacked on a leading replica axis."""
         comps = self._components(strategy)
-        out = {k: np.stack([c[k].numpy() for c in comps]) for k in CARRY_KEYS}
-        for k in ("z_H", "z_L"):
+        out = {k: np.stack([c[k].numpy() for c in comps]) for k in self.keys}
+        for k in self.latent_keys:
             out[k] = out[k].astype(self.dtype.as_numpy_dtype)
         return out
 
@@ -106,19 +113,26 @@ class CarryState(tf.Module):
             raise ValueError(
                 f"carry has {values['steps'].shape[0]} replicas, this host has {len(comps)}"
             )
-        for k in ("z_H", "z_L"):
+        missing = sorted(set(self.keys) - set(values))
+        if missing:  # e.g. a carry file of another arch: a fresh carry is the caller's fallback
+            raise ValueError(f"carry file lacks {missing}")
+        for k in self.latent_keys:
             if values[k].dtype != self.dtype.as_numpy_dtype:
                 raise ValueError(
                     f"carry {k} is {values[k].dtype}, this run computes in {self.dtype.name}"
                 )
+            if values[k].shape[1:] != tuple(comps[0][k].shape):
+                raise ValueError(
+                    f"carry {k} has shape {values[k].shape[1:]}, expected "
+                    f"{tuple(comps[0][k].shape)}"
+                )
         for i, c in enumerate(comps):
-            for k in CARRY_KEYS:
+            for k in self.keys:
                 c[k].assign(tf.cast(values[k][i], c[k].dtype))
 
 
 def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps: int):
-    """min_halt per global slot: 0 w.p. 1-prob, else uniform in [2, max_steps]
-    (docs/model.md#halting)."""
+    """min_halt per global slot: 0 w.p. 1-prob, else uniform in [2, max_steps] (spec §2 step 5)."""
     s = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     u = tf.random.stateless_uniform([global_batch], seed=s)
     k = tf.random.stateless_uniform(
@@ -147,11 +161,10 @@ def replica_slice(x, per_replica: int):
 
 
 def begin_step(model, carry: dict, batch: dict) -> dict:
-    """Resets halted slots (fresh latents, step 0, new data) and keeps the others
-    (docs/model.md#act-carry)."""
+    """Resets halted slots (fresh latents, step 0, new data) and keeps the others (spec §2 steps 1–2)."""
     halted = carry["halted"]
-    z_H, z_L = model.reset_carry(halted, carry["z_H"], carry["z_L"])
-    out = {"z_H": z_H, "z_L": z_L, "steps": tf.where(halted, 0, carry["steps"])}
+    out = dict(model.reset_carry(halted, carry))
+    out["steps"] = tf.where(halted, 0, carry["steps"])
     for k in ("inputs", "labels", "puzzle_identifiers"):
         h = tf.reshape(halted, [-1] + [1] * (len(batch[k].shape) - 1))
         out[k] = tf.where(h, batch[k], carry[k])
@@ -159,8 +172,7 @@ def begin_step(model, carry: dict, batch: dict) -> dict:
 
 
 def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool, q_continue=None):
-    """Halting after a step (docs/model.md#halting): N_sup reached, or (training) q_halt > 0 past
-    min_halt.
+    """Halting after a step (spec §2 steps 4–5): N_sup reached, or (training) q_halt > 0 past min_halt.
 
     With `q_continue` (HRM's ACT, no_ACT_continue=False) the test is q_halt > q_continue instead.
     """
@@ -170,25 +182,6 @@ def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool, q_c
         halted = halted & (steps >= min_halt)
         halted = halted | (steps >= halt_max_steps)
     return halted
-
-
-class cycles_override:
-    """Temporarily sets the model's (H_cycles, L_cycles) while a stage-specific function is traced.
-
-    The recursion depth is a trace-time constant (Python loops unrolled into the graph), so a curriculum
-    over depths compiles one function per stage with this override active during its tracing.
-    """
-
-    def __init__(self, model, cycles):
-        self.model, self.cycles = model, cycles
-
-    def __enter__(self):
-        self.saved = (self.model.H_cycles, self.model.L_cycles)
-        if self.cycles is not None:
-            self.model.H_cycles, self.model.L_cycles = self.cycles
-
-    def __exit__(self, *exc):
-        self.model.H_cycles, self.model.L_cycles = self.saved
 
 
 def make_train_core(
@@ -206,10 +199,10 @@ def make_train_core(
     """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
 
     One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
-    this function (XLA around optimizer updates fails under tf.distribute on CPU;
-    docs/model.md#tensorflow). Gradients are of loss_scale * loss_sum / global_batch_size
-    (loss_scale is 1 except with float16 dynamic loss scaling), so summing them over replicas gives
-    the reference's gradient. `cycles` = (H, L) overrides the model's recursion depth (curriculum).
+    this function (XLA around optimizer updates fails under tf.distribute on CPU; TF_ENV §b). Gradients are
+    of loss_scale * loss_sum / global_batch_size (loss_scale is 1 except with float16 dynamic loss scaling),
+    so summing them over replicas gives the reference's gradient. `cycles` = (H, L) overrides the model's
+    recursion depth (curriculum).
 
     `recursion_reg` = λ > 0 (contrib04, not in the reference) adds λ · Σ_b mean_{s,d}(z_H(T) − z_H(T−1))²,
     the squared size of the last high-level update per slot (positions and channels averaged, float32).
@@ -221,16 +214,12 @@ def make_train_core(
     has_puzzle = model.puzzle_emb is not None
 
     def core(carry, batch, min_halt, loss_scale):
-        with cycles_override(model, cycles):
-            return _core(carry, batch, min_halt, loss_scale)
-
-    def _core(carry, batch, min_halt, loss_scale):
         cur = begin_step(model, carry, batch)
         rows = model.gather_puzzle_rows(cur["puzzle_identifiers"]) if has_puzzle else None
         with tf.GradientTape() as tape:
             if has_puzzle:
                 tape.watch(rows)
-            out = model.inner(cur["z_H"], cur["z_L"], cur["inputs"], rows, training=True)
+            out = model.inner(cur, cur["inputs"], rows, training=True, cycles=cycles)
             steps = cur["steps"] + 1
             halted = halting(
                 steps,
@@ -244,7 +233,9 @@ def make_train_core(
             if q_continue_target:
                 # HRM's bootstrapped Q-learning target: one more forward from the new carry, no gradient.
                 with tape.stop_recording():
-                    nxt = model.inner(out["z_H"], out["z_L"], cur["inputs"], rows, training=True)
+                    nxt = model.inner(
+                        out["carry"], cur["inputs"], rows, training=True, cycles=cycles
+                    )
                     target = tf.sigmoid(
                         tf.where(
                             steps >= halt_max_steps,
@@ -275,7 +266,7 @@ def make_train_core(
         # Embedding gradients arrive as IndexedSlices; the vocabularies are tiny (<= 12 rows), so dense
         # tensors are cheaper than sparse updates and keep every optimizer's update rule simple.
         grads = [tf.convert_to_tensor(g) if g is not None else g for g in grads[: len(variables)]]
-        new_carry = dict(cur, z_H=out["z_H"], z_L=out["z_L"], steps=steps, halted=halted)
+        new_carry = dict(cur, **out["carry"], steps=steps, halted=halted)
         sums["loss"] = loss_sum
         return new_carry, grads, row_grads, sums
 
@@ -283,8 +274,7 @@ def make_train_core(
 
 
 def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
-    """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry
-    (docs/model.md#halting).
+    """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry (spec §2 step 6).
 
     Outputs (sums over real, masked-in examples with labels):
       * `sums`: the final step's metrics as the reference reports them (count, accuracy, exact_accuracy,
@@ -299,7 +289,7 @@ def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: b
     def core(batch):
         mask = batch["mask"]
         b = tf.shape(batch["inputs"])[0]
-        z_H, z_L = model.initial_carry(b)
+        latents = model.initial_carry(b)
         rows = (
             model.gather_puzzle_rows(batch["puzzle_identifiers"])
             if model.puzzle_emb is not None
@@ -318,8 +308,8 @@ def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: b
         q_halt = tf.zeros([b], tf.float32)
         q_continue = tf.zeros([b], tf.float32)
         for k in tf.range(halt_max_steps):
-            out = model.inner(z_H, z_L, batch["inputs"], rows, training=False)
-            z_H, z_L = out["z_H"], out["z_L"]
+            out = model.inner(latents, batch["inputs"], rows, training=False)
+            latents = out["carry"]
             logits, q_halt, q_continue = out["logits"], out["q_halt"], out["q_continue"]
             pe = losses.per_example_outputs(logits, labels, q_halt)
             correct = tf.cast(pe["seq_is_correct"], tf.float32)

@@ -169,7 +169,7 @@ class Trainer:
                 spec.seq_len,
                 self.model.hidden_size,
                 _DTYPES[m.forward_dtype],
-                shapes=self.model.carry_shape() if hasattr(self.model, "carry_shape") else None,
+                spec=self.model.carry_spec(),
                 # Several worker processes broadcast initial values without a bfloat16 kernel.
                 storage_dtype=tf.float32
                 if getattr(strategy.extended, "_num_workers", 1) > 1

@@ -1,14 +1,20 @@
-"""The Tiny Recursive Model (TRM) inner network in Keras 3 (docs/model.md#architecture, #flops).
+"""The reasoning backbone: everything a recursive reasoning model owns apart from its recursion.
 
-`TRM.inner` performs exactly one supervision step of the reference's
-`TinyRecursiveReasoningModel_ACTV1_Inner.forward`: input embedding (with gradient), H_cycles - 1
-recursion cycles without gradient, one cycle with gradient, then the output and Q heads. The ACT
-wrapper (halting, carry bookkeeping across supervision steps) lives in `trm_tf/act.py`.
+`ReasoningBackbone` holds the token / position / puzzle embeddings, the shared network `L_level`
+(and HRM's second network `H_level`), the lm and Q heads and the fixed initial latent vectors. How
+the latents are updated during one supervision step is a small recursion object
+(`trm_tf/models/recursion.py`) that the backbone calls; the recursion declares the latents it
+carries (their names and initial vectors), so the carry is a dict with one [B, total_len, D]
+tensor per latent (`carry_spec()`).
 
 Dtypes: `forward_dtype` "float32" runs everything in fp32. "bfloat16" / "float16" use a Keras mixed
 policy (fp32 variables, low-precision compute) on every Dense / Embedding, while RMSNorm, RoPE and the
 attention softmax compute in fp32; the carry is kept in the compute dtype, and the logits and Q values
 are returned as float32 (computed in the compute dtype and then cast, like the reference).
+
+Checkpoint format: the attribute names below (`embed_tokens`, `embed_pos`, `L_level`, `H_level`,
+`lm_head`, `q_head`, `_H_init_var`, `_L_init_var`, `_L_inits_var`, `_puzzle_emb_var`) are the object
+paths of every saved run; renaming one orphans the saved variable.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from trm_tf.models import recursion as rec
 from trm_tf.models.layers import (
     ReasoningModule,
     RotaryEmbedding,
@@ -27,48 +34,37 @@ from trm_tf.models.layers import (
     swiglu_intermediate_size,
 )
 
-try:  # Pauses every active GradientTape; what tf.custom_gradient itself uses.
-    from tensorflow.python.eager.record import stop_recording as _stop_recording
-except ImportError:  # pragma: no cover - older/newer TF layouts: stop_gradient alone is still exact
-    import contextlib
-
-    _stop_recording = contextlib.nullcontext
-
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _POS_ENCODINGS = ("rope", "learned", "none")
 # Seeds of the individual tensors; blocks take seed offsets from _SEED_BLOCKS upward.
 _SEED_EMBED, _SEED_LM_HEAD, _SEED_POS, _SEED_H_INIT, _SEED_L_INIT, _SEED_BLOCKS = range(6)
-
-
-def _bf16_round(x):
-    """Rounds float32 values to the nearest bfloat16-representable float32 (round-to-nearest-even)."""
-    return tf.cast(tf.cast(x, tf.bfloat16), tf.float32)
+_SEED_H_LEVEL = 50_000  # HRM's second network: disjoint from every seed above
+_SEED_L_INITS = 60_000  # per-latent init rows (hier6): disjoint as well
 
 
 @keras.saving.register_keras_serializable(package="trm_tf")
-class TRM(keras.Model):
-    """Tiny Recursive Model, the reference's `TinyRecursiveReasoningModel_ACTV1_Inner`
-    (docs/model.md#architecture).
-
-    One shared network (`L_level`, `L_layers` post-norm blocks) is applied
-    H_cycles * (L_cycles + 1) times per supervision step:
-    z_L <- net(z_L + (z_H + x)) L_cycles times, then z_H <- net(z_H + z_L), repeated H_cycles times,
-    with gradient only through the last cycle.
+class ReasoningBackbone(keras.Model):
+    """Embeddings, shared network(s), heads and initial latents, driven by a recursion scheme.
 
     Trainable variables are exactly the reference's nn.Parameters (token embedding, lm_head, q_head
-    weight and bias, block kernels, learned position table if any). `H_init`, `L_init` (fixed) and
-    `puzzle_emb` (trained by a separate sparse SignSGD) are non-trainable variables.
+    weight and bias, block kernels, learned position table if any). `H_init`, `L_init`, `L_inits`
+    (fixed) and `puzzle_emb` (trained by a separate sparse SignSGD) are non-trainable variables.
+
+    Build one with `build_model` (trm_tf/models/__init__.py) or `ReasoningBackbone.create(arch, ...)`,
+    which fill in the arch's defaults and reject switches the arch does not have.
 
     Args:
+        recursion: a recursion object of `trm_tf.models.recursion` (TRMRecursion, HRMRecursion, ...);
+            it decides the carry, the default cycle counts and which networks are needed.
         vocab_size: V.
         seq_len: S (tokens per example, without the puzzle prefix).
         num_puzzle_identifiers: rows of the puzzle embedding table.
         hidden_size: D.
-        num_heads: attention heads.
+        num_heads: attention heads; when it does not divide D the attention has head_dim
+            D // num_heads and inner width num_heads * head_dim (the reference baseline's 12 heads).
         expansion: SwiGLU expansion factor.
-        L_layers: blocks in the shared network.
-        H_cycles: T (outer cycles; the first T-1 run without gradient).
-        L_cycles: n (z_L updates per cycle).
+        L_layers: blocks of the shared network `L_level`.
+        H_layers: blocks of HRM's second network `H_level` (0 = no second network).
         mlp_t: MLP-over-sequence token mixer instead of attention.
         pos_encodings: "rope", "learned" or "none".
         puzzle_emb_ndim: width of a puzzle embedding row (0 disables the puzzle embedding).
@@ -77,16 +73,17 @@ class TRM(keras.Model):
         rms_norm_eps: RMSNorm epsilon.
         rope_theta: RoPE base.
         forward_dtype: "float32", "bfloat16" or "float16".
-        remat: recompute the with-gradient cycle's activations in the backward pass
-            (`tf.recompute_grad` around each network call).
+        remat: recompute the with-gradient network calls in the backward pass
+            (`tf.recompute_grad` around each of them).
         seed: seed of every initializer (stateless; same seed -> same weights).
         attention_window: 0 = full attention (the reference). An odd w > 0 = windowed attention on
             the square puzzle grid: each cell sees its w x w neighbourhood and the puzzle-prefix
-            positions, which are global (contrib05; `layers.local_window_mask`). Attention only.
+            positions, which are global (`layers.local_window_mask`). Attention only.
     """
 
     def __init__(
         self,
+        recursion,
         vocab_size: int,
         seq_len: int,
         num_puzzle_identifiers: int,
@@ -94,8 +91,7 @@ class TRM(keras.Model):
         num_heads: int = 8,
         expansion: float = 4.0,
         L_layers: int = 2,
-        H_cycles: int = 3,
-        L_cycles: int = 6,
+        H_layers: int = 0,
         mlp_t: bool = False,
         pos_encodings: str = "rope",
         puzzle_emb_ndim: int = 512,
@@ -116,14 +112,15 @@ class TRM(keras.Model):
             raise ValueError(
                 f"pos_encodings must be one of {_POS_ENCODINGS}, got {pos_encodings!r}"
             )
-        if H_cycles < 1 or L_cycles < 1 or L_layers < 1:
-            raise ValueError("H_cycles, L_cycles and L_layers must all be >= 1")
+        if L_layers < 1 or H_layers < 0:
+            raise ValueError("L_layers must be >= 1 and H_layers >= 0")
         if puzzle_emb_ndim == 0 and puzzle_emb_len != 0:
-            # The reference crashes here (prefix not concatenated but carry has S + P positions,
-            # docs/model.md#input-embedding); reject it up front instead.
+            # The reference crashes here (prefix not concatenated but carry has S + P positions);
+            # reject it up front instead.
             raise ValueError("puzzle_emb_ndim == 0 requires puzzle_emb_len == 0 (no puzzle prefix)")
-        kwargs.setdefault("name", "trm")
+        kwargs.setdefault("name", recursion.arch)
         super().__init__(dtype=_POLICIES[forward_dtype], **kwargs)
+        self.recursion = recursion
         self.vocab_size = int(vocab_size)
         self.seq_len = int(seq_len)
         self.num_puzzle_identifiers = int(num_puzzle_identifiers)
@@ -131,8 +128,7 @@ class TRM(keras.Model):
         self.num_heads = int(num_heads)
         self.expansion = float(expansion)
         self.L_layers = int(L_layers)
-        self.H_cycles = int(H_cycles)
-        self.L_cycles = int(L_cycles)
+        self.H_layers = int(H_layers)
         self.mlp_t = bool(mlp_t)
         self.pos_encodings = pos_encodings
         self.puzzle_emb_ndim = int(puzzle_emb_ndim)
@@ -150,16 +146,23 @@ class TRM(keras.Model):
         if self.attention_window:
             if self.mlp_t:
                 raise ValueError("attention_window needs attention (mlp_t=False)")
-            local_window_mask(
-                self.total_len, self.puzzle_emb_len, self.attention_window
-            )  # validates
+            local_window_mask(self.total_len, self.puzzle_emb_len, self.attention_window)
         self.rms_norm_eps = float(rms_norm_eps)
         self.rope_theta = float(rope_theta)
         self.forward_dtype = forward_dtype
         self.remat = bool(remat)
         self.seed = int(seed)
         self.embed_scale = math.sqrt(self.hidden_size)
+        recursion.check_backbone(self)
+        self._make_layers()
+        self._puzzle_emb_var = None
+        self._H_init_var = None
+        self._L_init_var = None
+        self._L_inits_var = None
 
+    def _make_layers(self) -> None:
+        """Creates the sublayers, in the order that fixes `trainable_variables` (optimizer slots and
+        EMA copies of saved runs are matched by that order)."""
         policy = self.dtype_policy
         d = self.hidden_size
         std_d = 1.0 / math.sqrt(d)
@@ -171,7 +174,7 @@ class TRM(keras.Model):
             name="embed_tokens",
         )
         self.embed_pos = None
-        if pos_encodings == "learned":
+        if self.pos_encodings == "learned":
             self.embed_pos = keras.layers.Embedding(
                 self.total_len,
                 d,
@@ -180,7 +183,7 @@ class TRM(keras.Model):
                 name="embed_pos",
             )
         self.rotary_emb = None
-        if pos_encodings == "rope":
+        if self.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(
                 d // self.num_heads,
                 self.total_len,
@@ -188,21 +191,18 @@ class TRM(keras.Model):
                 dtype=policy,
                 name="rotary_emb",
             )
+        block_kwargs = dict(
+            hidden_size=d,
+            num_heads=self.num_heads,
+            expansion=self.expansion,
+            seq_len=self.total_len,
+            mlp_t=self.mlp_t,
+            epsilon=self.rms_norm_eps,
+            attention_window=self.attention_window,
+            prefix_len=self.puzzle_emb_len,
+        )
         self.L_level = ReasoningModule(
-            self.L_layers,
-            dict(
-                hidden_size=d,
-                num_heads=self.num_heads,
-                expansion=self.expansion,
-                seq_len=self.total_len,
-                mlp_t=self.mlp_t,
-                epsilon=self.rms_norm_eps,
-                attention_window=self.attention_window,
-                prefix_len=self.puzzle_emb_len,
-            ),
-            seed=self._seed(_SEED_BLOCKS),
-            dtype=policy,
-            name="L_level",
+            self.L_layers, block_kwargs, seed=self._seed(_SEED_BLOCKS), dtype=policy, name="L_level"
         )
         self.lm_head = keras.layers.Dense(
             self.vocab_size,
@@ -211,8 +211,7 @@ class TRM(keras.Model):
             dtype=policy,
             name="lm_head",
         )
-        # Q head: weight 0, bias -5, so no example halts on its own at init
-        # (docs/model.md#initialisation).
+        # Q head: weight 0, bias -5, so no example halts on its own at init.
         self.q_head = keras.layers.Dense(
             2,
             use_bias=True,
@@ -221,13 +220,35 @@ class TRM(keras.Model):
             dtype=policy,
             name="q_head",
         )
-        self._puzzle_emb_var = None
-        self._H_init_var = None
-        self._L_init_var = None
+        self.H_level = None
+        if self.H_layers:
+            self.H_level = ReasoningModule(
+                self.H_layers,
+                block_kwargs,
+                seed=self.seed * 1000 + _SEED_H_LEVEL,
+                dtype=policy,
+                name="H_level",
+            )
 
     def _seed(self, k: int) -> int:
         """Per-tensor seed: distinct for every tensor, fully determined by `seed`."""
         return self.seed * 1000 + k * 100 if k < _SEED_BLOCKS else self.seed * 1000 + 500 + k
+
+    @classmethod
+    def create(cls, arch: str, vocab_size: int, seq_len: int, num_puzzle_identifiers: int, **kw):
+        """The model of `arch` with that arch's defaults (`rec.RECURSIONS[arch].defaults`).
+
+        Keywords are the backbone's and the recursion's (`H_cycles`, `L_cycles`); a backbone switch
+        the arch does not have (`recursion.unsupported`) raises when set to a true value.
+        """
+        r_cls = rec.RECURSIONS[arch]
+        for k in r_cls.unsupported:
+            if kw.get(k):
+                raise ValueError(f"arch {arch!r} does not support {k}={kw[k]!r}")
+            kw.pop(k, None)
+        kw = {**r_cls.defaults, **kw}
+        r_kw = {k: kw.pop(k) for k in r_cls.config_keys if k in kw}
+        return cls(r_cls(**r_kw), vocab_size, seq_len, num_puzzle_identifiers, **kw)
 
     # ------------------------------------------------------------------ variables
 
@@ -236,6 +257,8 @@ class TRM(keras.Model):
         if self.built:
             return
         d = self.hidden_size
+        if self.H_level is not None:
+            self.H_level.build(None)
         self.embed_tokens.build((None,))
         if self.embed_pos is not None:
             self.embed_pos.build((None,))
@@ -244,22 +267,8 @@ class TRM(keras.Model):
         self.q_head.build((None, d))
         # H_init / L_init are bf16 buffers in the reference: store their values rounded to bf16 once
         # at init (kept in a float32 variable, so the values are exactly bf16-representable).
-        self._H_init_var = self.add_weight(
-            shape=(d,),
-            initializer=_Bf16Rounded(TruncatedNormalLeCun(1.0, seed=self._seed(_SEED_H_INIT))),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name="H_init",
-        )
-        self._L_init_var = self.add_weight(
-            shape=(d,),
-            initializer=_Bf16Rounded(TruncatedNormalLeCun(1.0, seed=self._seed(_SEED_L_INIT))),
-            dtype="float32",
-            trainable=False,
-            autocast=False,
-            name="L_init",
-        )
+        self._H_init_var = self._init_weight((d,), self._seed(_SEED_H_INIT), "H_init")
+        self._L_init_var = self._init_weight((d,), self._seed(_SEED_L_INIT), "L_init")
         if self.puzzle_emb_ndim > 0:
             self._puzzle_emb_var = self.add_weight(
                 shape=(self.num_puzzle_identifiers, self.puzzle_emb_ndim),
@@ -269,7 +278,21 @@ class TRM(keras.Model):
                 autocast=False,
                 name="puzzle_emb",
             )
+        n = self.recursion.extra_init_rows
+        if n:
+            seed = self.seed * 1000 + _SEED_L_INITS
+            self._L_inits_var = self._init_weight((n, d), seed, "L_inits")
         self.built = True
+
+    def _init_weight(self, shape, seed: int, name: str):
+        return self.add_weight(
+            shape=shape,
+            initializer=_Bf16Rounded(TruncatedNormalLeCun(1.0, seed=seed)),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            name=name,
+        )
 
     def build(self, input_shape=None):
         """Keras hook; all shapes are known from the constructor."""
@@ -295,17 +318,36 @@ class TRM(keras.Model):
         return self._tf_variable(self._L_init_var)
 
     @property
+    def L_inits(self):
+        """Per-latent init rows [n, D] float32 of recursions that ask for them (hier6), else None."""
+        return self._tf_variable(self._L_inits_var)
+
+    @property
+    def H_cycles(self) -> int:
+        """Default outer cycles per supervision step (`inner(..., cycles=...)` overrides it)."""
+        return self.recursion.H_cycles
+
+    @property
+    def L_cycles(self) -> int:
+        """Default latent updates per cycle (`inner(..., cycles=...)` overrides it)."""
+        return self.recursion.L_cycles
+
+    @property
     def compute_dtype_tf(self) -> tf.DType:
         """Compute dtype of the forward (and of the carry)."""
         return tf.as_dtype(self.dtype_policy.compute_dtype)
 
     def num_params(self) -> int:
-        """Number of trainable parameters (the reference's nn.Parameter count,
-        docs/model.md#parameter-counts)."""
+        """Number of trainable parameters (the reference's nn.Parameter count)."""
         self.build_variables()
         return int(sum(np.prod(v.shape) for v in self.trainable_variables))
 
     # ------------------------------------------------------------------ carry
+
+    def carry_spec(self) -> dict[str, tf.TensorSpec]:
+        """Latent name -> per-example tf.TensorSpec([total_len, D], compute dtype), in carry order."""
+        shape = (self.total_len, self.hidden_size)
+        return {k: tf.TensorSpec(shape, self.compute_dtype_tf) for k in self.recursion.carry_names}
 
     def gather_puzzle_rows(self, puzzle_identifiers):
         """Rows of the puzzle embedding: int32 [B] -> float32 [B, puzzle_emb_ndim]."""
@@ -313,33 +355,27 @@ class TRM(keras.Model):
             raise ValueError("This model has no puzzle embedding (puzzle_emb_ndim == 0).")
         return tf.gather(self.puzzle_emb, tf.cast(puzzle_identifiers, tf.int32))
 
-    def _broadcast_init(self, init, batch_size):
+    def _broadcast(self, init, batch_size):
         v = tf.cast(tf.convert_to_tensor(init), self.compute_dtype_tf)
         return tf.broadcast_to(v[None, None, :], [batch_size, self.total_len, self.hidden_size])
 
-    def initial_carry(self, batch_size: int):
-        """(z_H, z_L), each [B, total_len, D] in the compute dtype, = H_init / L_init everywhere."""
+    def initial_carry(self, batch_size) -> dict[str, tf.Tensor]:
+        """Every latent of `carry_spec()` = its init vector at every position, [B, total_len, D]."""
         self.build_variables()
-        return (
-            self._broadcast_init(self.H_init, batch_size),
-            self._broadcast_init(self.L_init, batch_size),
-        )
+        inits = self.recursion.init_vectors(self)
+        return {k: self._broadcast(v, batch_size) for k, v in inits.items()}
 
-    def reset_carry(self, reset_mask, z_H, z_L):
-        """docs/model.md#carry-reset: where(reset_mask, H_init / L_init at every position, carry),
-        per example."""
+    def reset_carry(self, reset_mask, carry: dict) -> dict[str, tf.Tensor]:
+        """where(reset_mask, the latent's init at every position, carry), per example and latent."""
         mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
-        b = tf.shape(z_H)[0]
-        return (
-            tf.where(mask, self._broadcast_init(self.H_init, b), z_H),
-            tf.where(mask, self._broadcast_init(self.L_init, b), z_L),
-        )
+        b = tf.shape(reset_mask)[0]
+        inits = self.recursion.init_vectors(self)
+        return {k: tf.where(mask, self._broadcast(v, b), carry[k]) for k, v in inits.items()}
 
     # ------------------------------------------------------------------ forward
 
     def input_embeddings(self, inputs, puzzle_rows=None):
-        """docs/model.md#input-embedding: [B, total_len, D] in the compute dtype (puzzle prefix,
-        tokens, pos, scale)."""
+        """[B, total_len, D] in the compute dtype (puzzle prefix, tokens, positions, sqrt(D) scale)."""
         cdt = self.compute_dtype_tf
         x = self.embed_tokens(tf.cast(inputs, tf.int32))
         x = tf.cast(x, cdt)
@@ -357,111 +393,92 @@ class TRM(keras.Model):
             x = tf.constant(0.707106781, cdt) * (x + tf.cast(pos, cdt)[None])
         return tf.constant(self.embed_scale, cdt) * x
 
-    def _net(self, h, injection):
+    def net(self, h, injection):
+        """The shared network `L_level`: blocks(h + injection)."""
         return self.L_level(h, injection, rotary=self.rotary_emb)
 
-    def _maybe_remat(self, fn):
+    def h_net(self, h, injection):
+        """HRM's high-level network `H_level`: blocks(h + injection)."""
+        return self.H_level(h, injection, rotary=self.rotary_emb)
+
+    def net_plain(self, h):
+        """`L_level` without input injection: blocks(h), not blocks(h + 0)."""
+        for block in self.L_level.blocks:
+            h = block(h, rotary=self.rotary_emb)
+        return h
+
+    def maybe_remat(self, fn):
         """Gradient checkpointing of one network call when `remat` is set."""
         return tf.recompute_grad(fn) if self.remat else fn
 
-    def _latent_cycle(self, z_H, z_L, x, net):
-        for _ in range(self.L_cycles):
-            z_L = net(z_L, z_H + x)  # inj = z_H + x first, then z_L + inj (bf16 rounding order)
-        z_H = net(z_H, z_L)
-        return z_H, z_L
-
-    def _recursion_no_grad(self, z_H, z_L, x):
-        """The first H_cycles - 1 cycles (run by `inner` with recording stopped)."""
-        for _ in range(self.H_cycles - 1):
-            z_H, z_L = self._latent_cycle(z_H, z_L, x, self._net)
-        return z_H, z_L
-
-    def _recursion_grad(self, z_H, z_L, x):
-        """The last cycle, with gradient."""
-        return self._latent_cycle(z_H, z_L, x, self._maybe_remat(self._net))
-
-    def _block_calls(self) -> tuple[int, int]:
-        """(block applications per supervision step, of which with gradient)."""
-        return (
-            self.H_cycles * (self.L_cycles + 1) * self.L_layers,
-            (self.L_cycles + 1) * self.L_layers,
-        )
-
-    def inner(self, z_H, z_L, inputs, puzzle_rows=None, training=False):
-        """One supervision step (docs/model.md#recursion).
+    def inner(self, carry: dict, inputs, puzzle_rows=None, training=False, cycles=None) -> dict:
+        """One supervision step: embeddings, the recursion, the heads.
 
         Args:
-            z_H: carry [B, total_len, D] (compute dtype; cast if not).
-            z_L: carry [B, total_len, D].
+            carry: dict with every latent of `carry_spec()`, [B, total_len, D] each (cast to the
+                compute dtype).
             inputs: int32 [B, seq_len] token ids.
             puzzle_rows: float32 [B, puzzle_emb_ndim] rows from `gather_puzzle_rows` (watched by the
                 trainer's tape for the sparse gradient), or None when puzzle_emb_ndim == 0.
             training: unused (no dropout); kept for Keras symmetry.
+            cycles: (H_cycles, L_cycles) of this step, or None for the model's defaults. A trace-time
+                constant: the recursion is unrolled into the graph (a curriculum traces one function
+                per depth).
 
         Returns:
-            dict with `z_H`, `z_L` (new carry, stop_gradient'ed, compute dtype), `logits` float32
-            [B, seq_len, V] (prefix dropped), `q_halt` float32 [B], `q_continue` float32 [B], and
-            `z_H_prev` (z_H entering the with-gradient cycle, constant) and `z_H_grad` (z_H leaving
-            it, with gradient) for the recursion regulariser.
+            dict with `carry` (the new latents, stop_gradient'ed, compute dtype), `logits` float32
+            [B, seq_len, V] (prefix dropped), `q_halt`, `q_continue` float32 [B], and `z_H_prev`
+            (the state the heads read, entering the with-gradient part, constant) and `z_H_grad`
+            (the same state leaving it, with gradient) for the recursion regulariser.
         """
         del training
         self.build_variables()
+        h_cycles, l_cycles = self.recursion.resolve_cycles(cycles)
         cdt = self.compute_dtype_tf
         x = self.input_embeddings(inputs, puzzle_rows)
-        z_H = tf.stop_gradient(tf.cast(z_H, cdt))
-        z_L = tf.stop_gradient(tf.cast(z_L, cdt))
-
-        # No-grad cycles: not recorded on any tape (no activation memory kept), and
-        # stop_gradient'ed on both sides so graph-mode gradients are pruned here as well.
-        with _stop_recording():
-            z_H, z_L = self._recursion_no_grad(z_H, z_L, tf.stop_gradient(x))
-            z_H = tf.stop_gradient(z_H)
-            z_L = tf.stop_gradient(z_L)
-        z_H_prev = z_H
-        z_H, z_L = self._recursion_grad(z_H, z_L, x)
-
-        logits = self.lm_head(z_H)[:, self.puzzle_emb_len :]
-        q = tf.cast(self.q_head(z_H[:, 0]), tf.float32)
+        carry = {k: tf.stop_gradient(tf.cast(carry[k], cdt)) for k in self.recursion.carry_names}
+        carry, y_prev, y = self.recursion(self, carry, x, h_cycles, l_cycles)
+        logits = self.lm_head(y)[:, self.puzzle_emb_len :]
+        q = tf.cast(self.q_head(y[:, 0]), tf.float32)
         return {
-            "z_H": tf.stop_gradient(z_H),
-            "z_L": tf.stop_gradient(z_L),
+            "carry": {k: tf.stop_gradient(v) for k, v in carry.items()},
             "logits": tf.cast(logits, tf.float32),
             "q_halt": q[:, 0],
             "q_continue": q[:, 1],
-            # For the recursion regulariser (contrib04): z_H before the with-gradient cycle (constant)
-            # and after it (with gradient). Both are tensors the step computes anyway: no extra work.
-            "z_H_prev": z_H_prev,
-            "z_H_grad": z_H,
+            "z_H_prev": y_prev,
+            "z_H_grad": y,
         }
 
     def call(self, inputs, training=False):
-        """Keras entry point: `inputs` is a dict with z_H, z_L, inputs and puzzle_identifiers."""
+        """Keras entry point: `inputs` is a dict with the carry latents, `inputs` and
+        `puzzle_identifiers`."""
         rows = None
         if self.puzzle_emb_ndim > 0:
             rows = self.gather_puzzle_rows(inputs["puzzle_identifiers"])
-        return self.inner(inputs["z_H"], inputs["z_L"], inputs["inputs"], rows, training=training)
+        return self.inner(inputs, inputs["inputs"], rows, training=training)
 
     # ------------------------------------------------------------------ accounting
 
     def block_flops(self) -> int:
-        """Matmul FLOPs of one block for one example (docs/model.md#flops)."""
+        """Matmul FLOPs of one block for one example: qkv, o, SwiGLU and QK^T / AV, with the
+        attention's inner width a = num_heads * (D // num_heads) (a = D when heads divide D)."""
         t, d = self.total_len, self.hidden_size
         i_ch = swiglu_intermediate_size(d, self.expansion)
         if self.mlp_t:
             i_t = swiglu_intermediate_size(t, self.expansion)
             return t * 6 * d * i_ch + d * 6 * t * i_t
-        return t * (8 * d * d + 6 * d * i_ch) + 4 * t * t * d
+        a = self.num_heads * (d // self.num_heads)
+        return t * (2 * d * 3 * a + 2 * a * d + 6 * d * i_ch) + 4 * t * t * a
 
-    def flops_per_example(self, train: bool = True) -> int:
-        """Matmul FLOPs per example of one supervision step (docs/model.md#flops).
+    def flops_per_example(self, train: bool = True, cycles=None) -> int:
+        """Matmul FLOPs per example of one supervision step.
 
-        Forward = H_cycles * (L_cycles + 1) * L_layers blocks + heads (lm_head on all positions,
-        q_head). With train=True adds the backward, 2x the with-gradient part (the last cycle's
-        (L_cycles + 1) * L_layers blocks and the heads).
+        Forward = the recursion's block applications + heads (lm_head on all positions, q_head).
+        With train=True adds the backward, 2x the with-gradient part (its blocks and the heads).
         """
         heads = 2 * self.total_len * self.hidden_size * self.vocab_size + 4 * self.hidden_size
+        n_fwd, n_grad = self.recursion.block_calls(self, *self.recursion.resolve_cycles(cycles))
         blk = self.block_flops()
-        n_fwd, n_grad = self._block_calls()
         fwd = n_fwd * blk + heads
         if not train:
             return int(fwd)
@@ -469,6 +486,7 @@ class TRM(keras.Model):
 
     def get_config(self):
         config = super().get_config()
+        config.update(self.recursion.get_config())
         config.update(
             {
                 "vocab_size": self.vocab_size,
@@ -478,8 +496,6 @@ class TRM(keras.Model):
                 "num_heads": self.num_heads,
                 "expansion": self.expansion,
                 "L_layers": self.L_layers,
-                "H_cycles": self.H_cycles,
-                "L_cycles": self.L_cycles,
                 "mlp_t": self.mlp_t,
                 "pos_encodings": self.pos_encodings,
                 "puzzle_emb_ndim": self.puzzle_emb_ndim,
@@ -492,9 +508,22 @@ class TRM(keras.Model):
                 "attention_window": self.attention_window,
             }
         )
+        if self.H_layers:
+            config["H_layers"] = self.H_layers
         config.pop("dtype", None)  # derived from forward_dtype
         config.pop("trainable", None)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls.create(
+            config.pop("arch"),
+            config.pop("vocab_size"),
+            config.pop("seq_len"),
+            config.pop("num_puzzle_identifiers"),
+            **config,
+        )
 
 
 class _Bf16Rounded(keras.initializers.Initializer):
@@ -504,7 +533,8 @@ class _Bf16Rounded(keras.initializers.Initializer):
         self.base = base
 
     def __call__(self, shape, dtype=None):
-        return tf.cast(_bf16_round(self.base(shape, "float32")), dtype or "float32")
+        rounded = tf.cast(tf.cast(self.base(shape, "float32"), tf.bfloat16), tf.float32)
+        return tf.cast(rounded, dtype or "float32")
 
     def get_config(self):
         return {"base": keras.initializers.serialize(self.base)}
