@@ -369,8 +369,8 @@ def test_readme_table_is_generated_from_the_registry():
 
 
 def test_baseline_configs_build_the_reference_architectures():
-    from trm_tf.models import HRM, build_model
-    from trm_tf.models.variants import TransformerBaseline
+    from trm_tf.models import build_model
+    from trm_tf.models.recursion import HRMRecursion, OnePassTransformer
     from trm_tf.trainer import _ACT_KEYS
 
     module = load_module("configs/baselines.py")
@@ -387,10 +387,10 @@ def test_baseline_configs_build_the_reference_architectures():
     # HRM at ARC shapes: docs/model.md#variants gives 27,276,290 parameters (without the puzzle
     # embedding).
     hrm = model_of("hrm", vocab_size=12, seq_len=900, num_puzzle_identifiers=3)
-    assert isinstance(hrm, HRM) and hrm.num_params() == 27_276_290
+    assert isinstance(hrm.recursion, HRMRecursion) and hrm.num_params() == 27_276_290
     assert hrm.puzzle_emb_len == 1
     tr = model_of("transformer", vocab_size=11, seq_len=81, num_puzzle_identifiers=2)
-    assert isinstance(tr, TransformerBaseline)
+    assert isinstance(tr.recursion, OnePassTransformer)
     attn = tr.L_level.blocks[0].self_attn
     assert (len(tr.L_level.blocks), attn.num_heads, attn.head_dim) == (8, 12, 42)
     # runlocal shrinks them like every other config.

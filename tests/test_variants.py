@@ -1,5 +1,5 @@
 """Tests of the baseline recursion schemes (trm_tf.models.recursion): single-z TRM, hier6 TRM and the
-plain transformer, against small float64 NumPy forwards written here from TRM_SPEC.md §1.9, plus parameter
+plain transformer, against small float64 NumPy forwards written here from docs/model.md#variants, plus parameter
 counts, gradient placement, the model factory, XLA tracing and one real trainer step each."""
 
 import functools
@@ -106,7 +106,7 @@ def _np_attention_any_heads(h, w_qkv, w_o, num_heads, cos, sin):
 
 
 def np_forward(arch, sd, cfg, z_H, z_L, inputs, ids, H_cycles, L_cycles):
-    """One supervision step of each variant, as §1.9 / the reference files describe it."""
+    """One supervision step of each variant, as docs/model.md#variants and the reference files describe it."""
     sd = {k: np.asarray(v, np.float64) for k, v in sd.items()}
     x = rn.input_embeddings(sd, cfg, inputs, ids)
     t = x.shape[1]
@@ -261,7 +261,9 @@ def test_param_counts_and_flops_by_hand():
     full = TransformerBaseline(11, 81, 1)
     assert full.num_params() == 8 * (512 * 1512 + 504 * 512 + 3 * 512 * 1536) + 2 * 11 * 512 + 1026
     assert full.num_params() == 27_144_194
-    assert TRMHier6(11, 81, 1).num_params() == 6_828_034  # = TRM-Att (spec §7.1)
+    assert (
+        TRMHier6(11, 81, 1).num_params() == 6_828_034
+    )  # = TRM-Att (docs/model.md#parameter-counts)
     assert TRMSingleZ(11, 81, 1, mlp_t=True, pos_encodings="none").num_params() == 5_028_866
 
 

@@ -1,6 +1,6 @@
 """ACT deep supervision: the carried batch, one supervision step, and the compiled forward/backward.
 
-Reference semantics (TRM_SPEC §2): every optimizer step is ONE supervision step on a carried batch of slots.
+Reference semantics (docs/model.md#act-carry): every optimizer step is ONE supervision step on a carried batch of slots.
 A slot that halted at the previous step takes the loader's new example (and a fresh latent state); every other
 slot ignores the new example and keeps working on its puzzle with its carried latents. After the step,
 a slot halts when it reached N_sup steps or, in training, when q_halt > 0, unless the exploration draw gave it a
@@ -132,7 +132,7 @@ class CarryState(tf.Module):
 
 
 def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps: int):
-    """min_halt per global slot: 0 w.p. 1-prob, else uniform in [2, max_steps] (spec §2 step 5)."""
+    """min_halt per global slot: 0 w.p. 1-prob, else uniform in [2, max_steps] (docs/model.md#halting)."""
     s = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     u = tf.random.stateless_uniform([global_batch], seed=s)
     k = tf.random.stateless_uniform(
@@ -161,7 +161,7 @@ def replica_slice(x, per_replica: int):
 
 
 def begin_step(model, carry: dict, batch: dict) -> dict:
-    """Resets halted slots (fresh latents, step 0, new data) and keeps the others (spec §2 steps 1–2)."""
+    """Resets halted slots (fresh latents, step 0, new data) and keeps the others (docs/model.md#carry-reset)."""
     halted = carry["halted"]
     out = dict(model.reset_carry(halted, carry))
     out["steps"] = tf.where(halted, 0, carry["steps"])
@@ -172,7 +172,7 @@ def begin_step(model, carry: dict, batch: dict) -> dict:
 
 
 def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool, q_continue=None):
-    """Halting after a step (spec §2 steps 4–5): N_sup reached, or (training) q_halt > 0 past min_halt.
+    """Halting after a step (docs/model.md#halting): N_sup reached, or (training) q_halt > 0 past min_halt.
 
     With `q_continue` (HRM's ACT, no_ACT_continue=False) the test is q_halt > q_continue instead.
     """
@@ -199,7 +199,7 @@ def make_train_core(
     """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
 
     One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
-    this function (XLA around optimizer updates fails under tf.distribute on CPU; TF_ENV §b). Gradients are
+    this function (XLA around optimizer updates fails under tf.distribute on CPU; docs/model.md#tensorflow). Gradients are
     of loss_scale * loss_sum / global_batch_size (loss_scale is 1 except with float16 dynamic loss scaling),
     so summing them over replicas gives the reference's gradient. `cycles` = (H, L) overrides the model's
     recursion depth (curriculum).
@@ -274,7 +274,7 @@ def make_train_core(
 
 
 def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
-    """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry (spec §2 step 6).
+    """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry (docs/model.md#evaluation).
 
     Outputs (sums over real, masked-in examples with labels):
       * `sums`: the final step's metrics as the reference reports them (count, accuracy, exact_accuracy,

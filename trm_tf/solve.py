@@ -141,12 +141,12 @@ def run_steps(model, inputs: np.ndarray, num_steps: int) -> dict[str, np.ndarray
     x = tf.constant(inputs, tf.int32)
     ids = tf.zeros([len(inputs)], tf.int32)
     rows = model.gather_puzzle_rows(ids) if model.puzzle_emb is not None else None
-    z_H, z_L = model.initial_carry(len(inputs))
+    carry = model.initial_carry(len(inputs))
     out = {"logits": [], "preds": [], "q_halt": [], "q_continue": []}
-    step = tf.function(lambda a, b: model.inner(a, b, x, rows, training=False))
+    step = tf.function(lambda c: model.inner(c, x, rows, training=False))
     for _ in range(num_steps):
-        o = step(z_H, z_L)
-        z_H, z_L = o["z_H"], o["z_L"]
+        o = step(carry)
+        carry = o["carry"]
         out["logits"].append(o["logits"].numpy())
         out["preds"].append(np.argmax(o["logits"].numpy(), -1).astype(np.int32))
         out["q_halt"].append(o["q_halt"].numpy())
