@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -289,3 +290,56 @@ def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -
     on_cpu = {tf.DeviceSpec.from_string(d).device_type for d in devices} == {"CPU"}
     attention = not bool(model_config.get("mlp_t", False))
     return not (on_cpu and attention)
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """Processes that each hold part of the results (>1 only under MultiWorkerMirroredStrategy).
+
+    A TPU pod has one client that sees every replica's results, so it counts as one.
+    """
+    return int(getattr(strategy.extended, "_num_workers", 1) or 1)
+
+
+def _on_first_local_replica(strategy, value, empty):
+    """A per-replica value: `value` on this process's first replica, `empty` on its others."""
+    local = max(1, len(strategy.extended.worker_devices))
+
+    def value_fn(ctx):
+        return tf.constant(value if ctx.replica_id_in_sync_group % local == 0 else empty)
+
+    return strategy.experimental_distribute_values_from_function(value_fn)
+
+
+def sum_over_workers(strategy: tf.distribute.Strategy, vec: np.ndarray) -> np.ndarray:
+    """Adds a float vector held by each worker process (identity with one process)."""
+    if num_workers(strategy) <= 1:
+        return vec
+    vec = np.asarray(vec, np.float64)
+    per_replica = _on_first_local_replica(strategy, vec, np.zeros_like(vec))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+
+
+def gather_bytes(strategy: tf.distribute.Strategy, data: bytes) -> list[bytes]:
+    """Every worker process's `data`, in worker order, on every worker ([data] with one process).
+
+    Goes through the strategy's collectives (lengths by an all-reduce, then the padded bytes as int32 by
+    an all-gather), so no shared file system or polling is needed.
+    """
+    if num_workers(strategy) <= 1:
+        return [data]
+    mine = np.frombuffer(data, np.uint8).astype(np.int32)
+    size = int(
+        strategy.reduce(
+            tf.distribute.ReduceOp.MAX,
+            _on_first_local_replica(strategy, np.float64(len(mine)), np.float64(0)),
+            axis=None,
+        ).numpy()
+    )
+    padded = np.zeros(size + 1, np.int32)  # a leading length, then the bytes
+    padded[0] = len(mine)
+    padded[1 : 1 + len(mine)] = mine
+    gathered = strategy.gather(
+        _on_first_local_replica(strategy, padded[None], np.full((1, size + 1), -1, np.int32)),
+        axis=0,
+    ).numpy()
+    return [bytes(row[1 : 1 + row[0]].astype(np.uint8)) for row in gathered if row[0] >= 0]

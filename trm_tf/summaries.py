@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import tensorflow as tf
+
+from trm_tf.workdir import METRICS, append_jsonl, read_json, read_jsonl, write_json
 
 
 class MetricWriter:
@@ -33,47 +34,12 @@ class MetricWriter:
                 tf.summary.scalar(k, v, step=step)
         self._writer(split).flush()
         record = {"split": split, "step": int(step), "time": time.time(), **scalars}
-        append_jsonl(os.path.join(self.workdir, "metrics.jsonl"), record)
+        append_jsonl(os.path.join(self.workdir, METRICS), record)
 
     def close(self) -> None:
         for w in self._writers.values():
             w.close()
 
 
-def append_jsonl(path: str, record: dict) -> None:
-    """Appends one JSON line (gfile has no append mode on GCS: read-modify-write for gs://)."""
-    line = json.dumps(record) + "\n"
-    if "://" in path:
-        old = tf.io.gfile.GFile(path).read() if tf.io.gfile.exists(path) else ""
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(old + line)
-    else:
-        with tf.io.gfile.GFile(path, "a") as f:
-            f.write(line)
-
-
-def write_json(path: str, obj) -> None:
-    """Writes JSON atomically (temp file + rename) through tf.io.gfile."""
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def read_json(path: str, default=None):
-    if not tf.io.gfile.exists(path):
-        return default
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def read_jsonl(path: str) -> list[dict]:
-    """Reads a JSON-lines file (skips a truncated last line of a killed run)."""
-    out = []
-    with tf.io.gfile.GFile(path) as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
+# The run directory's JSON helpers live in trm_tf.workdir; kept here under their old names.
+__all__ = ["MetricWriter", "append_jsonl", "read_json", "read_jsonl", "write_json"]

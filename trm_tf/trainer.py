@@ -19,23 +19,14 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from trm_tf import act, distribute, optim, runtime
 from trm_tf.data.datasets import DatasetSpec
+from trm_tf.evaluators.accuracy import AccuracyEvaluator
+from trm_tf.metrics import MetricSums, learning_rates
 from trm_tf.models import build_model
 
-TRAIN_SUM_KEYS = (
-    "count",
-    "accuracy",
-    "exact_accuracy",
-    "q_halt_accuracy",
-    "steps",
-    "lm_loss",
-    "q_halt_loss",
-    "loss",
-)
 _ACT_KEYS = (
     "halt_max_steps",
     "halt_exploration_prob",
@@ -45,16 +36,6 @@ _ACT_KEYS = (
     "recursion_reg",
 )
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
-
-
-def _sum_var(name, dtype=tf.float32, aggregation=tf.VariableAggregation.SUM):
-    return tf.Variable(
-        tf.zeros([], dtype),
-        trainable=False,
-        name=name,
-        synchronization=tf.VariableSynchronization.ON_READ,
-        aggregation=aggregation,
-    )
 
 
 def curriculum_stages(config, total_steps: int) -> list[tuple[int, tuple[int, int]]]:
@@ -176,10 +157,7 @@ class Trainer:
                 and m.forward_dtype == "bfloat16"
                 else None,
             )
-            self.sums = {k: _sum_var(k) for k in TRAIN_SUM_KEYS}
-            self.grad_norm_sum = _sum_var(
-                "grad_norm", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
-            )
+            self.metrics = MetricSums()
         self._core_kwargs = dict(
             global_batch_size=g,
             halt_max_steps=self.halt_max_steps,
@@ -257,9 +235,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update()
             self.carry.assign(new_carry)
-            for k in TRAIN_SUM_KEYS:
-                self.sums[k].assign_add(tf.cast(sums[k], tf.float32))
-            self.grad_norm_sum.assign_add(grad_norm)
+            self.metrics.add(sums, grad_norm)
             self.step.assign_add(1)
 
         return step_fn
@@ -282,34 +258,12 @@ class Trainer:
         self._train_loops[stage](iterator, tf.constant(num_steps, tf.int32))
 
     def reset_metrics(self) -> None:
-        for v in list(self.sums.values()) + [self.grad_norm_sum]:
-            v.assign(tf.zeros_like(v.read_value()))
+        self.metrics.reset()
 
     def read_metrics(self, num_steps: int) -> dict[str, float]:
-        """Training metrics over the last loop, normalised as the reference logs them."""
-        sums = {k: float(v.read_value()) for k, v in self.sums.items()}
-        # Losses are per-step batch sums: mean over steps, divided by the global batch.
-        out = {}
-        for k, v in sums.items():
-            if k.endswith("loss"):
-                out[k] = v / (self.global_batch * max(num_steps, 1))
-            elif k != "count":
-                out[k] = v / max(sums["count"], 1.0)
-        out["halted_examples"] = sums["count"]
-        out["grad_norm"] = float(self.grad_norm_sum.read_value()) / max(num_steps, 1)
-        step = int(self.step.numpy())
-        out["lr"] = float(
-            optim.lr_at_step(
-                step,
-                self.config.optim.lr,
-                self.config.optim.lr_warmup_steps,
-                self.total_steps,
-                self.config.optim.lr_min_ratio,
-            )
-        )
-        out["puzzle_emb_lr"] = out["lr"] * (
-            self.config.optim.puzzle_emb_lr / self.config.optim.lr if self.config.optim.lr else 0.0
-        )
+        """Training metrics over the last `num_steps` steps, normalised as the reference logs them."""
+        out = self.metrics.read(num_steps, self.global_batch)
+        out.update(learning_rates(self.config.optim, int(self.step.numpy()), self.total_steps))
         return out
 
     # ------------------------------------------------------------------ evaluation
@@ -335,85 +289,50 @@ class Trainer:
             self._eval_step = eval_step
         return self._eval_step
 
-    def evaluate(self, dist_dataset, num_steps: int, use_ema: bool = True, on_batch=None) -> dict:
-        """Evaluates N_sup steps from a fresh carry on every batch; returns normalised metrics.
+    def evaluate(
+        self, dist_dataset, num_steps: int, use_ema: bool = True, on_batch=None, evaluators=None
+    ) -> dict:
+        """Evaluates N_sup steps from a fresh carry on every batch; returns the evaluators' results.
 
-        `on_batch(local_outputs)` (optional) is called once per replica of this host per step with that
-        replica's outputs as numpy: `preds`, `q_halt`, `sums`, `exact_per_step`, `token_per_step`, and
-        every feature of the batch (`inputs`, `labels`, `mask`, ...) under its own name — used by the
-        ARC voting evaluator.
+        `evaluators` (default: token/exact/per-step accuracy) get `begin()`, then `update(out)` once per
+        replica of this process per batch with that replica's outputs as numpy (`preds`, `q_halt`, `sums`,
+        `exact_per_step`, `token_per_step` and every batch feature under its own name), then
+        `reduce(strategy)` (merges worker processes) and `result()`. `on_batch(out)` sees the same outputs.
         """
+        if evaluators is None:
+            evaluators = [AccuracyEvaluator(self.eval_halt_max_steps)]
+        for e in evaluators:
+            e.begin()
         eval_step = self._eval_step_fn()
         swap = use_ema and self.ema is not None
         if swap:
             self.ema.swap()
         try:
-            totals: dict[str, float] = {}
-            exact_steps = np.zeros(self.eval_halt_max_steps)
-            token_steps = np.zeros(self.eval_halt_max_steps)
             it = iter(dist_dataset)
             for _ in range(num_steps):
                 out = eval_step(next(it))
-                locals_ = [
-                    tf.nest.map_structure(lambda t: t.numpy(), o)
-                    for o in _unstack_per_replica(self.strategy, out)
-                ]
-                for o in locals_:
-                    for k, v in o["sums"].items():
-                        totals[k] = totals.get(k, 0.0) + float(v)
-                    exact_steps += o["exact_per_step"]
-                    token_steps += o["token_per_step"]
+                for o in _unstack_per_replica(self.strategy, out):
+                    o = tf.nest.map_structure(lambda t: t.numpy(), o)
+                    for e in evaluators:
+                        e.update(o)
                     if on_batch is not None:
                         on_batch(o)
         finally:
             if swap:
                 self.ema.swap()
-        totals, exact_steps, token_steps = _all_hosts_sum(
-            self.strategy, totals, exact_steps, token_steps
-        )
-        count = max(totals.get("count", 0.0), 1.0)
-        metrics = {k: v / count for k, v in totals.items() if k != "count"}
-        metrics["num_examples"] = totals.get("count", 0.0)
-        for k in range(self.eval_halt_max_steps):
-            metrics[f"exact_accuracy/step_{k + 1}"] = exact_steps[k] / count
-            metrics[f"accuracy/step_{k + 1}"] = token_steps[k] / count
-        return metrics
+        results: dict = {}
+        for e in evaluators:
+            e.reduce(self.strategy)
+            results.update(e.result())
+        return results
 
 
 def _unstack_per_replica(strategy, out):
-    """This host's per-replica values of a strategy.run output, as a list of structures."""
+    """This process's per-replica values of a strategy.run output, as a list of structures."""
     flat = tf.nest.flatten(out, expand_composites=False)
     per = [strategy.experimental_local_results(x) for x in flat]
     n = len(per[0])
     return [tf.nest.pack_sequence_as(out, [p[i] for p in per]) for i in range(n)]
-
-
-def _all_hosts_sum(strategy, totals, exact_steps, token_steps):
-    """Sums host-local eval sums over all hosts (a no-op on one host)."""
-    # TPU pods are driven by one client that sees every replica's result already; only multi-worker
-    # strategies (one process per host) hold host-local sums that must be added up.
-    if getattr(strategy.extended, "_num_workers", 1) <= 1:
-        return totals, exact_steps, token_steps
-    keys = sorted(totals)
-    vec = np.concatenate([[totals[k] for k in keys], exact_steps, token_steps]).astype(np.float64)
-
-    # Put the host's vector on replica 0 of this host only, zeros elsewhere, then all-reduce.
-    def value_fn(ctx):
-        return tf.constant(
-            vec
-            if ctx.replica_id_in_sync_group % _local_replicas(strategy) == 0
-            else np.zeros_like(vec)
-        )
-
-    per_replica = strategy.experimental_distribute_values_from_function(value_fn)
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
-    n = len(keys)
-    s = len(exact_steps)
-    return dict(zip(keys, total[:n])), total[n : n + s], total[n + s :]
-
-
-def _local_replicas(strategy) -> int:
-    return max(1, len(strategy.extended.worker_devices))
 
 
 def eta_string(seconds: float) -> str:

@@ -1,0 +1,52 @@
+"""Token, exact and per-supervision-step accuracy of an evaluation (reference `evaluate()`).
+
+Every evaluator has the same life cycle, driven by `Trainer.evaluate`: `begin()`, then `update(out)` once per
+replica and batch with that replica's eval-step outputs as numpy (predictions, Q values, metric sums and every
+batch feature), then `reduce(strategy)` which merges what each worker process holds through the strategy's
+collectives, then `result()` (a flat dict of floats).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trm_tf import distribute
+
+
+class AccuracyEvaluator:
+    """Sums of the eval step's metrics, normalised per example (losses included, as the reference)."""
+
+    name = "accuracy"
+    features: tuple[str, ...] = ()
+
+    def __init__(self, halt_max_steps: int):
+        self.halt_max_steps = int(halt_max_steps)
+        self.begin()
+
+    def begin(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.exact_steps = np.zeros(self.halt_max_steps)
+        self.token_steps = np.zeros(self.halt_max_steps)
+
+    def update(self, out: dict) -> None:
+        for k, v in out["sums"].items():
+            self.totals[k] = self.totals.get(k, 0.0) + float(v)
+        self.exact_steps += out["exact_per_step"]
+        self.token_steps += out["token_per_step"]
+
+    def reduce(self, strategy) -> None:
+        keys = sorted(self.totals)
+        vec = np.concatenate([[self.totals[k] for k in keys], self.exact_steps, self.token_steps])
+        total = distribute.sum_over_workers(strategy, vec)
+        n, s = len(keys), self.halt_max_steps
+        self.totals = dict(zip(keys, (float(x) for x in total[:n])))
+        self.exact_steps, self.token_steps = total[n : n + s], total[n + s :]
+
+    def result(self) -> dict[str, float]:
+        count = max(self.totals.get("count", 0.0), 1.0)
+        metrics = {k: v / count for k, v in self.totals.items() if k != "count"}
+        metrics["num_examples"] = self.totals.get("count", 0.0)
+        for k in range(self.halt_max_steps):
+            metrics[f"exact_accuracy/step_{k + 1}"] = float(self.exact_steps[k] / count)
+            metrics[f"accuracy/step_{k + 1}"] = float(self.token_steps[k] / count)
+        return metrics
