@@ -198,14 +198,12 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     """The base (paper-recipe) config with the benchmark's model size and Sudoku data."""
     from configs import base
 
-    c = base.get_config()
-    c.seed = args.seed
+    c = base.fields(seed=args.seed)
     c.data.data_dir = data_dir
     c.data.config = data_config
     c.data.build_if_missing = False
     m = c.model
-    m.hidden_size = args.hidden
-    m.puzzle_emb_ndim = args.hidden  # the paper ties it to the hidden size
+    m.hidden_size = args.hidden  # model.puzzle_emb_ndim follows (tied, as in the paper)
     m.num_heads = args.num_heads
     m.H_cycles, m.L_cycles, m.L_layers = args.H, args.L, args.L_layers
     m.mlp_t = args.variant == "mlp_t"
@@ -213,9 +211,9 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     m.forward_dtype = variant["dtype"]
     m.remat = variant["remat"]
     c.train.global_batch_size = args.batch
-    c.train.jit_compile = "true" if variant["jit"] else "false"
+    c.runtime.jit_compile = "true" if variant["jit"] else "false"
     c.train.steps_per_loop = args.steps_per_loop
-    return c
+    return base.validate(c)
 
 
 def ensure_bench_dataset(data_dir: str, batch: int):

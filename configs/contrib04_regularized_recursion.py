@@ -31,14 +31,14 @@ earlier updates would be constants. The study leaves the norm's scale open; the 
 keeps λ comparable across hidden sizes.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
-    "contrib04_l0p01": {"model.recursion_reg": 0.01},
-    "contrib04_l0p1": {"model.recursion_reg": 0.1},
-    "contrib04_l1": {"model.recursion_reg": 1.0},
+    "contrib04_l0p01": {"act.recursion_reg": 0.01},
+    "contrib04_l0p1": {"act.recursion_reg": 0.1},
+    "contrib04_l1": {"act.recursion_reg": 1.0},
 }
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

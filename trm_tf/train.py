@@ -228,7 +228,7 @@ def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
         per_chip,
         f" (HBM {float(config.runtime.hbm_gib):g} GiB)" if on_tpu else "",
     )
-    if on_tpu and config.runtime.get("memory_check", True):
+    if on_tpu and config.runtime.memory_check:
         memory.check_fits(est, float(config.runtime.hbm_gib) * 2**30, per_chip, replicas)
 
 
@@ -252,12 +252,12 @@ def run(
     spl = int(config.train.steps_per_loop)
     log_every = int(config.train.log_every_steps)
     ckpt_every = int(config.train.checkpoint_every_steps)
-    input_options = input_pipeline.input_options(config.runtime.get("input_pipelines", "per_host"))
+    input_options = input_pipeline.input_options(config.runtime.input_pipelines)
 
     memory_check(config, spec, strategy)
     trainer = Trainer(config, strategy, spec, total_steps)
     writer = summaries.MetricWriter(workdir, enabled=chief)
-    keep = max(int(config.train.max_checkpoints), int(config.eval.get("average_last_k", 0)))
+    keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, worker)
     start_step = ckpt.restore_latest()
     m = trainer.model
@@ -293,13 +293,13 @@ def run(
         eval_every,
         start_step,
         "on" if trainer.jit_compile else "off",
-        config.train.jit_compile,
+        config.runtime.jit_compile,
         config.model.forward_dtype,
     )
     results_path = os.path.join(workdir, "eval_results.json")
     results = summaries.read_json(results_path, {"latest": {}, "history": []})
     arc_truth = None
-    if config.eval.get("evaluator", "") == "arc":
+    if config.eval.evaluator == "arc":
         arc_truth = arc_eval.load_ground_truth(
             tfds.builder(spec.name, data_dir=spec.data_dir).data_dir
         )
@@ -350,7 +350,7 @@ def run(
     if mode == "eval":
         return do_eval(start_step, full=True)
 
-    port = int(config.train.get("profiler_port", 0))
+    port = int(config.train.profiler_port)
     if port > 0 and (chief or distribute.profiler_services(port)):
         own = distribute.own_profiler_port(port)
         tf.profiler.experimental.server.start(own)
@@ -364,7 +364,7 @@ def run(
         config.seed,
         start_step,
         config.data.prefetch,
-        config.data.get("host_sharding", "auto"),
+        config.data.host_sharding,
         options=input_options,
     )
     iterator = iter(dist_train)
@@ -470,7 +470,7 @@ def run(
         profiler.join()
     if mode == "train_and_eval" or step == start_step:
         last_eval = do_eval(step, full=bool(config.eval.final_full))
-        k = int(config.eval.get("average_last_k", 0))
+        k = int(config.eval.average_last_k)
         if k > 0:
             last_eval["average_last_k"] = eval_checkpoint_average(trainer, ckpt, k, do_eval, step)
     run_summary.update(
