@@ -125,7 +125,7 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     c.model.forward_dtype = "bfloat16"  # float32 | bfloat16 | float16 (train float32 on CPU).
     c.model.remat = False  # Recompute the with-gradient cycle in backward (tf.recompute_grad).
 
-    # --- ACT wrapper and loss head (docs/model.md#adaptive-computation-time-act): trm_tf/act.py and
+    # --- ACT wrapper and loss head (docs/model.md#halting, #losses): trm_tf/act.py and
     # trm_tf/losses.py read these; the model never sees them.
     c.act = ml_collections.ConfigDict()
     c.act.halt_max_steps = 16  # N_sup: supervision steps per example.

@@ -13,7 +13,7 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 
 Expected: accuracy-vs-steps Pareto point. Study ids: E4.2b.
 
-Read eval `steps` and the adaptive-halting accuracy (eval.report_adaptive_halting); lambda = 0 is the
+Read eval `steps` and the adaptive-halting accuracy (reported by every evaluation); lambda = 0 is the
 baseline. The study defined no halt cost; this one is the expected 'continue' probability per slot.
 """
 

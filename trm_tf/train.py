@@ -283,7 +283,7 @@ def run(
     }
     logging.info(
         "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d, "
-        "XLA %s (train.jit_compile=%s), %s forward",
+        "XLA %s (runtime.jit_compile=%s), %s forward",
         config.experiment_id,
         name,
         run_summary["num_params"],
