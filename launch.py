@@ -66,9 +66,7 @@ def main(argv):
     runtime = config.runtime
     try:
         distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
-        if runtime.get("input_pipelines", "per_host") == "per_replica" and (
-            tpu or runtime.num_logical_cpus < 2
-        ):
+        if runtime.input_pipelines == "per_replica" and (tpu or runtime.num_logical_cpus < 2):
             raise ValueError(
                 "runtime.input_pipelines=per_replica is the CPU pod rehearsal: it needs no --tpu and "
                 "runtime.num_logical_cpus >= 2"
@@ -79,7 +77,7 @@ def main(argv):
     t0 = time.perf_counter()
     try:
         strategy = distribute.get_strategy(
-            tpu, runtime.num_logical_cpus, float(runtime.get("peer_timeout_s", 300))
+            tpu, runtime.num_logical_cpus, float(runtime.peer_timeout_s)
         )
     except (distribute.TPUUnavailableError, distribute.PeerTimeoutError) as e:
         logging.error("%s", e)

@@ -2,7 +2,7 @@ r"""Cost model of the full study on Cloud TPU v4: FLOPs per step x steps per exp
 
   python bench/cost_model.py [--chips=16] [--mfu=0.4] [--peak_tflops=275] [--markdown]
 
-For every run of the catalogue (configs/presets.py RUNS) it loads the config, builds the model on CPU
+For every run of the catalogue (configs/catalogue.py RUNS) it loads the config, builds the model on CPU
 (no data needed) and counts, with the model's own FLOP formula (docs/model.md#flops, matmul FLOPs):
   train FLOPs = flops_per_example(train=True) x global batch x total steps
   eval FLOPs  = flops_per_example(train=False) x eval steps (N_sup) x test examples x number of evals
@@ -53,20 +53,17 @@ def load_config(path: str, arg: str):
 
 def run_cost(run, chips: int, peak: float, mfu: float) -> dict:
     from trm_tf.models import build_model
-    from trm_tf.trainer import _ACT_KEYS
 
     c = load_config(run.config, run.variant)
     groups, mean_ex, n_test = dataset_sizes(run.dataset)
     vocab, seq = {"sudoku_extreme": (11, 81), "maze_hard": (6, 900), "arc_agi": (12, 900)}[
         run.dataset.split("/")[0]
     ]
-    kwargs = {k: v for k, v in c.model.to_dict().items() if k not in _ACT_KEYS}
-    kwargs["puzzle_emb_ndim"] = min(kwargs.get("puzzle_emb_ndim", 0), kwargs["hidden_size"])
-    model = build_model(kwargs, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
+    model = build_model(c.model, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
     per_epoch = groups * mean_ex / c.train.global_batch_size
-    steps = c.train.total_steps if c.train.total_steps > 0 else int(c.train.epochs * per_epoch)
+    steps = c.train.total_steps or int(c.train.epochs * per_epoch)
     n_evals = max(1, int(c.train.epochs // max(c.train.eval_interval_epochs, 1)))
-    n_sup_eval = c.eval.halt_max_steps if c.eval.halt_max_steps > 0 else c.model.halt_max_steps
+    n_sup_eval = c.eval.halt_max_steps or c.act.halt_max_steps
     train = model.flops_per_example(train=True) * c.train.global_batch_size * steps
     evals = model.flops_per_example(train=False) * n_sup_eval * n_test * n_evals
     rate = chips * peak * 1e12 * mfu
@@ -89,10 +86,10 @@ def main() -> None:
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--pattern", default="", help="only runs whose id contains this")
     a = p.parse_args()
-    from configs import presets
+    from configs import catalogue
 
     rows = []
-    for run in presets.RUNS:
+    for run in catalogue.RUNS:
         if a.pattern and a.pattern not in run.run_id:
             continue
         try:

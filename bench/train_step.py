@@ -6,7 +6,7 @@
 
 What is timed: `Trainer.train_loop(iterator, steps_per_loop)` on Sudoku shapes (seq 81, vocab 11, one puzzle
 id, puzzle prefix 16). One step = the ACT carry update, forward + backward (XLA or not as
-train.jit_compile=auto decides: not for attention on CPU; --jit overrides), AdamATan2 with
+runtime.jit_compile=auto decides: not for attention on CPU; --jit overrides), AdamATan2 with
 weight decay, sparse sign-SGD on the puzzle rows, EMA and the metric sums — the code `trm_tf.train.run`
 executes. The batches come from the real input pipeline (`input_pipeline.distribute_train`) over a small
 generated Sudoku TFDS dataset built with the repository's builder in a temp dir (or `--data_dir`).
@@ -143,7 +143,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--jit",
         choices=("auto", "true", "false"),
         default="auto",
-        help="train.jit_compile (auto: XLA except attention on CPU, as training does)",
+        help="runtime.jit_compile (auto: XLA except attention on CPU, as training does)",
     )
     p.add_argument("--nojit", action="store_true", help="same as --jit=false")
     p.add_argument(
@@ -168,7 +168,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def config_variants(args, auto_jit: bool) -> list[dict]:
     """The configurations to time: the flags' one first, then one change per --compare axis value.
 
-    `auto_jit` is what train.jit_compile="auto" resolves to for this run (trm_tf.distribute).
+    `auto_jit` is what runtime.jit_compile="auto" resolves to for this run (trm_tf.distribute).
     """
     jit = {"auto": auto_jit, "true": True, "false": False}["false" if args.nojit else args.jit]
     base = {"dtype": args.dtype, "jit": jit, "remat": args.remat}
@@ -198,14 +198,12 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     """The base (paper-recipe) config with the benchmark's model size and Sudoku data."""
     from configs import base
 
-    c = base.get_config()
-    c.seed = args.seed
+    c = base.fields(seed=args.seed)
     c.data.data_dir = data_dir
     c.data.config = data_config
     c.data.build_if_missing = False
     m = c.model
-    m.hidden_size = args.hidden
-    m.puzzle_emb_ndim = args.hidden  # the paper ties it to the hidden size
+    m.hidden_size = args.hidden  # model.puzzle_emb_ndim follows (tied, as in the paper)
     m.num_heads = args.num_heads
     m.H_cycles, m.L_cycles, m.L_layers = args.H, args.L, args.L_layers
     m.mlp_t = args.variant == "mlp_t"
@@ -213,9 +211,9 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     m.forward_dtype = variant["dtype"]
     m.remat = variant["remat"]
     c.train.global_batch_size = args.batch
-    c.train.jit_compile = "true" if variant["jit"] else "false"
+    c.runtime.jit_compile = "true" if variant["jit"] else "false"
     c.train.steps_per_loop = args.steps_per_loop
-    return c
+    return base.validate(c)
 
 
 def ensure_bench_dataset(data_dir: str, batch: int):

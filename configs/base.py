@@ -1,50 +1,91 @@
 """The one file that lists every configuration field, with the paper's Sudoku TRM-MLP recipe as defaults.
 
-Every experiment file in `configs/` starts from `base.get_config(arg)` and changes only what its id says.
-Defaults reproduce the reference command `pretrain_mlp_t_sudoku` (docs/model.md#training-loop):
-global batch 768, lr 1e-4, puzzle-embedding lr 1e-4, weight decay 1.0, warm-up 2000 steps then
-constant, EMA 0.999, T=H_cycles=3, n=L_cycles=6, N_sup=16, hidden 512, MLP-T mixer without position
-encoding, 50,000 epochs, an evaluation every 5,000 epochs, bfloat16 forward.
+Every config file in `configs/` is built the same way (`configs.args.build`): parse the argument string,
+start from `fields()` below, apply the file's deltas, apply `runlocal` LAST (so a widened experiment is
+shrunk too), then `validate`. Defaults reproduce the reference command `pretrain_mlp_t_sudoku`
+(docs/model.md#training-loop): global batch 768, lr 1e-4, puzzle-embedding lr 1e-4, weight decay 1.0,
+warm-up 2000 steps then constant, EMA 0.999, T=H_cycles=3, n=L_cycles=6, N_sup=16, hidden 512, MLP-T
+mixer without position encoding, 50,000 epochs, an evaluation every 5,000 epochs, bfloat16 forward.
+
+Sections have one meaning each:
+  data        which TFDS dataset and how hosts read it;
+  model       exactly the keywords `trm_tf.models.build_model` passes to the model of `model.arch`
+              (nothing else: it rejects unknown keys), so the section is the architecture;
+  act         the ACT wrapper and loss head around the model: supervision steps, exploration, halting
+              target, loss type and the opt-in penalties;
+  curriculum, optim, train, eval   as named;
+  runtime     how this process runs (devices, input pipelines, XLA, precision, memory check).
+
+Tied values are `FieldReference`s: `model.puzzle_emb_ndim` follows `model.hidden_size` and
+`eval.global_batch_size` follows `train.global_batch_size` until they are set themselves (then the tie
+is broken for that config only), so `--config.model.hidden_size=256` moves the puzzle vector with it.
+`None` means "derived" (train.total_steps, train.eval_every_steps, eval.halt_max_steps,
+act.halt_exploration_final); the trainer derives each once (`trm_tf.trainer.resolve_schedule`, `Trainer`).
 
 The config argument string (`--config=configs/x.py:ARG`) is a comma-separated list of `key=value` or bare
-`key` (meaning True): `runlocal` shrinks any config to a CPU smoke run of a minute or two, `seed=N` sets the
+`key` (meaning True): `runlocal` shrinks any config to a CPU smoke run of about a minute, `seed=N` sets the
 seed. Unknown keys are an error.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
-# Keys accepted in the config argument string, with their defaults (their types type the parsing).
-ARG_DEFAULTS = {"runlocal": False, "seed": 0}
+# Model keywords of each arch (`trm_tf.models.model_keys(arch)` plus `arch`; configs do not import
+# trm_tf, so tests/test_configs.py checks the two agree). The keys of `model` must be a subset.
+_COMMON_MODEL_KEYS = frozenset(
+    {
+        "arch",
+        "hidden_size",
+        "num_heads",
+        "expansion",
+        "L_layers",
+        "H_cycles",
+        "L_cycles",
+        "pos_encodings",
+        "puzzle_emb_ndim",
+        "puzzle_emb_len",
+        "rms_norm_eps",
+        "rope_theta",
+        "forward_dtype",
+        "remat",
+        "seed",
+    }
+)
+MODEL_KEYS = {
+    "trm": _COMMON_MODEL_KEYS | {"mlp_t", "attention_window"},
+    "trm_singlez": _COMMON_MODEL_KEYS | {"mlp_t", "attention_window"},
+    "trm_hier6": _COMMON_MODEL_KEYS | {"mlp_t", "attention_window"},
+    "hrm": _COMMON_MODEL_KEYS | {"H_layers"},
+    "transformer": _COMMON_MODEL_KEYS | {"mlp_t"},
+}
+SECTIONS = ("data", "model", "act", "curriculum", "optim", "train", "eval", "runtime")
 
 
-def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
-    """Parses `key=value,flag` strings into a ConfigDict typed by `defaults` (big_vision's contract)."""
-    out = ml_collections.ConfigDict(dict(ARG_DEFAULTS, **defaults))
-    for item in filter(None, (arg or "").split(",")):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if key not in out:
-            raise ValueError(f"Unknown config argument {key!r}; known: {sorted(out.keys())}")
-        default = out[key]
-        if not sep:
-            out[key] = True
-        elif isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"Config argument {key}={value!r} is not a boolean")
-            out[key] = value.lower() in ("true", "1")
-        else:
-            out[key] = type(default)(value)
-    return out
+def tie(node: ml_collections.ConfigDict, key: str) -> config_dict.FieldReference:
+    """A value that follows `node.key` until it is assigned itself.
+
+    A plain `node.get_ref(key)` is the SAME reference: assigning the tied field would write through to
+    `key` (setting puzzle_emb_ndim=0 would zero hidden_size). The derived reference returned here is a
+    reference of its own; assigning it replaces its value and leaves `key` alone.
+    """
+    ref = node.get_ref(key)
+    return ref.to_int() if isinstance(node[key], int) else ref.to_float()
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """Returns the base configuration (paper recipe), shrunk to a CPU smoke run with `runlocal`."""
-    arg = parse_arg(arg)
+    """The base configuration (paper recipe), shrunk to a CPU smoke run with `runlocal`, validated."""
+    from configs import args  # noqa: PLC0415  (args imports this module)
+
+    return args.build(arg)
+
+
+def fields(seed: int = 0) -> ml_collections.ConfigDict:
+    """Every field with its default: the paper recipe, neither shrunk nor validated (see `get_config`)."""
     c = ml_collections.ConfigDict()
     c.experiment_id = (
         "base"  # Run name in logs and summaries; experiment files set their E-id here.
     )
-    c.seed = arg.seed  # Seeds model init, data order, and the ACT exploration draws.
+    c.seed = seed  # Seeds model init, data order, and the ACT exploration draws.
 
     # --- Data: a TFDS dataset built by tfds_builders/<name> (see BUILD.md for the `tfds build` commands).
     c.data = ml_collections.ConfigDict()
@@ -62,9 +103,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # "auto" = "files" when every puzzle has one example, else "groups".
     c.data.host_sharding = "auto"
 
-    # --- Model (docs/model.md#architecture). Keyword names are those of trm_tf.models.TRM.
+    # --- Model (docs/model.md#architecture): the keywords of the model of `arch` (MODEL_KEYS), nothing
+    # else. Archs without a TRM switch (HRM: mlp_t, attention_window) have the key deleted by their preset.
     c.model = ml_collections.ConfigDict()
-    c.model.arch = "trm"
+    c.model.arch = "trm"  # trm | trm_singlez | trm_hier6 | hrm | transformer.
     c.model.hidden_size = 512
     c.model.num_heads = 8  # Unused by the MLP-T mixer.
     c.model.expansion = 4.0  # SwiGLU width factor before the reference's rounding up to 256.
@@ -75,22 +117,31 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 0 = full attention (reference); odd w = w x w windows on the grid + global prefix (contrib05).
     c.model.attention_window = 0
     c.model.pos_encodings = "none"  # rope | learned | none.
-    c.model.puzzle_emb_ndim = 512  # Width of the learned puzzle vector (prefix position 0).
+    # Width of the learned puzzle vector (prefix position 0); follows hidden_size unless set.
+    c.model.puzzle_emb_ndim = tie(c.model, "hidden_size")
     c.model.puzzle_emb_len = 16  # Prefix positions; only the first carries the puzzle vector.
     c.model.rms_norm_eps = 1e-5
     c.model.rope_theta = 10000.0
     c.model.forward_dtype = "bfloat16"  # float32 | bfloat16 | float16 (train float32 on CPU).
     c.model.remat = False  # Recompute the with-gradient cycle in backward (tf.recompute_grad).
-    c.model.halt_max_steps = 16  # N_sup: supervision steps per example.
-    c.model.halt_exploration_prob = 0.1  # Chance that a slot draws a random minimum step count.
-    c.model.loss_type = "stablemax"  # stablemax | softmax.
-    # Compute-aware halting (E4.2): loss += halt_penalty * sum(1 - sigmoid(q_halt)); 0 = reference.
-    c.model.halt_penalty = 0.0
-    # Recursion regulariser (contrib04): loss += recursion_reg * sum_b mean (z_H(T) - z_H(T-1))^2.
-    c.model.recursion_reg = 0.0
+
+    # --- ACT wrapper and loss head (docs/model.md#halting, #losses): trm_tf/act.py and
+    # trm_tf/losses.py read these; the model never sees them.
+    c.act = ml_collections.ConfigDict()
+    c.act.halt_max_steps = 16  # N_sup: supervision steps per example.
+    c.act.halt_exploration_prob = 0.1  # Chance that a slot draws a random minimum step count.
     # Adaptive exploration (contrib02): anneal halt_exploration_prob linearly to this value over
-    # training (-1 = constant, the reference).
-    c.model.halt_exploration_final = -1.0
+    # training (None = constant, the reference).
+    c.act.halt_exploration_final = config_dict.placeholder(float)
+    c.act.loss_type = "stablemax"  # stablemax | softmax.
+    # Compute-aware halting (E4.2): loss += halt_penalty * sum(1 - sigmoid(q_halt)); 0 = reference.
+    c.act.halt_penalty = 0.0
+    # Recursion regulariser (contrib04): loss += recursion_reg * sum_b mean (z_H(T) - z_H(T-1))^2.
+    c.act.recursion_reg = 0.0
+    # Q-learning target of q_continue: True = HRM's bootstrapped target (one extra forward; the model
+    # halts when q_halt > q_continue), False = TRM's (q_halt alone, halts when q_halt > 0). The HRM preset
+    # sets it; the transformer baseline keeps TRM's rule.
+    c.act.q_continue_target = False
 
     # --- Curriculum recursion (contrib01 / E4.1): H and L cycles grow from start values to the model's
     # values in equal stages over the first `ramp_fraction` of training. Off = the reference.
@@ -119,32 +170,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict()
     c.train.global_batch_size = 768  # Split evenly over replicas (must divide).
     c.train.epochs = 50000  # In groups (base puzzles), as the reference counts them.
-    c.train.total_steps = -1  # -1: derived as epochs * groups * mean examples / global batch.
+    # None: derived as epochs * groups * mean examples / global batch.
+    c.train.total_steps = config_dict.placeholder(int)
     c.train.eval_interval_epochs = 5000
-    c.train.eval_every_steps = -1  # -1: derived from eval_interval_epochs.
+    c.train.eval_every_steps = config_dict.placeholder(int)  # None: from eval_interval_epochs.
     c.train.steps_per_loop = 100  # Steps compiled into one tf.function call (no host round trip).
     c.train.log_every_steps = 100  # Rounded to a multiple of steps_per_loop.
     c.train.checkpoint_every_steps = 1000  # Rounded to a multiple of steps_per_loop.
     c.train.max_checkpoints = 3
     c.train.profile_start_step = -1  # First step of the profiler window (-1: no trace).
     c.train.profile_num_steps = 5
-    # XLA for forward/backward (the optimizer runs outside it): "auto" | "true" | "false". "auto" is
-    # XLA except an attention model on CPU, where oneDNN is ~1.4x faster (trm_tf.distribute).
-    c.train.jit_compile = "auto"
     c.train.profiler_port = 0  # >0: start a profiler server on the chief for on-demand capture.
 
     # --- Evaluation.
     c.eval = ml_collections.ConfigDict()
-    c.eval.global_batch_size = 768
+    c.eval.global_batch_size = tie(c.train, "global_batch_size")  # Follows the train batch.
     c.eval.subset_size = (
         4096  # Test examples used by periodic evals (-1: all); the final eval uses all.
     )
     c.eval.final_full = True
     c.eval.use_ema = True  # Evaluate the EMA weights (as the reference) when optim.ema is on.
-    # Test-time recursion: supervision steps at evaluation (-1 = model.halt_max_steps, the reference).
-    c.eval.halt_max_steps = -1
-    # Also report accuracy and mean steps when each example stops at its first q_halt > 0 (E4.2).
-    c.eval.report_adaptive_halting = True
+    # Test-time recursion: supervision steps at evaluation (None = act.halt_max_steps, the reference).
+    # Every evaluation also reports the adaptive-halting accuracy and mean steps (each example stopped
+    # at its first q_halt > 0; E4.2), whatever this value.
+    c.eval.halt_max_steps = config_dict.placeholder(int)
     # Checkpoint averaging (E4.4): also evaluate the mean weights of the last K checkpoints (0 = off).
     c.eval.average_last_k = 0
     c.eval.evaluator = ""  # "arc": ARC pass@K voting over augmented copies (arc_agi datasets only).
@@ -167,28 +216,182 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     # Seconds to wait for every worker / TPU host to join before giving up with one line naming them.
     c.runtime.peer_timeout_s = 300
-
-    if arg.runlocal:
-        shrink_for_cpu(c)
+    # XLA for forward/backward (the optimizer runs outside it): "auto" | "true" | "false". "auto" is
+    # XLA except an attention model on CPU, where oneDNN is ~1.4x faster (trm_tf.distribute).
+    c.runtime.jit_compile = "auto"
     return c
 
 
 def shrink_for_cpu(c: ml_collections.ConfigDict) -> None:
-    """Turns any config into a CPU smoke run of a minute or two (same code paths, tiny sizes)."""
-    c.model.hidden_size = min(c.model.hidden_size, 64)
-    c.model.puzzle_emb_ndim = min(c.model.puzzle_emb_ndim, c.model.hidden_size)
-    c.model.num_heads = min(c.model.num_heads, 2)
-    c.model.H_cycles = min(c.model.H_cycles, 2)
-    c.model.L_cycles = min(c.model.L_cycles, 2)
-    c.model.halt_max_steps = min(c.model.halt_max_steps, 4)
-    c.model.forward_dtype = "float32"
+    """Turns any config into a CPU smoke run of about a minute (same code paths, tiny sizes).
+
+    Applied after every delta of a config file (`configs.args.build`), so widened, deepened or
+    longer experiments are shrunk too; what the shrink does not touch (optimizer, data, switches) stays.
+    """
+    m = c.model
+    m.hidden_size = min(m.hidden_size, 64)
+    if m.puzzle_emb_ndim > m.hidden_size:  # a tied value already follows hidden_size
+        m.puzzle_emb_ndim = m.hidden_size
+    m.num_heads = min(m.num_heads, 2)
+    m.L_layers = min(m.L_layers, 2)
+    if "H_layers" in m:
+        m.H_layers = min(m.H_layers, 2)
+    m.H_cycles = min(m.H_cycles, 2)
+    m.L_cycles = min(m.L_cycles, 2)
+    cur = c.curriculum  # a curriculum still grows towards the (shrunk) model depth
+    cur.start_H_cycles = min(cur.start_H_cycles, m.H_cycles)
+    cur.start_L_cycles = min(cur.start_L_cycles, m.L_cycles)
+    m.forward_dtype = "float32"
+    c.act.halt_max_steps = min(c.act.halt_max_steps, 4)
+    if c.eval.halt_max_steps is not None:
+        c.eval.halt_max_steps = min(c.eval.halt_max_steps, 8)
     c.train.global_batch_size = 32
     c.train.total_steps = 200
     c.train.eval_every_steps = 100
     c.train.steps_per_loop = 20
     c.train.log_every_steps = 20
     c.train.checkpoint_every_steps = 100
-    c.optim.lr_warmup_steps = 20
+    c.optim.lr_warmup_steps = min(c.optim.lr_warmup_steps, 20)
     c.eval.global_batch_size = 64
     c.eval.subset_size = 256
     c.eval.final_full = False
+
+
+_CHOICES = {
+    "data.host_sharding": ("auto", "groups", "files", "stream"),
+    "model.pos_encodings": ("rope", "learned", "none"),
+    "model.forward_dtype": ("float32", "bfloat16", "float16"),
+    "act.loss_type": ("stablemax", "softmax"),
+    "optim.name": ("adam_atan2", "adamw", "lion"),
+    "eval.evaluator": ("", "arc"),
+    "runtime.input_pipelines": ("per_host", "per_replica"),
+    "runtime.matmul_precision": ("auto", "highest", "default"),
+    "runtime.jit_compile": ("auto", "true", "false"),
+}
+# (field, type, lowest allowed, highest allowed); None = unbounded. Optional fields may also be None.
+_RANGES = (
+    ("model.hidden_size", int, 1, None),
+    ("model.num_heads", int, 1, None),
+    ("model.expansion", float, 0.0, None),
+    ("model.L_layers", int, 1, None),
+    ("model.H_layers", int, 0, None),
+    ("model.H_cycles", int, 1, None),
+    ("model.L_cycles", int, 1, None),
+    ("model.puzzle_emb_ndim", int, 0, None),
+    ("model.puzzle_emb_len", int, 0, None),
+    ("model.attention_window", int, 0, None),
+    ("act.halt_max_steps", int, 1, None),
+    ("act.halt_exploration_prob", float, 0.0, 1.0),
+    ("act.halt_exploration_final", float, 0.0, 1.0),
+    ("act.halt_penalty", float, 0.0, None),
+    ("act.recursion_reg", float, 0.0, None),
+    ("curriculum.start_H_cycles", int, 1, None),
+    ("curriculum.start_L_cycles", int, 1, None),
+    ("curriculum.num_stages", int, 1, None),
+    ("curriculum.ramp_fraction", float, 0.0, 1.0),
+    ("optim.lr", float, 0.0, None),
+    ("optim.lr_min_ratio", float, 0.0, 1.0),
+    ("optim.lr_warmup_steps", int, 0, None),
+    ("optim.weight_decay", float, 0.0, None),
+    ("optim.puzzle_emb_lr", float, 0.0, None),
+    ("optim.puzzle_emb_weight_decay", float, 0.0, None),
+    ("optim.ema_rate", float, 0.0, 1.0),
+    ("train.global_batch_size", int, 1, None),
+    ("train.epochs", float, 0.0, None),
+    ("train.total_steps", int, 1, None),
+    ("train.eval_interval_epochs", float, 0.0, None),
+    ("train.eval_every_steps", int, 1, None),
+    ("train.steps_per_loop", int, 1, None),
+    ("train.log_every_steps", int, 1, None),
+    ("train.checkpoint_every_steps", int, 1, None),
+    ("train.max_checkpoints", int, 1, None),
+    ("eval.global_batch_size", int, 1, None),
+    ("eval.halt_max_steps", int, 1, None),
+    ("eval.average_last_k", int, 0, None),
+    ("runtime.num_logical_cpus", int, 1, None),
+    ("runtime.hbm_gib", float, 0.0, None),
+    ("runtime.peer_timeout_s", float, 0.0, None),
+)
+_OPTIONAL = {
+    "act.halt_exploration_final",
+    "train.total_steps",
+    "train.eval_every_steps",
+    "eval.halt_max_steps",
+}
+
+
+def _get(c: ml_collections.ConfigDict, dotted: str):
+    section, key = dotted.split(".")
+    return c[section][key] if key in c[section] else KeyError
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Checks what a config file or a command-line override can get wrong, and returns the config.
+
+    Every config file calls it last (`configs.args.build`). It checks the sections (exactly SECTIONS, no
+    field outside them), that `model` holds only keywords of its arch (MODEL_KEYS), field types and
+    ranges, choices, and the cross-field rules the model and trainer would otherwise only reject after
+    the dataset is loaded. Command-line overrides (`--config.x=...`) come after `get_config`; a launcher
+    calls `validate` again once they are applied.
+
+    Raises:
+      ValueError: one line naming the field and the rule.
+    """
+    got = set(c.keys()) - {"experiment_id", "seed"}
+    if got != set(SECTIONS):
+        raise ValueError(f"config sections are {sorted(got)}, expected {sorted(SECTIONS)}")
+    if not isinstance(c.experiment_id, str) or not c.experiment_id:
+        raise ValueError("experiment_id must be a non-empty string")
+    if not isinstance(c.seed, int) or c.seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {c.seed!r}")
+    arch = c.model.get("arch")
+    if arch not in MODEL_KEYS:
+        raise ValueError(f"model.arch must be one of {sorted(MODEL_KEYS)}, got {arch!r}")
+    unknown = sorted(set(c.model.keys()) - MODEL_KEYS[arch])
+    if unknown:
+        raise ValueError(
+            f"model.{unknown[0]} is not a keyword of arch {arch!r} (model keys: "
+            f"{sorted(MODEL_KEYS[arch])}; ACT/loss fields live in `act`)"
+        )
+    for dotted, choices in _CHOICES.items():
+        value = _get(c, dotted)
+        if value is not KeyError and value not in choices:
+            raise ValueError(f"{dotted} must be one of {list(choices)}, got {value!r}")
+    for dotted, typ, low, high in _RANGES:
+        value = _get(c, dotted)
+        if value is KeyError or (value is None and dotted in _OPTIONAL):
+            continue
+        ok_type = (int, float) if typ is float else int
+        if isinstance(value, bool) or not isinstance(value, ok_type):
+            raise ValueError(f"{dotted} must be {typ.__name__}, got {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(
+                f"{dotted}={value!r} is outside [{low}, {high if high is not None else 'inf'}]"
+            )
+    m = c.model
+    if m.get("attention_window", 0) and (m.attention_window % 2 == 0 or m.get("mlp_t", False)):
+        raise ValueError(
+            "model.attention_window must be 0 or odd, and needs attention (mlp_t=False)"
+        )
+    if m.puzzle_emb_ndim == 0 and m.puzzle_emb_len != 0:
+        raise ValueError("model.puzzle_emb_ndim=0 (no puzzle vector) needs model.puzzle_emb_len=0")
+    if m.puzzle_emb_len and m.puzzle_emb_ndim > m.puzzle_emb_len * m.hidden_size:
+        raise ValueError(
+            f"model.puzzle_emb_ndim={m.puzzle_emb_ndim} does not fit in puzzle_emb_len="
+            f"{m.puzzle_emb_len} prefix positions of hidden_size={m.hidden_size}"
+        )
+    if arch == "trm_hier6" and m.L_cycles > 6:
+        raise ValueError(f"arch 'trm_hier6' has six z_L slots: model.L_cycles={m.L_cycles} > 6")
+    if c.act.q_continue_target and arch != "hrm":
+        raise ValueError(
+            "act.q_continue_target (HRM's bootstrapped Q target) is for arch 'hrm' only"
+        )
+    if c.curriculum.enabled and (
+        c.curriculum.start_H_cycles > m.H_cycles or c.curriculum.start_L_cycles > m.L_cycles
+    ):
+        raise ValueError("curriculum start cycles must not exceed model.H_cycles / model.L_cycles")
+    if c.eval.subset_size != -1 and c.eval.subset_size < 1:
+        raise ValueError(f"eval.subset_size must be -1 (all) or >= 1, got {c.eval.subset_size}")
+    if c.eval.evaluator == "arc" and c.data.name != "arc_agi":
+        raise ValueError("eval.evaluator='arc' needs an arc_agi dataset")
+    return c

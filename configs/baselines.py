@@ -22,24 +22,15 @@ with weight decay 1.0, EMA, 16 supervision steps, 50k epochs. Any difference fro
 the architecture's. These runs are not ids of the study, so they are not in the catalogue registry.
 """
 
-from configs import presets
+from configs import args, presets
 
 VARIANTS = ("hrm", "transformer")
 
 
+def deltas(config, arg):
+    config.experiment_id = f"baseline_{arg.variant}"
+    getattr(presets, arg.variant)(config)  # presets.hrm / presets.transformer
+
+
 def get_config(arg=None):
-    config, parsed, variant = presets.start(arg, VARIANTS)
-    presets.sudoku_attention(config)  # attention with RoPE: neither baseline has an MLP-T
-    m = config.model
-    m.arch = variant
-    m.puzzle_emb_len = 0  # 0 = ceil(puzzle_emb_ndim / hidden_size) = 1, both references' rule
-    if variant == "hrm":
-        m.H_layers = 4  # HRM's own field: blocks of the high-level network
-        m.L_layers = 4
-        m.H_cycles = m.L_cycles = 2
-    else:
-        m.L_layers = 8  # the reference calls them H_layers
-        m.num_heads = 12
-        m.H_cycles = m.L_cycles = 1
-    config.experiment_id = f"baseline_{variant}"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas, VARIANTS)

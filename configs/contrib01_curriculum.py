@@ -18,12 +18,14 @@ study's trainer silently dropped these flags; here base.py's curriculum fields d
 Control: contrib01_baseline = the baseline.
 """
 
-from configs import presets
+from configs import args
 
 
-def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
+def deltas(config, arg):
     config.experiment_id = "contrib01_curriculum"
     config.curriculum.enabled = True
     config.curriculum.ramp_fraction = 0.2
-    return presets.finish(config, parsed)
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas)

@@ -17,12 +17,14 @@ Linear anneal over training: p = p0 - (step / total_steps) * (p0 - p_final). Con
 contrib02_baseline = the baseline (fixed 0.1). Compare eval `steps` and its adaptive-halting accuracy.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "contrib02_adaptive_halting"
+    config.act.halt_exploration_prob = 0.3
+    config.act.halt_exploration_final = 0.05
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "contrib02_adaptive_halting"
-    config.model.halt_exploration_prob = 0.3
-    config.model.halt_exploration_final = 0.05
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

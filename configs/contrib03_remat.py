@@ -27,7 +27,7 @@ contrib03_l6 vs the baseline measures the cost of remat alone (same maths); cont
 its memory saving at the same depth. Read `examples_per_s` and the profiler's memory view.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "contrib03_l6": {"model.remat": True},
@@ -37,4 +37,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -30,12 +30,14 @@ tests the accuracy of locality, not a sparse kernel's speed.
 Not covered: the study's second arm, a new 50x50 maze. The maze builder generates 30x30 only.
 """
 
-from configs import presets
+from configs import args, presets
 
 
-def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
+def deltas(config, arg):
     config.experiment_id = "contrib05_sparse_attention"
     presets.maze_hard(config)
     config.model.attention_window = 7
-    return presets.finish(config, parsed)
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas)

@@ -17,11 +17,13 @@ Training is the baseline's. To evaluate an existing baseline run instead, copy i
 new workdir and run this config with `--mode=eval`.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "contrib07_test_time_recursion"
+    config.eval.halt_max_steps = 32
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "contrib07_test_time_recursion"
-    config.eval.halt_max_steps = 32
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -18,10 +18,12 @@ The study's 67-config 'baseline' used batch 6144 at the same lr (8x fewer update
 run); every id the study defined as equal to its baseline resolves here (see configs/README.md).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e1_1_baseline"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e1_1_baseline"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -22,11 +22,13 @@ Expected: ~87% (author's prior). Study ids: E1.3b.
 Linear LR rule anchored on the paper recipe: lr = 1e-4 * B / 768 (the E-scheme's 2x/4x/8x lr ladder over its own batch 256 -> 512/1024/2048), puzzle-embedding lr unchanged; warm-up keeps the paper's 2000 x 768 warm-up examples (the E-scheme's fixed 3000-10000 steps would exceed a whole run at large B).
 """
 
-from configs import presets
+from configs import args, presets
+
+
+def deltas(config, arg):
+    config.experiment_id = "e1_3b_batch3072_linear_lr"
+    presets.linear_lr_batch(config, 3072)
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e1_3b_batch3072_linear_lr"
-    presets.linear_lr_batch(config, 3072)
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

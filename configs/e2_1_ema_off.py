@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: 79.9% (paper ablation). Study ids: E2.1b, exp08a.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_1_ema_off"
+    config.optim.ema = False
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_1_ema_off"
-    config.optim.ema = False
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

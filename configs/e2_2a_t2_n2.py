@@ -14,12 +14,14 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: 73.7% (paper ablation). Study ids: E2.2a.
 """
 
-from configs import presets
+from configs import args
 
 
-def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
+def deltas(config, arg):
     config.experiment_id = "e2_2a_t2_n2"
     config.model.H_cycles = 2
     config.model.L_cycles = 2
-    return presets.finish(config, parsed)
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas)

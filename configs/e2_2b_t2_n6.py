@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: ~83-86% (author's prior). Study ids: E2.2b, exp02b_02.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_2b_t2_n6"
+    config.model.H_cycles = 2
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_2b_t2_n6"
-    config.model.H_cycles = 2
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

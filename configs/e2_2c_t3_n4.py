@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: ~85% (author's prior). Study ids: E2.2c, exp02a_02.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_2c_t3_n4"
+    config.model.L_cycles = 4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_2c_t3_n4"
-    config.model.L_cycles = 4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: ~87-88% (author's prior). Study ids: E2.2e, exp02b_04.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_2e_t4_n6"
+    config.model.H_cycles = 4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_2e_t4_n6"
-    config.model.H_cycles = 4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

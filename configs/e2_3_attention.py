@@ -16,11 +16,13 @@ Expected: 74.7% (paper, TRM-Att). Study ids: E2.3b.
 The study's 67-config scheme never tested attention (num_heads had no effect in all 67 configs).
 """
 
-from configs import presets
+from configs import args, presets
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_3_attention"
+    presets.sudoku_attention(config)
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_3_attention"
-    presets.sudoku_attention(config)
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

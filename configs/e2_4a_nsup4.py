@@ -16,11 +16,13 @@ Expected: ~80%, 3.5 steps (author's prior). Study ids: E2.4a, exp05_a.
 Also compare eval `exact_accuracy/step_k` and `steps` with the baseline's.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_4a_nsup4"
+    config.act.halt_max_steps = 4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_4a_nsup4"
-    config.model.halt_max_steps = 4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

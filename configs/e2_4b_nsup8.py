@@ -16,11 +16,13 @@ Expected: ~84-85% (author's prior). Study ids: E2.4b, exp05_b.
 Also compare eval `exact_accuracy/step_k` and `steps` with the baseline's.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e2_4b_nsup8"
+    config.act.halt_max_steps = 8
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e2_4b_nsup8"
-    config.model.halt_max_steps = 8
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

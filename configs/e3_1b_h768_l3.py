@@ -17,13 +17,14 @@ Held at the paper's batch 768 and lr 1e-4 (the E-scheme ran E3.1 at batch 2048 o
 confounds size with batch); use E1.3c's batch with `--config.train.global_batch_size` for that cross.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_1b_h768_l3"
+    config.model.hidden_size = 768
+    config.model.L_layers = 3
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_1b_h768_l3"
-    config.model.hidden_size = 768
-    config.model.puzzle_emb_ndim = 768
-    config.model.L_layers = 3
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -22,14 +22,15 @@ Expected: 35.2M params; watch overfitting (author's prior). Study ids: E3.1c.
 Held at the paper's batch 768 and lr 1e-4 (see e3_1b_h768_l3).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_1c_h1024_l4"
+    config.model.hidden_size = 1024
+    config.model.L_layers = 4
+    config.model.num_heads = 16
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_1c_h1024_l4"
-    config.model.hidden_size = 1024
-    config.model.puzzle_emb_ndim = 1024
-    config.model.L_layers = 4
-    config.model.num_heads = 16
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

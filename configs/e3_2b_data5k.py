@@ -16,11 +16,13 @@ Expected: ~87% (author's prior). Study ids: E3.2b, exp04a_5000.
 Epochs count puzzles, so 50k epochs over 5000 puzzles is 5x the optimizer steps of the baseline.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_2b_data5k"
+    config.data.config = "sub5000_aug1000"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_2b_data5k"
-    config.data.config = "sub5000_aug1000"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

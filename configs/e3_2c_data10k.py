@@ -16,11 +16,13 @@ Expected: ~87%, the study's "plateau around 5K" (author's prior). Study id: E3.2
 Epochs count puzzles, so 50k epochs over 10,000 puzzles is 10x the optimizer steps of the baseline.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_2c_data10k"
+    config.data.config = "sub10000_aug1000"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_2c_data10k"
-    config.data.config = "sub10000_aug1000"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

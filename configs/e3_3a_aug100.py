@@ -16,11 +16,13 @@ Expected: ~83% (author's prior). Study ids: E3.3a, exp04b_0100.
 Same 1000 base puzzles as the baseline (seeded, nested builds); only the augmentation count changes.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_3a_aug100"
+    config.data.config = "sub1000_aug100"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_3a_aug100"
-    config.data.config = "sub1000_aug100"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -16,11 +16,13 @@ Expected: ~86% (author's prior). Study ids: E3.3b, exp04b_0500.
 Same 1000 base puzzles as the baseline (seeded, nested builds); only the augmentation count changes.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_3b_aug500"
+    config.data.config = "sub1000_aug500"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_3b_aug500"
-    config.data.config = "sub1000_aug500"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -16,11 +16,13 @@ Expected: ~87% (author's prior). Study ids: E3.3d, exp04b_2000.
 Same 1000 base puzzles as the baseline (seeded, nested builds); only the augmentation count changes.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_3d_aug2000"
+    config.data.config = "sub1000_aug2000"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_3d_aug2000"
-    config.data.config = "sub1000_aug2000"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

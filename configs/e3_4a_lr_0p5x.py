@@ -16,11 +16,13 @@ Expected: LR-law point. Study ids: E3.4a.
 The batch axis is E1.3/exp06; the puzzle-embedding lr stays 1e-4 (exp10 changes both).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_4a_lr_0p5x"
+    config.optim.lr = 5e-5
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_4a_lr_0p5x"
-    config.optim.lr = 5e-5
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -16,11 +16,13 @@ Expected: LR-law point. Study ids: E3.4c.
 The batch axis is E1.3/exp06; the puzzle-embedding lr stays 1e-4 (exp10 changes both).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_4c_lr_2x"
+    config.optim.lr = 2e-4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_4c_lr_2x"
-    config.optim.lr = 2e-4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -16,11 +16,13 @@ Expected: LR-law point. Study ids: E3.4d, e4_1_lr_search.
 The batch axis is E1.3/exp06; the puzzle-embedding lr stays 1e-4 (exp10 changes both).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e3_4d_lr_5x"
+    config.optim.lr = 5e-4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e3_4d_lr_5x"
-    config.optim.lr = 5e-4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -17,14 +17,16 @@ Three equal stages (T=2, 3, 4; n=6 throughout) over the first 50% of the steps (
 defaults). Controls: the baseline (fixed T=3) and e2_2e_t4_n6 (fixed T=4, the final depth).
 """
 
-from configs import presets
+from configs import args
 
 
-def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
+def deltas(config, arg):
     config.experiment_id = "e4_1_curriculum_t2_to_t4"
     config.model.H_cycles = 4
     config.curriculum.enabled = True
     config.curriculum.start_H_cycles = 2
     config.curriculum.start_L_cycles = 6
-    return presets.finish(config, parsed)
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas)

@@ -13,15 +13,17 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 
 Expected: accuracy-vs-steps Pareto point. Study ids: E4.2c.
 
-Read eval `steps` and the adaptive-halting accuracy (eval.report_adaptive_halting); lambda = 0 is the
+Read eval `steps` and the adaptive-halting accuracy (reported by every evaluation); lambda = 0 is the
 baseline. The study defined no halt cost; this one is the expected 'continue' probability per slot.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4_2c_halt_penalty_1"
+    config.act.halt_penalty = 1.0
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4_2c_halt_penalty_1"
-    config.model.halt_penalty = 1.0
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: ~87%, 1.0x speed (author's prior). Study ids: E4.3a, exp07a.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4_3a_fp32"
+    config.model.forward_dtype = "float32"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4_3a_fp32"
-    config.model.forward_dtype = "float32"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

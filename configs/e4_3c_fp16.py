@@ -16,11 +16,13 @@ Expected: ~85% 'unstable' (author's prior). Study ids: E4.3c, exp07c.
 A non-finite loss stops the run with a failed run_summary.json (the last good checkpoint stays).
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4_3c_fp16"
+    config.model.forward_dtype = "float16"
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4_3c_fp16"
-    config.model.forward_dtype = "float16"
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

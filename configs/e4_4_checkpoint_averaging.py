@@ -17,12 +17,14 @@ Checkpoints every 1000 steps, so the average spans the last ~5000 steps; the EMA
 alongside for the comparison. max_checkpoints grows from 3 so that 5 checkpoints exist.
 """
 
-from configs import presets
+from configs import args
 
 
-def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
+def deltas(config, arg):
     config.experiment_id = "e4_4_checkpoint_averaging"
     config.eval.average_last_k = 5
     config.train.max_checkpoints = 5
-    return presets.finish(config, parsed)
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas)

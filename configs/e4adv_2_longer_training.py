@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: none stated. Study ids: e4_2_longer_training.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4adv_2_longer_training"
+    config.train.epochs = 100000
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4adv_2_longer_training"
-    config.train.epochs = 100000
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

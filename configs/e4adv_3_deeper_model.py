@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: none stated. Study ids: e4_3_deeper_model.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4adv_3_deeper_model"
+    config.model.L_layers = 4
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4adv_3_deeper_model"
-    config.model.L_layers = 4
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

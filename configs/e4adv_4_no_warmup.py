@@ -14,11 +14,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 Expected: none stated. Study ids: e4_4_no_warmup.
 """
 
-from configs import presets
+from configs import args
+
+
+def deltas(config, arg):
+    config.experiment_id = "e4adv_4_no_warmup"
+    config.optim.lr_warmup_steps = 0
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "e4adv_4_no_warmup"
-    config.optim.lr_warmup_steps = 0
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

@@ -33,16 +33,16 @@ exp01c (hidden 512) is the baseline, configs/e1_1_baseline.py. Parameter counts 
 (the study's column was wrong: h512 is 5.03M, not 7.1M). num_heads has no effect with the MLP-T mixer.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
-    "exp01a": {"model.hidden_size": 256, "model.num_heads": 4, "model.puzzle_emb_ndim": 256},
-    "exp01b": {"model.hidden_size": 384, "model.num_heads": 6, "model.puzzle_emb_ndim": 384},
-    "exp01d": {"model.hidden_size": 768, "model.puzzle_emb_ndim": 768},
-    "exp01e": {"model.hidden_size": 1024, "model.puzzle_emb_ndim": 1024},
-    "exp01f": {"model.hidden_size": 1536, "model.puzzle_emb_ndim": 1536},
+    "exp01a": {"model.hidden_size": 256, "model.num_heads": 4},
+    "exp01b": {"model.hidden_size": 384, "model.num_heads": 6},
+    "exp01d": {"model.hidden_size": 768},
+    "exp01e": {"model.hidden_size": 1024},
+    "exp01f": {"model.hidden_size": 1536},
 }
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -30,7 +30,7 @@ exp02a_02 (n=4) is configs/e2_2c_t3_n4.py, exp02a_03 (n=6) the baseline. The pap
 is T(n+1)L_layers, not the study's H x L.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp02a_01": {"model.L_cycles": 2},
@@ -41,4 +41,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

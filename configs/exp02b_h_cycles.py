@@ -24,7 +24,7 @@ exp02b_02 (T=2) is configs/e2_2b_t2_n6.py, exp02b_03 the baseline, exp02b_04 (T=
 configs/e2_2e_t4_n6.py.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp02b_01": {"model.H_cycles": 1},
@@ -33,4 +33,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -29,7 +29,7 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 exp03b (2 layers, n=6) is the baseline.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp03a": {"model.L_layers": 1, "model.L_cycles": 12},
@@ -40,4 +40,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -46,7 +46,7 @@ seeded and nested, so sub1000 is THE 1000 puzzles), exp04a_5000 is configs/e3_2b
 count puzzles, so the step count scales with N.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp04a_100": {"data.config": "sub100_aug1000"},
@@ -57,4 +57,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -20,7 +20,7 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 exp04b_0100/0500/2000 are configs/e3_3{a,b,d}_aug*.py (E3.3), exp04b_1000 the baseline.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp04b_0010": {"data.config": "sub1000_aug10"},
@@ -28,4 +28,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -23,13 +23,13 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 exp05_a/b/f (4/8/32) are configs/e2_4{a,b,d}_nsup*.py (E2.4), exp05_d (16) the baseline.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
-    "exp05_c": {"model.halt_max_steps": 12},
-    "exp05_e": {"model.halt_max_steps": 24},
+    "exp05_c": {"act.halt_max_steps": 12},
+    "exp05_e": {"act.halt_max_steps": 24},
 }
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

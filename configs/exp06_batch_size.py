@@ -47,7 +47,7 @@ supervision step per update keeps memory flat in N_sup; see Memory above for the
 The paper batch 768 itself is the baseline.
 """
 
-from configs import presets
+from configs import args, presets
 
 VARIANTS = {
     "exp06_a": 1536,
@@ -59,8 +59,10 @@ VARIANTS = {
 }
 
 
+def deltas(config, arg):
+    config.experiment_id = arg.variant
+    presets.sqrt_lr_batch(config, VARIANTS[arg.variant])
+
+
 def get_config(arg=None):
-    config, parsed, variant = presets.start(arg, VARIANTS)
-    config.experiment_id = variant
-    presets.sqrt_lr_batch(config, VARIANTS[variant])
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas, VARIANTS)

@@ -27,7 +27,7 @@ exp08a (no EMA) is configs/e2_1_ema_off.py (paper: 79.9%), exp08d (0.999) the ba
 JAX trainer had no EMA at all, so its five runs would not have differed.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp08b": {"optim.ema_rate": 0.99},
@@ -37,4 +37,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

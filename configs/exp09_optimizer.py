@@ -32,7 +32,7 @@ has unit size per coordinate, so it gets the Lion paper's 3x smaller lr and 3x l
 (lr * wd = 1e-4, the baseline's decoupled decay per step).
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp09b": {"optim.name": "adamw"},
@@ -48,4 +48,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -29,7 +29,7 @@ Seeded and nested: every `subN` holds the same first N puzzles, built once, CSVs
 exp10b (1e-4, constant) is the baseline.
 """
 
-from configs import presets
+from configs import args
 
 VARIANTS = {
     "exp10a": {"optim.lr": 3e-5, "optim.puzzle_emb_lr": 3e-5},
@@ -40,4 +40,4 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-    return presets.family_config(arg, VARIANTS)
+    return args.family(arg, VARIANTS)

@@ -23,11 +23,13 @@ Attention + RoPE, T=3, n=4, lr 1e-4, puzzle-embedding lr 1e-2, wd 0.1 (both), 10
 every 10k with the ARC pass@K voting evaluator (config.eval.evaluator = "arc"), EMA on.
 """
 
-from configs import presets
+from configs import args, presets
+
+
+def deltas(config, arg):
+    config.experiment_id = "paper_arc2"
+    presets.arc_agi(config, 2)
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "paper_arc2"
-    presets.arc_agi(config, 2)
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

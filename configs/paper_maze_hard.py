@@ -23,11 +23,13 @@ Attention + RoPE, T=3, n=4, lr 1e-4 (both), wd 1.0 (both), 50k epochs, eval ever
 ran on 4 GPUs with global batch 768, kept here.
 """
 
-from configs import presets
+from configs import args, presets
+
+
+def deltas(config, arg):
+    config.experiment_id = "paper_maze_hard"
+    presets.maze_hard(config)
 
 
 def get_config(arg=None):
-    config, parsed, _ = presets.start(arg)
-    config.experiment_id = "paper_maze_hard"
-    presets.maze_hard(config)
-    return presets.finish(config, parsed)
+    return args.build(arg, deltas)

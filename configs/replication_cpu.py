@@ -7,26 +7,21 @@ Variants: baseline (MLP-T, T=3, n=2, EMA), no_ema, attention (self-attention + R
 tn_3_4 (T=3, n=4). Data: sudoku_extreme/generated_mid (built on first use, no download).
 """
 
-import ml_collections
-
-from configs import base
+from configs import args
 
 VARIANTS = ("baseline", "no_ema", "attention", "tn_2_1", "tn_3_4")
 
 
-def get_config(arg=None):
-    arg = base.parse_arg(arg, variant="baseline")
-    if arg.variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {arg.variant!r}")
-    config = base.get_config(",".join(f"{k}={arg[k]}" for k in ("runlocal", "seed")))
+def deltas(config, arg):
     config.experiment_id = f"replication_cpu_{arg.variant}"
     config.data.config = "generated_mid"
     config.data.build_if_missing = True
     m = config.model
-    m.hidden_size = m.puzzle_emb_ndim = 64
+    m.hidden_size = 64  # model.puzzle_emb_ndim follows
     m.num_heads = 2
-    m.H_cycles, m.L_cycles, m.halt_max_steps = 3, 2, 4
+    m.H_cycles, m.L_cycles = 3, 2
     m.forward_dtype = "float32"
+    config.act.halt_max_steps = 4
     o = config.optim
     o.lr = o.puzzle_emb_lr = 1e-3
     o.weight_decay = o.puzzle_emb_weight_decay = 0.1
@@ -46,5 +41,7 @@ def get_config(arg=None):
         m.H_cycles, m.L_cycles = 2, 1
     elif arg.variant == "tn_3_4":
         m.H_cycles, m.L_cycles = 3, 4
-    assert isinstance(config, ml_collections.ConfigDict)
-    return config
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas, VARIANTS, variant="baseline")

@@ -20,13 +20,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STDLIB = set(sys.stdlib_module_names)
 
-# Modules of `trm_tf` that still import `configs`, each with the reason; another change moves them out.
-# The test below fails once an entry no longer imports `configs`, so the list can only shrink.
-TRM_TF_IMPORTS_CONFIGS_ALLOWED = {
-    "trm_tf/sweep.py": "the sweep CLI expands the experiment presets of configs/presets.py",
-    "trm_tf/analysis/testing.py": "test fixtures build runs from configs/base.py",
-}
-
 
 def imports_of(path: pathlib.Path, package: tuple[str, ...] | None = None) -> list[str]:
     """Absolute dotted names imported by a file (relative imports resolved against its package, by
@@ -75,10 +68,7 @@ def test_imports_are_read_from_the_sources():
 
 
 def test_trm_tf_imports_neither_configs_nor_tests():
-    found = violations("trm_tf", lambda n: top(n) not in ("configs", "tests"))
-    assert set(found) == set(TRM_TF_IMPORTS_CONFIGS_ALLOWED), found
-    for path in TRM_TF_IMPORTS_CONFIGS_ALLOWED:  # still needed, and only for configs
-        assert {top(n) for n in found[path]} == {"configs"}, found[path]
+    assert violations("trm_tf", lambda n: top(n) not in ("configs", "tests")) == {}
 
 
 def tasks_ok(name: str) -> bool:

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from tests.testing import fake_runs as fake
 from trm_tf.analysis import fits, plots, report, runs
-from trm_tf.analysis import testing as fake
 from trm_tf.analysis.__main__ import main as cli_main
 
 # Known law for the size group: acc = A − B·params^(−C).
@@ -38,6 +38,7 @@ DATA = [
 ]
 FPE = 2.5e10  # flops_per_example_train
 NSUP = 4
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def final_acc(i):
@@ -85,7 +86,7 @@ def make_group(root):
                     "model.hidden_size": HIDDEN[i],
                     "model.H_cycles": H_CYC[i],
                     "model.L_cycles": L_CYC[i],
-                    "model.halt_max_steps": NSUP,
+                    "act.halt_max_steps": NSUP,
                     "optim.ema": EMA[i],
                     "model.mlp_t": MLP_T[i],
                     "model.pos_encodings": "none" if MLP_T[i] else "rope",
@@ -198,11 +199,15 @@ def test_varying_fields(study):
         "optim.ema",
         "train.global_batch_size",
         "data.config",
+        # Tied in configs/base.py: they follow hidden_size and the train batch.
+        "model.puzzle_emb_ndim",
+        "eval.global_batch_size",
     }
     assert set(runs.varying_fields(df)) == expected
     sub = df[df["model.H_cycles"] == 2]
     assert set(runs.varying_fields(sub)) == {
         "model.hidden_size",
+        "model.puzzle_emb_ndim",
         "model.L_cycles",
         "optim.ema",
         "data.config",
@@ -418,7 +423,7 @@ def test_non_local_filesystem_end_to_end():
     assert list(df["workdir"]) == [f"{root}/runs/r0", f"{root}/runs/r1"]
     assert list(df["final_eval.exact_accuracy"]) == [0.5, 0.25]
     assert list(df["final_train.loss"]) == [1.0, 2.0]
-    assert runs.varying_fields(df) == ["model.hidden_size"]
+    assert runs.varying_fields(df) == ["model.hidden_size", "model.puzzle_emb_ndim"]  # tied
     path = report.write_report(df, f"{root}/out", "ram", make_plots=False)
     with tf.io.gfile.GFile(path) as f:
         assert "| r1 | finished |" in f.read()
@@ -451,3 +456,46 @@ def test_event_only_tags_join_eval_results(tmp_path):
         row["final_eval.exact_accuracy"] == 0.5 and row["final_eval.exact_accuracy/step_1"] == 0.25
     )
     assert row["final_eval_full"] is True and row["final_eval_num_examples"] == 1000
+
+
+@pytest.mark.parametrize(
+    "run, config_arg",
+    [
+        ("contrib02_adaptive_halting", "configs/contrib02_adaptive_halting.py"),
+        ("baseline_hrm", "configs/baselines.py:hrm"),
+    ],
+)
+def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_path):
+    """A config.json written before the `act` section (committed fixture) loads into the same columns
+    and values as today's config of the same run."""
+    import importlib.util
+
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "config_v1", run, "config.json")
+    with open(fixture) as f:
+        old = json.load(f)
+    assert old["model"]["halt_max_steps"] == 16 and "act" not in old  # really the old layout
+    workdir = tmp_path / run
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps(old))
+    row = runs.load_run(str(workdir))
+
+    path, _, arg = config_arg.partition(":")
+    spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    today = runs.flatten_config(json.loads(module.get_config(arg or None).to_json_best_effort()))
+    assert sorted(row["_config_columns"]) == sorted(today)
+    assert {k: row[k] for k in today} == today
+    # The moved fields really moved, with their values.
+    assert row["act.halt_max_steps"] == 16 and "model.halt_max_steps" not in row
+    assert row["train.total_steps"] is None and row["eval.halt_max_steps"] is None
+    assert row["act.q_continue_target"] is (run == "baseline_hrm")
+    if run == "contrib02_adaptive_halting":
+        assert row["act.halt_exploration_final"] == 0.05
+
+
+def test_upgrade_config_leaves_todays_layout_alone():
+    from configs import base
+
+    flat = runs.flatten_config(json.loads(base.get_config().to_json_best_effort()))
+    assert runs.upgrade_config(flat) == flat

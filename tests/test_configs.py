@@ -1,9 +1,9 @@
 """Every experiment config: loads locked through config_flags (as launch.py does), carries its id, launch
 command and dataset build command, divides over TPU replicas, and differs from base EXACTLY as its id says.
 
-The expected differences below are written independently of configs/presets.py (they restate the study's
+The expected differences below are written independently of configs/catalogue.py (they restate the study's
 definitions, docs/experiments.md, with the catalogue's documented fixes), so a wrong preset or a
-copy-paste slip in a config file fails here.
+copy-paste slip in a config file fails here. Then: `validate`, the ties and `runlocal` of every config.
 """
 
 import importlib.util
@@ -17,7 +17,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import base, presets
+from configs import args, base, catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 SQRT = {b: 1e-4 * math.sqrt(b / 768) for b in (1536, 3072, 6144, 12288, 24576, 49152)}
@@ -58,9 +58,9 @@ EXPECTED = {
     "e2_2c_t3_n4": {"model.L_cycles": 4},
     "e2_2e_t4_n6": {"model.H_cycles": 4},
     "e2_3_attention": ATT,
-    "e2_4a_nsup4": {"model.halt_max_steps": 4},
-    "e2_4b_nsup8": {"model.halt_max_steps": 8},
-    "e2_4d_nsup32": {"model.halt_max_steps": 32},
+    "e2_4a_nsup4": {"act.halt_max_steps": 4},
+    "e2_4b_nsup8": {"act.halt_max_steps": 8},
+    "e2_4d_nsup32": {"act.halt_max_steps": 32},
     "e3_1b_h768_l3": {"model.hidden_size": 768, "model.puzzle_emb_ndim": 768, "model.L_layers": 3},
     "e3_1c_h1024_l4": {
         "model.hidden_size": 1024,
@@ -83,12 +83,12 @@ EXPECTED = {
         "curriculum.start_H_cycles": 2,
         "curriculum.start_L_cycles": 6,
     },
-    "e4_2a_halt_penalty_0p01": {"model.halt_penalty": 0.01},
-    "e4_2b_halt_penalty_0p1": {"model.halt_penalty": 0.1},
-    "e4_2c_halt_penalty_1": {"model.halt_penalty": 1.0},
-    "contrib04_l0p01": {"model.recursion_reg": 0.01},
-    "contrib04_l0p1": {"model.recursion_reg": 0.1},
-    "contrib04_l1": {"model.recursion_reg": 1.0},
+    "e4_2a_halt_penalty_0p01": {"act.halt_penalty": 0.01},
+    "e4_2b_halt_penalty_0p1": {"act.halt_penalty": 0.1},
+    "e4_2c_halt_penalty_1": {"act.halt_penalty": 1.0},
+    "contrib04_l0p01": {"act.recursion_reg": 0.01},
+    "contrib04_l0p1": {"act.recursion_reg": 0.1},
+    "contrib04_l1": {"act.recursion_reg": 1.0},
     "e4_3a_fp32": {"model.forward_dtype": "float32"},
     "e4_3c_fp16": {"model.forward_dtype": "float16"},
     "e4_4_checkpoint_averaging": {"eval.average_last_k": 5, "train.max_checkpoints": 5},
@@ -130,8 +130,8 @@ EXPECTED = {
     "exp04a_500": {"data.config": "sub500_aug1000"},
     "exp04a_2000": {"data.config": "sub2000_aug1000"},
     "exp04b_0010": {"data.config": "sub1000_aug10"},
-    "exp05_c": {"model.halt_max_steps": 12},
-    "exp05_e": {"model.halt_max_steps": 24},
+    "exp05_c": {"act.halt_max_steps": 12},
+    "exp05_e": {"act.halt_max_steps": 24},
     **{
         f"exp06_{v}": {
             "train.global_batch_size": b,
@@ -166,8 +166,8 @@ EXPECTED = {
     "exp10e": {"optim.lr_min_ratio": 0.01},
     "contrib01_curriculum": {"curriculum.enabled": True, "curriculum.ramp_fraction": 0.2},
     "contrib02_adaptive_halting": {
-        "model.halt_exploration_prob": 0.3,
-        "model.halt_exploration_final": 0.05,
+        "act.halt_exploration_prob": 0.3,
+        "act.halt_exploration_final": 0.05,
     },
     "contrib03_l6": {"model.remat": True},
     "contrib03_l12": {"model.remat": True, "model.L_cycles": 12},
@@ -267,15 +267,15 @@ def diff_from_base(config) -> dict:
 
 @pytest.fixture(scope="module")
 def loaded():
-    return {run.run_id: load(run.config_arg) for run in presets.RUNS}
+    return {run.run_id: load(run.config_arg) for run in catalogue.RUNS}
 
 
 def test_expected_table_is_the_registry():
-    assert sorted(EXPECTED) == sorted(r.run_id for r in presets.RUNS)
-    assert len({r.run_id for r in presets.RUNS}) == len(presets.RUNS)
+    assert sorted(EXPECTED) == sorted(r.run_id for r in catalogue.RUNS)
+    assert len({r.run_id for r in catalogue.RUNS}) == len(catalogue.RUNS)
 
 
-@pytest.mark.parametrize("run", presets.RUNS, ids=lambda r: r.run_id)
+@pytest.mark.parametrize("run", catalogue.RUNS, ids=lambda r: r.run_id)
 def test_config(run, loaded):
     config = loaded[run.run_id]
     assert isinstance(config, ml_collections.ConfigDict) and config.is_locked
@@ -294,22 +294,46 @@ def test_config(run, loaded):
         LAUNCH.format(arg=run.config_arg, rid=run.run_id, tpu=tpu) in doc
         for tpu in ("local", "TPU_NAME")
     )
-    assert presets.build_command(run.dataset) in doc
+    assert catalogue.build_command(run.dataset) in doc
     assert "Question:" in doc and "Expected" in doc
 
 
-@pytest.mark.parametrize("run", presets.RUNS, ids=lambda r: r.run_id)
+@pytest.mark.parametrize("run", catalogue.RUNS, ids=lambda r: r.run_id)
 def test_runlocal(run):
     arg = ",".join(filter(None, [run.variant, "runlocal", "seed=7"]))
     config = load(f"{run.config}:{arg}")
     assert config.is_locked and config.experiment_id == run.run_id and config.seed == 7
-    # The shrink is applied after the experiment's deltas, so widened models are shrunk too.
-    assert config.train.global_batch_size == 32 and config.train.total_steps == 200
-    assert config.model.hidden_size <= 64 and config.model.forward_dtype == "float32"
-    assert config.model.halt_max_steps <= 4 and config.model.L_cycles <= 2
+    assert_small(config)
     # Deltas the shrink does not touch survive.
     for key in ("optim.name", "optim.ema", "data.config", "model.mlp_t", "curriculum.enabled"):
         assert flat(config.to_dict())[key] == flat(load(run.config_arg).to_dict())[key]
+
+
+def assert_small(config):
+    """A one-minute CPU smoke run: the shrink came after the deltas, so widened models shrank too."""
+    assert config.train.global_batch_size == 32 and config.train.total_steps == 200
+    assert config.eval.global_batch_size <= 64 and config.eval.subset_size <= 256
+    m = config.model
+    assert m.hidden_size <= 64 and m.puzzle_emb_ndim <= m.hidden_size and m.num_heads <= 2
+    assert m.L_layers <= 2 and m.get("H_layers", 0) <= 2 and m.forward_dtype == "float32"
+    assert m.H_cycles <= 2 and m.L_cycles <= 2 and config.act.halt_max_steps <= 4
+    assert (config.eval.halt_max_steps or 0) <= 8 and config.optim.lr_warmup_steps <= 20
+
+
+@pytest.mark.parametrize(
+    "config_arg",
+    [
+        "configs/base.py:runlocal",
+        "configs/quickstart.py:runlocal",
+        "configs/replication_cpu.py:runlocal",
+        "configs/replication_cpu.py:tn_3_4,runlocal",
+        "configs/baselines.py:hrm,runlocal",
+        "configs/baselines.py:transformer,runlocal",
+    ],
+)
+def test_runlocal_of_the_other_configs(config_arg):
+    # quickstart and replication_cpu used to apply runlocal BEFORE their own sizes (800 steps, batch 64).
+    assert_small(load(config_arg))
 
 
 def test_no_two_configs_are_identical(loaded):
@@ -319,32 +343,34 @@ def test_no_two_configs_are_identical(loaded):
 
 
 def test_every_study_id_is_covered():
-    ids = {i for i, _ in presets.all_ids()}
+    ids = {i for i, _ in catalogue.all_ids()}
     for sid in STUDY_IDS_67 + STUDY_IDS_E:
-        assert sid in ids or sid in presets.NOT_COVERED, sid
+        assert sid in ids or sid in catalogue.NOT_COVERED, sid
     # Only the contributions that need new model/data code are left out; every E-scheme id has a run.
-    assert sorted(presets.NOT_COVERED) == [
+    assert sorted(catalogue.NOT_COVERED) == [
         "contrib05_sparse_attention (50x50 arm)",
         "contrib06_multitask",
     ]
-    assert presets.lookup("contrib04_regularized_recursion").run_id == "contrib04_l0p1"
-    assert presets.lookup("E3.2c").dataset == "sudoku_extreme/sub10000_aug1000"
+    assert catalogue.lookup("contrib04_regularized_recursion").run_id == "contrib04_l0p1"
+    assert catalogue.lookup("E3.2c").dataset == "sudoku_extreme/sub10000_aug1000"
     # The study's duplicates resolve to one run.
-    assert presets.lookup("exp09a").run_id == presets.lookup("baseline").run_id == "e1_1_baseline"
-    assert presets.lookup("exp08a").run_id == "e2_1_ema_off"
-    assert presets.lookup("e2.3b").run_id == "e2_3_attention"
-    assert len({presets.lookup(f"exp06_{c}").run_id for c in "abcdef"}) == 6
-    assert len({presets.lookup(f"exp09{c}").run_id for c in "abcde"}) == 5
+    assert (
+        catalogue.lookup("exp09a").run_id == catalogue.lookup("baseline").run_id == "e1_1_baseline"
+    )
+    assert catalogue.lookup("exp08a").run_id == "e2_1_ema_off"
+    assert catalogue.lookup("e2.3b").run_id == "e2_3_attention"
+    assert len({catalogue.lookup(f"exp06_{c}").run_id for c in "abcdef"}) == 6
+    assert len({catalogue.lookup(f"exp09{c}").run_id for c in "abcde"}) == 5
 
 
 def test_every_config_file_is_registered():
     # Catalogue files follow the study's naming; other configs (quickstart, CPU demos) are free.
-    catalogue = ("e[1-4]_*.py", "e4adv_*.py", "exp[01]*.py", "contrib[0-9]*.py", "paper_*.py")
-    files = {p.name for pattern in catalogue for p in (REPO / "configs").glob(pattern)}
-    assert files == {Path(r.config).name for r in presets.RUNS}
-    for path in {r.config for r in presets.RUNS if r.variant}:
+    patterns = ("e[1-4]_*.py", "e4adv_*.py", "exp[01]*.py", "contrib[0-9]*.py", "paper_*.py")
+    files = {p.name for pattern in patterns for p in (REPO / "configs").glob(pattern)}
+    assert files == {Path(r.config).name for r in catalogue.RUNS}
+    for path in {r.config for r in catalogue.RUNS if r.variant}:
         variants = load_module(path).VARIANTS
-        assert sorted(variants) == sorted(r.variant for r in presets.RUNS if r.config == path)
+        assert sorted(variants) == sorted(r.variant for r in catalogue.RUNS if r.config == path)
 
 
 def test_variant_argument_parsing():
@@ -363,27 +389,28 @@ def test_variant_argument_parsing():
 
 def test_readme_table_is_generated_from_the_registry():
     readme = (REPO / "configs" / "README.md").read_text()
-    assert presets.markdown_table() in readme
-    for run in presets.RUNS:
+    assert catalogue.markdown_table() in readme
+    for run in catalogue.RUNS:
         assert f"`{run.config_arg}`" in readme
 
 
 def test_baseline_configs_build_the_reference_architectures():
     from trm_tf.models import build_model
     from trm_tf.models.recursion import HRMRecursion, OnePassTransformer
-    from trm_tf.trainer import _ACT_KEYS
 
     module = load_module("configs/baselines.py")
     with pytest.raises(ValueError, match="needs a variant"):
         module.get_config(None)
 
     def model_of(variant, **data):
-        m = module.get_config(variant).model
-        return build_model({k: v for k, v in m.items() if k not in _ACT_KEYS}, **data)
+        return build_model(module.get_config(variant).model, **data)  # the section as it is
 
     hrm_cfg = module.get_config("hrm")
     assert hrm_cfg.experiment_id == "baseline_hrm" and hrm_cfg.data.config == "sub1000_aug1000"
-    assert not hrm_cfg.model.mlp_t and hrm_cfg.model.pos_encodings == "rope"
+    assert "mlp_t" not in hrm_cfg.model and hrm_cfg.model.pos_encodings == "rope"
+    # HRM's halting target is a config decision of its preset; the transformer keeps TRM's.
+    assert hrm_cfg.act.q_continue_target
+    assert not module.get_config("transformer").act.q_continue_target
     # HRM at ARC shapes: docs/model.md#variants gives 27,276,290 parameters (without the puzzle
     # embedding).
     hrm = model_of("hrm", vocab_size=12, seq_len=900, num_puzzle_identifiers=3)
@@ -395,3 +422,140 @@ def test_baseline_configs_build_the_reference_architectures():
     assert (len(tr.L_level.blocks), attn.num_heads, attn.head_dim) == (8, 12, 42)
     # runlocal shrinks them like every other config.
     assert module.get_config("hrm,runlocal").model.hidden_size == 64
+
+
+def test_model_keys_of_configs_are_the_model_keywords():
+    # configs/ may not import trm_tf, so base.MODEL_KEYS restates trm_tf.models.model_keys: same sets.
+    from trm_tf.models import BACKBONE_KEYS, RECURSIONS, ReasoningBackbone, model_keys
+
+    assert sorted(base.MODEL_KEYS) == sorted(RECURSIONS)
+    for arch, keys in base.MODEL_KEYS.items():
+        assert keys == model_keys(arch), arch
+    params = inspect.signature(ReasoningBackbone.__init__).parameters
+    assert BACKBONE_KEYS == {n for n, p in params.items() if p.default is not p.empty}
+
+
+def test_build_model_takes_the_section_and_rejects_other_keys():
+    from trm_tf.models import build_model
+
+    config = load("configs/e1_1_baseline.py:runlocal")
+    m = build_model(config.model, vocab_size=11, seq_len=81, num_puzzle_identifiers=2)
+    assert m.hidden_size == 64 and m.puzzle_emb_ndim == 64 and not m.remat
+    for key, value in [("halt_max_steps", 16), ("hiden_size", 3), ("H_layers", 2)]:
+        with pytest.raises(ValueError, match=key) as e:
+            build_model(
+                {**config.model.to_dict(), key: value},
+                vocab_size=11,
+                seq_len=81,
+                num_puzzle_identifiers=2,
+            )
+        assert "\n" not in str(e.value)
+
+
+def test_ties_follow_until_set_and_never_write_back():
+    c = base.get_config()
+    assert c.model.puzzle_emb_ndim == c.model.hidden_size == 512
+    assert c.eval.global_batch_size == c.train.global_batch_size == 768
+    c.model.hidden_size, c.train.global_batch_size = 256, 1536
+    assert c.model.puzzle_emb_ndim == 256 and c.eval.global_batch_size == 1536
+    c.model.puzzle_emb_ndim = 0  # breaks the tie of this config only...
+    c.eval.global_batch_size = 64
+    assert c.model.hidden_size == 256 and c.train.global_batch_size == 1536  # ...not written back
+    c.model.hidden_size = 128
+    assert c.model.puzzle_emb_ndim == 0
+    assert base.get_config().model.puzzle_emb_ndim == 512  # other configs keep theirs
+    # The batch rules keep evaluation at the paper's batch (the values these runs always had).
+    e13 = load("configs/e1_3c_batch6144_linear_lr.py")
+    assert (e13.train.global_batch_size, e13.eval.global_batch_size) == (6144, 768)
+
+
+def test_command_line_overrides_of_ties_and_derived_fields():
+    # As launch.py: config_flags overrides on a locked config, after get_config.
+    argv = [
+        "launch.py",
+        f"--config={REPO / 'configs/e1_1_baseline.py'}",
+        "--config.model.hidden_size=256",
+        "--config.train.total_steps=16",
+        "--config.eval.halt_max_steps=32",
+        "--config.act.halt_exploration_final=0.05",
+    ]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, "", flag_values=fv, lock_config=True, sys_argv=argv
+    )
+    fv(argv)
+    c = fv.config
+    assert c.model.puzzle_emb_ndim == 256 and c.train.total_steps == 16
+    assert c.eval.halt_max_steps == 32 and c.act.halt_exploration_final == 0.05
+    assert base.validate(c) is c
+    # Derived fields are None until set, never -1.
+    b = base.get_config()
+    assert [b.train.total_steps, b.train.eval_every_steps, b.eval.halt_max_steps] == [None] * 3
+    assert b.act.halt_exploration_final is None
+
+
+def test_resolve_schedule_derives_none_once():
+    from trm_tf.trainer import resolve_schedule
+
+    class Spec:
+        def steps_per_epoch(self, batch):
+            return 1000 * 10 / batch  # 1000 groups x 10 examples
+
+    c = base.get_config()
+    c.train.global_batch_size = 100
+    c.train.epochs, c.train.eval_interval_epochs = 20, 5
+    assert resolve_schedule(c, Spec()) == (2000, 500)
+    c.train.total_steps, c.train.eval_every_steps = 7, 3
+    assert resolve_schedule(c, Spec()) == (7, 3)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("model.hidden_size", 0, "model.hidden_size=0 is outside"),
+        ("model.forward_dtype", "fp8", "model.forward_dtype must be one of"),
+        ("model.attention_window", 7, "needs attention"),
+        ("model.puzzle_emb_ndim", 9000, "does not fit"),
+        ("act.halt_exploration_prob", 1.5, "act.halt_exploration_prob=1.5 is outside"),
+        ("eval.subset_size", 0, "eval.subset_size must be -1"),
+        ("act.q_continue_target", True, "for arch 'hrm' only"),
+        ("train.total_steps", 0, "train.total_steps=0 is outside"),
+        ("runtime.jit_compile", "yes", "runtime.jit_compile must be one of"),
+        ("eval.evaluator", "arc", "needs an arc_agi dataset"),
+        ("curriculum.enabled", True, "curriculum start cycles"),
+    ],
+)
+def test_validate_rejects(field, value, message):
+    c = base.get_config()
+    c.curriculum.start_L_cycles = 8  # only matters once the curriculum is on
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(ValueError, match=message):
+        base.validate(c)
+
+
+def test_validate_rejects_keys_outside_the_model_keywords_and_sections():
+    c = base.get_config()
+    c.model.halt_max_steps = 16  # the old place of an ACT field
+    with pytest.raises(ValueError, match="model.halt_max_steps is not a keyword of arch 'trm'"):
+        base.validate(c)
+    c = load_module("configs/baselines.py").get_config("hrm")
+    c.model.mlp_t = False  # HRM has no MLP-T switch, not even off
+    with pytest.raises(ValueError, match="model.mlp_t is not a keyword of arch 'hrm'"):
+        base.validate(c)
+    c = base.get_config()
+    c.extra = ml_collections.ConfigDict()
+    with pytest.raises(ValueError, match="config sections"):
+        base.validate(c)
+
+
+def test_skeleton_applies_runlocal_after_the_deltas():
+    def widen(config, arg):
+        config.model.hidden_size = 1024
+        config.train.total_steps = 100_000
+
+    config = args.build("runlocal,seed=3", widen)
+    assert (config.model.hidden_size, config.train.total_steps, config.seed) == (64, 200, 3)
+    assert args.build(None, widen).model.puzzle_emb_ndim == 1024  # the tie followed the delta
+    with pytest.raises(ValueError, match="outside"):
+        args.build(None, lambda c, a: setattr(c.optim, "ema_rate", 2.0))  # validated last

@@ -11,14 +11,13 @@ import re
 import ml_collections
 import pytest
 
-from configs import presets
+from configs import catalogue
 from tests.test_configs import load, load_module
 from tfds_builders.arc_agi import arc_lib
 from tfds_builders.maze_hard import maze_lib
 from tfds_builders.sudoku_extreme import sudoku_lib
 from trm_tf import memory
-from trm_tf.models import build_model
-from trm_tf.trainer import _ACT_KEYS
+from trm_tf.models import build_model, model_keys
 
 GIB = 2**30
 HBM = 32 * GIB
@@ -63,7 +62,7 @@ def test_parameter_count_equals_the_built_model(arch, overrides):
     m = config.model
     m.update(dict(arch=arch, hidden_size=48, puzzle_emb_ndim=48, L_layers=2, **overrides))
     inputs = memory.Inputs.from_config(config, seq_len=25, num_puzzle_identifiers=3, vocab_size=7)
-    kwargs = {k: v for k, v in m.items() if k not in _ACT_KEYS}
+    kwargs = {k: v for k, v in m.items() if k in model_keys(arch)}  # HRM: no mlp_t switch
     model = build_model(kwargs, vocab_size=7, seq_len=25, num_puzzle_identifiers=3)
     assert memory.count_params(inputs) == model.num_params()
 
@@ -165,7 +164,7 @@ FITS = re.compile(
 )
 
 
-@pytest.mark.parametrize("run", presets.RUNS, ids=lambda r: r.run_id)
+@pytest.mark.parametrize("run", catalogue.RUNS, ids=lambda r: r.run_id)
 def test_config_docstring_names_a_slice_it_fits(run):
     config = load(run.config_arg)
     doc = inspect.getdoc(load_module(run.config))

@@ -38,10 +38,9 @@ def test_solve_cli_on_a_trained_run(tmp_path):
         f"--config.data.data_dir={data_dir}",
         "--config.data.config=pipeline_test",
         "--config.model.hidden_size=32",
-        "--config.model.puzzle_emb_ndim=32",
         "--config.model.H_cycles=2",
         "--config.model.L_cycles=2",
-        "--config.model.halt_max_steps=3",
+        "--config.act.halt_max_steps=3",
     ]
     dump = str(tmp_path / "steps.npz")
     out = subprocess.run(

@@ -1,4 +1,4 @@
-"""Tests of the batch runner trm_tf.sweep with a fake launcher (no training, no TensorFlow import).
+"""Tests of the batch runner sweep.py with a fake launcher (no training, no TensorFlow import).
 
 The fake launcher records its argv, prints a line, and writes run_summary.json / eval_results.json as
 launch.py would, failing or stopping early for the run ids named in FAKE_FAIL / FAKE_INCOMPLETE.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from configs import presets
-from trm_tf import sweep
+import sweep
+from configs import catalogue
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def runs_of(*ids):
 def test_list_output(capsys):
     assert sweep.main(["--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(presets.all_ids())
+    assert len(lines) == len(catalogue.all_ids())
     rows = {line.split()[0]: line.split() for line in lines}
     assert rows["exp01a"][1:] == [
         "exp01a",
@@ -86,7 +86,7 @@ def test_list_output(capsys):
 
 def test_list_cli_with_pattern():
     out = subprocess.run(
-        [sys.executable, "-m", "trm_tf.sweep", "--list", "--pattern=^exp06"],
+        [sys.executable, "sweep.py", "--list", "--pattern=^exp06"],
         cwd=REPO,
         capture_output=True,
         text=True,

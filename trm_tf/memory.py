@@ -110,14 +110,6 @@ def dataset_shapes(dataset: str) -> tuple[int, int, int]:
     raise KeyError(f"no shapes known for dataset {dataset!r}")
 
 
-def _get(node, key, default):
-    """config.key with a default (ConfigDict or plain mapping)."""
-    try:
-        return node[key]
-    except (KeyError, AttributeError):
-        return default
-
-
 @dataclasses.dataclass(frozen=True)
 class Inputs:
     """Everything the estimate depends on, read once from the config and the dataset shapes."""
@@ -146,18 +138,15 @@ class Inputs:
         cls, config, seq_len: int, num_puzzle_identifiers: int, vocab_size: int | None
     ) -> Inputs:
         m, o = config.model, config.optim
-        arch = _get(m, "arch", "trm")
+        arch = m.arch
         hidden = int(m.hidden_size)
         ndim = int(m.puzzle_emb_ndim)
         if vocab_size is None:
-            data = _get(config, "data", {})
             try:
-                vocab_size = dataset_shapes(f"{_get(data, 'name', '')}/{_get(data, 'config', '')}")[
-                    1
-                ]
+                vocab_size = dataset_shapes(f"{config.data.name}/{config.data.config}")[1]
             except KeyError:
                 vocab_size = 12  # the largest vocabulary of our datasets (ARC); it barely matters
-        emb_len = int(_get(m, "puzzle_emb_len", 0))
+        emb_len = int(m.puzzle_emb_len)
         if emb_len == 0:  # the models' rule: ceil(ndim / D) prefix positions
             emb_len = -(ndim // -hidden)
         return cls(
@@ -166,16 +155,16 @@ class Inputs:
             num_heads=int(m.num_heads),
             expansion=float(m.expansion),
             L_layers=int(m.L_layers),
-            H_layers=int(_get(m, "H_layers", 4)),
+            H_layers=int(m.H_layers) if arch == "hrm" else 0,  # HRM's second network only
             L_cycles=int(m.L_cycles),
-            mlp_t=bool(m.mlp_t) and arch != "hrm",
+            mlp_t="mlp_t" in m and bool(m.mlp_t),  # an arch without the key (HRM) attends
             pos_encodings=str(m.pos_encodings),
             puzzle_emb_ndim=int(m.puzzle_emb_ndim),
             puzzle_emb_len=emb_len,
             forward_dtype=str(m.forward_dtype),
             remat=bool(m.remat),
-            optimizer=str(_get(o, "name", "adam_atan2")),
-            ema=bool(_get(o, "ema", True)),
+            optimizer=str(o.name),
+            ema=bool(o.ema),
             seq_len=int(seq_len),
             vocab_size=int(vocab_size),
             num_puzzle_identifiers=int(num_puzzle_identifiers),

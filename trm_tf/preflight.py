@@ -166,7 +166,7 @@ def check_train_step(trainer, strategy, spec, config, options) -> str:
         config.seed,
         0,
         2,
-        config.data.get("host_sharding", "auto"),
+        config.data.host_sharding,
         options=options,
     )
     t0 = time.perf_counter()
@@ -185,7 +185,7 @@ def check_eval_step(trainer, strategy, spec, config, options) -> str:
     from trm_tf.data import input_pipeline
 
     extra, names = (), None
-    if config.eval.get("evaluator", "") == "arc":
+    if config.eval.evaluator == "arc":
         import tensorflow_datasets as tfds
 
         from trm_tf.evaluators import arc as arc_eval
@@ -240,7 +240,7 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
     on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     chief = distribute.is_chief(strategy)
     worker = distribute.worker_index(strategy)
-    options = input_pipeline.input_options(config.runtime.get("input_pipelines", "per_host"))
+    options = input_pipeline.input_options(config.runtime.input_pipelines)
     state: dict = {}
 
     def hosts():
@@ -272,7 +272,7 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
         )
 
     def trainer():
-        t = Trainer(config, strategy, state["spec"], total_steps=max(1, config.train.total_steps))
+        t = Trainer(config, strategy, state["spec"], total_steps=config.train.total_steps or 1)
         state["trainer"] = t
         return check_train_step(t, strategy, state["spec"], config, options)
 

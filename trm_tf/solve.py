@@ -98,7 +98,6 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
     from trm_tf import optim
     from trm_tf.data import datasets
     from trm_tf.models import build_model, interop
-    from trm_tf.trainer import _ACT_KEYS
 
     try:
         spec = datasets.load_spec(f"{config.data.name}/{config.data.config}", config.data.data_dir)
@@ -109,9 +108,7 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
         )
     except datasets.DatasetMissingError:
         dims = dict(vocab_size=sudoku.VOCAB_SIZE, seq_len=sudoku.SEQ_LEN, num_puzzle_identifiers=1)
-    model = build_model(
-        {k: v for k, v in config.model.to_dict().items() if k not in _ACT_KEYS}, **dims
-    )
+    model = build_model(config.model, **dims)
     model.build_variables()
     if checkpoint.endswith((".pt", ".pth", ".npz", ".safetensors")) or "step_" in os.path.basename(
         checkpoint
@@ -171,7 +168,7 @@ def main(argv):
         sys.exit(2)
     config = _CONFIG.value
     model = load_model(config, _CHECKPOINT.value, _EMA.value)
-    n_steps = _STEPS.value if _STEPS.value > 0 else int(config.model.halt_max_steps)
+    n_steps = _STEPS.value if _STEPS.value > 0 else int(config.act.halt_max_steps)
     res = run_steps(model, inputs, n_steps)
     for i, x in enumerate(inputs):
         print(f"\npuzzle {i + 1}: {int((x == sudoku.BLANK_TOKEN).sum())} blanks")

@@ -67,7 +67,7 @@ def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
         per_chip,
         f" (HBM {float(config.runtime.hbm_gib):g} GiB)" if on_tpu else "",
     )
-    if on_tpu and config.runtime.get("memory_check", True):
+    if on_tpu and config.runtime.memory_check:
         memory.check_fits(est, float(config.runtime.hbm_gib) * 2**30, per_chip, replicas)
 
 
@@ -185,7 +185,7 @@ def run(
     memory_check(config, spec, strategy)
     trainer = Trainer(config, strategy, spec, total_steps)
     writer = MetricWriter(workdir, enabled=chief)
-    keep = max(int(config.train.max_checkpoints), int(config.eval.get("average_last_k", 0)))
+    keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, distribute.worker_index(strategy))
     start_step = ckpt.restore_latest()
     wall_before = float(rundir.summary().get("wall_time_s", 0.0))
@@ -194,7 +194,7 @@ def run(
     )
     logging.info(
         "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d, "
-        "XLA %s (train.jit_compile=%s), %s forward",
+        "XLA %s (runtime.jit_compile=%s), %s forward",
         config.experiment_id,
         spec.name,
         int(trainer.model.num_params()),
@@ -204,10 +204,10 @@ def run(
         eval_every,
         start_step,
         "on" if trainer.jit_compile else "off",
-        config.train.jit_compile,
+        config.runtime.jit_compile,
         config.model.forward_dtype,
     )
-    options = input_pipeline.input_options(config.runtime.get("input_pipelines", "per_host"))
+    options = input_pipeline.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options)
     if mode == "eval":
         return evaluate(start_step, full=True)
@@ -239,7 +239,7 @@ def run(
         return last_eval
     if mode == "train_and_eval" or step == start_step:
         last_eval = evaluate(step, full=bool(config.eval.final_full))
-        k = int(config.eval.get("average_last_k", 0))
+        k = int(config.eval.average_last_k)
         if k > 0:
             last_eval["average_last_k"] = evaluate.checkpoint_average(ckpt, k, step)
     rundir.update_summary(status="finished", step=step, wall_time_s=log.wall_time())
@@ -253,7 +253,7 @@ def _train_loops(
     """The loop: a schedule says how many steps the next compiled loop runs, the trainer runs them, the
     actions fire. Returns the final step, or None after a preemption stop (checkpoint saved)."""
     t = config.train
-    port = int(t.get("profiler_port", 0))
+    port = int(t.profiler_port)
     chief = distribute.is_chief(strategy)
     if port > 0 and (chief or distribute.profiler_services(port)):
         own = distribute.own_profiler_port(port)
@@ -275,7 +275,7 @@ def _train_loops(
         config.seed,
         start_step,
         config.data.prefetch,
-        config.data.get("host_sharding", "auto"),
+        config.data.host_sharding,
         options=options,
     )
     iterator = iter(dist)

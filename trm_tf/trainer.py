@@ -27,14 +27,6 @@ from trm_tf.evaluators.accuracy import AccuracyEvaluator
 from trm_tf.metrics import MetricSums, learning_rates
 from trm_tf.models import build_model
 
-_ACT_KEYS = (
-    "halt_max_steps",
-    "halt_exploration_prob",
-    "halt_exploration_final",
-    "loss_type",
-    "halt_penalty",
-    "recursion_reg",
-)
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
 
@@ -45,9 +37,9 @@ def curriculum_stages(config, total_steps: int) -> list[tuple[int, tuple[int, in
     linearly (rounded) from (start_H_cycles, start_L_cycles) to the model's (H_cycles, L_cycles); the first
     num_stages - 1 stages split the first `ramp_fraction` of training equally, the last runs to the end.
     """
-    m, c = config.model, config.get("curriculum")
+    m, c = config.model, config.curriculum
     final = (int(m.H_cycles), int(m.L_cycles))
-    if c is None or not c.enabled or c.num_stages <= 1:
+    if not c.enabled or c.num_stages <= 1:
         return [(0, final)]
     n = int(c.num_stages)
     ramp = int(round(float(c.ramp_fraction) * total_steps))
@@ -65,10 +57,10 @@ def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
     (docs/model.md#training-loop)."""
     per_epoch = spec.steps_per_epoch(config.train.global_batch_size)
     total = config.train.total_steps
-    if total is None or total < 0:
+    if total is None:
         total = int(config.train.epochs * per_epoch)
     every = config.train.eval_every_steps
-    if every is None or every < 0:
+    if every is None:
         every = max(1, int(config.train.eval_interval_epochs * per_epoch))
     return int(total), int(every)
 
@@ -93,29 +85,26 @@ class Trainer:
         self.global_batch = g
         self.per_replica_batch = g // self.num_replicas
         m = config.model
-        self.halt_max_steps = int(m.halt_max_steps)
-        self.eval_halt_max_steps = int(config.eval.get("halt_max_steps", -1))
-        if self.eval_halt_max_steps <= 0:
-            self.eval_halt_max_steps = self.halt_max_steps
-        self.exploration_prob = float(m.halt_exploration_prob)
-        final = float(m.get("halt_exploration_final", -1.0))
-        self.exploration_final = final if final >= 0 else self.exploration_prob
+        a = config.act
+        self.halt_max_steps = int(a.halt_max_steps)
+        self.eval_halt_max_steps = int(config.eval.halt_max_steps or self.halt_max_steps)
+        self.exploration_prob = float(a.halt_exploration_prob)
+        final = a.halt_exploration_final
+        self.exploration_final = self.exploration_prob if final is None else float(final)
         self.stages = curriculum_stages(config, total_steps)
         if m.forward_dtype not in _DTYPES:
             raise ValueError(
                 f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
             )
         # Before anything is traced: the precision is fixed when a function is lowered.
-        rt = config.get("runtime")
         self.matmul_precision = runtime.set_matmul_precision(
-            rt.get("matmul_precision", "auto") if rt is not None else "auto", m.forward_dtype
+            config.runtime.matmul_precision, m.forward_dtype
         )
-        self.jit_compile = distribute.resolve_jit_compile(config.train.jit_compile, strategy, m)
+        self.jit_compile = distribute.resolve_jit_compile(config.runtime.jit_compile, strategy, m)
         o = config.optim
-        model_kwargs = {k: v for k, v in m.to_dict().items() if k not in _ACT_KEYS}
         with strategy.scope():
             self.model = build_model(
-                model_kwargs,
+                m,
                 vocab_size=spec.vocab_size,
                 seq_len=spec.seq_len,
                 num_puzzle_identifiers=spec.num_puzzle_identifiers,
@@ -161,17 +150,17 @@ class Trainer:
         self._core_kwargs = dict(
             global_batch_size=g,
             halt_max_steps=self.halt_max_steps,
-            loss_type=m.loss_type,
-            halt_penalty=float(m.get("halt_penalty", 0.0)),
-            recursion_reg=float(m.get("recursion_reg", 0.0)),
+            loss_type=a.loss_type,
+            halt_penalty=float(a.halt_penalty),
+            recursion_reg=float(a.recursion_reg),
             jit_compile=self.jit_compile,
             # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
-            q_continue_target=m.arch == "hrm",
+            q_continue_target=bool(a.q_continue_target),
         )
         self._eval_core = act.make_eval_core(
             self.model,
             halt_max_steps=self.eval_halt_max_steps,
-            loss_type=m.loss_type,
+            loss_type=a.loss_type,
             jit_compile=self.jit_compile,
         )
         self._train_loops: dict = {}

@@ -9,8 +9,8 @@ Typical use::
 or the CLI `python -m trm_tf.analysis compare|plot|report WORKDIR_OR_GLOB... --out=DIR`.
 
 Submodules: `runs` (loading), `fits` (power law), `plots` (PNGs), `report` (markdown), `paper`
-(reference numbers), `testing` (fabricated run directories). Names below are imported lazily so that the
-CLI's --help does not pay for importing TensorFlow.
+(reference numbers). Names below are imported lazily so that the CLI's --help does not pay for importing
+TensorFlow.
 """
 
 import importlib

@@ -335,7 +335,7 @@ def plot_accuracy_vs_supervision_step(
     """Final-eval accuracy after k supervision steps, k = 1..N (test-time recursion), one line per run.
 
     Reads the `final_eval.<metric>/step_<k>` columns. A star marks each run's trained N_sup
-    (`model.halt_max_steps`); steps beyond it show test-time extrapolation.
+    (`act.halt_max_steps`); steps beyond it show test-time extrapolation.
 
     Returns:
       Path of `accuracy_vs_supervision_step.png`.
@@ -354,7 +354,7 @@ def plot_accuracy_vs_supervision_step(
             continue
         (line,) = ax.plot(ks, vals, marker="o", ms=3.5, lw=1.5, label=labels[idx])
         plotted += 1
-        nsup = pd.to_numeric(row.get("model.halt_max_steps"), errors="coerce")
+        nsup = pd.to_numeric(row.get("act.halt_max_steps"), errors="coerce")
         if np.isfinite(nsup) and int(nsup) in ks and np.isfinite(vals[ks.index(int(nsup))]):
             ax.plot(nsup, vals[ks.index(int(nsup))], marker="*", ms=12, color=line.get_color())
     if not plotted:

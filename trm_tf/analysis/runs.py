@@ -306,6 +306,54 @@ def flatten_config(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
+# Flattened config keys of config.json files written before the `act` section existed, and where each
+# field lives now (same meaning, same value).
+OLD_TO_NEW_KEYS = {
+    "model.halt_max_steps": "act.halt_max_steps",
+    "model.halt_exploration_prob": "act.halt_exploration_prob",
+    "model.halt_exploration_final": "act.halt_exploration_final",
+    "model.loss_type": "act.loss_type",
+    "model.halt_penalty": "act.halt_penalty",
+    "model.recursion_reg": "act.recursion_reg",
+    "train.jit_compile": "runtime.jit_compile",
+}
+# Fields that old files wrote but nothing read.
+REMOVED_KEYS = ("eval.report_adaptive_halting",)
+# Old "-1 = derive" sentinels, now None (null in config.json).
+_OLD_SENTINELS = (
+    "train.total_steps",
+    "train.eval_every_steps",
+    "eval.halt_max_steps",
+    "act.halt_exploration_final",
+)
+# Model switches an arch does not have: old files listed them (as off) for every arch, new ones do not.
+_NOT_KEYWORDS = {
+    "hrm": ("model.mlp_t", "model.attention_window"),
+    "transformer": ("model.attention_window",),
+}
+
+
+def upgrade_config(flat: dict) -> dict:
+    """A flattened config of any age in today's layout, so old and new runs tabulate in one table.
+
+    Files written before the `act` section (they have `model.halt_max_steps`) get their ACT/loss fields
+    and `train.jit_compile` moved (OLD_TO_NEW_KEYS), `act.q_continue_target` added with the value the
+    trainer then derived from the arch (True for "hrm"), the arch's non-keywords and removed fields
+    dropped, and -1 sentinels turned into None. A current file comes back unchanged.
+    """
+    if "model.halt_max_steps" not in flat:
+        return dict(flat)
+    out = {OLD_TO_NEW_KEYS.get(k, k): v for k, v in flat.items() if k not in REMOVED_KEYS}
+    arch = out.get("model.arch", "trm")
+    out["act.q_continue_target"] = arch == "hrm"
+    for k in _NOT_KEYWORDS.get(arch, ()):
+        out.pop(k, None)
+    for k in _OLD_SENTINELS:
+        if isinstance(out.get(k), (int, float)) and out[k] < 0:
+            out[k] = None
+    return out
+
+
 def parse_data_config(name) -> tuple[float, float]:
     """Training puzzles and augmentations per puzzle from a data config name like `sub1000_aug1000`.
 
@@ -373,7 +421,7 @@ def load_run(workdir: str) -> dict:
     config = _read_json(_join(workdir, "config.json"), notes)
     config_cols: list[str] = []
     if isinstance(config, dict):
-        flat = flatten_config(config)
+        flat = upgrade_config(flatten_config(config))
         config_cols = list(flat)
         row.update(flat)
     summary = _read_json(_join(workdir, "run_summary.json"), notes)

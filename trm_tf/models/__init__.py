@@ -3,7 +3,6 @@ interop."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 
 from trm_tf.models.backbone import ReasoningBackbone
@@ -16,33 +15,45 @@ from trm_tf.models.recursion import (
     TRMRecursion,
 )
 
-# Keys that belong to the ACT wrapper / loss head (trm_tf/act.py, trm_tf/losses.py), not the network.
-_WRAPPER_KEYS = frozenset({"arch", "halt_max_steps", "halt_exploration_prob", "loss_type"})
-# Keys supplied by the dataset, not the model config.
-_DATA_KEYS = ("vocab_size", "seq_len", "num_puzzle_identifiers")
-# Backbone keywords every arch has (the recursion's `unsupported` ones are removed per arch).
-_BACKBONE_KEYS = frozenset(
-    n
-    for n, p in inspect.signature(ReasoningBackbone.__init__).parameters.items()
-    if p.default is not p.empty
+# Keywords of `ReasoningBackbone` that a config sets (everything but the recursion object and the three
+# dataset-derived positional arguments). tests/test_configs.py checks this against the signature.
+BACKBONE_KEYS = frozenset(
+    {
+        "hidden_size",
+        "num_heads",
+        "expansion",
+        "L_layers",
+        "H_layers",
+        "mlp_t",
+        "pos_encodings",
+        "puzzle_emb_ndim",
+        "puzzle_emb_len",
+        "rms_norm_eps",
+        "rope_theta",
+        "forward_dtype",
+        "remat",
+        "seed",
+        "attention_window",
+    }
 )
 
 
 def model_keys(arch: str) -> frozenset:
-    """Config keys `build_model` accepts for `arch` (besides the ACT-wrapper keys)."""
+    """Config keys `build_model` accepts for `arch`: `arch`, the backbone keywords the arch has (its
+    recursion's `unsupported` switches removed) and the recursion's (`H_cycles`, `L_cycles`)."""
     r = RECURSIONS[arch]
-    return (_BACKBONE_KEYS - set(r.unsupported)) | set(r.config_keys)
+    return (BACKBONE_KEYS - set(r.unsupported)) | set(r.config_keys) | {"arch"}
 
 
 def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle_identifiers: int):
-    """Builds a model from a config mapping whose keys are the model's keyword names.
+    """Builds a model from a config mapping whose keys are exactly the model's keyword names.
 
     Args:
-        model_cfg: mapping (dict, ml_collections.ConfigDict, ...) with an optional `arch` key
-            ("trm", the default, "hrm", "trm_singlez", "trm_hier6" or "transformer") and any of the
-            backbone's keywords (`hidden_size`, `mlp_t`, `forward_dtype`, ...) and the recursion's
-            (`H_cycles`, `L_cycles`). The ACT-wrapper keys `halt_max_steps`,
-            `halt_exploration_prob`, `loss_type` are ignored here.
+        model_cfg: mapping (dict, ml_collections.ConfigDict such as `config.model`, ...) with an
+            optional `arch` key ("trm", the default, "hrm", "trm_singlez", "trm_hier6" or
+            "transformer") and any of that arch's keywords (`model_keys(arch)`: `hidden_size`,
+            `mlp_t`, `forward_dtype`, `H_cycles`, ...). Nothing else: ACT and loss settings are not
+            the model's (they are `config.act`).
         vocab_size: from the dataset metadata.
         seq_len: from the dataset metadata.
         num_puzzle_identifiers: from the dataset metadata.
@@ -52,28 +63,17 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
         this under `strategy.scope()` to get distributed variables).
 
     Raises:
-        ValueError: unknown `arch` or unknown config keys.
+        ValueError: unknown `arch`, or a key that is not a keyword of the arch (one line naming it).
     """
-    cfg = dict(model_cfg.items())
-    arch = cfg.get("arch", "trm")
+    kwargs = dict(model_cfg.items())
+    arch = kwargs.pop("arch", "trm")
     if arch not in RECURSIONS:
         raise ValueError(f"Unknown model arch {arch!r}; available: {sorted(RECURSIONS)}")
-    allowed = model_keys(arch)
-    kwargs = {k: v for k, v in cfg.items() if k not in _WRAPPER_KEYS}
-    # configs/base.py lists TRM's switches for every arch; an arch without them takes them only off.
-    for k in ("mlp_t", "remat", "attention_window"):
-        if k in kwargs and k not in allowed:
-            if kwargs[k]:
-                raise ValueError(f"arch {arch!r} does not support {k}={kwargs[k]!r}")
-            kwargs.pop(k)
-    for k in _DATA_KEYS:
-        if k in kwargs:
-            raise ValueError(f"model config must not set {k!r}: it comes from the dataset metadata")
-    unknown = sorted(set(kwargs) - allowed)
+    unknown = sorted(set(kwargs) - model_keys(arch))
     if unknown:
         raise ValueError(
-            f"Unknown key(s) {unknown} in the model config for arch {arch!r}; "
-            f"allowed: {sorted(allowed | _WRAPPER_KEYS)}"
+            f"model config key(s) {unknown} are not keywords of arch {arch!r}; "
+            f"accepted: {sorted(model_keys(arch))}"
         )
     model = ReasoningBackbone.create(arch, vocab_size, seq_len, num_puzzle_identifiers, **kwargs)
     model.build_variables()

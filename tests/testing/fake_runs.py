@@ -1,6 +1,6 @@
 """Fabricates trainer work directories with known values, for tests of the analysis tools.
 
-`make_fake_run` writes the files of docs/run_directory.md (config.json from `configs.base`,
+`make_fake_run` writes the files of docs/run_directory.md (config.json from `configs.base.get_config()`,
 tf.summary event files in train/ and eval/, metrics.jsonl, eval_results.json, run_summary.json), any
 of which can be left out to imitate a partial run.
 """

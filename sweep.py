@@ -1,12 +1,12 @@
 r"""Batch runner: trains catalogue experiments one after another, unattended and resumable.
 
-  python -m trm_tf.sweep --list                                  # every id, its run, config, dataset
-  python -m trm_tf.sweep --pattern='^exp02' --workdir_root=gs://BUCKET/runs --tpu=local \
+  python sweep.py --list                                  # every id, its run, config, dataset
+  python sweep.py --pattern='^exp02' --workdir_root=gs://BUCKET/runs --tpu=local \
       --data_dir=gs://BUCKET/tfds --continue-on-failure
-  python -m trm_tf.sweep E2.3b exp08a --workdir_root=/tmp/runs --config_arg=runlocal --dry-run
-  python -m trm_tf.sweep exp09e --workdir_root=/tmp/runs --extra="--config.train.total_steps=10"
+  python sweep.py E2.3b exp08a --workdir_root=/tmp/runs --config_arg=runlocal --dry-run
+  python sweep.py exp09e --workdir_root=/tmp/runs --extra="--config.train.total_steps=10"
 
-Ids come from the registry `configs/presets.py:RUNS` (both naming schemes of the study, the paper's
+Ids come from the registry `configs/catalogue.py:RUNS` (both naming schemes of the study, the paper's
 other tasks and the contributions; `--list` shows them). Ids the study defined as the same run resolve
 to one run, trained once in `<root>/<run_id>`. Each run is a subprocess
 `python launch.py --config=<file>[:variant] --workdir=<root>/<run_id> [flags] [--extra ...]` with stdin
@@ -36,11 +36,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # quiet gs:// access (and the children)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:  # `configs` is a top-level package of the repository.
     sys.path.insert(0, str(REPO))
 
-from configs import presets  # noqa: E402
+from configs import catalogue  # noqa: E402
 
 SUMMARY_NAME = "sweep_summary.json"
 LOG_NAME = "launch.log"
@@ -111,7 +111,7 @@ def read_json(path: str):
 # Selection and commands.
 
 
-def select(ids: list[str], pattern: str | None) -> list[presets.Run]:
+def select(ids: list[str], pattern: str | None) -> list[catalogue.Run]:
     """Runs named by exact ids and/or a regex (substring) over every id, deduplicated, in order.
 
     Args:
@@ -125,10 +125,10 @@ def select(ids: list[str], pattern: str | None) -> list[presets.Run]:
     Raises:
       KeyError: an unknown id.
     """
-    runs = [presets.lookup(i) for i in ids]
+    runs = [catalogue.lookup(i) for i in ids]
     if pattern:
         matches = _matcher(pattern)
-        runs += [run for i, run in presets.all_ids() if matches(i)]
+        runs += [run for i, run in catalogue.all_ids() if matches(i)]
     seen, out = set(), []
     for run in runs:
         if run.run_id not in seen:
@@ -141,7 +141,7 @@ def list_lines(pattern: str | None = None) -> list[str]:
     """One line per id: id, run (workdir name), config[:variant], dataset."""
     matches = _matcher(pattern) if pattern else lambda _: True
     lines = []
-    for i, run in presets.all_ids():
+    for i, run in catalogue.all_ids():
         if not matches(i):
             continue
         lines.append(f"{i:<30} {run.run_id:<32} {run.config_arg:<50} {run.dataset}")
@@ -157,7 +157,7 @@ def _matcher(pattern: str):
 
 
 def command(
-    run: presets.Run,
+    run: catalogue.Run,
     workdir: str,
     launcher: list[str],
     *,
@@ -260,7 +260,7 @@ def launch(cmd: list[str], log_path: str, prefix: str, out=None) -> int:
     """
     out = out or sys.stdout
     log = _Log(log_path)
-    log.write(f"=== {_now()} trm_tf.sweep: {shlex.join(cmd)}\n")
+    log.write(f"=== {_now()} sweep.py: {shlex.join(cmd)}\n")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
         proc = subprocess.Popen(
@@ -302,7 +302,7 @@ def write_summary(root: str, records: list[dict]) -> dict:
     old = read_json(path)
     by_id = {r["id"]: r for r in (old or {}).get("runs", []) if isinstance(r, dict) and "id" in r}
     by_id.update({r["id"]: r for r in records})
-    order = {run.run_id: k for k, run in enumerate(presets.RUNS)}
+    order = {run.run_id: k for k, run in enumerate(catalogue.RUNS)}
     summary = {
         "root": root,
         "updated": _now(),
@@ -313,7 +313,7 @@ def write_summary(root: str, records: list[dict]) -> dict:
 
 
 def run_sweep(
-    runs: list[presets.Run],
+    runs: list[catalogue.Run],
     root: str,
     launcher: list[str],
     *,
@@ -426,7 +426,7 @@ def run_sweep(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(
-        prog="python -m trm_tf.sweep", description=__doc__.split("\n\n")[0].strip()
+        prog="python sweep.py", description=__doc__.split("\n\n")[0].strip()
     )
     p.add_argument("ids", nargs="*", help="ids of either scheme or run ids (see --list)")
     p.add_argument("--list", action="store_true", help="print every id, run, config and dataset")
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config_arg", default="", help="config-string items, e.g. runlocal,seed=1")
     a = p.parse_args(argv)
     if a.markdown:
-        print(presets.markdown_table())
+        print(catalogue.markdown_table())
         return 0
     if a.list:
         print("\n".join(list_lines(a.pattern)))
