@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from configs import base as config_base  # noqa: E402
 from trm_tf import distribute, summaries  # noqa: E402
 from trm_tf.data.datasets import DatasetMissingError  # noqa: E402
 
@@ -65,6 +66,7 @@ def main(argv):
     tpu = _TPU.value
     runtime = config.runtime
     try:
+        config_base.validate(config)  # again, now that the --config.* overrides are applied
         distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
         if runtime.input_pipelines == "per_replica" and (tpu or runtime.num_logical_cpus < 2):
             raise ValueError(

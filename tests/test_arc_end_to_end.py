@@ -36,7 +36,7 @@ def test_launch_trains_and_scores_arc_with_voting(tmp_path):
         "--config.model.puzzle_emb_ndim=32",
         "--config.model.H_cycles=1",
         "--config.model.L_cycles=1",
-        "--config.model.halt_max_steps=2",
+        "--config.act.halt_max_steps=2",
         "--config.train.global_batch_size=8",
         "--config.train.total_steps=4",
         "--config.train.steps_per_loop=2",

@@ -79,7 +79,7 @@ def test_halting_rule():
 
 def test_test_time_recursion_and_adaptive_halting_metrics(spec):
     c = small_config(spec.data_dir)
-    c.model.halt_max_steps = 2
+    c.act.halt_max_steps = 2
     c.eval.halt_max_steps = 5  # evaluate with more supervision steps than trained
     trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
     dist, steps = input_pipeline.distribute_eval(tf.distribute.get_strategy(), spec, 16)
@@ -143,8 +143,10 @@ def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
     np.testing.assert_array_equal(got, [False, True])  # q_halt > q_continue, not q_halt > 0
     c = small_config(spec.data_dir)
     c.model.arch = "hrm"
-    c.model.mlp_t, c.model.pos_encodings = False, "rope"
+    del c.model.mlp_t, c.model.attention_window  # HRM's blocks are attention only
+    c.model.pos_encodings = "rope"
     c.model.H_cycles, c.model.L_cycles = 1, 1
+    c.act.q_continue_target = True  # what configs/presets.hrm sets
     trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
     core = trainer._core_for_stage(0)
     batch = next(iter(input_pipeline.make_train_dataset(spec, 16, seed=0)))
@@ -165,7 +167,7 @@ def test_recursion_regulariser_adds_the_last_step_penalty_and_its_gradient(spec)
     for lam in (0.0, 0.5):
         c = small_config(spec.data_dir)
         c.model.H_cycles, c.model.L_cycles = 2, 2
-        c.model.recursion_reg = lam
+        c.act.recursion_reg = lam
         trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
         core = trainer._core_for_stage(0)
         _, grads, _, sums = core(trainer.carry.read(), batch, tf.zeros([16], tf.int32), 1.0)

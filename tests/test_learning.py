@@ -27,7 +27,7 @@ def test_tiny_trm_learns_easy_sudoku(tmp_path):
     build_tiny_sudoku(data_dir, EASY)
     c = small_config(data_dir, total_steps=300, steps_per_loop=25, log_every_steps=25)
     c.data.config = EASY.name
-    c.model.H_cycles, c.model.L_cycles, c.model.halt_max_steps = 2, 1, 2
+    c.model.H_cycles, c.model.L_cycles, c.act.halt_max_steps = 2, 1, 2
     c.optim.lr = c.optim.puzzle_emb_lr = 3e-3
     c.optim.weight_decay = 0.1
     c.optim.ema_rate = 0.95

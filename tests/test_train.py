@@ -33,7 +33,7 @@ def small_config(data_dir, **train):
     c.data.build_if_missing = False
     c.model.hidden_size = 32
     c.model.puzzle_emb_ndim = 32
-    c.model.H_cycles, c.model.L_cycles, c.model.halt_max_steps = 2, 2, 3
+    c.model.H_cycles, c.model.L_cycles, c.act.halt_max_steps = 2, 2, 3
     c.train.global_batch_size = 16
     c.eval.global_batch_size = 16
     c.eval.subset_size = 16
@@ -61,7 +61,7 @@ def launch_cmd(data_dir, workdir, *extra):
         "--config.model.puzzle_emb_ndim=32",
         "--config.model.H_cycles=2",
         "--config.model.L_cycles=2",
-        "--config.model.halt_max_steps=3",
+        "--config.act.halt_max_steps=3",
         "--config.train.global_batch_size=16",
         "--config.eval.global_batch_size=16",
         "--config.eval.subset_size=16",
@@ -211,7 +211,7 @@ def test_resolve_jit_compile():
         assert resolve_jit_compile(v, cpu, att) is True
     for v in (False, "false", "FALSE", "0", "off"):
         assert resolve_jit_compile(v, cpu, mlp) is False
-    with pytest.raises(ValueError, match="train.jit_compile"):
+    with pytest.raises(ValueError, match="runtime.jit_compile"):
         resolve_jit_compile("sometimes", cpu, mlp)
 
 
@@ -220,8 +220,8 @@ def test_mirrored_two_replicas_equal_single_device(data_dir):
 
     spec = datasets.load_spec("sudoku_extreme/pipeline_test", data_dir)
     c = small_config(data_dir)
-    c.model.halt_max_steps = 2  # slots halt and reload within the run
-    c.train.jit_compile = "true"
+    c.act.halt_max_steps = 2  # slots halt and reload within the run
+    c.runtime.jit_compile = "true"
     single, m1 = _train_state(tf.distribute.get_strategy(), c, spec, 5)
     mirrored, m2 = _train_state(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), c, spec, 5)
     assert single.keys() == mirrored.keys()

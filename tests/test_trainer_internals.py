@@ -33,10 +33,10 @@ def tiny_config(spec):
     c.model.puzzle_emb_ndim = 16
     c.model.num_heads = 2
     c.model.L_layers = 1
-    c.model.H_cycles, c.model.L_cycles, c.model.halt_max_steps = 1, 1, 2
+    c.model.H_cycles, c.model.L_cycles, c.act.halt_max_steps = 1, 1, 2
     c.train.global_batch_size = 8
     c.eval.global_batch_size = 8
-    c.train.jit_compile = "false"
+    c.runtime.jit_compile = "false"
     c.optim.lr_warmup_steps = 1
     return c
 

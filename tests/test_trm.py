@@ -355,9 +355,6 @@ def test_build_model_factory():
         L_cycles=2,
         puzzle_emb_ndim=32,
         puzzle_emb_len=2,
-        halt_max_steps=16,
-        halt_exploration_prob=0.1,
-        loss_type="stablemax",
     )
     m = build_model(cfg, vocab_size=11, seq_len=9, num_puzzle_identifiers=4)
     assert m.built and m.total_len == 11 and m.puzzle_emb.shape == (4, 32)

@@ -266,7 +266,7 @@ _FALSE = ("false", "0", "no", "off")
 
 
 def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -> bool:
-    """`train.jit_compile` ("auto", "true"/"false" or a bool) -> whether the cores use XLA.
+    """`runtime.jit_compile` ("auto", "true"/"false" or a bool) -> whether the cores use XLA.
 
     "auto" compiles with XLA everywhere except an attention model on CPU: there XLA:CPU runs the
     small-head batched matmuls and the row softmax about 2x slower than TensorFlow's oneDNN kernels,
@@ -281,7 +281,7 @@ def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -
     if v in _FALSE:
         return False
     if v != "auto":
-        raise ValueError(f"train.jit_compile must be 'auto', 'true' or 'false', got {value!r}")
+        raise ValueError(f"runtime.jit_compile must be 'auto', 'true' or 'false', got {value!r}")
     try:
         devices = strategy.extended.worker_devices
     except RuntimeError:  # the default strategy: ops go to an accelerator if there is one

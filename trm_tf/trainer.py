@@ -103,8 +103,9 @@ class Trainer:
         self.jit_compile = distribute.resolve_jit_compile(config.runtime.jit_compile, strategy, m)
         o = config.optim
         with strategy.scope():
+            # The run's seed also seeds the initial weights (unless the model section pins its own).
             self.model = build_model(
-                m,
+                {**dict(m.items()), "seed": m.get("seed", config.seed)},
                 vocab_size=spec.vocab_size,
                 seq_len=spec.seq_len,
                 num_puzzle_identifiers=spec.num_puzzle_identifiers,

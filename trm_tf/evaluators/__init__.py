@@ -12,7 +12,7 @@ from trm_tf.evaluators.accuracy import AccuracyEvaluator
 def from_config(config, spec, halt_max_steps: int) -> list:
     """The evaluators a run uses: accuracy always, ARC voting for `eval.evaluator = "arc"`."""
     evaluators: list = [AccuracyEvaluator(halt_max_steps)]
-    kind = config.eval.get("evaluator", "")
+    kind = config.eval.evaluator
     if kind == "arc":
         from trm_tf.evaluators.arc import ARCVoting
 
