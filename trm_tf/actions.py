@@ -217,7 +217,10 @@ class ProfileWindow:
             tf.profiler.experimental.start(self.logdir)
             return
         est_ms = 1000.0 * n / steps_per_s if steps_per_s > 0 else 10_000.0
-        duration_ms = int(min(max(2.0 * est_ms + 2000.0, 3000.0), 120_000))
+        duration_ms = int(min(max(2.0 * est_ms + 2000.0, 5000.0), 120_000))
+        logging.info(
+            "Tracing the profiler services %s for %d ms", ",".join(self.addresses), duration_ms
+        )
 
         def trace():
             try:
