@@ -14,7 +14,11 @@ carry) and prints one line each; see trm_tf/preflight.py.
 Exit codes: 0 done (also after a preemption, when the checkpoint was saved: run_summary.json then says
 "preempted"), 1 bad flags or config (a misspelt field, local paths where remote hosts need gs://),
 2 TPU / cluster unreachable (a host or worker that did not answer names itself), 3 dataset missing,
-4 non-finite loss, 5 the per-chip memory estimate exceeds the accelerator's HBM, 6 preflight failed.
+4 non-finite loss or weights, 5 the per-chip memory estimate exceeds the accelerator's HBM, 6 preflight
+failed, 7 the workdir has checkpoints but none can be restored, 8 the workdir is in use by another run
+(its `run.lock`). A changed model/data/optimizer on resume and `--mode=eval` without a checkpoint are
+config errors (1). Every failure leaves `"status": "failed"` with the error in run_summary.json; user errors
+print one line (`--verbosity=1` adds the traceback).
 """
 
 import os
@@ -30,7 +34,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from configs import base as config_base  # noqa: E402
-from trm_tf import distribute, summaries  # noqa: E402
+from trm_tf import distribute  # noqa: E402
 from trm_tf.data.datasets import DatasetMissingError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -92,30 +96,47 @@ def main(argv):
 
         ok = preflight.run(config, workdir, strategy, tpu, strategy_seconds)
         sys.exit(0 if ok else 6)
-    if distribute.is_chief(strategy):
-        with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-    from trm_tf import memory, train  # noqa: PLC0415  (imports Keras/TFDS only after flags parse)
+    chief = distribute.is_chief(strategy)
+    from trm_tf import memory, train  # noqa: PLC0415  (Keras/TFDS after flags)
+    from trm_tf import workdir as run_dir
+    from trm_tf.checkpointing import CheckpointError  # noqa: PLC0415
 
+    rundir = run_dir.RunDir(workdir, writer=chief)
+    lock = run_dir.RunLock(rundir.path)
+    rundir.lock = lock
+    # User errors: one line (the traceback with --verbosity=1) and a documented exit code.
+    exit_codes = [
+        (DatasetMissingError, 3),
+        (memory.MemoryBudgetError, 5),
+        (train.NonFiniteLossError, 4),
+        (run_dir.WorkdirBusyError, 8),
+        (run_dir.ConfigChangedError, 1),
+        (CheckpointError, 7),
+        (train.NoCheckpointError, 1),
+    ]
+    code = 0
     try:
-        train.run(config, workdir, strategy, _MODE.value, tpu=tpu)
-    except DatasetMissingError as e:
-        logging.error("%s", e)
-        sys.exit(3)
-    except memory.MemoryBudgetError as e:
-        logging.error("%s", e)
-        sys.exit(5)
-    except train.NonFiniteLossError as e:
-        logging.error("%s", e)
-        summaries.write_json(
-            os.path.join(workdir, "run_summary.json"),
-            {
-                **summaries.read_json(os.path.join(workdir, "run_summary.json"), {}),
-                "status": "failed",
-                "error": str(e),
-            },
-        )
-        sys.exit(4)
+        if chief:
+            lock.acquire()
+            resuming = bool(tf.io.gfile.glob(os.path.join(rundir.checkpoints, "ckpt-*.index")))
+            for change in rundir.check_config(config, resuming):
+                logging.info("Config change on resume (allowed): %s", change)
+            rundir.write_config(config)
+        train.run(config, workdir, strategy, _MODE.value, tpu=tpu, rundir=rundir)
+    except Exception as e:  # noqa: BLE001  (every failure leaves status "failed" with its error)
+        code = next((c for cls, c in exit_codes if isinstance(e, cls)), None)
+        busy = isinstance(e, run_dir.WorkdirBusyError)
+        if chief and not busy and not isinstance(e, run_dir.ConfigChangedError):
+            rundir.update_summary(status="failed", error=f"{type(e).__name__}: {e}")
+        if code is None:
+            raise  # a bug, not a user error: the full traceback
+        logging.error("%s", " ".join(str(e).split("\n")))
+        if logging.get_verbosity() >= logging.DEBUG:
+            logging.exception("Traceback:")
+    finally:
+        lock.release()
+    if code:
+        sys.exit(code)
     if getattr(strategy.extended, "_num_workers", 1) > 1:
         # A worker process of a cluster ends here without Python's interpreter teardown: TF's gRPC and
         # profiler servers "do not support clean shutdown" and their destructors have crashed a finished

@@ -121,6 +121,7 @@ class LogMetrics:
             examples_per_s=m["examples_per_s"],
             wall_time_s=self.wall_time(),
         )
+        self.rundir.heartbeat()
         self.trainer.reset_metrics()
         self.window_steps, self.window_t0 = 0, time.perf_counter()
 
@@ -150,6 +151,12 @@ class SaveCheckpoint:
 
     def __call__(self, end: LoopEnd) -> None:
         if crossed(end.before, end.after, self.every) or end.last or end.stop:
+            # The loss can be finite while the last update already overflowed a weight: never save that.
+            if not self.ckpt.state_is_finite():
+                raise NonFiniteLossError(
+                    f"Non-finite weights after step {end.after}; stopping. The last good checkpoint "
+                    f"({self.ckpt.latest()}) is kept."
+                )
             self.ckpt.save(end.after)
 
 

@@ -56,6 +56,10 @@ def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+class CheckpointError(RuntimeError):
+    """The workdir has checkpoint files but none can be restored."""
+
+
 class CheckpointIO:
     """Save/restore of a Trainer's state in `workdir/checkpoints`."""
 
@@ -105,27 +109,110 @@ class CheckpointIO:
         return list(state.all_model_checkpoint_paths) if state else []
 
     def latest(self) -> str | None:
+        """The newest checkpoint this run can resume from (verified at restore, finite when saved)."""
         return tf.train.latest_checkpoint(self.real_dir)
 
+    def on_disk(self) -> list[int]:
+        """Steps of the checkpoints whose files are in the directory, newest first (whatever the
+        `checkpoint` state file says: it may name files a user or a crash removed)."""
+        steps = []
+        for p in tf.io.gfile.glob(os.path.join(self.real_dir, "ckpt-*.index")):
+            m = re.search(r"ckpt-(\d+)\.index$", p)
+            if m:
+                steps.append(int(m.group(1)))
+        return sorted(steps, reverse=True)
+
+    def state_is_finite(self) -> bool:
+        """Whether every floating-point variable of the checkpoint (model, EMA, optimizer) is finite."""
+        t = self.trainer
+        variables = list(t.model.variables) + list(getattr(t.optimizer, "variables", []))
+        if t.ema is not None:
+            variables += list(t.ema.shadows)
+        checks = [
+            tf.reduce_all(tf.math.is_finite(v.read_value() if hasattr(v, "read_value") else v))
+            for v in variables
+            if tf.as_dtype(v.dtype).is_floating
+        ]
+        return bool(tf.reduce_all(tf.stack(checks))) if checks else True
+
+    def _try_restore(self, path: str) -> str | None:
+        """Restores `path`; None on success, else why it cannot be used (one line)."""
+        try:
+            self.ckpt.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            text = getattr(e, "message", None) or str(e)
+            return f"{type(e).__name__}: {text.strip().splitlines()[0] if text.strip() else ''}"
+        if not self.state_is_finite():
+            return "it holds non-finite values"
+        return None
+
     def restore_latest(self) -> int:
-        """Restores the newest checkpoint (if any) and its carry; returns the restored step (0 if none)."""
-        path = self.latest()
-        if not path:
+        """Restores the newest usable checkpoint and its carry; returns its step (0 when there is none).
+
+        Walks back from the newest checkpoint on disk: one that cannot be read (missing or corrupt files,
+        say after a crash during a save) or holds non-finite values is skipped with a warning saying why,
+        and moved to `checkpoints/skipped/` by the chief so that it can neither be restored nor overwrite
+        good ones later. A directory with checkpoint files of which none is usable raises
+        CheckpointError instead of silently starting from step 0.
+        """
+        steps = self.on_disk()
+        if not steps:
             return 0
-        self.ckpt.restore(path).assert_existing_objects_matched()
-        step = int(self.trainer.step.numpy())
-        carry_path = self._carry_path(step)
-        if tf.io.gfile.exists(carry_path):
-            with tf.io.gfile.GFile(carry_path, "rb") as f:
-                values = decode_arrays(f.read())
-            try:
-                self.trainer.carry.load_local_values(self.trainer.strategy, values)
-            except ValueError as e:
-                logging.warning("Carry not restored (%s); starting from a fresh carry.", e)
+        skipped = []
+        for s in steps:
+            path = os.path.join(self.real_dir, f"ckpt-{s}")
+            problem = self._try_restore(path)
+            if problem is None:
+                break
+            logging.warning("Skipping checkpoint %s: %s", path, problem)
+            skipped.append((s, problem))
         else:
-            logging.warning("No carry file %s; resuming with a fresh ACT carry.", carry_path)
-        logging.info("Restored %s (step %d)", path, step)
+            raise CheckpointError(
+                f"none of the {len(steps)} checkpoints in {self.real_dir} can be restored (ckpt-{steps[0]}: "
+                f"{skipped[0][1]}); if the config changed, use a new --workdir; to start over, move "
+                f"{self.real_dir} away"
+            )
+        if skipped and self.chief:
+            self._set_aside([s for s, _ in skipped], path)
+        step = int(self.trainer.step.numpy())
+        self._restore_carry(step)
+        logging.info(
+            "Restored %s (step %d)%s",
+            path,
+            step,
+            f"; skipped newer {', '.join(f'ckpt-{s}' for s, _ in skipped)}" if skipped else "",
+        )
         return step
+
+    def _set_aside(self, bad_steps: list[int], good_path: str) -> None:
+        """Moves unusable checkpoints (and their carry files) to checkpoints/skipped/ and points the
+        `checkpoint` state file at the good ones."""
+        aside = os.path.join(self.real_dir, "skipped")
+        tf.io.gfile.makedirs(aside)
+        for s in bad_steps:
+            for f in tf.io.gfile.glob(
+                os.path.join(self.real_dir, f"ckpt-{s}.*")
+            ) + tf.io.gfile.glob(os.path.join(self.real_dir, f"carry-{s}.*")):
+                tf.io.gfile.rename(f, os.path.join(aside, os.path.basename(f)), overwrite=True)
+        good = [os.path.join(self.real_dir, f"ckpt-{s}") for s in sorted(self.on_disk())]
+        tf.compat.v1.train.update_checkpoint_state(
+            self.real_dir, good_path, all_model_checkpoint_paths=good
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.ckpt, self.directory, max_to_keep=self.manager._max_to_keep
+        )
+
+    def _restore_carry(self, step: int) -> None:
+        carry_path = self._carry_path(step)
+        if not tf.io.gfile.exists(carry_path):
+            logging.warning("No carry file %s; resuming with a fresh ACT carry.", carry_path)
+            return
+        with tf.io.gfile.GFile(carry_path, "rb") as f:
+            values = decode_arrays(f.read())
+        try:
+            self.trainer.carry.load_local_values(self.trainer.strategy, values)
+        except ValueError as e:
+            logging.warning("Carry not restored (%s); starting from a fresh carry.", e)
 
 
 def average_checkpoint_weights(model, paths: list[str]) -> list[np.ndarray]:

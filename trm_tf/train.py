@@ -37,11 +37,17 @@ from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
 from trm_tf.workdir import RunDir
 
+
+class NoCheckpointError(ValueError):
+    """`--mode=eval` on a workdir without a checkpoint."""
+
+
 # The profiler service of the TPU runtime on every TPU VM host.
 TPU_PROFILER_PORT = 8466
 
 __all__ = [
     "ARC_DEVICE_FEATURES",
+    "NoCheckpointError",
     "NonFiniteLossError",
     "crossed",
     "memory_check",
@@ -170,13 +176,15 @@ def run(
     strategy: tf.distribute.Strategy,
     mode: str = "train_and_eval",
     tpu: str = "",
+    rundir: RunDir | None = None,
 ) -> dict:
     """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics.
 
-    `tpu` is launch.py's `--tpu` (it tells whether remote hosts' profiler services must be traced).
+    `tpu` is launch.py's `--tpu` (it tells whether remote hosts' profiler services must be traced);
+    `rundir` the launcher's RunDir (which holds the workdir lock), else one is made here.
     """
     chief = distribute.is_chief(strategy)
-    rundir = RunDir(workdir, writer=chief)
+    rundir = rundir or RunDir(workdir, writer=chief)
     d = config.data
     spec = datasets.ensure_dataset(
         f"{d.name}/{d.config}", d.data_dir, d.build_if_missing, d.manual_dir
@@ -188,6 +196,15 @@ def run(
     keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, distribute.worker_index(strategy))
     start_step = ckpt.restore_latest()
+    if mode == "eval" and start_step == 0:
+        raise NoCheckpointError(
+            f"--mode=eval needs a checkpoint and {ckpt.real_dir} has none (a typo in --workdir?)"
+        )
+    removed = rundir.truncate_after(start_step)
+    if removed:
+        logging.info(
+            "Dropped %d log records of steps after the restored step %d", removed, start_step
+        )
     wall_before = float(rundir.summary().get("wall_time_s", 0.0))
     rundir.update_summary(
         **_summary_fields(config, trainer, strategy, spec, start_step, total_steps)
@@ -292,7 +309,8 @@ def _train_loops(
             profile.begin(log.steps_per_s(), n)
         else:
             n = steps_to_next_stop(step, total_steps, spl, cadences, (profile.start, stage_end))
-        trainer.train_loop(iterator, n)
+        with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
+            trainer.train_loop(iterator, n)
         end = LoopEnd(step, step + n, step + n >= total_steps, preemption.requested())
         step = end.after
         if profiling:

@@ -299,8 +299,9 @@ class Trainer:
             self.ema.swap()
         try:
             it = iter(dist_dataset)
-            for _ in range(num_steps):
-                out = eval_step(next(it))
+            for i in range(num_steps):
+                with tf.profiler.experimental.Trace("eval", step_num=i, _r=1):  # a step marker
+                    out = eval_step(next(it))
                 for o in _unstack_per_replica(self.strategy, out):
                     o = tf.nest.map_structure(lambda t: t.numpy(), o)
                     for e in evaluators:

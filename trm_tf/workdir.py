@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
+import uuid
 
 import tensorflow as tf
 
@@ -18,6 +21,7 @@ SUMMARY = "run_summary.json"
 EVAL_RESULTS = "eval_results.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
+LOCK = "run.lock"
 
 
 def write_json(path: str, obj) -> None:
@@ -69,6 +73,12 @@ class RunDir:
     def __init__(self, path: str, writer: bool = True):
         self.path = path if "://" in path else os.path.abspath(os.path.expanduser(path))
         self.writer = writer
+        self.lock: RunLock | None = None  # set by the launcher that holds the workdir
+
+    def heartbeat(self) -> None:
+        """Refreshes the workdir lock's heartbeat (called at every log)."""
+        if self.lock is not None:
+            self.lock.heartbeat()
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -129,3 +139,195 @@ class RunDir:
 
     def evaluated_steps(self) -> set[int]:
         return {int(h.get("step", -1)) for h in self.eval_results()["history"]}
+
+    # -------------------------------------------------------------- resume
+    def truncate_after(self, step: int) -> int:
+        """Removes what a previous process logged after `step` (the step a resume restored): metrics.jsonl
+        rows, eval_results.json entries and TensorBoard events, so that no step appears twice. Returns the
+        number of records removed (chief only; 0 elsewhere)."""
+        if not self.writer:
+            return 0
+        removed = 0
+        path = self.file(METRICS)
+        if tf.io.gfile.exists(path):
+            rows = read_jsonl(path)
+            keep = [r for r in rows if int(r.get("step", 0)) <= step]
+            if len(keep) < len(rows):
+                removed += len(rows) - len(keep)
+                tmp = path + ".tmp"
+                with tf.io.gfile.GFile(tmp, "w") as f:
+                    f.write("".join(json.dumps(r) + "\n" for r in keep))
+                tf.io.gfile.rename(tmp, path, overwrite=True)
+        results = self.eval_results()
+        history = [h for h in results["history"] if int(h.get("step", 0)) <= step]
+        if len(history) < len(results["history"]):
+            removed += len(results["history"]) - len(history)
+            results["history"] = history
+            results["latest"] = history[-1] if history else {}
+            write_json(self.file(EVAL_RESULTS), results)
+        for events in tf.io.gfile.glob(self.file(os.path.join("*", "events.out.tfevents.*"))):
+            removed += _truncate_events(events, step)
+        return removed
+
+    def check_config(self, config, resuming: bool) -> list[str]:
+        """Compares `config` with the run's config.json before anything is written.
+
+        On a resume, a change to a state-shaping field (STATE_FIELDS) raises ConfigChangedError naming the
+        fields; the other changes are returned (for the log). A workdir without checkpoints takes any config.
+        """
+        old = read_json(self.file(CONFIG))
+        if old is None or not resuming:
+            return []
+        new = json.loads(config.to_json_best_effort())
+        state, other = config_changes(old, new)
+        if state:
+            raise ConfigChangedError(
+                f"{self.path} holds checkpoints of another model/data/optimizer; changed: "
+                f"{'; '.join(state)} (use a new --workdir, or restore these values)"
+            )
+        return other
+
+
+# Fields whose change alters the shape or meaning of a checkpoint's state: a resume with a different value
+# is refused. Everything else (training length, cadences, evaluation, runtime) may change and is logged.
+STATE_FIELDS = (
+    "model.",
+    "data.name",
+    "data.config",
+    "optim.name",
+    "optim.ema",
+    "train.global_batch_size",
+)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(state-shaping changes, other changes) between two configs as "field: old -> new" lines."""
+    a, b = _flatten(old), _flatten(new)
+    state, other = [], []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, "<unset>") == b.get(key, "<unset>"):
+            continue
+        line = f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}"
+        (state if key.startswith(STATE_FIELDS) else other).append(line)
+    return state, other
+
+
+class ConfigChangedError(ValueError):
+    """A resume with a config whose state-shaping fields differ from the run's config.json."""
+
+
+class WorkdirBusyError(RuntimeError):
+    """Another live run holds the workdir's lock."""
+
+
+def _truncate_events(path: str, step: int) -> int:
+    """Drops the events after `step` from one TensorBoard event file; returns how many were dropped."""
+    from tensorflow.core.util import event_pb2
+
+    kept, dropped = [], 0
+    for raw in tf.data.TFRecordDataset(path):
+        ev = event_pb2.Event.FromString(raw.numpy())
+        if ev.step > step and not ev.HasField("file_version"):
+            dropped += 1
+        else:
+            kept.append(raw.numpy())
+    if dropped:
+        tmp = path + ".tmp"
+        with tf.io.TFRecordWriter(tmp) as w:
+            for r in kept:
+                w.write(r)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    return dropped
+
+
+class RunLock:
+    """One run per workdir: `run.lock` holds the owner's host, pid, start time and a heartbeat.
+
+    A second run refuses to start (WorkdirBusyError, one line naming the owner) unless the lock is stale:
+    its process is gone (same host) or its heartbeat is older than `stale_after_s` (another host; the
+    owner refreshes it at every log). On local paths the lock is created with O_EXCL; on gs:// it is
+    written and read back (GCS has no exclusive create through gfile; two runs starting within the same
+    second on the same bucket path could both pass — the read-back catches the common case).
+    """
+
+    def __init__(self, path: str, stale_after_s: float = 1800.0):
+        self.path = os.path.join(path, LOCK)
+        self.stale_after_s = stale_after_s
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    def _info(self) -> dict:
+        now = time.time()
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": now,
+            "heartbeat": now,
+            "token": self.token,
+        }
+
+    def stale(self, info: dict) -> bool:
+        if info.get("host") == socket.gethostname():
+            try:
+                os.kill(int(info.get("pid", -1)), 0)
+            except ProcessLookupError:
+                return True
+            except (PermissionError, ValueError, OSError):
+                return False
+            return False
+        return time.time() - float(info.get("heartbeat", 0)) > self.stale_after_s
+
+    def acquire(self) -> None:
+        existing = read_json(self.path)
+        if existing is not None:
+            if not self.stale(existing):
+                started = time.strftime(
+                    "%Y-%m-%d %H:%M:%S", time.localtime(existing.get("started", 0))
+                )
+                raise WorkdirBusyError(
+                    f"{os.path.dirname(self.path)} is in use by pid {existing.get('pid')} on "
+                    f"{existing.get('host')} since {started} ({self.path}); wait for it, stop it, or "
+                    "use another --workdir (delete the lock only if that run is really gone)"
+                )
+            tf.io.gfile.remove(self.path)
+        tf.io.gfile.makedirs(os.path.dirname(self.path))
+        data = json.dumps(self._info())
+        if "://" in self.path:
+            with tf.io.gfile.GFile(self.path, "w") as f:
+                f.write(data)
+            time.sleep(1.0)
+            if (read_json(self.path) or {}).get("token") != self.token:
+                raise WorkdirBusyError(
+                    f"{self.path} was taken by another run starting at the same time"
+                )
+        else:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                raise WorkdirBusyError(
+                    f"{self.path} was taken by another run starting at the same time"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+        self.held = True
+
+    def heartbeat(self) -> None:
+        if self.held:
+            info = read_json(self.path) or {}
+            if info.get("token") == self.token:
+                write_json(self.path, {**info, "heartbeat": time.time()})
+
+    def release(self) -> None:
+        if self.held and (read_json(self.path) or {}).get("token") == self.token:
+            tf.io.gfile.remove(self.path)
+        self.held = False
