@@ -148,5 +148,29 @@ def main(argv):
         os._exit(0)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad flag, a misspelt config field or a missing config file reported in
+    one line (exit 1) instead of several tracebacks."""
+    try:
+        rest = flags.FLAGS(argv)
+        _CONFIG.value.keys()  # the config file is loaded lazily: fail here, in one line
+        return rest
+    except OSError as e:
+        last = [x.strip() for x in str(e).splitlines() if x.strip()][-1]
+        sys.stderr.write(f"launch.py: --config: {last}\n")
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001  (flags.Error, AttributeError, ValueError, ...)
+        cause = e.__cause__ or e.__context__ or e
+        text = str(cause if isinstance(e, flags.Error) and cause is not e else e)
+        text = text.encode().decode("unicode_escape") if "\\n" in text else text
+        if (
+            "Traceback (most recent call last)" in text
+        ):  # ml_collections embeds the get_config traceback
+            text = [x for x in text.splitlines() if x.strip()][-1]
+        text = " ".join(text.replace("'", "").split())
+        sys.stderr.write(f"launch.py: {type(e).__name__}: {text}\n")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -181,3 +181,45 @@ def test_killed_at_random_points_always_resumes_complete_and_exact(data_dir, tmp
     a, b = weights_of(ref), weights_of(run)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_a_corrupt_shard_is_named_with_the_rebuild_command(tmp_path):
+    from trm_tf import train
+    from trm_tf.data import datasets
+
+    data_dir = str(tmp_path / "tfds")
+    spec = build_tiny_sudoku(data_dir)
+    base = tf.io.gfile.glob(os.path.join(data_dir, "sudoku_extreme", "pipeline_test", "*"))[0]
+    shard = sorted(tf.io.gfile.glob(os.path.join(base, "*train.tfrecord*")))[0]
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[: len(data) // 2])  # a truncated record
+    from tests.test_train import small_config
+
+    c = small_config(data_dir, total_steps=4)
+    with pytest.raises(datasets.DatasetCorruptError) as e:
+        train.run(c, str(tmp_path / "run"), tf.distribute.get_strategy(), mode="train")
+    msg = str(e.value)
+    assert shard in msg and "tfds build" in msg and "\n" not in msg
+    assert spec.name in msg
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--config.model.hiden_size=3",), 'Did you mean "hidden_size"'),
+        (("--config.model.hidden_size=abc",), "invalid literal for int()"),
+        (("--config=CONFIGS/nope.py",), "No such file or directory"),
+        (("--config=CONFIGS/quickstart.py:bogus",), "Unknown config argument bogus"),
+    ],
+)
+def test_flag_and_config_mistakes_are_one_line(tmp_path, args, expected):
+    import sys
+
+    argv = [sys.executable, os.path.join(REPO, "launch.py"), f"--workdir={tmp_path / 'w'}"]
+    argv += ["--config=" + os.path.join(REPO, "configs", "quickstart.py:runlocal")]
+    argv += [a.replace("CONFIGS", os.path.join(REPO, "configs")) for a in args]
+    out = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=300)
+    lines = [
+        x for x in out.stderr.splitlines() if x and not x.startswith(("WARNING: All", "I0000"))
+    ]
+    assert out.returncode == 1 and len(lines) == 1 and expected in lines[0], out.stderr[-2000:]

@@ -110,9 +110,44 @@ def manual_or_download(
         manual = epath.Path(dl_manager.manual_dir)
     except AssertionError:  # TFDS asserts when the manual dir is missing or empty.
         manual = None
-    if manual is not None and all((manual / name).exists() for name in files.values()):
-        return {key: manual / name for key, name in files.items()}
-    return {key: epath.Path(p) for key, p in dl_manager.download(dict(urls)).items()}
+    if manual is not None:
+        missing = [name for name in files.values() if not (manual / name).exists()]
+        if not missing:
+            return {key: manual / name for key, name in files.items()}
+        # A manual dir the user gave is never silently replaced by downloaded data.
+        raise FileNotFoundError(
+            f"--manual_dir={manual} lacks {', '.join(missing)} (it needs {', '.join(files.values())})"
+        )
+    _require_network(urls, files)
+    try:
+        return {key: epath.Path(p) for key, p in dl_manager.download(dict(urls)).items()}
+    except Exception as e:  # noqa: BLE001  (TFDS raises many kinds; the user needs one line)
+        raise ConnectionError(
+            f"downloading {', '.join(files.values())} failed ({type(e).__name__}); put them in a folder "
+            "and pass it as --manual_dir"
+        ) from e
+
+
+def _require_network(
+    urls: Mapping[str, str], files: Mapping[str, str], timeout: float = 3.0
+) -> None:
+    """Fails within seconds, naming --manual_dir, when the download host cannot be reached (offline, TFDS
+    would retry for minutes and end in a long traceback)."""
+    import socket
+    from urllib.parse import urlparse
+
+    for url in urls.values():
+        u = urlparse(url)
+        if not u.hostname:
+            continue
+        try:
+            with socket.create_connection((u.hostname, u.port or 443), timeout=timeout):
+                pass
+        except OSError:
+            raise ConnectionError(
+                f"cannot reach {u.hostname} to download {', '.join(files.values())}; put them in a "
+                "folder and pass it as --manual_dir"
+            ) from None
 
 
 def read_metadata(data_dir: epath.PathLike, name_and_config: str) -> dict:

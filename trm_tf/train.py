@@ -170,7 +170,22 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
     }
 
 
-def run(
+def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str = "", rundir=None):
+    """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics.
+
+    `tpu` is launch.py's `--tpu` (it tells whether remote hosts' profiler services must be traced);
+    `rundir` the launcher's RunDir (which holds the workdir lock), else one is made here. A dataset file
+    that turns out unreadable mid-run stops it with DatasetCorruptError naming the file.
+    """
+    try:
+        return _run(config, workdir, strategy, mode, tpu, rundir)
+    except tf.errors.DataLossError as e:
+        d = config.data
+        spec = datasets.load_spec(f"{d.name}/{d.config}", d.data_dir)
+        raise datasets.corrupt_error(spec, e) from e
+
+
+def _run(
     config,
     workdir: str,
     strategy: tf.distribute.Strategy,

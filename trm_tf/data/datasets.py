@@ -11,6 +11,7 @@ import importlib
 import os
 from typing import Any
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
@@ -120,8 +121,41 @@ def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec
     logging.info("Building %s into %s ...", name, data_dir)
     builder = module.Builder(config=config or None, data_dir=data_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=expand_dir(manual_dir) or None)
-    builder.download_and_prepare(download_config=download_config)
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except (FileNotFoundError, ConnectionError) as e:
+        # No half-built folders left behind: the next attempt starts clean.
+        for partial in tf.io.gfile.glob(os.path.join(data_dir, dataset, config, "incomplete.*")):
+            tf.io.gfile.rmtree(partial)
+        raise DatasetMissingError(f"Building {name} failed: {e}") from e
     return load_spec(name, data_dir)
+
+
+class DatasetCorruptError(DatasetMissingError):
+    """A TFRecord file of a built dataset cannot be read; the message names it and the rebuild command."""
+
+
+def corrupt_files(spec: DatasetSpec) -> list[str]:
+    """The dataset's TFRecord files that cannot be read to the end (run after a DataLossError)."""
+    base = tfds.builder(spec.name, data_dir=spec.data_dir).data_dir
+    bad = []
+    for path in sorted(tf.io.gfile.glob(os.path.join(base, "*.tfrecord*"))):
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError:
+            bad.append(path)
+    return bad
+
+
+def corrupt_error(spec: DatasetSpec, error: Exception) -> DatasetCorruptError:
+    """A one-line error naming the unreadable files of `spec` and the command that rebuilds it."""
+    bad = corrupt_files(spec)
+    where = ", ".join(bad) if bad else f"a file of {spec.name} ({str(error).splitlines()[0]})"
+    return DatasetCorruptError(
+        f"{where} is corrupt; delete {os.path.join(spec.data_dir, spec.name)} and rebuild: "
+        + build_command(spec.name, spec.data_dir).replace("\n", " ")
+    )
 
 
 def ensure_dataset(
