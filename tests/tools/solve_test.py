@@ -165,6 +165,7 @@ def test_solve_cli_on_a_trained_run(tmp_path):
     build_tiny_sudoku(data_dir)
     c = small_config(data_dir, total_steps=4)
     workdir = str(tmp_path / "run")
+    RunDir(workdir).write_config(c)  # as launch.py does
     train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
 
     def solve_cli(*args):

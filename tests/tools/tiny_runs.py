@@ -1,7 +1,7 @@
 """Tiny run directories for the tool tests, written in a second without training or a dataset.
 
-`make_run` leaves what training leaves (config.json, checkpoints/ckpt-N with model, EMA shadows and a
-step counter) for a 32-wide Sudoku model; the weights are shifted away from the seeded initial ones, so
+`make_run` leaves what training leaves (config.json, checkpoints/ckpt-N with model, optimizer, EMA shadows
+and a step counter) for a 32-wide Sudoku model; the weights are shifted away from the seeded initial ones, so
 a model that skipped its restore is caught by comparing values.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -42,7 +43,11 @@ def save_checkpoint(directory: str, config, step: int = 1, ema: bool = True, shi
     model = build_model(config.model, **restore.model_dims(config))
     for v in model.trainable_variables:
         v.assign_add(tf.fill(v.shape, tf.cast(RAW_SHIFT + shift, v.dtype)))
-    items = dict(model=model, step=tf.Variable(step, dtype=tf.int64))
+    # An optimizer next to the model, as in a trainer's checkpoint: it reaches the model's deeper
+    # weights by a shorter path, so the checkpoint keys them under optimizer/..., not model/...
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    items = dict(model=model, optimizer=optimizer, step=tf.Variable(step, dtype=tf.int64))
     shadows = None
     if ema:
         items["ema"] = optim.EMA(model.trainable_variables, 0.9)

@@ -21,6 +21,7 @@ mis-shaped.
 
 from __future__ import annotations
 
+import collections
 import os
 import posixpath
 import tempfile
@@ -28,6 +29,7 @@ import tempfile
 import ml_collections
 import tensorflow as tf
 from absl import logging
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from trm_tf.workdir import CONFIG, RunDir
 
@@ -37,7 +39,7 @@ REFERENCE_SUFFIXES = (".pt", ".pth", ".npz", ".safetensors")
 # How many parent directories of a checkpoint prefix are searched for the run's config.json:
 # RUN/checkpoints/ckpt-N and RUN/averaged/ckpt-N are one level below the run.
 _PARENT_LEVELS = 2
-_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _SHOWN = 4  # names listed in an error line before "... and N more"
 
 
@@ -147,26 +149,70 @@ def checkpoint_prefix(checkpoint: str) -> str:
     return checkpoint
 
 
-def _variable_shapes(path: str, names: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    """{key without the attribute suffix: shape} of a checkpoint's variables under the given roots."""
-    out = {}
-    for key, shape in tf.train.list_variables(path):
-        if key.split("/")[0] in names:
-            out[key.removesuffix(_VALUE_SUFFIX)] = tuple(shape)
+def _object_graph(path: str):
+    """(the checkpoint's object graph, {checkpoint key: shape})."""
+    reader = tf.train.load_checkpoint(path)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+    return graph, reader.get_variable_to_shape_map()
+
+
+def _variable_shape(graph, shapes, node_id: int) -> tuple[int, ...] | None:
+    for attr in graph.nodes[node_id].attributes:
+        if attr.name == "VARIABLE_VALUE":
+            return tuple(shapes[attr.checkpoint_key])
+    return None
+
+
+def _variables_by_path(path: str, roots: tuple[str, ...]) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """{object path: shape} of every variable reachable from the given root attributes (one path per
+    variable, the shortest)."""
+    graph, shapes = _object_graph(path)
+    queue = collections.deque(
+        ((c.local_name,), c.node_id) for c in graph.nodes[0].children if c.local_name in roots
+    )
+    out, seen = {}, set()
+    while queue:
+        names, node_id = queue.popleft()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        shape = _variable_shape(graph, shapes, node_id)
+        if shape is not None:
+            out[names] = shape
+        queue.extend((names + (c.local_name,), c.node_id) for c in graph.nodes[node_id].children)
     return out
 
 
-def expected_variables(**objects) -> dict[str, tuple[int, ...]]:
-    """{checkpoint key: shape} that `tf.train.Checkpoint(**objects)` writes, read from a scratch write
-    to a local temporary directory (the keys follow the object graph, which only a write spells out)."""
+def _shape_at(graph, shapes, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The shape of the variable at object path `names` of a saved graph, None when there is none.
+
+    A variable is saved once, under the shortest path to it (a trainer's checkpoint keys the model's
+    deeper weights under `optimizer/...`), but every path to it stays in the object graph, and restore
+    follows those paths: so this walks the graph instead of matching checkpoint keys.
+    """
+    node_id = 0
+    for name in names:
+        node_id = next(
+            (c.node_id for c in graph.nodes[node_id].children if c.local_name == name), None
+        )
+        if node_id is None:
+            return None
+    return _variable_shape(graph, shapes, node_id)
+
+
+def expected_variables(**objects) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """{object path: shape} of the variables `tf.train.Checkpoint(**objects)` saves, read from a scratch
+    write to a local temporary directory (the paths follow the object graph, which only a write spells
+    out)."""
     with tempfile.TemporaryDirectory(prefix="trm_tf_restore_") as scratch:
         written = tf.train.Checkpoint(**objects).write(os.path.join(scratch, "ckpt"))
-        return _variable_shapes(written, tuple(objects))
+        return _variables_by_path(written, tuple(objects))
 
 
-def _listing(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN])
-    return shown + (f" and {len(keys) - _SHOWN} more" if len(keys) > _SHOWN else "")
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
 def check_restorable(path: str, **objects) -> None:
@@ -175,8 +221,9 @@ def check_restorable(path: str, **objects) -> None:
     Extra variables in the checkpoint (optimizer slots, the step counter) are fine.
     """
     want = expected_variables(**objects)
-    have = _variable_shapes(path, tuple(objects))
-    missing = sorted(k for k in want if k not in have)
+    graph, shapes = _object_graph(path)
+    have = {names: _shape_at(graph, shapes, names) for names in want}
+    missing = sorted("/".join(k) for k, shape in have.items() if shape is None)
     if missing and all(k.startswith("ema/") for k in missing):
         raise RestoreError(
             f"{path} holds no EMA weights (ema/...); pass --noema to use its model weights"
@@ -186,12 +233,13 @@ def check_restorable(path: str, **objects) -> None:
             f"{path} lacks {len(missing)} of the {len(want)} variables the config's model has "
             f"({_listing(missing)}): does the config (--config or the run's {CONFIG}) match it?"
         )
-    mis = sorted(k for k in want if have[k] != want[k])
+    mis = sorted(
+        f"{'/'.join(k)} {list(have[k])} vs {list(want[k])}" for k in want if have[k] != want[k]
+    )
     if mis:
-        shapes = [f"{k} {list(have[k])} vs {list(want[k])}" for k in mis]
         raise RestoreError(
             f"{path}: {len(mis)} variables have other shapes than the config's model "
-            f"(checkpoint vs model: {_listing(shapes)})"
+            f"(checkpoint vs model: {_listing(mis)})"
         )
 
 
