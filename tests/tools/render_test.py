@@ -1,4 +1,4 @@
-"""Tests for trm_tf.render: the cell-status logic by hand, and the PNG / GIF files on small real grids."""
+"""trm_tf.tools.render: the cell-status logic by hand, the PNG / GIF files on small real grids, the CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from trm_tf import render
-from trm_tf.render import CHANGED, CORRECT, GIVEN, PAD, UNKNOWN, WRONG
+from trm_tf.tools import render
+from trm_tf.tools.render import CHANGED, CORRECT, GIVEN, PAD, UNKNOWN, WRONG, common
+from trm_tf.tools.render.__main__ import main as render_main
 
 # A real puzzle and its (unique) solution.
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -178,7 +179,7 @@ def test_render_sudoku_png_and_gif(tmp_path):
     assert g.format == "GIF" and g.n_frames == 3 and g.info["loop"] == 0
     # The wrong-cell colour covers more of the picture when more cells are wrong (the legend swatch
     # is in both).
-    wrong_rgb = tuple(int(render._C["wrong"][i : i + 2], 16) for i in (1, 3, 5))
+    wrong_rgb = tuple(int(common.COLORS["wrong"][i : i + 2], 16) for i in (1, 3, 5))
 
     def wrong_pixels(path):
         a = np.asarray(_png(path).convert("RGB"))
@@ -246,5 +247,5 @@ def test_render_batch_gfile_and_cli(tmp_path):
     dump = tmp_path / "steps.npz"
     np.savez(dump, inputs=inputs[:1], preds=res["preds"][:1], q_halt=res["q_halt"][:1])
     out = str(tmp_path / "cli.png")
-    assert render.main(["--dump", str(dump), "--task", "sudoku", "--out", out]) == 0
+    assert render_main(["--dump", str(dump), "--task", "sudoku", "--out", out]) == 0
     assert _png(out).format == "PNG"

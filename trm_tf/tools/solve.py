@@ -1,12 +1,15 @@
 r"""Solves Sudoku puzzles with a trained TRM and shows how the answer evolves over supervision steps.
 
-  python -m trm_tf.solve --config=configs/quickstart.py --checkpoint=/tmp/trm_quickstart \
+  python -m trm_tf.tools.solve --checkpoint=/tmp/trm_quickstart \
       --puzzle=53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79
-  python -m trm_tf.solve --config=configs/e1_1_baseline.py --checkpoint=step_65104.pt --puzzles=FILE \
-      --dump=steps.npz
+  python -m trm_tf.tools.solve --config=configs/e1_1_baseline.py --checkpoint=step_65104.pt \
+      --puzzles=FILE --dump=steps.npz
 
 `--checkpoint` is a run directory (its newest checkpoint; EMA weights unless --noema), a checkpoint prefix
 (`.../ckpt-1500`), or a reference PyTorch state_dict (`.pt` with torch installed, `.npz`, `.safetensors`).
+A run directory's config.json says how the model was built; `--config` overrides it and is required for a
+state_dict or a checkpoint outside a run directory. A checkpoint that lacks a variable of that model (a
+config that does not match it) stops with one line naming what is missing.
 Puzzles: 81 characters each, `.` or `0` for blanks, one per line in --puzzles. The model runs in evaluation
 mode: all N_sup supervision steps from a fresh carry, as the reference evaluates.
 """
@@ -21,12 +24,16 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from trm_tf.tasks import sudoku  # noqa: E402
+from trm_tf.tools import restore  # noqa: E402
+from trm_tf.tools.restore import load_model  # noqa: E402, F401  (part of this module's interface)
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config the model was trained with.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config the model was trained with (default: the run directory's config.json)."
+)
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Run dir, checkpoint prefix or reference state_dict."
 )
@@ -93,46 +100,6 @@ def is_valid_solution(tokens: np.ndarray) -> bool:
     return bool(sudoku.is_valid_solution(sudoku.decode(np.asarray(tokens).reshape(81))))
 
 
-def load_model(config, checkpoint: str, use_ema: bool = True):
-    """Builds the config's model and loads weights from a run dir, checkpoint prefix or state_dict."""
-    from trm_tf import optim
-    from trm_tf.data import datasets
-    from trm_tf.models import build_model, interop
-
-    try:
-        spec = datasets.load_spec(f"{config.data.name}/{config.data.config}", config.data.data_dir)
-        dims = dict(
-            vocab_size=spec.vocab_size,
-            seq_len=spec.seq_len,
-            num_puzzle_identifiers=spec.num_puzzle_identifiers,
-        )
-    except datasets.DatasetMissingError:
-        dims = dict(vocab_size=sudoku.VOCAB_SIZE, seq_len=sudoku.SEQ_LEN, num_puzzle_identifiers=1)
-    model = build_model(config.model, **dims)
-    model.build_variables()
-    if checkpoint.endswith((".pt", ".pth", ".npz", ".safetensors")) or "step_" in os.path.basename(
-        checkpoint
-    ):
-        interop.load_reference_state_dict(model, checkpoint)
-        return model
-    path = checkpoint
-    if tf.io.gfile.isdir(checkpoint):
-        path = tf.train.latest_checkpoint(os.path.join(checkpoint, "checkpoints")) or (
-            tf.train.latest_checkpoint(checkpoint)
-        )
-        if not path:
-            raise FileNotFoundError(f"No checkpoint in {checkpoint}")
-    items = dict(model=model)
-    ema = optim.EMA(model.trainable_variables, config.optim.ema_rate) if config.optim.ema else None
-    if ema is not None:
-        items["ema"] = ema
-    tf.train.Checkpoint(**items).restore(path).expect_partial()
-    if ema is not None and use_ema:
-        ema.copy_to(model.trainable_variables)
-    logging.info("Loaded %s%s", path, " (EMA weights)" if ema is not None and use_ema else "")
-    return model
-
-
 def run_steps(model, inputs: np.ndarray, num_steps: int) -> dict[str, np.ndarray]:
     """All supervision steps from a fresh carry; returns per-step logits, preds, q_halt, q_continue."""
     x = tf.constant(inputs, tf.int32)
@@ -151,25 +118,22 @@ def run_steps(model, inputs: np.ndarray, num_steps: int) -> dict[str, np.ndarray
     return {k: np.stack(v, axis=1) for k, v in out.items()}  # [N, steps, ...]
 
 
-def main(argv):
-    del argv
-    if not _CONFIG.value or not _CHECKPOINT.value:
-        raise app.UsageError("--config and --checkpoint are required")
+def _read_inputs() -> np.ndarray:
+    """[N, 81] token ids from --puzzle or --puzzles (exit status 2 with one line on a bad puzzle)."""
     if bool(_PUZZLE.value) == bool(_PUZZLES.value):
         raise app.UsageError("give exactly one of --puzzle or --puzzles")
     try:
-        inputs = (
-            parse_puzzle(_PUZZLE.value, "--puzzle")[None]
-            if _PUZZLE.value
-            else read_puzzles(_PUZZLES.value)
-        )
+        if _PUZZLE.value:
+            return parse_puzzle(_PUZZLE.value, "--puzzle")[None]
+        return read_puzzles(_PUZZLES.value)
     except PuzzleFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    config = _CONFIG.value
-    model = load_model(config, _CHECKPOINT.value, _EMA.value)
-    n_steps = _STEPS.value if _STEPS.value > 0 else int(config.act.halt_max_steps)
-    res = run_steps(model, inputs, n_steps)
+
+
+def print_steps(inputs: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    """Per puzzle: cells changed, q_halt and validity at every step, then the final grid."""
+    n_steps = res["preds"].shape[1]
     for i, x in enumerate(inputs):
         print(f"\npuzzle {i + 1}: {int((x == sudoku.BLANK_TOKEN).sum())} blanks")
         prev = None
@@ -185,8 +149,12 @@ def main(argv):
         consistent = bool(np.all(res["preds"][i, -1][x > 1] == x[x > 1]))
         print(grid_string(prev))
         print(f"  valid Sudoku: {is_valid_solution(prev)}; agrees with the givens: {consistent}")
+
+
+def _write_outputs(inputs: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    """--render / --gif pictures and the --dump file."""
     if _RENDER.value:
-        from trm_tf import render
+        from trm_tf.tools import render
 
         labels = read_puzzles(_SOLUTIONS.value) if _SOLUTIONS.value else None
         paths = render.render_batch(
@@ -201,6 +169,23 @@ def main(argv):
         with tf.io.gfile.GFile(_DUMP.value, "wb") as f:
             f.write(buf.getvalue())
         print(f"\nwrote {_DUMP.value}: " + ", ".join(f"{k} {v.shape}" for k, v in res.items()))
+
+
+def main(argv):
+    del argv
+    if not _CHECKPOINT.value:
+        raise app.UsageError("--checkpoint is required (a run directory, checkpoint or state_dict)")
+    inputs = _read_inputs()
+    try:
+        config = restore.resolve_config(_CHECKPOINT.value, _CONFIG.value)
+        model = load_model(config, _CHECKPOINT.value, _EMA.value)
+    except restore.RestoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    n_steps = _STEPS.value if _STEPS.value > 0 else int(config.act.halt_max_steps)
+    res = run_steps(model, inputs, n_steps)
+    print_steps(inputs, res)
+    _write_outputs(inputs, res)
 
 
 if __name__ == "__main__":
