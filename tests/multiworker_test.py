@@ -15,8 +15,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import REPO, launch_cmd, weights_of
+from tests.testing.launch import REPO, launch_cmd, weights_of
+from tests.testing.tiny_datasets import build_tiny_sudoku
 
 
 def _free_ports(n):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tests.helpers import build_tiny_arc, build_tiny_sudoku
+from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.losses import IGNORE_LABEL_ID
 

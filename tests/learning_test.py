@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import small_config
+from tests.testing.launch import small_config
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf import summaries, train
 

@@ -7,7 +7,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
-from tests.test_train import REPO
+from tests.testing.launch import REPO
 from trm_tf.data import datasets
 from trm_tf.evaluators import arc
 

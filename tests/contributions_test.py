@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import small_config
+from tests.testing.launch import small_config
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import act, checkpointing
 from trm_tf.data import input_pipeline
 from trm_tf.trainer import Trainer, curriculum_stages
