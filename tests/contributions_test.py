@@ -113,6 +113,7 @@ def test_checkpoint_average_is_the_mean_of_the_weights(spec, tmp_path):
         np.testing.assert_array_equal(v.numpy(), w)
 
 
+@pytest.mark.slow  # 30 training steps per dtype; bfloat16 on CPU takes minutes
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_training_runs_and_learns(spec, dtype):
     c = small_config(spec.data_dir)

@@ -23,6 +23,7 @@ def data_dir(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow  # launch.py subprocesses
 def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     # Uninterrupted reference run: 16 steps, evaluations at 8 and 16.
@@ -71,6 +72,7 @@ def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
 
 
+@pytest.mark.slow  # launch.py subprocesses
 def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     bad = subprocess.run(
@@ -171,6 +173,7 @@ def test_mirrored_two_replicas_equal_single_device(data_dir):
         assert m1[k] == pytest.approx(m2[k], rel=1e-4, abs=1e-6), k
 
 
+@pytest.mark.slow  # launch.py subprocesses
 def test_sigterm_saves_and_restart_continues(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     run = str(tmp_path / "pre")
