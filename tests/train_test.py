@@ -94,6 +94,7 @@ def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
     assert "tfds build tfds_builders/sudoku_extreme --config=pipeline_test" in missing.stderr
 
 
+@pytest.mark.slow  # trains until the guard trips
 def test_nan_guard_stops_without_overwriting_checkpoint(data_dir, tmp_path):
     c = small_config(data_dir, total_steps=8, profile_start_step=4, profile_num_steps=2)
     workdir = str(tmp_path / "ok")
@@ -156,6 +157,7 @@ def test_resolve_jit_compile():
         resolve_jit_compile("sometimes", cpu, mlp)
 
 
+@pytest.mark.slow  # trains the same run twice (one and two replicas)
 def test_mirrored_two_replicas_equal_single_device(data_dir):
     from trm_tf.data import datasets
 

@@ -156,6 +156,7 @@ def _batches(sampler, batch, n, start=0):
     return [b.numpy() for b in sampler.index_dataset(batch, start).take(n)]
 
 
+@pytest.mark.slow  # 33 seeded samplers, 60 batches from one: about 7 s alone
 def test_sampler_draws_each_group_once_per_epoch():
     # 5 groups with 1..5 single-example puzzles each (augmented copies), puzzles numbered globally.
     group = np.repeat(np.arange(5), np.arange(1, 6))

@@ -224,6 +224,7 @@ def _grad_graph_op_count(h_cycles):
     return n_grad, len(ops)
 
 
+@pytest.mark.slow  # traces the full gradient graph
 def test_no_grad_cycles_add_no_gradient_ops():
     g1, n1 = _grad_graph_op_count(1)
     g2, n2 = _grad_graph_op_count(2)
@@ -266,6 +267,7 @@ def test_first_cycles_do_not_affect_gradient_structure_numerically():
         )
 
 
+@pytest.mark.slow  # XLA-compiles four gradient graphs
 def test_jit_compile_and_remat_gradients_equal():
     ma = _small(mlp_t=False, pos_encodings="rope")
     sd = randomise_weights(ma, seed=6)

@@ -313,6 +313,7 @@ def test_gradient_only_through_the_last_cycle(arch):
     assert tape.gradient(loss, list(carry.values())) == [None] * len(carry)  # carry detached
 
 
+@pytest.mark.slow  # XLA-compiles every arch
 @pytest.mark.parametrize("arch", list(CLASSES))
 def test_build_model_and_xla_trace(arch):
     cfg = dict(
@@ -361,6 +362,7 @@ def spec(tmp_path_factory):
     return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
 
 
+@pytest.mark.slow  # builds and traces a trainer per arch
 @pytest.mark.parametrize("arch", list(CLASSES))
 def test_one_train_step_through_the_trainer(arch, spec):
     c = small_config(spec.data_dir)
