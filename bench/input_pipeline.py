@@ -166,7 +166,7 @@ def main(argv=None) -> None:
 
     tf.get_logger().setLevel("ERROR")
     tfds.disable_progress_bar()
-    from tests.helpers import build_tiny_sudoku
+    from tests.testing.tiny_datasets import build_tiny_sudoku
     from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
     from trm_tf.data import datasets
 

@@ -218,7 +218,7 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
 
 def ensure_bench_dataset(data_dir: str, batch: int):
     """A generated Sudoku TFDS dataset with at least one batch of training examples (built once)."""
-    from tests.helpers import build_tiny_sudoku
+    from tests.testing.tiny_datasets import build_tiny_sudoku
     from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
 
     n = max(40, math.ceil(batch / 4) + 1)  # x (1 + 3 shuffles) >= batch

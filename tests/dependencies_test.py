@@ -7,7 +7,10 @@ up here before it shows up as an import cycle or as TensorFlow loaded by a tool 
 * `trm_tf.tasks` (task maths shared by builders, evaluators and tools) imports only NumPy, the standard
   library and itself, and importing it loads no TensorFlow;
 * `tfds_builders` imports only `trm_tf.tasks`, itself and third-party packages;
-* `configs` imports only `ml_collections`, the standard library and `configs`.
+* `configs` imports only `ml_collections`, the standard library and `configs`;
+* of `tests`, test modules and `bench` import only the shared helpers in `tests.testing` (never another test
+  module, whose import would also collect or run its module-level set-up), and `tests.testing` imports no
+  test module.
 """
 
 import ast
@@ -71,6 +74,15 @@ def test_trm_tf_imports_neither_configs_nor_tests():
     assert violations("trm_tf", lambda n: top(n) not in ("configs", "tests")) == {}
 
 
+def only_testing_helpers(name: str) -> bool:
+    """Of the `tests` package only `tests.testing` (and `tests` itself, as in `from tests import testing`)."""
+    return (
+        top(name) != "tests"
+        or name in ("tests", "tests.testing")
+        or name.startswith("tests.testing.")
+    )
+
+
 def tasks_ok(name: str) -> bool:
     return top(name) in STDLIB or top(name) == "numpy" or name.startswith("trm_tf.tasks")
 
@@ -111,6 +123,22 @@ def test_configs_import_only_ml_collections_stdlib_and_configs():
     assert violations("configs", configs_ok) == {}
 
 
+def test_tests_and_bench_import_only_tests_testing():
+    files = [
+        p
+        for folder in ("tests", "bench")
+        for p in python_files(folder)
+        if p.name.endswith("_test.py") or "testing" in p.parts or folder == "bench"
+    ]
+    assert len(files) > 30, "the file list is implausibly short"
+    bad = {}
+    for path in files:
+        names = sorted({n for n in imports_of(path) if not only_testing_helpers(n)})
+        if names:
+            bad[str(path.relative_to(REPO))] = names
+    assert bad == {}
+
+
 @pytest.mark.parametrize(
     "rule, package, source, bad",
     [
@@ -129,6 +157,24 @@ def test_configs_import_only_ml_collections_stdlib_and_configs():
         ),
         (builders_ok, ("tfds_builders", "maze_hard"), "from ...configs import base\n", "configs"),
         (configs_ok, ("configs",), "import numpy as np\n", "numpy"),
+        (
+            only_testing_helpers,
+            ("bench",),
+            "from tests.helpers import build_tiny_sudoku\n",
+            "tests.helpers",
+        ),
+        (
+            only_testing_helpers,
+            ("tests",),
+            "from tests import reference_numpy\n",
+            "tests.reference_numpy",
+        ),
+        (
+            only_testing_helpers,
+            ("tests", "models"),
+            "from ..train_test import small_config\n",
+            "tests.train_test",
+        ),
     ],
 )
 def test_each_rule_flags_a_forbidden_import(rule, package, source, bad, tmp_path):

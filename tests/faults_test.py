@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import REPO, launch_cmd, weights_of
+from tests.testing.launch import REPO, launch_cmd, weights_of
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import workdir as run_dir
 
 pytestmark = pytest.mark.slow
@@ -193,7 +193,7 @@ def test_a_corrupt_shard_is_named_with_the_rebuild_command(tmp_path):
     shard = sorted(tf.io.gfile.glob(os.path.join(base, "*train.tfrecord*")))[0]
     data = open(shard, "rb").read()
     open(shard, "wb").write(data[: len(data) // 2])  # a truncated record
-    from tests.test_train import small_config
+    from tests.testing.launch import small_config
 
     c = small_config(data_dir, total_steps=4)
     with pytest.raises(datasets.DatasetCorruptError) as e:

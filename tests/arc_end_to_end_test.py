@@ -5,11 +5,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow_datasets as tfds
 
-from tests.test_train import REPO
+from tests.testing.launch import REPO
 from trm_tf.data import datasets
 from trm_tf.evaluators import arc
+
+# End to end: builds an ARC dataset and trains and evaluates through a launch.py process.
+pytestmark = pytest.mark.slow
 
 
 def test_launch_trains_and_scores_arc_with_voting(tmp_path):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import reference_numpy
+from tests.testing import reference_numpy
+from tests.testing.model_inputs import random_batch, randomise_weights
 from trm_tf.models import HRMRecursion, ReasoningBackbone, build_model
-from trm_tf.models.interop import export_reference_state_dict, load_reference_state_dict
+from trm_tf.models.interop import load_reference_state_dict
 
 TRM = functools.partial(ReasoningBackbone.create, "trm")
 HRM = functools.partial(ReasoningBackbone.create, "hrm")
@@ -36,30 +37,6 @@ def _small(**over):
     m = TRM(**cfg)
     m.build_variables()
     return m
-
-
-def _batch(m, b=3, seed=0):
-    rng = np.random.default_rng(seed)
-    inputs = rng.integers(0, m.vocab_size, size=(b, m.seq_len)).astype(np.int32)
-    ids = rng.integers(0, m.num_puzzle_identifiers, size=(b,)).astype(np.int32)
-    return inputs, ids
-
-
-def _randomise(m, seed=0):
-    """Random weights everywhere, including q_head weight and the puzzle embedding (Parity plan 2)."""
-    rng = np.random.default_rng(seed)
-    sd = export_reference_state_dict(m)
-    for k, v in sd.items():
-        if k in ("inner.H_init", "inner.L_init"):
-            continue
-        scale = 0.05 if k.startswith("inner.q_head") else (1.0 if "puzzle_emb" in k else None)
-        if scale is None:
-            scale = 1.0 / math.sqrt(v.shape[-1]) if v.ndim == 2 else 0.1
-            if "embedding_weight" in k:
-                scale = 1.0 / math.sqrt(m.hidden_size)
-        sd[k] = (rng.normal(size=v.shape) * scale).astype(np.float32)
-    load_reference_state_dict(m, sd)
-    return sd
 
 
 def _np_cfg(m):
@@ -89,8 +66,8 @@ def _np_cfg(m):
 )
 def test_parity_with_numpy_reference(variant):
     m = _small(**variant)
-    sd = _randomise(m, seed=1)
-    inputs, ids = _batch(m, b=2, seed=2)
+    sd = randomise_weights(m, seed=1)
+    inputs, ids = random_batch(m, b=2, seed=2)
     rng = np.random.default_rng(3)
     shape = (2, m.total_len, m.hidden_size)
     z_H = rng.normal(size=shape).astype(np.float32)  # teacher-forced random carry
@@ -109,7 +86,7 @@ def test_parity_with_numpy_reference(variant):
 
 def test_shapes_fresh_q_and_prefix():
     m = _small()
-    inputs, ids = _batch(m)
+    inputs, ids = random_batch(m)
     carry = m.initial_carry(3)
     assert list(carry) == ["z_H", "z_L"] and list(m.carry_spec()) == ["z_H", "z_L"]
     assert m.carry_spec()["z_H"].shape == (m.total_len, m.hidden_size)
@@ -205,8 +182,8 @@ def _loss(out):
 
 def test_gradient_reaches_exactly_the_spec_set():
     m = _small()
-    _randomise(m, seed=4)
-    inputs, ids = _batch(m)
+    randomise_weights(m, seed=4)
+    inputs, ids = random_batch(m)
     carry = m.initial_carry(3)
     z_H = tf.Variable(carry["z_H"])
     z_L = tf.Variable(carry["z_L"])
@@ -230,7 +207,7 @@ def test_gradient_reaches_exactly_the_spec_set():
 
 def _grad_graph_op_count(h_cycles):
     m = _small(H_cycles=h_cycles)
-    inputs, ids = _batch(m)
+    inputs, ids = random_batch(m)
 
     @tf.function
     def grads(z_H, z_L):
@@ -247,6 +224,7 @@ def _grad_graph_op_count(h_cycles):
     return n_grad, len(ops)
 
 
+@pytest.mark.slow  # traces the full gradient graph
 def test_no_grad_cycles_add_no_gradient_ops():
     g1, n1 = _grad_graph_op_count(1)
     g2, n2 = _grad_graph_op_count(2)
@@ -260,10 +238,10 @@ def test_first_cycles_do_not_affect_gradient_structure_numerically():
     the carry entering the last cycle is fixed, whatever ran before it (checked with H_cycles=1 on
     the carry that the first cycle of an H_cycles=2 model produces)."""
     m2 = _small(H_cycles=2)
-    sd = _randomise(m2, seed=5)
+    sd = randomise_weights(m2, seed=5)
     m1 = _small(H_cycles=1)
     load_reference_state_dict(m1, sd)
-    inputs, ids = _batch(m2)
+    inputs, ids = random_batch(m2)
     carry = m2.initial_carry(3)
     # The state after one cycle = the H_cycles=1 model's output carry.
     mid = m1.inner(carry, inputs, m1.gather_puzzle_rows(ids))
@@ -289,12 +267,13 @@ def test_first_cycles_do_not_affect_gradient_structure_numerically():
         )
 
 
+@pytest.mark.slow  # XLA-compiles four gradient graphs
 def test_jit_compile_and_remat_gradients_equal():
     ma = _small(mlp_t=False, pos_encodings="rope")
-    sd = _randomise(ma, seed=6)
+    sd = randomise_weights(ma, seed=6)
     mb = _small(mlp_t=False, pos_encodings="rope", remat=True)
     load_reference_state_dict(mb, sd)
-    inputs, ids = _batch(ma)
+    inputs, ids = random_batch(ma)
     carry = ma.initial_carry(3)
     z_H, z_L = carry["z_H"], carry["z_L"]
 
@@ -326,11 +305,11 @@ def test_jit_compile_and_remat_gradients_equal():
 @pytest.mark.parametrize("dtype,cdt", [("bfloat16", tf.bfloat16), ("float16", tf.float16)])
 def test_low_precision_forward(dtype, cdt):
     m32 = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1)
-    sd = _randomise(m32, seed=7)
+    sd = randomise_weights(m32, seed=7)
     mlo = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1, forward_dtype=dtype)
     load_reference_state_dict(mlo, sd)
     assert all(v.dtype == "float32" for v in mlo.weights)
-    inputs, ids = _batch(m32)
+    inputs, ids = random_batch(m32)
     z32 = m32.initial_carry(3)
     zlo = mlo.initial_carry(3)
     assert zlo["z_H"].dtype == cdt and mlo.carry_spec()["z_L"].dtype == cdt
@@ -389,7 +368,7 @@ def test_build_under_mirrored_strategy():
 def test_eager_tape_does_not_record_no_grad_cycles():
     """No activation memory for the first T-1 cycles: the tape never records them."""
     m = _small(H_cycles=3, L_cycles=2)
-    inputs, ids = _batch(m)
+    inputs, ids = random_batch(m)
     outs = []
     orig = m.net
 
@@ -412,7 +391,7 @@ def test_eager_tape_does_not_record_no_grad_cycles():
 
 def test_tf_checkpoint_saves_every_variable(tmp_path):
     a = _small(mlp_t=True, pos_encodings="learned")
-    _randomise(a, seed=8)
+    randomise_weights(a, seed=8)
     path = tf.train.Checkpoint(model=a).save(str(tmp_path / "ck"))
     saved = [n for n, _ in tf.train.list_variables(path) if n.startswith("model/")]
     assert len(saved) == len(a.weights)  # blocks included (not lost in an untracked list)
@@ -433,9 +412,9 @@ def _small_hrm(**over):
 def test_hrm_parity_counts_and_one_step_gradient():
     m = _small_hrm()
     assert m.puzzle_emb_len == 1 and len(m.H_level.blocks) == 2 and len(m.L_level.blocks) == 3
-    sd = _randomise(m, seed=11)
+    sd = randomise_weights(m, seed=11)
     assert any(k.startswith("inner.H_level.layers.1.") for k in sd)
-    inputs, ids = _batch(m, b=2)
+    inputs, ids = random_batch(m, b=2)
     rng = np.random.default_rng(12)
     shape = (2, m.total_len, m.hidden_size)
     z_H = rng.normal(size=shape).astype(np.float32)

@@ -6,7 +6,6 @@ definitions, docs/experiments.md, with the catalogue's documented fixes), so a w
 copy-paste slip in a config file fails here. Then: `validate`, the ties and `runlocal` of every config.
 """
 
-import importlib.util
 import inspect
 import itertools
 import math
@@ -18,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import args, base, catalogue
+from tests.testing.config_files import load, load_module
 
 REPO = Path(__file__).resolve().parents[1]
 SQRT = {b: 1e-4 * math.sqrt(b / 768) for b in (1536, 3072, 6144, 12288, 24576, 49152)}
@@ -226,27 +226,11 @@ STUDY_IDS_E = [
     "e4_5_larger_batch",
 ]
 # `--tpu=local` on a single-host v4-8, `--tpu=TPU_NAME` where the config needs a larger slice (the slice is
-# named on a "# Fits:" line after the command; tests/test_memory.py checks that it fits).
+# named on a "# Fits:" line after the command; tests/memory_test.py checks that it fits).
 LAUNCH = (
     "python launch.py --config={arg} --workdir=gs://BUCKET/runs/{rid} --tpu={tpu} "
     "--config.data.data_dir=gs://BUCKET/tfds"
 )
-
-
-def load(config_arg: str) -> ml_collections.ConfigDict:
-    """Loads `configs/x.py[:arg]` exactly as launch.py does (config_flags, lock_config=True)."""
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
-    fv(["launch.py", f"--config={REPO / config_arg}"])
-    return fv.config
-
-
-def load_module(path):
-    """Imports a config file by path (to read its docstring and VARIANTS)."""
-    spec = importlib.util.spec_from_file_location(Path(path).stem, REPO / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def flat(d, prefix=""):

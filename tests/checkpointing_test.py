@@ -40,10 +40,14 @@ def test_checkpoint_restores_the_carry_of_every_replica_in_its_dtype(tmp_path, d
             step = tf.Variable(
                 0, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
+        # The parts of a Trainer that CheckpointIO reads; no model weights (restore checks those finite).
         trainer = types.SimpleNamespace(
             carry=carry,
             strategy=strategy,
             step=step,
+            model=types.SimpleNamespace(variables=[]),
+            optimizer=None,
+            ema=None,
             checkpoint=lambda: tf.train.Checkpoint(step=step),
         )
         return trainer

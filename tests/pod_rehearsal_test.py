@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import REPO, weights_of
+from tests.testing.launch import REPO, weights_of
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf.data import datasets
 

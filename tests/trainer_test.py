@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configs import quickstart
-from tests.helpers import build_tiny_sudoku
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import runtime
 from trm_tf.data import input_pipeline
 from trm_tf.trainer import Trainer

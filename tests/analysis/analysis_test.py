@@ -38,7 +38,7 @@ DATA = [
 ]
 FPE = 2.5e10  # flops_per_example_train
 NSUP = 4
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def final_acc(i):
@@ -470,7 +470,7 @@ def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_p
     and values as today's config of the same run."""
     import importlib.util
 
-    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "config_v1", run, "config.json")
+    fixture = os.path.join(REPO, "tests", "fixtures", "config_v1", run, "config.json")
     with open(fixture) as f:
         old = json.load(f)
     assert old["model"]["halt_max_steps"] == 16 and "act" not in old  # really the old layout

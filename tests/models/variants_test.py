@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import reference_numpy as rn
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import small_config
-from tests.test_trm import _batch, _randomise
+from tests.testing import reference_numpy as rn
+from tests.testing.launch import small_config
+from tests.testing.model_inputs import random_batch, randomise_weights
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf.data import input_pipeline
 from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model, model_keys
 from trm_tf.trainer import Trainer
@@ -166,8 +166,8 @@ def np_forward(arch, sd, cfg, z_H, z_L, inputs, ids, H_cycles, L_cycles):
 )
 def test_parity_with_numpy(arch, over):
     m = _make(arch, **over)
-    sd = _randomise(m, seed=1)
-    inputs, ids = _batch(m, b=2, seed=2)
+    sd = randomise_weights(m, seed=1)
+    inputs, ids = random_batch(m, b=2, seed=2)
     rng = np.random.default_rng(3)
     assert list(m.carry_spec()) == LATENTS[arch]
     sh = (m.total_len, m.hidden_size)
@@ -185,7 +185,7 @@ def test_parity_with_numpy(arch, over):
 
 def test_hier6_untouched_slots_keep_their_init():
     m = _make("trm_hier6", L_cycles=2, H_cycles=2)
-    inputs, ids = _batch(m)
+    inputs, ids = random_batch(m)
     carry = m.initial_carry(3)
     z_H, z_L = (tf.constant(z) for z in _pair("trm_hier6", carry))
     d = m.hidden_size
@@ -215,7 +215,7 @@ def test_hier6_untouched_slots_keep_their_init():
 def test_carry_init_shapes_and_fresh_q():
     for arch in CLASSES:
         m = _make(arch)
-        inputs, ids = _batch(m)
+        inputs, ids = random_batch(m)
         carry = m.initial_carry(3)
         spec = m.carry_spec()
         assert list(carry) == list(spec) == LATENTS[arch]
@@ -276,8 +276,8 @@ def _loss(out):
 @pytest.mark.parametrize("arch", list(CLASSES))
 def test_gradient_only_through_the_last_cycle(arch):
     m = _make(arch, H_cycles=3)
-    _randomise(m, seed=4)
-    inputs, ids = _batch(m)
+    randomise_weights(m, seed=4)
+    inputs, ids = random_batch(m)
     calls = []
     names = ["net", "net_plain"] if arch == "trm_singlez" else ["net"]
     for name in names:
@@ -313,6 +313,7 @@ def test_gradient_only_through_the_last_cycle(arch):
     assert tape.gradient(loss, list(carry.values())) == [None] * len(carry)  # carry detached
 
 
+@pytest.mark.slow  # XLA-compiles every arch
 @pytest.mark.parametrize("arch", list(CLASSES))
 def test_build_model_and_xla_trace(arch):
     cfg = dict(
@@ -329,8 +330,8 @@ def test_build_model_and_xla_trace(arch):
     cfg = {k: v for k, v in cfg.items() if k in model_keys(arch)}  # e.g. HRM takes no mlp_t
     m = build_model(cfg, vocab_size=5, seq_len=4, num_puzzle_identifiers=3)
     assert isinstance(m.recursion, RECURSIONS[arch]) and m.built and m.total_len == 6
-    _randomise(m, seed=6)
-    inputs, ids = _batch(m)
+    randomise_weights(m, seed=6)
+    inputs, ids = random_batch(m)
     carry = m.initial_carry(3)
 
     def f(carry):
@@ -361,6 +362,7 @@ def spec(tmp_path_factory):
     return build_tiny_sudoku(str(tmp_path_factory.mktemp("tfds")))
 
 
+@pytest.mark.slow  # builds and traces a trainer per arch
 @pytest.mark.parametrize("arch", list(CLASSES))
 def test_one_train_step_through_the_trainer(arch, spec):
     c = small_config(spec.data_dir)

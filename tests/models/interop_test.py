@@ -156,7 +156,9 @@ def test_npz_and_safetensors_files(tmp_path):
 
 # ------------------------------------------------------------------ checkpoints of earlier code
 
-_V1 = os.path.join(os.path.dirname(__file__), "fixtures", "model_v1")
+_V1 = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "model_v1"
+)
 
 
 def _v1_cases():

@@ -1,12 +1,16 @@
 """A tiny TRM really learns: loss falls and it solves unseen easy Sudokus, on CPU, in about a minute."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import small_config
+from tests.testing.launch import small_config
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf import summaries, train
+
+# End to end: trains until the model solves unseen puzzles (about a minute or more on CPU).
+pytestmark = pytest.mark.slow
 
 # 2000 generated puzzles with 2-4 blanks each (naked singles), 64 unseen test puzzles.
 EASY = sudoku_builder.SudokuConfig(

@@ -12,7 +12,7 @@ import ml_collections
 import pytest
 
 from configs import catalogue
-from tests.test_configs import load, load_module
+from tests.testing.config_files import load, load_module
 from tfds_builders.arc_agi import arc_lib
 from tfds_builders.maze_hard import maze_lib
 from tfds_builders.sudoku_extreme import sudoku_lib

@@ -36,6 +36,6 @@ def build_tiny_arc(data_dir: str):
     name = "arc_agi/arc1_aug10"
     if os.path.exists(os.path.join(data_dir, "arc_agi", "arc1_aug10")):
         return datasets.load_spec(name, data_dir)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     manual_dir = os.path.join(repo, "tfds_builders", "arc_agi", "dummy_data")
     return datasets.build_dataset(name, data_dir, manual_dir)

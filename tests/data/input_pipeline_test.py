@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tests.helpers import build_tiny_arc, build_tiny_sudoku
+from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.losses import IGNORE_LABEL_ID
 
@@ -156,6 +156,7 @@ def _batches(sampler, batch, n, start=0):
     return [b.numpy() for b in sampler.index_dataset(batch, start).take(n)]
 
 
+@pytest.mark.slow  # 33 seeded samplers, 60 batches from one: about 7 s alone
 def test_sampler_draws_each_group_once_per_epoch():
     # 5 groups with 1..5 single-example puzzles each (augmented copies), puzzles numbered globally.
     group = np.repeat(np.arange(5), np.arange(1, 6))

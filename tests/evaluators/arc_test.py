@@ -10,7 +10,7 @@ import pytest
 from tfds_builders.arc_agi import arc_lib
 from trm_tf.evaluators import arc
 
-DUMMY = pathlib.Path(__file__).resolve().parents[1] / "tfds_builders" / "arc_agi" / "dummy_data"
+DUMMY = pathlib.Path(__file__).resolve().parents[2] / "tfds_builders" / "arc_agi" / "dummy_data"
 
 
 def _perms(rng, n):

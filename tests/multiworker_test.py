@@ -13,10 +13,14 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import REPO, launch_cmd, weights_of
+from tests.testing.launch import REPO, launch_cmd, weights_of
+from tests.testing.tiny_datasets import build_tiny_sudoku
+
+# End to end: two launch.py worker processes, killed and restarted (minutes on CPU).
+pytestmark = pytest.mark.slow
 
 
 def _free_ports(n):

@@ -4,19 +4,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import quickstart
-from tests.helpers import build_tiny_sudoku
+from tests.testing.launch import REPO, launch_cmd, small_config, weights_of
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import train
 from trm_tf.trainer import Trainer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -26,64 +23,7 @@ def data_dir(tmp_path_factory):
     return d
 
 
-def small_config(data_dir, **train):
-    c = quickstart.get_config("runlocal")
-    c.data.data_dir = data_dir
-    c.data.config = "pipeline_test"
-    c.data.build_if_missing = False
-    c.model.hidden_size = 32
-    c.model.puzzle_emb_ndim = 32
-    c.model.H_cycles, c.model.L_cycles, c.act.halt_max_steps = 2, 2, 3
-    c.train.global_batch_size = 16
-    c.eval.global_batch_size = 16
-    c.eval.subset_size = 16
-    c.train.total_steps = 12
-    c.train.steps_per_loop = 4
-    c.train.log_every_steps = 4
-    c.train.eval_every_steps = 8
-    c.train.checkpoint_every_steps = 4
-    c.optim.lr_warmup_steps = 4
-    for k, v in train.items():
-        c.train[k] = v
-    return c
-
-
-def launch_cmd(data_dir, workdir, *extra):
-    return [
-        sys.executable,
-        os.path.join(REPO, "launch.py"),
-        "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        "--config.data.config=pipeline_test",
-        "--config.data.build_if_missing=False",
-        "--config.model.hidden_size=32",
-        "--config.model.puzzle_emb_ndim=32",
-        "--config.model.H_cycles=2",
-        "--config.model.L_cycles=2",
-        "--config.act.halt_max_steps=3",
-        "--config.train.global_batch_size=16",
-        "--config.eval.global_batch_size=16",
-        "--config.eval.subset_size=16",
-        "--config.train.steps_per_loop=4",
-        "--config.train.log_every_steps=4",
-        "--config.train.checkpoint_every_steps=4",
-        "--config.optim.lr_warmup_steps=4",
-        *extra,
-    ]
-
-
-def weights_of(workdir):
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    reader = tf.train.load_checkpoint(path)
-    names = [
-        n
-        for n, _ in tf.train.list_variables(path)
-        if n.startswith(("model/", "ema/", "puzzle_emb"))
-    ]
-    return {n: reader.get_tensor(n) for n in names}
-
-
+@pytest.mark.slow  # launch.py subprocesses
 def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     # Uninterrupted reference run: 16 steps, evaluations at 8 and 16.
@@ -132,6 +72,7 @@ def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
 
 
+@pytest.mark.slow  # launch.py subprocesses
 def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     bad = subprocess.run(
@@ -153,6 +94,7 @@ def test_bad_override_and_missing_dataset_fail_clearly(data_dir, tmp_path):
     assert "tfds build tfds_builders/sudoku_extreme --config=pipeline_test" in missing.stderr
 
 
+@pytest.mark.slow  # trains until the guard trips
 def test_nan_guard_stops_without_overwriting_checkpoint(data_dir, tmp_path):
     c = small_config(data_dir, total_steps=8, profile_start_step=4, profile_num_steps=2)
     workdir = str(tmp_path / "ok")
@@ -215,6 +157,7 @@ def test_resolve_jit_compile():
         resolve_jit_compile("sometimes", cpu, mlp)
 
 
+@pytest.mark.slow  # trains the same run twice (one and two replicas)
 def test_mirrored_two_replicas_equal_single_device(data_dir):
     from trm_tf.data import datasets
 
@@ -232,6 +175,7 @@ def test_mirrored_two_replicas_equal_single_device(data_dir):
         assert m1[k] == pytest.approx(m2[k], rel=1e-4, abs=1e-6), k
 
 
+@pytest.mark.slow  # launch.py subprocesses
 def test_sigterm_saves_and_restart_continues(data_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     run = str(tmp_path / "pre")

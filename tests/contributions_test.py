@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import build_tiny_sudoku
-from tests.test_train import small_config
+from tests.testing.launch import small_config
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import act, checkpointing
 from trm_tf.data import input_pipeline
 from trm_tf.trainer import Trainer, curriculum_stages
@@ -27,6 +27,7 @@ def test_curriculum_schedule_gives_the_right_depths_at_the_right_steps(spec):
     assert curriculum_stages(c, 100) == [(0, (1, 2)), (25, (2, 4)), (50, (3, 6))]
 
 
+@pytest.mark.slow  # trains through every curriculum stage
 def test_curriculum_training_switches_depth_between_loops(spec):
     c = small_config(spec.data_dir)
     c.model.H_cycles, c.model.L_cycles = 2, 2
@@ -77,6 +78,7 @@ def test_halting_rule():
     np.testing.assert_array_equal(got, [False, False, False, True, False])
 
 
+@pytest.mark.slow  # traces an evaluation per test-time depth
 def test_test_time_recursion_and_adaptive_halting_metrics(spec):
     c = small_config(spec.data_dir)
     c.act.halt_max_steps = 2
@@ -113,6 +115,7 @@ def test_checkpoint_average_is_the_mean_of_the_weights(spec, tmp_path):
         np.testing.assert_array_equal(v.numpy(), w)
 
 
+@pytest.mark.slow  # 30 training steps per dtype; bfloat16 on CPU takes minutes
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_training_runs_and_learns(spec, dtype):
     c = small_config(spec.data_dir)
@@ -131,6 +134,7 @@ def test_low_precision_training_runs_and_learns(spec, dtype):
         assert float(trainer.optimizer.dynamic_scale) > 0
 
 
+@pytest.mark.slow  # builds and traces an HRM trainer
 def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
     got = act.halting(
         tf.constant([1, 1]),
@@ -160,6 +164,7 @@ def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
     assert all(g is not None for g in grads)
 
 
+@pytest.mark.slow  # builds and traces two trainers
 def test_recursion_regulariser_adds_the_last_step_penalty_and_its_gradient(spec):
     """contrib04: loss(λ) = loss(0) + λ Σ_b mean (z_H(T) − z_H(T−1))², with gradient from that term."""
     batch = next(iter(input_pipeline.make_train_dataset(spec, 16, seed=0)))
