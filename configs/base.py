@@ -31,7 +31,7 @@ import ml_collections
 from ml_collections import config_dict
 
 # Model keywords of each arch (`trm_tf.models.model_keys(arch)` plus `arch`; configs do not import
-# trm_tf, so tests/test_configs.py checks the two agree). The keys of `model` must be a subset.
+# trm_tf, so tests/configs_test.py checks the two agree). The keys of `model` must be a subset.
 _COMMON_MODEL_KEYS = frozenset(
     {
         "arch",

@@ -1,7 +1,7 @@
 """THE registry of every experiment id of the study: runs, their ids, the README table, id lookup.
 
 `configs/README.md` and `python sweep.py --list` are both rendered from `RUNS` below, and
-tests/test_configs.py checks that every config really differs from base in what its id says.
+tests/configs_test.py checks that every config really differs from base in what its id says.
 
 Two naming schemes map onto one set of runs (docs/experiments.md#naming-schemes): the E-scheme ids
 (E1.1 … E4.4), the 67-config ids (baseline, exp01a … exp10e, contrib01_*, contrib02_*), plus the

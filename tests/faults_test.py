@@ -223,3 +223,24 @@ def test_flag_and_config_mistakes_are_one_line(tmp_path, args, expected):
         x for x in out.stderr.splitlines() if x and not x.startswith(("WARNING: All", "I0000"))
     ]
     assert out.returncode == 1 and len(lines) == 1 and expected in lines[0], out.stderr[-2000:]
+
+
+def test_offline_build_fails_in_seconds_naming_manual_dir(tmp_path, monkeypatch):
+    import socket as socket_module
+
+    from trm_tf.data import datasets
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket_module, "create_connection", unreachable)
+    t0 = time.monotonic()
+    with pytest.raises(datasets.DatasetMissingError) as e:
+        datasets.build_dataset("sudoku_extreme/sub2_aug2", str(tmp_path / "tfds"))
+    assert time.monotonic() - t0 < 30
+    assert (
+        "--manual_dir" in str(e.value) and "train.csv" in str(e.value) and "\n" not in str(e.value)
+    )
+    assert not tf.io.gfile.glob(
+        str(tmp_path / "tfds" / "sudoku_extreme" / "sub2_aug2" / "incomplete*")
+    )

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 
 import tensorflow_datasets as tfds
+from absl import logging
 from etils import epath
 from tensorflow_datasets.core.utils import shard_utils
 
@@ -114,11 +115,14 @@ def manual_or_download(
         missing = [name for name in files.values() if not (manual / name).exists()]
         if not missing:
             return {key: manual / name for key, name in files.items()}
-        # A manual dir the user gave is never silently replaced by downloaded data.
-        raise FileNotFoundError(
-            f"--manual_dir={manual} lacks {', '.join(missing)} (it needs {', '.join(files.values())})"
+        if len(missing) < len(files):
+            # Some of the user's files are there: never silently mix or replace them with downloads.
+            raise FileNotFoundError(
+                f"--manual_dir={manual} lacks {', '.join(missing)} (it needs {', '.join(files.values())})"
+            )
+        logging.warning(
+            "--manual_dir=%s holds none of %s; downloading them", manual, list(files.values())
         )
-    _require_network(urls, files)
     try:
         return {key: epath.Path(p) for key, p in dl_manager.download(dict(urls)).items()}
     except Exception as e:  # noqa: BLE001  (TFDS raises many kinds; the user needs one line)
@@ -136,7 +140,8 @@ def _require_network(
     import socket
     from urllib.parse import urlparse
 
-    for url in urls.values():
+    names = ", ".join(files)
+    for url in urls:
         u = urlparse(url)
         if not u.hostname:
             continue
@@ -145,8 +150,8 @@ def _require_network(
                 pass
         except OSError:
             raise ConnectionError(
-                f"cannot reach {u.hostname} to download {', '.join(files.values())}; put them in a "
-                "folder and pass it as --manual_dir"
+                f"cannot reach {u.hostname} to download {names}; put them in a folder and pass it as "
+                "--manual_dir"
             ) from None
 
 

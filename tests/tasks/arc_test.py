@@ -51,8 +51,8 @@ def test_crop_is_the_top_left_rectangle_of_colour_tokens():
 
 def test_builder_evaluator_and_renderer_share_one_implementation():
     from tfds_builders.arc_agi import arc_lib
-    from trm_tf.tools import render
     from trm_tf.evaluators import arc as arc_eval
+    from trm_tf.tools import render
 
     assert arc_lib.crop is arc.crop is arc_eval.crop
     assert arc_lib.encode_grid is arc.encode_grid

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.tools.tiny_runs import make_run, save_checkpoint, tiny_config, weights
+from tests.testing.tiny_runs import make_run, save_checkpoint, tiny_config, weights
 from trm_tf.tools import average_checkpoints, restore
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from tests.tools.tiny_runs import PUZZLE, make_run, save_checkpoint, tiny_config, weights
+from tests.testing.tiny_runs import PUZZLE, make_run, save_checkpoint, tiny_config, weights
 from trm_tf.tools import restore, solve
 from trm_tf.workdir import RunDir
 

@@ -122,6 +122,8 @@ def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec
     builder = module.Builder(config=config or None, data_dir=data_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=expand_dir(manual_dir) or None)
     try:
+        if not manual_dir and not config.startswith("generated"):
+            _require_hosts(_source_urls(module), name)
         builder.download_and_prepare(download_config=download_config)
     except (FileNotFoundError, ConnectionError) as e:
         # No half-built folders left behind: the next attempt starts clean.
@@ -129,6 +131,34 @@ def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec
             tf.io.gfile.rmtree(partial)
         raise DatasetMissingError(f"Building {name} failed: {e}") from e
     return load_spec(name, data_dir)
+
+
+def _source_urls(module) -> list[str]:
+    """The URLs a downloading builder fetches (Sudoku: URLS, Maze: a per-split template)."""
+    urls = getattr(module, "URLS", None)
+    if urls:
+        return list(urls.values())
+    template = getattr(module, "_URL", None)
+    return [template.format(s) for s in ("train", "test")] if template else []
+
+
+def _require_hosts(urls: list[str], name: str, timeout: float = 3.0) -> None:
+    """Fails within seconds, naming --manual_dir, when a download host cannot be reached (offline, TFDS
+    would retry for minutes and end in a long traceback)."""
+    import socket
+    from urllib.parse import urlparse
+
+    for url in urls:
+        u = urlparse(url)
+        try:
+            with socket.create_connection((u.hostname, u.port or 443), timeout=timeout):
+                pass
+        except OSError:
+            files = ", ".join(sorted({os.path.basename(x.path) for x in map(urlparse, urls)}))
+            raise ConnectionError(
+                f"cannot reach {u.hostname} to download {name}'s {files}; put them in a folder and "
+                "pass it as --manual_dir"
+            ) from None
 
 
 class DatasetCorruptError(DatasetMissingError):

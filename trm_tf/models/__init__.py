@@ -16,7 +16,7 @@ from trm_tf.models.recursion import (
 )
 
 # Keywords of `ReasoningBackbone` that a config sets (everything but the recursion object and the three
-# dataset-derived positional arguments). tests/test_configs.py checks this against the signature.
+# dataset-derived positional arguments). tests/configs_test.py checks this against the signature.
 BACKBONE_KEYS = frozenset(
     {
         "hidden_size",
