@@ -405,8 +405,9 @@ class Attention(keras.layers.Layer):
             # attention kernel accumulates Q K^T in float32 and never rounds the scores; rounding
             # them to bfloat16 (8 significant bits) before the softmax would move a score of 10 by
             # up to 0.03, i.e. change its probability by up to 3%. The scale is applied in float32
-            # too (folding it into bfloat16 Q would round Q * scale once more). On TPU a float32
-            # matmul of bfloat16-exact operands is exact in a single MXU pass.
+            # too (folding it into bfloat16 Q would round Q * scale once more). On TPU even a
+            # default-precision float32 matmul (one bfloat16 MXU pass) loses nothing here: its
+            # operands are bfloat16 values, and it accumulates in float32.
             qk, v = tf.split(qkv, [2, 1], axis=0)
             v = v[0]
             if rotary is not None:
