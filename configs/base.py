@@ -138,9 +138,12 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     c.act.halt_penalty = 0.0
     # Recursion regulariser (contrib04): loss += recursion_reg * sum_b mean (z_H(T) - z_H(T-1))^2.
     c.act.recursion_reg = 0.0
-    # Q-learning target of q_continue: True = HRM's bootstrapped target (one extra forward; the model
-    # halts when q_halt > q_continue), False = TRM's (q_halt alone, halts when q_halt > 0). The HRM preset
-    # sets it; the transformer baseline keeps TRM's rule.
+    # Training halting test: "q_halt" = TRM's q_halt > 0; "q_halt_vs_continue" = q_halt > q_continue,
+    # the rule of HRM and of the transformer baseline (both presets set it).
+    c.act.halt_rule = "q_halt"
+    # Q-learning target of q_continue: True = HRM's bootstrapped target (one extra forward; needs
+    # halt_rule "q_halt_vs_continue"). False = no q_continue loss: TRM (which never reads q_continue)
+    # and the transformer baseline (which compares with a q_continue that only weight decay moves).
     c.act.q_continue_target = False
 
     # --- Curriculum recursion (contrib01 / E4.1): H and L cycles grow from start values to the model's
@@ -262,6 +265,7 @@ _CHOICES = {
     "model.pos_encodings": ("rope", "learned", "none"),
     "model.forward_dtype": ("float32", "bfloat16", "float16"),
     "act.loss_type": ("stablemax", "softmax"),
+    "act.halt_rule": ("q_halt", "q_halt_vs_continue"),
     "optim.name": ("adam_atan2", "adamw", "lion"),
     "eval.evaluator": ("", "arc"),
     "runtime.input_pipelines": ("per_host", "per_replica"),
@@ -385,6 +389,11 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if c.act.q_continue_target and arch != "hrm":
         raise ValueError(
             "act.q_continue_target (HRM's bootstrapped Q target) is for arch 'hrm' only"
+        )
+    if c.act.q_continue_target and c.act.get("halt_rule") != "q_halt_vs_continue":
+        raise ValueError(
+            "act.q_continue_target (a target for q_continue) needs act.halt_rule="
+            "'q_halt_vs_continue' (the only rule that reads q_continue)"
         )
     if c.curriculum.enabled and (
         c.curriculum.start_H_cycles > m.H_cycles or c.curriculum.start_L_cycles > m.L_cycles

@@ -33,14 +33,16 @@ def hrm(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     m.L_layers = 4
     m.H_cycles = m.L_cycles = 2
     m.puzzle_emb_len = 0  # 0 = ceil(puzzle_emb_ndim / hidden_size) = 1, the reference's rule
+    c.act.halt_rule = "q_halt_vs_continue"
     c.act.q_continue_target = True
     return c
 
 
 def transformer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The reference's `transformers_baseline`: 8 post-norm attention blocks of 12 heads, one pass per
-    supervision step. It keeps TRM's halting rule (q_halt > 0) here, although the reference baseline
-    halts as HRM does; `act.q_continue_target` is where that choice would change."""
+    supervision step. It halts as the reference baseline does, when q_halt > q_continue, but unlike HRM
+    it computes no target for q_continue: q_continue gets no loss, and its bias (initialised to -5)
+    only decays under weight decay, so in practice it halts once q_halt exceeds about -5."""
     sudoku_attention(c)
     m = c.model
     m.arch = "transformer"
@@ -49,6 +51,8 @@ def transformer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     m.num_heads = 12
     m.H_cycles = m.L_cycles = 1
     m.puzzle_emb_len = 0  # 0 = ceil(puzzle_emb_ndim / hidden_size) = 1, the reference's rule
+    c.act.halt_rule = "q_halt_vs_continue"
+    c.act.q_continue_target = False
     return c
 
 

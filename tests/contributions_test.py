@@ -152,7 +152,8 @@ def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
     del c.model.mlp_t, c.model.attention_window  # HRM's blocks are attention only
     c.model.pos_encodings = "rope"
     c.model.H_cycles, c.model.L_cycles = 1, 1
-    c.act.q_continue_target = True  # what configs/presets.hrm sets
+    c.act.halt_rule = "q_halt_vs_continue"  # what configs/presets.hrm sets
+    c.act.q_continue_target = True
     trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
     core = trainer._core_for_stage(0)
     batch = next(iter(input_pipeline.make_train_dataset(spec, 16, seed=0)))

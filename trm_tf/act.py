@@ -3,7 +3,8 @@
 Reference semantics (docs/model.md#act-carry): every optimizer step is ONE supervision step on a carried batch of slots.
 A slot that halted at the previous step takes the loader's new example (and a fresh latent state); every other
 slot ignores the new example and keeps working on its puzzle with its carried latents. After the step,
-a slot halts when it reached N_sup steps or, in training, when q_halt > 0, unless the exploration draw gave it a
+a slot halts when it reached N_sup steps or, in training, when its Q test passes (q_halt > 0 for TRM,
+q_halt > q_continue for HRM and the transformer baseline: `halting`), unless the exploration draw gave it a
 larger minimum step count. Evaluation runs all N_sup steps from a fresh carry and reports the last one.
 
 The carry lives in per-replica (`SyncOnRead`) variables, so it survives across steps and across the compiled
@@ -171,14 +172,36 @@ def begin_step(model, carry: dict, batch: dict) -> dict:
     return out
 
 
-def halting(steps, q_halt, min_halt, *, halt_max_steps: int, training: bool, q_continue=None):
-    """Halting after a step (docs/model.md#halting): N_sup reached, or (training) q_halt > 0 past min_halt.
+HALT_RULES = ("q_halt", "q_halt_vs_continue")
 
-    With `q_continue` (HRM's ACT, no_ACT_continue=False) the test is q_halt > q_continue instead.
+
+def halting(
+    steps,
+    q_halt,
+    min_halt,
+    *,
+    halt_max_steps: int,
+    training: bool,
+    q_continue=None,
+    halt_rule: str | None = None,
+):
+    """Halting after a step (docs/model.md#halting): N_sup reached, or (training) the Q test past min_halt.
+
+    `halt_rule` names the Q test: "q_halt" (TRM: q_halt > 0; q_continue is unused) or
+    "q_halt_vs_continue" (HRM and the transformer baseline, the reference's no_ACT_continue=False:
+    q_halt > q_continue; needs `q_continue`). None keeps the older calling convention: the comparison
+    with q_continue when `q_continue` is given, else q_halt > 0.
     """
+    if halt_rule is None:
+        halt_rule = "q_halt" if q_continue is None else "q_halt_vs_continue"
+    if halt_rule not in HALT_RULES:
+        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
+    if halt_rule == "q_halt_vs_continue" and q_continue is None:
+        raise ValueError("halt_rule 'q_halt_vs_continue' needs q_continue")
     halted = steps >= halt_max_steps
     if training and halt_max_steps > 1:
-        halted = halted | (q_halt > (0.0 if q_continue is None else q_continue))
+        threshold = q_continue if halt_rule == "q_halt_vs_continue" else 0.0
+        halted = halted | (q_halt > threshold)
         halted = halted & (steps >= min_halt)
         halted = halted | (steps >= halt_max_steps)
     return halted
@@ -195,8 +218,17 @@ def make_train_core(
     jit_compile: bool = True,
     cycles=None,
     q_continue_target: bool = False,
+    halt_rule: str | None = None,
 ):
     """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
+
+    Halting (docs/model.md#halting) is `halt_rule` ("q_halt": TRM's q_halt > 0; "q_halt_vs_continue":
+    q_halt > q_continue, the rule of HRM and of the transformer baseline). `q_continue_target` adds
+    HRM's bootstrapped Q-learning target for q_continue (one extra forward without gradient); without
+    it q_continue gets no loss and no gradient, as in the reference's transformer baseline, whose
+    q_continue bias only decays under weight decay. `halt_rule=None` derives the rule from
+    `q_continue_target` (the comparison with q_continue exactly when there is a target), the older
+    calling convention.
 
     One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
     this function (XLA around optimizer updates fails under tf.distribute on CPU; docs/model.md#tensorflow). Gradients are
@@ -210,6 +242,12 @@ def make_train_core(
     and only the last step is penalised. It pulls the recursion towards a fixed point. At λ == 0 the
     term is not built.
     """
+    if halt_rule is None:
+        halt_rule = "q_halt_vs_continue" if q_continue_target else "q_halt"
+    if halt_rule not in HALT_RULES:
+        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
+    if q_continue_target and halt_rule != "q_halt_vs_continue":
+        raise ValueError("q_continue_target needs halt_rule 'q_halt_vs_continue'")
     variables = model.trainable_variables
     has_puzzle = model.puzzle_emb is not None
 
@@ -227,7 +265,8 @@ def make_train_core(
                 min_halt,
                 halt_max_steps=halt_max_steps,
                 training=True,
-                q_continue=out["q_continue"] if q_continue_target else None,
+                q_continue=out["q_continue"],
+                halt_rule=halt_rule,
             )
             target = None
             if q_continue_target:

@@ -42,6 +42,17 @@ _SEED_H_LEVEL = 50_000  # HRM's second network: disjoint from every seed above
 _SEED_L_INITS = 60_000  # per-latent init rows (hier6): disjoint as well
 
 
+def _scale(x, constant: float):
+    """x * constant computed in float32 and rounded once to x's dtype.
+
+    torch multiplies a bfloat16 tensor by a Python float in float32 and rounds the product once; a
+    bfloat16 constant would first round sqrt(512) = 22.627 to 22.625 (and 1/sqrt(2) to 0.70703),
+    which puts a few percent of the embedding elements one bfloat16 step off. In float32 the casts
+    are no-ops and the product is the same as before.
+    """
+    return tf.cast(tf.cast(x, tf.float32) * constant, x.dtype)
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
 class ReasoningBackbone(keras.Model):
     """Embeddings, shared network(s), heads and initial latents, driven by a recursion scheme.
@@ -390,8 +401,8 @@ class ReasoningBackbone(keras.Model):
             x = tf.concat([pe, x], axis=1)
         if self.embed_pos is not None:
             pos = self.embed_pos(tf.range(self.total_len, dtype=tf.int32))
-            x = tf.constant(0.707106781, cdt) * (x + tf.cast(pos, cdt)[None])
-        return tf.constant(self.embed_scale, cdt) * x
+            x = _scale(x + tf.cast(pos, cdt)[None], 0.707106781)
+        return _scale(x, self.embed_scale)
 
     def net(self, h, injection):
         """The shared network `L_level`: blocks(h + injection)."""

@@ -6,7 +6,11 @@ Every layer follows the reference numerics (docs/model.md#architecture, #porting
 * weights are created in float32 and, under a mixed dtype policy, read in the compute dtype at each use
   (the reference casts its fp32 master weights to bf16 at every matmul);
 * RMSNorm (no gain) and RoPE always compute in float32 and cast back to the input dtype;
-* the attention softmax runs in float32;
+* the attention scores Q K^T and their softmax are computed in float32, from Q and K in the compute
+  dtype (a fused attention kernel's float32 accumulation); the probabilities are rounded to the
+  compute dtype for the product with V;
+* scale constants (sqrt(D), 1/sqrt(2) in the embeddings) multiply in float32 and the product is
+  rounded once, as torch does for a low-precision tensor times a Python float;
 * there are no biases anywhere except the Q head (which lives in `trm.py`).
 
 The layers take `**kwargs` (name, dtype policy, ...) and implement `get_config`, following keras-hub
@@ -330,9 +334,13 @@ class Attention(keras.layers.Layer):
 
     qkv = x @ Wqkv is viewed as [B, T, 3H, head_dim]: heads 0..H-1 are Q, H..2H-1 K, 2H..3H-1 V
     (the reference's row order). RoPE (optional) rotates Q and K. Scores use scale 1/sqrt(head_dim),
-    no mask, softmax in float32. The scale multiplies Q before the score product (folded into the
-    RoPE tables when RoPE is on), which is exact whenever the scale is a power of two (head_dim 16,
-    64, 256) and otherwise differs from scaling the scores by float32 rounding only.
+    no mask, softmax in float32. The scale multiplies Q before the score product. In float32 it is
+    folded into the RoPE tables when RoPE is on, which is exact whenever the scale is a power of two
+    (head_dim 16, 64, 256) and otherwise differs from scaling the scores by float32 rounding only. In
+    a low-precision compute dtype, Q and K are rounded to it (after RoPE), cast to float32, and the
+    scale and the score product run in float32, so the scores are never rounded to 8 significant
+    bits; the probabilities are then rounded to the compute dtype for the product with V, as a fused
+    bfloat16 attention kernel does.
 
     head_dim = D // num_heads and the inner width is num_heads * head_dim, which is D unless the heads
     do not divide D (the reference's transformer baseline: D=512, 12 heads -> head_dim 42, qkv
@@ -382,14 +390,30 @@ class Attention(keras.layers.Layer):
         # batched matmuls over B*H (oneDNN runs these ~1.5x faster than the equivalent einsums).
         qkv = tf.reshape(self.qkv_proj(x), [b, t, 3, self.num_heads, self.head_dim])
         qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])
-        if rotary is not None:
-            qk, v = tf.split(qkv, [2, 1], axis=0)
-            q, k = tf.unstack(rotary.rotate_heads_first(qk, q_scale=scale), axis=0)
-            v = v[0]
+        if qkv.dtype == tf.float32:
+            if rotary is not None:
+                qk, v = tf.split(qkv, [2, 1], axis=0)
+                q, k = tf.unstack(rotary.rotate_heads_first(qk, q_scale=scale), axis=0)
+                v = v[0]
+            else:
+                q, k, v = tf.unstack(qkv, axis=0)
+                q = q * scale
+            scores = tf.matmul(q, k, transpose_b=True)
         else:
-            q, k, v = tf.unstack(qkv, axis=0)
-            q = q * tf.cast(scale, q.dtype)
-        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+            # Low precision: Q and K are rounded to the compute dtype (after RoPE, as the reference
+            # rounds its rotated Q and K), then the scores are formed in float32 from them. A fused
+            # attention kernel accumulates Q K^T in float32 and never rounds the scores; rounding
+            # them to bfloat16 (8 significant bits) before the softmax would move a score of 10 by
+            # up to 0.03, i.e. change its probability by up to 3%. The scale is applied in float32
+            # too (folding it into bfloat16 Q would round Q * scale once more). On TPU even a
+            # default-precision float32 matmul (one bfloat16 MXU pass) loses nothing here: its
+            # operands are bfloat16 values, and it accumulates in float32.
+            qk, v = tf.split(qkv, [2, 1], axis=0)
+            v = v[0]
+            if rotary is not None:
+                qk = rotary.rotate_heads_first(qk)
+            q, k = tf.unstack(tf.cast(qk, tf.float32), axis=0)
+            scores = tf.matmul(q * scale, k, transpose_b=True)
         if self.window:
             allowed = local_window_mask(t, self.prefix_len, self.window)
             scores += tf.constant(np.where(allowed, 0.0, -1e30).astype(np.float32))
