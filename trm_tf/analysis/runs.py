@@ -338,14 +338,24 @@ def upgrade_config(flat: dict) -> dict:
 
     Files written before the `act` section (they have `model.halt_max_steps`) get their ACT/loss fields
     and `train.jit_compile` moved (OLD_TO_NEW_KEYS), `act.q_continue_target` added with the value the
-    trainer then derived from the arch (True for "hrm"), the arch's non-keywords and removed fields
+    trainer then derived from the arch (True for "hrm") and `act.halt_rule` with the rule it used, the arch's non-keywords and removed fields
     dropped, and -1 sentinels turned into None. A current file comes back unchanged.
     """
     if "model.halt_max_steps" not in flat:
-        return dict(flat)
+        out = dict(flat)
+        if (
+            "act.q_continue_target" in out and "act.halt_rule" not in out
+        ):  # before the explicit rule
+            out["act.halt_rule"] = (
+                "q_halt_vs_continue" if out["act.q_continue_target"] else "q_halt"
+            )
+        return out
     out = {OLD_TO_NEW_KEYS.get(k, k): v for k, v in flat.items() if k not in REMOVED_KEYS}
     arch = out.get("model.arch", "trm")
     out["act.q_continue_target"] = arch == "hrm"
+    # The halting rule those runs trained with: HRM's q_halt > q_continue, TRM's q_halt > 0 otherwise
+    # (the transformer baseline then used TRM's rule).
+    out["act.halt_rule"] = "q_halt_vs_continue" if arch == "hrm" else "q_halt"
     for k in _NOT_KEYWORDS.get(arch, ()):
         out.pop(k, None)
     for k in _OLD_SENTINELS:
