@@ -8,7 +8,6 @@ copies are cleaned up, and killing both workers and restarting them resumes from
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -16,21 +15,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.testing.launch import REPO, launch_cmd, weights_of
+from tests.testing.launch import REPO, free_ports, launch_cmd, weights_of
 from tests.testing.tiny_datasets import build_tiny_sudoku
 
 # End to end: two launch.py worker processes, killed and restarted (minutes on CPU).
 pytestmark = pytest.mark.slow
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _start_workers(cmd, ports):
@@ -75,7 +64,7 @@ def test_two_workers_equal_single_process_and_resume_after_kill(tmp_path):
     os.makedirs(run)
     log_base = os.path.join(str(tmp_path), "mw")
     cmd = launch_cmd(data_dir, run, *args) + [log_base]
-    procs = _start_workers(cmd, _free_ports(2))
+    procs = _start_workers(cmd, free_ports(2))
     deadline = time.time() + 400
     while time.time() < deadline and all(p.poll() is None for p in procs):
         if tf.io.gfile.glob(os.path.join(run, "checkpoints", "ckpt-*.index")):
@@ -91,7 +80,7 @@ def test_two_workers_equal_single_process_and_resume_after_kill(tmp_path):
     )
     assert step_at_kill < 12
 
-    procs = _start_workers(cmd, _free_ports(2))
+    procs = _start_workers(cmd, free_ports(2))
     codes = _wait(procs)
     assert codes == [0, 0], open(log_base + ".worker1.log").read()[-3000:]
 

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.testing.launch import REPO, weights_of
+from tests.testing.launch import REPO, free_ports, weights_of
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf.data import datasets
@@ -281,16 +280,6 @@ def test_preflight_passes_on_the_rehearsal_and_fails_in_one_line(sudoku_dir, tmp
     assert all("skipped" in x for x in lines if " train " in x or " checkpoint " in x)
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start_workers(cmd, ports, log_base, count=None):
     procs = []
     for i in range(count or len(ports)):
@@ -322,10 +311,10 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
     weights."""
     data = "sudoku_extreme/rehearsal"
     ref = str(tmp_path / "ref")
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     extra = (*MULTI_PROCESS, f"--config.train.profiler_port={port}")
     procs = _start_workers(
-        _cmd(sudoku_dir, ref, data, *extra), _free_ports(2), str(tmp_path / "ref")
+        _cmd(sudoku_dir, ref, data, *extra), free_ports(2), str(tmp_path / "ref")
     )
     codes = [p.wait(timeout=900) for p in procs]
     assert codes == [0, 0], open(str(tmp_path / "ref") + ".worker0.log").read()[-4000:]
@@ -342,7 +331,7 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
     run = str(tmp_path / "run")
     cmd = _cmd(sudoku_dir, run, data, *MULTI_PROCESS)
     log_base = str(tmp_path / "run")
-    procs = _start_workers(cmd, _free_ports(2), log_base)
+    procs = _start_workers(cmd, free_ports(2), log_base)
     assert _wait_for_checkpoint(procs[0], run, 0), open(log_base + ".worker0.log").read()[-3000:]
     for p in procs:
         p.send_signal(signal.SIGTERM)
@@ -355,7 +344,7 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
         os.path.basename(p) for p in tf.io.gfile.glob(f"{run}/checkpoints/carry-{step}.*")
     )
     assert carries == [f"carry-{step}.host0.npz", f"carry-{step}.host1.npz"]
-    procs = _start_workers(cmd, _free_ports(2), log_base)
+    procs = _start_workers(cmd, free_ports(2), log_base)
     codes = [p.wait(timeout=900) for p in procs]
     assert codes == [0, 0], open(log_base + ".worker0.log").read()[-3000:]
     log = open(log_base + ".worker1.log").read()
@@ -367,7 +356,7 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
 
 
 def test_worker_whose_peer_never_starts_stops_in_one_line(sudoku_dir, tmp_path):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cmd = _cmd(
         sudoku_dir,
         str(tmp_path / "alone"),

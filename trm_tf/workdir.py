@@ -200,11 +200,12 @@ STATE_FIELDS = (
 )
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """Dotted keys, values as they are (lists stay lists, unlike the run tables' flattening)."""
     out = {}
-    for k, v in d.items():
+    for k, v in tree.items():
         if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -212,7 +213,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(state-shaping changes, other changes) between two configs as "field: old -> new" lines."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     state, other = [], []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<unset>") == b.get(key, "<unset>"):

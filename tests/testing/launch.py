@@ -81,3 +81,16 @@ def weights_of(workdir):
         if n.startswith(("model/", "ema/", "puzzle_emb"))
     ]
     return {n: reader.get_tensor(n) for n in names}
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` loopback ports that were free a moment ago (for TF_CONFIG clusters of local workers)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports

@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from trm_tf.workdir import CONFIG, RunDir
+from trm_tf.workdir import CONFIG, RunDir, flatten
 
 # Files `interop.load_reference_state_dict` reads (reference checkpoints; `step_N` is the reference's
 # own file name, without a suffix).
@@ -77,17 +77,6 @@ def run_dir_of(checkpoint: str) -> str | None:
     return None
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """Dotted keys, values as they are (lists stay lists, unlike the run tables' flattening)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _unflatten(flat: dict) -> dict:
     out: dict = {}
     for key, v in flat.items():
@@ -103,7 +92,7 @@ def upgrade_config_dict(data: dict) -> dict:
     """A config.json's content in today's layout (unchanged when it already is)."""
     from trm_tf.analysis import runs  # pandas and the event readers: only when a config is read
 
-    return _unflatten(runs.upgrade_config(_flatten(data)))
+    return _unflatten(runs.upgrade_config(flatten(data)))
 
 
 def read_run_config(run_dir: str) -> ml_collections.ConfigDict:
