@@ -182,27 +182,20 @@ def check_train_step(trainer, strategy, spec, config, options) -> str:
 
 
 def check_eval_step(trainer, strategy, spec, config, options) -> str:
+    from trm_tf import evaluators
     from trm_tf.data import input_pipeline
 
-    extra, names = (), None
-    if config.eval.evaluator == "arc":
-        import tensorflow_datasets as tfds
-
-        from trm_tf.evaluators import arc as arc_eval
-        from trm_tf.train import ARC_DEVICE_FEATURES
-
-        truth = arc_eval.load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir)
-        extra, names = ARC_DEVICE_FEATURES, sorted(truth)
+    used = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
     dist, _ = input_pipeline.distribute_eval(
         strategy,
         spec,
         config.eval.global_batch_size,
         config.eval.global_batch_size,
-        extra_features=extra,
-        task_names=names,
+        extra_features=evaluators.device_features(used),
+        task_names=evaluators.task_names(used),
         options=options,
     )
-    metrics = trainer.evaluate(dist, 1, use_ema=bool(config.eval.use_ema))
+    metrics = trainer.evaluate(dist, 1, use_ema=bool(config.eval.use_ema), evaluators=used)
     return f"{int(metrics['num_examples'])} examples, exact {metrics.get('exact_accuracy', 0):.3f}"
 
 

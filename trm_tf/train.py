@@ -32,7 +32,6 @@ from trm_tf.actions import (
 )
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
-from trm_tf.evaluators.arc import DEVICE_FEATURES as ARC_DEVICE_FEATURES
 from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
 from trm_tf.workdir import RunDir
@@ -46,7 +45,6 @@ class NoCheckpointError(ValueError):
 TPU_PROFILER_PORT = 8466
 
 __all__ = [
-    "ARC_DEVICE_FEATURES",
     "NoCheckpointError",
     "NonFiniteLossError",
     "crossed",

@@ -16,8 +16,6 @@ One train step, in replica context (`strategy.run`):
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -329,12 +327,4 @@ def _unstack_per_replica(strategy, out):
     return [tf.nest.pack_sequence_as(out, [p[i] for p in per]) for i in range(n)]
 
 
-def eta_string(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    h, rem = divmod(int(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-__all__ = ["Trainer", "curriculum_stages", "eta_string", "resolve_schedule"]
+__all__ = ["Trainer", "curriculum_stages", "resolve_schedule"]
