@@ -192,6 +192,9 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
         4096  # Test examples used by periodic evals (-1: all); the final eval uses all.
     )
     c.eval.final_full = True
+    # ARC periodic evaluations: every augmented test row of this many tasks, drawn once from `seed` (the
+    # same tasks each time; scored over them only); -1: every task. eval.subset_size is not used for ARC.
+    c.eval.arc_subset_tasks = 40
     c.eval.use_ema = True  # Evaluate the EMA weights (as the reference) when optim.ema is on.
     # Test-time recursion: supervision steps at evaluation (None = act.halt_max_steps, the reference).
     # Every evaluation also reports the adaptive-halting accuracy and mean steps (each example stopped

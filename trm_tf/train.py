@@ -86,33 +86,61 @@ def profiler_addresses(strategy, tpu: str, port: int) -> list[str]:
 
 
 class Evaluation:
-    """One evaluation of the current (EMA or raw) weights: the eval stream (built once per subset), the
-    evaluators of the config, the submission, the log line and the run directory's eval_results.json."""
+    """One evaluation of the current (EMA or raw) weights: the eval stream (built once per kind), the
+    evaluators of the config, the submission, the log line and the run directory's eval_results.json.
 
-    def __init__(self, config, spec, strategy, trainer, rundir: RunDir, writer, options):
+    ARC runs (`eval.evaluator = "arc"`) report this checkpoint's `ARC/pass@K` and the run's pooled
+    `ARC/pooled/pass@K` (`trm_tf.evaluators.arc_voting`). Periodic ARC evaluations read the task-complete
+    subset of `eval.arc_subset_tasks` tasks (seeded by `seed`) instead of `eval.subset_size` rows. The
+    pool starts from the votes the run directory holds for steps <= `start_step` (the restored
+    checkpoint); stored votes of later steps, left by a process that stopped before its next
+    checkpoint, are deleted, so a resumed run never pools an evaluation twice.
+    """
+
+    def __init__(
+        self, config, spec, strategy, trainer, rundir: RunDir, writer, options, start_step=0
+    ):
         self.config, self.spec, self.strategy, self.trainer = config, spec, strategy, trainer
         self.rundir, self.writer, self.options = rundir, writer, options
         self.evaluators = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
-        self._streams: dict[int, tuple] = {}
+        self._streams: dict[bool, tuple] = {}
+        self.arc = next((e for e in self.evaluators if e.name == "arc"), None)
+        self.arc_tasks = None
+        if self.arc is not None:
+            self.arc_tasks = self.arc.subset(int(config.eval.arc_subset_tasks), int(config.seed))
+            dropped = rundir.drop_arc_votes_after(start_step)
+            if dropped:
+                logging.info(
+                    "Dropped the ARC votes of %d evaluations after step %d", dropped, start_step
+                )
+            self.arc.restore(rundir.read_arc_votes(start_step))
 
-    def _stream(self, subset: int):
-        if subset not in self._streams:
-            self._streams[subset] = input_pipeline.distribute_eval(
+    def _stream(self, full: bool):
+        if full not in self._streams:
+            arc_subset = self.arc is not None and not full
+            self._streams[full] = input_pipeline.distribute_eval(
                 self.strategy,
                 self.spec,
                 self.config.eval.global_batch_size,
-                subset,
+                -1 if full or arc_subset else int(self.config.eval.subset_size),
                 extra_features=evaluators.device_features(self.evaluators),
                 task_names=evaluators.task_names(self.evaluators),
                 options=self.options,
+                tasks=self.arc_tasks if arc_subset else None,
             )
-        return self._streams[subset]
+        return self._streams[full]
 
     def __call__(self, step: int, full: bool, use_ema: bool | None = None, tag: str = "") -> dict:
-        dist, steps = self._stream(-1 if full else int(self.config.eval.subset_size))
+        full = full or (self.arc is not None and self.arc_tasks is None)  # ARC: every task
+        dist, steps = self._stream(full)
+        if self.arc is not None:
+            self.arc.scope = None if full else sorted(self.arc_tasks)
         use_ema = self.config.eval.use_ema if use_ema is None else use_ema
         t0 = time.perf_counter()
         metrics = self.trainer.evaluate(dist, steps, use_ema=use_ema, evaluators=self.evaluators)
+        if self.arc is not None and not tag:  # the checkpoint average is not one of the run's votes
+            metrics.update(self.arc.pooled_result(step))
+            self.rundir.write_arc_votes(step, self.arc.commit(step))
         for e in self.evaluators:
             if hasattr(e, "write_submission") and self.rundir.writer and not tag:
                 e.write_submission(self.rundir.submission(step))
@@ -238,7 +266,7 @@ def _run(
         config.model.forward_dtype,
     )
     options = input_pipeline.input_options(config.runtime.input_pipelines)
-    evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options)
+    evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options, start_step)
     if mode == "eval":
         return evaluate(start_step, full=True)
 

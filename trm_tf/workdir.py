@@ -22,6 +22,7 @@ EVAL_RESULTS = "eval_results.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 LOCK = "run.lock"
+ARC_VOTES = "votes.json"  # in arc_votes/step_N/: the merged votes of the ARC evaluation at step N
 
 
 def write_json(path: str, obj) -> None:
@@ -139,6 +140,39 @@ class RunDir:
 
     def evaluated_steps(self) -> set[int]:
         return {int(h.get("step", -1)) for h in self.eval_results()["history"]}
+
+    # -------------------------------------------------------------- ARC votes
+    def write_arc_votes(self, step: int, state: dict) -> None:
+        """Stores the merged votes of the ARC evaluation at `step` (chief only; atomic; replaces the
+        votes of an earlier evaluation of the same step)."""
+        if not self.writer:
+            return
+        path = os.path.join(self.arc_votes(step), ARC_VOTES)
+        tf.io.gfile.makedirs(self.arc_votes(step))
+        with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+            json.dump(state, f, separators=(",", ":"))  # compact: a full evaluation is tens of MB
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+    def arc_vote_steps(self) -> list[int]:
+        """The steps whose ARC votes are stored, ascending."""
+        found = tf.io.gfile.glob(os.path.join(self.file("arc_votes"), "step_*", ARC_VOTES))
+        return sorted(int(os.path.basename(os.path.dirname(p))[len("step_") :]) for p in found)
+
+    def read_arc_votes(self, until: int) -> dict[int, dict]:
+        """The stored ARC votes of the evaluations at steps <= `until` (what a run resumed from the
+        checkpoint of step `until` pools), step -> votes."""
+        steps = [s for s in self.arc_vote_steps() if s <= until]
+        return {s: read_json(os.path.join(self.arc_votes(s), ARC_VOTES)) for s in steps}
+
+    def drop_arc_votes_after(self, step: int) -> int:
+        """Deletes the stored ARC votes of steps after `step` (evaluations a resumed run has not reached
+        yet; chief only). Returns how many evaluations were dropped."""
+        if not self.writer:
+            return 0
+        later = [s for s in self.arc_vote_steps() if s > step]
+        for s in later:
+            tf.io.gfile.rmtree(self.arc_votes(s))
+        return len(later)
 
     # -------------------------------------------------------------- resume
     def truncate_after(self, step: int) -> int:

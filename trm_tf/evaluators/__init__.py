@@ -1,7 +1,8 @@
 """Evaluators: objects with `begin` / `update` / `reduce` / `result`, built from the config.
 
 `from_config(config, spec, halt_max_steps)` returns the accuracy evaluator, plus ARC voting when
-`config.eval.evaluator == "arc"`.
+`config.eval.evaluator == "arc"` (`trm_tf.evaluators.arc_voting.ARCVoting`: this checkpoint's pass@K and
+pass@K pooled over the run's evaluations).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ def from_config(config, spec, halt_max_steps: int) -> list:
     evaluators: list = [AccuracyEvaluator(halt_max_steps)]
     kind = config.eval.evaluator
     if kind == "arc":
-        from trm_tf.evaluators.arc import ARCVoting
+        from trm_tf.evaluators.arc_voting import ARCVoting
 
         evaluators.append(ARCVoting.for_dataset(spec))
     elif kind:

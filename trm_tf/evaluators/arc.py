@@ -15,7 +15,8 @@ Differences from the reference, on purpose:
   bug);
 * the store is per evaluation: `reset()` (call it before each evaluation) clears it. The reference never
   clears it (`aggregated_voting=True`), so later evaluations also count the votes of earlier checkpoints;
-  pass `aggregated_voting=True` to reproduce that quirk;
+  pass `aggregated_voting=True` to reproduce that quirk. A run reports both numbers
+  (`trm_tf.evaluators.arc_voting`): this checkpoint's pass@K and pass@K pooled over the run's evaluations;
 * remaining ties on (count, mean q) are broken by the grid's text (the reference keeps arrival order,
   which depends on batch and host order);
 * a test pair with no prediction scores 0 (as in the reference) but still gets a submission entry
@@ -269,63 +270,3 @@ class ARCEvaluator:
         """Writes `submission()` as JSON to `path` (local or gs://)."""
         with tf.io.gfile.GFile(path, "w") as f:
             json.dump(self.submission(ground_truth), f)
-
-
-# Integer features ARC voting needs next to each prediction (each row brings its own task, transform and
-# colour map, so any host or replica order scores right); task names are resolved on the host from the
-# sorted names of the ground truth.
-DEVICE_FEATURES = ("task_id", "test_index", "transform_id", "color_map")
-
-
-class ARCVoting:
-    """The evaluator life cycle (`trm_tf.evaluators.accuracy`) around `ARCEvaluator`.
-
-    `reduce` merges the worker processes' votes through the strategy (`distribute.gather_bytes`), so the
-    result is the same on one host, on a pod's single client and on several worker processes.
-    """
-
-    name = "arc"
-    features = DEVICE_FEATURES
-
-    def __init__(self, truth: Mapping[str, Sequence]):
-        self.truth = truth
-        self.task_names = sorted(truth)
-        self._names = np.asarray(self.task_names + [""], dtype=object)  # task_id -1 (padding) -> ""
-        self.begin()
-
-    @classmethod
-    def for_dataset(cls, spec) -> ARCVoting:
-        import tensorflow_datasets as tfds
-
-        return cls(load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir))
-
-    def begin(self) -> None:
-        self.arc = ARCEvaluator()
-
-    def update(self, out: dict) -> None:
-        self.arc.update(
-            {
-                "task_name": self._names[np.asarray(out["task_id"]).reshape(-1)],
-                "test_index": out["test_index"],
-                "transform_id": out["transform_id"],
-                "color_map": out["color_map"],
-                "inputs": out["inputs"],
-                "preds": out["preds"],
-                "q_halt": out["q_halt"],
-                "mask": out["mask"],
-            }
-        )
-
-    def reduce(self, strategy) -> None:
-        from trm_tf import distribute
-
-        states = distribute.gather_bytes(strategy, json.dumps(self.arc.state()).encode())
-        if len(states) > 1:
-            self.arc.reset()
-            self.arc.merge(json.loads(s) for s in states)
-
-    def result(self) -> dict[str, float]:
-        return self.arc.result(self.truth)
-
-    def write_submission(self, path: str) -> None:
-        self.arc.write_submission(path, self.truth)

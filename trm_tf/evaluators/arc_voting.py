@@ -1,0 +1,153 @@
+"""ARC voting as an evaluator of a run: pass@K of this checkpoint, and pass@K pooled over the run.
+
+The reference builds one ARC evaluator per run whose vote store is never cleared, so the pass@K it logs
+at its k-th evaluation counts the votes of every checkpoint evaluated so far (all of them full
+evaluations); that is the number its papers report. A run here reports both, under distinct names:
+
+* `ARC/pass@K` — this checkpoint alone (its votes only), with `ARC/num_tasks` and `ARC/input_mismatches`;
+* `ARC/pooled/pass@K` — the votes of this evaluation added to the stored votes of every earlier
+  evaluation of the run (`ARC/pooled/num_evaluations` counts them, this one included): the reference's
+  number when every evaluation is full.
+
+Both are scored over the tasks this evaluation covers. Periodic evaluations cover a *task-complete
+subset*: every augmented test row of `eval.arc_subset_tasks` tasks drawn once from `seed` (`subset`), the
+same tasks at every evaluation, so their curves are comparable; the final evaluation covers every task.
+A task's pooled votes come from every evaluation that saw it: a subset task pools all periodic
+evaluations and the final one, any other task only the full evaluations.
+
+Pooling is by step: `restore(states)` loads the stored votes of earlier evaluations (step -> merged
+votes, what `RunDir.read_arc_votes(step)` returns), `pooled_result(step)` pools the stored evaluations
+of steps before `step` with this one, and `commit(step)` records this evaluation under `step` (replacing
+an earlier evaluation of the same step, so a re-evaluated checkpoint is never counted twice) and returns
+its merged votes for the run directory. The votes are merged across worker processes by `reduce`, so
+every process holds the same pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from trm_tf.evaluators.arc import ARCEvaluator, load_ground_truth
+
+# Integer features ARC voting needs next to each prediction (each row brings its own task, transform and
+# colour map, so any host or replica order scores right); task names are resolved on the host from the
+# sorted names of the ground truth.
+DEVICE_FEATURES = ("task_id", "test_index", "transform_id", "color_map")
+# Second word of the subset draw's seed, so that it does not reuse the stream of another draw of `seed`.
+_SUBSET_STREAM = 0xA5C
+
+
+class ARCVoting:
+    """The evaluator life cycle (`trm_tf.evaluators.accuracy`) around `ARCEvaluator`, plus the run's pool.
+
+    `reduce` merges the worker processes' votes through the strategy (`distribute.gather_bytes`), so the
+    result is the same on one host, on a pod's single client and on several worker processes.
+    """
+
+    name = "arc"
+    features = DEVICE_FEATURES
+
+    def __init__(self, truth: Mapping[str, Sequence], num_aug: int | None = None):
+        """`truth`: task -> true test outputs (`load_ground_truth`); `num_aug`: augmented copies per
+        task besides the original (the dataset's metadata), which bounds a task's test rows."""
+        self.truth = dict(truth)
+        self.task_names = sorted(truth)
+        self.num_aug = num_aug
+        self._names = np.asarray(self.task_names + [""], dtype=object)  # task_id -1 (padding) -> ""
+        self.scope: list[str] | None = None  # the tasks this evaluation scores (None: every task)
+        self.pool: dict[int, dict] = {}  # step -> merged votes of an earlier evaluation
+        self.begin()
+
+    @classmethod
+    def for_dataset(cls, spec) -> ARCVoting:
+        import tensorflow_datasets as tfds
+
+        truth = load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir)
+        num_aug = spec.metadata.get("num_aug")
+        return cls(truth, None if num_aug is None else int(num_aug))
+
+    def subset(self, num_tasks: int, seed: int) -> dict[str, int] | None:
+        """The task-complete subset of periodic evaluations: task -> upper bound on its test rows
+        ((num_aug + 1) copies x its test pairs), for `input_pipeline.make_eval_dataset(tasks=...)`.
+
+        `num_tasks` tasks drawn without replacement from the sorted task names with `seed` (the same
+        tasks for every evaluation and every host count); None when `num_tasks` is -1 or covers every
+        task (periodic evaluations are then full).
+        """
+        if num_tasks == 0 or num_tasks < -1:
+            raise ValueError(
+                f"eval.arc_subset_tasks must be -1 (every task) or >= 1, got {num_tasks}"
+            )
+        if num_tasks == -1 or num_tasks >= len(self.task_names):
+            return None
+        if self.num_aug is None:
+            raise ValueError(
+                "a task subset needs the dataset's num_aug (metadata) to bound its rows"
+            )
+        rng = np.random.default_rng([int(seed), _SUBSET_STREAM])
+        chosen = sorted(rng.choice(len(self.task_names), size=num_tasks, replace=False))
+        names = [self.task_names[i] for i in chosen]
+        return {t: (self.num_aug + 1) * len(self.truth[t]) for t in names}
+
+    def scored_truth(self) -> dict[str, Sequence]:
+        """The ground truth of the tasks this evaluation scores (`scope`)."""
+        if self.scope is None:
+            return self.truth
+        return {t: self.truth[t] for t in self.scope}
+
+    def begin(self) -> None:
+        self.arc = ARCEvaluator()
+
+    def update(self, out: dict) -> None:
+        self.arc.update(
+            {
+                "task_name": self._names[np.asarray(out["task_id"]).reshape(-1)],
+                "test_index": out["test_index"],
+                "transform_id": out["transform_id"],
+                "color_map": out["color_map"],
+                "inputs": out["inputs"],
+                "preds": out["preds"],
+                "q_halt": out["q_halt"],
+                "mask": out["mask"],
+            }
+        )
+
+    def reduce(self, strategy) -> None:
+        from trm_tf import distribute
+
+        states = distribute.gather_bytes(strategy, json.dumps(self.arc.state()).encode())
+        if len(states) > 1:
+            self.arc.reset()
+            self.arc.merge(json.loads(s) for s in states)
+
+    def result(self) -> dict[str, float]:
+        """pass@K of this evaluation's votes over the scored tasks (`ARC/pass@K`, ...)."""
+        return self.arc.result(self.scored_truth())
+
+    # -------------------------------------------------------------- the run's pool
+    def restore(self, states: Mapping[int, dict]) -> None:
+        """Sets the pool to the stored votes of earlier evaluations (step -> `ARCEvaluator.state()`)."""
+        self.pool = {int(step): state for step, state in states.items()}
+
+    def pooled_result(self, step: int) -> dict[str, float]:
+        """`ARC/pooled/pass@K`: this evaluation's votes plus the pooled ones of steps before `step`,
+        over the scored tasks; `ARC/pooled/num_evaluations`: the evaluations pooled (this one included)."""
+        earlier = [self.pool[s] for s in sorted(self.pool) if s < step]
+        pooled = ARCEvaluator()
+        pooled.merge(earlier + [self.arc.state()])
+        res = pooled.result(self.scored_truth())
+        out = {f"ARC/pooled/pass@{k}": res[f"ARC/pass@{k}"] for k in pooled.pass_ks}
+        out["ARC/pooled/num_evaluations"] = float(len(earlier) + 1)
+        return out
+
+    def commit(self, step: int) -> dict:
+        """Adds this evaluation's votes to the pool under `step` and returns them (to store)."""
+        self.pool[int(step)] = self.arc.state()
+        return self.pool[int(step)]
+
+    def write_submission(self, path: str) -> None:
+        """This checkpoint's Kaggle submission over the scored tasks."""
+        self.arc.write_submission(path, self.scored_truth())
