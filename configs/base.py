@@ -260,6 +260,7 @@ def shrink_for_cpu(c: ml_collections.ConfigDict) -> None:
     c.optim.lr_warmup_steps = min(c.optim.lr_warmup_steps, 20)
     c.eval.global_batch_size = 64
     c.eval.subset_size = 256
+    c.eval.arc_subset_tasks = 2  # ARC: 2 whole tasks (~2k augmented rows) per periodic evaluation
     c.eval.final_full = False
 
 
