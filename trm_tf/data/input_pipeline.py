@@ -59,11 +59,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from trm_tf.data import cache as decoded_cache
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
 # Features every builder writes (tfds_builders/*), read for training and evaluation.
-CORE_FEATURES = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
+CORE_FEATURES = decoded_cache.FEATURES
 HOST_SHARDING = ("auto", "groups", "files", "stream")
 # Eval feature computed from the string `task_name` (index into the caller's sorted task names).
 TASK_ID = "task_id"
@@ -131,15 +132,19 @@ def read_records(
     split: str,
     features: Sequence[str],
     input_context: tf.distribute.InputContext | None = None,
+    add_tfds_id: bool = False,
 ) -> tf.data.Dataset:
     """Examples of `split` (only `features` are decoded), in file order; this pipeline's files only when
-    `input_context` has several pipelines (TFDS deals the files round-robin)."""
+    `input_context` has several pipelines (TFDS deals the files round-robin). `add_tfds_id` adds TFDS's
+    example id ("<file name>__<index in file>"), from which the decoded cache learns this order."""
     builder = tfds.builder(spec.name, data_dir=spec.data_dir)
     ctx = input_context if input_context and input_context.num_input_pipelines > 1 else None
     return builder.as_dataset(
         split=split,
         shuffle_files=False,
-        read_config=tfds.ReadConfig(input_context=ctx, try_autocache=False),
+        read_config=tfds.ReadConfig(
+            input_context=ctx, try_autocache=False, add_tfds_id=add_tfds_id
+        ),
         decoders=tfds.decode.PartialDecoding({k: True for k in features}),
     )
 
@@ -150,6 +155,49 @@ def _whole(ds: tf.data.Dataset) -> tf.data.Dataset:
         tf.nest.map_structure(lambda s: tf.zeros([0] + s.shape.as_list(), s.dtype), ds.element_spec)
     )
     return ds.batch(_WHOLE_SPLIT).concatenate(empty).take(1)
+
+
+def _host_examples(spec, mode, input_context, decoded) -> tf.data.Dataset:
+    """One element: this host's training examples ([n, ...] tensors of CORE_FEATURES, plus the cache's
+    `rank` when read from `decoded`), and a one-line log of how long reading them took on the host."""
+    host, hosts, _ = _per_host(input_context)
+    if decoded is not None:
+        if mode == "files":
+            if len(decoded.paths) < hosts:
+                raise ValueError(
+                    f"{spec.name} has {len(decoded.paths)} train files for {hosts} hosts"
+                )
+            ds = decoded_cache.load_examples(decoded, slice(host, None, hosts))
+        else:
+            ds = decoded_cache.load_examples(
+                decoded, hosts=hosts if mode == "groups" else 1, host=host
+            )
+        source = "decoded cache"
+    else:
+        ds = read_records(spec, "train", CORE_FEATURES, input_context if mode == "files" else None)
+        ds = ds.map(lambda ex: {k: ex[k] for k in CORE_FEATURES})
+        if mode == "groups" and hosts > 1:
+            ds = ds.filter(lambda ex: ex["group"] % hosts == host)
+        ds, source = _whole(ds), "TFRecords"
+    start = tf.data.Dataset.from_tensors(0).map(lambda _: tf.timestamp())
+
+    def timed(t0):
+        def report(data):
+            seconds = tf.timestamp() - t0
+            n = tf.shape(data["group"])[0]
+            done = tf.print(
+                f"data: host {host} of {hosts}:",
+                n,
+                f"{spec.name} train examples from {source} in",
+                tf.strings.as_string(seconds, precision=1),
+                "s",
+            )
+            with tf.control_dependencies([done]):
+                return {k: tf.identity(v) for k, v in data.items()}
+
+        return ds.map(report)
+
+    return start.flat_map(timed)
 
 
 class GroupSampler:
@@ -165,15 +213,23 @@ class GroupSampler:
     construction).
     """
 
-    def __init__(self, group, puzzle_index, seed: int, shard: int):
+    def __init__(self, group, puzzle_index, seed: int, shard: int, rank=None):
         group = tf.cast(group, tf.int64)
         puzzle = tf.cast(puzzle_index, tf.int64)
         n = tf.size(group, out_type=tf.int64)
+        # Examples in file order: as given, or (decoded cache, which stores them file by file) sorted by
+        # `rank`, their distinct positions in the order the TFRecords are read.
+        by_rank = None
+        if rank is not None:
+            by_rank = tf.cast(tf.argsort(rank, stable=True), tf.int64)
+            group, puzzle = tf.gather(group, by_rank), tf.gather(puzzle, by_rank)
         # Sort examples by (group, puzzle, file order) so that puzzles and groups are contiguous ranges:
         # both are int32, so one int64 key orders them lexicographically, and the sort is stable.
         key = group * (1 << 32) + (puzzle + (1 << 31))
         order = tf.cast(tf.argsort(key, stable=True), tf.int64)
         g, p = tf.gather(group, order), tf.gather(puzzle, order)
+        if by_rank is not None:
+            order = tf.gather(by_rank, order)  # indices into the examples as given
         new_puzzle = tf.concat([[True], (p[1:] != p[:-1]) | (g[1:] != g[:-1])], 0)
         puzzle_start = tf.where(new_puzzle)[:, 0]
         bounds = tf.concat([puzzle_start, [n]], 0)
@@ -246,12 +302,15 @@ def make_train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     prefetch: int = 4,
     host_sharding: str = "auto",
+    use_cache: bool | decoded_cache.DecodedCache = True,
 ) -> tf.data.Dataset:
     """The infinite training stream of per-replica batches for this pipeline, positioned at `start_step`.
 
     `host_sharding`: "auto" | "groups" | "files" | "stream" (see the module docstring). The sampler's seed
     stream is (seed, pipeline index) for "groups" and "files" (hosts sample independently) and (seed, 0) for
     "stream" (one global stream). Built from tf.data ops only: the dataset graph holds no examples.
+    `use_cache`: read the split's decoded cache (`trm_tf.data.cache`) when it is valid (True), never
+    (False), or this already validated one; the batches are the same either way.
     """
     mode = resolve_host_sharding(spec, host_sharding)
     host, hosts, local_replicas = _per_host(input_context)
@@ -271,10 +330,9 @@ def make_train_dataset(
             f"host_sharding='groups' needs a group per host, but {spec.name} has "
             f"{spec.total_groups} groups for {hosts} hosts"
         )
-    ds = read_records(spec, "train", CORE_FEATURES, input_context if mode == "files" else None)
-    ds = ds.map(lambda ex: {k: ex[k] for k in CORE_FEATURES})
-    if mode == "groups" and hosts > 1:
-        ds = ds.filter(lambda ex: ex["group"] % hosts == host)
+    if use_cache is True:
+        use_cache = decoded_cache.open_cache(spec, "train")
+    ds = _host_examples(spec, mode, input_context, use_cache or None)
     if mode == "stream":
         # Batch i of the global stream feeds replica i % R; this pipeline keeps its replicas' batches.
         shard, num_replicas = 0, hosts * local_replicas
@@ -292,7 +350,9 @@ def make_train_dataset(
         )
         with tf.control_dependencies([enough]):
             group = tf.identity(data["group"])
-        sampler = GroupSampler(group, data["puzzle_index"], seed, shard)
+        sampler = GroupSampler(
+            group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK)
+        )
 
         def gather(index):
             lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
@@ -312,7 +372,7 @@ def make_train_dataset(
             index = index.map(lambda _, idx: idx)
         return index.map(gather)
 
-    ds = _whole(ds).flat_map(stream)
+    ds = ds.flat_map(stream)
     return ds.prefetch(prefetch).with_options(_options())
 
 
@@ -413,8 +473,11 @@ def distribute_train(
     prefetch=4,
     host_sharding="auto",
     options=None,
+    use_cache=True,
 ):
-    """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`)."""
+    """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`).
+
+    The decoded cache is validated once here, not once per host pipeline (each check stats every file)."""
     if global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"global_batch_size={global_batch_size} is not divisible by the "
@@ -424,9 +487,12 @@ def distribute_train(
         spec, host_sharding
     )  # Fail in the caller, not inside a pipeline function.
 
+    if use_cache is True:
+        use_cache = decoded_cache.open_cache(spec, "train") or False
+
     def fn(ctx):
         return make_train_dataset(
-            spec, global_batch_size, seed, start_step, ctx, prefetch, host_sharding
+            spec, global_batch_size, seed, start_step, ctx, prefetch, host_sharding, use_cache
         )
 
     return strategy.distribute_datasets_from_function(fn, options)
