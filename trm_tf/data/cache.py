@@ -234,55 +234,64 @@ def _atomic_write(path: str, data: bytes | str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def _whole_numpy(ds: tf.data.Dataset) -> dict:
-    """All elements of `ds` as numpy arrays (batched in large chunks, then concatenated)."""
-    parts = [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.batch(1 << 16)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-
-
-def _read_ranks(spec, split: str, files: list[str], examples: list[int]) -> list[np.ndarray]:
-    """Per TFRecord file, each example's position in the order `read_records` yields the whole split,
-    taken from TFDS's own example ids ("<file name>__<index in file>")."""
+def _batches_with_file_positions(spec, split: str, files: list[str]):
+    """The split in `read_records` order, in numpy batches: the FEATURES plus `file` (index into `files`)
+    and `index` (position in that file), taken from TFDS's own example ids ("<file name>__<index>")."""
     from trm_tf.data import input_pipeline  # input_pipeline imports this module
 
-    ds = input_pipeline.read_records(spec, split, ("group",), add_tfds_id=True)
-    ids = ds.map(lambda ex: tf.strings.split(ex["tfds_id"], "__"))
-    ids = ids.map(lambda parts: (parts[0], tf.strings.to_number(parts[1], tf.int64)))
-    names, index = [], []
-    for name, i in ids.batch(1 << 16).as_numpy_iterator():
-        names.append(name)
-        index.append(i)
-    names, index = np.concatenate(names), np.concatenate(index)
+    ds = input_pipeline.read_records(spec, split, FEATURES, add_tfds_id=True).batch(1 << 14)
+
+    def split_id(b):
+        parts = tf.strings.split(b.pop("tfds_id"), "__").to_tensor()
+        return dict(b, name=parts[:, 0], index=tf.strings.to_number(parts[:, 1], tf.int64))
+
     file_of = {f.encode(): k for k, f in enumerate(files)}
-    uniq, inverse = np.unique(names, return_inverse=True)
-    file_index = np.array([file_of[u] for u in uniq])[inverse]
-    ranks = [np.full(n, -1, np.int64) for n in examples]
-    for k in range(len(files)):
-        mine = np.flatnonzero(file_index == k)
-        ranks[k][index[mine]] = mine
-    if any((r < 0).any() for r in ranks):
-        raise ValueError(f"{spec.name} {split}: TFDS read order does not cover every example")
-    return ranks
+    for b in ds.map(split_id).as_numpy_iterator():
+        names, inverse = np.unique(b.pop("name"), return_inverse=True)
+        b["file"] = np.array([file_of[n] for n in names])[inverse.reshape(-1)]
+        yield b
 
 
-def _read_file(builder, split: str, start: int, n: int) -> dict:
-    """The examples of the TFRecord file holding examples [start, start + n) of `split`, in file order."""
-    ds = builder.as_dataset(
-        split=f"{split}[{start}:{start + n}]",
-        shuffle_files=False,
-        read_config=tfds.ReadConfig(try_autocache=False),
-        decoders=tfds.decode.PartialDecoding({k: True for k in FEATURES}),
-    )
-    arrays = _whole_numpy(ds)
-    if len(arrays.get("group", ())) != n:
+def _write_files(spec, split: str, directory: str, files: list[str], examples: list[int]) -> None:
+    """One pass over the split: each file's examples are gathered into its own buffers and the file is
+    written as soon as all of them have been seen (TFDS reads a few files at a time, so only those are in
+    memory), with `rank` = the example's position in the read order."""
+    features = _features(_builder(spec))
+    buffers, filled, position = {}, [0] * len(files), 0
+    for b in _batches_with_file_positions(spec, split, files):
+        n = len(b["file"])
+        b[RANK] = np.arange(position, position + n, dtype=np.int64)
+        position += n
+        for k in np.unique(b["file"]):
+            rows = b["file"] == k
+            if k not in buffers:
+                buffers[k] = {
+                    f.name: np.zeros((examples[k], *f.shape), f.dtype)
+                    for f in features + (Feature(RANK, "int64", ()),)
+                }
+            for name, buf in buffers[k].items():
+                buf[b["index"][rows]] = b[name][rows]
+            filled[k] += int(rows.sum())
+            if filled[k] == examples[k]:
+                bufs = buffers.pop(k)
+                blob = b"".join(
+                    bufs[f.name].astype(np.dtype(f.dtype).newbyteorder("<")).tobytes()
+                    for f in features
+                )
+                _atomic_write(
+                    os.path.join(directory, files[k] + SUFFIX),
+                    blob + bufs[RANK].astype("<i8").tobytes(),
+                )
+    if buffers or filled != examples:
         raise ValueError(
-            f"{split}[{start}:{start + n}] has {len(arrays.get('group', ()))} examples"
+            f"{spec.name} {split}: the TFRecords hold {filled}, not {examples} examples"
         )
-    return arrays
 
 
 def write_cache(spec, split: str = "train", force: bool = False) -> DecodedCache:
-    """Writes (or, unless `force`, keeps a valid) cache of `spec`'s `split`; returns it validated."""
+    """Writes (or, unless `force`, keeps a valid) cache of `spec`'s `split`; returns it validated.
+
+    Costs one decoding pass over the split (what one start costs without the cache)."""
     builder = _builder(spec)
     if not force:
         _, cache = _problem(spec, split, builder)
@@ -297,20 +306,7 @@ def write_cache(spec, split: str = "train", force: bool = False) -> DecodedCache
     manifest_path = _manifest_path(spec, split)
     if tf.io.gfile.exists(manifest_path):  # an old manifest must not vouch for half-rewritten files
         tf.io.gfile.remove(manifest_path)
-    ranks = _read_ranks(spec, split, files, examples)
-    features = _features(builder)
-    start = 0
-    for name, n, rank in zip(files, examples, ranks):
-        arrays = _read_file(builder, split, start, n)
-        blobs = [
-            np.ascontiguousarray(arrays[f.name], np.dtype(f.dtype).newbyteorder("<"))
-            for f in features
-        ]
-        _atomic_write(
-            os.path.join(directory, name + SUFFIX),
-            b"".join(b.tobytes() for b in blobs) + rank.astype("<i8").tobytes(),
-        )
-        start += n
+    _write_files(spec, split, directory, files, examples)
     base = os.fspath(builder.data_dir)
     manifest = dict(expected, tfrecord_bytes=_sizes([os.path.join(base, f) for f in files]))
     _atomic_write(manifest_path, json.dumps(manifest, indent=1))

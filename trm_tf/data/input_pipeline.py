@@ -23,6 +23,11 @@ playing one host.
   topology sees exactly the batches of a single-device run (for splits that fit every host: Sudoku, Maze);
 * "auto": "files" when every puzzle has one example (`spec.mean_puzzle_examples == 1`), else "groups".
 
+**Reading the train split.** From the split's decoded cache when `trm_tf.data.cache.open_cache` accepts it
+(raw arrays, one file per TFRecord file: a start reads bytes instead of parsing every example; "files" reads
+the host's own cache files, "groups" filters each file as it is read), else from the TFRecords. Either way
+the host logs one line with the number of examples and the seconds it took, and the batches are the same.
+
 **Training** follows the reference sampler. The host's examples are batched into ONE tf.data element (the
 host's whole share, held in host memory), whose tensors then feed an infinite index stream: every epoch is a
 permutation of the host's groups (base puzzles), drawn with stateless random ops seeded from
