@@ -10,8 +10,11 @@ Usage: ${SCRIPT_NAME} --data_dir=gs://BUCKET/tfds --dataset=NAME/CONFIG [--manua
                      [--tfds_cli] [--force] [--python=python3] [--dry-run]
 
 Builds dataset NAME/CONFIG (e.g. sudoku_extreme/sub1000_aug1000) into DATA_DIR from this
-machine (a workstation or one TPU worker; every worker then reads the same files). Skips the
-build when DATA_DIR/NAME/CONFIG/<version>/dataset_info.json already exists.
+machine (a workstation or one TPU worker; every worker then reads the same files), then the
+decoded cache of its train split (python3 -m trm_tf.data.cache), which lets every start and
+resume skip parsing the TFRecords. Skips the build when
+DATA_DIR/NAME/CONFIG/<version>/dataset_info.json already exists (the cache is still checked
+and written if missing; --force rewrites both).
 Default command (from the repo root):
   python3 -m trm_tf.data.prepare --dataset=NAME/CONFIG --data_dir=DATA_DIR [--manual_dir=DIR]
 With --tfds_cli:
@@ -82,6 +85,10 @@ require_flags --data_dir "${DATA_DIR}" --dataset "${DATASET}"
   usage_error "--dataset must be NAME/CONFIG, e.g. sudoku_extreme/sub1000_aug1000"
 ds_name="${DATASET%%/*}"
 ds_config="${DATASET#*/}"
+# The decoded cache of the train split (skipped when a valid one exists): starts and resumes read it
+# instead of parsing the TFRecords.
+cache_cmd=("${PYTHON}" -m trm_tf.data.cache --dataset="${DATASET}" --data_dir="${DATA_DIR}")
+[[ ${FORCE} == 1 ]] && cache_cmd+=(--force)
 # gsutil (for the existence check) needs gcloud; local data_dirs need neither.
 is_gcs "${DATA_DIR}" && require_gcloud
 
@@ -99,6 +106,8 @@ if [[ ${FORCE} == 0 ]]; then
   fi
   if [[ -n ${found} ]]; then
     log "${DATASET} is already built in ${DATA_DIR} (${found%%$'\n'*}); use --force to rebuild"
+    cd "${REPO_ROOT}"
+    run "${cache_cmd[@]}"
     exit 0
   fi
 fi
@@ -111,4 +120,6 @@ fi
 [[ -n ${MANUAL_DIR} ]] && cmd+=(--manual_dir="${MANUAL_DIR}")
 cd "${REPO_ROOT}"
 run "${cmd[@]}"
-log "built ${DATASET} into ${DATA_DIR}"
+# trm_tf.data.prepare writes the cache itself; the tfds CLI does not.
+if [[ ${TFDS_CLI} == 1 ]]; then run "${cache_cmd[@]}"; fi
+log "built ${DATASET} and its decoded cache into ${DATA_DIR}"

@@ -1,7 +1,8 @@
 """Locating and describing the TFDS datasets built by `tfds_builders/`, and building them on request.
 
-Training reads the generated TFRecords with `tfds.builder(name, data_dir=...)`, which needs no builder code;
-only `build_dataset` (the quickstart's build-if-missing, `python -m trm_tf.data.prepare`) imports a builder.
+Training reads the generated TFRecords with `tfds.builder(name, data_dir=...)`, which needs no builder code,
+or their decoded cache (`trm_tf.data.cache`, written after every build); only `build_dataset` (the
+quickstart's build-if-missing, `python -m trm_tf.data.prepare`) imports a builder.
 """
 
 from __future__ import annotations
@@ -130,7 +131,20 @@ def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec
         for partial in tf.io.gfile.glob(os.path.join(data_dir, dataset, config, "incomplete.*")):
             tf.io.gfile.rmtree(partial)
         raise DatasetMissingError(f"Building {name} failed: {e}") from e
-    return load_spec(name, data_dir)
+    spec = load_spec(name, data_dir)
+    write_train_cache(spec)
+    return spec
+
+
+def write_train_cache(spec: DatasetSpec) -> None:
+    """Writes the decoded cache of the train split (`trm_tf.data.cache`) unless a valid one exists; a
+    failure (e.g. a read-only bucket) is logged in one line: training then reads the TFRecords."""
+    from trm_tf.data import cache
+
+    try:
+        cache.write_cache(spec, "train")
+    except (tf.errors.OpError, OSError, ValueError) as e:
+        logging.warning("data: could not write the decoded cache of %s: %s", spec.name, e)
 
 
 def _source_urls(module) -> list[str]:
@@ -189,12 +203,22 @@ def corrupt_error(spec: DatasetSpec, error: Exception) -> DatasetCorruptError:
 
 
 def ensure_dataset(
-    name: str, data_dir: str, build_if_missing: bool, manual_dir: str = ""
+    name: str,
+    data_dir: str,
+    build_if_missing: bool,
+    manual_dir: str = "",
+    write_cache: bool = False,
 ) -> DatasetSpec:
-    """Returns the dataset's spec, building it first when allowed and it is missing."""
+    """Returns the dataset's spec, building it first when allowed and it is missing.
+
+    `write_cache` (give it to one process, the chief) also writes the train split's decoded cache when it
+    is missing or stale, once, so that later starts and resumes skip parsing the TFRecords."""
     try:
-        return load_spec(name, data_dir)
+        spec = load_spec(name, data_dir)
     except DatasetMissingError:
         if not build_if_missing:
             raise
-    return build_dataset(name, data_dir, manual_dir)
+        return build_dataset(name, data_dir, manual_dir)
+    if write_cache:
+        write_train_cache(spec)
+    return spec

@@ -23,6 +23,11 @@ playing one host.
   topology sees exactly the batches of a single-device run (for splits that fit every host: Sudoku, Maze);
 * "auto": "files" when every puzzle has one example (`spec.mean_puzzle_examples == 1`), else "groups".
 
+**Reading the train split.** From the split's decoded cache when `trm_tf.data.cache.open_cache` accepts it
+(raw arrays, one file per TFRecord file: a start reads bytes instead of parsing every example; "files" reads
+the host's own cache files, "groups" filters each file as it is read), else from the TFRecords. Either way
+the host logs one line with the number of examples and the seconds it took, and the batches are the same.
+
 **Training** follows the reference sampler. The host's examples are batched into ONE tf.data element (the
 host's whole share, held in host memory), whose tensors then feed an infinite index stream: every epoch is a
 permutation of the host's groups (base puzzles), drawn with stateless random ops seeded from
@@ -63,11 +68,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from trm_tf.data import cache as decoded_cache
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
 # Features every builder writes (tfds_builders/*), read for training and evaluation.
-CORE_FEATURES = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
+CORE_FEATURES = decoded_cache.FEATURES
 HOST_SHARDING = ("auto", "groups", "files", "stream")
 # Eval feature computed from the string `task_name` (index into the caller's sorted task names).
 TASK_ID = "task_id"
@@ -135,15 +141,19 @@ def read_records(
     split: str,
     features: Sequence[str],
     input_context: tf.distribute.InputContext | None = None,
+    add_tfds_id: bool = False,
 ) -> tf.data.Dataset:
     """Examples of `split` (only `features` are decoded), in file order; this pipeline's files only when
-    `input_context` has several pipelines (TFDS deals the files round-robin)."""
+    `input_context` has several pipelines (TFDS deals the files round-robin). `add_tfds_id` adds TFDS's
+    example id ("<file name>__<index in file>"), from which the decoded cache learns this order."""
     builder = tfds.builder(spec.name, data_dir=spec.data_dir)
     ctx = input_context if input_context and input_context.num_input_pipelines > 1 else None
     return builder.as_dataset(
         split=split,
         shuffle_files=False,
-        read_config=tfds.ReadConfig(input_context=ctx, try_autocache=False),
+        read_config=tfds.ReadConfig(
+            input_context=ctx, try_autocache=False, add_tfds_id=add_tfds_id
+        ),
         decoders=tfds.decode.PartialDecoding({k: True for k in features}),
     )
 
@@ -154,6 +164,49 @@ def _whole(ds: tf.data.Dataset) -> tf.data.Dataset:
         tf.nest.map_structure(lambda s: tf.zeros([0] + s.shape.as_list(), s.dtype), ds.element_spec)
     )
     return ds.batch(_WHOLE_SPLIT).concatenate(empty).take(1)
+
+
+def _host_examples(spec, mode, input_context, decoded) -> tf.data.Dataset:
+    """One element: this host's training examples ([n, ...] tensors of CORE_FEATURES, plus the cache's
+    `rank` when read from `decoded`), and a one-line log of how long reading them took on the host."""
+    host, hosts, _ = _per_host(input_context)
+    if decoded is not None:
+        if mode == "files":
+            if len(decoded.paths) < hosts:
+                raise ValueError(
+                    f"{spec.name} has {len(decoded.paths)} train files for {hosts} hosts"
+                )
+            ds = decoded_cache.load_examples(decoded, slice(host, None, hosts))
+        else:
+            ds = decoded_cache.load_examples(
+                decoded, hosts=hosts if mode == "groups" else 1, host=host
+            )
+        source = "decoded cache"
+    else:
+        ds = read_records(spec, "train", CORE_FEATURES, input_context if mode == "files" else None)
+        ds = ds.map(lambda ex: {k: ex[k] for k in CORE_FEATURES})
+        if mode == "groups" and hosts > 1:
+            ds = ds.filter(lambda ex: ex["group"] % hosts == host)
+        ds, source = _whole(ds), "TFRecords"
+    start = tf.data.Dataset.from_tensors(0).map(lambda _: tf.timestamp())
+
+    def timed(t0):
+        def report(data):
+            seconds = tf.timestamp() - t0
+            n = tf.shape(data["group"])[0]
+            done = tf.print(
+                f"data: host {host} of {hosts}:",
+                n,
+                f"{spec.name} train examples from {source} in",
+                tf.strings.as_string(seconds, precision=1),
+                "s",
+            )
+            with tf.control_dependencies([done]):
+                return {k: tf.identity(v) for k, v in data.items()}
+
+        return ds.map(report)
+
+    return start.flat_map(timed)
 
 
 class GroupSampler:
@@ -169,15 +222,23 @@ class GroupSampler:
     construction).
     """
 
-    def __init__(self, group, puzzle_index, seed: int, shard: int):
+    def __init__(self, group, puzzle_index, seed: int, shard: int, rank=None):
         group = tf.cast(group, tf.int64)
         puzzle = tf.cast(puzzle_index, tf.int64)
         n = tf.size(group, out_type=tf.int64)
+        # Examples in file order: as given, or (decoded cache, which stores them file by file) sorted by
+        # `rank`, their distinct positions in the order the TFRecords are read.
+        by_rank = None
+        if rank is not None:
+            by_rank = tf.cast(tf.argsort(rank, stable=True), tf.int64)
+            group, puzzle = tf.gather(group, by_rank), tf.gather(puzzle, by_rank)
         # Sort examples by (group, puzzle, file order) so that puzzles and groups are contiguous ranges:
         # both are int32, so one int64 key orders them lexicographically, and the sort is stable.
         key = group * (1 << 32) + (puzzle + (1 << 31))
         order = tf.cast(tf.argsort(key, stable=True), tf.int64)
         g, p = tf.gather(group, order), tf.gather(puzzle, order)
+        if by_rank is not None:
+            order = tf.gather(by_rank, order)  # indices into the examples as given
         new_puzzle = tf.concat([[True], (p[1:] != p[:-1]) | (g[1:] != g[:-1])], 0)
         puzzle_start = tf.where(new_puzzle)[:, 0]
         bounds = tf.concat([puzzle_start, [n]], 0)
@@ -250,12 +311,15 @@ def make_train_dataset(
     input_context: tf.distribute.InputContext | None = None,
     prefetch: int = 4,
     host_sharding: str = "auto",
+    use_cache: bool | decoded_cache.DecodedCache = True,
 ) -> tf.data.Dataset:
     """The infinite training stream of per-replica batches for this pipeline, positioned at `start_step`.
 
     `host_sharding`: "auto" | "groups" | "files" | "stream" (see the module docstring). The sampler's seed
     stream is (seed, pipeline index) for "groups" and "files" (hosts sample independently) and (seed, 0) for
     "stream" (one global stream). Built from tf.data ops only: the dataset graph holds no examples.
+    `use_cache`: read the split's decoded cache (`trm_tf.data.cache`) when it is valid (True), never
+    (False), or this already validated one; the batches are the same either way.
     """
     mode = resolve_host_sharding(spec, host_sharding)
     host, hosts, local_replicas = _per_host(input_context)
@@ -275,10 +339,9 @@ def make_train_dataset(
             f"host_sharding='groups' needs a group per host, but {spec.name} has "
             f"{spec.total_groups} groups for {hosts} hosts"
         )
-    ds = read_records(spec, "train", CORE_FEATURES, input_context if mode == "files" else None)
-    ds = ds.map(lambda ex: {k: ex[k] for k in CORE_FEATURES})
-    if mode == "groups" and hosts > 1:
-        ds = ds.filter(lambda ex: ex["group"] % hosts == host)
+    if use_cache is True:
+        use_cache = decoded_cache.open_cache(spec, "train")
+    ds = _host_examples(spec, mode, input_context, use_cache or None)
     if mode == "stream":
         # Batch i of the global stream feeds replica i % R; this pipeline keeps its replicas' batches.
         shard, num_replicas = 0, hosts * local_replicas
@@ -296,7 +359,9 @@ def make_train_dataset(
         )
         with tf.control_dependencies([enough]):
             group = tf.identity(data["group"])
-        sampler = GroupSampler(group, data["puzzle_index"], seed, shard)
+        sampler = GroupSampler(
+            group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK)
+        )
 
         def gather(index):
             lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
@@ -316,7 +381,7 @@ def make_train_dataset(
             index = index.map(lambda _, idx: idx)
         return index.map(gather)
 
-    ds = _whole(ds).flat_map(stream)
+    ds = ds.flat_map(stream)
     return ds.prefetch(prefetch).with_options(_options())
 
 
@@ -467,8 +532,11 @@ def distribute_train(
     prefetch=4,
     host_sharding="auto",
     options=None,
+    use_cache=True,
 ):
-    """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`)."""
+    """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`).
+
+    The decoded cache is validated once here, not once per host pipeline (each check stats every file)."""
     if global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"global_batch_size={global_batch_size} is not divisible by the "
@@ -478,9 +546,12 @@ def distribute_train(
         spec, host_sharding
     )  # Fail in the caller, not inside a pipeline function.
 
+    if use_cache is True:
+        use_cache = decoded_cache.open_cache(spec, "train") or False
+
     def fn(ctx):
         return make_train_dataset(
-            spec, global_batch_size, seed, start_step, ctx, prefetch, host_sharding
+            spec, global_batch_size, seed, start_step, ctx, prefetch, host_sharding, use_cache
         )
 
     return strategy.distribute_datasets_from_function(fn, options)
