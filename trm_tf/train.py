@@ -227,8 +227,14 @@ def _run(
     chief = distribute.is_chief(strategy)
     rundir = rundir or RunDir(workdir, writer=chief)
     d = config.data
+    # The chief writes the train split's decoded cache once (when missing or stale): later starts and
+    # resumes, on every host, then skip parsing TFRecords.
     spec = datasets.ensure_dataset(
-        f"{d.name}/{d.config}", d.data_dir, d.build_if_missing, d.manual_dir
+        f"{d.name}/{d.config}",
+        d.data_dir,
+        d.build_if_missing,
+        d.manual_dir,
+        write_cache=chief and mode != "eval",
     )
     total_steps, eval_every = resolve_schedule(config, spec)
     memory_check(config, spec, strategy)
