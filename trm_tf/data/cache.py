@@ -10,7 +10,7 @@ little-endian arrays, so loading is reading bytes: no parsing, no per-example wo
 **Layout.** One cache file per TFRecord file, in `<version dir>/decoded_cache/`, named after its TFRecord
 file plus `.raw`, holding that file's examples in file order: each feature of `FEATURES` as one contiguous
 [n, *shape] array of its TFDS dtype, then `rank` (int64 [n]): each example's position in the order in which
-`input_pipeline.read_records` yields the whole split (TFDS interleaves the files; the sampler breaks ties
+`records.read_records` yields the whole split (TFDS interleaves the files; the sampler breaks ties
 between the examples of one puzzle by that order, so the cache reproduces the TFRecord batches bit for bit).
 Per-file caches keep per-host file sharding ("files": a host reads only its own cache files) and bound the
 memory of a host that filters ("groups": each file is filtered as soon as it is read). A manifest
@@ -44,8 +44,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from trm_tf.data.records import CORE_FEATURES, read_records
+
 # The features training reads (every builder writes them), cached in this order.
-FEATURES = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
+FEATURES = CORE_FEATURES
 RANK = "rank"  # int64 position of each example in the split's read order
 CACHE_DIR = "decoded_cache"
 FORMAT_VERSION = 1
@@ -237,9 +239,7 @@ def _atomic_write(path: str, data: bytes | str) -> None:
 def _batches_with_file_positions(spec, split: str, files: list[str]):
     """The split in `read_records` order, in numpy batches: the FEATURES plus `file` (index into `files`)
     and `index` (position in that file), taken from TFDS's own example ids ("<file name>__<index>")."""
-    from trm_tf.data import input_pipeline  # input_pipeline imports this module
-
-    ds = input_pipeline.read_records(spec, split, FEATURES, add_tfds_id=True).batch(1 << 14)
+    ds = read_records(spec, split, FEATURES, add_tfds_id=True).batch(1 << 14)
 
     def split_id(b):
         parts = tf.strings.split(b.pop("tfds_id"), "__").to_tensor()
