@@ -197,6 +197,16 @@ def load_reference_state_dict(model, source, strict: bool = True) -> dict:
     return {"loaded": loaded, "missing": missing, "unexpected": unexpected}
 
 
+def reference_variables(model) -> dict:
+    """Reference key -> (Keras variable, transposed?) for a built model (built on demand).
+
+    `transposed` is True where the reference holds the transpose of the Keras variable (torch Linear
+    weights [out, in] against Dense kernels [in, out]); used to compare gradients or weights in the
+    reference's layout.
+    """
+    return dict(_key_map(model))
+
+
 def export_reference_state_dict(model) -> dict:
     """Returns the model's weights as a reference state dict (torch layout, float32 numpy arrays).
 
