@@ -4,6 +4,12 @@ r"""Trains and evaluates a TRM experiment described by an ml_collections config 
   python launch.py --config=configs/e2_3_attention.py --workdir=gs://BUCKET/runs/e2_3 --tpu=local
   python launch.py --config=configs/e1_1_baseline.py:runlocal --workdir=/tmp/smoke \
       --config.model.hidden_size=32
+  python launch.py --config=configs/e2_3_attention.py --workdir=/tmp/ref_eval --mode=eval \
+      --reference_checkpoint=step_155718.pt
+
+`--reference_checkpoint` evaluates a state_dict saved by the PyTorch reference (`.pt` with torch installed,
+or `.npz` / `.safetensors`) with the model --config describes, instead of a checkpoint of --workdir: see
+trm_tf/tools/reference_eval.py.
 
 Every run resumes from the newest checkpoint in --workdir, so a preempted job restarts with the same command.
 
@@ -58,6 +64,12 @@ _PREFLIGHT = flags.DEFINE_bool(
     False,
     "Check a new slice (about two minutes) instead of training; exit 0 if all pass.",
 )
+_REFERENCE = flags.DEFINE_string(
+    "reference_checkpoint",
+    None,
+    "With --mode=eval: evaluate this PyTorch reference state_dict (.pt, .npz, .safetensors) with the "
+    "model of --config instead of the workdir's checkpoint.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -71,6 +83,8 @@ def main(argv):
     runtime = config.runtime
     try:
         config_base.validate(config)  # again, now that the --config.* overrides are applied
+        if _REFERENCE.value and _MODE.value != "eval":
+            raise ValueError("--reference_checkpoint needs --mode=eval")
         distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
         if runtime.input_pipelines == "per_replica" and (tpu or runtime.num_logical_cpus < 2):
             raise ValueError(
@@ -100,6 +114,7 @@ def main(argv):
     from trm_tf import memory, train  # noqa: PLC0415  (Keras/TFDS after flags)
     from trm_tf import workdir as run_dir
     from trm_tf.checkpointing import CheckpointError  # noqa: PLC0415
+    from trm_tf.tools import reference_eval  # noqa: PLC0415
 
     rundir = run_dir.RunDir(workdir, writer=chief)
     lock = run_dir.RunLock(rundir.path)
@@ -113,6 +128,7 @@ def main(argv):
         (run_dir.ConfigChangedError, 1),
         (CheckpointError, 7),
         (train.NoCheckpointError, 1),
+        (reference_eval.ReferenceCheckpointError, 1),
     ]
     code = 0
     try:
@@ -122,7 +138,10 @@ def main(argv):
             for change in rundir.check_config(config, resuming):
                 logging.info("Config change on resume (allowed): %s", change)
             rundir.write_config(config)
-        train.run(config, workdir, strategy, _MODE.value, tpu=tpu, rundir=rundir)
+        if _REFERENCE.value:
+            reference_eval.run(config, workdir, strategy, _REFERENCE.value, rundir=rundir)
+        else:
+            train.run(config, workdir, strategy, _MODE.value, tpu=tpu, rundir=rundir)
     except Exception as e:  # noqa: BLE001  (every failure leaves status "failed" with its error)
         code = next((c for cls, c in exit_codes if isinstance(e, cls)), None)
         busy = isinstance(e, run_dir.WorkdirBusyError)

@@ -14,6 +14,7 @@ from trm_tf.models.interop import (
     export_reference_state_dict,
     load_reference_state_dict,
     read_state_dict,
+    write_safetensors,
 )
 
 TRM = functools.partial(ReasoningBackbone.create, "trm")
@@ -152,6 +153,33 @@ def test_npz_and_safetensors_files(tmp_path):
     load_reference_state_dict(c, str(st))
     _assert_same_weights(a, c)
     assert tf.reduce_all(c.H_init == a.H_init)
+
+
+def test_write_safetensors_round_trip_and_bf16_rounding(tmp_path):
+    a = _model(seed=0)
+    sd = export_reference_state_dict(a)
+    sd["inner.L_init"] = np.array(
+        [1.0, 1 + 2**-9, 1 + 3 * 2**-9, -(1 + 2**-8 + 2**-12)] * 4, np.float32
+    )
+    sd["step"] = np.array([7, 8], np.int64)
+    path = str(tmp_path / "w.safetensors")
+    write_safetensors(path, sd, bf16_keys=("inner.H_init", "inner.L_init"))
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    assert (8 + n) % 8 == 0
+    assert header["inner.L_init"]["dtype"] == "BF16" and header["step"]["dtype"] == "I64"
+    assert header["inner.lm_head.weight"]["dtype"] == "F32"
+    back = read_state_dict(path)
+    assert sorted(back) == sorted(sd)
+    for k in sd:
+        if k != "inner.L_init":
+            np.testing.assert_array_equal(back[k], sd[k], err_msg=k)
+    # Round to nearest, ties to even: as TF's own float32 -> bfloat16 cast.
+    want = tf.cast(tf.cast(sd["inner.L_init"], tf.bfloat16), tf.float32).numpy()
+    np.testing.assert_array_equal(back["inner.L_init"], want)
+    assert back["inner.L_init"][1] == 1.0 and back["inner.L_init"][2] == 1 + 2**-7
 
 
 # ------------------------------------------------------------------ checkpoints of earlier code

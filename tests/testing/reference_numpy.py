@@ -1,10 +1,12 @@
-"""Independent NumPy float64 forward of one TRM supervision step, written from
-docs/model.md#input-embedding to #recursion.
+"""Independent NumPy float64 forward of one TRM supervision step and its ACT loss, written from
+docs/model.md#input-embedding to #recursion and #losses.
 
 It shares no code with `trm_tf.models`: it reads weights from a reference-layout state dict (torch
 [out, in] Linear weights, keys `inner.…`) such as `export_reference_state_dict` returns, and
 re-derives every step of docs/model.md (embedding, RoPE, attention, SwiGLU, MLP-T with the
-sequence-axis RMSNorm, recursion, heads). Used by the parity tests only.
+sequence-axis RMSNorm, recursion, heads) and the loss head (stablemax cross-entropy as the
+reference writes it, in float64, without the float32 rewriting `trm_tf.losses` uses). Used by the
+parity and gradient tests only.
 """
 
 from __future__ import annotations
@@ -160,3 +162,58 @@ def inner_forward(sd, cfg, z_H, z_L, inputs, puzzle_identifiers):
         "q_halt": q[:, 0],
         "q_continue": q[:, 1],
     }
+
+
+IGNORE_LABEL_ID = -100
+
+
+def stablemax_ce(x, y):
+    """Per-token stablemax cross-entropy, the reference formula in float64: with
+    s(x) = x + 1 (x >= 0) | 1 / (1 - x + 1e-30) (x < 0), -log(s(x_y) / sum_c s(x_c)); 0 where y == -100."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y)
+    mask = y != IGNORE_LABEL_ID
+    safe = np.where(mask, y, 0)
+    s = np.where(x >= 0, x + 1, 1 / (1 - np.minimum(x, 0) + 1e-30))
+    logp = np.log(s / s.sum(-1, keepdims=True))
+    return np.where(mask, -np.take_along_axis(logp, safe[..., None], -1)[..., 0], 0.0)
+
+
+def softmax_ce(x, y):
+    """Per-token softmax cross-entropy in float64; 0 where y == -100."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y)
+    mask = y != IGNORE_LABEL_ID
+    safe = np.where(mask, y, 0)
+    top = x.max(-1)
+    lse = np.log(np.exp(x - top[..., None]).sum(-1)) + top
+    return np.where(mask, lse - np.take_along_axis(x, safe[..., None], -1)[..., 0], 0.0)
+
+
+def _bce_with_logits(z, t):
+    """Binary cross-entropy with logits, log(1 + e^z) - t z, summed."""
+    z = np.asarray(z, np.float64)
+    return float(np.sum(np.logaddexp(0.0, z) - t * z))
+
+
+def act_loss(logits, labels, q_halt, q_continue=None, target_q_continue=None, loss="stablemax"):
+    """The ACT loss head summed over the batch (docs/model.md#losses), in float64:
+    sum_b mean_s CE + 0.5 (BCE(q_halt, all tokens right) [+ BCE(q_continue, target)]).
+
+    The per-sequence mean divides by max(number of labelled tokens, 1); "all tokens right" compares
+    the argmax with the label on labelled tokens (True when there are none). Returns (loss, parts)
+    with parts = {"lm_loss", "q_halt_loss"[, "q_continue_loss"]}.
+    """
+    labels = np.asarray(labels)
+    ce = (stablemax_ce if loss == "stablemax" else softmax_ce)(logits, labels)
+    mask = labels != IGNORE_LABEL_ID
+    counts = mask.sum(-1)
+    lm = float((ce.sum(-1) / np.maximum(counts, 1)).sum())
+    right = (np.argmax(logits, -1) == labels) & mask
+    seq_correct = (right.sum(-1) == counts).astype(np.float64)
+    parts = {"lm_loss": lm, "q_halt_loss": _bce_with_logits(q_halt, seq_correct)}
+    q = parts["q_halt_loss"]
+    if target_q_continue is not None:
+        parts["q_continue_loss"] = _bce_with_logits(q_continue, target_q_continue)
+        q += parts["q_continue_loss"]
+    return lm + 0.5 * q, parts

@@ -1,7 +1,8 @@
 """Weight interchange with the PyTorch reference (docs/model.md#initialisation).
 
 `load_reference_state_dict` imports a reference `state_dict` into a built `TRM`;
-`export_reference_state_dict` produces the same layout back, so a round trip is exact.
+`export_reference_state_dict` produces the same layout back, so a round trip is exact;
+`write_safetensors` stores one without torch.
 
 Layout rules: a torch Linear weight [out, in] is a Keras Dense kernel [in, out] (transpose);
 embeddings, the q_head bias and the buffers (H_init, L_init, puzzle_emb.weights) copy as-is. The qkv row
@@ -121,6 +122,43 @@ def _read_safetensors(data: bytes) -> dict:
     return out
 
 
+def _bf16_bits(value: np.ndarray) -> np.ndarray:
+    """float32 -> the upper 16 bits of its bfloat16 rounding (round to nearest, ties to even)."""
+    bits = np.ascontiguousarray(value, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype("<u2")
+
+
+def write_safetensors(path: str, state_dict: Mapping, bf16_keys=()) -> None:
+    """Writes a state dict as `.safetensors` (readable here and by the reference's tools), through
+    tf.io.gfile (gs:// works).
+
+    Float arrays are stored as F32, those named in `bf16_keys` as BF16 (rounded to nearest even; the
+    reference keeps H_init / L_init as bfloat16 buffers), integer and bool arrays as themselves. It lets
+    a machine without torch hold a reference checkpoint: convert a `.pt` once where torch is installed
+    (`write_safetensors(out, read_state_dict(pt))`).
+    """
+    names = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
+    header, blobs, offset = {}, [], 0
+    for key in sorted(state_dict):
+        value = np.asarray(_to_numpy(state_dict[key]))
+        if key in bf16_keys:
+            dtype, raw = "BF16", _bf16_bits(value).tobytes()
+        else:
+            if value.dtype.kind == "f" and value.dtype != np.float64:
+                value = value.astype(np.float32)
+            dtype = names[np.dtype(value.dtype)]
+            raw = value.astype(value.dtype.newbyteorder("<")).tobytes()
+        header[key] = {"dtype": dtype, "shape": list(value.shape),
+                       "data_offsets": [offset, offset + len(raw)]}  # fmt: skip
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)  # the format aligns the data on 8 bytes
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(np.array([len(head)], "<u8").tobytes() + head + b"".join(blobs))
+
+
 def read_state_dict(source) -> dict:
     """Reads a state dict from a mapping, `.npz`, `.safetensors` or `.pt`/`.pth` (torch) path."""
     if isinstance(source, Mapping):
@@ -195,6 +233,16 @@ def load_reference_state_dict(model, source, strict: bool = True) -> dict:
         var.assign(value.T if transpose else value)
         loaded.append(k)
     return {"loaded": loaded, "missing": missing, "unexpected": unexpected}
+
+
+def reference_variables(model) -> dict:
+    """Reference key -> (Keras variable, transposed?) for a built model (built on demand).
+
+    `transposed` is True where the reference holds the transpose of the Keras variable (torch Linear
+    weights [out, in] against Dense kernels [in, out]); used to compare gradients or weights in the
+    reference's layout.
+    """
+    return dict(_key_map(model))
 
 
 def export_reference_state_dict(model) -> dict:

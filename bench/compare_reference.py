@@ -1,0 +1,235 @@
+r"""Runs the PyTorch reference and this port from ONE set of weights through N supervision steps of the
+ACT carry and prints how far apart their outputs are.
+
+  python bench/compare_reference.py --reference=DIR --torch_python=PATH [--steps=6 --halt_max_steps=4] \
+      [--variants=mlp_t,attention] [--dtype=float32|bfloat16] [--batch=4 --hidden=64 --H=2 --L=2]
+
+DIR is a checkout of SamsungSAILMontreal/TinyRecursiveModels; PATH a Python with torch, einops and
+pydantic (default: this Python). Without either, the script prints one "skipped: ..." line and exits 0.
+
+The reference side runs in a subprocess of PATH (this script runs with TensorFlow, the reference needs
+torch): it imports `models.recursive_reasoning.trm` from DIR at run time (nothing of it is copied here),
+builds the ACT model with its own random initialisation (plus random Q-head weights and puzzle rows,
+which it initialises to zero, where a wrong wiring would not show), runs the supervision steps in
+evaluation mode (a slot halts at halt_max_steps and is reloaded with the batch at the next step) and
+writes its state_dict and per-step outputs to a temporary .npz. This side loads that state_dict through
+`trm_tf.models.interop.load_reference_state_dict`, runs the same steps with `act.begin_step` /
+`model.inner` / `act.halting`, and prints, per variant and step, the max |Δ| of the logits, q_halt and
+q_continue and the argmax agreement of the logits; then one JSON line per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_path_and_env()
+
+# The reference side (sys.argv[1]: JSON with reference_dir, model config, seed, steps, batch/out paths).
+TORCH_DRIVER = r"""
+import json, sys
+import numpy as np
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["reference_dir"])
+import torch
+from models.recursive_reasoning.trm import TinyRecursiveReasoningModel_ACTV1 as ACT
+
+torch.manual_seed(cfg["seed"])
+model = ACT(cfg["model"]).eval()
+inner = model.inner
+g = torch.Generator().manual_seed(cfg["seed"] + 1)
+with torch.no_grad():
+    inner.q_head.weight.copy_(0.05 * torch.randn(inner.q_head.weight.shape, generator=g))
+    if hasattr(inner, "puzzle_emb"):
+        w = inner.puzzle_emb.weights
+        w.copy_(torch.randn(w.shape, generator=g).to(w.dtype))
+data = np.load(cfg["batch"])
+batch = {k: torch.from_numpy(data[k]) for k in ("inputs", "labels", "puzzle_identifiers")}
+out = {"sd/" + k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+carry = model.initial_carry(batch)
+with torch.no_grad():
+    for s in range(cfg["steps"]):
+        carry, o = model(carry, batch)
+        out[f"logits{s}"] = o["logits"].float().numpy()
+        out[f"q_halt{s}"] = o["q_halt_logits"].float().numpy()
+        out[f"q_continue{s}"] = o["q_continue_logits"].float().numpy()
+        out[f"halted{s}"] = carry.halted.numpy()
+np.savez(cfg["out"], **out)
+print(json.dumps({"torch": torch.__version__}), flush=True)
+"""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--reference", default="", help="checkout of TinyRecursiveModels")
+    p.add_argument(
+        "--torch_python", default=sys.executable, help="python with torch, einops, pydantic"
+    )
+    p.add_argument("--variants", default="mlp_t,attention")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--steps", type=int, default=6, help="supervision steps")
+    p.add_argument("--halt_max_steps", type=int, default=4)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq_len", type=int, default=81)
+    p.add_argument("--vocab", type=int, default=11)
+    p.add_argument("--puzzles", type=int, default=3, help="puzzle identifiers")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--num_heads", type=int, default=4)
+    p.add_argument("--L_layers", type=int, default=2)
+    p.add_argument("--H", type=int, default=2)
+    p.add_argument("--L", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def skip_reason(args) -> str:
+    """Why the comparison cannot run here ('' when it can)."""
+    trm = os.path.join(args.reference, "models", "recursive_reasoning", "trm.py")
+    if not args.reference or not os.path.isfile(trm):
+        return f"no reference checkout at --reference={args.reference!r}"
+    probe = subprocess.run(
+        [args.torch_python, "-c", "import torch, einops, pydantic, numpy"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode:
+        return f"{args.torch_python} cannot import torch, einops, pydantic and numpy"
+    return ""
+
+
+def model_config(args, variant: str) -> dict:
+    """The reference's config fields (our builder takes the same names)."""
+    return dict(
+        batch_size=args.batch,
+        seq_len=args.seq_len,
+        puzzle_emb_ndim=args.hidden,
+        num_puzzle_identifiers=args.puzzles,
+        vocab_size=args.vocab,
+        H_cycles=args.H,
+        L_cycles=args.L,
+        H_layers=0,
+        L_layers=args.L_layers,
+        hidden_size=args.hidden,
+        expansion=4.0,
+        num_heads=args.num_heads,
+        pos_encodings="none" if variant == "mlp_t" else "rope",
+        halt_max_steps=args.halt_max_steps,
+        halt_exploration_prob=0.1,
+        forward_dtype=args.dtype,
+        mlp_t=variant == "mlp_t",
+        puzzle_emb_len=2,
+    )
+
+
+def run_reference(args, cfg: dict, batch_path: str, out_path: str) -> dict:
+    spec = {"reference_dir": os.path.abspath(args.reference), "model": cfg, "seed": args.seed,
+            "steps": args.steps, "batch": batch_path, "out": out_path}  # fmt: skip
+    proc = subprocess.run(
+        [args.torch_python, "-c", TORCH_DRIVER, json.dumps(spec)], capture_output=True, text=True
+    )
+    if proc.returncode:
+        raise SystemExit(f"the reference side failed:\n{proc.stderr[-3000:]}")
+    import numpy as np  # noqa: PLC0415
+
+    with np.load(out_path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
+    """Our ACT carry in evaluation mode from the reference's weights: per-step numpy outputs."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from trm_tf import act  # noqa: PLC0415
+    from trm_tf.models import ReasoningBackbone  # noqa: PLC0415
+    from trm_tf.models.interop import load_reference_state_dict  # noqa: PLC0415
+
+    keys = ("vocab_size", "seq_len", "num_puzzle_identifiers", "hidden_size", "num_heads", "expansion",
+            "L_layers", "H_cycles", "L_cycles", "puzzle_emb_ndim", "puzzle_emb_len", "pos_encodings",
+            "mlp_t", "forward_dtype")  # fmt: skip
+    model = ReasoningBackbone.create("trm", **{k: cfg[k] for k in keys})
+    load_reference_state_dict(model, sd)
+    b = cfg["batch_size"]
+    carry = dict(model.initial_carry(b), steps=tf.zeros([b], tf.int32), halted=tf.ones([b], tf.bool),
+                 **{k: tf.zeros_like(v) for k, v in batch.items()})  # fmt: skip
+    outs = []
+    for _ in range(steps):
+        cur = act.begin_step(model, carry, batch)
+        rows = model.gather_puzzle_rows(cur["puzzle_identifiers"])
+        o = model.inner(cur, cur["inputs"], rows, training=False)
+        steps_now = cur["steps"] + 1
+        halted = act.halting(steps_now, o["q_halt"], 0, halt_max_steps=cfg["halt_max_steps"],
+                             training=False)  # fmt: skip
+        carry = dict(cur, **o["carry"], steps=steps_now, halted=halted)
+        outs.append(
+            {k: tf.cast(o[k], tf.float32).numpy() for k in ("logits", "q_halt", "q_continue")}
+        )
+        outs[-1]["halted"] = halted.numpy()
+    return outs
+
+
+def compare(variant: str, ref: dict, ours: list[dict]) -> dict:
+    import numpy as np  # noqa: PLC0415
+
+    rows = []
+    for s, o in enumerate(ours):
+        d = {
+            k: float(np.abs(o[k] - ref[f"{k}{s}"]).max())
+            for k in ("logits", "q_halt", "q_continue")
+        }
+        agree = float(np.mean(o["logits"].argmax(-1) == ref[f"logits{s}"].argmax(-1)))
+        scale = float(np.abs(ref[f"logits{s}"]).max())
+        same_halt = bool(np.array_equal(o["halted"], ref[f"halted{s}"]))
+        rows.append({"step": s + 1, **{f"max_abs_{k}": v for k, v in d.items()}, "max_abs_ref_logits": scale,
+                     "argmax_agreement": agree, "same_halted": same_halt})  # fmt: skip
+        print(
+            f"{variant:9s} step {s + 1}: max|Δ| logits {d['logits']:.2e} (of max |logit| {scale:.1f})  "
+            f"q_halt {d['q_halt']:.2e}  "
+            f"q_continue {d['q_continue']:.2e}  argmax agreement {100 * agree:.2f}%  "
+            f"halted {'same' if same_halt else 'DIFFERENT'}",
+            flush=True,
+        )
+    return {"variant": variant, "steps": rows}
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    reason = skip_reason(args)
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    import numpy as np  # noqa: PLC0415
+
+    rng = np.random.default_rng(args.seed)
+    batch = {
+        "inputs": rng.integers(1, args.vocab, (args.batch, args.seq_len)).astype(np.int32),
+        "labels": rng.integers(2, args.vocab, (args.batch, args.seq_len)).astype(np.int32),
+        "puzzle_identifiers": rng.integers(0, args.puzzles, args.batch).astype(np.int32),
+    }
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        batch_path = os.path.join(tmp, "batch.npz")
+        np.savez(batch_path, **batch)
+        for variant in args.variants.split(","):
+            cfg = model_config(args, variant)
+            ref = run_reference(args, cfg, batch_path, os.path.join(tmp, f"{variant}.npz"))
+            sd = {k[3:]: v for k, v in ref.items() if k.startswith("sd/")}
+            results.append(compare(variant, ref, run_ours(cfg, sd, batch, args.steps)))
+    for r in results:
+        worst = {
+            k: max(s[k] for s in r["steps"]) for k in r["steps"][0] if k.startswith("max_abs_")
+        }
+        worst["argmax_agreement"] = min(s["argmax_agreement"] for s in r["steps"])
+        print(json.dumps({**r, "dtype": args.dtype, "worst": worst, "loadavg": common.loadavg()}))
+
+
+if __name__ == "__main__":
+    main()
