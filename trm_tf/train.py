@@ -196,6 +196,25 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
     }
 
 
+def build(config, strategy, write_cache: bool = False):
+    """The run's dataset spec, schedule and Trainer: (spec, total_steps, eval_every, trainer).
+
+    Builds the dataset if it is missing and allowed, checks the model fits the chips, and, with
+    `write_cache` (the chief of a training run), writes the train split's decoded cache once when it is
+    missing or stale, so that later starts and resumes on every host skip parsing TFRecords."""
+    d = config.data
+    spec = datasets.ensure_dataset(
+        f"{d.name}/{d.config}",
+        d.data_dir,
+        d.build_if_missing,
+        d.manual_dir,
+        write_cache=write_cache,
+    )
+    total_steps, eval_every = resolve_schedule(config, spec)
+    memory_check(config, spec, strategy)
+    return spec, total_steps, eval_every, Trainer(config, strategy, spec, total_steps)
+
+
 def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str = "", rundir=None):
     """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics.
 
@@ -226,19 +245,9 @@ def _run(
     """
     chief = distribute.is_chief(strategy)
     rundir = rundir or RunDir(workdir, writer=chief)
-    d = config.data
-    # The chief writes the train split's decoded cache once (when missing or stale): later starts and
-    # resumes, on every host, then skip parsing TFRecords.
-    spec = datasets.ensure_dataset(
-        f"{d.name}/{d.config}",
-        d.data_dir,
-        d.build_if_missing,
-        d.manual_dir,
-        write_cache=chief and mode != "eval",
+    spec, total_steps, eval_every, trainer = build(
+        config, strategy, write_cache=chief and mode != "eval"
     )
-    total_steps, eval_every = resolve_schedule(config, spec)
-    memory_check(config, spec, strategy)
-    trainer = Trainer(config, strategy, spec, total_steps)
     writer = MetricWriter(workdir, enabled=chief)
     keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, distribute.worker_index(strategy))

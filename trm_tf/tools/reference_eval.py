@@ -19,11 +19,12 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import logging
 
-from trm_tf.data import datasets, input_pipeline
+from trm_tf import distribute
+from trm_tf.data import input_pipeline
 from trm_tf.models import interop
 from trm_tf.summaries import MetricWriter
-from trm_tf.train import Evaluation, memory_check
-from trm_tf.trainer import Trainer, resolve_schedule
+from trm_tf.train import Evaluation, build
+from trm_tf.trainer import Trainer
 from trm_tf.workdir import RunDir
 
 
@@ -59,14 +60,8 @@ def run(config, workdir: str, strategy, path: str, rundir: RunDir | None = None)
     test split, the config's evaluators); returns the metrics, also written to eval_results.json."""
     if not tf.io.gfile.exists(path):  # before the dataset and the model are built
         raise ReferenceCheckpointError(f"--reference_checkpoint {path}: no such file")
-    rundir = rundir or RunDir(workdir, writer=True)
-    d = config.data
-    spec = datasets.ensure_dataset(
-        f"{d.name}/{d.config}", d.data_dir, d.build_if_missing, d.manual_dir
-    )
-    total_steps, _ = resolve_schedule(config, spec)
-    memory_check(config, spec, strategy)
-    trainer = Trainer(config, strategy, spec, total_steps)
+    rundir = rundir or RunDir(workdir, writer=distribute.is_chief(strategy))
+    spec, _, _, trainer = build(config, strategy)
     info = load_weights(trainer, path)
     logging.info("Loaded %d reference tensors from %s", len(info["loaded"]), path)
     writer = MetricWriter(workdir, enabled=rundir.writer)
