@@ -297,6 +297,30 @@ def test_ema_closed_form_swap_and_checkpoint(tmp_path):
     np.testing.assert_array_equal(ema.shadows[0].numpy(), shadow)
 
 
+def test_split_modules_keep_checkpoint_paths_and_registered_names(tmp_path):
+    """The schedule and the EMA live in their own modules; optim still names them, Keras still
+    deserialises the schedule under its old registered name, and the EMA's checkpoint keys (which old
+    checkpoints hold) are unchanged."""
+    from trm_tf import ema as ema_lib
+    from trm_tf import schedule
+
+    assert optim.EMA is ema_lib.EMA
+    assert optim.WarmupCosine is schedule.WarmupCosine and optim.lr_at_step is schedule.lr_at_step
+    assert keras.saving.get_registered_name(optim.WarmupCosine) == "trm_tf>WarmupCosine"
+    cfg = keras.saving.serialize_keras_object(optim.WarmupCosine(1e-3, 10, 100, 0.5))
+    again = keras.saving.deserialize_keras_object(cfg)
+    assert float(again(tf.constant(49))) == float(optim.lr_at_step(50, 1e-3, 10, 100, 0.5))
+    ema = optim.EMA(
+        [keras.Variable(np.ones(2, np.float32)), keras.Variable(np.zeros(3, np.float32))]
+    )
+    path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "ema"))
+    names = sorted(n for n, _ in tf.train.list_variables(path) if n.startswith("ema/"))
+    assert names == [
+        "ema/shadows/0/.ATTRIBUTES/VARIABLE_VALUE",
+        "ema/shadows/1/.ATTRIBUTES/VARIABLE_VALUE",
+    ]
+
+
 def test_ema_mirrored_replica_and_cross_replica(mirrored):
     p0 = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
     p1 = np.array([[0.0, -1.0], [2.0, 8.0]], np.float32)

@@ -207,6 +207,91 @@ def halting(
     return halted
 
 
+def _train_halt_rule(halt_rule: str | None, q_continue_target: bool) -> str:
+    """The training core's halting rule: the given one (validated), or the one `q_continue_target` implies."""
+    if halt_rule is None:
+        halt_rule = "q_halt_vs_continue" if q_continue_target else "q_halt"
+    if halt_rule not in HALT_RULES:
+        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
+    if q_continue_target and halt_rule != "q_halt_vs_continue":
+        raise ValueError("q_continue_target needs halt_rule 'q_halt_vs_continue'")
+    return halt_rule
+
+
+def _bootstrap_q_target(model, latents, inputs, rows, steps, halt_max_steps: int, cycles):
+    """HRM's bootstrapped Q-learning target for q_continue: one more forward from the new carry.
+
+    sigmoid(q_halt') at the last step, else sigmoid(max(q_halt', q_continue')); no gradient flows.
+    """
+    nxt = model.inner(latents, inputs, rows, training=True, cycles=cycles)
+    target = tf.sigmoid(
+        tf.where(
+            steps >= halt_max_steps,
+            nxt["q_halt"],
+            tf.maximum(nxt["q_halt"], nxt["q_continue"]),
+        )
+    )
+    return tf.stop_gradient(target)
+
+
+def _last_update_size(out) -> tf.Tensor:
+    """Σ_b mean_{s,d}(z_H(T) − z_H(T−1))² in float32: the recursion regulariser's term before λ."""
+    delta = tf.cast(out["z_H_grad"], tf.float32) - tf.cast(out["z_H_prev"], tf.float32)
+    return tf.reduce_sum(tf.reduce_mean(tf.square(delta), axis=[1, 2]))
+
+
+def _step_loss(
+    model,
+    cur,
+    rows,
+    min_halt,
+    tape,
+    *,
+    cycles,
+    halt_max_steps: int,
+    halt_rule: str,
+    q_continue_target: bool,
+    loss_type: str,
+    halt_penalty: float,
+    recursion_reg: float,
+):
+    """One supervision step's forward, halting decision and summed loss (recorded on `tape`).
+
+    Returns (model outputs, new step counts, halted flags, loss sum, metric sums); see `make_train_core`.
+    """
+    out = model.inner(cur, cur["inputs"], rows, training=True, cycles=cycles)
+    steps = cur["steps"] + 1
+    halted = halting(
+        steps,
+        out["q_halt"],
+        min_halt,
+        halt_max_steps=halt_max_steps,
+        training=True,
+        q_continue=out["q_continue"],
+        halt_rule=halt_rule,
+    )
+    target = None
+    if q_continue_target:
+        with tape.stop_recording():
+            target = _bootstrap_q_target(
+                model, out["carry"], cur["inputs"], rows, steps, halt_max_steps, cycles
+            )
+    loss_sum, sums = losses.act_loss_and_metrics(
+        out["logits"],
+        cur["labels"],
+        out["q_halt"],
+        out["q_continue"],
+        halted,
+        steps,
+        loss_type=loss_type,
+        target_q_continue=target,
+        halt_penalty=halt_penalty,
+    )
+    if recursion_reg:
+        loss_sum = loss_sum + recursion_reg * _last_update_size(out)
+    return out, steps, halted, loss_sum, sums
+
+
 def make_train_core(
     model,
     *,
@@ -242,12 +327,15 @@ def make_train_core(
     and only the last step is penalised. It pulls the recursion towards a fixed point. At λ == 0 the
     term is not built.
     """
-    if halt_rule is None:
-        halt_rule = "q_halt_vs_continue" if q_continue_target else "q_halt"
-    if halt_rule not in HALT_RULES:
-        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
-    if q_continue_target and halt_rule != "q_halt_vs_continue":
-        raise ValueError("q_continue_target needs halt_rule 'q_halt_vs_continue'")
+    opts = dict(
+        cycles=cycles,
+        halt_max_steps=halt_max_steps,
+        halt_rule=_train_halt_rule(halt_rule, q_continue_target),
+        q_continue_target=q_continue_target,
+        loss_type=loss_type,
+        halt_penalty=halt_penalty,
+        recursion_reg=recursion_reg,
+    )
     variables = model.trainable_variables
     has_puzzle = model.puzzle_emb is not None
 
@@ -257,47 +345,9 @@ def make_train_core(
         with tf.GradientTape() as tape:
             if has_puzzle:
                 tape.watch(rows)
-            out = model.inner(cur, cur["inputs"], rows, training=True, cycles=cycles)
-            steps = cur["steps"] + 1
-            halted = halting(
-                steps,
-                out["q_halt"],
-                min_halt,
-                halt_max_steps=halt_max_steps,
-                training=True,
-                q_continue=out["q_continue"],
-                halt_rule=halt_rule,
+            out, steps, halted, loss_sum, sums = _step_loss(
+                model, cur, rows, min_halt, tape, **opts
             )
-            target = None
-            if q_continue_target:
-                # HRM's bootstrapped Q-learning target: one more forward from the new carry, no gradient.
-                with tape.stop_recording():
-                    nxt = model.inner(
-                        out["carry"], cur["inputs"], rows, training=True, cycles=cycles
-                    )
-                    target = tf.sigmoid(
-                        tf.where(
-                            steps >= halt_max_steps,
-                            nxt["q_halt"],
-                            tf.maximum(nxt["q_halt"], nxt["q_continue"]),
-                        )
-                    )
-                    target = tf.stop_gradient(target)
-            loss_sum, sums = losses.act_loss_and_metrics(
-                out["logits"],
-                cur["labels"],
-                out["q_halt"],
-                out["q_continue"],
-                halted,
-                steps,
-                loss_type=loss_type,
-                target_q_continue=target,
-                halt_penalty=halt_penalty,
-            )
-            if recursion_reg:
-                delta = tf.cast(out["z_H_grad"], tf.float32) - tf.cast(out["z_H_prev"], tf.float32)
-                reg = recursion_reg * tf.reduce_sum(tf.reduce_mean(tf.square(delta), axis=[1, 2]))
-                loss_sum = loss_sum + reg
             loss = loss_sum / global_batch_size * loss_scale
         targets = list(variables) + ([rows] if has_puzzle else [])
         grads = tape.gradient(loss, targets)
@@ -310,6 +360,49 @@ def make_train_core(
         return new_carry, grads, row_grads, sums
 
     return tf.function(core, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def _eval_recursion(model, batch, fmask, halt_max_steps: int) -> dict:
+    """`halt_max_steps` supervision steps from a fresh carry, with the per-step accuracy sums.
+
+    Returns the last step's `logits`, `q_halt`, `q_continue`; `exact_per_step` / `token_per_step`
+    [halt_max_steps] (sums over `fmask`); `stop_correct` / `stop_step` [B]: correctness and step at each
+    example's first q_halt > 0 (or the last step).
+    """
+    b = tf.shape(batch["inputs"])[0]
+    latents = model.initial_carry(b)
+    has_puzzle = model.puzzle_emb is not None
+    rows = model.gather_puzzle_rows(batch["puzzle_identifiers"]) if has_puzzle else None
+    labels = batch["labels"]
+    exact_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
+    token_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
+    stopped = tf.zeros([b], tf.bool)
+    stop_correct = tf.zeros([b], tf.float32)
+    stop_step = tf.zeros([b], tf.float32)
+    logits = tf.zeros([b, model.seq_len, model.vocab_size], tf.float32)
+    q_halt = tf.zeros([b], tf.float32)
+    q_continue = tf.zeros([b], tf.float32)
+    for k in tf.range(halt_max_steps):
+        out = model.inner(latents, batch["inputs"], rows, training=False)
+        latents = out["carry"]
+        logits, q_halt, q_continue = out["logits"], out["q_halt"], out["q_continue"]
+        pe = losses.per_example_outputs(logits, labels, q_halt)
+        correct = tf.cast(pe["seq_is_correct"], tf.float32)
+        exact_per_step = exact_per_step.write(k, tf.reduce_sum(fmask * correct))
+        token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
+        stop_now = ~stopped & ((q_halt > 0) | (k == halt_max_steps - 1))
+        stop_correct = tf.where(stop_now, correct, stop_correct)
+        stop_step = tf.where(stop_now, tf.cast(k + 1, tf.float32), stop_step)
+        stopped = stopped | stop_now
+    return {
+        "logits": logits,
+        "q_halt": q_halt,
+        "q_continue": q_continue,
+        "exact_per_step": exact_per_step.stack(),
+        "token_per_step": token_per_step.stack(),
+        "stop_correct": stop_correct,
+        "stop_step": stop_step,
+    }
 
 
 def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
@@ -326,53 +419,27 @@ def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: b
     """
 
     def core(batch):
-        mask = batch["mask"]
-        b = tf.shape(batch["inputs"])[0]
-        latents = model.initial_carry(b)
-        rows = (
-            model.gather_puzzle_rows(batch["puzzle_identifiers"])
-            if model.puzzle_emb is not None
-            else None
-        )
         labels = batch["labels"]
         counts = tf.reduce_sum(tf.cast(labels != losses.IGNORE_LABEL_ID, tf.int32), -1)
-        real = mask & (counts > 0)
+        real = batch["mask"] & (counts > 0)
         fmask = tf.cast(real, tf.float32)
-        exact_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
-        token_per_step = tf.TensorArray(tf.float32, size=halt_max_steps)
-        stopped = tf.zeros([b], tf.bool)
-        stop_correct = tf.zeros([b], tf.float32)
-        stop_step = tf.zeros([b], tf.float32)
-        logits = tf.zeros([b, model.seq_len, model.vocab_size], tf.float32)
-        q_halt = tf.zeros([b], tf.float32)
-        q_continue = tf.zeros([b], tf.float32)
-        for k in tf.range(halt_max_steps):
-            out = model.inner(latents, batch["inputs"], rows, training=False)
-            latents = out["carry"]
-            logits, q_halt, q_continue = out["logits"], out["q_halt"], out["q_continue"]
-            pe = losses.per_example_outputs(logits, labels, q_halt)
-            correct = tf.cast(pe["seq_is_correct"], tf.float32)
-            exact_per_step = exact_per_step.write(k, tf.reduce_sum(fmask * correct))
-            token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
-            stop_now = ~stopped & ((q_halt > 0) | (k == halt_max_steps - 1))
-            stop_correct = tf.where(stop_now, correct, stop_correct)
-            stop_step = tf.where(stop_now, tf.cast(k + 1, tf.float32), stop_step)
-            stopped = stopped | stop_now
-        steps = tf.fill([b], halt_max_steps)
+        run = _eval_recursion(model, batch, fmask, halt_max_steps)
+        logits, q_halt = run["logits"], run["q_halt"]
+        steps = tf.fill([tf.shape(batch["inputs"])[0]], halt_max_steps)
         # `halted=real` restricts the metric sums to real examples; padded rows have no labels.
         _, sums = losses.act_loss_and_metrics(
-            logits, labels, q_halt, q_continue, real, steps, loss_type=loss_type
+            logits, labels, q_halt, run["q_continue"], real, steps, loss_type=loss_type
         )
         pe = losses.per_example_outputs(logits, labels, q_halt)
         target = tf.cast(pe["seq_is_correct"], tf.float32)
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=q_halt)
         sums["q_halt_loss"] = tf.reduce_sum(fmask * bce)  # the reference also sums padded rows
-        sums["adaptive_exact_accuracy"] = tf.reduce_sum(fmask * stop_correct)
-        sums["adaptive_steps"] = tf.reduce_sum(fmask * stop_step)
+        sums["adaptive_exact_accuracy"] = tf.reduce_sum(fmask * run["stop_correct"])
+        sums["adaptive_steps"] = tf.reduce_sum(fmask * run["stop_step"])
         return {
             "sums": sums,
-            "exact_per_step": exact_per_step.stack(),
-            "token_per_step": token_per_step.stack(),
+            "exact_per_step": run["exact_per_step"],
+            "token_per_step": run["token_per_step"],
             "preds": pe["preds"],
             "q_halt": q_halt,
         }

@@ -2,8 +2,8 @@
 
 * `AdamATan2`: the reference's dense-parameter optimizer (`adam-atan2` 0.0.3), pure TF, Keras 3.
 * `SparseSignSGD`: the puzzle-embedding optimizer (SignSGD with decay on touched rows only).
-* `lr_at_step` / `WarmupCosine`: the reference's warmup + cosine schedule (step counted from 1).
-* `EMA`: parameter moving average used for evaluation and saved checkpoints.
+* `lr_at_step` / `WarmupCosine` (defined in trm_tf.schedule) and `EMA` (trm_tf.ema) are re-exported
+  here, so `optim.X` keeps naming everything the training loop updates.
 
 Distribution design. The trainer runs forward/backward in a `tf.function(jit_compile=True)` and applies
 these updates OUTSIDE that jit function but inside `strategy.run` (docs/model.md#tensorflow: XLA
@@ -20,78 +20,17 @@ relies on TF aggregating replica values: gradients are summed explicitly (by Ker
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
-# --------------------------------------------------------------------------------------------------
-# Learning-rate schedule
-# --------------------------------------------------------------------------------------------------
-
-
-def lr_at_step(
-    step, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0
-) -> tf.Tensor:
-    """The reference LR at 1-based `step` (pretrain.py `cosine_schedule_with_warmup_lr_lambda`).
-
-    lr = base·step/warmup while step < warmup; afterwards
-    lr = base·(r + max(0, (1−r)·0.5·(1 + cos(π·progress)))), progress = (step−warmup)/(total−warmup).
-    With r = min_ratio = 1 (the reference default) the LR is exactly `base_lr` after warmup.
-
-    Args:
-      step: 1-based step (int or scalar tensor); the first training batch uses step 1.
-      base_lr: peak learning rate.
-      warmup_steps: linear warmup length (0 disables warmup).
-      total_steps: total training steps (the cosine reaches r at this step).
-      min_ratio: final LR as a fraction of base_lr.
-
-    Returns:
-      float32 scalar tensor.
-    """
-    step = tf.cast(step, tf.float32)
-    base = tf.constant(base_lr, tf.float32)
-    r = tf.constant(min_ratio, tf.float32)
-    warm = base * step / float(max(1, warmup_steps))
-    progress = (step - float(warmup_steps)) / float(max(1, total_steps - warmup_steps))
-    cosine = base * (r + tf.maximum(0.0, (1.0 - r) * 0.5 * (1.0 + tf.cos(math.pi * progress))))
-    return tf.where(step < float(warmup_steps), warm, cosine)
-
-
-@keras.saving.register_keras_serializable(package="trm_tf")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """`lr_at_step` as a Keras schedule; `iterations` counts from 0, so step = iterations + 1."""
-
-    def __init__(self, base_lr: float, warmup_steps: int, total_steps: int, min_ratio: float = 1.0):
-        self.base_lr = float(base_lr)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-        self.min_ratio = float(min_ratio)
-
-    def __call__(self, iterations):
-        step = tf.cast(iterations, tf.float32) + 1.0
-        return lr_at_step(step, self.base_lr, self.warmup_steps, self.total_steps, self.min_ratio)
-
-    def get_config(self):
-        return {
-            "base_lr": self.base_lr,
-            "warmup_steps": self.warmup_steps,
-            "total_steps": self.total_steps,
-            "min_ratio": self.min_ratio,
-        }
-
+from trm_tf.ema import EMA, unwrap_variable
+from trm_tf.schedule import WarmupCosine, lr_at_step
 
 # --------------------------------------------------------------------------------------------------
 # Dense optimizers
 # --------------------------------------------------------------------------------------------------
 
 
-def _unwrap(v):
-    """keras.Variable -> its tf.Variable (a MirroredVariable under a strategy); others unchanged."""
-    return v.value if isinstance(v, keras.Variable) else v
-
-
-@keras.saving.register_keras_serializable(package="trm_tf")
 class AdamATan2(keras.optimizers.Optimizer):
     """AdamATan2 exactly as `adam-atan2` 0.0.3 (docs/model.md#adamatan2), in pure TensorFlow.
 
@@ -245,45 +184,6 @@ def make_optimizer(
 
 
 # --------------------------------------------------------------------------------------------------
-# Distribution helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _in_replica_context_of_strategy() -> bool:
-    """True inside `strategy.run` of a non-default strategy (where merge_call is meaningful)."""
-    return tf.distribute.in_cross_replica_context() is False and tf.distribute.has_strategy()
-
-
-def _strategy_for(var) -> tf.distribute.Strategy:
-    """The current strategy, or the one owning `var` when called outside any scope.
-
-    Lets cross-replica updates of mirrored variables work even when the caller's tf.function was
-    traced outside `strategy.scope()` (the default strategy cannot update a MirroredVariable).
-    """
-    if not tf.distribute.has_strategy() and isinstance(var, tf.distribute.DistributedValues):
-        return var.distribute_strategy
-    return tf.distribute.get_strategy()
-
-
-def _per_device(pairs, fn) -> None:
-    """Runs fn(a_i, b_i) on each device's component of every (a, b) variable pair.
-
-    Both a and b may be written. In replica context this hops to cross-replica context with
-    merge_call so that b (not only a) is unwrapped to per-device components; under the default
-    strategy it is a direct call.
-    """
-
-    def cross(strategy):
-        for a, b in pairs:
-            strategy.extended.update(a, fn, args=(b,), group=False)
-
-    if _in_replica_context_of_strategy():
-        tf.distribute.get_replica_context().merge_call(cross)
-    elif pairs:
-        cross(_strategy_for(pairs[0][0]))
-
-
-# --------------------------------------------------------------------------------------------------
 # Puzzle-embedding optimizer
 # --------------------------------------------------------------------------------------------------
 
@@ -340,7 +240,7 @@ class SparseSignSGD(tf.Module):
                 "SparseSignSGD.apply must run in replica context (inside strategy.run)"
             )
         ids = tf.reshape(tf.cast(ids, tf.int32), [-1])
-        table = _unwrap(self._table)
+        table = unwrap_variable(self._table)
         grads = tf.cast(grads, table.dtype)
         if ctx.num_replicas_in_sync > 1:
             ids = ctx.all_gather(ids, axis=0)
@@ -360,83 +260,12 @@ class SparseSignSGD(tf.Module):
         )
 
 
-# --------------------------------------------------------------------------------------------------
-# EMA
-# --------------------------------------------------------------------------------------------------
-
-
-class EMA(tf.Module):
-    """Exponential moving average of parameters (reference models/ema.py; docs/model.md#ema).
-
-    shadow ← rate·shadow + (1 − rate)·param after every step, no warmup, no bias correction; shadow
-    starts equal to the parameters. Create under `strategy.scope()` (the shadows then mirror the
-    parameters' devices). Pass only the dense parameters (not the puzzle table, not H_init/L_init).
-    Only the shadows are tracked: `tf.train.Checkpoint(ema=ema)` saves/restores them.
-
-    Evaluation on EMA weights: `ema.swap()`, evaluate, `ema.swap()` (exact round trip), or
-    `ema.copy_to(other_model_variables)`.
-    """
-
-    _TF_MODULE_IGNORED_PROPERTIES = frozenset({"_live", "_swap_fn"})
-
-    def __init__(self, variables, rate: float = 0.999, name: str = "ema"):
-        super().__init__(name=name)
-        live = [_unwrap(v) for v in variables]
-        object.__setattr__(self, "_live", live)
-        self.rate = float(rate)
-        self.shadows = [
-            tf.Variable(tf.identity(v), trainable=False, name=f"shadow_{i}")
-            for i, v in enumerate(live)
-        ]
-        # The compiled swap, traced on the first eager call (not a checkpoint dependency).
-        object.__setattr__(self, "_swap_fn", None)
-
-    def update(self) -> None:
-        """shadow ← rate·shadow + (1−rate)·param; in replica context (strategy.run) or outside it."""
-        rate, one_minus = self.rate, 1.0 - self.rate
-
-        def upd(s, v):
-            return s.assign(one_minus * tf.cast(v, s.dtype) + rate * s)
-
-        # `extended.update` is context-aware: in replica context each replica updates its own shadow
-        # (reading `v` gives the replica's local value); in cross-replica context it runs once per
-        # device with `v` unwrapped to that device's component.
-        for s, v in zip(self.shadows, self._live):
-            _strategy_for(s).extended.update(s, upd, args=(v,), group=False)
-
-    def swap(self) -> None:
-        """Exchanges parameter and shadow values (call twice to restore; bit-exact).
-
-        Called eagerly (the trainer, around every evaluation), it runs one tf.function traced on the
-        first call: two reads and two writes per variable and device in one dispatch, instead of as
-        many eager ops, each a host round trip to a remote accelerator. Called while tracing (or
-        inside `strategy.run`), it adds the same ops to the caller's graph: a nested tf.function
-        there could not make the merge_call a mirrored update needs.
-        """
-        if tf.inside_function() or _in_replica_context_of_strategy():
-            self._swap_body()
-            return
-        if self._swap_fn is None:
-            object.__setattr__(self, "_swap_fn", tf.function(self._swap_body, autograph=False))
-        self._swap_fn()
-
-    def _swap_body(self) -> None:
-        def sw(s, v):
-            # Resource ops run in program order (eager, and auto control deps in tf.function); the
-            # values are only copied, never computed on, so the round trip is exact.
-            tmp = tf.identity(v.read_value())
-            v.assign(s.read_value())
-            s.assign(tmp)
-
-        _per_device(list(zip(self.shadows, self._live)), sw)
-
-    def copy_to(self, variables) -> None:
-        """Writes the shadow values into `variables` (same structure as the EMA's parameters)."""
-        pairs = [(_unwrap(v), s) for v, s in zip(variables, self.shadows, strict=True)]
-        _per_device(pairs, lambda v, s: v.assign(s.read_value()))
-
-    def assign_from(self, variables=None) -> None:
-        """Resets the shadows to `variables` (default: the tracked parameters)."""
-        src = self._live if variables is None else [_unwrap(v) for v in variables]
-        pairs = list(zip(self.shadows, src, strict=True))
-        _per_device(pairs, lambda s, v: s.assign(tf.cast(v.read_value(), s.dtype)))
+__all__ = [
+    "EMA",
+    "AdamATan2",
+    "SparseSignSGD",
+    "WarmupCosine",
+    "apply_gradients_as_given",
+    "lr_at_step",
+    "make_optimizer",
+]

@@ -63,6 +63,23 @@ def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
     return int(total), int(every)
 
 
+def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -> dict:
+    """Keyword arguments of `act.make_train_core` from the config's act section."""
+    return dict(
+        global_batch_size=global_batch,
+        halt_max_steps=halt_max_steps,
+        loss_type=a.loss_type,
+        halt_penalty=float(a.halt_penalty),
+        recursion_reg=float(a.recursion_reg),
+        jit_compile=jit_compile,
+        # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
+        q_continue_target=bool(a.q_continue_target),
+        # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer); configs written before the
+        # field existed used the comparison exactly when they had the target.
+        halt_rule=a.get("halt_rule", "q_halt_vs_continue" if a.q_continue_target else "q_halt"),
+    )
+
+
 class Trainer:
     """Owns every variable of a run; see the module docstring for one step."""
 
@@ -99,7 +116,6 @@ class Trainer:
             config.runtime.matmul_precision, m.forward_dtype
         )
         self.jit_compile = distribute.resolve_jit_compile(config.runtime.jit_compile, strategy, m)
-        o = config.optim
         with strategy.scope():
             # The run's seed also seeds the initial weights (unless the model section pins its own).
             self.model = build_model(
@@ -109,56 +125,9 @@ class Trainer:
                 num_puzzle_identifiers=spec.num_puzzle_identifiers,
             )
             self.model.build_variables()
-            self.schedule = optim.WarmupCosine(o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
-            self.optimizer = optim.make_optimizer(
-                o.name, self.schedule, o.weight_decay, beta1=o.beta1, beta2=o.beta2
-            )
-            self.loss_scaling = m.forward_dtype == "float16"
-            if self.loss_scaling:  # float16: dynamic loss scaling (bfloat16 and float32 need none)
-                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
-            self.optimizer.build(self.model.trainable_variables)
-            # The step all-reduces the gradients itself (once) and hands the sums to the optimizer.
-            optim.apply_gradients_as_given(self.optimizer)
-            self.sparse_opt = (
-                optim.SparseSignSGD(self.model.puzzle_emb, o.puzzle_emb_weight_decay)
-                if self.model.puzzle_emb is not None
-                else None
-            )
-            self.ema = optim.EMA(self.model.trainable_variables, o.ema_rate) if o.ema else None
-            self.step = tf.Variable(
-                0,
-                dtype=tf.int64,
-                trainable=False,
-                name="global_step",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
-            self.carry = act.CarryState(
-                self.per_replica_batch,
-                self.model.total_len,
-                spec.seq_len,
-                self.model.hidden_size,
-                _DTYPES[m.forward_dtype],
-                spec=self.model.carry_spec(),
-                # Several worker processes broadcast initial values without a bfloat16 kernel.
-                storage_dtype=tf.float32
-                if getattr(strategy.extended, "_num_workers", 1) > 1
-                and m.forward_dtype == "bfloat16"
-                else None,
-            )
-            self.metrics = MetricSums()
-        self._core_kwargs = dict(
-            global_batch_size=g,
-            halt_max_steps=self.halt_max_steps,
-            loss_type=a.loss_type,
-            halt_penalty=float(a.halt_penalty),
-            recursion_reg=float(a.recursion_reg),
-            jit_compile=self.jit_compile,
-            # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
-            q_continue_target=bool(a.q_continue_target),
-            # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer); configs written before the
-            # field existed used the comparison exactly when they had the target.
-            halt_rule=a.get("halt_rule", "q_halt_vs_continue" if a.q_continue_target else "q_halt"),
-        )
+            self._build_optimizers(config.optim, m.forward_dtype)
+            self._build_state(spec, m.forward_dtype)
+        self._core_kwargs = _core_kwargs(a, g, self.halt_max_steps, self.jit_compile)
         self._eval_core = act.make_eval_core(
             self.model,
             halt_max_steps=self.eval_halt_max_steps,
@@ -167,6 +136,51 @@ class Trainer:
         )
         self._train_loops: dict = {}
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
+
+    def _build_optimizers(self, o, forward_dtype: str) -> None:
+        """The dense optimizer (schedule, loss scaling), the puzzle-row optimizer and the EMA."""
+        self.schedule = optim.WarmupCosine(
+            o.lr, o.lr_warmup_steps, self.total_steps, o.lr_min_ratio
+        )
+        self.optimizer = optim.make_optimizer(
+            o.name, self.schedule, o.weight_decay, beta1=o.beta1, beta2=o.beta2
+        )
+        self.loss_scaling = forward_dtype == "float16"
+        if self.loss_scaling:  # float16: dynamic loss scaling (bfloat16 and float32 need none)
+            self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+        self.optimizer.build(self.model.trainable_variables)
+        # The step all-reduces the gradients itself (once) and hands the sums to the optimizer.
+        optim.apply_gradients_as_given(self.optimizer)
+        self.sparse_opt = (
+            optim.SparseSignSGD(self.model.puzzle_emb, o.puzzle_emb_weight_decay)
+            if self.model.puzzle_emb is not None
+            else None
+        )
+        self.ema = optim.EMA(self.model.trainable_variables, o.ema_rate) if o.ema else None
+
+    def _build_state(self, spec: DatasetSpec, forward_dtype: str) -> None:
+        """The step counter, the per-replica ACT carry and the metric sums."""
+        self.step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="global_step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        self.carry = act.CarryState(
+            self.per_replica_batch,
+            self.model.total_len,
+            spec.seq_len,
+            self.model.hidden_size,
+            _DTYPES[forward_dtype],
+            spec=self.model.carry_spec(),
+            # Several worker processes broadcast initial values without a bfloat16 kernel.
+            storage_dtype=tf.float32
+            if getattr(self.strategy.extended, "_num_workers", 1) > 1
+            and forward_dtype == "bfloat16"
+            else None,
+        )
+        self.metrics = MetricSums()
 
     # ------------------------------------------------------------------ checkpoint state
     def checkpoint(self) -> tf.train.Checkpoint:
