@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data_dir", default="", help="TFDS dir (default: a reused temp dir)")
     p.add_argument("--workdir", default="", help="where run dirs and the export go (default: temp)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--prepare", action="store_true", help=argparse.SUPPRESS
+    )  # the data child process
     return p.parse_args(argv)
 
 
@@ -263,17 +266,9 @@ def torch_ready(args) -> str:
     return "" if ok else f"{args.torch_python} cannot import torch, einops and pydantic"
 
 
-def main(argv=None) -> None:
-    """Builds and exports the data, prints both recipes, runs the sides and prints the summary."""
-    args = parse_args(argv)
-    sides = ["ours", "reference"] if args.side == "both" else [args.side]
-    if "reference" in sides:
-        reason = torch_ready(args)
-        if reason:
-            common.print_json({"skipped": reason})
-            return
-    work = args.workdir or tempfile.mkdtemp(prefix="trm_tta_")
-    data_dir = args.data_dir or os.path.join(tempfile.gettempdir(), "trm_tta_tfds")
+def prepare(data_dir: str, export: bool) -> dict:
+    """Builds the dataset when missing and (with `export`) writes the reference's NumPy export; returns
+    what the parent needs. Run in a child process (`--prepare`) so the measuring parent never loads TF."""
     import tensorflow_datasets as tfds
 
     from trm_tf.data import datasets
@@ -284,36 +279,71 @@ def main(argv=None) -> None:
     except datasets.DatasetMissingError:
         common.log(f"building {DATASET} into {data_dir}")
         spec = datasets.build_dataset(DATASET, data_dir)
+    out = {k: getattr(spec, k) for k in ("seq_len", "vocab_size", "num_puzzle_identifiers")}
+    if export:
+        out["export"] = export_for_reference(data_dir, os.path.join(data_dir, "reference_export"))
+    return out
+
+
+def _prepared(data_dir: str, export: bool) -> dict:
+    """`prepare` in a child process (its last stdout line)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--prepare", f"--data_dir={data_dir}"]
+    out = subprocess.run(
+        cmd + (["--side=both"] if export else ["--side=ours"]),
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _reference_cfg(args, prepared: dict, recipe: dict, steps: int, eval_batch: int) -> dict:
+    """The driver's configuration (see tta_reference_driver.py)."""
+    return {
+        "reference_dir": os.path.abspath(args.reference),
+        "data_dir": prepared["export"],
+        "recipe": recipe,
+        "seed": args.seed,
+        "steps": steps,
+        "eval_every": args.eval_every,
+        "eval_batch": eval_batch,
+        "compile": args.reference_compile,
+        "stop_at": args.target if args.stop_at_target else None,
+    }
+
+
+def main(argv=None) -> None:
+    """Builds and exports the data, prints both recipes, runs the sides and prints the summary."""
+    args = parse_args(argv)
+    data_dir = args.data_dir or os.path.join(tempfile.gettempdir(), "trm_tta_tfds")
+    if args.prepare:
+        common.print_json(prepare(data_dir, export=args.side != "ours"))
+        return
+    sides = ["ours", "reference"] if args.side == "both" else [args.side]
+    if "reference" in sides:
+        reason = torch_ready(args)
+        if reason:
+            common.print_json({"skipped": reason})
+            return
+    work = args.workdir or tempfile.mkdtemp(prefix="trm_tta_")
+    os.makedirs(work, exist_ok=True)
+    prepared = _prepared(data_dir, "reference" in sides)
     steps = args.steps or int(our_config({}).train.total_steps)
     overrides = our_overrides(data_dir, steps, args.eval_every)
     config = our_config(overrides)
-    recipe = reference_recipe(config, spec)
+    recipe = reference_recipe(config, argparse.Namespace(**prepared))
     common.log("recipes side by side:\n" + recipe_table(config, recipe))
     common.print_json(
         {"recipes": {"ours": overrides, "reference": recipe}, "machine": common.machine_info()}
     )
-    if "reference" in sides:
-        export = export_for_reference(data_dir, os.path.join(data_dir, "reference_export"))
-        common.log(f"reference export in {export}")
     runs = []
     for i, side in enumerate(sides):
         cores = args.cores.split(",")[i] if args.concurrent else ""
         if side == "ours":
-            runs.append(
-                tta_sides.OursRun(overrides, os.path.join(work, f"ours_{time.time_ns()}"), cores)
-            )
+            run_dir = os.path.join(work, f"ours_{time.time_ns()}")
+            runs.append(tta_sides.OursRun(overrides, run_dir, cores))
         else:
-            cfg = {
-                "reference_dir": os.path.abspath(args.reference),
-                "data_dir": export,
-                "recipe": recipe,
-                "seed": args.seed,
-                "steps": steps,
-                "eval_every": args.eval_every,
-                "eval_batch": int(config.eval.global_batch_size),
-                "compile": args.reference_compile,
-                "stop_at": args.target if args.stop_at_target else None,
-            }
+            cfg = _reference_cfg(args, prepared, recipe, steps, int(config.eval.global_batch_size))
             log_path = os.path.join(work, f"reference_{time.time_ns()}.log")
             runs.append(tta_sides.ReferenceRun(args.torch_python, cfg, log_path, cores))
     stop_at = args.target if args.stop_at_target else None

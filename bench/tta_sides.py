@@ -45,7 +45,8 @@ class _Side:
         self._seen: set[int] = set()
 
     def start(self, **popen) -> None:
-        common.log(f"{self.side}: {' '.join(self.cmd[:6])} ... (log {self.log_path})")
+        shown = " ".join(a if len(a) < 120 else a[:60] + "..." for a in self.cmd)
+        common.log(f"{self.side}: {shown} (log {self.log_path})")
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in finish)
         self.t0 = time.time()
         self.proc = subprocess.Popen(self.cmd, env=self.env, stderr=self._log, **popen)
@@ -109,13 +110,12 @@ class OursRun(_Side):
         super().start(cwd=common.REPO, stdout=subprocess.DEVNULL)
 
     def poll(self) -> list[dict]:
-        """New evaluations in the run's metrics.jsonl (rows of split "eval")."""
-        import tensorflow as tf
-
+        """New evaluations in the run's metrics.jsonl (rows of split "eval"). The run directory is local
+        (the parent loads no TensorFlow, so no tf.io.gfile here)."""
         path = os.path.join(self.run_dir, "metrics.jsonl")
-        if not tf.io.gfile.exists(path):
+        if not os.path.exists(path):
             return []
-        with tf.io.gfile.GFile(path) as f:
+        with open(path) as f:
             lines = f.read().splitlines()
         complete = lines if not lines or lines[-1].endswith("}") else lines[:-1]
         out = []
