@@ -18,8 +18,9 @@ their count, as its `evaluate` does.
 
 AdamATan2 is written below from its definition (the CUDA package is not installable on CPU).
 
-Protocol: JSON lines on stdout — one {"event": "recipe", ...} with what was actually instantiated, one
-{"event": "eval", "step", "time", "exact_accuracy", "accuracy", "eval_seconds"} per evaluation, and a final
+Protocol: JSON lines on stdout — one {"event": "recipe", ...} with what was actually instantiated; before
+each evaluation one {"event": "train", "step", "accuracy", "exact_accuracy", "lm_loss"} (training means
+since the previous one); one {"event": "eval", "step", "time", "exact_accuracy", "accuracy", "eval_seconds"} per evaluation, and a final
 {"event": "done"}. `time` is time.time(), so the parent can subtract the time it started this process.
 """
 
@@ -189,14 +190,19 @@ def datasets(ref, cfg: dict):
 
 
 def train_step(state: dict, batch: dict, cfg: dict) -> None:
-    """One `train_batch` of pretrain.py (single process)."""
+    """One `train_batch` of pretrain.py (single process); adds the loss head's metric sums (examples
+    that halted this step) to state["train_sums"]."""
     r = cfg["recipe"]
     state["step"] += 1
     model = state["model"]
     if state["carry"] is None:
         state["carry"] = model.initial_carry(batch)
-    state["carry"], loss, _metrics, _, _ = model(carry=state["carry"], batch=batch, return_keys=[])
+    state["carry"], loss, metrics, _, _ = model(carry=state["carry"], batch=batch, return_keys=[])
     ((1 / r["global_batch_size"]) * loss).backward()
+    sums = state["train_sums"]
+    for k in ("count", "accuracy", "exact_accuracy", "lm_loss"):
+        sums[k] = sums.get(k, 0.0) + float(metrics[k])
+    sums["batches"] = sums.get("batches", 0) + 1
     for opt, base_lr in zip(state["optimizers"], state["lrs"]):
         lr = lr_at(state["step"], base_lr, r["lr_warmup_steps"], cfg["steps"], r["lr_min_ratio"])
         for group in opt.param_groups:
@@ -205,6 +211,20 @@ def train_step(state: dict, batch: dict, cfg: dict) -> None:
         opt.zero_grad()
     if state["ema"] is not None:
         state["ema"].update(model)
+
+
+def train_record(state: dict) -> dict:
+    """Mean training metrics since the last record (cell and exact accuracy of the examples that halted,
+    lm loss per example, as pretrain.py logs them), then resets the sums."""
+    s, state["train_sums"] = state["train_sums"], {}
+    count = max(s.get("count", 0.0), 1.0)
+    return {
+        "event": "train",
+        "step": state["step"],
+        "accuracy": s.get("accuracy", 0.0) / count,
+        "exact_accuracy": s.get("exact_accuracy", 0.0) / count,
+        "lm_loss": s.get("lm_loss", 0.0) / max(1, s.get("batches", 0) * state["batch"]),
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -239,12 +259,15 @@ def main(argv: list[str]) -> None:
         "lrs": lrs,
         "ema": ema,
         "carry": None,
+        "train_sums": {},
+        "batch": cfg["recipe"]["global_batch_size"],
     }
     model.train()
     while state["step"] < cfg["steps"]:
         for _set, batch, _n in train_ds:  # one epoch per pass (a new group order each pass)
             train_step(state, batch, cfg)
             if state["step"] % cfg["eval_every"] == 0 or state["step"] == cfg["steps"]:
+                emit(train_record(state))
                 res = evaluate(ref, torch, model, ema, test_ds)
                 emit({"event": "eval", "step": state["step"], "time": time.time(), **res})
                 if cfg.get("stop_at") is not None and res["exact_accuracy"] >= cfg["stop_at"]:

@@ -29,6 +29,16 @@ ONE_THREAD_ENV = {
 }
 
 
+def train_line(side: str, step: int, cell: float, lm_loss: float) -> dict:
+    """A progress record of training (not an evaluation): the training cell accuracy and lm loss."""
+    return {
+        "side": side,
+        "train_step": int(step),
+        "train_cell": round(cell, 4),
+        "lm_loss": round(lm_loss, 4),
+    }
+
+
 class _Side:
     """A subprocess plus the bookkeeping that turns its evaluations into records."""
 
@@ -121,7 +131,11 @@ class OursRun(_Side):
         out = []
         for line in complete[self._lines :]:
             row = json.loads(line)
-            if row.get("split") == "eval":
+            if row.get("split") == "train":
+                common.print_json(
+                    train_line(self.side, row["step"], row["accuracy"], row["lm_loss"])
+                )
+            elif row.get("split") == "eval":
                 out.append(
                     self._record(
                         int(row["step"]),
@@ -159,7 +173,11 @@ class ReferenceRun(_Side):
         out = []
         while not self._queue.empty():
             msg = self._queue.get()
-            if msg.get("event") == "recipe":
+            if msg.get("event") == "train":
+                common.print_json(
+                    train_line(self.side, msg["step"], msg["accuracy"], msg["lm_loss"])
+                )
+            elif msg.get("event") == "recipe":
                 self.recipe = msg
                 common.print_json({"reference_instantiated": msg})
             elif msg.get("event") == "eval":
