@@ -27,8 +27,8 @@ subtracts the evaluations' own seconds (both sides evaluate at the same steps).
 (OMP/MKL/TF intra- and inter-op = 1): a fair side-by-side on a shared machine. Otherwise the sides run
 one after the other with the whole machine each.
 
-Output (stdout, JSON lines): {"recipes": ...}; one {"side", "step", "wall_s", "train_s", "exact",
-"cell"} per evaluation; a final {"summary": {side: {"time_to_target_s", ...}, "ratio": ours/reference}}.
+Output (stdout, JSON lines): {"recipes": ...}; training progress {"side", "train_step", "train_cell",
+"lm_loss"}; one {"side", "step", "wall_s", "train_s", "exact", "cell"} per evaluation; a final {"summary": {side: {"time_to_target_s", ...}, "ratio": ours/reference}}.
 Without torch (or without the checkout) a reference run prints {"skipped": reason} and exits 0.
 """
 
