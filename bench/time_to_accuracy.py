@@ -224,9 +224,8 @@ def recipe_table(c, recipe: dict) -> str:
     """Both recipes side by side: one line per hyper-parameter (ours by config path, the reference's name)."""
     rows = [(f"model.{k}", k) for k in ("hidden_size", "num_heads", "expansion", "L_layers")]
     rows += [("model.H_cycles (T)", "H_cycles"), ("model.L_cycles (n)", "L_cycles")]
-    rows += [
-        (f"model.{k}", k) for k in ("mlp_t", "pos_encodings", "puzzle_emb_ndim", "forward_dtype")
-    ]
+    more = ("mlp_t", "pos_encodings", "puzzle_emb_ndim", "puzzle_emb_len", "forward_dtype")
+    rows += [(f"model.{k}", k) for k in more]
     rows += [("act.halt_max_steps (N_sup)", "halt_max_steps")]
     rows += [("act.halt_exploration_prob", "halt_exploration_prob")]
     top = ["global_batch_size", "lr", "lr_warmup_steps", "lr_min_ratio", "weight_decay", "beta1"]
