@@ -1,19 +1,33 @@
-r"""Cost model of the full study on Cloud TPU v4: FLOPs per step x steps per experiment -> TPU hours.
+r"""Cost model of the full study on Cloud TPU v4: a roofline step time per run from its lowered train step.
 
-  python bench/cost_model.py [--chips=16] [--mfu=0.4] [--peak_tflops=275] [--markdown]
+  python bench/cost_model.py [--runs=E1.1,E2.3,paper_arc1] [--markdown] [--whatif] [--refresh]
 
-For every run of the catalogue (configs/catalogue.py RUNS) it loads the config, builds the model on CPU
-(no data needed) and counts, with the model's own FLOP formula (docs/model.md#flops, matmul FLOPs):
-  train FLOPs = flops_per_example(train=True) x global batch x total steps
-  eval FLOPs  = flops_per_example(train=False) x eval steps (N_sup) x test examples x number of evals
-Steps follow the reference's rule (epochs x groups x mean examples / batch) with the dataset sizes below
-(the sizes of the datasets our builders produce; ARC from the measured arc1/arc2_aug1000 builds).
-Hours = FLOPs / (chips x peak x MFU). v4: 275 bf16 TFLOP/s per chip; a v4-32 slice has 16 chips.
+For every run of the catalogue (configs/catalogue.py RUNS):
+  * the target slice is the smallest v4 slice its global batch fits on (trm_tf.memory's estimate), and
+    the per-chip batch = global batch / chips of that slice;
+  * ONE supervision train step, as the Trainer runs it on a replica (ACT carry reset, forward and
+    backward, AdamATan2/AdamW/Lion, sparse sign-SGD on the puzzle rows, EMA, carry write-back), is
+    lowered to HLO at that per-chip batch with `experimental_get_compiler_ir(stage="hlo")`. Nothing is
+    compiled or run. bench/hlo_cost.py counts its FLOPs, MXU-padded FLOPs, HBM bytes and their (8,128)
+    tile padding and gives the roofline step time on one v4 chip (275 bf16 TFLOP/s, 1.2 TB/s HBM) plus
+    the gradient all-reduce over the slice (4 bytes per parameter, ring, 1.1 PB/s / 4096 chips);
+  * steps follow the reference's rule (epochs x groups x mean examples / batch) with the dataset sizes
+    below; evaluations (every eval_interval epochs, all N_sup steps, full test set) are counted with the
+    model's FLOP formula at the train step's predicted MFU (the eval step is forward-only and not lowered);
+  * hours on the target slice at the predicted step time, next to the old planning figure: the same
+    FLOPs at a flat 40% MFU.
+
+The puzzle-embedding table is lowered with 2 rows: its traffic is the gathered and updated rows of the
+batch, not the table, so its size does not change the step. A curriculum run is costed at its final
+(deepest) stage, an upper bound. The lowering takes 30 s - 3 min per distinct shape on a CPU; results are
+cached by shape in bench/hlo_costs.json (`--refresh` re-lowers), so the table reprints in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
 import importlib.util
 import json
 import os
@@ -22,6 +36,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench import hlo_cost  # noqa: E402
 
 # (train groups, mean train examples per puzzle, test examples) of each dataset family.
 DATASETS = {
@@ -33,6 +49,11 @@ DATASETS = {
     "arc_agi/arc2_aug1000": (1280, 5_163_257 / 1_191_723, 170_393),
 }
 SUDOKU_TEST = 422_786
+FLAT_MFU = 0.4
+CACHE = os.path.join(REPO, "bench", "hlo_costs.json")
+CACHE_VERSION = (
+    1  # bump when hlo_cost's counting rules change: cached entries of another version are redone
+)
 
 
 def dataset_sizes(name: str) -> tuple[int, float, int]:
@@ -51,71 +72,301 @@ def load_config(path: str, arg: str):
     return module.get_config(arg or None)
 
 
-def run_cost(run, chips: int, peak: float, mfu: float) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a run trains: slice name, chips (= replicas) and examples per chip."""
+
+    slice_name: str
+    chips: int
+    per_chip_batch: int
+
+
+def target_slice(config, dataset: str) -> Target:
+    """The smallest v4 slice the config fits on at its global batch (trm_tf.memory's estimate)."""
+    from trm_tf import memory
+
+    seq, vocab, ids = memory.dataset_shapes(dataset)
+    rows = memory.slice_table(config, seq, ids, config.train.global_batch_size, vocab_size=vocab)
+    best = memory.smallest_fitting_slice(rows)
+    if best is None:
+        raise ValueError(f"{config.experiment_id} fits no v4 slice as configured")
+    return Target(best.slice_name, best.chips, best.per_chip_batch)
+
+
+def lowering_key(config, seq: int, vocab: int, per_chip_batch: int) -> str:
+    """Everything the lowered step's shapes and ops depend on (not learning rates or data sizes)."""
+    a, o = config.act, config.optim
+    parts = {
+        "v": CACHE_VERSION,
+        "model": {k: str(v) for k, v in sorted(config.model.items())},
+        "act": [a.loss_type, bool(a.q_continue_target), bool(a.recursion_reg), a.get("halt_rule")],
+        "optim": [o.name, bool(o.ema)],
+        "shape": [seq, vocab, per_chip_batch],
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def lower_train_step(config, seq: int, vocab: int, per_chip_batch: int) -> str:
+    """HLO text of one supervision train step of `config` on one replica at `per_chip_batch`.
+
+    The step is the Trainer's own replica step function (trm_tf.trainer), built under the default
+    strategy with the global batch set to the per-chip batch, wrapped in tf.function(jit_compile=True)
+    as a TPU compiles it, and lowered from TensorSpecs: no data, no compilation, no execution.
+    """
+    import keras
+    import tensorflow as tf
+
+    from trm_tf.data.datasets import DatasetSpec
+    from trm_tf.trainer import Trainer
+
+    c = config.copy_and_resolve_references()
+    c.train.global_batch_size = per_chip_batch
+    spec = DatasetSpec("cost/model", "", seq, vocab, 2, 0, -100, 0, 1, 1.0, 1, 1, (1,), {})
+    trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=1000)
+    step_fn = trainer._make_step_fn(trainer._core_for_stage(len(trainer.stages) - 1))
+
+    def step(inputs, labels, puzzle_identifiers):
+        step_fn({"inputs": inputs, "labels": labels, "puzzle_identifiers": puzzle_identifiers})
+
+    b = per_chip_batch
+    specs = (
+        tf.TensorSpec([b, seq], tf.int32),
+        tf.TensorSpec([b, seq], tf.int32),
+        tf.TensorSpec([b], tf.int32),
+    )
+    text = tf.function(step, jit_compile=True).experimental_get_compiler_ir(*specs)(stage="hlo")
+    del trainer
+    keras.backend.clear_session()
+    gc.collect()
+    return text
+
+
+class CostCache:
+    """HloCost totals by `lowering_key`, in a JSON file (tf.io.gfile, so gs:// works)."""
+
+    def __init__(self, path: str, refresh: bool = False, lower: bool = True):
+        import tensorflow as tf
+
+        self.path, self.refresh, self.lower = path, refresh, lower
+        self.entries, self.done = {}, set()
+        if path and tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                self.entries = json.load(f)
+
+    def get(self, config, seq: int, vocab: int, per_chip_batch: int) -> hlo_cost.HloCost | None:
+        key = lowering_key(config, seq, vocab, per_chip_batch)
+        if key in self.entries and (not self.refresh or key in self.done):
+            return hlo_cost.HloCost(**self.entries[key])
+        if not self.lower:
+            return None
+        cost = hlo_cost.hlo_cost(lower_train_step(config, seq, vocab, per_chip_batch))
+        self.entries[key] = cost.as_dict()
+        self.done.add(key)
+        self.save()
+        return cost
+
+    def save(self) -> None:
+        import tensorflow as tf
+
+        if self.path:
+            with tf.io.gfile.GFile(self.path, "w") as f:
+                json.dump(self.entries, f, indent=0, sort_keys=True)
+
+
+def cost_row(run, c, target: Target, cache: CostCache, peak: float, hbm_bw: float) -> dict:
+    """Step cost, predicted step time and hours of `run` trained with config `c` on `target`."""
+    from trm_tf import memory
     from trm_tf.models import build_model
 
-    c = load_config(run.config, run.variant)
     groups, mean_ex, n_test = dataset_sizes(run.dataset)
-    vocab, seq = {"sudoku_extreme": (11, 81), "maze_hard": (6, 900), "arc_agi": (12, 900)}[
-        run.dataset.split("/")[0]
-    ]
+    seq, vocab, _ = memory.dataset_shapes(run.dataset)
     model = build_model(c.model, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
-    per_epoch = groups * mean_ex / c.train.global_batch_size
-    steps = c.train.total_steps or int(c.train.epochs * per_epoch)
+    g = c.train.global_batch_size
+    steps = c.train.total_steps or int(c.train.epochs * groups * mean_ex / g)
     n_evals = max(1, int(c.train.epochs // max(c.train.eval_interval_epochs, 1)))
     n_sup_eval = c.eval.halt_max_steps or c.act.halt_max_steps
-    train = model.flops_per_example(train=True) * c.train.global_batch_size * steps
+    train = model.flops_per_example(train=True) * g * steps
     evals = model.flops_per_example(train=False) * n_sup_eval * n_test * n_evals
-    rate = chips * peak * 1e12 * mfu
-    return {
+    row = {
         "run": run.run_id,
         "dataset": run.dataset,
+        "slice": target.slice_name,
+        "chips": target.chips,
+        "per_chip_batch": target.per_chip_batch,
+        "seq": model.total_len,
         "params_M": model.num_params() / 1e6,
         "steps": steps,
         "train_PFLOP": train / 1e15,
         "eval_PFLOP": evals / 1e15,
-        "hours": (train + evals) / rate / 3600,
+        "formula_GFLOP_step": model.flops_per_example(train=True) * target.per_chip_batch / 1e9,
+        "hours_flat": (train + evals) / (target.chips * peak * FLAT_MFU) / 3600,
     }
+    cost = cache.get(c, seq, vocab, target.per_chip_batch)
+    if cost is None:
+        return row
+    comm = hlo_cost.allreduce_seconds(4 * model.num_params(), target.chips)
+    roof = hlo_cost.roofline(cost, comm, peak, hbm_bw)
+    eval_s = evals / (target.chips * peak * roof["mfu"])
+    row.update(
+        hlo_GFLOP_step=cost.flops / 1e9,
+        padded_GFLOP_step=cost.flops_padded / 1e9,
+        GB_step=cost.bytes / 1e9,
+        padded_GB_step=cost.bytes_padded / 1e9,
+        intensity=roof["intensity"],
+        bound=roof["bound"],
+        comm_ms=comm * 1e3,
+        step_ms=roof["step_s"] * 1e3,
+        mfu=roof["mfu"],
+        hours=(steps * roof["step_s"] + eval_s) / 3600,
+    )
+    return row
+
+
+def run_cost(
+    run, cache: CostCache, peak: float = hlo_cost.V4_PEAK_FLOPS, hbm_bw=hlo_cost.V4_HBM_BW
+):
+    """`cost_row` of a catalogue run as configured, on its target slice."""
+    c = load_config(run.config, run.variant)
+    return cost_row(run, c, target_slice(c, run.dataset), cache, peak, hbm_bw)
+
+
+def whatif_rows(run, cache: CostCache, peak=hlo_cost.V4_PEAK_FLOPS, hbm_bw=hlo_cost.V4_HBM_BW):
+    """The run as configured, then: the puzzle prefix cut so that the sequence is a multiple of 16,
+    grown so that it is a multiple of 128, and twice the per-chip batch on the same slice (global
+    batch x2, half the steps for the same epochs; `fits` says whether the memory estimate allows it).
+    The prefix variants change the model (MLP-T mixes over every position): costs only."""
+    from trm_tf import memory
+
+    c = load_config(run.config, run.variant)
+    t = target_slice(c, run.dataset)
+    seq, _, ids = memory.dataset_shapes(run.dataset)
+    base = cost_row(run, c, t, cache, peak, hbm_bw)
+    rows = [dict(base, variant="as configured", fits=True)]
+    prefix = int(base["seq"]) - seq
+    for label, total in (("prefix to a multiple of 16", base["seq"] // 16 * 16),
+                         ("prefix to a multiple of 128", -(-base["seq"] // 128) * 128)):  # fmt: skip
+        if total == base["seq"] or total <= seq:
+            continue
+        v = c.copy_and_resolve_references()
+        v.model.puzzle_emb_len = total - seq
+        rows.append(dict(cost_row(run, v, t, cache, peak, hbm_bw), variant=label, fits=True))
+        rows[-1]["variant"] = f"prefix {prefix} -> {total - seq} (seq {total})"
+    v = c.copy_and_resolve_references()
+    v.train.global_batch_size = 2 * c.train.global_batch_size
+    est = memory.estimate(v, seq, ids, 2 * t.per_chip_batch)
+    fits = est.total <= v.runtime.hbm_gib * memory.GIB
+    t2 = dataclasses.replace(t, per_chip_batch=2 * t.per_chip_batch)
+    rows.append(
+        dict(cost_row(run, v, t2, cache, peak, hbm_bw), variant="2x per-chip batch", fits=fits)
+    )
+    for r in rows[1:]:
+        if "hours" in r and "hours" in base:
+            r["saving"] = 1 - r["hours"] / base["hours"]
+    return rows
+
+
+def select_runs(spec: str):
+    """Catalogue runs named by a comma list of study ids (E1.1, baseline, ...) or run-id substrings."""
+    from configs import catalogue
+
+    if not spec:
+        return list(catalogue.RUNS)
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        try:
+            found = [catalogue.lookup(item)]
+        except KeyError:
+            found = [r for r in catalogue.RUNS if item in r.run_id]
+        if not found:
+            raise SystemExit(f"--runs: no run matches {item!r}")
+        out.extend(r for r in found if r not in out)
+    return out
+
+
+def _f(row: dict, key: str, fmt: str) -> str:
+    return format(row[key], fmt) if key in row else "–"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The per-run table and the totals (chip-hours, and in v4-32 hours = chip-hours / 16)."""
+    lines = [
+        "| run | slice | per-chip batch | GFLOP/step formula / HLO | padded GFLOP | GB/step (padded) "
+        "| FLOP/B | step ms (bound) | MFU | hours (model) | hours @ 40% |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['run']} | ({r['error']}) |" + " |" * 9)
+            continue
+        lines.append(
+            f"| {r['run']} | {r['slice']} | {r['per_chip_batch']} | {r['formula_GFLOP_step']:,.0f} / "
+            f"{_f(r, 'hlo_GFLOP_step', ',.0f')} | {_f(r, 'padded_GFLOP_step', ',.0f')} | "
+            f"{_f(r, 'GB_step', ',.1f')} ({_f(r, 'padded_GB_step', ',.1f')}) | {_f(r, 'intensity', '.0f')} "
+            f"| {_f(r, 'step_ms', ',.1f')} ({r.get('bound', '–')}) | {_f(r, 'mfu', '.0%')} | "
+            f"{_f(r, 'hours', ',.2f')} | {r['hours_flat']:,.2f} |"
+        )
+    t = totals(rows)
+    lines.append(
+        f"| **total ({t['runs']} runs)** | | | | | | | | | **{t['chip_hours']:,.0f} chip-h "
+        f"= {t['chip_hours'] / 16:,.0f} v4-32 h** | **{t['chip_hours_flat']:,.0f} chip-h = "
+        f"{t['chip_hours_flat'] / 16:,.0f} v4-32 h** |"
+    )
+    return "\n".join(lines)
+
+
+def totals(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "hours" in r]
+    return {
+        "runs": len(ok),
+        "chip_hours": sum(r["hours"] * r["chips"] for r in ok),
+        "chip_hours_flat": sum(r["hours_flat"] * r["chips"] for r in ok),
+    }
+
+
+def markdown_whatif(rows: list[dict]) -> str:
+    lines = [
+        "| run | variant | seq | per-chip batch | fits | step ms | MFU | hours | saving |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | {r['variant']} | {r['seq']} | {r['per_chip_batch']} | "
+            f"{'yes' if r['fits'] else 'no'} | {_f(r, 'step_ms', ',.1f')} | {_f(r, 'mfu', '.0%')} | "
+            f"{_f(r, 'hours', ',.2f')} | {_f(r, 'saving', '+.0%')} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--chips", type=int, default=16, help="TPU v4 chips (v4-32 = 16)")
+    p.add_argument("--runs", default="", help="comma list of study ids or run-id substrings")
     p.add_argument("--peak_tflops", type=float, default=275.0, help="bf16 peak per chip")
-    p.add_argument("--mfu", type=float, default=0.4, help="assumed model FLOP utilisation")
+    p.add_argument("--hbm_gbps", type=float, default=1200.0, help="HBM bandwidth per chip, GB/s")
     p.add_argument("--markdown", action="store_true")
-    p.add_argument("--pattern", default="", help="only runs whose id contains this")
+    p.add_argument("--whatif", action="store_true", help="prefix and per-chip batch variants")
+    p.add_argument("--cache", default=CACHE, help="JSON cache of lowered step costs ('' = none)")
+    p.add_argument("--refresh", action="store_true", help="re-lower shapes already in the cache")
+    p.add_argument("--no_lower", action="store_true", help="cached shapes only (others: formula)")
     a = p.parse_args()
-    from configs import catalogue
-
+    cache = CostCache(a.cache, refresh=a.refresh, lower=not a.no_lower)
+    peak, bw = a.peak_tflops * 1e12, a.hbm_gbps * 1e9
     rows = []
-    for run in catalogue.RUNS:
-        if a.pattern and a.pattern not in run.run_id:
+    for run in select_runs(a.runs):
+        if a.whatif:
+            rows.extend(whatif_rows(run, cache, peak, bw))
             continue
         try:
-            rows.append(run_cost(run, a.chips, a.peak_tflops, a.mfu))
-        except KeyError as e:
+            rows.append(run_cost(run, cache, peak, bw))
+        except (KeyError, ValueError) as e:
             rows.append({"run": run.run_id, "dataset": run.dataset, "error": str(e)})
-    total = sum(r.get("hours", 0.0) for r in rows)
+        print(f"costed {run.run_id}", file=sys.stderr, flush=True)
     if a.markdown:
-        print(
-            f"| run | dataset | params (M) | steps | train PFLOP | eval PFLOP | hours on {a.chips} v4 "
-            f"chips @ {a.mfu:.0%} MFU |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            if "error" in r:
-                print(f"| {r['run']} | {r['dataset']} | – | – | – | – | ({r['error']}) |")
-                continue
-            print(
-                f"| {r['run']} | {r['dataset']} | {r['params_M']:.2f} | {r['steps']:,} | "
-                f"{r['train_PFLOP']:,.0f} | {r['eval_PFLOP']:,.0f} | {r['hours']:.2f} |"
-            )
-        print(f"| **total** | | | | | | **{total:.1f}** |")
+        print(markdown_whatif(rows) if a.whatif else markdown(rows))
     else:
         for r in rows:
             print(json.dumps(r))
-        print(json.dumps({"total_hours": total, "chips": a.chips, "mfu": a.mfu}))
+        if not a.whatif:
+            print(json.dumps(totals(rows)))
 
 
 if __name__ == "__main__":
