@@ -20,13 +20,6 @@ import io
 
 import numpy as np
 
-# Re-exported: the builder, its tests and the tools know these as `sudoku_lib.<name>`.
-from tfds_builders.sudoku_extreme.sudoku_solver import count_solutions as count_solutions
-from tfds_builders.sudoku_extreme.sudoku_solver import generate_puzzles as generate_puzzles
-from tfds_builders.sudoku_extreme.sudoku_solver import has_unique_solution as has_unique_solution
-from tfds_builders.sudoku_extreme.sudoku_solver import propagate as propagate
-from tfds_builders.sudoku_extreme.sudoku_solver import random_full_grid as random_full_grid
-from tfds_builders.sudoku_extreme.sudoku_solver import solve as solve
 from trm_tf.tasks.sudoku import BLANK_TOKEN as BLANK_TOKEN
 from trm_tf.tasks.sudoku import PAD_ID as PAD_ID
 from trm_tf.tasks.sudoku import SEQ_LEN as SEQ_LEN
@@ -36,6 +29,14 @@ from trm_tf.tasks.sudoku import decode as decode
 from trm_tf.tasks.sudoku import encode as encode
 from trm_tf.tasks.sudoku import givens_agree as givens_agree
 from trm_tf.tasks.sudoku import is_valid_solution as is_valid_solution
+
+# Re-exported: the builder, its tests and the tools know these as `sudoku_lib.<name>`.
+from .sudoku_solver import count_solutions as count_solutions
+from .sudoku_solver import generate_puzzles as generate_puzzles
+from .sudoku_solver import has_unique_solution as has_unique_solution
+from .sudoku_solver import propagate as propagate
+from .sudoku_solver import random_full_grid as random_full_grid
+from .sudoku_solver import solve as solve
 
 # Random floats consumed per augmentation: 9 digit keys, 1 transpose coin, 3 band keys,
 # 9 row-in-band keys, 3 stack keys, 9 column-in-stack keys.
