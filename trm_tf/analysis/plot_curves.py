@@ -72,9 +72,7 @@ def plot_eval_curves(
         raise ValueError(f"no run has eval/{metric} scalars")
     train_tag, tr = _first_train_curves(df, train_tag, train_curves)
     fig, axes = new_figure(ncols=2 if tr else 1, width=6.4 if tr else 7.0)
-    groups = [style_by(r) for _, r in df.iterrows()] if style_by else [None] * len(df)
-    suffix = [label_by(r) for _, r in df.iterrows()] if label_by else groups
-    styles = {g: s for g, s in zip(dict.fromkeys(groups), ["-", "--", ":", "-."] * 8)}
+    groups, suffix, styles = _line_styles(df, style_by, label_by)
     labels = run_labels(df)
     for i, (idx, row) in enumerate(df.iterrows()):
         lab = labels[idx] + (f" ({suffix[i]})" if suffix[i] is not None else "")
@@ -92,12 +90,18 @@ def plot_eval_curves(
     axes[0].legend(fontsize=7.5, loc="best")
     if tr:
         axes[0].set_title(f"eval {metric}")
-        axes[1].set_xlabel("optimizer step")
-        axes[1].set_ylabel(f"train {train_tag}")
-        axes[1].set_yscale("log")
+        axes[1].set(xlabel="optimizer step", ylabel=f"train {train_tag}", yscale="log")
         axes[1].set_title(f"train {train_tag} (halted samples only)")
     fig.suptitle(title)
     return save_png(fig, out_dir, name)
+
+
+def _line_styles(df, style_by, label_by):
+    """Per row: its style group and legend suffix; per group: its line style."""
+    groups = [style_by(r) for _, r in df.iterrows()] if style_by else [None] * len(df)
+    suffix = [label_by(r) for _, r in df.iterrows()] if label_by else groups
+    styles = {g: s for g, s in zip(dict.fromkeys(groups), ["-", "--", ":", "-."] * 8)}
+    return groups, suffix, styles
 
 
 def _first_train_curves(df, train_tag, train_curves):
