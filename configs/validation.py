@@ -10,7 +10,7 @@ import ml_collections
 SECTIONS = ("data", "model", "act", "curriculum", "optim", "train", "eval", "runtime")
 
 # Model keywords of each arch (`trm_tf.models.model_keys(arch)` plus `arch`; configs do not import
-# trm_tf, so tests/configs_test.py checks the two agree). The keys of `model` must be a subset.
+# trm_tf, so tests/config_machinery_test.py checks the two agree). The keys of `model` must be a subset.
 _COMMON_MODEL_KEYS = frozenset(
     {
         "arch",

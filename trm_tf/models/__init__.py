@@ -19,7 +19,7 @@ from trm_tf.models.recursion import (
 # Keywords of `ReasoningBackbone` that a config sets: those with a default (everything but the
 # recursion object and the three dataset-derived positional arguments), read off the signature so the
 # set cannot drift from the constructor. configs/base.py restates them (configs do not import trm_tf);
-# tests/configs_test.py checks the two agree.
+# tests/config_machinery_test.py checks the two agree.
 BACKBONE_KEYS = frozenset(
     name
     for name, p in inspect.signature(ReasoningBackbone.__init__).parameters.items()
