@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.models.small_models import SMALL
 from tests.testing import reference_numpy as rn
 from tests.testing.launch import small_config
 from tests.testing.model_inputs import random_batch, randomise_weights
@@ -17,19 +18,6 @@ from trm_tf.data import input_pipeline
 from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model, model_keys
 from trm_tf.trainer import Trainer
 
-SMALL = dict(
-    vocab_size=7,
-    seq_len=9,
-    num_puzzle_identifiers=5,
-    hidden_size=32,
-    num_heads=2,
-    expansion=4.0,
-    L_layers=2,
-    H_cycles=2,
-    L_cycles=2,
-    puzzle_emb_ndim=32,
-    puzzle_emb_len=3,
-)
 # The transformer with a head count that does not divide D (like the reference's 12 heads at 512):
 # head_dim 10, attention inner width 30.
 SMALL_TF = dict(SMALL, num_heads=3, puzzle_emb_len=0)

@@ -6,16 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from trm_tf.analysis.plot_common import (
-    metric_column,
-    metric_label,
-    new_figure,
-    numeric,
-    reference_lines,
-    run_labels,
-    save_png,
-    to_display,
-)
+from trm_tf.analysis import plot_common as pc
 
 
 def pareto_front(x, y) -> np.ndarray:
@@ -39,18 +30,20 @@ def plot_accuracy_vs_compute(
     Returns:
       Path of `accuracy_vs_compute.png`.
     """
-    y = pd.Series(to_display(numeric(df, metric_column(metric, which)), metric), index=df.index)
+    y = pd.Series(
+        pc.to_display(pc.numeric(df, pc.metric_column(metric, which)), metric), index=df.index
+    )
     panels = [
-        ("train_flops", numeric(df, "train_flops"), "training compute (FLOPs, log scale)"),
-        ("wall_time_h", numeric(df, "wall_time_s") / 3600.0, "wall time (hours, log scale)"),
+        ("train_flops", pc.numeric(df, "train_flops"), "training compute (FLOPs, log scale)"),
+        ("wall_time_h", pc.numeric(df, "wall_time_s") / 3600.0, "wall time (hours, log scale)"),
     ]
     panels = [p for p in panels if (np.isfinite(p[1]) & np.isfinite(y) & (p[1] > 0)).sum() >= 2]
     if not panels:
         raise ValueError(
             "fewer than 2 runs have train_flops or wall_time_s together with the metric"
         )
-    fig, axes = new_figure(ncols=len(panels), width=6.2 if len(panels) == 2 else 7.0)
-    labels = run_labels(df)
+    fig, axes = pc.new_figure(ncols=len(panels), width=6.2 if len(panels) == 2 else 7.0)
+    labels = pc.run_labels(df)
     for ax, (_, x, xlabel) in zip(axes, panels):
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
         xs, ys, ls = x[ok].to_numpy(), y[ok].to_numpy(), labels[ok].to_numpy()
@@ -63,10 +56,10 @@ def plot_accuracy_vs_compute(
             ax.annotate(li, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(metric_label(metric, which))
+        ax.set_ylabel(pc.metric_label(metric, which))
         ax.legend(fontsize=7.5, loc="lower right")
     fig.suptitle("Accuracy vs training cost (Pareto front: no run is cheaper and better)")
-    return save_png(fig, out_dir, "accuracy_vs_compute")
+    return pc.save_png(fig, out_dir, "accuracy_vs_compute")
 
 
 def plot_throughput_vs_batch(
@@ -77,15 +70,17 @@ def plot_throughput_vs_batch(
     Returns:
       Path of `throughput_vs_batch.png`.
     """
-    b = numeric(df, "train.global_batch_size")
-    thr = numeric(df, "examples_per_s")
-    y = pd.Series(to_display(numeric(df, metric_column(metric, which)), metric), index=df.index)
+    b = pc.numeric(df, "train.global_batch_size")
+    thr = pc.numeric(df, "examples_per_s")
+    y = pd.Series(
+        pc.to_display(pc.numeric(df, pc.metric_column(metric, which)), metric), index=df.index
+    )
     ok = np.isfinite(b) & np.isfinite(thr) & (b > 0) & (thr > 0)
     if not ok.any():
         raise ValueError("no run has train.global_batch_size and examples_per_s")
     ok_y = np.isfinite(b) & np.isfinite(y) & (b > 0)
     ncols = 2 if ok_y.any() else 1
-    fig, axes = new_figure(ncols=ncols, width=6.2 if ncols == 2 else 7.0)
+    fig, axes = pc.new_figure(ncols=ncols, width=6.2 if ncols == 2 else 7.0)
     ax = axes[0]
     d = pd.DataFrame({"b": b[ok], "t": thr[ok]})
     ax.scatter(d["b"], d["t"], s=30, color="C0", alpha=0.6, label="runs (examples/s)")
@@ -107,11 +102,11 @@ def plot_throughput_vs_batch(
         ax.scatter(d["b"], d["y"], s=30, color="C2", alpha=0.6, label="runs")
         med = d.groupby("b")["y"].median()
         ax.plot(med.index, med.values, color="C2", lw=1.6, label="median per batch size")
-        reference_lines(ax, df, metric)
+        pc.reference_lines(ax, df, metric)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
         ax.set_xlabel("global batch size (log₂ scale)")
-        ax.set_ylabel(metric_label(metric, which))
+        ax.set_ylabel(pc.metric_label(metric, which))
         ax.set_title("Accuracy vs batch size")
         ax.legend(fontsize=7.5, loc="lower right")
-    return save_png(fig, out_dir, "throughput_vs_batch")
+    return pc.save_png(fig, out_dir, "throughput_vs_batch")

@@ -5,7 +5,8 @@
 the latents are updated during one supervision step is a small recursion object
 (`trm_tf/models/recursion.py`) that the backbone calls; the recursion declares the latents it
 carries (their names and initial vectors), so the carry is a dict with one [B, total_len, D]
-tensor per latent (`carry_spec()`).
+tensor per latent (`carry_spec()`). This file builds the backbone (arguments, layers, variables,
+config); its per-step computation and FLOP count are the mixin `BackboneForward` of `forward.py`.
 
 Dtypes: `forward_dtype` "float32" runs everything in fp32. "bfloat16" / "float16" use a Keras mixed
 policy (fp32 variables, low-precision compute) on every Dense / Embedding, while RMSNorm, RoPE and the
