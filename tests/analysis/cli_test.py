@@ -1,6 +1,6 @@
 """Tests of the trm_tf.analysis CLI, and the whole path on a non-local filesystem.
 
-The runs are fabricated with known values (tests/analysis/study.py).
+The runs are fabricated with known values (tests/testing/analysis_study.py).
 """
 
 import os
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tests.analysis.study import (
+from tests.testing import fake_runs as fake
+from tests.testing.analysis_study import (
     N_RUNS,
 )
-from tests.testing import fake_runs as fake
 from trm_tf.analysis import report, runs
 from trm_tf.analysis.__main__ import main as cli_main
 

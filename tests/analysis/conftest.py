@@ -1,8 +1,8 @@
-"""The `study` fixture: the fabricated runs of tests/analysis/study.py, written once per test session, read-only."""
+"""The `study` fixture: the fabricated runs of tests/testing/analysis_study.py, written once per test session, read-only."""
 
 import pytest
 
-from tests.analysis.study import build_study
+from tests.testing.analysis_study import build_study
 
 
 @pytest.fixture(scope="session")

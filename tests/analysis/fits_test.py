@@ -1,12 +1,12 @@
 """Tests of trm_tf.analysis.fits: the saturating power law recovered from known laws.
 
-The runs are fabricated with known values (tests/analysis/study.py).
+The runs are fabricated with known values (tests/testing/analysis_study.py).
 """
 
 import numpy as np
 import pytest
 
-from tests.analysis.study import (
+from tests.testing.analysis_study import (
     PARAMS,
     A,
     B,

@@ -1,6 +1,6 @@
 """Tests of trm_tf.analysis plots and report: every PNG, the scaling fit, Pareto front and markdown report.
 
-The runs are fabricated with known values (tests/analysis/study.py).
+The runs are fabricated with known values (tests/testing/analysis_study.py).
 """
 
 import os
@@ -8,7 +8,7 @@ import os
 import pandas as pd
 import pytest
 
-from tests.analysis.study import (
+from tests.testing.analysis_study import (
     N_RUNS,
     A,
     B,

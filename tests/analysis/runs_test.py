@@ -1,6 +1,6 @@
 """Tests of trm_tf.analysis.runs: the table of runs, varying fields, curves, partial runs, old config layouts.
 
-The runs are fabricated with known values (tests/analysis/study.py).
+The runs are fabricated with known values (tests/testing/analysis_study.py).
 """
 
 import json
@@ -9,7 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.analysis.study import (
+from tests.testing import fake_runs as fake
+from tests.testing.analysis_study import (
     BATCH,
     FPE,
     H_CYC,
@@ -21,7 +22,6 @@ from tests.analysis.study import (
     final_acc,
     subset_acc,
 )
-from tests.testing import fake_runs as fake
 from trm_tf.analysis import runs
 
 

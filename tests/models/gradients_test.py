@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.models.small_models import small_trm
 from tests.testing.model_inputs import random_batch, randomise_weights
+from tests.testing.small_models import small_trm
 from trm_tf.models.interop import load_reference_state_dict
 
 

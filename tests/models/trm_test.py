@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.models.small_models import HRM, SMALL, TRM, np_cfg, small_trm
 from tests.testing import reference_numpy
 from tests.testing.model_inputs import random_batch, randomise_weights
+from tests.testing.small_models import HRM, SMALL, TRM, np_cfg, small_trm
 from trm_tf.models import HRMRecursion, build_model
 from trm_tf.models.interop import load_reference_state_dict
 

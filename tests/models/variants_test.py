@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.models.small_models import SMALL
 from tests.testing import reference_numpy as rn
 from tests.testing.launch import small_config
 from tests.testing.model_inputs import random_batch, randomise_weights
+from tests.testing.small_models import SMALL
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf.data import input_pipeline
 from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model, model_keys

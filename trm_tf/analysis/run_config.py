@@ -32,6 +32,11 @@ OLD_TO_NEW_KEYS = {
     "model.recursion_reg": "act.recursion_reg",
     "train.jit_compile": "runtime.jit_compile",
 }
+# Fields added after some runs were written, with the default today's config gives them. A file without
+# one gets the default, so old and new runs share the column (and a restored config has the field).
+# eval.arc_subset_tasks: runs before it scored periodic ARC evals on eval.subset_size rows instead; the
+# value says how a rerun of the config evaluates.
+ADDED_DEFAULTS = {"eval.arc_subset_tasks": 40}
 # Fields that old files wrote but nothing read.
 REMOVED_KEYS = ("eval.report_adaptive_halting",)
 # Old "-1 = derive" sentinels, now None (null in config.json).
@@ -53,11 +58,15 @@ def upgrade_config(flat: dict) -> dict:
 
     Files written before the `act` section (they have `model.halt_max_steps`) get their ACT/loss fields
     and `train.jit_compile` moved (OLD_TO_NEW_KEYS), `act.q_continue_target` added with the value the
-    trainer then derived from the arch (True for "hrm") and `act.halt_rule` with the rule it used, the arch's non-keywords and removed fields
-    dropped, and -1 sentinels turned into None. A current file comes back unchanged.
+    trainer then derived from the arch (True for "hrm") and `act.halt_rule` with the rule it used, the
+    arch's non-keywords and removed fields dropped, and -1 sentinels turned into None. A whole config
+    of any age that lacks a field added since gets its default (ADDED_DEFAULTS), appended. A current
+    file comes back unchanged.
     """
     if "model.halt_max_steps" not in flat:
         out = dict(flat)
+        if "eval.subset_size" in out:  # a whole config, not a fragment
+            out.update({k: v for k, v in ADDED_DEFAULTS.items() if k not in out})
         if (
             "act.q_continue_target" in out and "act.halt_rule" not in out
         ):  # before the explicit rule
@@ -66,6 +75,7 @@ def upgrade_config(flat: dict) -> dict:
             )
         return out
     out = {OLD_TO_NEW_KEYS.get(k, k): v for k, v in flat.items() if k not in REMOVED_KEYS}
+    out.update({k: v for k, v in ADDED_DEFAULTS.items() if k not in out})
     arch = out.get("model.arch", "trm")
     out["act.q_continue_target"] = arch == "hrm"
     # The halting rule those runs trained with: HRM's q_halt > q_continue, TRM's q_halt > 0 otherwise
