@@ -30,13 +30,13 @@ def small_trm(**over):
     return m
 
 
-def np_cfg(m):
-    return dict(
+def np_cfg(m, cycles: bool = True, **extra):
+    """The NumPy reference's settings of model `m` (with its cycle counts unless `cycles=False`) and
+    `extra`."""
+    cfg = dict(
         hidden_size=m.hidden_size,
         num_heads=m.num_heads,
         L_layers=m.L_layers,
-        H_cycles=m.H_cycles,
-        L_cycles=m.L_cycles,
         mlp_t=m.mlp_t,
         pos_encodings=m.pos_encodings,
         puzzle_emb_ndim=m.puzzle_emb_ndim,
@@ -44,3 +44,6 @@ def np_cfg(m):
         rms_norm_eps=m.rms_norm_eps,
         rope_theta=m.rope_theta,
     )
+    if cycles:
+        cfg.update(H_cycles=m.H_cycles, L_cycles=m.L_cycles)
+    return {**cfg, **extra}
