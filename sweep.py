@@ -22,15 +22,11 @@ Exit code: 0 when every selected run is finished, 1 otherwise, 2 for usage error
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,70 +37,23 @@ if str(REPO) not in sys.path:  # `configs` is a top-level package of the reposit
     sys.path.insert(0, str(REPO))
 
 from configs import catalogue  # noqa: E402
+from trm_tf.tools.sweep_io import (  # noqa: E402, F401 - re-exported: sweep.join, sweep.launch, ...
+    is_url,
+    join,
+    now,
+    read_json,
+    read_text,
+    write_text,
+)
+from trm_tf.tools.sweep_io import launch as _launch  # noqa: E402
 
 SUMMARY_NAME = "sweep_summary.json"
 LOG_NAME = "launch.log"
-# How often a remote (gs://) log is re-uploaded while its run streams output.
-REMOTE_LOG_UPLOAD_S = 60.0
 
 
-# ----------------------------------------------------------------------------------------------------
-# File access: local paths through the OS (no TensorFlow import for --list or tests), URLs (gs://...)
-# through tf.io.gfile.
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
-
-
-def join(root: str, *parts: str) -> str:
-    """Joins path parts, keeping '/' for URLs."""
-    return "/".join([root.rstrip("/"), *parts]) if _is_url(root) else os.path.join(root, *parts)
-
-
-def read_text(path: str) -> str | None:
-    """The file's text, or None when it does not exist."""
-    if _is_url(path):
-        import tensorflow as tf  # noqa: PLC0415  (only for gs:// roots)
-
-        try:
-            if not tf.io.gfile.exists(path):
-                return None
-            with tf.io.gfile.GFile(path) as f:
-                return f.read()
-        except tf.errors.OpError as e:  # unreachable bucket: treat as missing, say so
-            print(f"warning: cannot read {path}: {e.message}", file=sys.stderr)
-            return None
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        return None
-
-
-def write_text(path: str, text: str) -> None:
-    """Writes a whole file (temp file + rename where the filesystem allows it)."""
-    if _is_url(path):
-        import tensorflow as tf  # noqa: PLC0415
-
-        tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(text)
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp"
-    Path(tmp).write_text(text)
-    os.replace(tmp, path)
-
-
-def read_json(path: str):
-    """Parsed JSON, or None when the file is missing or unreadable (e.g. written half-way)."""
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
+def launch(cmd: list[str], log_path: str, prefix: str, out=None) -> int:
+    """Runs `cmd` from the repository root (`sweep_io.launch`): output streamed to `out` and the log."""
+    return _launch(cmd, log_path, prefix, out, cwd=REPO)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -207,93 +156,7 @@ def final_metrics(workdir: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Running.
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-class _Log:
-    """launch.log of one run: appended locally; for URLs kept in a temp file and uploaded."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.remote = _is_url(path)
-        if self.remote:
-            fd, self.local = tempfile.mkstemp(suffix=".log")
-            os.close(fd)
-            Path(self.local).write_text(read_text(path) or "")  # keep earlier launches' output
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.local = path
-        self.f = open(self.local, "a")  # noqa: SIM115  (closed in close())
-        self.last_upload = time.monotonic()
-
-    def write(self, text: str) -> None:
-        self.f.write(text)
-        self.f.flush()
-        if self.remote and time.monotonic() - self.last_upload > REMOTE_LOG_UPLOAD_S:
-            self.upload()
-
-    def upload(self) -> None:
-        if self.remote:
-            write_text(self.path, Path(self.local).read_text())
-            self.last_upload = time.monotonic()
-
-    def close(self) -> None:
-        self.f.close()
-        if self.remote:
-            self.upload()
-            os.unlink(self.local)
-
-
-def launch(cmd: list[str], log_path: str, prefix: str, out=None) -> int:
-    """Runs `cmd` from the repository root, streaming its merged output to `out` and the log.
-
-    Stdin is closed so that nothing can wait for an answer. On KeyboardInterrupt the child's process
-    group gets SIGTERM (the trainer checkpoints nothing extra; the next sweep resumes it) and the
-    interrupt is re-raised.
-
-    Returns:
-      The child's exit code.
-    """
-    out = out or sys.stdout
-    log = _Log(log_path)
-    log.write(f"=== {_now()} sweep.py: {shlex.join(cmd)}\n")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # its own process group, so Ctrl-C handling reaches all of it
-        )
-    except OSError as e:
-        log.write(f"=== launch failed: {e}\n")
-        log.close()
-        print(f"[{prefix}] launch failed: {e}", file=out, flush=True)
-        return 127
-    try:
-        for line in proc.stdout:
-            log.write(line)
-            out.write(f"[{prefix}] {line}")
-            out.flush()
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait()
-        log.write(f"=== {_now()} interrupted\n")
-        log.close()
-        raise
-    log.write(f"=== {_now()} exit code {rc}\n")
-    log.close()
-    return rc
+# Running (launching one child and its log: `trm_tf/tools/sweep_io.py`).
 
 
 def write_summary(root: str, records: list[dict]) -> dict:
@@ -305,7 +168,7 @@ def write_summary(root: str, records: list[dict]) -> dict:
     order = {run.run_id: k for k, run in enumerate(catalogue.RUNS)}
     summary = {
         "root": root,
-        "updated": _now(),
+        "updated": now(),
         "runs": sorted(by_id.values(), key=lambda r: (order.get(r["id"], len(order)), r["id"])),
     }
     write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
@@ -327,7 +190,7 @@ def run_sweep(
 ) -> int:
     """Runs `runs` one after another under `root`; see the module docstring. Returns the exit code."""
     out = out or sys.stdout
-    if not _is_url(root):
+    if not is_url(root):
         root = os.path.abspath(root)
     records, failed = [], False
     for k, run in enumerate(runs):
@@ -335,92 +198,96 @@ def run_sweep(
         cmd = command(
             run, workdir, launcher, tpu=tpu, data_dir=data_dir, config_arg=config_arg, extra=extra
         )
-        record = {
-            "id": run.run_id,
-            "study_ids": list(run.ids),
-            "config": run.config_arg,
-            "dataset": run.dataset,
-            "workdir": workdir,
-            "log": join(workdir, LOG_NAME),
-            "command": shlex.join(cmd),
-        }
+        record = _record(run, workdir, cmd)
         status = run_status(workdir)
         if status == "finished":
             print(f"# skip {run.run_id}: {workdir}/run_summary.json says finished", file=out)
             if not dry_run:
-                prev = read_json(join(workdir, "run_summary.json")) or {}
-                record.update(
-                    status="finished",
-                    skipped=True,
-                    returncode=None,
-                    duration_s=prev.get("wall_time_s"),
-                    final=final_metrics(workdir),
-                )
-                records.append(record)
+                duration = (read_json(join(workdir, "run_summary.json")) or {}).get("wall_time_s")
+                records.append(_ended(record, "finished", None, None, duration, skipped=True))
             continue
         if dry_run:
             resume = f"  # resumes ({status})" if status else ""
             print(shlex.join(cmd) + resume, file=out)
             continue
         print(f"=== [{k + 1}/{len(runs)}] {run.run_id}: {shlex.join(cmd)}", file=out, flush=True)
-        start_time, t0 = _now(), time.monotonic()
+        started, t0 = now(), time.monotonic()
         try:
             rc = launch(cmd, join(workdir, LOG_NAME), run.run_id, out)
         except KeyboardInterrupt:
-            record.update(
-                status="interrupted",
-                returncode=None,
-                started=start_time,
-                duration_s=round(time.monotonic() - t0, 3),
-                final=final_metrics(workdir),
-            )
-            write_summary(root, records + [record])
+            duration = round(time.monotonic() - t0, 3)
+            write_summary(root, [*records, _ended(record, "interrupted", None, started, duration)])
             print(f"=== interrupted during {run.run_id}", file=out)
             return 130
-        if rc != 0:
-            status = "failed"
-        else:
-            status = "finished" if run_status(workdir) == "finished" else "incomplete"
-        record.update(
-            status=status,
-            skipped=False,
-            returncode=rc,
-            started=start_time,
-            duration_s=round(time.monotonic() - t0, 3),
-            final=final_metrics(workdir),
-        )
-        records.append(record)
+        finished = rc == 0 and run_status(workdir) == "finished"
+        status = "finished" if finished else ("failed" if rc != 0 else "incomplete")
+        duration = round(time.monotonic() - t0, 3)
+        records.append(_ended(record, status, rc, started, duration, skipped=False))
         write_summary(root, records)
         print(f"=== {run.run_id}: {status} (exit {rc})", file=out, flush=True)
         if status != "finished":
             failed = True
             if not continue_on_failure:
-                rest = runs[k + 1 :]
-                for r in rest:
-                    records.append(
-                        {
-                            "id": r.run_id,
-                            "config": r.config_arg,
-                            "workdir": join(root, r.run_id),
-                            "status": "not_run",
-                        }
-                    )
-                if rest:
-                    write_summary(root, records)
-                print(
-                    f"=== stopping after the failure of {run.run_id} "
-                    f"({len(rest)} not run; --continue-on-failure goes on)",
-                    file=out,
-                )
+                _stop_after_failure(run, runs[k + 1 :], root, records, out)
                 break
     if dry_run:
         return 0
+    _final_summary(root, records, out)
+    return 1 if failed else 0
+
+
+def _final_summary(root: str, records: list[dict], out) -> None:
+    """Writes the summary file once more and prints one line per run."""
     if records:
         write_summary(root, records)
     print(f"=== sweep summary: {join(root, SUMMARY_NAME)}", file=out)
     for r in records:
         print(f"  {r['id']:<32} {r['status']:<12} {r.get('duration_s')}", file=out)
-    return 1 if failed else 0
+
+
+def _record(run: catalogue.Run, workdir: str, cmd: list[str]) -> dict:
+    """The summary record of one run before it ends: what it is and how it is launched."""
+    return {
+        "id": run.run_id,
+        "study_ids": list(run.ids),
+        "config": run.config_arg,
+        "dataset": run.dataset,
+        "workdir": workdir,
+        "log": join(workdir, LOG_NAME),
+        "command": shlex.join(cmd),
+    }
+
+
+def _ended(record, status, returncode, started, duration_s, *, skipped=None) -> dict:
+    """`record` with how the run ended and its final evaluation (`skipped` only when known)."""
+    record.update(status=status)
+    if skipped is not None:
+        record.update(skipped=skipped)
+    record.update(returncode=returncode)
+    if started is not None:
+        record.update(started=started)
+    record.update(duration_s=duration_s, final=final_metrics(record["workdir"]))
+    return record
+
+
+def _stop_after_failure(run, rest, root: str, records: list[dict], out) -> None:
+    """Records the runs after a failed one as not run, and says why the sweep stops."""
+    for r in rest:
+        records.append(
+            {
+                "id": r.run_id,
+                "config": r.config_arg,
+                "workdir": join(root, r.run_id),
+                "status": "not_run",
+            }
+        )
+    if rest:
+        write_summary(root, records)
+    print(
+        f"=== stopping after the failure of {run.run_id} "
+        f"({len(rest)} not run; --continue-on-failure goes on)",
+        file=out,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

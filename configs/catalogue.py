@@ -52,6 +52,11 @@ def _e(stem, ids, expected="", dataset=SUDOKU, note=""):
     return Run(stem, f"configs/{stem}.py", "", dataset, tuple(ids), expected, note)
 
 
+def _sudoku(stem, ids, expected, sub: int, aug: int):
+    """A run of its own file on the Sudoku-Extreme config `sub<sub>_aug<aug>`."""
+    return _e(stem, ids, expected, dataset=f"sudoku_extreme/sub{sub}_aug{aug}")
+
+
 def _v(family, variant, ids=(), expected="", dataset=SUDOKU, note=""):
     return Run(variant, f"configs/{family}.py", variant, dataset, (variant, *ids), expected, note)
 
@@ -106,36 +111,11 @@ RUNS: tuple[Run, ...] = (
     _e("e2_4d_nsup32", ["E2.4d", "exp05_f"], "~87% (" + _PRIOR + ")"),
     _e("e3_1b_h768_l3", ["E3.1b"], "14.6M params; 'diminishing returns' (" + _PRIOR + ")"),
     _e("e3_1c_h1024_l4", ["E3.1c"], "35.2M params; watch overfitting (" + _PRIOR + ")"),
-    _e(
-        "e3_2b_data5k",
-        ["E3.2b", "exp04a_5000"],
-        "~87% (" + _PRIOR + ")",
-        dataset="sudoku_extreme/sub5000_aug1000",
-    ),
-    _e(
-        "e3_2c_data10k",
-        ["E3.2c"],
-        "~87%, 'plateaus around 5K' (" + _PRIOR + ")",
-        dataset="sudoku_extreme/sub10000_aug1000",
-    ),
-    _e(
-        "e3_3a_aug100",
-        ["E3.3a", "exp04b_0100"],
-        "~83% (" + _PRIOR + ")",
-        dataset="sudoku_extreme/sub1000_aug100",
-    ),
-    _e(
-        "e3_3b_aug500",
-        ["E3.3b", "exp04b_0500"],
-        "~86% (" + _PRIOR + ")",
-        dataset="sudoku_extreme/sub1000_aug500",
-    ),
-    _e(
-        "e3_3d_aug2000",
-        ["E3.3d", "exp04b_2000"],
-        "~87% (" + _PRIOR + ")",
-        dataset="sudoku_extreme/sub1000_aug2000",
-    ),
+    _sudoku("e3_2b_data5k", ["E3.2b", "exp04a_5000"], "~87% (" + _PRIOR + ")", 5000, 1000),
+    _sudoku("e3_2c_data10k", ["E3.2c"], "~87%, 'plateaus around 5K' (" + _PRIOR + ")", 10000, 1000),
+    _sudoku("e3_3a_aug100", ["E3.3a", "exp04b_0100"], "~83% (" + _PRIOR + ")", 1000, 100),
+    _sudoku("e3_3b_aug500", ["E3.3b", "exp04b_0500"], "~86% (" + _PRIOR + ")", 1000, 500),
+    _sudoku("e3_3d_aug2000", ["E3.3d", "exp04b_2000"], "~87% (" + _PRIOR + ")", 1000, 2000),
     _e("e3_4a_lr_0p5x", ["E3.4a"], "LR-law point"),
     _e("e3_4c_lr_2x", ["E3.4c"], "LR-law point"),
     _e("e3_4d_lr_5x", ["E3.4d", "e4_1_lr_search"], "LR-law point"),

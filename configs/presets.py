@@ -25,16 +25,11 @@ PAPER_WARMUP = 2000
 def hrm(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """HRM: two attention networks of 4 blocks (H_level, L_level), H_cycles=L_cycles=2, a one-position
     puzzle prefix, and HRM's halting: q_halt > q_continue with q_continue's bootstrapped target."""
-    sudoku_attention(c)
-    m = c.model
-    m.arch = "hrm"
+    m = _reference_baseline(c, "hrm", q_continue_target=True)
     del m.mlp_t, m.attention_window  # HRM's blocks are attention only, without windows
     m.H_layers = 4
     m.L_layers = 4
     m.H_cycles = m.L_cycles = 2
-    m.puzzle_emb_len = 0  # 0 = ceil(puzzle_emb_ndim / hidden_size) = 1, the reference's rule
-    c.act.halt_rule = "q_halt_vs_continue"
-    c.act.q_continue_target = True
     return c
 
 
@@ -43,17 +38,24 @@ def transformer(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     supervision step. It halts as the reference baseline does, when q_halt > q_continue, but unlike HRM
     it computes no target for q_continue: q_continue gets no loss, and its bias (initialised to -5)
     only decays under weight decay, so in practice it halts once q_halt exceeds about -5."""
-    sudoku_attention(c)
-    m = c.model
-    m.arch = "transformer"
+    m = _reference_baseline(c, "transformer", q_continue_target=False)
     del m.attention_window
     m.L_layers = 8  # the reference calls them H_layers
     m.num_heads = 12
     m.H_cycles = m.L_cycles = 1
+    return c
+
+
+def _reference_baseline(c, arch: str, q_continue_target: bool) -> ml_collections.ConfigDict:
+    """What HRM and the transformer baseline share: attention + RoPE, a one-position puzzle prefix and
+    halting when q_halt > q_continue. Returns the model section for the arch's own keywords."""
+    sudoku_attention(c)
+    m = c.model
+    m.arch = arch
     m.puzzle_emb_len = 0  # 0 = ceil(puzzle_emb_ndim / hidden_size) = 1, the reference's rule
     c.act.halt_rule = "q_halt_vs_continue"
-    c.act.q_continue_target = False
-    return c
+    c.act.q_continue_target = q_continue_target
+    return m
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -72,19 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     report["tpu_devices"] = len(tf.config.list_logical_devices("TPU"))
     report["num_replicas"] = strategy.num_replicas_in_sync
 
-    n = 128
-
-    @tf.function
-    def matmul_sum():
-        ones = tf.ones([n, n], tf.float32)
-        return tf.reduce_sum(tf.matmul(ones, ones))
-
-    values = strategy.experimental_local_results(strategy.run(matmul_sum))
-    sums = [float(v.numpy()) for v in values]
-    # Every entry of ones(n,n) @ ones(n,n) is n, so the sum is n**3 on every replica.
-    report["matmul_ok"] = len(sums) == strategy.num_replicas_in_sync and all(
-        s == float(n**3) for s in sums
-    )
+    report["matmul_ok"] = _matmul_on_every_replica(tf, strategy)
     ok = report["tpu_devices"] > 0 and report["matmul_ok"]
     if report["tpu_devices"] == 0:
         report["error"] = "the strategy has no TPU devices"
@@ -93,6 +81,19 @@ def main(argv: list[str] | None = None) -> int:
         ok = False
     print(json.dumps(report))
     return 0 if ok else 1
+
+
+def _matmul_on_every_replica(tf, strategy, n: int = 128) -> bool:
+    """Runs ones(n, n) @ ones(n, n) on every replica: every entry is n, so each sum must be n**3."""
+
+    @tf.function
+    def matmul_sum():
+        ones = tf.ones([n, n], tf.float32)
+        return tf.reduce_sum(tf.matmul(ones, ones))
+
+    values = strategy.experimental_local_results(strategy.run(matmul_sum))
+    sums = [float(v.numpy()) for v in values]
+    return len(sums) == strategy.num_replicas_in_sync and all(s == float(n**3) for s in sums)
 
 
 if __name__ == "__main__":

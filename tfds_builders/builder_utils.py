@@ -1,13 +1,15 @@
 """Plumbing shared by the TFDS builders: the shard policy, the source-file resolver, metadata reading.
 
 The builders differ in their task maths (which lives in `trm_tf.tasks` and in each builder's own
-`*_lib.py`) but not in how they shard, find their source files or expose their metadata, so those three
-live here once:
+`*_lib.py`) but not in how they shard, find their source files, lay out their records or expose their metadata,
+so those live here once:
 
 * `download_config_with_shard_policy`: the shard count of every split from its own example count (TFDS's
   own policy is one count for the whole dataset, chosen from bytes), with an explicit count winning;
 * `manual_or_download`: the source files from the manual dir when it holds all of them, else downloaded;
-* `read_metadata`: a built config's `metadata.json`, without importing any builder.
+* `read_metadata`: a built config's `metadata.json`, without importing any builder;
+* `dataset_info` / `core_metadata`: the features and metadata fields every builder writes (the trainer's
+  input pipeline reads exactly these), so a builder states only what its task adds.
 
 Importing this module needs the repository on the import path (`pip install -e .`), as the builders
 import it by its package name (`tfds build tfds_builders/<name>` loads a builder as a top-level package).
@@ -19,6 +21,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 
+import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
@@ -92,6 +95,55 @@ def download_config_with_shard_policy(
     if fields.get("num_shards") is None:
         fields["num_shards"] = default_num_shards
     return _PerSplitShardDownloadConfig(**fields)
+
+
+class ShardPolicy:
+    """Mixin of a `GeneratorBasedBuilder` (listed before it): its `_download_and_prepare` shards every
+    split by `num_shards_for`, defaulting to the builder config's `num_shards` when it has one."""
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        default = getattr(self.builder_config, "num_shards", None)
+        return super()._download_and_prepare(
+            dl_manager, download_config_with_shard_policy(download_config, default)
+        )
+
+
+def dataset_info(
+    builder: tfds.core.GeneratorBasedBuilder, seq_len: int, homepage: str, **extra_features
+) -> tfds.core.DatasetInfo:
+    """A builder's `_info`: the features every builder writes, then `extra_features` (name: feature).
+
+    Every record holds `inputs` and `labels` (uint8 [seq_len] tokens) and the int32 scalars
+    `puzzle_identifier` (row of the puzzle embedding), `puzzle_index` and `group` (puzzles of one base
+    example share a group); `(inputs, labels)` are the supervised keys.
+    """
+    features = {
+        "inputs": tfds.features.Tensor(shape=(seq_len,), dtype=np.uint8),
+        "labels": tfds.features.Tensor(shape=(seq_len,), dtype=np.uint8),
+        "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
+        "puzzle_index": tfds.features.Scalar(dtype=np.int32),
+        "group": tfds.features.Scalar(dtype=np.int32),
+        **extra_features,
+    }
+    return builder.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(features),
+        supervised_keys=("inputs", "labels"),
+        homepage=homepage,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+
+def core_metadata(seq_len: int, vocab_size: int, pad_id: int, num_puzzle_identifiers: int) -> dict:
+    """The metadata fields the trainer needs of every dataset (label id 0 and puzzle id 0 are ignored /
+    blank in every builder); a builder adds its own fields after these."""
+    return {
+        "seq_len": seq_len,
+        "vocab_size": vocab_size,
+        "pad_id": pad_id,
+        "ignore_label_id": 0,
+        "blank_identifier_id": 0,
+        "num_puzzle_identifiers": num_puzzle_identifiers,
+    }
 
 
 def manual_or_download(

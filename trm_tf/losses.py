@@ -12,6 +12,11 @@ Conventions (reference `models/losses.py`, `ACTLossHead`):
     mean;
   * metric values are float32 SUMS; normalise them with `normalize_train_metrics` /
     `normalize_eval_metrics` after summing over replicas / batches.
+
+Compute-aware halting (not in the reference): with `halt_penalty` = λ > 0 the loss gains
+λ · Σ_b (1 − sigmoid(q_halt_b)), the expected "continue" probability of each slot, i.e. an
+expected-extra-compute cost whose gradient pushes q_halt up (halting earlier). With λ == 0 (the default)
+the term is not even built, so the loss is bit-identical to the reference formula.
 """
 
 from __future__ import annotations
@@ -180,19 +185,9 @@ def act_loss_and_metrics(
       q_halt_loss     = Σ_b BCEWithLogits(q_halt_b, seq_is_correct_b)   (target detached);
       q_continue_loss = Σ_b BCEWithLogits(q_continue_b, target_q_continue_b), only if a target is
                         given (TRM never provides one; `q_continue` is otherwise unused).
-    Every slot contributes to the loss, halted or not. Divide `loss_sum` by the GLOBAL batch size
-    before differentiating (the reference back-propagates loss / global_batch_size).
-
-    Compute-aware halting (not in the reference): with `halt_penalty` = λ > 0 the loss gains
-    λ · Σ_b (1 − sigmoid(q_halt_b)), the expected "continue" probability of each slot, i.e. an
-    expected-extra-compute cost whose gradient pushes q_halt up (halting earlier). With λ == 0 (the
-    default) the term is not even built, so the loss is bit-identical to the reference formula.
-
-    Metric sums (float32 scalars) over valid = halted & (loss_counts > 0), i.e. the slots that finish
-    at this step and have at least one label:
-      count, accuracy (Σ correct/divisor), exact_accuracy, q_halt_accuracy
-      ((q_halt >= 0) == seq_is_correct), steps; plus the batch sums lm_loss, q_halt_loss
-      (q_continue_loss when a target is given, halt_penalty_loss when λ != 0).
+    Every slot contributes to the loss, halted or not (the caller divides by the GLOBAL batch). The
+    metrics are `_halted_metric_sums` plus the batch sums lm_loss, q_halt_loss (q_continue_loss when
+    a target is given, halt_penalty_loss when λ != 0); the halt penalty is in the module docstring.
 
     Args:
       logits: float [B, S, V] (cast to float32).
@@ -215,39 +210,19 @@ def act_loss_and_metrics(
     labels = tf.cast(labels, tf.int32)
 
     ex = per_example_outputs(logits, labels, q_halt)
-    loss_counts = ex["loss_counts"]
-    seq_is_correct = ex["seq_is_correct"]
-    divisor = tf.cast(tf.maximum(loss_counts, 1), tf.float32)
-
+    divisor = tf.cast(tf.maximum(ex["loss_counts"], 1), tf.float32)
     per_token = _LOSS_FNS[loss_type](logits, labels)
     lm_loss = tf.reduce_sum(tf.reduce_sum(per_token, axis=-1) / divisor)
-
-    q_halt_loss = tf.reduce_sum(
-        tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.cast(seq_is_correct, tf.float32), logits=q_halt
-        )
-    )
-
-    valid = tf.logical_and(tf.cast(halted, tf.bool), loss_counts > 0)
-    validf = tf.cast(valid, tf.float32)
-    q_halt_right = tf.equal(q_halt >= 0.0, seq_is_correct)
-    metrics = {
-        "count": tf.reduce_sum(validf),
-        "accuracy": tf.reduce_sum(validf * ex["token_correct"]),
-        "exact_accuracy": tf.reduce_sum(validf * tf.cast(seq_is_correct, tf.float32)),
-        "q_halt_accuracy": tf.reduce_sum(validf * tf.cast(q_halt_right, tf.float32)),
-        "steps": tf.reduce_sum(validf * tf.cast(steps, tf.float32)),
-        "lm_loss": tf.stop_gradient(lm_loss),
-        "q_halt_loss": tf.stop_gradient(q_halt_loss),
-    }
+    q_halt_loss = _bce_sum(tf.cast(ex["seq_is_correct"], tf.float32), q_halt)
+    metrics = _halted_metric_sums(ex, halted, q_halt, steps)
+    metrics["lm_loss"] = tf.stop_gradient(lm_loss)
+    metrics["q_halt_loss"] = tf.stop_gradient(q_halt_loss)
 
     q_total = q_halt_loss
     if target_q_continue is not None:
-        q_continue_loss = tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.stop_gradient(tf.cast(target_q_continue, tf.float32)),
-                logits=tf.cast(q_continue, tf.float32),
-            )
+        q_continue_loss = _bce_sum(
+            tf.stop_gradient(tf.cast(target_q_continue, tf.float32)),
+            tf.cast(q_continue, tf.float32),
         )
         metrics["q_continue_loss"] = tf.stop_gradient(q_continue_loss)
         q_total = q_halt_loss + q_continue_loss
@@ -260,6 +235,27 @@ def act_loss_and_metrics(
         loss_sum = loss_sum + penalty
 
     return loss_sum, metrics
+
+
+def _bce_sum(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Σ_b BCEWithLogits(logits_b, labels_b), float32."""
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def _halted_metric_sums(ex: dict, halted, q_halt: tf.Tensor, steps) -> dict:
+    """Metric sums (float32 scalars) over valid = halted & (loss_counts > 0), i.e. the slots that finish
+    at this step and have at least one label: count, accuracy (Σ correct/divisor), exact_accuracy,
+    q_halt_accuracy ((q_halt >= 0) == seq_is_correct) and steps."""
+    seq_is_correct = ex["seq_is_correct"]
+    validf = tf.cast(tf.logical_and(tf.cast(halted, tf.bool), ex["loss_counts"] > 0), tf.float32)
+    q_halt_right = tf.equal(q_halt >= 0.0, seq_is_correct)
+    return {
+        "count": tf.reduce_sum(validf),
+        "accuracy": tf.reduce_sum(validf * ex["token_correct"]),
+        "exact_accuracy": tf.reduce_sum(validf * tf.cast(seq_is_correct, tf.float32)),
+        "q_halt_accuracy": tf.reduce_sum(validf * tf.cast(q_halt_right, tf.float32)),
+        "steps": tf.reduce_sum(validf * tf.cast(steps, tf.float32)),
+    }
 
 
 def normalize_train_metrics(sums: dict, global_batch: int) -> dict:

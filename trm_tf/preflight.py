@@ -226,7 +226,6 @@ def check_checkpoint(trainer, workdir: str, chief: bool, worker: int) -> str:
 
 def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bool:
     """Runs every check in order, logs one line each, and returns True when all passed."""
-    from trm_tf import memory
     from trm_tf.data import datasets, input_pipeline
     from trm_tf.trainer import Trainer
 
@@ -236,33 +235,10 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
     options = input_pipeline.input_options(config.runtime.input_pipelines)
     state: dict = {}
 
-    def hosts():
-        n = len(host_cpu_devices(strategy))
-        return (
-            f"{n} host(s), {strategy.num_replicas_in_sync} replicas on {distribute.device_kind()} "
-            f"({type(strategy).__name__}, up in {strategy_seconds:.1f} s)"
-        )
-
     def dataset_and_storage():
         d = config.data
         state["spec"] = datasets.load_spec(f"{d.name}/{d.config}", d.data_dir)
         return check_storage(strategy, workdir, state["spec"])
-
-    def mem():
-        spec = state["spec"]
-        per_chip = config.train.global_batch_size // strategy.num_replicas_in_sync
-        est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
-        gib = est.total / 2**30
-        if on_tpu:
-            memory.check_fits(
-                est,
-                float(config.runtime.hbm_gib) * 2**30,
-                per_chip,
-                strategy.num_replicas_in_sync,
-            )
-        return f"est. {gib:.2f} GiB per chip at per-chip batch {per_chip}" + (
-            f" (budget {float(config.runtime.hbm_gib):g} GiB)" if on_tpu else " (no HBM on CPU)"
-        )
 
     def trainer():
         t = Trainer(config, strategy, state["spec"], total_steps=config.train.total_steps or 1)
@@ -271,9 +247,9 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
 
     checks = [
         Check("versions", lambda: check_versions(on_tpu)),
-        Check("hosts", hosts),
+        Check("hosts", lambda: _hosts_line(strategy, strategy_seconds)),
         Check("storage", dataset_and_storage),
-        Check("memory", mem),
+        Check("memory", lambda: check_memory(config, strategy, state["spec"], on_tpu)),
         Check("train step", trainer),
         Check(
             "eval step",
@@ -281,10 +257,21 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
         ),
         Check("checkpoint", lambda: check_checkpoint(state["trainer"], workdir, chief, worker)),
     ]
+    ok = _run_checks(checks, state)
+    print(f"preflight {'PASSED' if ok else 'FAILED'} for {workdir} ({tpu or 'no TPU'})", flush=True)
+    return ok
+
+
+# What each check needs from an earlier one: the dataset spec or the trainer.
+_NEEDS = {"memory": "spec", "train step": "spec", "eval step": "trainer", "checkpoint": "trainer"}
+
+
+def _run_checks(checks: list[Check], state: dict) -> bool:
+    """Runs the checks in order (a check whose input an earlier one failed to make is skipped),
+    logging and printing one line each; True when all passed."""
     ok = True
     for c in checks:
-        needs = {"memory": "spec", "train step": "spec", "eval step": "trainer"}.get(c.name)
-        needs = needs or ("trainer" if c.name == "checkpoint" else None)
+        needs = _NEEDS.get(c.name)
         if needs and needs not in state:
             c.message = f"skipped: needs the {'dataset' if needs == 'spec' else 'train step'} check"
         else:
@@ -292,5 +279,27 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
         ok &= c.ok
         logging.info("preflight %s", c.line())
         print(f"preflight {c.line()}", flush=True)
-    print(f"preflight {'PASSED' if ok else 'FAILED'} for {workdir} ({tpu or 'no TPU'})", flush=True)
     return ok
+
+
+def _hosts_line(strategy, strategy_seconds: float) -> str:
+    n = len(host_cpu_devices(strategy))
+    return (
+        f"{n} host(s), {strategy.num_replicas_in_sync} replicas on {distribute.device_kind()} "
+        f"({type(strategy).__name__}, up in {strategy_seconds:.1f} s)"
+    )
+
+
+def check_memory(config, strategy, spec, on_tpu: bool) -> str:
+    """The per-chip HBM estimate; on TPU, raises `memory.MemoryBudgetError` when it does not fit."""
+    from trm_tf import memory
+
+    per_chip = config.train.global_batch_size // strategy.num_replicas_in_sync
+    est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
+    gib = est.total / 2**30
+    if on_tpu:
+        hbm = float(config.runtime.hbm_gib) * 2**30
+        memory.check_fits(est, hbm, per_chip, strategy.num_replicas_in_sync)
+    return f"est. {gib:.2f} GiB per chip at per-chip batch {per_chip}" + (
+        f" (budget {float(config.runtime.hbm_gib):g} GiB)" if on_tpu else " (no HBM on CPU)"
+    )

@@ -1,7 +1,6 @@
 """Tests of the Keras TRM (trm_tf.models.trm) against docs/model.md and an independent NumPy
-forward."""
+forward (the gradient tests are gradients_test.py)."""
 
-import functools
 import math
 
 import numpy as np
@@ -10,49 +9,9 @@ import tensorflow as tf
 
 from tests.testing import reference_numpy
 from tests.testing.model_inputs import random_batch, randomise_weights
-from trm_tf.models import HRMRecursion, ReasoningBackbone, build_model
+from tests.testing.small_models import HRM, SMALL, TRM, np_cfg, small_trm
+from trm_tf.models import HRMRecursion, build_model
 from trm_tf.models.interop import load_reference_state_dict
-
-TRM = functools.partial(ReasoningBackbone.create, "trm")
-HRM = functools.partial(ReasoningBackbone.create, "hrm")
-
-SMALL = dict(
-    vocab_size=7,
-    seq_len=9,
-    num_puzzle_identifiers=5,
-    hidden_size=32,
-    num_heads=2,
-    expansion=4.0,
-    L_layers=2,
-    H_cycles=2,
-    L_cycles=2,
-    puzzle_emb_ndim=32,
-    puzzle_emb_len=3,
-)
-
-
-def _small(**over):
-    cfg = dict(SMALL)
-    cfg.update(over)
-    m = TRM(**cfg)
-    m.build_variables()
-    return m
-
-
-def _np_cfg(m):
-    return dict(
-        hidden_size=m.hidden_size,
-        num_heads=m.num_heads,
-        L_layers=m.L_layers,
-        H_cycles=m.H_cycles,
-        L_cycles=m.L_cycles,
-        mlp_t=m.mlp_t,
-        pos_encodings=m.pos_encodings,
-        puzzle_emb_ndim=m.puzzle_emb_ndim,
-        puzzle_emb_len=m.puzzle_emb_len,
-        rms_norm_eps=m.rms_norm_eps,
-        rope_theta=m.rope_theta,
-    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +24,7 @@ def _np_cfg(m):
     ids=["att_rope", "mlp_t", "att_learned"],
 )
 def test_parity_with_numpy_reference(variant):
-    m = _small(**variant)
+    m = small_trm(**variant)
     sd = randomise_weights(m, seed=1)
     inputs, ids = random_batch(m, b=2, seed=2)
     rng = np.random.default_rng(3)
@@ -74,7 +33,7 @@ def test_parity_with_numpy_reference(variant):
     z_L = rng.normal(size=shape).astype(np.float32)
     out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
     out.update(out.pop("carry"))
-    ref = reference_numpy.inner_forward(sd, _np_cfg(m), z_H, z_L, inputs, ids)
+    ref = reference_numpy.inner_forward(sd, np_cfg(m), z_H, z_L, inputs, ids)
     np.testing.assert_allclose(
         m.input_embeddings(inputs, m.gather_puzzle_rows(ids)).numpy(), ref["x"], atol=1e-5
     )
@@ -85,7 +44,7 @@ def test_parity_with_numpy_reference(variant):
 
 
 def test_shapes_fresh_q_and_prefix():
-    m = _small()
+    m = small_trm()
     inputs, ids = random_batch(m)
     carry = m.initial_carry(3)
     assert list(carry) == ["z_H", "z_L"] and list(m.carry_spec()) == ["z_H", "z_L"]
@@ -113,7 +72,7 @@ def test_shapes_fresh_q_and_prefix():
 
 
 def test_reset_carry():
-    m = _small()
+    m = small_trm()
     z = tf.ones((3, m.total_len, m.hidden_size))
     new = m.reset_carry(tf.constant([True, False, True]), {"z_H": z, "z_L": 2 * z})
     zh, zl = new["z_H"], new["z_L"]
@@ -174,139 +133,11 @@ def test_param_counts_and_flops():
     assert abs(maze.flops_per_example(train=False) / 2.3885e11 - 1) < 1e-3
 
 
-def _loss(out):
-    return tf.reduce_sum(tf.square(out["logits"])) + tf.reduce_sum(
-        out["q_halt"] * out["q_continue"]
-    )
-
-
-def test_gradient_reaches_exactly_the_spec_set():
-    m = _small()
-    randomise_weights(m, seed=4)
-    inputs, ids = random_batch(m)
-    carry = m.initial_carry(3)
-    z_H = tf.Variable(carry["z_H"])
-    z_L = tf.Variable(carry["z_L"])
-    with tf.GradientTape(persistent=True) as tape:
-        rows = m.gather_puzzle_rows(ids)
-        tape.watch(rows)
-        out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True)
-        loss = _loss(out)
-    g_vars = tape.gradient(loss, m.trainable_variables)
-    assert all(g is not None for g in g_vars)
-    assert all(float(tf.reduce_max(tf.abs(tf.convert_to_tensor(g)))) > 0 for g in g_vars)
-    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, rows)))) > 0
-    assert tape.gradient(loss, [z_H, z_L]) == [None, None]
-    assert tape.gradient(loss, [m.H_init, m.L_init, m.puzzle_emb]) == [None, None, None]
-    # The new carry is detached.
-    assert tape.gradient(
-        tf.reduce_sum(out["carry"]["z_H"]) + tf.reduce_sum(out["carry"]["z_L"]),
-        m.trainable_variables,
-    ) == [None] * len(m.trainable_variables)
-
-
-def _grad_graph_op_count(h_cycles):
-    m = _small(H_cycles=h_cycles)
-    inputs, ids = random_batch(m)
-
-    @tf.function
-    def grads(z_H, z_L):
-        with tf.GradientTape() as tape:
-            rows = m.gather_puzzle_rows(ids)
-            tape.watch(rows)
-            loss = _loss(m.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True))
-        return tape.gradient(loss, m.trainable_variables + [rows])
-
-    carry = m.initial_carry(3)
-    graph = grads.get_concrete_function(carry["z_H"], carry["z_L"]).graph
-    ops = graph.get_operations()
-    n_grad = sum(1 for op in ops if op.name.startswith("gradient_tape/"))
-    return n_grad, len(ops)
-
-
-@pytest.mark.slow  # traces the full gradient graph
-def test_no_grad_cycles_add_no_gradient_ops():
-    g1, n1 = _grad_graph_op_count(1)
-    g2, n2 = _grad_graph_op_count(2)
-    g4, n4 = _grad_graph_op_count(4)
-    assert g1 > 0 and g1 == g2 == g4  # backward graph independent of H_cycles
-    assert n1 < n2 < n4  # while the forward does grow
-
-
-def test_first_cycles_do_not_affect_gradient_structure_numerically():
-    """Gradients w.r.t. x only flow through the last cycle: d loss / d puzzle row is unchanged when
-    the carry entering the last cycle is fixed, whatever ran before it (checked with H_cycles=1 on
-    the carry that the first cycle of an H_cycles=2 model produces)."""
-    m2 = _small(H_cycles=2)
-    sd = randomise_weights(m2, seed=5)
-    m1 = _small(H_cycles=1)
-    load_reference_state_dict(m1, sd)
-    inputs, ids = random_batch(m2)
-    carry = m2.initial_carry(3)
-    # The state after one cycle = the H_cycles=1 model's output carry.
-    mid = m1.inner(carry, inputs, m1.gather_puzzle_rows(ids))
-
-    def grads(model, c, cycles=None):
-        with tf.GradientTape() as tape:
-            rows = model.gather_puzzle_rows(ids)
-            tape.watch(rows)
-            loss = _loss(model.inner(c, inputs, rows, cycles=cycles))
-        return tape.gradient(loss, [rows] + model.trainable_variables)
-
-    ga = grads(m2, carry)
-    gb = grads(m1, mid["carry"])
-    # The same with the depth passed per call instead of a second model.
-    gc = grads(m2, mid["carry"], (1, m2.L_cycles))
-    for a, c in zip(gb, gc):
-        np.testing.assert_array_equal(
-            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(c).numpy()
-        )
-    for a, b in zip(ga, gb):
-        np.testing.assert_allclose(
-            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4, atol=1e-6
-        )
-
-
-@pytest.mark.slow  # XLA-compiles four gradient graphs
-def test_jit_compile_and_remat_gradients_equal():
-    ma = _small(mlp_t=False, pos_encodings="rope")
-    sd = randomise_weights(ma, seed=6)
-    mb = _small(mlp_t=False, pos_encodings="rope", remat=True)
-    load_reference_state_dict(mb, sd)
-    inputs, ids = random_batch(ma)
-    carry = ma.initial_carry(3)
-    z_H, z_L = carry["z_H"], carry["z_L"]
-
-    def step(model):
-        def f(z_H, z_L):
-            with tf.GradientTape() as tape:
-                rows = model.gather_puzzle_rows(ids)
-                tape.watch(rows)
-                out = model.inner({"z_H": z_H, "z_L": z_L}, inputs, rows, training=True)
-                loss = _loss(out)
-            return loss, tape.gradient(loss, model.trainable_variables + [rows]), out["logits"]
-
-        return f
-
-    la, ga, lga = step(ma)(z_H, z_L)
-    lb, gb, _ = step(mb)(z_H, z_L)
-    for a, b in zip(ga, gb):
-        np.testing.assert_array_equal(
-            tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
-        )
-    lj, gj, lgj = tf.function(step(mb), jit_compile=True)(z_H, z_L)
-    np.testing.assert_allclose(lj.numpy(), la.numpy(), rtol=1e-4)
-    np.testing.assert_allclose(lgj.numpy(), lga.numpy(), atol=1e-4)
-    for a, b in zip(ga, gj):  # XLA fuses and reorders: compare relative to each tensor's scale
-        a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
-
-
 @pytest.mark.parametrize("dtype,cdt", [("bfloat16", tf.bfloat16), ("float16", tf.float16)])
 def test_low_precision_forward(dtype, cdt):
-    m32 = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1)
+    m32 = small_trm(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1)
     sd = randomise_weights(m32, seed=7)
-    mlo = _small(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1, forward_dtype=dtype)
+    mlo = small_trm(mlp_t=True, pos_encodings="none", L_cycles=1, H_cycles=1, forward_dtype=dtype)
     load_reference_state_dict(mlo, sd)
     assert all(v.dtype == "float32" for v in mlo.weights)
     inputs, ids = random_batch(m32)
@@ -367,7 +198,7 @@ def test_build_under_mirrored_strategy():
 
 def test_eager_tape_does_not_record_no_grad_cycles():
     """No activation memory for the first T-1 cycles: the tape never records them."""
-    m = _small(H_cycles=3, L_cycles=2)
+    m = small_trm(H_cycles=3, L_cycles=2)
     inputs, ids = random_batch(m)
     outs = []
     orig = m.net
@@ -390,12 +221,12 @@ def test_eager_tape_does_not_record_no_grad_cycles():
 
 
 def test_tf_checkpoint_saves_every_variable(tmp_path):
-    a = _small(mlp_t=True, pos_encodings="learned")
+    a = small_trm(mlp_t=True, pos_encodings="learned")
     randomise_weights(a, seed=8)
     path = tf.train.Checkpoint(model=a).save(str(tmp_path / "ck"))
     saved = [n for n, _ in tf.train.list_variables(path) if n.startswith("model/")]
     assert len(saved) == len(a.weights)  # blocks included (not lost in an untracked list)
-    b = _small(mlp_t=True, pos_encodings="learned", seed=9)
+    b = small_trm(mlp_t=True, pos_encodings="learned", seed=9)
     tf.train.Checkpoint(model=b).restore(path).assert_existing_objects_matched()
     for va, vb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(va.numpy(), vb.numpy(), err_msg=va.path)
@@ -421,7 +252,7 @@ def test_hrm_parity_counts_and_one_step_gradient():
     z_L = rng.normal(size=shape).astype(np.float32)
     out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
     out.update(out.pop("carry"))
-    cfg = dict(_np_cfg(m), arch="hrm", H_layers=m.H_layers)
+    cfg = dict(np_cfg(m), arch="hrm", H_layers=m.H_layers)
     ref = reference_numpy.inner_forward(sd, cfg, z_H, z_L, inputs, ids)
     for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
         np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)

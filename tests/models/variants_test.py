@@ -12,24 +12,12 @@ import tensorflow as tf
 from tests.testing import reference_numpy as rn
 from tests.testing.launch import small_config
 from tests.testing.model_inputs import random_batch, randomise_weights
+from tests.testing.small_models import SMALL, np_cfg
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf.data import input_pipeline
 from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model, model_keys
 from trm_tf.trainer import Trainer
 
-SMALL = dict(
-    vocab_size=7,
-    seq_len=9,
-    num_puzzle_identifiers=5,
-    hidden_size=32,
-    num_heads=2,
-    expansion=4.0,
-    L_layers=2,
-    H_cycles=2,
-    L_cycles=2,
-    puzzle_emb_ndim=32,
-    puzzle_emb_len=3,
-)
 # The transformer with a head count that does not divide D (like the reference's 12 heads at 512):
 # head_dim 10, attention inner width 30.
 SMALL_TF = dict(SMALL, num_heads=3, puzzle_emb_len=0)
@@ -73,21 +61,6 @@ def _make(arch, **over):
 
 
 # ------------------------------------------------------------------ NumPy forwards (float64)
-
-
-def _np_cfg(m, **extra):
-    return dict(
-        hidden_size=m.hidden_size,
-        num_heads=m.num_heads,
-        L_layers=m.L_layers,
-        mlp_t=m.mlp_t,
-        pos_encodings=m.pos_encodings,
-        puzzle_emb_ndim=m.puzzle_emb_ndim,
-        puzzle_emb_len=m.puzzle_emb_len,
-        rms_norm_eps=m.rms_norm_eps,
-        rope_theta=m.rope_theta,
-        **extra,
-    )
 
 
 def _np_attention_any_heads(h, w_qkv, w_o, num_heads, cos, sin):
@@ -177,7 +150,9 @@ def test_parity_with_numpy(arch, over):
     out = m.inner(_unpair(arch, z_H, z_L), inputs, m.gather_puzzle_rows(ids))
     assert list(out["carry"]) == LATENTS[arch]
     out["z_H"], out["z_L"] = _pair(arch, {k: v.numpy() for k, v in out["carry"].items()})
-    ref = np_forward(arch, sd, _np_cfg(m), z_H, z_L, inputs, ids, m.H_cycles, m.L_cycles)
+    ref = np_forward(
+        arch, sd, np_cfg(m, cycles=False), z_H, z_L, inputs, ids, m.H_cycles, m.L_cycles
+    )
     for k in ("logits", "q_halt", "q_continue", "z_H") + (("z_L",) if z_L is not None else ()):
         np.testing.assert_allclose(np.asarray(out[k]), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
     assert np.abs(out["q_halt"].numpy() + 5).max() > 1e-3  # the randomised q head is exercised

@@ -64,42 +64,60 @@ def make_fake_run(
     tf.io.gfile.makedirs(workdir)
     train, evals = dict(train or {}), dict(evals or {})
     if write_config:
-        cfg = base.get_config()
-        cfg.experiment_id = experiment_id
-        for k, v in (overrides or {}).items():
-            _set_dotted(cfg, k, v)
-        with tf.io.gfile.GFile(posixpath.join(workdir, "config.json"), "w") as f:
-            f.write(cfg.to_json_best_effort(indent=2))
+        _write_config(workdir, experiment_id, overrides or {})
     if write_events:
-        for split, data in (("train", train), ("eval", evals)):
-            if not data:
-                continue
-            writer = tf.summary.create_file_writer(posixpath.join(workdir, split))
-            with writer.as_default():
-                for step in sorted(data):
-                    for tag, value in data[step].items():
-                        tf.summary.scalar(tag, value, step=step)
-            writer.close()
+        _write_events(workdir, train, evals)
     if write_jsonl:
-        lines = []
-        for split, data in (("train", train), ("eval", evals)):
-            for step in sorted(data):
-                rec = {"split": split, "step": step, "time": start_time + step * seconds_per_step}
-                rec.update({k: float(v) for k, v in data[step].items()})
-                lines.append(json.dumps(rec))
-        with tf.io.gfile.GFile(posixpath.join(workdir, "metrics.jsonl"), "w") as f:
-            f.write("\n".join(lines) + ("\n" if lines else ""))
+        _write_jsonl(workdir, train, evals, start_time, seconds_per_step)
     if write_eval_results and evals:
-        history = []
-        for step in sorted(evals):
-            full = step in full_eval_steps
-            entry = {"step": step, "num_examples": 1000 if full else 100, "full": full}
-            entry.update({k: float(v) for k, v in evals[step].items()})
-            history.append(entry)
-        with tf.io.gfile.GFile(posixpath.join(workdir, "eval_results.json"), "w") as f:
-            json.dump({"latest": history[-1], "history": history}, f, indent=2)
+        _write_eval_results(workdir, evals, full_eval_steps)
     if summary is not None:
-        s = {"experiment_id": experiment_id, **summary}
-        with tf.io.gfile.GFile(posixpath.join(workdir, "run_summary.json"), "w") as f:
-            json.dump(s, f, indent=2)
+        _write_json(workdir, "run_summary.json", {"experiment_id": experiment_id, **summary})
     return workdir
+
+
+def _write_json(workdir: str, name: str, value) -> None:
+    with tf.io.gfile.GFile(posixpath.join(workdir, name), "w") as f:
+        json.dump(value, f, indent=2)
+
+
+def _write_config(workdir: str, experiment_id: str, overrides: Mapping[str, object]) -> None:
+    cfg = base.get_config()
+    cfg.experiment_id = experiment_id
+    for k, v in overrides.items():
+        _set_dotted(cfg, k, v)
+    with tf.io.gfile.GFile(posixpath.join(workdir, "config.json"), "w") as f:
+        f.write(cfg.to_json_best_effort(indent=2))
+
+
+def _write_events(workdir: str, train: dict, evals: dict) -> None:
+    for split, data in (("train", train), ("eval", evals)):
+        if not data:
+            continue
+        writer = tf.summary.create_file_writer(posixpath.join(workdir, split))
+        with writer.as_default():
+            for step in sorted(data):
+                for tag, value in data[step].items():
+                    tf.summary.scalar(tag, value, step=step)
+        writer.close()
+
+
+def _write_jsonl(workdir, train, evals, start_time: float, seconds_per_step: float) -> None:
+    lines = []
+    for split, data in (("train", train), ("eval", evals)):
+        for step in sorted(data):
+            rec = {"split": split, "step": step, "time": start_time + step * seconds_per_step}
+            rec.update({k: float(v) for k, v in data[step].items()})
+            lines.append(json.dumps(rec))
+    with tf.io.gfile.GFile(posixpath.join(workdir, "metrics.jsonl"), "w") as f:
+        f.write("\n".join(lines) + ("\n" if lines else ""))
+
+
+def _write_eval_results(workdir: str, evals: dict, full_eval_steps: tuple[int, ...]) -> None:
+    history = []
+    for step in sorted(evals):
+        full = step in full_eval_steps
+        entry = {"step": step, "num_examples": 1000 if full else 100, "full": full}
+        entry.update({k: float(v) for k, v in evals[step].items()})
+        history.append(entry)
+    _write_json(workdir, "eval_results.json", {"latest": history[-1], "history": history})

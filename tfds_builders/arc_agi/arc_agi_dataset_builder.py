@@ -84,7 +84,7 @@ def _make_configs() -> list[ArcConfig]:
     return configs
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for ARC-AGI (Kaggle combined JSON files from the manual directory)."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -98,33 +98,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "inputs": tfds.features.Tensor(shape=(arc_lib.SEQ_LEN,), dtype=np.uint8),
-                    "labels": tfds.features.Tensor(shape=(arc_lib.SEQ_LEN,), dtype=np.uint8),
-                    "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
-                    "puzzle_index": tfds.features.Scalar(dtype=np.int32),
-                    "group": tfds.features.Scalar(dtype=np.int32),
-                    "task_name": tfds.features.Text(),
-                    "test_index": tfds.features.Scalar(dtype=np.int32),
-                    "transform_id": tfds.features.Scalar(dtype=np.int32),
-                    "color_map": tfds.features.Tensor(shape=(arc_lib.NUM_COLORS,), dtype=np.uint8),
-                    "translation": tfds.features.Tensor(shape=(2,), dtype=np.int32),
-                }
-            ),
-            supervised_keys=("inputs", "labels"),
-            homepage="https://arcprize.org/",
-            metadata=tfds.core.MetadataDict(),
-        )
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        # Default to the config's shard count (clamped per split) unless the caller chose one.
-        return super()._download_and_prepare(
-            dl_manager,
-            builder_utils.download_config_with_shard_policy(
-                download_config, self.builder_config.num_shards
-            ),
+        return builder_utils.dataset_info(
+            self,
+            arc_lib.SEQ_LEN,
+            "https://arcprize.org/",
+            task_name=tfds.features.Text(),
+            test_index=tfds.features.Scalar(dtype=np.int32),
+            transform_id=tfds.features.Scalar(dtype=np.int32),
+            color_map=tfds.features.Tensor(shape=(arc_lib.NUM_COLORS,), dtype=np.uint8),
+            translation=tfds.features.Tensor(shape=(2,), dtype=np.int32),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -137,12 +119,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         incomplete = sum(len(p.trans_ids) < cfg.num_aug + 1 for p in plans)
         self.info.metadata.update(
             {
-                "seq_len": arc_lib.SEQ_LEN,
-                "vocab_size": arc_lib.VOCAB_SIZE,
-                "pad_id": arc_lib.PAD_ID,
-                "ignore_label_id": 0,
-                "blank_identifier_id": 0,
-                "num_puzzle_identifiers": int(num_ids),
+                **builder_utils.core_metadata(
+                    arc_lib.SEQ_LEN, arc_lib.VOCAB_SIZE, arc_lib.PAD_ID, int(num_ids)
+                ),
                 "total_groups": {s: int(v["groups"]) for s, v in stats.items()},
                 "total_puzzles": {s: int(v["puzzles"]) for s, v in stats.items()},
                 "total_examples": {s: int(v["examples"]) for s, v in stats.items()},

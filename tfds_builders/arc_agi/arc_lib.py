@@ -20,17 +20,16 @@ The grid maths (dihedral transforms, colour permutations, the canvas encoding an
 `trm_tf.tasks` (`grids` and `arc`), shared with the evaluator that undoes the augmentations; they are
 re-exported here under their old names (`augment_grid`, `inverse_augment_grid`, `encode_grid`, `crop`, ...).
 
-No TensorFlow here: everything is numpy plus `etils.epath` for reading the JSON files (gs:// works).
+Loading and validating the task files is `arc_loading` (re-exported here). No TensorFlow here:
+everything is numpy plus `etils.epath` for reading the JSON files (gs:// works).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 
 import numpy as np
-from etils import epath
 
 from trm_tf.tasks.arc import COLOR_OFFSET as COLOR_OFFSET
 from trm_tf.tasks.arc import EOS_ID as EOS_ID
@@ -47,6 +46,12 @@ from trm_tf.tasks.grids import TRANSPOSING_IDS, augment, inverse_augment
 from trm_tf.tasks.grids import dihedral as dihedral
 from trm_tf.tasks.grids import inverse_dihedral as inverse_dihedral
 
+from .arc_loading import ArcDataError as ArcDataError
+from .arc_loading import Task as Task
+from .arc_loading import grid_from_json as grid_from_json
+from .arc_loading import load_subset as load_subset
+from .arc_loading import load_tasks as load_tasks
+
 # The builder's names for the shared augmentation and its inverse.
 augment_grid = augment
 inverse_augment_grid = inverse_augment
@@ -58,10 +63,6 @@ AUGMENT_RETRIES_FACTOR = 5
 _AUG_STREAM = 0
 _TRANSLATION_STREAM = 1
 _TRIAL_CHUNK = 64
-
-
-class ArcDataError(ValueError):
-    """A task file is missing or holds a malformed grid (the message names file and task)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -81,145 +82,6 @@ def parse_augmented_name(name: str) -> tuple[str, int, np.ndarray]:
         return name, 0, IDENTITY_COLOR_MAP.copy()
     base, tid, digits = name.rsplit(NAME_SEPARATOR, 2)
     return base, int(tid[1:]), np.array([int(d) for d in digits], np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading and validation
-# ---------------------------------------------------------------------------------------------------
-
-
-def grid_from_json(value, *, file: str, task_id: str, where: str) -> np.ndarray:
-    """Validates one JSON grid (list of equal-length rows of ints 0..9, at most 30x30).
-
-    Raises:
-      ArcDataError: naming the file, the task id and the position of the grid in the task.
-    """
-    prefix = f"{file}: task {task_id!r}, {where}"
-    if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
-        raise ArcDataError(f"{prefix}: a grid must be a non-empty list of rows")
-    widths = {len(r) for r in value}
-    if len(widths) != 1 or 0 in widths:
-        raise ArcDataError(f"{prefix}: grid is not rectangular (row lengths {sorted(widths)})")
-    try:
-        arr = np.array(value, dtype=np.int64)
-    except (TypeError, ValueError) as e:
-        raise ArcDataError(f"{prefix}: grid holds non-integer values ({e})") from None
-    if arr.ndim != 2:
-        raise ArcDataError(f"{prefix}: grid must be 2-D, got shape {arr.shape}")
-    if arr.shape[0] > GRID_SIZE or arr.shape[1] > GRID_SIZE:
-        raise ArcDataError(f"{prefix}: grid is {arr.shape[0]}x{arr.shape[1]}, larger than 30x30")
-    if arr.min() < 0 or arr.max() > 9:
-        raise ArcDataError(f"{prefix}: colour values outside 0..9 ({arr.min()}..{arr.max()})")
-    return arr.astype(np.uint8)
-
-
-@dataclasses.dataclass
-class Task:
-    """One ARC task with validated grids.
-
-    Attributes:
-      name: task id.
-      subset: the subset (file) it comes from.
-      subset_index: position of the subset in the config's subset list (seeds the task's RNG).
-      task_index: position of the task in its file (seeds the task's RNG).
-      train_pairs: demonstration (input, output) pairs.
-      test_pairs: test (input, output) pairs, outputs from the solutions file.
-    """
-
-    name: str
-    subset: str
-    subset_index: int
-    task_index: int
-    train_pairs: list[tuple[np.ndarray, np.ndarray]]
-    test_pairs: list[tuple[np.ndarray, np.ndarray]]
-
-
-def _read_json(path: epath.Path):
-    if not path.exists():
-        raise ArcDataError(
-            f"{path}: file not found; the manual directory must hold the Kaggle 'combined' files "
-            "arc-agi_<subset>_challenges.json and arc-agi_<subset>_solutions.json"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ArcDataError(f"{path}: invalid JSON ({e})") from None
-
-
-def load_subset(directory, subset: str, subset_index: int) -> list[Task]:
-    """Loads and validates `arc-agi_<subset>_{challenges,solutions}.json` from `directory`.
-
-    Args:
-      directory: folder (local or gs://) holding the Kaggle combined layout.
-      subset: e.g. "training", "evaluation", "concept", "training2", "evaluation2".
-      subset_index: index of this subset in the config (used for seeding).
-
-    Returns:
-      Tasks in file order.
-
-    Raises:
-      ArcDataError: a missing file, a task without solutions, or a malformed grid.
-    """
-    directory = epath.Path(directory)
-    ch_path = directory / f"arc-agi_{subset}_challenges.json"
-    so_path = directory / f"arc-agi_{subset}_solutions.json"
-    challenges = _read_json(ch_path)
-    solutions = _read_json(so_path)
-    tasks = []
-    for task_index, (name, task) in enumerate(challenges.items()):
-        if not isinstance(task, dict) or "train" not in task or "test" not in task:
-            raise ArcDataError(f"{ch_path}: task {name!r} lacks 'train' or 'test'")
-        if name not in solutions:
-            raise ArcDataError(f"{so_path}: no solutions for task {name!r}")
-        sols = solutions[name]
-        if len(sols) != len(task["test"]):
-            raise ArcDataError(
-                f"{so_path}: task {name!r} has {len(sols)} solutions for {len(task['test'])} tests"
-            )
-        train_pairs = []
-        for i, ex in enumerate(task["train"]):
-            train_pairs.append(
-                (
-                    grid_from_json(
-                        ex.get("input"), file=str(ch_path), task_id=name, where=f"train[{i}].input"
-                    ),
-                    grid_from_json(
-                        ex.get("output"),
-                        file=str(ch_path),
-                        task_id=name,
-                        where=f"train[{i}].output",
-                    ),
-                )
-            )
-        test_pairs = []
-        for i, ex in enumerate(task["test"]):
-            test_pairs.append(
-                (
-                    grid_from_json(
-                        ex.get("input"), file=str(ch_path), task_id=name, where=f"test[{i}].input"
-                    ),
-                    grid_from_json(
-                        sols[i], file=str(so_path), task_id=name, where=f"solution[{i}]"
-                    ),
-                )
-            )
-        tasks.append(Task(name, subset, subset_index, task_index, train_pairs, test_pairs))
-    return tasks
-
-
-def load_tasks(directory, subsets: Sequence[str]) -> list[Task]:
-    """Loads every subset in order; task names must be unique across the subsets."""
-    tasks: list[Task] = []
-    seen: dict[str, str] = {}
-    for i, subset in enumerate(subsets):
-        for task in load_subset(directory, subset, i):
-            if task.name in seen:
-                raise ArcDataError(
-                    f"task {task.name!r} appears in both subset {seen[task.name]!r} and {subset!r}"
-                )
-            seen[task.name] = subset
-            tasks.append(task)
-    return tasks
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -249,6 +111,32 @@ def choose_augmentations(task: Task, num_aug: int, seed: int) -> tuple[np.ndarra
     maps = [IDENTITY_COLOR_MAP]
     if num_aug <= 0:
         return np.array(tids, np.int32), np.stack(maps), 0
+    key = _pairs_multiset_key(task)
+    seen = {key(0, IDENTITY_COLOR_MAP)}
+    rng = _task_rng(seed, _AUG_STREAM, task)
+    max_trials = AUGMENT_RETRIES_FACTOR * num_aug
+    trials = 0
+    base = np.tile(np.arange(1, NUM_COLORS, dtype=np.uint8), (_TRIAL_CHUNK, 1))
+    while trials < max_trials and len(tids) < num_aug + 1:
+        # Fixed-size chunks keep the candidate stream independent of num_aug (prefix property).
+        chunk_t = rng.integers(0, 8, size=_TRIAL_CHUNK)
+        chunk_p = rng.permuted(base, axis=1)
+        for t, perm in zip(chunk_t, chunk_p):
+            if trials >= max_trials or len(tids) >= num_aug + 1:
+                break
+            trials += 1
+            cmap = np.concatenate([[0], perm]).astype(np.uint8)
+            k = key(int(t), cmap)
+            if k not in seen:
+                seen.add(k)
+                tids.append(int(t))
+                maps.append(cmap)
+    return np.array(tids, np.int32), np.stack(maps), trials
+
+
+def _pairs_multiset_key(task: Task):
+    """key(trans_id, colour map) -> the multiset of the task's augmented (input, output) pairs, as a
+    sorted tuple of bytes; the transformed grids are computed once per transform, not per candidate."""
     grids = [g for pair in task.train_pairs + task.test_pairs for g in pair]
     # Per transform: the concatenated flat grids plus per-grid (shape header, start, end).
     flat_by_t = []
@@ -273,26 +161,7 @@ def choose_augmentations(task: Task, num_aug: int, seed: int) -> tuple[np.ndarra
         ]
         return tuple(sorted(pairs))
 
-    seen = {key(0, IDENTITY_COLOR_MAP)}
-    rng = _task_rng(seed, _AUG_STREAM, task)
-    max_trials = AUGMENT_RETRIES_FACTOR * num_aug
-    trials = 0
-    base = np.tile(np.arange(1, NUM_COLORS, dtype=np.uint8), (_TRIAL_CHUNK, 1))
-    while trials < max_trials and len(tids) < num_aug + 1:
-        # Fixed-size chunks keep the candidate stream independent of num_aug (prefix property).
-        chunk_t = rng.integers(0, 8, size=_TRIAL_CHUNK)
-        chunk_p = rng.permuted(base, axis=1)
-        for t, perm in zip(chunk_t, chunk_p):
-            if trials >= max_trials or len(tids) >= num_aug + 1:
-                break
-            trials += 1
-            cmap = np.concatenate([[0], perm]).astype(np.uint8)
-            k = key(int(t), cmap)
-            if k not in seen:
-                seen.add(k)
-                tids.append(int(t))
-                maps.append(cmap)
-    return np.array(tids, np.int32), np.stack(maps), trials
+    return key
 
 
 def encode_puzzles(

@@ -65,7 +65,7 @@ TINY_CONFIG = MazeConfig(
 )
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for Maze-Hard 30x30."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -89,28 +89,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "inputs": tfds.features.Tensor(shape=(maze_lib.SEQ_LEN,), dtype=np.uint8),
-                    "labels": tfds.features.Tensor(shape=(maze_lib.SEQ_LEN,), dtype=np.uint8),
-                    "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
-                    "puzzle_index": tfds.features.Scalar(dtype=np.int32),
-                    "group": tfds.features.Scalar(dtype=np.int32),
-                }
-            ),
-            supervised_keys=("inputs", "labels"),
-            homepage="https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k",
-            metadata=tfds.core.MetadataDict(),
-        )
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        # Default to the config's shard count (clamped per split) unless the caller chose one.
-        return super()._download_and_prepare(
-            dl_manager,
-            builder_utils.download_config_with_shard_policy(
-                download_config, self.builder_config.num_shards
-            ),
+        return builder_utils.dataset_info(
+            self, maze_lib.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k"
         )
 
     def _source_paths(self, dl_manager) -> dict[str, epath.Path]:
@@ -143,12 +123,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         groups = {s: int(len(v[0])) for s, v in data.items()}
         self.info.metadata.update(
             {
-                "seq_len": maze_lib.SEQ_LEN,
-                "vocab_size": maze_lib.VOCAB_SIZE,
-                "pad_id": 0,
-                "ignore_label_id": 0,
-                "blank_identifier_id": 0,
-                "num_puzzle_identifiers": 1,
+                **builder_utils.core_metadata(maze_lib.SEQ_LEN, maze_lib.VOCAB_SIZE, 0, 1),
                 "total_groups": groups,
                 "total_puzzles": {s: groups[s] * copies[s] for s in groups},
                 "mean_puzzle_examples": {s: 1.0 for s in groups},

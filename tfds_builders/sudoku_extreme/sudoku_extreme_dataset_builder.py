@@ -160,18 +160,13 @@ _GENERATED_CONFIGS = [
 
 
 def _static_metadata() -> dict:
-    return {
-        "seq_len": sudoku_lib.SEQ_LEN,
-        "vocab_size": sudoku_lib.VOCAB_SIZE,
-        "pad_id": sudoku_lib.PAD_ID,
-        "ignore_label_id": 0,
-        "blank_identifier_id": 0,
-        "num_puzzle_identifiers": 1,
-        "sets": ["all"],
-    }
+    meta = builder_utils.core_metadata(
+        sudoku_lib.SEQ_LEN, sudoku_lib.VOCAB_SIZE, sudoku_lib.PAD_ID, num_puzzle_identifiers=1
+    )
+    return {**meta, "sets": ["all"]}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     """Sudoku-Extreme and seeded generated Sudoku datasets."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -185,25 +180,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "inputs": tfds.features.Tensor(shape=(81,), dtype=np.uint8),
-                    "labels": tfds.features.Tensor(shape=(81,), dtype=np.uint8),
-                    "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),
-                    "puzzle_index": tfds.features.Scalar(dtype=np.int32),
-                    "group": tfds.features.Scalar(dtype=np.int32),
-                }
-            ),
-            supervised_keys=("inputs", "labels"),
-            homepage="https://huggingface.co/datasets/sapientinc/sudoku-extreme",
-            metadata=tfds.core.MetadataDict(),
-        )
-
-    def _download_and_prepare(self, dl_manager, download_config):
-        # Per-split shard counts (64 for big splits, fewer for tiny ones) via the writer's ShardConfig.
-        return super()._download_and_prepare(
-            dl_manager, builder_utils.download_config_with_shard_policy(download_config)
+        return builder_utils.dataset_info(
+            self, sudoku_lib.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/sudoku-extreme"
         )
 
     def _load_csv_splits(self, dl_manager) -> dict[str, tuple[dict, str]]:

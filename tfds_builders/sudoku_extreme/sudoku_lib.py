@@ -1,4 +1,5 @@
-"""Pure-numpy Sudoku helpers: CSV parsing and validation, encoding, augmentation, generation.
+"""Pure-numpy Sudoku helpers: CSV parsing and validation, encoding, augmentation; solving and generation
+live in `sudoku_solver` and are re-exported here.
 
 This module has no TensorFlow/TFDS dependency so that its tests run in milliseconds. The token
 encoding and the validity checks live in `trm_tf.tasks.sudoku` (shared with the evaluators, the solver
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,12 +24,19 @@ from trm_tf.tasks.sudoku import BLANK_TOKEN as BLANK_TOKEN
 from trm_tf.tasks.sudoku import PAD_ID as PAD_ID
 from trm_tf.tasks.sudoku import SEQ_LEN as SEQ_LEN
 from trm_tf.tasks.sudoku import UNITS as UNITS
-from trm_tf.tasks.sudoku import UNITS_OF_CELL as _UNITS_OF_CELL
 from trm_tf.tasks.sudoku import VOCAB_SIZE as VOCAB_SIZE
 from trm_tf.tasks.sudoku import decode as decode
 from trm_tf.tasks.sudoku import encode as encode
 from trm_tf.tasks.sudoku import givens_agree as givens_agree
 from trm_tf.tasks.sudoku import is_valid_solution as is_valid_solution
+
+# Re-exported: the builder, its tests and the tools know these as `sudoku_lib.<name>`.
+from .sudoku_solver import count_solutions as count_solutions
+from .sudoku_solver import generate_puzzles as generate_puzzles
+from .sudoku_solver import has_unique_solution as has_unique_solution
+from .sudoku_solver import propagate as propagate
+from .sudoku_solver import random_full_grid as random_full_grid
+from .sudoku_solver import solve as solve
 
 # Random floats consumed per augmentation: 9 digit keys, 1 transpose coin, 3 band keys,
 # 9 row-in-band keys, 3 stack keys, 9 column-in-stack keys.
@@ -64,6 +71,33 @@ def parse_csv_text(
       dict with `questions` uint8 [N, 81] (0 = blank), `solutions` uint8 [N, 81], `ratings` int64 [N]
       and `lines` int64 [N] (1-based line numbers in the file).
     """
+    questions, answers, ratings, lines = _read_rows(text, filename)
+    lines_arr = np.asarray(lines, dtype=np.int64)
+    qc = _char_grid(questions, lines, filename, "question")
+    ac = _char_grid(answers, lines, filename, "answer")
+    q_ok = ((qc >= ord("1")) & (qc <= ord("9"))) | (qc == ord("."))
+    a_ok = (ac >= ord("1")) & (ac <= ord("9"))
+    _raise_first(~q_ok.all(axis=1), lines_arr, filename, "question must hold only '.' and 1-9")
+    _raise_first(~a_ok.all(axis=1), lines_arr, filename, "answer must hold only digits 1-9")
+    qd = np.where(qc == ord("."), 0, qc - ord("0")).astype(np.uint8)
+    ad = (ac - ord("0")).astype(np.uint8)
+    _raise_first(~givens_agree(qd, ad), lines_arr, filename, "answer disagrees with the givens")
+    _raise_first(~is_valid_solution(ad), lines_arr, filename, "answer is not a valid Sudoku")
+    ratings_arr = np.asarray(ratings, dtype=np.int64)
+    keep = (
+        np.ones(len(questions), bool) if min_difficulty is None else ratings_arr >= min_difficulty
+    )
+    return {
+        "questions": qd[keep],
+        "solutions": ad[keep],
+        "ratings": ratings_arr[keep],
+        "lines": lines_arr[keep],
+    }
+
+
+def _read_rows(text: str, filename: str) -> tuple[list[str], list[str], list[int], list[int]]:
+    """(questions, answers, ratings, line numbers) of the CSV's rows, with the per-row checks that need
+    no decoding: header columns, field count, 81-character question and answer, numeric rating."""
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -76,66 +110,39 @@ def parse_csv_text(
             f"{filename}: line 1: header {header!r} lacks one of the columns {list(needed)}"
         )
     iq, ia, ir = (header.index(h) for h in needed)
-    width = len(header)
     questions, answers, ratings, lines = [], [], [], []
     for row in reader:
         line = reader.line_num
         if not row:
             continue  # Blank lines (e.g. a trailing newline) carry no puzzle.
-        if len(row) != width:
+        where = f"{filename}: line {line}"
+        if len(row) != len(header):
             raise SudokuFormatError(
-                f"{filename}: line {line}: expected {width} fields, got {len(row)}: {row!r}"
+                f"{where}: expected {len(header)} fields, got {len(row)}: {row!r}"
             )
-        q, a = row[iq], row[ia]
-        if len(q) != 81:
-            raise SudokuFormatError(
-                f"{filename}: line {line}: question has {len(q)} chars, expected 81"
-            )
-        if len(a) != 81:
-            raise SudokuFormatError(
-                f"{filename}: line {line}: answer has {len(a)} chars, expected 81"
-            )
+        for what, value in (("question", row[iq]), ("answer", row[ia])):
+            if len(value) != 81:
+                raise SudokuFormatError(f"{where}: {what} has {len(value)} chars, expected 81")
         try:
-            rating = int(float(row[ir]))
+            ratings.append(int(float(row[ir])))
         except ValueError:
-            raise SudokuFormatError(
-                f"{filename}: line {line}: rating {row[ir]!r} is not a number"
-            ) from None
-        questions.append(q)
-        answers.append(a)
-        ratings.append(rating)
+            raise SudokuFormatError(f"{where}: rating {row[ir]!r} is not a number") from None
+        questions.append(row[iq])
+        answers.append(row[ia])
         lines.append(line)
-    n = len(questions)
-    lines_arr = np.asarray(lines, dtype=np.int64)
+    return questions, answers, ratings, lines
 
-    def _chars(strings: list[str], what: str) -> np.ndarray:
-        try:
-            raw = "".join(strings).encode("ascii")
-        except UnicodeEncodeError:
-            bad = next(i for i, s in enumerate(strings) if not s.isascii())
-            raise SudokuFormatError(
-                f"{filename}: line {lines[bad]}: {what} has non-ASCII characters"
-            ) from None
-        return np.frombuffer(raw, dtype=np.uint8).reshape(n, 81)
 
-    qc = _chars(questions, "question")
-    ac = _chars(answers, "answer")
-    q_ok = ((qc >= ord("1")) & (qc <= ord("9"))) | (qc == ord("."))
-    a_ok = (ac >= ord("1")) & (ac <= ord("9"))
-    _raise_first(~q_ok.all(axis=1), lines_arr, filename, "question must hold only '.' and 1-9")
-    _raise_first(~a_ok.all(axis=1), lines_arr, filename, "answer must hold only digits 1-9")
-    qd = np.where(qc == ord("."), 0, qc - ord("0")).astype(np.uint8)
-    ad = (ac - ord("0")).astype(np.uint8)
-    _raise_first(~givens_agree(qd, ad), lines_arr, filename, "answer disagrees with the givens")
-    _raise_first(~is_valid_solution(ad), lines_arr, filename, "answer is not a valid Sudoku")
-    ratings_arr = np.asarray(ratings, dtype=np.int64)
-    keep = np.ones(n, bool) if min_difficulty is None else ratings_arr >= min_difficulty
-    return {
-        "questions": qd[keep],
-        "solutions": ad[keep],
-        "ratings": ratings_arr[keep],
-        "lines": lines_arr[keep],
-    }
+def _char_grid(strings: list[str], lines: list[int], filename: str, what: str) -> np.ndarray:
+    """The 81-character strings as a uint8 [N, 81] array of their ASCII codes."""
+    try:
+        raw = "".join(strings).encode("ascii")
+    except UnicodeEncodeError:
+        bad = next(i for i, s in enumerate(strings) if not s.isascii())
+        raise SudokuFormatError(
+            f"{filename}: line {lines[bad]}: {what} has non-ASCII characters"
+        ) from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(strings), 81)
 
 
 def _raise_first(bad: np.ndarray, lines: np.ndarray, filename: str, what: str) -> None:
@@ -265,286 +272,3 @@ def subsample_rows(num_rows: int, size: int | None, seed: int) -> np.ndarray:
         return np.arange(num_rows)
     perm = np.random.default_rng([int(seed), 0x5AB]).permutation(num_rows)
     return perm[:size]
-
-
-# ----------------------------------------------------------------------------------------------
-# Solving (vectorised constraint propagation + bitmask search) and generation.
-# ----------------------------------------------------------------------------------------------
-
-
-def propagate(questions: np.ndarray, max_iters: int = 81, hidden: bool = True):
-    """Batched naked-single (and optionally hidden-single) propagation.
-
-    Args:
-      questions: digits [N, 81] with 0 blank.
-      max_iters: propagation rounds.
-      hidden: also apply hidden singles (a digit with one place left in a unit).
-
-    Returns:
-      (cand bool [N, 81, 9], solved bool [N], contradiction bool [N]).
-    """
-    q = np.asarray(questions).reshape(-1, 81)
-    cand = np.ones(q.shape + (9,), bool)
-    given = q > 0
-    cand[given] = np.arange(1, 10) == q[given][:, None]
-    contra = np.zeros(q.shape[0], bool)
-    for _ in range(max_iters):
-        fixed = cand.sum(-1) == 1  # [N, 81]
-        fixed_cand = cand & fixed[..., None]
-        per_unit = fixed_cand[:, UNITS, :].sum(axis=2)  # [N, 27, 9]: fixed copies of each digit
-        contra |= (per_unit > 1).any(axis=(1, 2))
-        has = per_unit > 0
-        forbidden = has[:, _UNITS_OF_CELL, :].any(axis=2)  # [N, 81, 9]
-        new = np.where(fixed[..., None], cand, cand & ~forbidden)
-        if hidden:
-            counts = new[:, UNITS, :].sum(axis=2)  # [N, 27, 9]
-            contra |= (counts == 0).any(axis=(1, 2))
-            only = new[:, UNITS, :] & (counts == 1)[:, :, None, :]  # [N, 27, 9 cells, 9 digits]
-            forced = np.zeros_like(new)
-            for u in range(27):
-                forced[:, UNITS[u], :] |= only[:, u]
-            has_forced = forced.any(-1)
-            new = np.where(has_forced[..., None], forced & new, new)
-        contra |= (new.sum(-1) == 0).any(axis=1)
-        if np.array_equal(new, cand):
-            break
-        cand = new
-    solved = (cand.sum(-1) == 1).all(axis=1) & ~contra
-    return cand, solved, contra
-
-
-_BIT_DIGIT = {1 << d: d for d in range(1, 10)}
-_POPCOUNT = [bin(m).count("1") for m in range(1 << 10)]
-
-
-def _search(question: Sequence[int], limit: int) -> tuple[int, np.ndarray | None]:
-    """Bitmask depth-first search, fewest candidates first: (min(#solutions, limit), first one)."""
-    grid = [int(d) for d in np.asarray(question).reshape(81)]
-    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
-    empty = []
-    for i, d in enumerate(grid):
-        r, c, b = i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3
-        if d:
-            bit = 1 << d
-            if not 1 <= d <= 9 or (rows[r] | cols[c] | boxes[b]) & bit:
-                return 0, None
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-        else:
-            empty.append((i, r, c, b))
-    count = 0
-    first = None
-
-    def search(todo: list) -> bool:
-        nonlocal count, first
-        if not todo:
-            count += 1
-            if first is None:
-                first = np.asarray(grid, np.uint8)
-            return count >= limit
-        best, best_n, best_m = -1, 10, 0
-        for k, (_, r, c, b) in enumerate(todo):
-            m = ~(rows[r] | cols[c] | boxes[b]) & 0x3FE
-            n = _POPCOUNT[m]
-            if n < best_n:
-                best, best_n, best_m = k, n, m
-                if n <= 1:
-                    break
-        if best_n == 0:
-            return False
-        i, r, c, b = todo[best]
-        rest = todo[:best] + todo[best + 1 :]
-        m = best_m
-        while m:
-            bit = m & -m
-            m ^= bit
-            grid[i] = _BIT_DIGIT[bit]
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-            stop = search(rest)
-            rows[r] ^= bit
-            cols[c] ^= bit
-            boxes[b] ^= bit
-            if stop:
-                return True
-        grid[i] = 0
-        return False
-
-    search(empty)
-    return count, first
-
-
-def count_solutions(question: Sequence[int], limit: int = 2) -> int:
-    """Counts solutions of one puzzle up to `limit` (bitmask depth-first search, fewest candidates first).
-
-    Args:
-      question: 81 digits with 0 blank.
-      limit: stop as soon as this many solutions are found.
-
-    Returns:
-      min(number of solutions, limit); 0 if the givens already clash.
-    """
-    return _search(question, limit)[0]
-
-
-def solve(question: Sequence[int]) -> np.ndarray | None:
-    """One solution of a puzzle (digits [81] with 0 blank), or None if it has none.
-
-    Returns:
-      uint8 [81] digits; for puzzles with several solutions, the first one found.
-    """
-    return _search(question, 1)[1]
-
-
-def has_unique_solution(questions: np.ndarray) -> np.ndarray:
-    """Whether each puzzle has exactly one solution. Propagation settles most; search does the rest."""
-    q = np.asarray(questions).reshape(-1, 81)
-    _, solved, contra = propagate(q)
-    unique = solved.copy()
-    for i in np.flatnonzero(~solved & ~contra):
-        unique[i] = count_solutions(q[i], limit=2) == 1
-    return unique
-
-
-def random_full_grid(rng: np.random.Generator) -> np.ndarray:
-    """A random complete Sudoku grid by seeded randomized backtracking.
-
-    The three diagonal boxes are independent, so they are filled with random permutations first; the
-    remaining cells are then filled depth-first, always at a cell with the fewest candidates (ties
-    broken by a random cell order), trying digits in a random order drawn once per cell.
-
-    Returns:
-      uint8 [81].
-    """
-    grid = [0] * 81
-    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
-    for b in (0, 4, 8):
-        digits = rng.permutation(9) + 1
-        for k in range(9):
-            i = (b // 3) * 27 + (b % 3) * 3 + (k // 3) * 9 + k % 3
-            d = int(digits[k])
-            grid[i] = d
-            rows[i // 9] |= 1 << d
-            cols[i % 9] |= 1 << d
-            boxes[b] |= 1 << d
-    # Remaining cells in a random order (random tie-breaking for the fewest-candidates rule) and one
-    # random digit order per cell, all drawn up front so the grid depends only on rng.
-    todo = [i for i in rng.permutation(81).tolist() if grid[i] == 0]
-    orders = (np.argsort(rng.random((81, 9)), axis=1) + 1).tolist()
-    cells = [(i, i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3) for i in todo]
-
-    def fill(todo: list) -> bool:
-        if not todo:
-            return True
-        # Fewest candidates first: on an empty-ish grid this almost never backtracks.
-        best, best_n, best_used = 0, 10, 0
-        for k, (_, r, c, b) in enumerate(todo):
-            used = rows[r] | cols[c] | boxes[b]
-            n = _POPCOUNT[~used & 0x3FE]
-            if n < best_n:
-                best, best_n, best_used = k, n, used
-                if n <= 1:
-                    break
-        if best_n == 0:
-            return False
-        i, r, c, b = todo[best]
-        rest = todo[:best] + todo[best + 1 :]
-        for d in orders[i]:
-            bit = 1 << d
-            if best_used & bit:
-                continue
-            grid[i] = d
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-            if fill(rest):
-                return True
-            rows[r] ^= bit
-            cols[c] ^= bit
-            boxes[b] ^= bit
-        grid[i] = 0
-        return False
-
-    if not fill(cells):  # Cannot happen: diagonal boxes always extend to a full grid.
-        raise RuntimeError("backtracking failed to complete a grid")
-    return np.asarray(grid, np.uint8)
-
-
-def generate_puzzles(
-    n: int,
-    num_blanks: int | tuple[int, int] | None = None,
-    min_clues: int | None = None,
-    seed: int = 0,
-    require: str = "singles",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Generates `n` Sudoku puzzles with a unique solution, reproducibly.
-
-    Puzzle i depends only on (seed, i). Exactly one of `num_blanks` / `min_clues` must be given:
-
-    * `num_blanks` (int or inclusive range (lo, hi), drawn per puzzle): that many random cells are
-      blanked. `require="singles"` re-draws the blank pattern until naked singles alone solve the
-      puzzle (easy; unique by construction); `require="unique"` re-draws until the solution is
-      unique (checked by propagation, then a solution-counting search).
-    * `min_clues`: cells are removed one by one in random order, keeping each removal only if the
-      solution stays unique, until `min_clues` clues remain or no cell can be removed (hard).
-
-    Args:
-      n: number of puzzles.
-      num_blanks: blanks per puzzle, or a (lo, hi) range.
-      min_clues: target number of clues for greedy removal.
-      seed: base seed.
-      require: "singles" or "unique" (only used with `num_blanks`).
-
-    Returns:
-      (questions, solutions): uint8 [n, 81], 0 = blank in questions.
-    """
-    if (num_blanks is None) == (min_clues is None):
-        raise ValueError("give exactly one of num_blanks and min_clues")
-    if require not in ("singles", "unique"):
-        raise ValueError(f"require must be 'singles' or 'unique', got {require!r}")
-    rngs = [np.random.default_rng([int(seed), 0x6E7, i]) for i in range(n)]
-    solutions = np.stack([random_full_grid(r) for r in rngs]) if n else np.zeros((0, 81), np.uint8)
-    if min_clues is not None:
-        questions = np.stack([_greedy_remove(s, min_clues, r) for s, r in zip(solutions, rngs)])
-        return questions.reshape(n, 81).astype(np.uint8), solutions
-    lo, hi = (num_blanks, num_blanks) if isinstance(num_blanks, int) else num_blanks
-    if not 0 <= lo <= hi <= 81:
-        raise ValueError(f"bad num_blanks {num_blanks!r}")
-    counts = np.array([r.integers(lo, hi + 1) for r in rngs])
-    questions = solutions.copy()
-    pending = np.arange(n)
-    # Rejection sampling of blank patterns, vectorised over the puzzles still pending.
-    for _ in range(1000):
-        if pending.size == 0:
-            break
-        keys = np.stack([rngs[i].random(81) for i in pending])
-        order = np.argsort(keys, axis=1, kind="stable")
-        blank = np.zeros((pending.size, 81), bool)
-        blank[np.arange(pending.size)[:, None], order] = np.arange(81) < counts[pending][:, None]
-        cand_q = np.where(blank, 0, solutions[pending]).astype(np.uint8)
-        if require == "singles":
-            _, ok, _ = propagate(cand_q, hidden=False)
-        else:
-            ok = has_unique_solution(cand_q)
-        questions[pending[ok]] = cand_q[ok]
-        pending = pending[~ok]
-    if pending.size:
-        raise RuntimeError(f"{pending.size} puzzles found no acceptable blank pattern")
-    return questions, solutions
-
-
-def _greedy_remove(solution: np.ndarray, min_clues: int, rng: np.random.Generator) -> np.ndarray:
-    q = solution.copy()
-    clues = 81
-    for i in np.argsort(rng.random(81), kind="stable"):
-        if clues <= min_clues:
-            break
-        d = q[i]
-        q[i] = 0
-        if count_solutions(q, limit=2) == 1:
-            clues -= 1
-        else:
-            q[i] = d
-    return q

@@ -8,8 +8,9 @@ Typical use::
 
 or the CLI `python -m trm_tf.analysis compare|plot|report WORKDIR_OR_GLOB... --out=DIR`.
 
-Submodules: `runs` (loading), `fits` (power law), `plots` (PNGs), `report` (markdown), `paper`
-(reference numbers). Names below are imported lazily so that the CLI's --help does not pay for importing
+Submodules: `runs` (loading; `scalars` reads the logged curves, `run_config` the configs), `fits`
+(power law), `plots` (PNGs; drawn in `plot_scaling`, `plot_curves`, `plot_cost`), `report` (markdown),
+`paper` (reference numbers). Names below are imported lazily so that the CLI's --help does not pay for importing
 TensorFlow.
 """
 

@@ -195,6 +195,49 @@ def fit_power_law(
       ValueError: Fewer than 3 finite points with x > 0 (4 with `with_uncertainty`), or all x equal.
       RuntimeError: The optimiser did not converge.
     """
+    x, y, sigma = _usable_points(x, y, sigma, with_uncertainty)
+    x0 = float(np.exp(np.mean(np.log(x))))
+    u = x / x0
+    popt, pcov = _least_squares(u, y, sigma, a_max)
+    a, beta, c = (float(v) for v in popt)
+    at_bound = []
+    if a_max is not None and a >= a_max - 1e-6 * (abs(a_max) + 1.0):
+        at_bound.append("a")
+    if c <= _C_BOUNDS[0] * 1.01 or c >= _C_BOUNDS[1] * 0.99:
+        at_bound.append("c")
+    resid = y - _model(u, a, beta, c)
+    ss_res = float(resid @ resid)
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
+
+    # Back to original units: b = β·x0^c; J = d(a, b, c)/d(a, β, c).
+    scale = x0**c
+    b = beta * scale
+    jac = np.array([[1.0, 0.0, 0.0], [0.0, scale, beta * scale * math.log(x0)], [0.0, 0.0, 1.0]])
+    pcov, cov, se = _covariances(pcov, jac, len(x))
+    return PowerLawFit(
+        a=a,
+        b=float(b),
+        c=c,
+        a_se=float(se[0]),
+        b_se=float(se[1]),
+        c_se=float(se[2]),
+        cov=cov,
+        n=int(len(x)),
+        rmse=math.sqrt(ss_res / len(x)),
+        r2=r2,
+        x0=x0,
+        cov_scaled=np.asarray(pcov, dtype=float),
+        at_bound=tuple(at_bound),
+    )
+
+
+def _model(uu, a, beta, c):
+    return a - beta * np.power(uu, -c)
+
+
+def _usable_points(x, y, sigma, with_uncertainty: bool):
+    """The finite points with x > 0 (and their sigmas), checked to be enough for the fit."""
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
@@ -211,15 +254,13 @@ def fit_power_law(
         )
     if np.unique(x).size < 3:
         raise ValueError("power-law fit: needs at least 3 distinct x values")
+    return x, y, sigma
 
-    x0 = float(np.exp(np.mean(np.log(x))))
-    u = x / x0
+
+def _least_squares(u, y, sigma, a_max):
+    """(popt, pcov) of y = a − β·u^(−c) in the scaled abscissa u, from the best linear start."""
     starts = [(_linear_start(u, y, c), c) for c in _C_GRID]
     (a0, beta0, _), c0 = min(starts, key=lambda s: s[0][2])
-
-    def model(uu, a, beta, c):
-        return a - beta * np.power(uu, -c)
-
     # a and β are free (β < 0 allows a saturating decrease); c stays positive so that the law saturates.
     lower = [-np.inf, -np.inf, _C_BOUNDS[0]]
     upper = [np.inf if a_max is None else float(a_max), np.inf, _C_BOUNDS[1]]
@@ -230,8 +271,8 @@ def fit_power_law(
     with warnings.catch_warnings():
         # With exactly 3 points the covariance is not estimable; that case is reported as NaN errors.
         warnings.simplefilter("ignore", optimize.OptimizeWarning)
-        popt, pcov = optimize.curve_fit(
-            model,
+        return optimize.curve_fit(
+            _model,
             u,
             y,
             p0=p0,
@@ -240,40 +281,12 @@ def fit_power_law(
             bounds=(lower, upper),
             maxfev=20000,
         )
-    a, beta, c = (float(v) for v in popt)
-    at_bound = []
-    if a_max is not None and a >= a_max - 1e-6 * (abs(a_max) + 1.0):
-        at_bound.append("a")
-    if c <= _C_BOUNDS[0] * 1.01 or c >= _C_BOUNDS[1] * 0.99:
-        at_bound.append("c")
-    resid = y - model(u, a, beta, c)
-    ss_res = float(resid @ resid)
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
 
-    # Back to original units: b = β·x0^c; J = d(a, b, c)/d(a, β, c).
-    scale = x0**c
-    b = beta * scale
-    jac = np.array([[1.0, 0.0, 0.0], [0.0, scale, beta * scale * math.log(x0)], [0.0, 0.0, 1.0]])
-    if len(x) > 3 and np.all(np.isfinite(pcov)):
+
+def _covariances(pcov, jac, n: int):
+    """(scaled-unit covariance, original-unit covariance J·pcov·Jᵀ, standard errors); all NaN with 3
+    points or a covariance the optimiser could not estimate."""
+    if n > 3 and np.all(np.isfinite(pcov)):
         cov = jac @ pcov @ jac.T
-        se = np.sqrt(np.maximum(np.diag(cov), 0.0))
-    else:
-        pcov = np.full((3, 3), np.nan)
-        cov = np.full((3, 3), np.nan)
-        se = np.full(3, np.nan)
-    return PowerLawFit(
-        a=a,
-        b=float(b),
-        c=c,
-        a_se=float(se[0]),
-        b_se=float(se[1]),
-        c_se=float(se[2]),
-        cov=cov,
-        n=int(len(x)),
-        rmse=math.sqrt(ss_res / len(x)),
-        r2=r2,
-        x0=x0,
-        cov_scaled=np.asarray(pcov, dtype=float),
-        at_bound=tuple(at_bound),
-    )
+        return pcov, cov, np.sqrt(np.maximum(np.diag(cov), 0.0))
+    return np.full((3, 3), np.nan), np.full((3, 3), np.nan), np.full(3, np.nan)

@@ -282,9 +282,29 @@ def write_report(
     with tf.io.gfile.GFile(posixpath.join(out_dir, "runs.csv"), "w") as f:
         f.write(df.to_csv(index=False))
 
+    lines = _header_lines(df, group_name, metric, which)
+    lines += _varying_fields_lines(df)
+    lines += _best_run_lines(df, metric, which)
+    lines += _fits_section(df, metric, which)
+    if make_plots:
+        made = plots.plots_for_group(df, out_dir, metric, which)
+        if made:
+            lines += ["## Plots", ""]
+            for title, path in made:
+                lines += [f"### {title}", "", f"![{title}]({posixpath.basename(path)})", ""]
+    lines += _reference_section(df)
+    lines += _warning_lines(df)
+    path = posixpath.join(out_dir, "report.md")
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def _header_lines(df: pd.DataFrame, group_name: str, metric: str, which: str) -> list[str]:
+    """Title, what the report was made from, and the runs table."""
     status = df.get("status", pd.Series(["unknown"] * len(df))).value_counts()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
+    return [
         f"# {group_name}",
         "",
         f"Generated {stamp} from {len(df)} run(s) ("
@@ -305,9 +325,12 @@ def write_report(
         "train metrics count only the samples that halted in the logged step, so they are not "
         "comparable with eval metrics.",
         "",
-        "## Varying config fields",
-        "",
     ]
+
+
+def _varying_fields_lines(df: pd.DataFrame) -> list[str]:
+    """The config fields that differ across the runs, with their values."""
+    lines = ["## Varying config fields", ""]
     fields = runs.varying_fields(df)
     if fields:
         for f in fields:
@@ -315,27 +338,15 @@ def write_report(
             lines.append(f"- `{f}`: " + ", ".join(_fmt(v) for v in vals))
     else:
         lines.append("None: the runs share one config (seeds or repeats).")
-    lines.append("")
-    lines += _best_run_lines(df, metric, which)
-    lines += _fits_section(df, metric, which)
+    return [*lines, ""]
 
-    if make_plots:
-        made = plots.plots_for_group(df, out_dir, metric, which)
-        if made:
-            lines += ["## Plots", ""]
-            for title, path in made:
-                lines += [f"### {title}", "", f"![{title}]({posixpath.basename(path)})", ""]
 
-    lines += _reference_section(df)
-
+def _warning_lines(df: pd.DataFrame) -> list[str]:
+    """One line per run whose loading left notes (missing or truncated files)."""
     noted = df[df.get("notes", pd.Series([""] * len(df))).fillna("").astype(bool)]
-    if len(noted):
-        lines += ["## Warnings", ""]
-        for _, r in noted.iterrows():
-            lines.append(f"- `{r['workdir']}`: {r['notes']}")
-        lines.append("")
-
-    path = posixpath.join(out_dir, "report.md")
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    if not len(noted):
+        return []
+    lines = ["## Warnings", ""]
+    for _, r in noted.iterrows():
+        lines.append(f"- `{r['workdir']}`: {r['notes']}")
+    return [*lines, ""]

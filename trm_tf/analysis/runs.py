@@ -23,7 +23,6 @@ Column naming of the table returned by `load_runs`:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -34,7 +33,23 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tensorflow.python.util import deprecation
+
+# Re-exported: `runs.load_scalars`, `runs.upgrade_config`, ... are the names callers know.
+from trm_tf.analysis.run_config import (  # noqa: F401
+    OLD_TO_NEW_KEYS,
+    REMOVED_KEYS,
+    flatten_config,
+    parse_data_config,
+    upgrade_config,
+)
+from trm_tf.analysis.scalars import (  # noqa: F401
+    exists,
+    isdir,
+    load_scalars,
+    read_json,
+    read_metrics_jsonl,
+    split_scalars,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,47 +73,10 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _NON_METRIC_KEYS = {"step", "num_examples", "full", "split", "time"}
 
 
-# ------------------------------------------------------------------------------------------------
-# Small gfile helpers.
-
-
-def _join(*parts: str) -> str:
-    # posixpath keeps gs:// intact (os.path.join would too on Linux, but not on Windows).
-    return posixpath.join(*parts)
-
-
-def _exists(path: str) -> bool:
-    try:
-        return tf.io.gfile.exists(path)
-    except tf.errors.OpError:
-        return False
-
-
-def _isdir(path: str) -> bool:
-    try:
-        return tf.io.gfile.isdir(path)
-    except tf.errors.OpError:
-        return False
-
-
-def _read_json(path: str, notes: list[str]):
-    """Returns the parsed JSON file, or None (with a note) when missing or unparsable."""
-    if not _exists(path):
-        notes.append(f"missing {posixpath.basename(path)}")
-        return None
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            return json.loads(f.read())
-    except (ValueError, tf.errors.OpError) as e:
-        # A file being rewritten at the moment of reading can be empty or cut short.
-        notes.append(f"unreadable {posixpath.basename(path)} ({type(e).__name__})")
-        return None
-
-
 def _is_run_dir(path: str) -> bool:
-    if any(_exists(_join(path, m)) for m in _RUN_MARKERS):
+    if any(exists(posixpath.join(path, m)) for m in _RUN_MARKERS):
         return True
-    return any(_isdir(_join(path, s)) for s in _SPLIT_DIRS)
+    return any(isdir(posixpath.join(path, s)) for s in _SPLIT_DIRS)
 
 
 def find_workdirs(paths_or_globs: Sequence[str]) -> list[str]:
@@ -123,257 +101,23 @@ def find_workdirs(paths_or_globs: Sequence[str]) -> list[str]:
                 log.warning("glob %s failed: %s", arg, e)
                 matches = []
         else:
-            matches = [arg] if _exists(arg) else []
+            matches = [arg] if exists(arg) else []
         for m in matches:
             m = m.rstrip("/")
-            if not _isdir(m):
+            if not isdir(m):
                 continue
             if _is_run_dir(m):
                 found.append(m)
             else:
                 for child in sorted(tf.io.gfile.listdir(m)):
-                    c = _join(m, child.rstrip("/"))
-                    if _isdir(c) and _is_run_dir(c):
+                    c = posixpath.join(m, child.rstrip("/"))
+                    if isdir(c) and _is_run_dir(c):
                         found.append(c)
     return sorted(dict.fromkeys(found))
 
 
 # ------------------------------------------------------------------------------------------------
-# Scalars from event files and metrics.jsonl.
-
-
-def _event_value(value) -> float | None:
-    """Reads a scalar from a Summary.Value: TF1 `simple_value` or a TF2 scalar tensor."""
-    if value.HasField("simple_value"):
-        return float(value.simple_value)
-    if value.HasField("tensor"):
-        try:
-            arr = tf.make_ndarray(value.tensor)
-        except Exception:  # noqa: BLE001 - a non-numeric tensor summary is simply not a scalar.
-            return None
-        if arr.size == 1 and np.issubdtype(arr.dtype, np.number):
-            return float(arr.reshape(()))
-    return None
-
-
-class _Truncated(Exception):
-    """An event file ends in a partial or corrupt record."""
-
-
-def _iter_events(path: str):
-    """Yields the Event protos of one file; raises _Truncated after the last complete record."""
-    it = tf.compat.v1.train.summary_iterator(path)
-    while True:
-        try:
-            event = next(it)
-        except StopIteration:
-            return
-        except (tf.errors.DataLossError, tf.errors.OpError) as e:
-            raise _Truncated(str(e)) from e
-        yield event
-
-
-def _silence_deprecation():
-    silence = getattr(deprecation, "silence", None)
-    return silence() if silence is not None else contextlib.nullcontext()
-
-
-def _read_event_dir(logdir: str, notes: list[str]) -> pd.DataFrame:
-    """Reads every scalar of every event file in `logdir` into a long frame (tag, step, value, time).
-
-    Several event files (restarts) are concatenated in file-name order, which is creation-time order; for a
-    repeated (tag, step) the value written last wins, as TensorBoard shows it.
-    """
-    rows: list[tuple[str, int, float, float, int]] = []
-    try:
-        files = sorted(tf.io.gfile.glob(_join(logdir, "events.out.tfevents.*")))
-    except tf.errors.OpError:
-        files = []
-    for order, path in enumerate(files):
-        try:
-            # summary_iterator is ~1000x faster than a tf.data.TFRecordDataset per small file; silence()
-            # hides the deprecation notice of the tf_record_iterator it wraps.
-            with _silence_deprecation():
-                for event in _iter_events(path):
-                    if not event.HasField("summary"):
-                        continue
-                    for v in event.summary.value:
-                        x = _event_value(v)
-                        if x is not None:
-                            rows.append((v.tag, int(event.step), x, float(event.wall_time), order))
-        except _Truncated as e:
-            # A file still being written (or cut by preemption) ends in a partial record: keep the
-            # complete records before it.
-            notes.append(f"truncated {posixpath.relpath(path, posixpath.dirname(logdir))}")
-            log.debug("stopped reading %s: %s", path, e)
-    if not rows:
-        return pd.DataFrame(columns=["tag", "step", "value", "time"])
-    df = pd.DataFrame(rows, columns=["tag", "step", "value", "time", "order"])
-    df = df.sort_values(["order", "time"], kind="stable")
-    df = df.drop_duplicates(["tag", "step"], keep="last").drop(columns="order")
-    return df.sort_values(["tag", "step"], kind="stable").reset_index(drop=True)
-
-
-def _read_metrics_jsonl(workdir: str, notes: list[str]) -> pd.DataFrame:
-    """Reads metrics.jsonl into a long frame (split, tag, step, value, time); bad lines are skipped."""
-    path = _join(workdir, "metrics.jsonl")
-    rows = []
-    if not _exists(path):
-        return pd.DataFrame(columns=["split", "tag", "step", "value", "time"])
-    bad = 0
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            text = f.read()
-    except tf.errors.OpError:
-        notes.append("unreadable metrics.jsonl")
-        text = ""
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            split, step = rec["split"], int(rec["step"])
-        except (ValueError, KeyError, TypeError):
-            bad += 1  # Usually the last line, cut mid-write.
-            continue
-        t = rec.get("time", math.nan)
-        for k, v in rec.items():
-            if k in ("split", "step", "time") or isinstance(v, bool):
-                continue
-            if isinstance(v, (int, float)):
-                rows.append((split, k, step, float(v), float(t) if t is not None else math.nan))
-    if bad:
-        notes.append(f"{bad} bad line(s) in metrics.jsonl")
-    df = pd.DataFrame(rows, columns=["split", "tag", "step", "value", "time"])
-    return df.drop_duplicates(["split", "tag", "step"], keep="last").reset_index(drop=True)
-
-
-def _split_scalars(workdir: str, split: str, notes: list[str], jsonl=None) -> pd.DataFrame:
-    """Long frame (tag, step, value, time) for one split: event files first, metrics.jsonl as fallback.
-
-    `jsonl` is a zero-argument callable returning the parsed metrics.jsonl (lets callers share one read).
-    """
-    df = _read_event_dir(_join(workdir, split), notes)
-    if df.empty:
-        j = jsonl() if jsonl is not None else _read_metrics_jsonl(workdir, notes)
-        df = j[j["split"] == split].drop(columns="split").reset_index(drop=True)
-    return df
-
-
-def load_scalars(workdir: str, split: str, tag: str, warn: bool = True) -> pd.DataFrame:
-    """One logged curve of one run.
-
-    Reads `workdir/<split>/events.out.tfevents.*` and falls back to `workdir/metrics.jsonl` when the split
-    has no event file. Missing tags give an empty frame (and a logged warning), never an exception.
-
-    Args:
-      workdir: Run directory, local or gs://.
-      split: "train" or "eval".
-      tag: Scalar tag, e.g. "exact_accuracy", "loss", "exact_accuracy/step_4".
-      warn: Log a warning when the tag is missing or a file is truncated.
-
-    Returns:
-      DataFrame with integer column `step` and float column `value`, sorted by step, one row per step.
-    """
-    notes: list[str] = []
-    df = _split_scalars(workdir.rstrip("/"), split, notes)
-    out = df[df["tag"] == tag][["step", "value"]].sort_values("step").reset_index(drop=True)
-    out["step"] = out["step"].astype(np.int64)
-    out["value"] = out["value"].astype(float)
-    if warn:
-        if out.empty:
-            log.warning("%s: no %s/%s scalars", workdir, split, tag)
-        for n in notes:
-            log.warning("%s: %s", workdir, n)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
 # One row per run.
-
-
-def flatten_config(cfg: dict, prefix: str = "") -> dict:
-    """Flattens nested dicts into dotted keys; lists become JSON strings so that they stay hashable."""
-    out = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten_config(v, key + "."))
-        elif isinstance(v, (list, tuple)):
-            out[key] = json.dumps(v)
-        else:
-            out[key] = v
-    return out
-
-
-# Flattened config keys of config.json files written before the `act` section existed, and where each
-# field lives now (same meaning, same value).
-OLD_TO_NEW_KEYS = {
-    "model.halt_max_steps": "act.halt_max_steps",
-    "model.halt_exploration_prob": "act.halt_exploration_prob",
-    "model.halt_exploration_final": "act.halt_exploration_final",
-    "model.loss_type": "act.loss_type",
-    "model.halt_penalty": "act.halt_penalty",
-    "model.recursion_reg": "act.recursion_reg",
-    "train.jit_compile": "runtime.jit_compile",
-}
-# Fields that old files wrote but nothing read.
-REMOVED_KEYS = ("eval.report_adaptive_halting",)
-# Old "-1 = derive" sentinels, now None (null in config.json).
-_OLD_SENTINELS = (
-    "train.total_steps",
-    "train.eval_every_steps",
-    "eval.halt_max_steps",
-    "act.halt_exploration_final",
-)
-# Model switches an arch does not have: old files listed them (as off) for every arch, new ones do not.
-_NOT_KEYWORDS = {
-    "hrm": ("model.mlp_t", "model.attention_window"),
-    "transformer": ("model.attention_window",),
-}
-
-
-def upgrade_config(flat: dict) -> dict:
-    """A flattened config of any age in today's layout, so old and new runs tabulate in one table.
-
-    Files written before the `act` section (they have `model.halt_max_steps`) get their ACT/loss fields
-    and `train.jit_compile` moved (OLD_TO_NEW_KEYS), `act.q_continue_target` added with the value the
-    trainer then derived from the arch (True for "hrm") and `act.halt_rule` with the rule it used, the arch's non-keywords and removed fields
-    dropped, and -1 sentinels turned into None. A current file comes back unchanged.
-    """
-    if "model.halt_max_steps" not in flat:
-        out = dict(flat)
-        if (
-            "act.q_continue_target" in out and "act.halt_rule" not in out
-        ):  # before the explicit rule
-            out["act.halt_rule"] = (
-                "q_halt_vs_continue" if out["act.q_continue_target"] else "q_halt"
-            )
-        return out
-    out = {OLD_TO_NEW_KEYS.get(k, k): v for k, v in flat.items() if k not in REMOVED_KEYS}
-    arch = out.get("model.arch", "trm")
-    out["act.q_continue_target"] = arch == "hrm"
-    # The halting rule those runs trained with: HRM's q_halt > q_continue, TRM's q_halt > 0 otherwise
-    # (the transformer baseline then used TRM's rule).
-    out["act.halt_rule"] = "q_halt_vs_continue" if arch == "hrm" else "q_halt"
-    for k in _NOT_KEYWORDS.get(arch, ()):
-        out.pop(k, None)
-    for k in _OLD_SENTINELS:
-        if isinstance(out.get(k), (int, float)) and out[k] < 0:
-            out[k] = None
-    return out
-
-
-def parse_data_config(name) -> tuple[float, float]:
-    """Training puzzles and augmentations per puzzle from a data config name like `sub1000_aug1000`.
-
-    Returns NaN for a part the name does not state.
-    """
-    if not isinstance(name, str):
-        return math.nan, math.nan
-    sub = re.search(r"sub(?:sample)?[_-]?(\d+)", name)
-    aug = re.search(r"aug[_-]?(\d+)", name)
-    return (float(sub.group(1)) if sub else math.nan, float(aug.group(1)) if aug else math.nan)
 
 
 def _is_loss(tag: str) -> bool:
@@ -428,21 +172,48 @@ def load_run(workdir: str) -> dict:
     notes: list[str] = []
     row: dict = {"workdir": workdir, "run_name": posixpath.basename(workdir)}
 
-    config = _read_json(_join(workdir, "config.json"), notes)
+    config = read_json(posixpath.join(workdir, "config.json"), notes)
     config_cols: list[str] = []
     if isinstance(config, dict):
         flat = upgrade_config(flatten_config(config))
         config_cols = list(flat)
         row.update(flat)
-    summary = _read_json(_join(workdir, "run_summary.json"), notes)
+    summary = read_json(posixpath.join(workdir, "run_summary.json"), notes)
     summary = summary if isinstance(summary, dict) else {}
-    results = _read_json(_join(workdir, "eval_results.json"), notes)
-
+    results = read_json(posixpath.join(workdir, "eval_results.json"), notes)
     row["experiment_id"] = (
         (config or {}).get("experiment_id") or summary.get("experiment_id") or row["run_name"]
     )
+    _add_study_axes(row)
 
-    # Derived study axes.
+    # Scalars: event files, else metrics.jsonl (read at most once, only when needed).
+    cache: dict = {}
+
+    def jsonl() -> pd.DataFrame:
+        if "v" not in cache:
+            cache["v"] = read_metrics_jsonl(workdir, notes)
+        return cache["v"]
+
+    train_long = split_scalars(workdir, "train", notes, jsonl)
+    eval_long = split_scalars(workdir, "eval", notes, jsonl)
+    if train_long.empty:
+        notes.append("no train scalars")
+    else:  # Final train values: last logged value per tag.
+        last = train_long.sort_values("step", kind="stable").groupby("tag").last()
+        for tag, v in last["value"].items():
+            row[f"final_train.{tag}"] = float(v)
+    _add_eval_columns(row, _eval_history(workdir, results, eval_long), notes)
+    _add_summary_columns(row, summary, train_long, eval_long)
+
+    for n in notes:
+        log.warning("%s: %s", workdir, n)
+    row["notes"] = "; ".join(notes)
+    row["_config_columns"] = config_cols
+    return row
+
+
+def _add_study_axes(row: dict) -> None:
+    """Derived study axes: data config size/augmentations, T×n and the paper's effective depth."""
     puzzles, aug = parse_data_config(row.get("data.config"))
     row.setdefault("train_puzzles", puzzles)
     row.setdefault("num_aug", aug)
@@ -451,47 +222,33 @@ def load_run(workdir: str) -> dict:
     row["T_x_n"] = h * lc if len(nums) == 3 else math.nan
     row["effective_depth"] = h * (lc + 1) * layers if len(nums) == 3 else math.nan
 
-    # Scalars: event files, else metrics.jsonl (read at most once, only when needed).
-    cache: dict = {}
 
-    def jsonl() -> pd.DataFrame:
-        if "v" not in cache:
-            cache["v"] = _read_metrics_jsonl(workdir, notes)
-        return cache["v"]
-
-    train_long = _split_scalars(workdir, "train", notes, jsonl)
-    eval_long = _split_scalars(workdir, "eval", notes, jsonl)
-    if train_long.empty:
-        notes.append("no train scalars")
-
-    # Final train values: last logged value per tag.
-    if not train_long.empty:
-        last = train_long.sort_values("step", kind="stable").groupby("tag").last()
-        for tag, v in last["value"].items():
-            row[f"final_train.{tag}"] = float(v)
-
-    # Eval: final (last full eval, else last eval) and best (over all evals).
-    hist = _eval_history(workdir, results, eval_long)
+def _add_eval_columns(row: dict, hist: pd.DataFrame, notes: list[str]) -> None:
+    """Eval columns: final (last full eval, else last eval) and best (over all evals)."""
     if hist.empty:
         notes.append("no evaluation yet")
         row["final_eval_step"] = math.nan
         row["final_eval_full"] = math.nan
-    else:
-        full = hist[hist["full"] == True]  # noqa: E712 - NaN/None must count as False.
-        final = (full if not full.empty else hist).iloc[-1]
-        row["final_eval_step"] = int(final["step"])
-        row["final_eval_full"] = bool(final["full"] == True)  # noqa: E712
-        if "num_examples" in hist:
-            row["final_eval_num_examples"] = final.get("num_examples", math.nan)
-        for tag in _metric_columns(hist):
-            row[f"final_eval.{tag}"] = float(final[tag]) if pd.notna(final[tag]) else math.nan
-            col = pd.to_numeric(hist[tag], errors="coerce")
-            if col.notna().any():
-                idx = col.idxmin() if _is_loss(tag) else col.idxmax()
-                row[f"best_eval.{tag}"] = float(col[idx])
-                row[f"best_eval_step.{tag}"] = int(hist.loc[idx, "step"])
+        return
+    full = hist[hist["full"] == True]  # noqa: E712 - NaN/None must count as False.
+    final = (full if not full.empty else hist).iloc[-1]
+    row["final_eval_step"] = int(final["step"])
+    row["final_eval_full"] = bool(final["full"] == True)  # noqa: E712
+    if "num_examples" in hist:
+        row["final_eval_num_examples"] = final.get("num_examples", math.nan)
+    for tag in _metric_columns(hist):
+        row[f"final_eval.{tag}"] = float(final[tag]) if pd.notna(final[tag]) else math.nan
+        col = pd.to_numeric(hist[tag], errors="coerce")
+        if col.notna().any():
+            idx = col.idxmin() if _is_loss(tag) else col.idxmax()
+            row[f"best_eval.{tag}"] = float(col[idx])
+            row[f"best_eval_step.{tag}"] = int(hist.loc[idx, "step"])
 
-    # Run summary, with fallbacks from the logs.
+
+def _add_summary_columns(
+    row: dict, summary: dict, train_long: pd.DataFrame, eval_long: pd.DataFrame
+) -> None:
+    """Run summary fields, with fallbacks from the logs where run_summary.json lacks them."""
     for k in _SUMMARY_FIELDS:
         row[k] = summary.get(k, math.nan)
     if not isinstance(row["status"], str):
@@ -517,12 +274,6 @@ def load_run(workdir: str) -> dict:
         )
     except (TypeError, ValueError):
         row["train_flops"] = math.nan
-
-    for n in notes:
-        log.warning("%s: %s", workdir, n)
-    row["notes"] = "; ".join(notes)
-    row["_config_columns"] = config_cols
-    return row
 
 
 _FRONT = ["experiment_id", "status", "step", "total_steps"]

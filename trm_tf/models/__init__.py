@@ -3,6 +3,7 @@ interop."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 from trm_tf.models.backbone import ReasoningBackbone
@@ -15,26 +16,14 @@ from trm_tf.models.recursion import (
     TRMRecursion,
 )
 
-# Keywords of `ReasoningBackbone` that a config sets (everything but the recursion object and the three
-# dataset-derived positional arguments). tests/configs_test.py checks this against the signature.
+# Keywords of `ReasoningBackbone` that a config sets: those with a default (everything but the
+# recursion object and the three dataset-derived positional arguments), read off the signature so the
+# set cannot drift from the constructor. configs/base.py restates them (configs do not import trm_tf);
+# tests/config_machinery_test.py checks the two agree.
 BACKBONE_KEYS = frozenset(
-    {
-        "hidden_size",
-        "num_heads",
-        "expansion",
-        "L_layers",
-        "H_layers",
-        "mlp_t",
-        "pos_encodings",
-        "puzzle_emb_ndim",
-        "puzzle_emb_len",
-        "rms_norm_eps",
-        "rope_theta",
-        "forward_dtype",
-        "remat",
-        "seed",
-        "attention_window",
-    }
+    name
+    for name, p in inspect.signature(ReasoningBackbone.__init__).parameters.items()
+    if p.default is not p.empty
 )
 
 

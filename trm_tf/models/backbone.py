@@ -5,7 +5,8 @@
 the latents are updated during one supervision step is a small recursion object
 (`trm_tf/models/recursion.py`) that the backbone calls; the recursion declares the latents it
 carries (their names and initial vectors), so the carry is a dict with one [B, total_len, D]
-tensor per latent (`carry_spec()`).
+tensor per latent (`carry_spec()`). This file builds the backbone (arguments, layers, variables,
+config); its per-step computation and FLOP count are the mixin `BackboneForward` of `forward.py`.
 
 Dtypes: `forward_dtype` "float32" runs everything in fp32. "bfloat16" / "float16" use a Keras mixed
 policy (fp32 variables, low-precision compute) on every Dense / Embedding, while RMSNorm, RoPE and the
@@ -26,12 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf.models import recursion as rec
+from trm_tf.models.forward import BackboneForward
 from trm_tf.models.layers import (
     ReasoningModule,
     RotaryEmbedding,
     TruncatedNormalLeCun,
+    config_with,
     local_window_mask,
-    swiglu_intermediate_size,
 )
 
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -42,19 +44,33 @@ _SEED_H_LEVEL = 50_000  # HRM's second network: disjoint from every seed above
 _SEED_L_INITS = 60_000  # per-latent init rows (hier6): disjoint as well
 
 
-def _scale(x, constant: float):
-    """x * constant computed in float32 and rounded once to x's dtype.
+def _check_args(forward_dtype, pos_encodings, L_layers, H_layers, puzzle_emb_ndim, puzzle_emb_len):
+    """Rejects constructor arguments no backbone can be built from."""
+    if forward_dtype not in _POLICIES:
+        raise ValueError(f"forward_dtype must be one of {list(_POLICIES)}, got {forward_dtype!r}")
+    if pos_encodings not in _POS_ENCODINGS:
+        raise ValueError(f"pos_encodings must be one of {_POS_ENCODINGS}, got {pos_encodings!r}")
+    if L_layers < 1 or H_layers < 0:
+        raise ValueError("L_layers must be >= 1 and H_layers >= 0")
+    if puzzle_emb_ndim == 0 and puzzle_emb_len != 0:
+        # The reference crashes here (prefix not concatenated but carry has S + P positions);
+        # reject it up front instead.
+        raise ValueError("puzzle_emb_ndim == 0 requires puzzle_emb_len == 0 (no puzzle prefix)")
 
-    torch multiplies a bfloat16 tensor by a Python float in float32 and rounds the product once; a
-    bfloat16 constant would first round sqrt(512) = 22.627 to 22.625 (and 1/sqrt(2) to 0.70703),
-    which puts a few percent of the embedding elements one bfloat16 step off. In float32 the casts
-    are no-ops and the product is the same as before.
-    """
-    return tf.cast(tf.cast(x, tf.float32) * constant, x.dtype)
+
+def _prefix_len(puzzle_emb_ndim: int, puzzle_emb_len: int, hidden_size: int) -> int:
+    """Puzzle-prefix positions P: `puzzle_emb_len`, or ceil(ndim / D) when it is 0 (reference rule)."""
+    n = -(puzzle_emb_ndim // -hidden_size) if puzzle_emb_len == 0 else puzzle_emb_len
+    if puzzle_emb_ndim > n * hidden_size:
+        raise ValueError(
+            f"puzzle_emb_ndim {puzzle_emb_ndim} does not fit in {n} prefix "
+            f"positions of width {hidden_size}"
+        )
+    return n
 
 
 @keras.saving.register_keras_serializable(package="trm_tf")
-class ReasoningBackbone(keras.Model):
+class ReasoningBackbone(BackboneForward, keras.Model):
     """Embeddings, shared network(s), heads and initial latents, driven by a recursion scheme.
 
     Trainable variables are exactly the reference's nn.Parameters (token embedding, lm_head, q_head
@@ -115,20 +131,11 @@ class ReasoningBackbone(keras.Model):
         attention_window: int = 0,
         **kwargs,
     ):
-        if forward_dtype not in _POLICIES:
-            raise ValueError(
-                f"forward_dtype must be one of {list(_POLICIES)}, got {forward_dtype!r}"
-            )
-        if pos_encodings not in _POS_ENCODINGS:
-            raise ValueError(
-                f"pos_encodings must be one of {_POS_ENCODINGS}, got {pos_encodings!r}"
-            )
-        if L_layers < 1 or H_layers < 0:
-            raise ValueError("L_layers must be >= 1 and H_layers >= 0")
-        if puzzle_emb_ndim == 0 and puzzle_emb_len != 0:
-            # The reference crashes here (prefix not concatenated but carry has S + P positions);
-            # reject it up front instead.
-            raise ValueError("puzzle_emb_ndim == 0 requires puzzle_emb_len == 0 (no puzzle prefix)")
+        _check_args(
+            forward_dtype, pos_encodings, L_layers, H_layers, puzzle_emb_ndim, puzzle_emb_len
+        )
+        if attention_window and mlp_t:
+            raise ValueError("attention_window needs attention (mlp_t=False)")
         kwargs.setdefault("name", recursion.arch)
         super().__init__(dtype=_POLICIES[forward_dtype], **kwargs)
         self.recursion = recursion
@@ -144,19 +151,12 @@ class ReasoningBackbone(keras.Model):
         self.pos_encodings = pos_encodings
         self.puzzle_emb_ndim = int(puzzle_emb_ndim)
         self._puzzle_emb_len_arg = int(puzzle_emb_len)
-        self.puzzle_emb_len = (
-            -(self.puzzle_emb_ndim // -self.hidden_size) if puzzle_emb_len == 0 else puzzle_emb_len
+        self.puzzle_emb_len = _prefix_len(
+            self.puzzle_emb_ndim, int(puzzle_emb_len), self.hidden_size
         )
-        if self.puzzle_emb_ndim > self.puzzle_emb_len * self.hidden_size:
-            raise ValueError(
-                f"puzzle_emb_ndim {puzzle_emb_ndim} does not fit in {self.puzzle_emb_len} prefix "
-                f"positions of width {hidden_size}"
-            )
         self.total_len = self.seq_len + self.puzzle_emb_len
         self.attention_window = int(attention_window)
-        if self.attention_window:
-            if self.mlp_t:
-                raise ValueError("attention_window needs attention (mlp_t=False)")
+        if self.attention_window:  # Rejects a window that does not fit the grid.
             local_window_mask(self.total_len, self.puzzle_emb_len, self.attention_window)
         self.rms_norm_eps = float(rms_norm_eps)
         self.rope_theta = float(rope_theta)
@@ -166,33 +166,18 @@ class ReasoningBackbone(keras.Model):
         self.embed_scale = math.sqrt(self.hidden_size)
         recursion.check_backbone(self)
         self._make_layers()
-        self._puzzle_emb_var = None
-        self._H_init_var = None
-        self._L_init_var = None
-        self._L_inits_var = None
+        # Created by build_variables(); the names are the checkpoint paths.
+        self._puzzle_emb_var = self._H_init_var = self._L_init_var = self._L_inits_var = None
 
     def _make_layers(self) -> None:
         """Creates the sublayers, in the order that fixes `trainable_variables` (optimizer slots and
-        EMA copies of saved runs are matched by that order)."""
+        EMA copies of saved runs are matched by that order): embeddings, L_level, heads, H_level."""
         policy = self.dtype_policy
         d = self.hidden_size
-        std_d = 1.0 / math.sqrt(d)
-        self.embed_tokens = keras.layers.Embedding(
-            self.vocab_size,
-            d,
-            embeddings_initializer=TruncatedNormalLeCun(std_d, seed=self._seed(_SEED_EMBED)),
-            dtype=policy,
-            name="embed_tokens",
-        )
+        self.embed_tokens = self._lecun_embedding(self.vocab_size, _SEED_EMBED, "embed_tokens")
         self.embed_pos = None
         if self.pos_encodings == "learned":
-            self.embed_pos = keras.layers.Embedding(
-                self.total_len,
-                d,
-                embeddings_initializer=TruncatedNormalLeCun(std_d, seed=self._seed(_SEED_POS)),
-                dtype=policy,
-                name="embed_pos",
-            )
+            self.embed_pos = self._lecun_embedding(self.total_len, _SEED_POS, "embed_pos")
         self.rotary_emb = None
         if self.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(
@@ -218,7 +203,9 @@ class ReasoningBackbone(keras.Model):
         self.lm_head = keras.layers.Dense(
             self.vocab_size,
             use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(std_d, seed=self._seed(_SEED_LM_HEAD)),
+            kernel_initializer=TruncatedNormalLeCun(
+                1.0 / math.sqrt(d), seed=self._seed(_SEED_LM_HEAD)
+            ),
             dtype=policy,
             name="lm_head",
         )
@@ -233,13 +220,22 @@ class ReasoningBackbone(keras.Model):
         )
         self.H_level = None
         if self.H_layers:
+            seed = self.seed * 1000 + _SEED_H_LEVEL
             self.H_level = ReasoningModule(
-                self.H_layers,
-                block_kwargs,
-                seed=self.seed * 1000 + _SEED_H_LEVEL,
-                dtype=policy,
-                name="H_level",
+                self.H_layers, block_kwargs, seed=seed, dtype=policy, name="H_level"
             )
+
+    def _lecun_embedding(self, rows: int, seed_index: int, name: str) -> keras.layers.Embedding:
+        """An embedding table [rows, D] with the LeCun truncated-normal init (std 1/sqrt(D))."""
+        return keras.layers.Embedding(
+            rows,
+            self.hidden_size,
+            embeddings_initializer=TruncatedNormalLeCun(
+                1.0 / math.sqrt(self.hidden_size), seed=self._seed(seed_index)
+            ),
+            dtype=self.dtype_policy,
+            name=name,
+        )
 
     def _seed(self, k: int) -> int:
         """Per-tensor seed: distinct for every tensor, fully determined by `seed`."""
@@ -353,172 +349,14 @@ class ReasoningBackbone(keras.Model):
         self.build_variables()
         return int(sum(np.prod(v.shape) for v in self.trainable_variables))
 
-    # ------------------------------------------------------------------ carry
-
-    def carry_spec(self) -> dict[str, tf.TensorSpec]:
-        """Latent name -> per-example tf.TensorSpec([total_len, D], compute dtype), in carry order."""
-        shape = (self.total_len, self.hidden_size)
-        return {k: tf.TensorSpec(shape, self.compute_dtype_tf) for k in self.recursion.carry_names}
-
-    def gather_puzzle_rows(self, puzzle_identifiers):
-        """Rows of the puzzle embedding: int32 [B] -> float32 [B, puzzle_emb_ndim]."""
-        if self.puzzle_emb is None:
-            raise ValueError("This model has no puzzle embedding (puzzle_emb_ndim == 0).")
-        return tf.gather(self.puzzle_emb, tf.cast(puzzle_identifiers, tf.int32))
-
-    def _broadcast(self, init, batch_size):
-        v = tf.cast(tf.convert_to_tensor(init), self.compute_dtype_tf)
-        return tf.broadcast_to(v[None, None, :], [batch_size, self.total_len, self.hidden_size])
-
-    def initial_carry(self, batch_size) -> dict[str, tf.Tensor]:
-        """Every latent of `carry_spec()` = its init vector at every position, [B, total_len, D]."""
-        self.build_variables()
-        inits = self.recursion.init_vectors(self)
-        return {k: self._broadcast(v, batch_size) for k, v in inits.items()}
-
-    def reset_carry(self, reset_mask, carry: dict) -> dict[str, tf.Tensor]:
-        """where(reset_mask, the latent's init at every position, carry), per example and latent."""
-        mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
-        b = tf.shape(reset_mask)[0]
-        inits = self.recursion.init_vectors(self)
-        return {k: tf.where(mask, self._broadcast(v, b), carry[k]) for k, v in inits.items()}
-
-    # ------------------------------------------------------------------ forward
-
-    def input_embeddings(self, inputs, puzzle_rows=None):
-        """[B, total_len, D] in the compute dtype (puzzle prefix, tokens, positions, sqrt(D) scale)."""
-        cdt = self.compute_dtype_tf
-        x = self.embed_tokens(tf.cast(inputs, tf.int32))
-        x = tf.cast(x, cdt)
-        if self.puzzle_emb_ndim > 0:
-            if puzzle_rows is None:
-                raise ValueError("puzzle_rows is required when puzzle_emb_ndim > 0")
-            pe = tf.cast(puzzle_rows, cdt)
-            pad = self.puzzle_emb_len * self.hidden_size - self.puzzle_emb_ndim
-            if pad > 0:
-                pe = tf.pad(pe, [[0, 0], [0, pad]])
-            pe = tf.reshape(pe, [-1, self.puzzle_emb_len, self.hidden_size])
-            x = tf.concat([pe, x], axis=1)
-        if self.embed_pos is not None:
-            pos = self.embed_pos(tf.range(self.total_len, dtype=tf.int32))
-            x = _scale(x + tf.cast(pos, cdt)[None], 0.707106781)
-        return _scale(x, self.embed_scale)
-
-    def net(self, h, injection):
-        """The shared network `L_level`: blocks(h + injection)."""
-        return self.L_level(h, injection, rotary=self.rotary_emb)
-
-    def h_net(self, h, injection):
-        """HRM's high-level network `H_level`: blocks(h + injection)."""
-        return self.H_level(h, injection, rotary=self.rotary_emb)
-
-    def net_plain(self, h):
-        """`L_level` without input injection: blocks(h), not blocks(h + 0)."""
-        for block in self.L_level.blocks:
-            h = block(h, rotary=self.rotary_emb)
-        return h
-
-    def maybe_remat(self, fn):
-        """Gradient checkpointing of one network call when `remat` is set."""
-        return tf.recompute_grad(fn) if self.remat else fn
-
-    def inner(self, carry: dict, inputs, puzzle_rows=None, training=False, cycles=None) -> dict:
-        """One supervision step: embeddings, the recursion, the heads.
-
-        Args:
-            carry: dict with every latent of `carry_spec()`, [B, total_len, D] each (cast to the
-                compute dtype).
-            inputs: int32 [B, seq_len] token ids.
-            puzzle_rows: float32 [B, puzzle_emb_ndim] rows from `gather_puzzle_rows` (watched by the
-                trainer's tape for the sparse gradient), or None when puzzle_emb_ndim == 0.
-            training: unused (no dropout); kept for Keras symmetry.
-            cycles: (H_cycles, L_cycles) of this step, or None for the model's defaults. A trace-time
-                constant: the recursion is unrolled into the graph (a curriculum traces one function
-                per depth).
-
-        Returns:
-            dict with `carry` (the new latents, stop_gradient'ed, compute dtype), `logits` float32
-            [B, seq_len, V] (prefix dropped), `q_halt`, `q_continue` float32 [B], and `z_H_prev`
-            (the state the heads read, entering the with-gradient part, constant) and `z_H_grad`
-            (the same state leaving it, with gradient) for the recursion regulariser.
-        """
-        del training
-        self.build_variables()
-        h_cycles, l_cycles = self.recursion.resolve_cycles(cycles)
-        cdt = self.compute_dtype_tf
-        x = self.input_embeddings(inputs, puzzle_rows)
-        carry = {k: tf.stop_gradient(tf.cast(carry[k], cdt)) for k in self.recursion.carry_names}
-        carry, y_prev, y = self.recursion(self, carry, x, h_cycles, l_cycles)
-        logits = self.lm_head(y)[:, self.puzzle_emb_len :]
-        q = tf.cast(self.q_head(y[:, 0]), tf.float32)
-        return {
-            "carry": {k: tf.stop_gradient(v) for k, v in carry.items()},
-            "logits": tf.cast(logits, tf.float32),
-            "q_halt": q[:, 0],
-            "q_continue": q[:, 1],
-            "z_H_prev": y_prev,
-            "z_H_grad": y,
-        }
-
-    def call(self, inputs, training=False):
-        """Keras entry point: `inputs` is a dict with the carry latents, `inputs` and
-        `puzzle_identifiers`."""
-        rows = None
-        if self.puzzle_emb_ndim > 0:
-            rows = self.gather_puzzle_rows(inputs["puzzle_identifiers"])
-        return self.inner(inputs, inputs["inputs"], rows, training=training)
-
-    # ------------------------------------------------------------------ accounting
-
-    def block_flops(self) -> int:
-        """Matmul FLOPs of one block for one example: qkv, o, SwiGLU and QK^T / AV, with the
-        attention's inner width a = num_heads * (D // num_heads) (a = D when heads divide D)."""
-        t, d = self.total_len, self.hidden_size
-        i_ch = swiglu_intermediate_size(d, self.expansion)
-        if self.mlp_t:
-            i_t = swiglu_intermediate_size(t, self.expansion)
-            return t * 6 * d * i_ch + d * 6 * t * i_t
-        a = self.num_heads * (d // self.num_heads)
-        return t * (2 * d * 3 * a + 2 * a * d + 6 * d * i_ch) + 4 * t * t * a
-
-    def flops_per_example(self, train: bool = True, cycles=None) -> int:
-        """Matmul FLOPs per example of one supervision step.
-
-        Forward = the recursion's block applications + heads (lm_head on all positions, q_head).
-        With train=True adds the backward, 2x the with-gradient part (its blocks and the heads).
-        """
-        heads = 2 * self.total_len * self.hidden_size * self.vocab_size + 4 * self.hidden_size
-        n_fwd, n_grad = self.recursion.block_calls(self, *self.recursion.resolve_cycles(cycles))
-        blk = self.block_flops()
-        fwd = n_fwd * blk + heads
-        if not train:
-            return int(fwd)
-        return int(fwd + 2 * (n_grad * blk + heads))
-
     def get_config(self):
         config = super().get_config()
         config.update(self.recursion.get_config())
-        config.update(
-            {
-                "vocab_size": self.vocab_size,
-                "seq_len": self.seq_len,
-                "num_puzzle_identifiers": self.num_puzzle_identifiers,
-                "hidden_size": self.hidden_size,
-                "num_heads": self.num_heads,
-                "expansion": self.expansion,
-                "L_layers": self.L_layers,
-                "mlp_t": self.mlp_t,
-                "pos_encodings": self.pos_encodings,
-                "puzzle_emb_ndim": self.puzzle_emb_ndim,
-                "puzzle_emb_len": self._puzzle_emb_len_arg,
-                "rms_norm_eps": self.rms_norm_eps,
-                "rope_theta": self.rope_theta,
-                "forward_dtype": self.forward_dtype,
-                "remat": self.remat,
-                "seed": self.seed,
-                "attention_window": self.attention_window,
-            }
-        )
+        names = ("vocab_size", "seq_len", "num_puzzle_identifiers", "hidden_size", "num_heads")
+        names += ("expansion", "L_layers", "mlp_t", "pos_encodings", "puzzle_emb_ndim")
+        names += ("puzzle_emb_len", "rms_norm_eps", "rope_theta", "forward_dtype", "remat", "seed")
+        config_with(config, self, (*names, "attention_window"))
+        config["puzzle_emb_len"] = self._puzzle_emb_len_arg  # the argument (0 = derived), not P
         if self.H_layers:
             config["H_layers"] = self.H_layers
         config.pop("dtype", None)  # derived from forward_dtype

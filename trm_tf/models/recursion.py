@@ -85,7 +85,22 @@ class _Cycles:
         return h * (l_ + 1) * backbone.L_layers, (l_ + 1) * backbone.L_layers
 
 
-class TRMRecursion(_Cycles):
+class _CyclesReadingZH(_Cycles):
+    """Recursions whose `_cycle(carry, x, net, l_)` updates a carry dict and whose heads read `z_H`:
+    H-1 cycles without gradient, the last one with it (rematerialised when `remat` is set)."""
+
+    def __call__(self, bb, carry, x, h, l_):
+        def early(c, x):
+            for _ in range(h - 1):
+                c = self._cycle(c, x, bb.net, l_)
+            return c
+
+        carry = without_gradient(early, carry, tf.stop_gradient(x))
+        carry_out = self._cycle(carry, x, bb.maybe_remat(bb.net), l_)
+        return carry_out, carry["z_H"], carry_out["z_H"]
+
+
+class TRMRecursion(_CyclesReadingZH):
     """TRM: latents z_H (init `H_init`) and z_L (init `L_init`); see the module docstring."""
 
     arch = "trm"
@@ -100,16 +115,6 @@ class TRMRecursion(_Cycles):
         for _ in range(l_):
             z_L = net(z_L, z_H + x)  # inj = z_H + x first, then z_L + inj (bf16 rounding order)
         return {"z_H": net(z_H, z_L), "z_L": z_L}
-
-    def __call__(self, bb, carry, x, h, l_):
-        def early(c, x):
-            for _ in range(h - 1):
-                c = self._cycle(c, x, bb.net, l_)
-            return c
-
-        carry = without_gradient(early, carry, tf.stop_gradient(x))
-        carry_out = self._cycle(carry, x, bb.maybe_remat(bb.net), l_)
-        return carry_out, carry["z_H"], carry_out["z_H"]
 
 
 class SingleZRecursion(_Cycles):
@@ -138,7 +143,7 @@ class SingleZRecursion(_Cycles):
         return {"z": out}, z, out
 
 
-class Hier6Recursion(_Cycles):
+class Hier6Recursion(_CyclesReadingZH):
     """Hierarchical TRM with six z_L latents `z_L1` .. `z_L6`; see the module docstring."""
 
     arch = "trm_hier6"
@@ -163,16 +168,6 @@ class Hier6Recursion(_Cycles):
         for k in range(l_):
             zs[k] = net(_sum(zs), z_H + x)  # inj = z_H + x first, then s + inj
         return {"z_H": net(z_H, _sum(zs)), **dict(zip(self.carry_names[1:], zs))}
-
-    def __call__(self, bb, carry, x, h, l_):
-        def early(c, x):
-            for _ in range(h - 1):
-                c = self._cycle(c, x, bb.net, l_)
-            return c
-
-        carry = without_gradient(early, carry, tf.stop_gradient(x))
-        carry_out = self._cycle(carry, x, bb.maybe_remat(bb.net), l_)
-        return carry_out, carry["z_H"], carry_out["z_H"]
 
 
 class HRMRecursion(_Cycles):

@@ -1,0 +1,108 @@
+"""Helpers of the tests of the Cloud TPU operation scripts in scripts/: running a script, parsing the
+commands of a dry run, and the fake gcloud / gsutil programs (the fixtures are tests/scripts/conftest.py).
+"""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "scripts"
+BASH_SCRIPTS = sorted(SCRIPTS.glob("*.sh"))
+EXECUTABLES = [p.name for p in BASH_SCRIPTS if p.name != "lib.sh"]
+
+
+def run(script, *args, env, cwd=REPO):
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=30,
+    )
+
+
+def commands(stdout, program="gcloud"):
+    """Parses the '+ ...' lines of a dry run into argument lists (only those of `program`)."""
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith("+ "):
+            argv = shlex.split(line[2:].removesuffix(" &"))
+            if argv and argv[0] == program:
+                out.append(argv)
+    return out
+
+
+def flag(argv, name):
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(name + "=")]
+    assert len(values) == 1, (name, argv)
+    return values[0]
+
+
+def batch_summary(stdout):
+    """Rows of the run_batch summary as (experiment, result) pairs, and its header line."""
+    lines = stdout[stdout.index("=== run_batch summary") :].splitlines()
+    return lines[0], [(line[:40].strip(), line[41:].rsplit(None, 1)[0]) for line in lines[2:]]
+
+
+FAKE_GCLOUD = """#!{python}
+# Fake gcloud: logs its argv, answers `auth list` and `describe`, and plays a TPU worker. A
+# launch.py start takes the next line "STATUS RC" of $FAKE_CLOUD/plan: it writes
+# {{"status": STATUS}} to the run's WORKDIR/run_summary.json (gs://B/P lives in $FAKE_CLOUD/gcs/B/P;
+# STATUS "-" writes nothing) and the poll of RUN.exit then prints RC ("running": never ends).
+# RC "startfail" makes the start itself fail with the launch guard's exit code 3.
+import json, os, re, shlex, sys
+state = os.environ["FAKE_CLOUD"]
+args = sys.argv[1:]
+with open(os.path.join(state, "calls.log"), "a") as f:
+    f.write(shlex.join(args) + "\\n")
+def local(path):
+    return os.path.join(state, "gcs", path[5:]) if path.startswith("gs://") else path
+if args[:1] == ["auth"]:
+    print("me@example.com")
+    sys.exit(0)
+opts = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+if "describe" in args:
+    fmt = opts.get("--format", "")
+    if "acceleratorType" in fmt:
+        print(os.environ.get("FAKE_TYPE", "v4-16"))
+    elif "ipAddress" in fmt:
+        print("10.0.0.2;10.0.0.3")
+    elif "state" in fmt:
+        print(os.environ.get("FAKE_QR_STATE", "WAITING_FOR_RESOURCES"))
+    sys.exit(0)
+cmd = opts.get("--command", "")
+if "launch.py" in cmd:
+    with open(os.path.join(state, "plan")) as f:
+        plan = [line for line in f.read().splitlines() if line.strip()]
+    status, rc = plan.pop(0).split()
+    with open(os.path.join(state, "plan"), "w") as f:
+        f.write("\\n".join(plan) + "\\n")
+    if rc == "startfail":
+        print("w0: run x is still active; stop it with scripts/pod_stop.sh", file=sys.stderr)
+        sys.exit(3)
+    workdir = local(re.search(r"launch\\.py .*?--workdir=(\\S+)", cmd).group(1))
+    if status != "-":
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "run_summary.json"), "w") as f:
+            json.dump({{"status": status, "step": 7}}, f)
+    with open(os.path.join(state, "rc"), "w") as f:
+        f.write(rc)
+    print("w0: started run")
+elif ".exit" in cmd:
+    with open(os.path.join(state, "rc")) as f:
+        print(f.read())
+sys.exit(0)
+"""
+
+FAKE_GSUTIL = """#!{python}
+# Fake gsutil: `gsutil [-q] cat gs://B/P` prints $FAKE_CLOUD/gcs/B/P.
+import os, sys
+args = [a for a in sys.argv[1:] if a != "-q"]
+assert args[0] == "cat" and args[1].startswith("gs://"), args
+path = os.path.join(os.environ["FAKE_CLOUD"], "gcs", args[1][5:])
+if not os.path.exists(path):
+    sys.exit(1)
+sys.stdout.write(open(path).read())
+"""

@@ -1,0 +1,296 @@
+"""Pure-numpy Sudoku solving and generation: vectorised constraint propagation, a bitmask depth-first
+search (solution counting and solving), random full grids and seeded puzzle generation.
+
+Grids are digits 1..9 with 0 for a blank, [..., 81] in row-major order. Every random draw comes from a
+`numpy.random.Generator` seeded from explicit integers, so the generated datasets are byte-reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from trm_tf.tasks.sudoku import UNITS
+from trm_tf.tasks.sudoku import UNITS_OF_CELL as _UNITS_OF_CELL
+
+
+def propagate(questions: np.ndarray, max_iters: int = 81, hidden: bool = True):
+    """Batched naked-single (and optionally hidden-single) propagation.
+
+    Args:
+      questions: digits [N, 81] with 0 blank.
+      max_iters: propagation rounds.
+      hidden: also apply hidden singles (a digit with one place left in a unit).
+
+    Returns:
+      (cand bool [N, 81, 9], solved bool [N], contradiction bool [N]).
+    """
+    q = np.asarray(questions).reshape(-1, 81)
+    cand = np.ones(q.shape + (9,), bool)
+    given = q > 0
+    cand[given] = np.arange(1, 10) == q[given][:, None]
+    contra = np.zeros(q.shape[0], bool)
+    for _ in range(max_iters):
+        fixed = cand.sum(-1) == 1  # [N, 81]
+        fixed_cand = cand & fixed[..., None]
+        per_unit = fixed_cand[:, UNITS, :].sum(axis=2)  # [N, 27, 9]: fixed copies of each digit
+        contra |= (per_unit > 1).any(axis=(1, 2))
+        has = per_unit > 0
+        forbidden = has[:, _UNITS_OF_CELL, :].any(axis=2)  # [N, 81, 9]
+        new = np.where(fixed[..., None], cand, cand & ~forbidden)
+        if hidden:
+            counts = new[:, UNITS, :].sum(axis=2)  # [N, 27, 9]
+            contra |= (counts == 0).any(axis=(1, 2))
+            only = new[:, UNITS, :] & (counts == 1)[:, :, None, :]  # [N, 27, 9 cells, 9 digits]
+            forced = np.zeros_like(new)
+            for u in range(27):
+                forced[:, UNITS[u], :] |= only[:, u]
+            has_forced = forced.any(-1)
+            new = np.where(has_forced[..., None], forced & new, new)
+        contra |= (new.sum(-1) == 0).any(axis=1)
+        if np.array_equal(new, cand):
+            break
+        cand = new
+    solved = (cand.sum(-1) == 1).all(axis=1) & ~contra
+    return cand, solved, contra
+
+
+_POPCOUNT = [bin(m).count("1") for m in range(1 << 10)]
+_ALL_DIGITS = 0x3FE  # bits 1..9
+
+
+class _Board:
+    """A grid for depth-first search: the digits, and the digits used by each row, column and box as
+    bit masks (bit d set = digit d used), so a cell's free digits are one OR and one NOT away."""
+
+    def __init__(self) -> None:
+        self.grid = [0] * 81
+        self.rows, self.cols, self.boxes = [0] * 9, [0] * 9, [0] * 9
+
+    @staticmethod
+    def cell(i: int) -> tuple[int, int, int, int]:
+        """(index, row, column, box) of cell i."""
+        return i, i // 9, i % 9, (i // 27) * 3 + (i % 9) // 3
+
+    def used(self, r: int, c: int, b: int) -> int:
+        return self.rows[r] | self.cols[c] | self.boxes[b]
+
+    def toggle(self, r: int, c: int, b: int, bit: int) -> None:
+        """Marks the digit `bit` used in row r, column c and box b, or unused when it was marked."""
+        self.rows[r] ^= bit
+        self.cols[c] ^= bit
+        self.boxes[b] ^= bit
+
+
+def _depth_first(
+    board: _Board,
+    todo: list,
+    digits: Callable[[int, int], Iterable[int]],
+    at_full: Callable[[], bool],
+) -> bool:
+    """Fills the `todo` cells of `board` depth-first, always at a cell with the fewest free digits (the
+    first such cell of `todo` on ties), trying `digits(cell, free_mask)` in order.
+
+    `at_full()` is called at each complete grid; its True stops the search (True is returned, the board
+    left as it is), its False makes the search go on to the next grid.
+    """
+    if not todo:
+        return at_full()
+    best, best_n, best_free = -1, 10, 0
+    for k, (_, r, c, b) in enumerate(todo):
+        free = ~board.used(r, c, b) & _ALL_DIGITS
+        n = _POPCOUNT[free]
+        if n < best_n:
+            best, best_n, best_free = k, n, free
+            if n <= 1:
+                break
+    if best_n == 0:
+        return False
+    i, r, c, b = todo[best]
+    rest = todo[:best] + todo[best + 1 :]
+    for d in digits(i, best_free):
+        board.grid[i] = d
+        board.toggle(r, c, b, 1 << d)
+        if _depth_first(board, rest, digits, at_full):
+            return True
+        board.toggle(r, c, b, 1 << d)
+    board.grid[i] = 0
+    return False
+
+
+def _ascending(_cell: int, free: int) -> list[int]:
+    return [d for d in range(1, 10) if free & (1 << d)]
+
+
+def _search(question: Sequence[int], limit: int) -> tuple[int, np.ndarray | None]:
+    """Bitmask depth-first search, fewest candidates first: (min(#solutions, limit), first one)."""
+    board = _Board()
+    empty = []
+    for i, d in enumerate(int(x) for x in np.asarray(question).reshape(81)):
+        _, r, c, b = board.cell(i)
+        if not d:
+            empty.append(board.cell(i))
+            continue
+        bit = 1 << d
+        if not 1 <= d <= 9 or board.used(r, c, b) & bit:
+            return 0, None
+        board.grid[i] = d
+        board.toggle(r, c, b, bit)
+    count, first = 0, None
+
+    def at_full() -> bool:
+        nonlocal count, first
+        count += 1
+        if first is None:
+            first = np.asarray(board.grid, np.uint8)
+        return count >= limit
+
+    _depth_first(board, empty, _ascending, at_full)
+    return count, first
+
+
+def count_solutions(question: Sequence[int], limit: int = 2) -> int:
+    """Counts solutions of one puzzle up to `limit` (bitmask depth-first search, fewest candidates first).
+
+    Args:
+      question: 81 digits with 0 blank.
+      limit: stop as soon as this many solutions are found.
+
+    Returns:
+      min(number of solutions, limit); 0 if the givens already clash.
+    """
+    return _search(question, limit)[0]
+
+
+def solve(question: Sequence[int]) -> np.ndarray | None:
+    """One solution of a puzzle (digits [81] with 0 blank), or None if it has none.
+
+    Returns:
+      uint8 [81] digits; for puzzles with several solutions, the first one found.
+    """
+    return _search(question, 1)[1]
+
+
+def has_unique_solution(questions: np.ndarray) -> np.ndarray:
+    """Whether each puzzle has exactly one solution. Propagation settles most; search does the rest."""
+    q = np.asarray(questions).reshape(-1, 81)
+    _, solved, contra = propagate(q)
+    unique = solved.copy()
+    for i in np.flatnonzero(~solved & ~contra):
+        unique[i] = count_solutions(q[i], limit=2) == 1
+    return unique
+
+
+def random_full_grid(rng: np.random.Generator) -> np.ndarray:
+    """A random complete Sudoku grid by seeded randomized backtracking.
+
+    The three diagonal boxes are independent, so they are filled with random permutations first; the
+    remaining cells are then filled depth-first, always at a cell with the fewest candidates (ties
+    broken by a random cell order), trying digits in a random order drawn once per cell.
+
+    Returns:
+      uint8 [81].
+    """
+    board = _Board()
+    for b in (0, 4, 8):
+        digits = rng.permutation(9) + 1
+        for k in range(9):
+            i = (b // 3) * 27 + (b % 3) * 3 + (k // 3) * 9 + k % 3
+            board.grid[i] = int(digits[k])
+            board.toggle(i // 9, i % 9, b, 1 << int(digits[k]))
+    # Remaining cells in a random order (random tie-breaking for the fewest-candidates rule) and one
+    # random digit order per cell, all drawn up front so the grid depends only on rng.
+    todo = [board.cell(i) for i in rng.permutation(81).tolist() if board.grid[i] == 0]
+    orders = (np.argsort(rng.random((81, 9)), axis=1) + 1).tolist()
+
+    def in_cell_order(i: int, free: int) -> list[int]:
+        return [d for d in orders[i] if free & (1 << d)]
+
+    # Stops at the first full grid. Cannot fail: diagonal boxes always extend to a full grid.
+    if not _depth_first(board, todo, in_cell_order, lambda: True):
+        raise RuntimeError("backtracking failed to complete a grid")
+    return np.asarray(board.grid, np.uint8)
+
+
+def generate_puzzles(
+    n: int,
+    num_blanks: int | tuple[int, int] | None = None,
+    min_clues: int | None = None,
+    seed: int = 0,
+    require: str = "singles",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generates `n` Sudoku puzzles with a unique solution, reproducibly.
+
+    Puzzle i depends only on (seed, i). Exactly one of `num_blanks` / `min_clues` must be given:
+
+    * `num_blanks` (int or inclusive range (lo, hi), drawn per puzzle): that many random cells are
+      blanked. `require="singles"` re-draws the blank pattern until naked singles alone solve the
+      puzzle (easy; unique by construction); `require="unique"` re-draws until the solution is
+      unique (checked by propagation, then a solution-counting search).
+    * `min_clues`: cells are removed one by one in random order, keeping each removal only if the
+      solution stays unique, until `min_clues` clues remain or no cell can be removed (hard).
+
+    Args:
+      n: number of puzzles.
+      num_blanks: blanks per puzzle, or a (lo, hi) range.
+      min_clues: target number of clues for greedy removal.
+      seed: base seed.
+      require: "singles" or "unique" (only used with `num_blanks`).
+
+    Returns:
+      (questions, solutions): uint8 [n, 81], 0 = blank in questions.
+    """
+    if (num_blanks is None) == (min_clues is None):
+        raise ValueError("give exactly one of num_blanks and min_clues")
+    if require not in ("singles", "unique"):
+        raise ValueError(f"require must be 'singles' or 'unique', got {require!r}")
+    rngs = [np.random.default_rng([int(seed), 0x6E7, i]) for i in range(n)]
+    solutions = np.stack([random_full_grid(r) for r in rngs]) if n else np.zeros((0, 81), np.uint8)
+    if min_clues is not None:
+        questions = np.stack([_greedy_remove(s, min_clues, r) for s, r in zip(solutions, rngs)])
+        return questions.reshape(n, 81).astype(np.uint8), solutions
+    lo, hi = (num_blanks, num_blanks) if isinstance(num_blanks, int) else num_blanks
+    if not 0 <= lo <= hi <= 81:
+        raise ValueError(f"bad num_blanks {num_blanks!r}")
+    counts = np.array([r.integers(lo, hi + 1) for r in rngs])
+    return _blank_until_accepted(solutions, rngs, counts, require), solutions
+
+
+def _blank_until_accepted(solutions, rngs, counts, require: str) -> np.ndarray:
+    """Questions from `solutions`: puzzle i gets `counts[i]` blanks drawn from `rngs[i]`, re-drawn until
+    the pattern passes `require` (rejection sampling, vectorised over the puzzles still pending)."""
+    questions = solutions.copy()
+    pending = np.arange(len(solutions))
+    for _ in range(1000):
+        if pending.size == 0:
+            break
+        keys = np.stack([rngs[i].random(81) for i in pending])
+        order = np.argsort(keys, axis=1, kind="stable")
+        blank = np.zeros((pending.size, 81), bool)
+        blank[np.arange(pending.size)[:, None], order] = np.arange(81) < counts[pending][:, None]
+        cand_q = np.where(blank, 0, solutions[pending]).astype(np.uint8)
+        if require == "singles":
+            _, ok, _ = propagate(cand_q, hidden=False)
+        else:
+            ok = has_unique_solution(cand_q)
+        questions[pending[ok]] = cand_q[ok]
+        pending = pending[~ok]
+    if pending.size:
+        raise RuntimeError(f"{pending.size} puzzles found no acceptable blank pattern")
+    return questions
+
+
+def _greedy_remove(solution: np.ndarray, min_clues: int, rng: np.random.Generator) -> np.ndarray:
+    q = solution.copy()
+    clues = 81
+    for i in np.argsort(rng.random(81), kind="stable"):
+        if clues <= min_clues:
+            break
+        d = q[i]
+        q[i] = 0
+        if count_solutions(q, limit=2) == 1:
+            clues -= 1
+        else:
+            q[i] = d
+    return q

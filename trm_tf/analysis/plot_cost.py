@@ -1,0 +1,112 @@
+"""Cost plots: accuracy vs training compute and wall time (with Pareto fronts), throughput vs batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+
+from trm_tf.analysis import plot_common as pc
+
+
+def pareto_front(x, y) -> np.ndarray:
+    """Boolean mask of the points not dominated by another with lower-or-equal x and higher y."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    order = np.lexsort((-y, x))  # By x ascending, ties: best y first.
+    mask = np.zeros(len(x), dtype=bool)
+    best = -np.inf
+    for i in order:
+        if y[i] > best:
+            mask[i] = True
+            best = y[i]
+    return mask
+
+
+def plot_accuracy_vs_compute(
+    df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy", which: str = "final"
+) -> str:
+    """Accuracy vs training compute (FLOPs/example × batch × steps) and vs wall time, Pareto fronts marked.
+
+    Returns:
+      Path of `accuracy_vs_compute.png`.
+    """
+    y = pd.Series(
+        pc.to_display(pc.numeric(df, pc.metric_column(metric, which)), metric), index=df.index
+    )
+    panels = [
+        ("train_flops", pc.numeric(df, "train_flops"), "training compute (FLOPs, log scale)"),
+        ("wall_time_h", pc.numeric(df, "wall_time_s") / 3600.0, "wall time (hours, log scale)"),
+    ]
+    panels = [p for p in panels if (np.isfinite(p[1]) & np.isfinite(y) & (p[1] > 0)).sum() >= 2]
+    if not panels:
+        raise ValueError(
+            "fewer than 2 runs have train_flops or wall_time_s together with the metric"
+        )
+    fig, axes = pc.new_figure(ncols=len(panels), width=6.2 if len(panels) == 2 else 7.0)
+    labels = pc.run_labels(df)
+    for ax, (_, x, xlabel) in zip(axes, panels):
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        xs, ys, ls = x[ok].to_numpy(), y[ok].to_numpy(), labels[ok].to_numpy()
+        front = pareto_front(xs, ys)
+        ax.scatter(xs[~front], ys[~front], s=36, color="C0", alpha=0.7, label="runs")
+        ax.scatter(xs[front], ys[front], s=60, color="C3", zorder=3, label="Pareto front")
+        o = np.argsort(xs[front])
+        ax.plot(xs[front][o], ys[front][o], color="C3", lw=1.2, drawstyle="steps-post")
+        for xi, yi, li in zip(xs, ys, ls):
+            ax.annotate(li, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(pc.metric_label(metric, which))
+        ax.legend(fontsize=7.5, loc="lower right")
+    fig.suptitle("Accuracy vs training cost (Pareto front: no run is cheaper and better)")
+    return pc.save_png(fig, out_dir, "accuracy_vs_compute")
+
+
+def plot_throughput_vs_batch(
+    df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy", which: str = "final"
+) -> str:
+    """Training throughput vs global batch size with ideal linear scaling (left), accuracy vs batch (right).
+
+    Returns:
+      Path of `throughput_vs_batch.png`.
+    """
+    b = pc.numeric(df, "train.global_batch_size")
+    thr = pc.numeric(df, "examples_per_s")
+    y = pd.Series(
+        pc.to_display(pc.numeric(df, pc.metric_column(metric, which)), metric), index=df.index
+    )
+    ok = np.isfinite(b) & np.isfinite(thr) & (b > 0) & (thr > 0)
+    if not ok.any():
+        raise ValueError("no run has train.global_batch_size and examples_per_s")
+    ok_y = np.isfinite(b) & np.isfinite(y) & (b > 0)
+    ncols = 2 if ok_y.any() else 1
+    fig, axes = pc.new_figure(ncols=ncols, width=6.2 if ncols == 2 else 7.0)
+    ax = axes[0]
+    d = pd.DataFrame({"b": b[ok], "t": thr[ok]})
+    ax.scatter(d["b"], d["t"], s=30, color="C0", alpha=0.6, label="runs (examples/s)")
+    med = d.groupby("b")["t"].median()  # Several runs per batch size (seeds, settings): median.
+    ax.plot(med.index, med.values, color="C0", lw=1.6, label="median per batch size")
+    b0, t0 = med.index[0], med.iloc[0]
+    ideal = np.array([med.index.min(), med.index.max()])
+    ax.plot(ideal, t0 * ideal / b0, color="0.4", ls="--", lw=1, label="ideal linear scaling")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.set_xlabel("global batch size (log₂ scale)")
+    ax.set_ylabel("training throughput (examples/s, log scale)")
+    ax.set_title("Throughput vs batch size")
+    ax.legend(fontsize=7.5)
+    if ncols == 2:
+        ax = axes[1]
+        d = pd.DataFrame({"b": b[ok_y], "y": y[ok_y]})
+        ax.scatter(d["b"], d["y"], s=30, color="C2", alpha=0.6, label="runs")
+        med = d.groupby("b")["y"].median()
+        ax.plot(med.index, med.values, color="C2", lw=1.6, label="median per batch size")
+        pc.reference_lines(ax, df, metric)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.set_xlabel("global batch size (log₂ scale)")
+        ax.set_ylabel(pc.metric_label(metric, which))
+        ax.set_title("Accuracy vs batch size")
+        ax.legend(fontsize=7.5, loc="lower right")
+    return pc.save_png(fig, out_dir, "throughput_vs_batch")
