@@ -2,15 +2,15 @@
 builder's grid math (tfds_builders/arc_agi/arc_lib.py)."""
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
+from tests.testing.tiny_datasets import ARC_DUMMY_DATA
 from tfds_builders.arc_agi import arc_lib
 from trm_tf.evaluators import arc
 
-DUMMY = pathlib.Path(__file__).resolve().parents[2] / "tfds_builders" / "arc_agi" / "dummy_data"
+DUMMY = ARC_DUMMY_DATA
 
 
 def _perms(rng, n):

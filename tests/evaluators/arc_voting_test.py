@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.evaluators.arc_test import DUMMY
+from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
 from tfds_builders.arc_agi import arc_lib
 from trm_tf.evaluators import arc
 from trm_tf.evaluators.arc_voting import ARCVoting

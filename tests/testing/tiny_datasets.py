@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf.data import datasets
+
+# Real ARC-AGI tasks that ship with the ARC builder (its dummy data).
+ARC_DUMMY_DATA = (
+    pathlib.Path(__file__).resolve().parents[2] / "tfds_builders" / "arc_agi" / "dummy_data"
+)
 
 # A small generated Sudoku dataset: 40 base puzzles x (1 + 3 shuffles) for training, 37 test puzzles.
 TINY_SUDOKU = sudoku_builder.SudokuConfig(
