@@ -310,6 +310,8 @@ def assert_small(config):
         "configs/quickstart.py:runlocal",
         "configs/replication_cpu.py:runlocal",
         "configs/replication_cpu.py:tn_3_4,runlocal",
+        "configs/mixer_cpu.py:runlocal",
+        "configs/mixer_cpu.py:mlp_t,runlocal",
         "configs/baselines.py:hrm,runlocal",
         "configs/baselines.py:transformer,runlocal",
     ],
