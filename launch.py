@@ -73,13 +73,8 @@ _REFERENCE = flags.DEFINE_string(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    tf.get_logger().setLevel("ERROR")
-    config = _CONFIG.value
-    workdir = _WORKDIR.value if "://" in _WORKDIR.value else os.path.abspath(_WORKDIR.value)
-    tpu = _TPU.value
+def _check_flags(config, workdir: str, tpu: str) -> None:
+    """Rejects a bad config or flag combination in one line (exit 1), before any strategy is built."""
     runtime = config.runtime
     try:
         config_base.validate(config)  # again, now that the --config.* overrides are applied
@@ -94,6 +89,58 @@ def main(argv):
     except ValueError as e:
         logging.error("%s", e)
         sys.exit(1)
+
+
+def _end_worker(strategy) -> None:
+    """Ends a cluster worker process without interpreter teardown (see below); a no-op otherwise."""
+    if getattr(strategy.extended, "_num_workers", 1) > 1:
+        # A worker process of a cluster ends here without Python's interpreter teardown: TF's gRPC and
+        # profiler servers "do not support clean shutdown" and their destructors have crashed a finished
+        # worker (SIGSEGV after its last checkpoint, seen in the two-process rehearsal under load), which
+        # a batch runner would record as a failure. Everything is written and flushed at this point.
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _exit_codes() -> list[tuple[type, int]]:
+    """User errors: one line (the traceback with --verbosity=1) and a documented exit code."""
+    from trm_tf import memory, train  # noqa: PLC0415  (Keras/TFDS after flags)
+    from trm_tf import workdir as run_dir  # noqa: PLC0415
+    from trm_tf.checkpointing import CheckpointError  # noqa: PLC0415
+    from trm_tf.tools import reference_eval  # noqa: PLC0415
+
+    return [
+        (DatasetMissingError, 3),
+        (memory.MemoryBudgetError, 5),
+        (train.NonFiniteLossError, 4),
+        (run_dir.WorkdirBusyError, 8),
+        (run_dir.ConfigChangedError, 1),
+        (CheckpointError, 7),
+        (train.NoCheckpointError, 1),
+        (reference_eval.ReferenceCheckpointError, 1),
+    ]
+
+
+def _record_config(rundir, config) -> None:
+    """The chief: refuses a config that changes the state of the run being resumed, logs the changes that
+    are allowed, and writes config.json."""
+    resuming = bool(tf.io.gfile.glob(os.path.join(rundir.checkpoints, "ckpt-*.index")))
+    for change in rundir.check_config(config, resuming):
+        logging.info("Config change on resume (allowed): %s", change)
+    rundir.write_config(config)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    tf.get_logger().setLevel("ERROR")
+    config = _CONFIG.value
+    workdir = _WORKDIR.value if "://" in _WORKDIR.value else os.path.abspath(_WORKDIR.value)
+    tpu = _TPU.value
+    runtime = config.runtime
+    _check_flags(config, workdir, tpu)
     t0 = time.perf_counter()
     try:
         strategy = distribute.get_strategy(
@@ -111,33 +158,19 @@ def main(argv):
         ok = preflight.run(config, workdir, strategy, tpu, strategy_seconds)
         sys.exit(0 if ok else 6)
     chief = distribute.is_chief(strategy)
-    from trm_tf import memory, train  # noqa: PLC0415  (Keras/TFDS after flags)
-    from trm_tf import workdir as run_dir
-    from trm_tf.checkpointing import CheckpointError  # noqa: PLC0415
+    from trm_tf import train  # noqa: PLC0415  (Keras/TFDS after flags)
+    from trm_tf import workdir as run_dir  # noqa: PLC0415
     from trm_tf.tools import reference_eval  # noqa: PLC0415
 
     rundir = run_dir.RunDir(workdir, writer=chief)
     lock = run_dir.RunLock(rundir.path)
     rundir.lock = lock
-    # User errors: one line (the traceback with --verbosity=1) and a documented exit code.
-    exit_codes = [
-        (DatasetMissingError, 3),
-        (memory.MemoryBudgetError, 5),
-        (train.NonFiniteLossError, 4),
-        (run_dir.WorkdirBusyError, 8),
-        (run_dir.ConfigChangedError, 1),
-        (CheckpointError, 7),
-        (train.NoCheckpointError, 1),
-        (reference_eval.ReferenceCheckpointError, 1),
-    ]
+    exit_codes = _exit_codes()
     code = 0
     try:
         if chief:
             lock.acquire()
-            resuming = bool(tf.io.gfile.glob(os.path.join(rundir.checkpoints, "ckpt-*.index")))
-            for change in rundir.check_config(config, resuming):
-                logging.info("Config change on resume (allowed): %s", change)
-            rundir.write_config(config)
+            _record_config(rundir, config)
         if _REFERENCE.value:
             reference_eval.run(config, workdir, strategy, _REFERENCE.value, rundir=rundir)
         else:
@@ -156,15 +189,7 @@ def main(argv):
         lock.release()
     if code:
         sys.exit(code)
-    if getattr(strategy.extended, "_num_workers", 1) > 1:
-        # A worker process of a cluster ends here without Python's interpreter teardown: TF's gRPC and
-        # profiler servers "do not support clean shutdown" and their destructors have crashed a finished
-        # worker (SIGSEGV after its last checkpoint, seen in the two-process rehearsal under load), which
-        # a batch runner would record as a failure. Everything is written and flushed at this point.
-        logging.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    _end_worker(strategy)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

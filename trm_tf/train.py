@@ -230,6 +230,49 @@ def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str =
         raise datasets.corrupt_error(spec, e) from e
 
 
+def _eval_pending(rundir, start_step: int, total_steps: int, eval_every: int) -> bool:
+    """Whether the process that saved the restored checkpoint stopped before its periodic evaluation."""
+    return (
+        0 < start_step < total_steps
+        and start_step % eval_every == 0
+        and start_step not in rundir.evaluated_steps()
+    )
+
+
+def _log_start(config, spec, trainer, total_steps: int, eval_every: int, start_step: int) -> None:
+    """One line: what runs, how big, from which step, with or without XLA."""
+    logging.info(
+        "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d, "
+        "XLA %s (runtime.jit_compile=%s), %s forward",
+        config.experiment_id,
+        spec.name,
+        int(trainer.model.num_params()),
+        trainer.num_replicas,
+        trainer.per_replica_batch,
+        total_steps,
+        eval_every,
+        start_step,
+        "on" if trainer.jit_compile else "off",
+        config.runtime.jit_compile,
+        config.model.forward_dtype,
+    )
+
+
+def _start_record(config, trainer, strategy, spec, rundir, start_step, total_steps) -> float:
+    """Drops log records after the restored step, records the run in run_summary.json; returns the wall
+    time the run had already spent before this process."""
+    removed = rundir.truncate_after(start_step)
+    if removed:
+        logging.info(
+            "Dropped %d log records of steps after the restored step %d", removed, start_step
+        )
+    wall_before = float(rundir.summary().get("wall_time_s", 0.0))
+    rundir.update_summary(
+        **_summary_fields(config, trainer, strategy, spec, start_step, total_steps)
+    )
+    return wall_before
+
+
 def _run(
     config,
     workdir: str,
@@ -256,30 +299,8 @@ def _run(
         raise NoCheckpointError(
             f"--mode=eval needs a checkpoint and {ckpt.real_dir} has none (a typo in --workdir?)"
         )
-    removed = rundir.truncate_after(start_step)
-    if removed:
-        logging.info(
-            "Dropped %d log records of steps after the restored step %d", removed, start_step
-        )
-    wall_before = float(rundir.summary().get("wall_time_s", 0.0))
-    rundir.update_summary(
-        **_summary_fields(config, trainer, strategy, spec, start_step, total_steps)
-    )
-    logging.info(
-        "%s: %s, %d params, %d replicas x %d examples, %d steps (eval every %d), start at step %d, "
-        "XLA %s (runtime.jit_compile=%s), %s forward",
-        config.experiment_id,
-        spec.name,
-        int(trainer.model.num_params()),
-        trainer.num_replicas,
-        trainer.per_replica_batch,
-        total_steps,
-        eval_every,
-        start_step,
-        "on" if trainer.jit_compile else "off",
-        config.runtime.jit_compile,
-        config.model.forward_dtype,
-    )
+    wall_before = _start_record(config, trainer, strategy, spec, rundir, start_step, total_steps)
+    _log_start(config, spec, trainer, total_steps, eval_every, start_step)
     options = input_pipeline.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options, start_step)
     if mode == "eval":
@@ -296,12 +317,7 @@ def _run(
     if mode == "train_and_eval":
         actions.append(PeriodicEval(eval_every, lambda s: evaluate(s, full=False)))
     last_eval: dict = {}
-    if (
-        mode == "train_and_eval"
-        and 0 < start_step < total_steps
-        and start_step % eval_every == 0
-        and start_step not in rundir.evaluated_steps()
-    ):  # the process that saved this checkpoint stopped before its evaluation: run it now
+    if mode == "train_and_eval" and _eval_pending(rundir, start_step, total_steps, eval_every):
         last_eval = evaluate(start_step, full=False)
     step = _train_loops(
         config, strategy, trainer, spec, start_step, total_steps, tpu, options, actions, log

@@ -99,6 +99,21 @@ def make_eval_dataset(
     steps = max(1, math.ceil(per_host / host_batch))
     padded = steps * host_batch
 
+    read, encode, pad = _row_codec(spec, extra_features, task_names)
+    if tasks is None:
+        ds = read_records(spec, "test", read, input_context).take(per_host)
+    else:
+        read = read if "task_name" in read else read + ("task_name",)
+        share = eval_task_shares(tasks, hosts)[host]
+        ds = _task_rows(read_records(spec, "test", read), share, per_host)
+    ds = ds.map(encode)
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat()).take(padded)
+    ds = ds.batch(batch, drop_remainder=True)
+    return ds.prefetch(2).with_options(dataset_options()), steps
+
+
+def _row_codec(spec: DatasetSpec, extra_features: Sequence[str], task_names: Sequence[str] | None):
+    """(features to read, row encoder, padding row) of an eval stream with `extra_features`."""
     info = tfds.builder(spec.name, data_dir=spec.data_dir).info.features
     extra_features = tuple(extra_features)
     for k in extra_features:
@@ -138,16 +153,7 @@ def make_eval_dataset(
         "mask": tf.constant(False),
     }
     pad.update({k: tf.zeros(shapes[k], tf.int32) for k in extra_features})
-    if tasks is None:
-        ds = read_records(spec, "test", read, input_context).take(per_host)
-    else:
-        read = read if "task_name" in read else read + ("task_name",)
-        share = eval_task_shares(tasks, hosts)[host]
-        ds = _task_rows(read_records(spec, "test", read), share, per_host)
-    ds = ds.map(encode)
-    ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat()).take(padded)
-    ds = ds.batch(batch, drop_remainder=True)
-    return ds.prefetch(2).with_options(dataset_options()), steps
+    return read, encode, pad
 
 
 def _task_rows(ds: tf.data.Dataset, share: Sequence[str], most: int) -> tf.data.Dataset:

@@ -14,6 +14,8 @@ the host logs one line with the number of examples and the seconds it took, and 
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from trm_tf.data import cache as decoded_cache
@@ -121,47 +123,53 @@ def make_train_dataset(
     if use_cache is True:
         use_cache = decoded_cache.open_cache(spec, "train")
     ds = _host_examples(spec, mode, input_context, use_cache or None)
+    num_replicas = hosts * local_replicas
     if mode == "stream":
         # Batch i of the global stream feeds replica i % R; this pipeline keeps its replicas' batches.
-        shard, num_replicas = 0, hosts * local_replicas
-        first_batch = start_step * num_replicas
+        shard, first_batch = 0, start_step * num_replicas
     else:
         shard, first_batch = host, start_step * local_replicas
-    ignore = spec.ignore_label_id
-
-    def stream(data):
-        n = tf.shape(data["group"], out_type=tf.int64)[0]
-        enough = tf.debugging.assert_greater_equal(
-            n,
-            tf.constant(batch, tf.int64),
-            message=f"training examples on this host are fewer than one batch of {batch}",
-        )
-        with tf.control_dependencies([enough]):
-            group = tf.identity(data["group"])
-        sampler = GroupSampler(
-            group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK)
-        )
-
-        def gather(index):
-            lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
-            return {
-                "inputs": tf.cast(tf.gather(data["inputs"], index), tf.int32),
-                "labels": tf.where(lab == ignore, IGNORE_LABEL_ID, lab),
-                "puzzle_identifiers": tf.cast(
-                    tf.gather(data["puzzle_identifier"], index), tf.int32
-                ),
-            }
-
-        index = sampler.index_dataset(batch, first_batch)
-        if mode == "stream":
-            index = index.enumerate(first_batch).filter(
-                lambda i, _: (i % num_replicas) // local_replicas == host
-            )
-            index = index.map(lambda _, idx: idx)
-        return index.map(gather)
-
+    stream = functools.partial(
+        _sampled_batches,
+        batch=batch,
+        seed=seed,
+        shard=shard,
+        first_batch=first_batch,
+        ignore=spec.ignore_label_id,
+        keep=(host, num_replicas, local_replicas) if mode == "stream" else None,
+    )
     ds = ds.flat_map(stream)
     return ds.prefetch(prefetch).with_options(dataset_options())
+
+
+def _sampled_batches(data, batch, seed, shard, first_batch, ignore, keep=None) -> tf.data.Dataset:
+    """The sampler's batches over one host's examples `data` (one element of `_host_examples`), from batch
+    `first_batch` on. `keep` = (host, replicas, replicas per host) keeps this host's batches of the one
+    global stream ("stream" sharding): batch i feeds replica i % replicas."""
+    n = tf.shape(data["group"], out_type=tf.int64)[0]
+    enough = tf.debugging.assert_greater_equal(
+        n,
+        tf.constant(batch, tf.int64),
+        message=f"training examples on this host are fewer than one batch of {batch}",
+    )
+    with tf.control_dependencies([enough]):
+        group = tf.identity(data["group"])
+    sampler = GroupSampler(group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK))
+
+    def gather(index):
+        lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
+        return {
+            "inputs": tf.cast(tf.gather(data["inputs"], index), tf.int32),
+            "labels": tf.where(lab == ignore, IGNORE_LABEL_ID, lab),
+            "puzzle_identifiers": tf.cast(tf.gather(data["puzzle_identifier"], index), tf.int32),
+        }
+
+    index = sampler.index_dataset(batch, first_batch)
+    if keep is not None:
+        host, replicas, local = keep
+        index = index.enumerate(first_batch).filter(lambda i, _: (i % replicas) // local == host)
+        index = index.map(lambda _, idx: idx)
+    return index.map(gather)
 
 
 def distribute_train(
