@@ -246,13 +246,14 @@ def compare(label: str, ours: list[dict], ref: list[dict]) -> list[dict]:
     rows = []
     for s, (o, r) in enumerate(zip(ours, ref, strict=True)):
         d = {k: float(np.abs(o[k] - r[k]).max()) for k in OUTPUTS}
+        mean = float(np.abs(o["logits"] - r["logits"]).mean())  # the max alone is a noisy statistic
         agree = float(np.mean(o["logits"].argmax(-1) == r["logits"].argmax(-1)))
         scale = float(np.abs(r["logits"]).max())
         same_halt = bool(np.array_equal(o["halted"], r["halted"]))
         rows.append({"step": s + 1, **{f"max_abs_{k}": v for k, v in d.items()}, "max_abs_ref_logits": scale,
-                     "argmax_agreement": agree, "same_halted": same_halt})  # fmt: skip
+                     "mean_abs_logits": mean, "argmax_agreement": agree, "same_halted": same_halt})  # fmt: skip
         print(
-            f"{label:38s} step {s + 1}: max|Δ| logits {d['logits']:.2e} (of max |logit| {scale:.1f})  "
+            f"{label:38s} step {s + 1}: max|Δ| logits {d['logits']:.2e} (of max |logit| {scale:.1f}), mean {mean:.1e}  "
             f"q_halt {d['q_halt']:.2e}  "
             f"q_continue {d['q_continue']:.2e}  argmax agreement {100 * agree:.2f}%  "
             f"halted {'same' if same_halt else 'DIFFERENT'}",
