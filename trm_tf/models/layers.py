@@ -333,8 +333,8 @@ def fused_softmax_values(scores, v):
     The reference's attention (torch's CPU flash kernel, FlashAttention on GPU) rounds the
     *unnormalised* exp(s - max) to the compute dtype for the product with V, accumulates that product
     in float32 and divides by the float32 row sum at the end, rounding the output once. Rounding the
-    normalised probabilities instead changes about half of a bfloat16 attention output by one unit
-    in the last place. scores: float32 [..., T, T]; v: [..., T, head_dim] in the compute dtype.
+    normalised probabilities instead leaves a third to a half of a bfloat16 attention layer's
+    outputs one bfloat16 step away from the reference's. scores: float32 [..., T, T]; v: [..., T, head_dim] in the compute dtype.
     """
     e = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
     pv = tf.matmul(tf.cast(tf.cast(e, v.dtype), tf.float32), tf.cast(v, tf.float32))
