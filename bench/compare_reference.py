@@ -2,7 +2,8 @@ r"""Runs the PyTorch reference and this port from ONE set of weights through N s
 ACT carry and prints how far apart their outputs are.
 
   python bench/compare_reference.py --reference=DIR --torch_python=PATH [--steps=6 --halt_max_steps=4] \
-      [--variants=mlp_t,attention] [--dtype=float32|bfloat16] [--batch=4 --hidden=64 --H=2 --L=2]
+      [--variants=mlp_t,attention] [--dtype=float32|bfloat16] [--controls] [--layer_check] \
+      [--batch=4 --hidden=64 --H=2 --L=2]
 
 DIR is a checkout of SamsungSAILMontreal/TinyRecursiveModels; PATH a Python with torch, einops and
 pydantic (default: this Python). Without either, the script prints one "skipped: ..." line and exits 0.
@@ -16,6 +17,11 @@ writes its state_dict and per-step outputs to a temporary .npz. This side loads 
 `trm_tf.models.interop.load_reference_state_dict`, runs the same steps with `act.begin_step` /
 `model.inner` / `act.halting`, and prints, per variant and step, the max |Δ| of the logits, q_halt and
 q_continue and the argmax agreement of the logits; then one JSON line per variant.
+
+Is a low-precision gap only rounding? `--controls` also runs both sides in float32 from the same
+weights and prints reference-vs-reference, ours-vs-ours and ours-vs-reference-float32 distances.
+`--layer_check` feeds the reference's own inputs of block 0, its parts and the heads through ours (one
+application, nothing amplified) and prints the share of bit-identical outputs per part.
 """
 
 from __future__ import annotations
@@ -41,26 +47,50 @@ sys.path.insert(0, cfg["reference_dir"])
 import torch
 from models.recursive_reasoning.trm import TinyRecursiveReasoningModel_ACTV1 as ACT
 
-torch.manual_seed(cfg["seed"])
-model = ACT(cfg["model"]).eval()
-inner = model.inner
-g = torch.Generator().manual_seed(cfg["seed"] + 1)
-with torch.no_grad():
-    inner.q_head.weight.copy_(0.05 * torch.randn(inner.q_head.weight.shape, generator=g))
-    if hasattr(inner, "puzzle_emb"):
-        w = inner.puzzle_emb.weights
-        w.copy_(torch.randn(w.shape, generator=g).to(w.dtype))
 data = np.load(cfg["batch"])
 batch = {k: torch.from_numpy(data[k]) for k in ("inputs", "labels", "puzzle_identifiers")}
-out = {"sd/" + k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-carry = model.initial_carry(batch)
-with torch.no_grad():
-    for s in range(cfg["steps"]):
-        carry, o = model(carry, batch)
-        out[f"logits{s}"] = o["logits"].float().numpy()
-        out[f"q_halt{s}"] = o["q_halt_logits"].float().numpy()
-        out[f"q_continue{s}"] = o["q_continue_logits"].float().numpy()
-        out[f"halted{s}"] = carry.halted.numpy()
+out, sd = {}, None
+
+def capture(model):  # input and output of the first call of block 0, its parts and the heads
+    inner = model.inner
+    blk = inner.L_level.layers[0]
+    mixer = blk.mlp_t if hasattr(blk, "mlp_t") else blk.self_attn
+    def hook(name):
+        def f(mod, args, kwargs, o):
+            if f"cap/{name}_out" not in out:
+                x = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+                out[f"cap/{name}_in"], out[f"cap/{name}_out"] = x.float().numpy(), o.float().numpy()
+        return f
+    parts = {"block": blk, "mixer": mixer, "mlp": blk.mlp, "lm_head": inner.lm_head, "q_head": inner.q_head}
+    for name, m in parts.items():
+        m.register_forward_hook(hook(name), with_kwargs=True)
+    with torch.no_grad():
+        out["cap/emb_out"] = inner._input_embeddings(batch["inputs"], batch["puzzle_identifiers"]).float().numpy()
+for dtype in cfg["dtypes"]:  # the first builds and initialises; the others load its state_dict
+    torch.manual_seed(cfg["seed"])
+    model = ACT(dict(cfg["model"], forward_dtype=dtype)).eval()
+    if sd is None:
+        inner = model.inner
+        g = torch.Generator().manual_seed(cfg["seed"] + 1)
+        with torch.no_grad():
+            inner.q_head.weight.copy_(0.05 * torch.randn(inner.q_head.weight.shape, generator=g))
+            if hasattr(inner, "puzzle_emb"):
+                w = inner.puzzle_emb.weights
+                w.copy_(torch.randn(w.shape, generator=g).to(w.dtype))
+        sd = model.state_dict()
+        out.update({"sd/" + k: v.detach().float().numpy() for k, v in sd.items()})
+        if cfg["layer_check"]:
+            capture(model)
+    else:
+        model.load_state_dict(sd)  # bf16 buffers (H_init, L_init) widen exactly
+    carry = model.initial_carry(batch)
+    with torch.no_grad():
+        for s in range(cfg["steps"]):
+            carry, o = model(carry, batch)
+            out[f"{dtype}/logits{s}"] = o["logits"].float().numpy()
+            out[f"{dtype}/q_halt{s}"] = o["q_halt_logits"].float().numpy()
+            out[f"{dtype}/q_continue{s}"] = o["q_continue_logits"].float().numpy()
+            out[f"{dtype}/halted{s}"] = carry.halted.numpy()
 np.savez(cfg["out"], **out)
 print(json.dumps({"torch": torch.__version__}), flush=True)
 """
@@ -88,7 +118,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--H", type=int, default=2)
     p.add_argument("--L", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    p.add_argument(
+        "--controls",
+        action="store_true",
+        help="with a low-precision --dtype: also run both sides in float32 from the same weights and "
+        "print ref-vs-ref, ours-vs-ours and ours-vs-ref-float32 distances (is the gap only rounding?)",
+    )
+    p.add_argument(
+        "--layer_check",
+        action="store_true",
+        help="feed the reference's --dtype inputs of block 0 (and its token mixer, MLP) and of the "
+        "heads through ours and print the share of bit-identical outputs (where do roundings differ?)",
+    )
+    args = p.parse_args(argv)
+    if args.controls and args.dtype == "float32":
+        p.error("--controls compares a low-precision --dtype against float32")
+    return args
 
 
 def skip_reason(args) -> str:
@@ -130,9 +175,12 @@ def model_config(args, variant: str) -> dict:
     )
 
 
-def run_reference(args, cfg: dict, batch_path: str, out_path: str) -> dict:
+def run_reference(args, cfg: dict, batch_path: str, out_path: str, dtypes: list[str]) -> dict:
+    """Runs the reference once per dtype (one state_dict, initialised by the first); its outputs are
+    keyed "<dtype>/<output><step>", its weights "sd/<key>"."""
     spec = {"reference_dir": os.path.abspath(args.reference), "model": cfg, "seed": args.seed,
-            "steps": args.steps, "batch": batch_path, "out": out_path}  # fmt: skip
+            "steps": args.steps, "batch": batch_path, "out": out_path, "dtypes": dtypes,
+            "layer_check": args.layer_check}  # fmt: skip
     proc = subprocess.run(
         [args.torch_python, "-c", TORCH_DRIVER, json.dumps(spec)], capture_output=True, text=True
     )
@@ -144,11 +192,8 @@ def run_reference(args, cfg: dict, batch_path: str, out_path: str) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
-    """Our ACT carry in evaluation mode from the reference's weights: per-step numpy outputs."""
-    import tensorflow as tf  # noqa: PLC0415
-
-    from trm_tf import act  # noqa: PLC0415
+def build_ours(cfg: dict, sd: dict):
+    """Our TRM with the reference's config and state_dict."""
     from trm_tf.models import ReasoningBackbone  # noqa: PLC0415
     from trm_tf.models.interop import load_reference_state_dict  # noqa: PLC0415
 
@@ -157,6 +202,16 @@ def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
             "mlp_t", "forward_dtype")  # fmt: skip
     model = ReasoningBackbone.create("trm", **{k: cfg[k] for k in keys})
     load_reference_state_dict(model, sd)
+    return model
+
+
+def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
+    """Our ACT carry in evaluation mode from the reference's weights: per-step numpy outputs."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from trm_tf import act  # noqa: PLC0415
+
+    model = build_ours(cfg, sd)
     b = cfg["batch_size"]
     carry = dict(model.initial_carry(b), steps=tf.zeros([b], tf.int32), halted=tf.ones([b], tf.bool),
                  **{k: tf.zeros_like(v) for k, v in batch.items()})  # fmt: skip
@@ -176,28 +231,97 @@ def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
     return outs
 
 
-def compare(variant: str, ref: dict, ours: list[dict]) -> dict:
+OUTPUTS = ("logits", "q_halt", "q_continue")
+
+
+def reference_steps(ref: dict, dtype: str, steps: int) -> list[dict]:
+    """The reference's outputs of one dtype as per-step dicts (the layout `run_ours` returns)."""
+    return [{k: ref[f"{dtype}/{k}{s}"] for k in (*OUTPUTS, "halted")} for s in range(steps)]
+
+
+def compare(label: str, ours: list[dict], ref: list[dict]) -> list[dict]:
+    """Per step: max |Δ| of each output, argmax agreement of the logits, same halted flags."""
     import numpy as np  # noqa: PLC0415
 
     rows = []
-    for s, o in enumerate(ours):
-        d = {
-            k: float(np.abs(o[k] - ref[f"{k}{s}"]).max())
-            for k in ("logits", "q_halt", "q_continue")
-        }
-        agree = float(np.mean(o["logits"].argmax(-1) == ref[f"logits{s}"].argmax(-1)))
-        scale = float(np.abs(ref[f"logits{s}"]).max())
-        same_halt = bool(np.array_equal(o["halted"], ref[f"halted{s}"]))
+    for s, (o, r) in enumerate(zip(ours, ref, strict=True)):
+        d = {k: float(np.abs(o[k] - r[k]).max()) for k in OUTPUTS}
+        mean = float(np.abs(o["logits"] - r["logits"]).mean())  # the max alone is a noisy statistic
+        agree = float(np.mean(o["logits"].argmax(-1) == r["logits"].argmax(-1)))
+        scale = float(np.abs(r["logits"]).max())
+        same_halt = bool(np.array_equal(o["halted"], r["halted"]))
         rows.append({"step": s + 1, **{f"max_abs_{k}": v for k, v in d.items()}, "max_abs_ref_logits": scale,
-                     "argmax_agreement": agree, "same_halted": same_halt})  # fmt: skip
+                     "mean_abs_logits": mean, "argmax_agreement": agree, "same_halted": same_halt})  # fmt: skip
         print(
-            f"{variant:9s} step {s + 1}: max|Δ| logits {d['logits']:.2e} (of max |logit| {scale:.1f})  "
+            f"{label:38s} step {s + 1}: max|Δ| logits {d['logits']:.2e} (of max |logit| {scale:.1f}), mean {mean:.1e}  "
             f"q_halt {d['q_halt']:.2e}  "
             f"q_continue {d['q_continue']:.2e}  argmax agreement {100 * agree:.2f}%  "
             f"halted {'same' if same_halt else 'DIFFERENT'}",
             flush=True,
         )
-    return {"variant": variant, "steps": rows}
+    return rows
+
+
+def worst(rows: list[dict]) -> dict:
+    """Largest |Δ| and lowest argmax agreement over the steps."""
+    w = {k: max(r[k] for r in rows) for k in rows[0] if k.startswith("max_abs_")}
+    return dict(w, argmax_agreement=min(r["argmax_agreement"] for r in rows))
+
+
+def layer_check(variant: str, cfg: dict, sd: dict, ref: dict, batch: dict) -> dict:
+    """One application of each part, ours on the reference's own inputs (no amplification): the share
+    of bit-identical outputs and the max |Δ| per part."""
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    model = build_ours(cfg, sd)
+    blk, rot = model.L_level.blocks[0], model.rotary_emb
+    parts = {"block": lambda x: blk(x, rotary=rot), "mlp": blk.mlp, "lm_head": model.lm_head,
+             "q_head": model.q_head, "mixer": blk.token_mixer.swiglu if cfg["mlp_t"]
+             else lambda x: blk.self_attn(x, rotary=rot)}  # fmt: skip
+    rows = model.gather_puzzle_rows(batch["puzzle_identifiers"])
+    got = {"emb": model.input_embeddings(batch["inputs"], rows)}
+    for name, fn in parts.items():
+        got[name] = fn(tf.cast(ref[f"cap/{name}_in"], model.compute_dtype_tf))
+    result = {}
+    for name, y in got.items():
+        want, y = ref[f"cap/{name}_out"], tf.cast(y, tf.float32).numpy()
+        same, diff = float(np.mean(y == want)), float(np.abs(y - want).max())
+        result[name] = {"identical": same, "max_abs": diff}
+        print(
+            f"{variant} layer check {name:8s}: {100 * same:6.2f}% bit-identical, max|Δ| {diff:.2e}"
+        )
+    return result
+
+
+def compare_variant(args, variant: str, batch: dict, tmp: str) -> dict:
+    """The port against the reference at --dtype; with --controls, the float32 controls too:
+    (a) reference dtype vs reference float32, (b) ours dtype vs ours float32, (c) ours dtype vs
+    reference float32, and ours float32 vs reference float32. If (c) is about (a), the gap at the
+    low-precision dtype is rounding amplified by the recursion, not a different rounding recipe."""
+    cfg = model_config(args, variant)
+    dt = args.dtype
+    dtypes = [dt, "float32"] if args.controls else [dt]
+    ref = run_reference(
+        args, cfg, os.path.join(tmp, "batch.npz"), os.path.join(tmp, f"{variant}.npz"), dtypes
+    )
+    sd = {k[3:]: v for k, v in ref.items() if k.startswith("sd/")}
+    refs = {d: reference_steps(ref, d, args.steps) for d in dtypes}
+    ours = {d: run_ours(dict(cfg, forward_dtype=d), sd, batch, args.steps) for d in dtypes}
+    result = {"variant": variant, "steps": compare(f"{variant} ours vs ref", ours[dt], refs[dt])}
+    if args.layer_check:
+        result["layer_check"] = layer_check(variant, dict(cfg, forward_dtype=dt), sd, ref, batch)
+    if args.controls:
+        pairs = {
+            f"ref {dt} vs ref float32": (refs[dt], refs["float32"]),
+            f"ours {dt} vs ours float32": (ours[dt], ours["float32"]),
+            f"ours {dt} vs ref float32": (ours[dt], refs["float32"]),
+            "ours float32 vs ref float32": (ours["float32"], refs["float32"]),
+        }
+        result["controls"] = {
+            name: compare(f"{variant} {name}", a, b) for name, (a, b) in pairs.items()
+        }
+    return result
 
 
 def main(argv=None) -> None:
@@ -216,19 +340,15 @@ def main(argv=None) -> None:
     }
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        batch_path = os.path.join(tmp, "batch.npz")
-        np.savez(batch_path, **batch)
+        np.savez(os.path.join(tmp, "batch.npz"), **batch)
         for variant in args.variants.split(","):
-            cfg = model_config(args, variant)
-            ref = run_reference(args, cfg, batch_path, os.path.join(tmp, f"{variant}.npz"))
-            sd = {k[3:]: v for k, v in ref.items() if k.startswith("sd/")}
-            results.append(compare(variant, ref, run_ours(cfg, sd, batch, args.steps)))
+            results.append(compare_variant(args, variant, batch, tmp))
     for r in results:
-        worst = {
-            k: max(s[k] for s in r["steps"]) for k in r["steps"][0] if k.startswith("max_abs_")
-        }
-        worst["argmax_agreement"] = min(s["argmax_agreement"] for s in r["steps"])
-        print(json.dumps({**r, "dtype": args.dtype, "worst": worst, "loadavg": common.loadavg()}))
+        extra = {}
+        if "controls" in r:
+            extra["controls_worst"] = {k: worst(v) for k, v in r["controls"].items()}
+        print(json.dumps({**r, "dtype": args.dtype, "worst": worst(r["steps"]), **extra,
+                          "loadavg": common.loadavg()}))  # fmt: skip
 
 
 if __name__ == "__main__":

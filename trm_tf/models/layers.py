@@ -7,8 +7,8 @@ Every layer follows the reference numerics (docs/model.md#architecture, #porting
   (the reference casts its fp32 master weights to bf16 at every matmul);
 * RMSNorm (no gain) and RoPE always compute in float32 and cast back to the input dtype;
 * the attention scores Q K^T and their softmax are computed in float32, from Q and K in the compute
-  dtype (a fused attention kernel's float32 accumulation); the probabilities are rounded to the
-  compute dtype for the product with V;
+  dtype (a fused attention kernel's float32 accumulation); the unnormalised exp(s - max) is rounded
+  to the compute dtype for the product with V and the row sum divides in float32;
 * scale constants (sqrt(D), 1/sqrt(2) in the embeddings) multiply in float32 and the product is
   rounded once, as torch does for a low-precision tensor times a Python float;
 * there are no biases anywhere except the Q head (which lives in `trm.py`).
@@ -44,6 +44,20 @@ from trm_tf.models.primitives import (  # noqa: F401
 )
 
 
+def fused_softmax_values(scores, v):
+    """softmax(scores) @ v in v's low-precision dtype, rounded where a fused attention kernel rounds.
+
+    The reference's attention (torch's CPU flash kernel, FlashAttention on GPU) rounds the
+    *unnormalised* exp(s - max) to the compute dtype for the product with V, accumulates that product
+    in float32 and divides by the float32 row sum at the end, rounding the output once. Rounding the
+    normalised probabilities instead leaves a third to a half of a bfloat16 attention layer's
+    outputs one bfloat16 step away from the reference's. scores: float32 [..., T, T]; v: [..., T, head_dim] in the compute dtype.
+    """
+    e = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
+    pv = tf.matmul(tf.cast(tf.cast(e, v.dtype), tf.float32), tf.cast(v, tf.float32))
+    return tf.cast(pv / tf.reduce_sum(e, axis=-1, keepdims=True), v.dtype)
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
 class Attention(keras.layers.Layer):
     """Non-causal multi-head self-attention with a fused qkv projection and no biases
@@ -56,8 +70,7 @@ class Attention(keras.layers.Layer):
     (head_dim 16, 64, 256) and otherwise differs from scaling the scores by float32 rounding only. In
     a low-precision compute dtype, Q and K are rounded to it (after RoPE), cast to float32, and the
     scale and the score product run in float32, so the scores are never rounded to 8 significant
-    bits; the probabilities are then rounded to the compute dtype for the product with V, as a fused
-    bfloat16 attention kernel does.
+    bits; the product with V then rounds where a fused attention kernel does (`fused_softmax_values`).
 
     head_dim = D // num_heads and the inner width is num_heads * head_dim, which is D unless the heads
     do not divide D (the reference's transformer baseline: D=512, 12 heads -> head_dim 42, qkv
@@ -134,8 +147,11 @@ class Attention(keras.layers.Layer):
         if self.window:
             allowed = local_window_mask(t, self.prefix_len, self.window)
             scores += tf.constant(np.where(allowed, 0.0, -1e30).astype(np.float32))
-        probs = tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype)
-        out = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, T, H, head_dim]
+        if v.dtype == tf.float32:
+            out = tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+        else:
+            out = fused_softmax_values(scores, v)
+        out = tf.transpose(out, [0, 2, 1, 3])  # [B, T, H, head_dim]
         return self.o_proj(tf.reshape(out, [b, t, self.inner_size]))
 
     def compute_output_shape(self, input_shape):
