@@ -140,3 +140,21 @@ def test_docs_pages_have_unique_anchors(page):
             seen.append(slug(line.lstrip("#")))
     dupes = {a for a in seen if seen.count(a) > 1}
     assert not dupes, f"docs/{page}: headings with the same anchor {sorted(dupes)}"
+
+
+def test_layout_lists_every_module_and_nothing_gone():
+    """docs/layout.md names every module of trm_tf/ and tfds_builders/ (not tests), and no file that is gone."""
+    text = read(os.path.join("docs", "layout.md"))
+    modules = set()
+    for top in ("trm_tf", "tfds_builders"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py") and not f.endswith("_test.py"):
+                    rel = os.path.relpath(os.path.join(dirpath, f), ROOT)
+                    if f != "__init__.py" or os.path.getsize(os.path.join(ROOT, rel)) > 0:
+                        modules.add(rel)
+    listed = set(re.findall(r"^\| `((?:trm_tf|tfds_builders)/[^`]+\.py)` \|", text, flags=re.M))
+    missing = sorted(m for m in modules - listed if not m.endswith("__init__.py"))
+    assert not missing, f"docs/layout.md does not list {missing}"
+    gone = sorted(listed - modules)
+    assert not gone, f"docs/layout.md lists files that do not exist: {gone}"
