@@ -1,5 +1,5 @@
-"""Tests for trm_tf.optim: AdamATan2, SparseSignSGD, EMA and the LR schedule
-(docs/model.md#optimizers, #ema).
+"""Tests for trm_tf.optim: AdamATan2, SparseSignSGD and the trainer-shaped update under a strategy
+(docs/model.md#optimizers; the EMA and the schedule have their own test files).
 
 Distributed cases run on MirroredStrategy over the two logical CPUs set up by conftest.py and are
 compared with the default-strategy run on the full batch.
@@ -55,42 +55,6 @@ def _replica_values(v):
     v = v.value if isinstance(v, keras.Variable) else v
     comps = getattr(v, "values", None)
     return [np.asarray(c.numpy()) for c in comps] if comps is not None else [v.numpy()]
-
-
-# ----------------------------------------------------------------------------- LR schedule
-
-
-def test_lr_warmup_constant_and_cosine():
-    base, warm, total = 1e-4, 2000, 65104
-    lr = lambda s, r=1.0: float(optim.lr_at_step(s, base, warm, total, r))  # noqa: E731
-    assert lr(1) == pytest.approx(base / warm, rel=1e-6)
-    assert lr(warm - 1) == pytest.approx(base * (warm - 1) / warm, rel=1e-6)
-    assert lr(warm) == pytest.approx(base, rel=1e-7)
-    # min_ratio = 1 (reference default): exactly constant after warmup.
-    assert {lr(s) for s in (warm, warm + 1, 30000, total, total + 10)} == {np.float32(base).item()}
-    # Cosine endpoints with min_ratio < 1.
-    assert lr(warm, 0.1) == pytest.approx(base, rel=1e-6)
-    assert lr(total, 0.1) == pytest.approx(0.1 * base, rel=1e-5)
-    mid = warm + (total - warm) // 2
-    assert lr(mid, 0.1) == pytest.approx(base * (0.1 + 0.9 * 0.5), rel=1e-4)
-    # No warmup: full LR from step 1.
-    assert float(optim.lr_at_step(1, base, 0, 100, 1.0)) == pytest.approx(base)
-
-
-def test_warmup_cosine_schedule_uses_iterations_plus_one():
-    sched = optim.WarmupCosine(1e-3, 10, 100, 0.0)
-    assert float(sched(0)) == pytest.approx(1e-4, rel=1e-6)  # iterations 0 -> step 1
-    assert float(sched(9)) == pytest.approx(1e-3, rel=1e-6)  # step 10 = end of warmup
-    assert float(sched(99)) == pytest.approx(0.0, abs=1e-9)
-    again = optim.WarmupCosine.from_config(sched.get_config())
-    assert float(again(42)) == float(sched(42))
-    # Inside a Keras optimizer: the first update uses step 1.
-    w = keras.Variable(np.zeros(3, np.float32))
-    opt = optim.AdamATan2(sched, weight_decay=0.0)
-    opt.apply([tf.constant([1.0, -2.0, 0.0])], [w])
-    np.testing.assert_allclose(
-        w.numpy(), [-1e-4 * 10 * math.atan(0.1), 1e-4 * 10 * math.atan(0.1), 0], rtol=1e-6
-    )
 
 
 # ----------------------------------------------------------------------------- AdamATan2
@@ -261,40 +225,7 @@ def test_sparse_sign_sgd_mirrored_equals_single_device(mirrored):
     np.testing.assert_array_equal(copies[0][[0, 3, 5]], t0[[0, 3, 5]])
 
 
-# ----------------------------------------------------------------------------- EMA
-
-
-def test_ema_closed_form_swap_and_checkpoint(tmp_path):
-    p0 = np.array([1.0, -2.0, 3.0], np.float32)
-    p1 = np.array([0.5, 4.0, -1.0], np.float32)
-    w = keras.Variable(p0)
-    ema = optim.EMA([w], rate=0.9)
-    w.assign(p1)
-    update = tf.function(ema.update)
-    for _ in range(5):
-        update()
-    shadow = ema.shadows[0].numpy()
-    np.testing.assert_allclose(shadow, p1 + 0.9**5 * (p0 - p1), rtol=1e-6)
-
-    ema.swap()
-    np.testing.assert_array_equal(w.numpy(), shadow)
-    np.testing.assert_array_equal(ema.shadows[0].numpy(), p1)
-    tf.function(ema.swap)()
-    np.testing.assert_array_equal(w.numpy(), p1)
-    np.testing.assert_array_equal(ema.shadows[0].numpy(), shadow)
-
-    other = keras.Variable(np.zeros(3, np.float32))
-    ema.copy_to([other])
-    np.testing.assert_array_equal(other.numpy(), shadow)
-
-    path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "ema"))
-    # Only the shadows are saved (not the live parameters).
-    names = [n for n, _ in tf.train.list_variables(path)]
-    assert sum("shadow" in n for n in names) == 1
-    ema.assign_from()
-    np.testing.assert_array_equal(ema.shadows[0].numpy(), p1)
-    tf.train.Checkpoint(ema=ema).restore(path).assert_existing_objects_matched()
-    np.testing.assert_array_equal(ema.shadows[0].numpy(), shadow)
+# ----------------------------------------------------------------------------- module split
 
 
 def test_split_modules_keep_checkpoint_paths_and_registered_names(tmp_path):
@@ -319,38 +250,6 @@ def test_split_modules_keep_checkpoint_paths_and_registered_names(tmp_path):
         "ema/shadows/0/.ATTRIBUTES/VARIABLE_VALUE",
         "ema/shadows/1/.ATTRIBUTES/VARIABLE_VALUE",
     ]
-
-
-def test_ema_mirrored_replica_and_cross_replica(mirrored):
-    p0 = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
-    p1 = np.array([[0.0, -1.0], [2.0, 8.0]], np.float32)
-    with mirrored.scope():
-        w = keras.Variable(p0)
-        ema = optim.EMA([w], rate=0.99)
-
-    @tf.function
-    def replica_update():
-        mirrored.run(ema.update)
-
-    w.assign(p1)
-    for _ in range(3):
-        replica_update()
-    tf.function(ema.update)()  # cross-replica context
-    ema.update()  # eager, cross-replica
-    want = p1 + 0.99**5 * (p0 - p1)
-    for c in _replica_values(ema.shadows[0]):
-        np.testing.assert_allclose(c, want, rtol=1e-6)
-
-    @tf.function
-    def swap_in_replica():
-        mirrored.run(ema.swap)
-
-    swap_in_replica()
-    for c in _replica_values(w):
-        np.testing.assert_allclose(c, want, rtol=1e-6)
-    ema.swap()
-    for c in _replica_values(w):
-        np.testing.assert_array_equal(c, p1)
 
 
 def _trainer_shaped_run(strategy, x, ids, y, w0, t0, steps=2):
@@ -408,37 +307,6 @@ def test_trainer_shaped_step_mirrored_equals_default(mirrored):
         for c in copies:
             np.testing.assert_allclose(c, want, rtol=0, atol=1e-6)
     assert np.abs(single[1] - t0).max() > 1e-3 and np.abs(single[0] - w0).max() > 1e-3
-
-
-def test_ema_swap_compiled_once_and_exact_under_mirrored(mirrored):
-    rng = np.random.default_rng(5)
-    p0 = [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5,)).astype(np.float32)]
-    with mirrored.scope():
-        ws = [keras.Variable(x) for x in p0]
-        ema = optim.EMA(ws, rate=0.9)
-    for w, x in zip(ws, p0):
-        w.assign(x * 3.0 + 1.0)  # live values differ from the shadows
-    ema.update()
-    live = [_replica_values(w) for w in ws]
-    shadow = [_replica_values(s) for s in ema.shadows]
-    assert not np.array_equal(live[0][0], shadow[0][0])
-
-    ema.swap()
-    for w, s, want_w, want_s in zip(ws, ema.shadows, shadow, live):
-        for got, want in zip(_replica_values(w) + _replica_values(s), want_w + want_s):
-            np.testing.assert_array_equal(got, want)
-    ema.swap()
-    for w, s, want_w, want_s in zip(ws, ema.shadows, live, shadow):
-        for got, want in zip(_replica_values(w) + _replica_values(s), want_w + want_s):
-            np.testing.assert_array_equal(got, want)
-    ema.swap()
-    ema.swap()
-    # One compiled function, traced on the first call and reused by every later one.
-    assert ema._swap_fn is not None
-    assert ema._swap_fn.experimental_get_tracing_count() == 1
-    for w, want in zip(ws, live):
-        for got, c in zip(_replica_values(w), want):
-            np.testing.assert_array_equal(got, c)
 
 
 def _count_reduce_ops(concrete):

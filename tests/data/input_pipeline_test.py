@@ -8,65 +8,22 @@ one input pipeline per replica (`input_options("per_replica")`), each pipeline p
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
+from tests.testing.pipelines import (
+    per_replica_batches,
+    pod,
+    read_split,
+    take,
+    task_names,
+)
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.losses import IGNORE_LABEL_ID
 
-CORE = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
 ARC_EXTRA = ("task_id", "test_index", "transform_id", "color_map")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
-def spec(data_dir):
-    return build_tiny_sudoku(data_dir)
-
-
-@pytest.fixture(scope="module")
-def arc(data_dir):
-    return build_tiny_arc(data_dir)
-
-
-def _take(ds, n):
-    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(n)]
-
-
-def _pod():
-    """Two replicas, one input pipeline each: the CPU rehearsal of a two-host pod."""
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
-def _per_replica_batches(strategy, dist, n):
-    """n steps of a distributed dataset as [step][replica] dicts of numpy arrays."""
-    it = iter(dist)
-    out = []
-    for _ in range(n):
-        local = strategy.experimental_local_results(next(it))
-        out.append([tf.nest.map_structure(lambda t: t.numpy(), r) for r in local])
-    return out
 
 
 # ---- Independent reference of the training stream (numpy tables, numpy gathers; only the stateless draws
 # come from TF, the same ops the pipeline uses), computed from the split read directly with TFDS.
-
-
-def _read(spec, split, pipeline=0, pipelines=1, features=CORE):
-    """A split (or one pipeline's round-robin share of its files) as numpy arrays, in TFDS file order."""
-    ctx = None
-    if pipelines > 1:
-        ctx = tf.distribute.InputContext(pipelines, pipeline, pipelines)
-    builder = tfds.builder(spec.name, data_dir=spec.data_dir)
-    ds = builder.as_dataset(
-        split=split, shuffle_files=False, read_config=tfds.ReadConfig(input_context=ctx)
-    )
-    rows = list(tfds.as_numpy(ds))
-    return {k: np.stack([r[k] for r in rows]) for k in features}
 
 
 def _ref_epoch(group, puzzle, seed, shard, epoch):
@@ -216,32 +173,32 @@ def test_multi_example_puzzles_stay_together_within_an_epoch():
 def test_train_stream_equals_reference_sampler(spec, arc, start_step):
     # 12 batches of 16 cross epoch boundaries on both (Sudoku: 40 examples/epoch; ARC: ~40).
     for s in (spec, arc):
-        got = _take(input_pipeline.make_train_dataset(s, 16, seed=3, start_step=start_step), 12)
-        want = _ref_batches(_read(s, "train"), s, 16, 3, 0, start_step, 12)
+        got = take(input_pipeline.make_train_dataset(s, 16, seed=3, start_step=start_step), 12)
+        want = _ref_batches(read_split(s, "train"), s, 16, 3, 0, start_step, 12)
         _assert_same_batches(got, want)
 
 
 def test_train_dataset_shapes_labels_and_determinism(spec):
     ds = input_pipeline.make_train_dataset(spec, 16, seed=0)
-    batches = _take(ds, 12)  # 12 * 16 = 192 > 160 examples: crosses an epoch
+    batches = take(ds, 12)  # 12 * 16 = 192 > 160 examples: crosses an epoch
     for b in batches:
         assert b["inputs"].shape == (16, 81) and b["inputs"].dtype == np.int32
         assert b["labels"].shape == (16, 81) and b["puzzle_identifiers"].shape == (16,)
         given = b["inputs"] > 1
         np.testing.assert_array_equal(b["labels"][given], b["inputs"][given])  # givens agree
         assert ((b["labels"] >= 2) & (b["labels"] <= 10)).all()  # Sudoku labels are all valid
-    again = _take(input_pipeline.make_train_dataset(spec, 16, seed=0), 12)
+    again = take(input_pipeline.make_train_dataset(spec, 16, seed=0), 12)
     for x, y in zip(batches, again):
         np.testing.assert_array_equal(x["inputs"], y["inputs"])
     # Resume at step 5 continues the same stream.
-    resumed = _take(input_pipeline.make_train_dataset(spec, 16, seed=0, start_step=5), 7)
+    resumed = take(input_pipeline.make_train_dataset(spec, 16, seed=0, start_step=5), 7)
     for x, y in zip(batches[5:], resumed):
         np.testing.assert_array_equal(x["inputs"], y["inputs"])
 
 
 def test_each_group_once_per_epoch_on_real_data(spec):
-    arrays = _read(spec, "train")
-    for b in _take(input_pipeline.make_train_dataset(spec, 40, seed=1), 3):
+    arrays = read_split(spec, "train")
+    for b in take(input_pipeline.make_train_dataset(spec, 40, seed=1), 3):
         # Sudoku rows are unique: find each row's group by its inputs.
         groups = []
         for row in b["inputs"]:
@@ -255,7 +212,7 @@ def test_graph_holds_no_examples(arc):
     # Today's split is ~0.8 MB of examples; a graph that embedded them would be at least that big.
     split_bytes = arc.num_train_examples * 2 * arc.seq_len
     train = input_pipeline.make_train_dataset(arc, 16, seed=0)
-    names = sorted(_task_names(arc))
+    names = sorted(task_names(arc))
     ev, _ = input_pipeline.make_eval_dataset(arc, 16, extra_features=ARC_EXTRA, task_names=names)
     for ds in (train, ev):
         size = len(ds._as_serialized_graph().numpy())
@@ -269,7 +226,7 @@ def test_too_few_examples_for_one_batch(spec, arc):
     host1 = tf.distribute.InputContext(2, 1, 2)
     ds = input_pipeline.make_train_dataset(arc, 440, seed=0, input_context=host1)
     with pytest.raises(tf.errors.InvalidArgumentError, match="fewer than one batch"):
-        _take(ds, 1)
+        take(ds, 1)
     many = tf.distribute.InputContext(10, 0, 10)
     with pytest.raises(ValueError, match="group per host"):
         input_pipeline.make_train_dataset(arc, 10, seed=0, input_context=many)
@@ -280,13 +237,13 @@ def test_group_size_check_runs_in_graph():
     data = tf.data.Dataset.from_tensors((tf.constant([0, 0, 0]), tf.constant([0, 0, 1])))
     ds = data.flat_map(lambda g, p: input_pipeline.GroupSampler(g, p, 0, 0).index_dataset(1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="different numbers"):
-        _take(ds, 1)
+        take(ds, 1)
 
 
 def test_mirrored_replicas_split_the_global_batch_in_order(spec):
-    strategy = _pod()
+    strategy = pod()
     dist = input_pipeline.distribute_train(strategy, spec, 16, seed=0)
-    single = _take(input_pipeline.make_train_dataset(spec, 16, seed=0), 3)
+    single = take(input_pipeline.make_train_dataset(spec, 16, seed=0), 3)
     it = iter(dist)
     for s in single:
         per_replica = strategy.experimental_local_results(next(it))
@@ -319,11 +276,11 @@ def test_host_sharding_modes(spec, arc):
 
 
 def test_groups_sharding_keeps_each_group_on_one_host(arc):
-    strategy = _pod()
+    strategy = pod()
     opts = input_pipeline.input_options("per_replica")
     dist = input_pipeline.distribute_train(strategy, arc, 8, seed=2, start_step=3, options=opts)
-    steps = _per_replica_batches(strategy, dist, 12)  # > 2 epochs of each host's ~5 groups
-    arrays = _read(arc, "train")
+    steps = per_replica_batches(strategy, dist, 12)  # > 2 epochs of each host's ~5 groups
+    arrays = read_split(arc, "train")
     group_of = dict(zip(arrays["puzzle_identifier"].tolist(), arrays["group"].tolist()))
     seen = []
     for host in (0, 1):
@@ -338,118 +295,24 @@ def test_groups_sharding_keeps_each_group_on_one_host(arc):
 
 
 def test_stream_sharding_reproduces_the_single_host_stream(spec):
-    strategy = _pod()
+    strategy = pod()
     opts = input_pipeline.input_options("per_replica")
     dist = input_pipeline.distribute_train(
         strategy, spec, 16, seed=1, start_step=2, host_sharding="stream", options=opts
     )
-    single = _take(input_pipeline.make_train_dataset(spec, 16, seed=1, start_step=2), 6)
-    for step, want in zip(_per_replica_batches(strategy, dist, 6), single):
+    single = take(input_pipeline.make_train_dataset(spec, 16, seed=1, start_step=2), 6)
+    for step, want in zip(per_replica_batches(strategy, dist, 6), single):
         for k in want:
             np.testing.assert_array_equal(np.concatenate([r[k] for r in step]), want[k])
 
 
 def test_files_sharding_reads_each_hosts_own_files(spec):
-    strategy = _pod()
+    strategy = pod()
     opts = input_pipeline.input_options("per_replica")
     dist = input_pipeline.distribute_train(
         strategy, spec, 16, seed=1, host_sharding="files", options=opts
     )
-    steps = _per_replica_batches(strategy, dist, 4)
+    steps = per_replica_batches(strategy, dist, 4)
     for host in (0, 1):
-        want = _ref_batches(_read(spec, "train", host, 2), spec, 8, 1, host, 0, 4)
+        want = _ref_batches(read_split(spec, "train", host, 2), spec, 8, 1, host, 0, 4)
         _assert_same_batches([s[host] for s in steps], want)
-
-
-# ---- Evaluation.
-
-
-def _task_names(arc):
-    """The task names of the split, read directly (what the trainer takes from the ground truth)."""
-    return {t.decode() for t in _read(arc, "test", features=("task_name",))["task_name"]}
-
-
-def test_eval_dataset_once_in_order_with_masked_padding(spec):
-    ds, steps = input_pipeline.make_eval_dataset(spec, 16)
-    assert steps == 3  # 37 examples -> 3 batches of 16
-    batches = _take(ds, 10)
-    assert len(batches) == 3
-    assert sorted(batches[0]) == ["inputs", "labels", "mask", "puzzle_identifiers"]
-    mask = np.concatenate([b["mask"] for b in batches])
-    assert mask.dtype == bool and mask.sum() == 37 and not mask[37:].any()
-    inputs = np.concatenate([b["inputs"] for b in batches])
-    labels = np.concatenate([b["labels"] for b in batches])
-    assert inputs.dtype == labels.dtype == np.int32
-    assert (inputs[37:] == 0).all() and (labels[37:] == IGNORE_LABEL_ID).all()
-    test = _read(spec, "test")
-    np.testing.assert_array_equal(inputs[:37], test["inputs"].astype(np.int32))
-    np.testing.assert_array_equal(labels[:37], test["labels"].astype(np.int32))
-    sub, sub_steps = input_pipeline.make_eval_dataset(spec, 16, subset_size=20)
-    assert sub_steps == 2
-    assert sum(int(b["mask"].sum()) for b in _take(sub, 5)) == 20
-
-
-def test_eval_rows_with_arc_features_once_over_hosts(arc):
-    names = sorted(_task_names(arc))
-    strategy = _pod()
-    opts = input_pipeline.input_options("per_replica")
-    dist, steps = input_pipeline.distribute_eval(
-        strategy, arc, 8, extra_features=ARC_EXTRA, task_names=names, options=opts
-    )
-    assert steps == 6  # 44 files dealt to 2 hosts: 22 rows each, in batches of 4
-    batches = _per_replica_batches(strategy, dist, steps)
-    rows = {}
-    for step in batches:
-        for b in step:
-            assert b["color_map"].shape == (4, 10) and b["task_id"].dtype == np.int32
-            for j in np.flatnonzero(b["mask"]):
-                key = (int(b["puzzle_identifiers"][j]), int(b["test_index"][j]))
-                assert key not in rows  # each test row exactly once
-                rows[key] = {k: v[j] for k, v in b.items()}
-            pad = ~b["mask"]
-            assert (b["labels"][pad] == IGNORE_LABEL_ID).all() and (b["task_id"][pad] == 0).all()
-    features = ("inputs", "labels", "puzzle_identifier", "task_name", "test_index")
-    truth = _read(arc, "test", features=features + ("transform_id", "color_map"))
-    assert len(rows) == arc.num_test_examples == len(truth["inputs"])
-    for i in range(len(truth["inputs"])):
-        row = rows[(int(truth["puzzle_identifier"][i]), int(truth["test_index"][i]))]
-        np.testing.assert_array_equal(row["inputs"], truth["inputs"][i])
-        labels = truth["labels"][i].astype(np.int32)
-        labels[labels == arc.ignore_label_id] = IGNORE_LABEL_ID
-        np.testing.assert_array_equal(row["labels"], labels)
-        assert row["task_id"] == names.index(truth["task_name"][i].decode())
-        assert row["transform_id"] == truth["transform_id"][i]
-        np.testing.assert_array_equal(row["color_map"], truth["color_map"][i])
-    with pytest.raises(ValueError, match="task_names"):
-        input_pipeline.make_eval_dataset(arc, 8, extra_features=ARC_EXTRA)
-
-
-def test_eval_unknown_task_name_maps_to_minus_one(arc):
-    ds, _ = input_pipeline.make_eval_dataset(arc, 8, extra_features=("task_id",), task_names=["x"])
-    ids = np.concatenate([b["task_id"][b["mask"]] for b in _take(ds, 100)])
-    assert len(ids) == arc.num_test_examples and (ids == -1).all()
-
-
-def test_eval_steps_equal_across_hosts():
-    # Files are dealt round-robin; every host pads to the largest host's count.
-    spec = datasets.DatasetSpec(
-        name="x",
-        data_dir="",
-        seq_len=81,
-        vocab_size=11,
-        num_puzzle_identifiers=1,
-        pad_id=0,
-        ignore_label_id=0,
-        blank_identifier_id=0,
-        total_groups=1,
-        mean_puzzle_examples=1.0,
-        num_train_examples=1,
-        num_test_examples=70,
-        test_shard_lengths=(20, 10, 25, 15),
-        metadata={},
-    )
-    assert input_pipeline.eval_examples_per_host(spec, 2) == 45  # host 0: 20 + 25
-    assert input_pipeline.eval_examples_per_host(spec, 1) == 70
-    assert input_pipeline.eval_examples_per_host(spec, 2, subset_size=30) == 15
-    with pytest.raises(ValueError, match="files"):
-        input_pipeline.eval_examples_per_host(spec, 8)
