@@ -1,6 +1,6 @@
 r"""Cost model of the full study on Cloud TPU v4: a roofline step time per run from its lowered train step.
 
-  python bench/cost_model.py [--runs=E1.1,E2.3,paper_arc1] [--markdown] [--whatif] [--refresh]
+  python bench/cost_model.py [--runs=E1.1,E2.3b,paper_arc1] [--markdown] [--whatif] [--refresh]
 
 For every run of the catalogue (configs/catalogue.py RUNS):
   * the target slice is the smallest v4 slice its global batch fits on (trm_tf.memory's estimate), and
