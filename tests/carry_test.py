@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.testing.small_models import small_trm
 from trm_tf import act
-from trm_tf.models import ReasoningBackbone
 
 B, S, V, P, MAX_STEPS = 4, 6, 9, 5, 3
 HALTED_BEFORE = np.array([True, False, True, False])
@@ -22,13 +22,11 @@ STEPS_BEFORE = np.array([2, 1, 0, MAX_STEPS - 1], np.int32)  # slot 3 reaches N_
 
 @pytest.fixture(scope="module")
 def model():
-    m = ReasoningBackbone.create(
-        "trm",
+    m = small_trm(
         vocab_size=V,
         seq_len=S,
         num_puzzle_identifiers=P,
         hidden_size=16,
-        num_heads=2,
         expansion=2.0,
         L_layers=1,
         H_cycles=1,
@@ -38,7 +36,6 @@ def model():
         mlp_t=False,
         pos_encodings="rope",
     )
-    m.build_variables()
     rng = np.random.default_rng(0)
     m.puzzle_emb.assign(rng.normal(size=m.puzzle_emb.shape).astype(np.float32))
     # q_halt = -5 for every slot (bias -5, weight 0): no slot halts by the Q test, only by N_sup.

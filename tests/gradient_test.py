@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from tests.testing import reference_numpy as rn
 from tests.testing.model_inputs import randomise_weights
+from tests.testing.small_models import np_cfg, small_trm
 from trm_tf import act
-from trm_tf.models import ReasoningBackbone
 from trm_tf.models.interop import reference_variables
 
 B, S, V, P = 3, 6, 7, 4
@@ -38,41 +38,28 @@ RTOL_OF_NORM = 1e-5
 
 
 def _model(mixer):
-    m = ReasoningBackbone.create(
-        "trm",
+    # The second prefix row of puzzle_emb_len=2 is zero padding.
+    return small_trm(
         vocab_size=V,
         seq_len=S,
         num_puzzle_identifiers=P,
         hidden_size=16,
-        num_heads=2,
         expansion=2.0,
-        L_layers=2,
         H_cycles=H_CYCLES,
         L_cycles=L_CYCLES,
         puzzle_emb_ndim=16,
-        puzzle_emb_len=2,  # the second prefix row is zero padding
+        puzzle_emb_len=2,
         mlp_t=mixer == "mlp_t",
         pos_encodings="none" if mixer == "mlp_t" else "rope",
     )
-    m.build_variables()
-    return m
-
-
-def _np_cfg(m, h_cycles):
-    return dict(
-        hidden_size=m.hidden_size, num_heads=m.num_heads, L_layers=m.L_layers, H_cycles=h_cycles,
-        L_cycles=m.L_cycles, mlp_t=m.mlp_t, pos_encodings=m.pos_encodings,
-        puzzle_emb_ndim=m.puzzle_emb_ndim, puzzle_emb_len=m.puzzle_emb_len,
-        rms_norm_eps=m.rms_norm_eps, rope_theta=m.rope_theta,
-    )  # fmt: skip
 
 
 def _np_loss_fn(m, sd, z_H, z_L, inputs, ids):
     """Loss of the full step as a function of a reference state dict, float64, gradient placement as
     in the module docstring: the early cycles are fixed at the unperturbed weights."""
-    early = rn.inner_forward(sd, _np_cfg(m, H_CYCLES - 1), z_H, z_L, inputs, ids)
+    early = rn.inner_forward(sd, np_cfg(m, H_cycles=H_CYCLES - 1), z_H, z_L, inputs, ids)
     z_H, z_L = early["z_H"], early["z_L"]
-    last = _np_cfg(m, 1)
+    last = np_cfg(m, H_cycles=1)
 
     def loss(sd_, labels):
         out = rn.inner_forward(sd_, last, z_H, z_L, inputs, ids)

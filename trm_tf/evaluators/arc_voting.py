@@ -59,6 +59,9 @@ class ARCVoting:
         self._names = np.asarray(self.task_names + [""], dtype=object)  # task_id -1 (padding) -> ""
         self.scope: list[str] | None = None  # the tasks this evaluation scores (None: every task)
         self.pool: dict[int, dict] = {}  # step -> merged votes of an earlier evaluation
+        # The pool's votes merged once, in step order (extended as evaluations are added, so an
+        # evaluation merges only what is new instead of every stored evaluation again).
+        self._earlier, self._earlier_steps = ARCEvaluator(), ()
         self.begin()
 
     @classmethod
@@ -131,20 +134,32 @@ class ARCVoting:
     def restore(self, states: Mapping[int, dict]) -> None:
         """Sets the pool to the stored votes of earlier evaluations (step -> `ARCEvaluator.state()`)."""
         self.pool = {int(step): state for step, state in states.items()}
+        self._earlier, self._earlier_steps = ARCEvaluator(), ()
+
+    def _pool_before(self, step: int) -> ARCEvaluator:
+        """The pooled votes of the stored evaluations at steps before `step`, merged in step order."""
+        steps = tuple(s for s in sorted(self.pool) if s < step)
+        if steps[: len(self._earlier_steps)] != self._earlier_steps:
+            self._earlier, self._earlier_steps = ARCEvaluator(), ()
+        self._earlier.merge(self.pool[s] for s in steps[len(self._earlier_steps) :])
+        self._earlier_steps = steps
+        return self._earlier
 
     def pooled_result(self, step: int) -> dict[str, float]:
         """`ARC/pooled/pass@K`: this evaluation's votes plus the pooled ones of steps before `step`,
         over the scored tasks; `ARC/pooled/num_evaluations`: the evaluations pooled (this one included)."""
-        earlier = [self.pool[s] for s in sorted(self.pool) if s < step]
+        earlier = self._pool_before(step)
         pooled = ARCEvaluator()
-        pooled.merge(earlier + [self.arc.state()])
+        pooled.merge([earlier.state(), self.arc.state()])
         res = pooled.result(self.scored_truth())
         out = {f"ARC/pooled/pass@{k}": res[f"ARC/pass@{k}"] for k in pooled.pass_ks}
-        out["ARC/pooled/num_evaluations"] = float(len(earlier) + 1)
+        out["ARC/pooled/num_evaluations"] = float(len(self._earlier_steps) + 1)
         return out
 
     def commit(self, step: int) -> dict:
         """Adds this evaluation's votes to the pool under `step` and returns them (to store)."""
+        if int(step) in self._earlier_steps:  # a re-evaluated step replaces votes already merged
+            self._earlier, self._earlier_steps = ARCEvaluator(), ()
         self.pool[int(step)] = self.arc.state()
         return self.pool[int(step)]
 
