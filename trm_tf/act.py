@@ -251,12 +251,13 @@ def make_train_core(
     return tf.function(core, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def _eval_recursion(model, batch, fmask, halt_max_steps: int) -> dict:
+def _eval_recursion(model, batch, fmask, halt_max_steps: int, halt_rule: str = "q_halt") -> dict:
     """`halt_max_steps` supervision steps from a fresh carry, with the per-step accuracy sums.
 
     Returns the last step's `logits`, `q_halt`, `q_continue`; `exact_per_step` / `token_per_step`
     [halt_max_steps] (sums over `fmask`); `stop_correct` / `stop_step` [B]: correctness and step at each
-    example's first q_halt > 0 (or the last step).
+    example's first step passing the training's Q test `halt_rule` (q_halt > 0, or q_halt > q_continue),
+    else the last step.
     """
     b = tf.shape(batch["inputs"])[0]
     latents = model.initial_carry(b)
@@ -279,7 +280,8 @@ def _eval_recursion(model, batch, fmask, halt_max_steps: int) -> dict:
         correct = tf.cast(pe["seq_is_correct"], tf.float32)
         exact_per_step = exact_per_step.write(k, tf.reduce_sum(fmask * correct))
         token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
-        stop_now = ~stopped & ((q_halt > 0) | (k == halt_max_steps - 1))
+        threshold = q_continue if halt_rule == "q_halt_vs_continue" else 0.0
+        stop_now = ~stopped & ((q_halt > threshold) | (k == halt_max_steps - 1))
         stop_correct = tf.where(stop_now, correct, stop_correct)
         stop_step = tf.where(stop_now, tf.cast(k + 1, tf.float32), stop_step)
         stopped = stopped | stop_now
@@ -294,7 +296,14 @@ def _eval_recursion(model, batch, fmask, halt_max_steps: int) -> dict:
     }
 
 
-def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: bool = True):
+def make_eval_core(
+    model,
+    *,
+    halt_max_steps: int,
+    loss_type: str,
+    jit_compile: bool = True,
+    halt_rule: str = "q_halt",
+):
     """Returns core(batch) -> dict: `halt_max_steps` supervision steps from a fresh carry (docs/model.md#evaluation).
 
     Outputs (sums over real, masked-in examples with labels):
@@ -302,17 +311,22 @@ def make_eval_core(model, *, halt_max_steps: int, loss_type: str, jit_compile: b
         q_halt_accuracy, steps, lm_loss, q_halt_loss);
       * `exact_per_step`, `token_per_step` [halt_max_steps]: accuracy after each supervision step (how the
         answer improves with recursion; more steps than trained = test-time recursion);
-      * `adaptive_exact`, `adaptive_steps`: accuracy and steps when each example stops at its first
-        q_halt > 0 (or at the last step), the compute-aware inference of E4.2;
+      * `adaptive_exact`, `adaptive_steps`: accuracy and steps when each example stops at the first
+        step passing the Q test the model was trained with (`halt_rule`: q_halt > 0 for TRM,
+        q_halt > q_continue for HRM and the transformer baseline), or at the last step: the
+        compute-aware inference of E4.2;
       * per-example `preds` [B, S] and `q_halt` [B] of the final step (for the ARC voting evaluator).
     """
+
+    if halt_rule not in HALT_RULES:
+        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
 
     def core(batch):
         labels = batch["labels"]
         counts = tf.reduce_sum(tf.cast(labels != losses.IGNORE_LABEL_ID, tf.int32), -1)
         real = batch["mask"] & (counts > 0)
         fmask = tf.cast(real, tf.float32)
-        run = _eval_recursion(model, batch, fmask, halt_max_steps)
+        run = _eval_recursion(model, batch, fmask, halt_max_steps, halt_rule)
         logits, q_halt = run["logits"], run["q_halt"]
         steps = tf.fill([tf.shape(batch["inputs"])[0]], halt_max_steps)
         # `halted=real` restricts the metric sums to real examples; padded rows have no labels.
