@@ -158,26 +158,11 @@ def find_900_token_dataset(data_dir: str) -> str:
     return ""
 
 
-def main(argv=None) -> None:
-    """Builds or reuses the datasets and prints one JSON line per dataset."""
-    args = parse_args(argv)
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
-    tf.get_logger().setLevel("ERROR")
-    tfds.disable_progress_bar()
+def _sudoku_spec(args, data_dir: str):
+    """Builds (or reuses) the generated Sudoku config of the flags' size; (spec, build record)."""
     from tests.testing.tiny_datasets import build_tiny_sudoku
     from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
-    from trm_tf.data import datasets
 
-    tmp = None
-    data_dir = args.data_dir
-    if not data_dir:
-        tmp = tempfile.TemporaryDirectory(prefix="trm_bench_pipe_")
-        data_dir = tmp.name
-    machine = common.machine_info()
-
-    # ---- Sudoku
     num_train = max(1, round(args.examples / (1 + args.num_aug)))
     cfg = sx.SudokuConfig(
         name=f"bench_n{num_train}_aug{args.num_aug}_t{args.num_test}",
@@ -190,7 +175,6 @@ def main(argv=None) -> None:
         num_blanks=(10, 20),
         require="singles",
     )
-    load0 = common.loadavg()
     t0, c0 = time.perf_counter(), common.cpu_seconds()
     built = not os.path.isdir(os.path.join(data_dir, "sudoku_extreme", cfg.name))
     common.log(f"{'building' if built else 'reusing'} sudoku_extreme/{cfg.name} in {data_dir}")
@@ -198,10 +182,30 @@ def main(argv=None) -> None:
     build = {"built_now": built, "wall_s": round(time.perf_counter() - t0, 1)}
     if built:
         build["cpu_s"] = round(common.cpu_seconds() - c0, 1)
-    common.log("timing the Sudoku pipelines")
-    load1 = common.loadavg()
-    c0 = common.cpu_seconds()
-    rec = {
+    return spec, build
+
+
+def _long_sequence_spec(args, data_dir: str):
+    """The 900-token dataset (--arc_name, one found in data_dir, or a generated maze); (spec, build)."""
+    from trm_tf.data import datasets
+
+    name = args.arc_name or find_900_token_dataset(data_dir) or "maze_hard/generated"
+    t0 = time.perf_counter()
+    try:
+        spec, built = datasets.load_spec(name, data_dir), False
+    except datasets.DatasetMissingError:
+        common.log(f"building {name} in {data_dir}")
+        spec, built = datasets.build_dataset(name, data_dir, args.manual_dir), True
+    if spec.num_train_examples < args.batch:
+        raise SystemExit(f"{name} has {spec.num_train_examples} examples < batch {args.batch}")
+    return spec, {"built_now": built, "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _timed_record(tf, spec, args, build: dict) -> dict:
+    """Times the train and eval pipelines of `spec`: the JSON record of one dataset."""
+    common.log(f"timing the {spec.name} pipelines")
+    load1, c0 = common.loadavg(), common.cpu_seconds()
+    return {
         "bench": "input_pipeline",
         "dataset": spec.name,
         "seq_len": spec.seq_len,
@@ -212,51 +216,31 @@ def main(argv=None) -> None:
         **bench_train(tf, spec, args),
         "eval": bench_eval(spec, args),
         "cpu_s": round(common.cpu_seconds() - c0, 1),
-        "target_examples_per_s": 100_000,
-        "loadavg_start": load0,
         "loadavg_timed_start": load1,
         "loadavg_end": common.loadavg(),
-        "machine": machine,
-        "tf_version": tf.__version__,
+        "machine": common.machine_info(),
     }
-    rec["meets_target"] = rec["train"]["examples_per_s"] >= 100_000
-    common.print_json(rec)
 
-    # ---- 900-token sequences (ARC / Maze)
-    if not args.skip_arc:
-        name = args.arc_name or find_900_token_dataset(data_dir) or "maze_hard/generated"
-        t0 = time.perf_counter()
-        try:
-            spec = datasets.load_spec(name, data_dir)
-            built = False
-        except datasets.DatasetMissingError:
-            common.log(f"building {name} in {data_dir}")
-            spec = datasets.build_dataset(name, data_dir, args.manual_dir)
-            built = True
-        build = {"built_now": built, "wall_s": round(time.perf_counter() - t0, 1)}
-        if spec.num_train_examples < args.batch:
-            raise SystemExit(f"{name} has {spec.num_train_examples} examples < batch {args.batch}")
-        common.log(f"timing the {name} pipelines")
-        load1 = common.loadavg()
-        c0 = common.cpu_seconds()
-        rec = {
-            "bench": "input_pipeline",
-            "dataset": spec.name,
-            "seq_len": spec.seq_len,
-            "num_train_examples": spec.num_train_examples,
-            "num_test_examples": spec.num_test_examples,
-            "batch": args.batch,
-            "build": build,
-            **bench_train(tf, spec, args),
-            "eval": bench_eval(spec, args),
-            "cpu_s": round(common.cpu_seconds() - c0, 1),
-            "loadavg_timed_start": load1,
-            "loadavg_end": common.loadavg(),
-            "machine": machine,
-        }
+
+def main(argv=None) -> None:
+    """Builds or reuses the datasets and prints one JSON line per dataset."""
+    args = parse_args(argv)
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tf.get_logger().setLevel("ERROR")
+    tfds.disable_progress_bar()
+    with tempfile.TemporaryDirectory(prefix="trm_bench_pipe_") as tmp:
+        data_dir = args.data_dir or tmp
+        load0 = common.loadavg()
+        spec, build = _sudoku_spec(args, data_dir)
+        rec = _timed_record(tf, spec, args, build)
+        rec.update(target_examples_per_s=100_000, loadavg_start=load0, tf_version=tf.__version__)
+        rec["meets_target"] = rec["train"]["examples_per_s"] >= 100_000
         common.print_json(rec)
-    if tmp is not None:
-        tmp.cleanup()
+        if not args.skip_arc:
+            spec, build = _long_sequence_spec(args, data_dir)
+            common.print_json(_timed_record(tf, spec, args, build))
 
 
 if __name__ == "__main__":
