@@ -133,9 +133,8 @@ class Trainer:
             halt_max_steps=self.eval_halt_max_steps,
             loss_type=a.loss_type,
             jit_compile=self.jit_compile,
-            halt_rule=self._core_kwargs[
-                "halt_rule"
-            ],  # adaptive-halting metrics use training's rule
+            # the adaptive-halting metrics stop examples by the training's Q test
+            halt_rule=self._core_kwargs["halt_rule"],
         )
         self._train_loops: dict = {}
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
