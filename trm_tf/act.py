@@ -96,6 +96,22 @@ def halting(
     return halted
 
 
+def halt_rule_of(act_config) -> str:
+    """The Q test of a config's `act` section: its `halt_rule`, or for configs written before that field
+    existed, the comparison with q_continue exactly when they learn the bootstrapped q_continue target."""
+    rule = act_config.get("halt_rule")
+    if rule is not None:
+        return str(rule)
+    return "q_halt_vs_continue" if bool(act_config.get("q_continue_target", False)) else "q_halt"
+
+
+def halt_flags(q_halt, q_continue, halt_rule: str):
+    """Where the Q test `halt_rule` passes: q_halt > 0, or q_halt > q_continue (arrays or tensors)."""
+    if halt_rule not in HALT_RULES:
+        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
+    return q_halt > (q_continue if halt_rule == "q_halt_vs_continue" else 0.0)
+
+
 def _train_halt_rule(halt_rule: str | None, q_continue_target: bool) -> str:
     """The training core's halting rule: the given one (validated), or the one `q_continue_target` implies."""
     if halt_rule is None:
@@ -280,8 +296,9 @@ def _eval_recursion(model, batch, fmask, halt_max_steps: int, halt_rule: str = "
         correct = tf.cast(pe["seq_is_correct"], tf.float32)
         exact_per_step = exact_per_step.write(k, tf.reduce_sum(fmask * correct))
         token_per_step = token_per_step.write(k, tf.reduce_sum(fmask * pe["token_correct"]))
-        threshold = q_continue if halt_rule == "q_halt_vs_continue" else 0.0
-        stop_now = ~stopped & ((q_halt > threshold) | (k == halt_max_steps - 1))
+        stop_now = ~stopped & (
+            halt_flags(q_halt, q_continue, halt_rule) | (k == halt_max_steps - 1)
+        )
         stop_correct = tf.where(stop_now, correct, stop_correct)
         stop_step = tf.where(stop_now, tf.cast(k + 1, tf.float32), stop_step)
         stopped = stopped | stop_now

@@ -74,9 +74,8 @@ def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -
         jit_compile=jit_compile,
         # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
         q_continue_target=bool(a.q_continue_target),
-        # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer); configs written before the
-        # field existed used the comparison exactly when they had the target.
-        halt_rule=a.get("halt_rule", "q_halt_vs_continue" if a.q_continue_target else "q_halt"),
+        # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer)
+        halt_rule=act.halt_rule_of(a),
     )
 
 

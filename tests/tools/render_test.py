@@ -159,6 +159,9 @@ def test_nonpad_box_and_titles():
     assert render.step_title(3, 0.1234) == "step 3 · q_halt=+0.123 (halt)"
     assert render.step_title(1, -2.0) == "step 1 · q_halt=-2.000 (continue)"
     assert render.step_title(2, 0.0).endswith("(continue)")  # the reference halts on q > 0
+    # HRM / transformer: the model's own test (q_halt > q_continue) decides, not the sign
+    assert render.step_title(2, -1.0, halt=True).endswith("(halt)")
+    assert render.step_title(2, 1.0, halt=False).endswith("(continue)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,3 +252,18 @@ def test_render_batch_gfile_and_cli(tmp_path):
     out = str(tmp_path / "cli.png")
     assert render_main(["--dump", str(dump), "--task", "sudoku", "--out", out]) == 0
     assert _png(out).format == "PNG"
+
+
+def test_halts_override_the_sign_of_q_halt(tmp_path):
+    preds = _sudoku_preds([[0, 1], [0], []])
+    q_halt = np.array([-3.0, -2.0, -1.0])  # never positive
+    out = str(tmp_path / "h.png")
+    render.render_steps("sudoku", SUDOKU_X, preds, q_halt, SUDOKU_Y, path=out)
+    render.render_steps(
+        "sudoku", SUDOKU_X, preds, q_halt, SUDOKU_Y, path=out, halts=[False, True, True]
+    )
+    status = render.cell_status(SUDOKU_X, preds, SUDOKU_Y, "sudoku")[-1]
+    assert "never halts" in render._suptitle("sudoku", q_halt > 0, status, True)
+    assert "first halt at step 2" in render._suptitle("sudoku", [False, True, True], status, True)
+    with pytest.raises(ValueError, match="one flag per step"):
+        render.render_steps("sudoku", SUDOKU_X, preds, q_halt, path=out, halts=[True])

@@ -205,3 +205,16 @@ def test_solve_cli_on_a_trained_run(tmp_path):
     assert out.stdout.count("step ") == 2
     bad = solve_cli("--puzzle=123")
     assert bad.returncode == 2 and "expected 81 characters" in bad.stderr
+
+
+def test_print_steps_says_halt_by_the_models_own_test(capsys):
+    x = solve.parse_puzzle(PUZZLE, "--puzzle")[None]
+    preds = np.repeat(x[:, None], 2, axis=1)
+    q_halt = np.array([[-1.0, -1.0]])
+    solve.print_steps(x, {"preds": preds, "q_halt": q_halt})
+    assert capsys.readouterr().out.count("halt=no") == 2  # TRM's test: q_halt > 0
+    # HRM / transformer: q_halt > q_continue passes at the second step although q_halt < 0
+    halts = solve.act.halt_flags(q_halt, np.array([[0.0, -2.0]]), "q_halt_vs_continue")
+    solve.print_steps(x, {"preds": preds, "q_halt": q_halt, "halt": halts})
+    out = capsys.readouterr().out
+    assert out.count("halt=no") == 1 and out.count("halt=yes") == 1

@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from trm_tf import act  # noqa: E402
 from trm_tf.tasks import sudoku  # noqa: E402
 from trm_tf.tools import restore  # noqa: E402
 from trm_tf.tools.restore import load_model  # noqa: E402, F401  (part of this module's interface)
@@ -132,8 +133,10 @@ def _read_inputs() -> np.ndarray:
 
 
 def print_steps(inputs: np.ndarray, res: dict[str, np.ndarray]) -> None:
-    """Per puzzle: cells changed, q_halt and validity at every step, then the final grid."""
+    """Per puzzle: cells changed, q_halt, whether the Q test passes (`res["halt"]`, default q_halt > 0)
+    and validity at every step, then the final grid."""
     n_steps = res["preds"].shape[1]
+    halts = res["halt"] if "halt" in res else res["q_halt"] > 0
     for i, x in enumerate(inputs):
         print(f"\npuzzle {i + 1}: {int((x == sudoku.BLANK_TOKEN).sum())} blanks")
         prev = None
@@ -143,7 +146,7 @@ def print_steps(inputs: np.ndarray, res: dict[str, np.ndarray]) -> None:
             changed = 0 if prev is None else int((filled != prev).sum())
             print(
                 f"  step {k + 1:2d}: cells changed {changed:2d}  q_halt {res['q_halt'][i, k]:+.3f}  "
-                f"halt={'yes' if res['q_halt'][i, k] > 0 else 'no '}  valid={is_valid_solution(filled)}"
+                f"halt={'yes' if halts[i, k] else 'no '}  valid={is_valid_solution(filled)}"
             )
             prev = filled
         consistent = bool(np.all(res["preds"][i, -1][x > 1] == x[x > 1]))
@@ -184,6 +187,8 @@ def main(argv):
         sys.exit(1)
     n_steps = _STEPS.value if _STEPS.value > 0 else int(config.act.halt_max_steps)
     res = run_steps(model, inputs, n_steps)
+    # "halt" by the Q test the model trained with (q_halt > q_continue for HRM and the transformer)
+    res["halt"] = act.halt_flags(res["q_halt"], res["q_continue"], act.halt_rule_of(config.act))
     print_steps(inputs, res)
     _write_outputs(inputs, res)
 

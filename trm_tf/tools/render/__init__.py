@@ -12,7 +12,8 @@ given, correct, wrong, unknown without labels; changed cells outlined; `common` 
   first (`arc`).
 
 Each panel also says how many cells are wrong and how many changed; the figure title gives the first step
-whose q_halt is positive (where the reference's ACT loop would stop) and the final verdict.
+whose Q test passes (`halts`; by default q_halt > 0, where the reference's ACT loop stops a TRM) and the
+final verdict.
 
 Usage from Python (``res`` from `trm_tf.tools.solve.run_steps`, puzzle i)::
 
@@ -75,17 +76,15 @@ __all__ = [
 _TASK_MODULES = {"sudoku": sudoku, "maze": maze, "arc": arc}
 
 
-def _suptitle(task: str, q_halt: np.ndarray, final_status: np.ndarray, has_labels: bool) -> str:
-    first_halt = next((k for k in range(len(q_halt)) if q_halt[k] > 0), None)
+def _suptitle(task: str, halts: np.ndarray, final_status: np.ndarray, has_labels: bool) -> str:
+    first_halt = next((k for k in range(len(halts)) if halts[k]), None)
     n_wrong_final = int(((final_status & STATUS_MASK) == WRONG).sum())
     if has_labels:
         verdict = "solved" if n_wrong_final == 0 else f"{n_wrong_final} wrong cells"
     else:
         verdict = "no labels" + (f"; {n_wrong_final} given(s) overwritten" if n_wrong_final else "")
-    halt_txt = (
-        f"first q_halt>0 at step {first_halt + 1}" if first_halt is not None else "never halts"
-    )
-    return f"{task}: {len(q_halt)} supervision steps, {halt_txt}; last step: {verdict}"
+    halt_txt = f"first halt at step {first_halt + 1}" if first_halt is not None else "never halts"
+    return f"{task}: {len(halts)} supervision steps, {halt_txt}; last step: {verdict}"
 
 
 def _subtitle(st: np.ndarray, has_labels: bool) -> str:
@@ -98,10 +97,10 @@ def _subtitle(st: np.ndarray, has_labels: bool) -> str:
     return sub
 
 
-def _panels_for(task, inputs, preds, q_halt, labels, steps):
+def _panels_for(task, inputs, preds, q_halt, halts, labels, steps):
     """(input/target panels, one panel per shown step)."""
     mod = _TASK_MODULES[task]
-    first_halt = next((k for k in range(len(q_halt)) if q_halt[k] > 0), None)
+    first_halt = next((k for k in range(len(halts)) if halts[k]), None)
     fixed, box = mod.fixed_panels(inputs, preds[steps], labels)
     shown, prev = [], None
     for k in steps:
@@ -109,7 +108,7 @@ def _panels_for(task, inputs, preds, q_halt, labels, steps):
         # max_steps skips steps.
         pair = preds[[k]] if prev is None else preds[[prev, k]]
         st = cell_status(inputs, pair, labels, task)[-1]
-        title = step_title(k + 1, float(q_halt[k]))
+        title = step_title(k + 1, float(q_halt[k]), bool(halts[k]))
         panel = mod.panel(
             inputs, preds[k], st, labels, title, _subtitle(st, labels is not None), box
         )
@@ -151,6 +150,7 @@ def render_steps(
     path: str = "out.png",
     max_steps: int | None = None,
     gif_path: str | None = None,
+    halts: np.ndarray | None = None,
 ) -> list[str]:
     """Draws one puzzle's predictions across supervision steps as a PNG (and optionally a GIF).
 
@@ -165,16 +165,21 @@ def render_steps(
       max_steps: draw at most this many steps, evenly spaced, first and last kept (`select_steps`);
         "changed" then compares with the previous drawn step.
       gif_path: when set, also writes an animated GIF there, one frame per shown step.
+      halts: [steps] whether the model's Q test passed at each step (`solve`'s "halt": q_halt >
+        q_continue for HRM and the transformer baseline); default q_halt > 0, TRM's test.
 
     Returns:
       The paths written: [path] or [path, gif_path].
     """
     inputs, preds, q_halt, labels = _checked(task, inputs, preds, q_halt, labels)
+    halts = q_halt > 0 if halts is None else np.asarray(halts, bool).reshape(-1)
+    if halts.shape != q_halt.shape:
+        raise ValueError(f"{task}: halts must have one flag per step, got {halts.shape}")
     mod = _TASK_MODULES[task]
     steps = select_steps(preds.shape[0], max_steps)
     status = cell_status(inputs, preds[steps], labels, task)
-    suptitle = _suptitle(task, q_halt, status[-1], labels is not None)
-    fixed, shown = _panels_for(task, inputs, preds, q_halt, labels, steps)
+    suptitle = _suptitle(task, halts, status[-1], labels is not None)
+    fixed, shown = _panels_for(task, inputs, preds, q_halt, halts, labels, steps)
     legend = mod.legend(labels is not None)
     png = common.figure(fixed + shown, legend, suptitle, common.DPI, mod.PANEL_IN, mod.MAX_COLS)
     common.write(path, png)
@@ -213,7 +218,8 @@ def render_batch(
     Args:
       task: "sudoku", "maze" or "arc".
       inputs: [N, S] token ids.
-      results: dict with "preds" [N, steps, S] and "q_halt" [N, steps] (as `run_steps` returns).
+      results: dict with "preds" [N, steps, S] and "q_halt" [N, steps], and optionally "halt"
+        [N, steps] (as `trm_tf.tools.solve` computes them).
       labels: [N, S] or None.
       path, max_steps, gif_path: as in `render_steps`.
       max_puzzles: draw at most this many puzzles.
@@ -241,5 +247,6 @@ def render_batch(
             path=numbered(path, i),
             max_steps=max_steps,
             gif_path=numbered(gif_path, i),
+            halts=results["halt"][i] if "halt" in results else None,
         )
     return out

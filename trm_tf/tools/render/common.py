@@ -170,14 +170,15 @@ def select_steps(num_steps: int, max_steps: int | None = None) -> list[int]:
     return sorted(set(idx.tolist()))
 
 
-def halt_word(q_halt: float) -> str:
-    """'halt' when q_halt > 0 (the reference halts on q_halt > 0 at evaluation), else 'continue'."""
-    return "halt" if q_halt > 0 else "continue"
+def halt_word(q_halt: float, halt: bool | None = None) -> str:
+    """'halt' or 'continue': `halt` when given (the model's own Q test, e.g. q_halt > q_continue for
+    HRM), else q_halt > 0 (TRM's test, the one the reference's ACT loop applies)."""
+    return "halt" if (q_halt > 0 if halt is None else halt) else "continue"
 
 
-def step_title(step: int, q_halt: float) -> str:
-    """``step k · q_halt=+0.123 (halt)`` with k 1-based."""
-    return f"step {step} · q_halt={q_halt:+.3f} ({halt_word(q_halt)})"
+def step_title(step: int, q_halt: float, halt: bool | None = None) -> str:
+    """``step k · q_halt=+0.123 (halt)`` with k 1-based (`halt` as in `halt_word`)."""
+    return f"step {step} · q_halt={q_halt:+.3f} ({halt_word(q_halt, halt)})"
 
 
 # ------------------------------------------------------------------------------------------------
