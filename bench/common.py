@@ -135,3 +135,43 @@ def log(msg: str) -> None:
     """Progress message on stderr with the current 1-minute load."""
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}\n")
     sys.stderr.flush()
+
+
+def reference_model_config(
+    *,
+    variant: str,
+    batch: int,
+    seq_len: int,
+    vocab: int,
+    puzzles: int,
+    hidden: int,
+    H: int,
+    L: int,
+    L_layers: int,
+    num_heads: int,
+    halt_max_steps: int,
+    dtype: str,
+    puzzle_emb_len: int,
+) -> dict:
+    """The PyTorch reference's TRM config fields for a TRM-MLP ("mlp_t") or attention model (our model
+    builder takes the same names): puzzle embedding as wide as the model, RoPE for attention only."""
+    return dict(
+        batch_size=batch,
+        seq_len=seq_len,
+        puzzle_emb_ndim=hidden,
+        num_puzzle_identifiers=puzzles,
+        vocab_size=vocab,
+        H_cycles=H,
+        L_cycles=L,
+        H_layers=0,
+        L_layers=L_layers,
+        hidden_size=hidden,
+        expansion=4.0,
+        num_heads=num_heads,
+        pos_encodings="none" if variant == "mlp_t" else "rope",
+        halt_max_steps=halt_max_steps,
+        halt_exploration_prob=0.1,
+        forward_dtype=dtype,
+        mlp_t=variant == "mlp_t",
+        puzzle_emb_len=puzzle_emb_len,
+    )

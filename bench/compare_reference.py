@@ -153,24 +153,19 @@ def skip_reason(args) -> str:
 
 def model_config(args, variant: str) -> dict:
     """The reference's config fields (our builder takes the same names)."""
-    return dict(
-        batch_size=args.batch,
+    return common.reference_model_config(
+        variant=variant,
+        batch=args.batch,
         seq_len=args.seq_len,
-        puzzle_emb_ndim=args.hidden,
-        num_puzzle_identifiers=args.puzzles,
-        vocab_size=args.vocab,
-        H_cycles=args.H,
-        L_cycles=args.L,
-        H_layers=0,
+        vocab=args.vocab,
+        puzzles=args.puzzles,
+        hidden=args.hidden,
+        H=args.H,
+        L=args.L,
         L_layers=args.L_layers,
-        hidden_size=args.hidden,
-        expansion=4.0,
         num_heads=args.num_heads,
-        pos_encodings="none" if variant == "mlp_t" else "rope",
         halt_max_steps=args.halt_max_steps,
-        halt_exploration_prob=0.1,
-        forward_dtype=args.dtype,
-        mlp_t=variant == "mlp_t",
+        dtype=args.dtype,
         puzzle_emb_len=2,
     )
 

@@ -180,24 +180,19 @@ class TorchRun:
     def __init__(self, args, dtype: str, steps_per_loop: int):
         self.label = "torch_reference"
         self.spl = steps_per_loop
-        model = dict(
-            batch_size=args.batch,
+        model = common.reference_model_config(
+            variant=args.variant,
+            batch=args.batch,
             seq_len=SUDOKU_SEQ_LEN,
-            puzzle_emb_ndim=args.hidden,
-            num_puzzle_identifiers=1,
-            vocab_size=SUDOKU_VOCAB,
-            H_cycles=args.H,
-            L_cycles=args.L,
-            H_layers=0,
+            vocab=SUDOKU_VOCAB,
+            puzzles=1,
+            hidden=args.hidden,
+            H=args.H,
+            L=args.L,
             L_layers=args.L_layers,
-            hidden_size=args.hidden,
-            expansion=4.0,
             num_heads=args.num_heads,
-            pos_encodings="none" if args.variant == "mlp_t" else "rope",
             halt_max_steps=16,
-            halt_exploration_prob=0.1,
-            forward_dtype=dtype,
-            mlp_t=args.variant == "mlp_t",
+            dtype=dtype,
             puzzle_emb_len=16,
         )
         cfg = {"reference_dir": os.path.abspath(args.torch_reference), "model": model}

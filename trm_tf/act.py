@@ -83,14 +83,12 @@ def halting(
     """
     if halt_rule is None:
         halt_rule = "q_halt" if q_continue is None else "q_halt_vs_continue"
-    if halt_rule not in HALT_RULES:
-        raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
     if halt_rule == "q_halt_vs_continue" and q_continue is None:
         raise ValueError("halt_rule 'q_halt_vs_continue' needs q_continue")
+    passes = halt_flags(q_halt, q_continue, halt_rule)  # also validates halt_rule
     halted = steps >= halt_max_steps
     if training and halt_max_steps > 1:
-        threshold = q_continue if halt_rule == "q_halt_vs_continue" else 0.0
-        halted = halted | (q_halt > threshold)
+        halted = halted | passes
         halted = halted & (steps >= min_halt)
         halted = halted | (steps >= halt_max_steps)
     return halted
