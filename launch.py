@@ -28,11 +28,40 @@ print one line (`--verbosity=1` adds the traceback).
 """
 
 import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import sys  # noqa: E402
+def _tpu_argument(argv: list[str]) -> str:
+    """The value of `--tpu` in a command line (`--tpu=V` or `--tpu V`; the last one wins, as in absl),
+    read before absl parses the flags, which happens only after TensorFlow is imported."""
+    value = ""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--tpu="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--tpu" and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def _set_environment(argv: list[str], environ=os.environ) -> None:
+    """The environment TensorFlow reads at import: set before `import tensorflow`.
+
+    When `--tpu` names remote hosts (anything but "" or "local", as `distribute.drives_remote_hosts`
+    says), this process is the pod's client on worker 0: it must not load libtpu and grab the local chips,
+    which the TPU runtime serving the other hosts' client owns, so TPU_LOAD_LIBRARY=0 (what
+    scripts/launch_pod.sh sets too; a command run by hand on worker 0 gets it here).
+    """
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    environ.setdefault("KERAS_BACKEND", "tensorflow")
+    tpu = _tpu_argument(argv).strip()
+    if tpu and tpu != "local":
+        environ["TPU_LOAD_LIBRARY"] = "0"
+
+
+_set_environment(sys.argv[1:])
+
 import time  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
@@ -57,7 +86,8 @@ _TPU = flags.DEFINE_string(
     "tpu",
     "",
     "TPU to use: 'local' on a single-host TPU VM; on a multi-host slice the comma-separated "
-    "grpc://ip:8470 addresses of its hosts (or its TPU name), from the client on worker 0.",
+    "grpc://ip:8470 addresses of its hosts, from the client on worker 0 "
+    "(scripts/tpu_address.sh prints them; a TPU name is refused).",
 )
 _PREFLIGHT = flags.DEFINE_bool(
     "preflight",
@@ -80,6 +110,7 @@ def _check_flags(config, workdir: str, tpu: str) -> None:
         config_base.validate(config)  # again, now that the --config.* overrides are applied
         if _REFERENCE.value and _MODE.value != "eval":
             raise ValueError("--reference_checkpoint needs --mode=eval")
+        distribute.require_tpu_address(tpu)
         distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
         if runtime.input_pipelines == "per_replica" and (tpu or runtime.num_logical_cpus < 2):
             raise ValueError(

@@ -3,7 +3,7 @@
 Question: does local attention keep Maze-Hard accuracy, the study's test before attempting mazes too large
 for full attention?
 
-  python launch.py --config=configs/contrib05_sparse_attention.py --workdir=gs://BUCKET/runs/contrib05_sparse_attention --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/contrib05_sparse_attention.py --workdir=gs://BUCKET/runs/contrib05_sparse_attention --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-32 (per-chip batch 48, est. 25.1 GiB of 32 GiB HBM per chip)
 
 Memory: attention over 916 positions (900 cells + 16 prefix) keeps 8 x 916 x 916 float32 attention

@@ -2,7 +2,7 @@
 
 Question: does linear LR scaling keep the paper's accuracy at larger batches (fewer, larger steps on a pod)?
 
-  python launch.py --config=configs/e1_3b_batch3072_linear_lr.py --workdir=gs://BUCKET/runs/e1_3b_batch3072_linear_lr --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/e1_3b_batch3072_linear_lr.py --workdir=gs://BUCKET/runs/e1_3b_batch3072_linear_lr --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-16 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
 
 Memory: the activations of the with-gradient cycle grow with the per-chip batch; 768 per chip on a v4-8

@@ -2,7 +2,7 @@
 
 Question: does a ~35M-parameter network still gain, or overfit 1000 puzzles?
 
-  python launch.py --config=configs/e3_1c_h1024_l4.py --workdir=gs://BUCKET/runs/e3_1c_h1024_l4 --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/e3_1c_h1024_l4.py --workdir=gs://BUCKET/runs/e3_1c_h1024_l4 --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-16 (per-chip batch 96, est. 19.0 GiB of 32 GiB HBM per chip)
 
 Memory: at width 1024 with 4 layers, batch 192 per chip is estimated at 36.8 GiB on a v4-8, hence a v4-16

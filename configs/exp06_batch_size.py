@@ -15,15 +15,15 @@ Launch:
 
   python launch.py --config=configs/exp06_batch_size.py:exp06_a --workdir=gs://BUCKET/runs/exp06_a --tpu=local --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-8 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
-  python launch.py --config=configs/exp06_batch_size.py:exp06_b --workdir=gs://BUCKET/runs/exp06_b --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/exp06_batch_size.py:exp06_b --workdir=gs://BUCKET/runs/exp06_b --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-16 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
-  python launch.py --config=configs/exp06_batch_size.py:exp06_c --workdir=gs://BUCKET/runs/exp06_c --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/exp06_batch_size.py:exp06_c --workdir=gs://BUCKET/runs/exp06_c --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-32 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
-  python launch.py --config=configs/exp06_batch_size.py:exp06_d --workdir=gs://BUCKET/runs/exp06_d --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/exp06_batch_size.py:exp06_d --workdir=gs://BUCKET/runs/exp06_d --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-64 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
-  python launch.py --config=configs/exp06_batch_size.py:exp06_e --workdir=gs://BUCKET/runs/exp06_e --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/exp06_batch_size.py:exp06_e --workdir=gs://BUCKET/runs/exp06_e --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-128 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
-  python launch.py --config=configs/exp06_batch_size.py:exp06_f --workdir=gs://BUCKET/runs/exp06_f --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/exp06_batch_size.py:exp06_f --workdir=gs://BUCKET/runs/exp06_f --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-256 (per-chip batch 384, est. 19.5 GiB of 32 GiB HBM per chip)
 
 Memory: the activations of the with-gradient cycle grow with the per-chip batch; each arm fits at 384 per

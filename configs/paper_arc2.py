@@ -2,7 +2,7 @@
 
 Question: does the port reproduce the paper's ARC-AGI-2 pass@2?
 
-  python launch.py --config=configs/paper_arc2.py --workdir=gs://BUCKET/runs/paper_arc2 --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/paper_arc2.py --workdir=gs://BUCKET/runs/paper_arc2 --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-32 (per-chip batch 48, est. 27.6 GiB of 32 GiB HBM per chip)
 
 Memory: full attention over 916 positions (900 cells + 16 prefix) keeps 8 x 916 x 916 float32 attention

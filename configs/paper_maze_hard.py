@@ -2,7 +2,7 @@
 
 Question: does the port reproduce the paper's Maze-Hard result (the study's Phase 3 cross-domain check)?
 
-  python launch.py --config=configs/paper_maze_hard.py --workdir=gs://BUCKET/runs/paper_maze_hard --tpu=TPU_NAME --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/paper_maze_hard.py --workdir=gs://BUCKET/runs/paper_maze_hard --tpu=$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE) --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-32 (per-chip batch 48, est. 25.1 GiB of 32 GiB HBM per chip)
 
 Memory: full attention over 916 positions (900 cells + 16 prefix) keeps 8 x 916 x 916 float32 attention

@@ -17,6 +17,9 @@ The TensorFlow version is the tensorflow-cpu pin of requirements.txt (now ${tf})
 image must be a TensorFlow image of the same minor version, with the -pod- variant exactly for
 multi-host types. Anything else is refused before gcloud is called: a base image such as
 tpu-ubuntu2204-base has no TF TPU runtime, so a pod cannot serve TF's single-client program.
+Before creating, the script lists the zone's runtime versions ('gcloud compute tpus tpu-vm
+versions list'); when the image is not among them it stops with one line naming the
+tpu-vm-tf-* images the zone has and what to change (--version, or the requirements.txt pin).
 
   --name=NAME        TPU (and queued-resource) name
   --zone=ZONE        zone, e.g. us-central2-b (keep the GCS bucket in the same region)
@@ -90,6 +93,12 @@ TF_VERSION="$(tf_version)"
 [[ -n ${VERSION} ]] || VERSION="$(default_runtime_version "${TYPE}" "${TF_VERSION}")"
 check_runtime_version "${TYPE}" "${VERSION}" "${TF_VERSION}"
 require_gcloud
+
+# Whether the zone offers that image is no launch-day surprise: ask before creating anything.
+offered="$(gcloud_query "${VERSION}" compute tpus tpu-vm versions list --zone="${ZONE}" \
+  --format='value(version)')" ||
+  die "could not list the TPU runtime versions of ${ZONE} (see gcloud's message above)"
+check_runtime_offered "${TYPE}" "${VERSION}" "${TF_VERSION}" "${offered}"
 
 if [[ ${QUEUED} == 0 ]]; then
   gcloud_cmd compute tpus tpu-vm create "${NAME}" --zone="${ZONE}" \

@@ -7,14 +7,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<EOF
 Usage: ${SCRIPT_NAME} --name=NAME --zone=ZONE --config=configs/FILE.py --workdir=gs://...
-                     [--run=RUN] [--type=TYPE] [--tpu_address=ADDR] [--all_workers] [--wait]
-                     [--poll_seconds=60] [--max_wait=7d] [--project=PROJECT] [--dry-run]
+                     --data_dir=gs://BUCKET/tfds [--run=RUN] [--type=TYPE] [--tpu_address=ADDR]
+                     [--all_workers] [--wait] [--poll_seconds=60] [--max_wait=7d] [--project=PROJECT] [--dry-run]
                      [-- EXTRA LAUNCH FLAGS]
 
 Runs, from ${TRM_REMOTE_DIR} on the worker(s), under nohup/setsid:
-  python3 launch.py --config=CONFIG --workdir=WORKDIR --tpu=ADDR [EXTRA...]
+  python3 launch.py --config=CONFIG --workdir=WORKDIR --tpu=ADDR
+      --config.data.data_dir=DATA_DIR [EXTRA...]
 through scripts/remote_run.sh, which logs to ${TRM_REMOTE_LOGS}/RUN.log on each worker and, when
-the run ends, copies that log to WORKDIR/logs/worker-<i>.log.
+the run ends, copies that log to WORKDIR/logs/worker-<i>-<UTC start>.log (one per launch).
 
 Where it runs: TensorFlow drives a multi-host slice from one client, so by default the command
 starts on worker 0 only, with --tpu=grpc://<every worker>:8470 and TPU_LOAD_LIBRARY=0 (the
@@ -26,6 +27,10 @@ with --tpu=local. --all_workers starts the same command on every worker with --t
   --zone=ZONE          zone
   --config=PATH        config file passed to launch.py (relative to the repo root)
   --workdir=DIR        run directory (gs://BUCKET/runs/<id>)
+  --data_dir=DIR       TFDS data_dir of the run (gs://BUCKET/tfds; default \$TRM_DATA_DIR), passed
+                       as --config.data.data_dir. A multi-host slice needs both paths on gs://: a
+                       launch without them stops here, before any gcloud call (a slice known to be
+                       one host, --type=v4-8 or --tpu_address=local, may use its worker's paths)
   --run=RUN            run name for the log files (default: <config stem>-<UTC time>)
   --type=TYPE          accelerator type (skips a 'describe' call to learn it)
   --tpu_address=ADDR   value for launch.py --tpu (skips the endpoint lookup)
@@ -71,6 +76,11 @@ while [[ $# -gt 0 ]]; do
       WORKDIR="${OPTVAL}"
       shift "${OPTSHIFT}"
       ;;
+    --data_dir | --data_dir=*)
+      optval "$@"
+      DATA_DIR="${OPTVAL}"
+      shift "${OPTSHIFT}"
+      ;;
     --run | --run=*)
       optval "$@"
       RUN="${OPTVAL}"
@@ -110,6 +120,8 @@ require_flags --name "${NAME}" --zone "${ZONE}" --config "${CONFIG}" --workdir "
 MAX_WAIT_S="$(duration_seconds "${MAX_WAIT}")"
 [[ -n ${RUN} ]] || RUN="$(config_stem "${CONFIG}")-$(utc_stamp)"
 [[ ${RUN} =~ ^[A-Za-z0-9_.-]+$ ]] || usage_error "--run may only use letters, digits, _ . -"
+data_dir_from_extra "${EXTRA[@]+"${EXTRA[@]}"}"
+[[ ${ALL_WORKERS} == 1 ]] || require_pod_paths --workdir "${WORKDIR}"
 require_gcloud
 
 if [[ ${ALL_WORKERS} == 1 ]]; then
@@ -124,7 +136,10 @@ fi
 mapfile -t ENV_ARGS < <(trainer_env_args)
 
 train_cmd=(python3 launch.py --config="${CONFIG}" --workdir="${WORKDIR}" --tpu="${TPU_ADDRESS}")
-train_cmd+=("${EXTRA[@]+"${EXTRA[@]}"}")
+[[ -z ${DATA_DIR} ]] || train_cmd+=(--config.data.data_dir="${DATA_DIR}")
+for a in "${EXTRA[@]+"${EXTRA[@]}"}"; do
+  [[ $a == --config.data.data_dir=* ]] || train_cmd+=("$a")
+done
 wrapper=(bash scripts/remote_run.sh --run="${RUN}" --workdir="${WORKDIR}" "${ENV_ARGS[@]}" --)
 logs="${TRM_REMOTE_LOGS}"
 # Refuse to start while another run is active on the worker: two clients cannot share the chips.
@@ -137,7 +152,7 @@ if ! gcloud_cmd compute tpus tpu-vm ssh "${NAME}" --zone="${ZONE}" --worker="${W
   echo "error: could not start run ${RUN} on ${NAME} (see the messages above)" >&2
   exit 125
 fi
-log "run ${RUN}: log ${logs}/${RUN}.log on worker(s) ${WORKER}; copied to ${WORKDIR%/}/logs/worker-<i>.log at the end"
+log "run ${RUN}: log ${logs}/${RUN}.log on worker(s) ${WORKER}; copied to ${WORKDIR%/}/logs/worker-<i>-<UTC start>.log at the end"
 log "status: scripts/pod_status.sh --name=${NAME} --zone=${ZONE} --run=${RUN}"
 
 [[ ${WAIT} == 1 ]] || exit 0

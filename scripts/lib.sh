@@ -50,6 +50,8 @@ ZONE="${TRM_TPU_ZONE:-}"
 TPU_TYPE=""
 TPU_ADDRESS=""
 MULTI_HOST=0
+# The TFDS data_dir of the launched runs (launch.py --config.data.data_dir=...): `--data_dir` or this.
+DATA_DIR="${TRM_DATA_DIR:-}"
 SCRIPT_NAME="$(basename "$0")"
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPTS_DIR}/.." && pwd)"
@@ -266,6 +268,27 @@ check_runtime_version() {
   fi
 }
 
+# Refuses (one line, exit 1) runtime image $2 when the zone's list $4 (one version per line or
+# ';'-separated, from 'gcloud compute tpus tpu-vm versions list') lacks it, naming the zone's
+# tpu-vm-tf-* images and what to change: a --version of the same TF minor and host variant
+# when the zone has one, else the requirements.txt pin. $1: accelerator type, $3: the pinned TF.
+check_runtime_offered() {
+  local type="$1" version="$2" tf="$3" v tf_images=() usable=()
+  for v in ${4//;/ }; do
+    v="${v##*/}" # a full resource name ends in the version
+    [[ ${v} == "${version}" ]] && return 0
+    [[ ${v} == tpu-vm-tf-* ]] || continue
+    tf_images+=("${v}")
+    (check_runtime_version "${type}" "${v}" "${tf}" 2>/dev/null) && usable+=("${v}")
+  done
+  local listed="none"
+  [[ ${#tf_images[@]} -eq 0 ]] || listed="$(printf '%s\n' "${tf_images[@]}" | sort -V | paste -sd' ')"
+  if [[ ${#usable[@]} -gt 0 ]]; then
+    die "${ZONE} does not offer the TPU runtime ${version}; its TensorFlow images: ${listed}; use --version=$(printf '%s\n' "${usable[@]}" | sort -V | tail -n 1) (same TensorFlow ${tf%.*})"
+  fi
+  die "${ZONE} does not offer the TPU runtime ${version}; its TensorFlow images: ${listed}; none is TensorFlow ${tf%.*} for --type=${type}: move the tensorflow-cpu==${tf} pin of requirements.txt to a listed version that has a tensorflow-tpu wheel (the default --version follows it), or use another zone"
+}
+
 # "90", "90s", "30m", "72h", "2d" -> seconds (bounds for the scripts' wait loops).
 duration_seconds() {
   [[ $1 =~ ^([0-9]+)([smhd]?)$ ]] || usage_error "bad duration '$1' (use e.g. 90s, 30m, 72h, 2d)"
@@ -325,6 +348,45 @@ trainer_env_args() {
 }
 
 is_gcs() { [[ $1 == gs://* ]]; }
+
+# Whether the slice is known, without asking gcloud, to be one host: --tpu_address=local or a
+# --type of at most 8 cores.
+known_single_host() {
+  [[ ${TPU_ADDRESS:-} == local ]] && return 0
+  [[ -z ${TPU_ADDRESS:-} && -n ${TPU_TYPE:-} ]] && ! is_multi_host "${TPU_TYPE}"
+}
+
+# Refuses (one line, exit 1, before any gcloud call) a launch whose run would stop at once in
+# launch.py: the hosts of a multi-host slice read the data and write the workdir themselves, so
+# both must be gs://. The config's own default data_dir (~/tensorflow_datasets) is a path on
+# worker 0, so the data dir must be given. Only a slice known to be one host (--type=v4-8 or
+# --tpu_address=local) may use local paths of its worker. Args: the workdir flag and its value.
+require_pod_paths() {
+  local flag="$1" workdir="$2" one_host=""
+  known_single_host && return 0
+  one_host="(a one-host slice may use its worker's paths: add --type=v4-8 or --tpu_address=local)"
+  if [[ -z ${DATA_DIR} ]]; then
+    die "no --data_dir: the hosts of a multi-host slice cannot read the config's default data_dir (~/tensorflow_datasets on worker 0); pass --data_dir=gs://BUCKET/tfds or set TRM_DATA_DIR ${one_host}"
+  fi
+  is_gcs "${DATA_DIR}" ||
+    die "--data_dir=${DATA_DIR} is not gs://: the hosts of a multi-host slice read the data themselves; use --data_dir=gs://BUCKET/tfds ${one_host}"
+  is_gcs "${workdir}" ||
+    die "${flag}=${workdir} is not gs://: the hosts of a multi-host slice write checkpoints and summaries themselves; use a gs://BUCKET/runs/... path ${one_host}"
+}
+
+# Takes the data dir out of launch.py flags "$@" (a --config.data.data_dir=X among them) into
+# DATA_DIR, refusing one that disagrees with --data_dir / TRM_DATA_DIR. Prints nothing.
+data_dir_from_extra() {
+  local a v
+  for a in "$@"; do
+    [[ $a == --config.data.data_dir=* ]] || continue
+    v="${a#*=}"
+    if [[ -n ${DATA_DIR} && ${DATA_DIR} != "${v}" ]]; then
+      usage_error "--data_dir=${DATA_DIR} and ${a} disagree; give the data dir once"
+    fi
+    DATA_DIR="${v}"
+  done
+}
 
 # Prints the "status" field of WORKDIR/run_summary.json, or nothing when absent/unreadable.
 # Local paths are read directly (also in dry-run: it is a read of this machine's disk); gs://

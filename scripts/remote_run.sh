@@ -3,7 +3,8 @@
 #
 # Runs one command with all output in $TRM_LOG_DIR/<run>.log, records its process-group id in
 # <run>.pid (pod_stop.sh kills that group) and its exit code in <run>.exit (launch_pod.sh --wait
-# and run_batch.sh poll for it), then copies the log to WORKDIR/logs/worker-<i>.log.
+# and run_batch.sh poll for it), then copies the log to WORKDIR/logs/worker-<i>-<UTC start>.log: one
+# file per attempt, so a relaunch after a preemption keeps the preempted attempt's log.
 set -euo pipefail
 
 usage() {
@@ -12,7 +13,9 @@ Usage: remote_run.sh --run=RUN --workdir=DIR [--worker_id=N] [--env=K=V]... [--p
 
 Runs CMD on this machine, logging to $TRM_LOG_DIR/RUN.log (default ~/trm_logs), writes
 RUN.pid (process group) and RUN.exit (exit code), then copies the log to
-DIR/logs/worker-N.log (gs:// via gsutil, local paths via cp).
+DIR/logs/worker-N-YYYYmmdd-HHMMSS.log, named by the start time (UTC) so that every launch
+of a run (a relaunch after a preemption) keeps its own log (gs:// via gsutil, local paths
+via cp).
 
   --run=RUN        run name (file names of the log, pid and exit files)
   --workdir=DIR    experiment workdir (gs://... or a local path)
@@ -61,6 +64,7 @@ fi
 LOG_DIR="${TRM_LOG_DIR:-${HOME}/trm_logs}"
 mkdir -p "${LOG_DIR}"
 LOG="${LOG_DIR}/${RUN}.log"
+STARTED="$(date -u +%Y%m%d-%H%M%S)"
 rm -f "${LOG_DIR}/${RUN}.exit"
 # The pid of this shell is the process-group id when started under setsid (launch_pod.sh does).
 echo "$$" >"${LOG_DIR}/${RUN}.pid"
@@ -99,7 +103,7 @@ rc=0
 "$@" >>"${LOG}" 2>&1 </dev/null || rc=$?
 echo "=== exit code ${rc}, finished $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"${LOG}"
 
-DEST="${WORKDIR%/}/logs/worker-${WORKER_ID}.log"
+DEST="${WORKDIR%/}/logs/worker-${WORKER_ID}-${STARTED}.log"
 if [[ ${WORKDIR} == gs://* ]]; then
   gsutil -q cp "${LOG}" "${DEST}" || echo "warning: could not copy ${LOG} to ${DEST}" >>"${LOG}"
 else

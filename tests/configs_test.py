@@ -224,7 +224,7 @@ STUDY_IDS_E = [
     "e4_4_no_warmup",
     "e4_5_larger_batch",
 ]
-# `--tpu=local` on a single-host v4-8, `--tpu=TPU_NAME` where the config needs a larger slice (the slice is
+# `--tpu=local` on a single-host v4-8, the hosts' addresses where the config needs a larger slice (the slice is
 # named on a "# Fits:" line after the command; tests/memory_test.py checks that it fits).
 LAUNCH = (
     "python launch.py --config={arg} --workdir=gs://BUCKET/runs/{rid} --tpu={tpu} "
@@ -275,7 +275,7 @@ def test_config(run, loaded):
     doc = inspect.getdoc(load_module(run.config))
     assert any(
         LAUNCH.format(arg=run.config_arg, rid=run.run_id, tpu=tpu) in doc
-        for tpu in ("local", "TPU_NAME")
+        for tpu in ("local", "$(scripts/tpu_address.sh --name=TPU_NAME --zone=ZONE)")
     )
     assert catalogue.build_command(run.dataset) in doc
     assert "Question:" in doc and "Expected" in doc

@@ -157,10 +157,10 @@ def test_float32_forward_has_no_weight_copies_and_wider_activations():
 
 
 # A config docstring names, after each launch line, where the run fits:
-#   python launch.py --config=ARG --workdir=... --tpu=local|TPU_NAME --config.data.data_dir=...
+#   python launch.py --config=ARG --workdir=... --tpu=local|$(scripts/tpu_address.sh ...) --config...
 #   # Fits: v4-N (per-chip batch B, est. X GiB of 32 GiB HBM per chip)
 FITS = re.compile(
-    r"--tpu=(\S+) [^\n]*\n\s*# Fits: v4-(\d+) \(per-chip batch (\d+), est\. ([\d.]+) GiB of 32 GiB"
+    r"--tpu=(local|\$\(scripts/tpu_address\.sh --name=TPU_NAME --zone=ZONE\)) [^\n]*\n\s*# Fits: v4-(\d+) \(per-chip batch (\d+), est\. ([\d.]+) GiB of 32 GiB"
 )
 
 
@@ -184,7 +184,7 @@ def test_config_docstring_names_a_slice_it_fits(run):
     g = config.train.global_batch_size
     assert pcb * chips == g
     # `--tpu=local` drives only the single-host v4-8; larger slices are named from the client VM.
-    assert tpu == ("local" if size == 8 else "TPU_NAME")
+    assert (tpu == "local") == (size == 8)
     est = _estimate(config, pcb)
     memory.check_fits(est, HBM, pcb, chips)
     assert est_gib == f"{est.total / GIB:.1f}"

@@ -25,19 +25,46 @@ class SharedPathError(ValueError):
     """A path that remote hosts must reach is local to the client."""
 
 
+class TPUNameError(ValueError):
+    """`--tpu` is a TPU name, which only the Cloud TPU API (a client this project does not install) resolves."""
+
+
+def require_tpu_address(tpu: str) -> None:
+    """Refuses, in one line, a `--tpu` that is neither "local" nor a list of grpc:// addresses.
+
+    TPUClusterResolver resolves a TPU *name* through the Cloud TPU API, which needs the `cloud-tpu-client`
+    package this project must not install (it breaks protobuf): the run would stop with exit 2 after its
+    imports. The working forms are named instead: the hosts' addresses (what scripts/tpu_address.sh
+    prints, from `gcloud compute tpus tpu-vm describe`) or a launch through scripts/launch_pod.sh.
+    """
+    value = tpu.strip()
+    if not value or value == "local":
+        return
+    if all(part.strip().startswith("grpc://") for part in value.split(",")):
+        return
+    raise TPUNameError(
+        f"--tpu={value} is a TPU name, which needs the Cloud TPU API client this project does not "
+        f"install; pass the hosts' addresses, --tpu=$(scripts/tpu_address.sh --name={value} "
+        "--zone=ZONE) on worker 0 (--tpu=local on a one-host TPU VM), or start the run with "
+        f"scripts/launch_pod.sh --name={value} --zone=ZONE"
+    )
+
+
 def tpu_resolver(tpu: str) -> tf.distribute.cluster_resolver.TPUClusterResolver:
-    """The TPUClusterResolver for `--tpu`: "local", a TPU name, or `grpc://ip:8470,grpc://ip:8470,...`.
+    """The TPUClusterResolver for `--tpu`: "local" or `grpc://ip:8470,grpc://ip:8470,...` (a TPU name is
+    refused by `require_tpu_address`).
 
     A slice's host addresses are passed as the one comma-separated string: TF splits it itself
     (`network_endpoints()`), while a Python list of more than one address makes TF's TPU client raise
     NotImplementedError("Using multiple TPUs in a single session is not yet implemented").
     `scripts/check_tpu.py` uses this function too, so the set-up check resolves exactly what training does.
     """
+    require_tpu_address(tpu)
     return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu.strip())
 
 
 def drives_remote_hosts(tpu: str) -> bool:
-    """True when this process is a client that drives TPU hosts over gRPC (a TPU name or grpc:// list).
+    """True when this process is a client that drives TPU hosts over gRPC (a grpc:// list; "local" not).
 
     Then tf.data reads, checkpoint SaveV2/RestoreV2 and summary writes run on the hosts, while Python file
     I/O (checkpoint lists, the carry files, JSON) runs on the client: every path must be shared (gs://).

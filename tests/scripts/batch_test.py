@@ -49,7 +49,7 @@ def test_run_batch_skips_finished_and_launches_the_rest(base_env, tmp_path):
     (tmp_path / "e2_big" / "run_summary.json").write_text('{"status": "running"}')
     res = run(
         "run_batch.sh", "--name=trm", "--zone=z", f"--workdir_root={tmp_path}/",
-        "--tpu_address=grpc://10.0.0.2:8470", "configs/e1_small.py", "configs/e2_big.py",
+        "--tpu_address=local", "configs/e1_small.py", "configs/e2_big.py",
         "configs/e3_new.py:arg=1", "--dry-run", "--", "--seed=3", env=base_env,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -59,7 +59,7 @@ def test_run_batch_skips_finished_and_launches_the_rest(base_env, tmp_path):
     first, second = (flag(a, "--command") for a in launches)
     assert f"--config=configs/e2_big.py --workdir={tmp_path}/e2_big" in first
     assert f"--config=configs/e3_new.py:arg=1 --workdir={tmp_path}/e3_new_arg_1" in second
-    assert all("--tpu=grpc://10.0.0.2:8470 --seed=3" in c for c in (first, second))
+    assert all("--tpu=local --seed=3" in c for c in (first, second))
     assert "e1_small: already finished" in res.stderr
     summary = res.stdout[res.stdout.index("=== run_batch summary") :].splitlines()
     assert summary[0] == "=== run_batch summary (3 experiments, 0 not finished)"
@@ -96,8 +96,8 @@ def test_run_batch_tells_finished_preempted_and_failed_apart(fake_cloud):
     (state / "plan").write_text("preempted 0\n- 3\nrunning 0\nfinished 0\n")
     res = run(
         "run_batch.sh", "--name=trm", "--zone=z", "--workdir_root=gs://bkt/runs",
-        "--tpu_address=grpc://10.0.0.2:8470", "--poll_seconds=0", "configs/e1.py",
-        "configs/e2.py", "configs/e3.py", env=env,
+        "--data_dir=gs://bkt/tfds", "--tpu_address=grpc://10.0.0.2:8470", "--poll_seconds=0",
+        "configs/e1.py", "configs/e2.py", "configs/e3.py", env=env,
     )  # fmt: skip
     assert res.returncode == 1, res.stderr
     header, rows = batch_summary(res.stdout)
@@ -118,7 +118,7 @@ def test_run_batch_tells_finished_preempted_and_failed_apart(fake_cloud):
     res = run(
         "run_batch.sh", "--name=trm", "--zone=z", "--workdir_root=gs://bkt/runs",
         "--tpu_address=grpc://10.0.0.2:8470", "--poll_seconds=0", "configs/e1.py",
-        "configs/e2.py", "configs/e3.py", env=env,
+        "configs/e2.py", "configs/e3.py", env=dict(env, TRM_DATA_DIR="gs://bkt/tfds"),
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert batch_summary(res.stdout)[1] == [

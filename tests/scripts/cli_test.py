@@ -15,7 +15,7 @@ from tests.testing.scripts import (
 
 
 def test_bash_syntax_of_every_script():
-    assert len(BASH_SCRIPTS) == 12
+    assert len(BASH_SCRIPTS) == 13
     for path in BASH_SCRIPTS:
         res = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
         assert res.returncode == 0, (path.name, res.stderr)

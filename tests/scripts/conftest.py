@@ -14,6 +14,7 @@ import pytest
 from tests.testing.scripts import (
     FAKE_GCLOUD,
     FAKE_GSUTIL,
+    FAKE_VERSIONS,
 )
 
 
@@ -69,7 +70,7 @@ def fake_cloud(tmp_path, base_env):
     bindir.mkdir(parents=True)
     for name, text in (("gcloud", FAKE_GCLOUD), ("gsutil", FAKE_GSUTIL)):
         exe = bindir / name
-        exe.write_text(text.format(python=sys.executable))
+        exe.write_text(text.format(python=sys.executable, versions=FAKE_VERSIONS))
         exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
     env = dict(base_env, FAKE_CLOUD=str(state))
     env["PATH"] = f"{bindir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

@@ -16,8 +16,21 @@ from tests.testing.scripts import (
         ("create_tpu.sh", ["--name=t", "--zone=z", "--type=v4-8"]),
         ("delete_tpu.sh", ["--name=t", "--zone=z"]),
         ("setup_workers.sh", ["--name=t", "--zone=z"]),
-        ("launch_pod.sh", ["--name=t", "--zone=z", "--config=c.py", "--workdir=gs://b/r"]),
-        ("run_batch.sh", ["--name=t", "--zone=z", "--workdir_root=gs://b/r", "c.py"]),
+        (
+            "launch_pod.sh",
+            [
+                "--name=t",
+                "--zone=z",
+                "--config=c.py",
+                "--workdir=gs://b/r",
+                "--data_dir=gs://b/tfds",
+            ],
+        ),
+        (
+            "run_batch.sh",
+            ["--name=t", "--zone=z", "--workdir_root=gs://b/r", "--data_dir=gs://b/tfds", "c.py"],
+        ),
+        ("tpu_address.sh", ["--name=t", "--zone=z"]),
         ("pod_status.sh", ["--name=t", "--zone=z"]),
         ("pod_stop.sh", ["--name=t", "--zone=z"]),
         ("capture_profile.sh", ["--name=t", "--zone=z", "--logdir=/tmp/x"]),

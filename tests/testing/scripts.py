@@ -46,6 +46,16 @@ def batch_summary(stdout):
     return lines[0], [(line[:40].strip(), line[41:].rsplit(None, 1)[0]) for line in lines[2:]]
 
 
+# What the fake gcloud's `tpu-vm versions list` prints unless $FAKE_VERSIONS says otherwise (one per
+# line; the pinned TF 2.20.0 images among them).
+FAKE_VERSIONS = [
+    "tpu-ubuntu2204-base",
+    "tpu-vm-tf-2.19.0-pjrt",
+    "tpu-vm-tf-2.19.0-pod-pjrt",
+    "tpu-vm-tf-2.20.0-pjrt",
+    "tpu-vm-tf-2.20.0-pod-pjrt",
+]
+
 FAKE_GCLOUD = """#!{python}
 # Fake gcloud: logs its argv, answers `auth list` and `describe`, and plays a TPU worker. A
 # launch.py start takes the next line "STATUS RC" of $FAKE_CLOUD/plan: it writes
@@ -53,6 +63,7 @@ FAKE_GCLOUD = """#!{python}
 # STATUS "-" writes nothing) and the poll of RUN.exit then prints RC ("running": never ends).
 # RC "startfail" makes the start itself fail with the launch guard's exit code 3.
 import json, os, re, shlex, sys
+FAKE_VERSIONS = {versions!r}
 state = os.environ["FAKE_CLOUD"]
 args = sys.argv[1:]
 with open(os.path.join(state, "calls.log"), "a") as f:
@@ -63,6 +74,9 @@ if args[:1] == ["auth"]:
     print("me@example.com")
     sys.exit(0)
 opts = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+if args[2:5] == ["tpu-vm", "versions", "list"]:
+    print(os.environ.get("FAKE_VERSIONS", "\\n".join(FAKE_VERSIONS)))
+    sys.exit(0)
 if "describe" in args:
     fmt = opts.get("--format", "")
     if "acceleratorType" in fmt:
@@ -97,11 +111,19 @@ sys.exit(0)
 """
 
 FAKE_GSUTIL = """#!{python}
-# Fake gsutil: `gsutil [-q] cat gs://B/P` prints $FAKE_CLOUD/gcs/B/P.
-import os, sys
+# Fake gsutil: `gsutil [-q] cat gs://B/P` prints $FAKE_CLOUD/gcs/B/P; `gsutil [-q] cp SRC gs://B/P`
+# copies a local file there.
+import os, shutil, sys
 args = [a for a in sys.argv[1:] if a != "-q"]
-assert args[0] == "cat" and args[1].startswith("gs://"), args
-path = os.path.join(os.environ["FAKE_CLOUD"], "gcs", args[1][5:])
+def local(path):
+    assert path.startswith("gs://"), args
+    return os.path.join(os.environ["FAKE_CLOUD"], "gcs", path[5:])
+if args[0] == "cp":
+    os.makedirs(os.path.dirname(local(args[2])), exist_ok=True)
+    shutil.copyfile(args[1], local(args[2]))
+    sys.exit(0)
+assert args[0] == "cat", args
+path = local(args[1])
 if not os.path.exists(path):
     sys.exit(1)
 sys.stdout.write(open(path).read())
