@@ -6,9 +6,7 @@ No network and no real gcloud (see conftest.py).
 import os
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from tests.testing.scripts import (
     SCRIPTS,

@@ -2,6 +2,7 @@
 commands of a dry run, and the fake gcloud / gsutil programs (the fixtures are tests/scripts/conftest.py).
 """
 
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -128,3 +129,90 @@ if not os.path.exists(path):
     sys.exit(1)
 sys.stdout.write(open(path).read())
 """
+
+
+# ----------------------------------------------------------------------------------------------------
+# The commands the documentation shows (tests/scripts/documented_commands_test.py).
+
+# Documents whose fenced ```bash blocks are commands; README.md contributes only its `scripts/` lines.
+DOCUMENTS = ("BUILD.md", "scripts/README.md")
+# launch.py flags that absl defines itself.
+ABSL_FLAGS = {"verbosity", "v", "logtostderr", "alsologtostderr", "log_dir", "flagfile", "undefok"}
+SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+
+
+def fenced_commands(path: Path, only_scripts: bool = False) -> list[tuple[int, str]]:
+    """(line number, command) of every command of the ```bash blocks of a markdown file: continuation
+    lines joined, comments and blank lines dropped, `a && b` split into two commands."""
+    out, block, pending, start = [], None, "", 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            block = line[3:].strip() if block is None else None
+            continue
+        if block not in ("bash", "sh", "shell"):
+            continue
+        if not pending:
+            start = n
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        text, pending = pending, ""
+        words = shlex.split(SUBSTITUTION.sub("SUBST", text), comments=True)
+        if not words:
+            continue
+        for part in re.split(r"\s&&\s", text):
+            part = part.strip()
+            if part and not part.startswith("#"):
+                if not only_scripts or part.startswith("scripts/"):
+                    out.append((start, part))
+    return out
+
+
+def launch_flags() -> set[str]:
+    """The flags launch.py defines (read from its source, so TensorFlow is not imported)."""
+    source = (REPO / "launch.py").read_text()
+    names = set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source))
+    assert {"config", "workdir", "tpu", "mode", "preflight"} <= names, names
+    return names | ABSL_FLAGS
+
+
+def check_launch_command(argv: list[str]) -> None:
+    """Fails unless every flag of a `launch.py` argument list exists, its --config file exists and each
+    --config.FIELD=... override names a field of that config (loaded as launch.py loads it)."""
+    from absl import flags  # noqa: PLC0415
+    from ml_collections import config_flags  # noqa: PLC0415
+
+    known = launch_flags()
+    config, overrides = None, []
+    for arg in argv:
+        assert arg.startswith("--"), f"launch.py takes no positional argument: {arg!r} in {argv}"
+        name = arg[2:].split("=", 1)[0]
+        if name.startswith("config."):
+            overrides.append(arg)
+        elif name == "config":
+            config = arg.split("=", 1)[1]
+        else:
+            bare = name[2:] if name.startswith("no") and name[2:] in known else name
+            assert bare in known, f"launch.py has no flag --{name} ({argv})"
+    assert config, f"no --config in {argv}"
+    path = config.split(":", 1)[0]
+    assert (REPO / path).is_file(), f"{path} does not exist ({argv})"
+    cli = ["launch.py", f"--config={REPO / config}", *overrides]
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file(
+        "config", None, "", flag_values=fv, lock_config=True, sys_argv=cli
+    )
+    fv(cli)  # raises on an unknown field
+    fv.config.keys()
+
+
+def launched_commands(stdout: str) -> list[list[str]]:
+    """The `python3 launch.py ...` argument lists inside the ssh commands of a dry run's output."""
+    out = []
+    for argv in commands(stdout):
+        remote = next((a.split("=", 1)[1] for a in argv if a.startswith("--command=")), "")
+        m = re.search(r"python3 launch\.py (.*?) > ", remote)
+        if m:
+            out.append(shlex.split(m.group(1)))
+    return out
