@@ -158,3 +158,15 @@ def test_layout_lists_every_module_and_nothing_gone():
     assert not missing, f"docs/layout.md does not list {missing}"
     gone = sorted(listed - modules)
     assert not gone, f"docs/layout.md lists files that do not exist: {gone}"
+
+
+def test_build_md_says_where_the_host_data_line_goes_on_a_pod():
+    """The input pipeline's "data: host k of N: ... in S s" line is a tf.print inside the dataset graph,
+    which each host runs: on a pod it lands in that host's TPU runtime's stderr, not in the run log of the
+    client on worker 0. BUILD.md's table of what runs where must say so instead of promising it in the
+    run log."""
+    source = read(os.path.join("trm_tf", "data", "input_pipeline.py"))
+    assert re.search(r'tf\.print\(\s*f"data: host \{host\} of \{hosts\}:', source)
+    rows = [line for line in read("BUILD.md").splitlines() if "`data: host k of N" in line]
+    assert len(rows) == 1, rows
+    assert "TPU runtime's stderr, not to worker 0's run log" in rows[0]

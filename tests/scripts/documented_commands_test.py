@@ -38,7 +38,7 @@ ALLOWED = {
     "python -m pytest": "the test suite itself",
     "sed '/^tensorflow-cpu/d' requirements.txt": "TPU VM install step (setup_workers.sh runs it, "
     "tests/scripts/tpu_vm_test.py checks its command)",
-    "python -c \"import tensorflow as tf; r=tf.distribute.cluster_resolver.TPUClusterResolver("
+    'python -c "import tensorflow as tf; r=tf.distribute.cluster_resolver.TPUClusterResolver('
     "'local')": "needs a TPU VM's chips (check_tpu.py's test covers the trainer's path)",
     "tfds build": "builds a dataset (downloads, or minutes of CPU); tests/data tests build tiny ones",
     "python -m trm_tf.data.prepare": "builds a dataset; the data tests run prepare on tiny ones",
@@ -50,12 +50,10 @@ ALLOWED = {
     "python -m trm_tf.analysis": "needs finished runs; the analysis tests run it",
 }
 
-COMMANDS = [
-    (doc, n, cmd)
-    for doc in DOCUMENTS
-    for n, cmd in fenced_commands(REPO / doc)
+COMMANDS = [(doc, n, cmd) for doc in DOCUMENTS for n, cmd in fenced_commands(REPO / doc)]
+COMMANDS += [
+    (doc, n, cmd) for doc in ("README.md",) for n, cmd in fenced_commands(REPO / doc, True)
 ]
-COMMANDS += [(doc, n, cmd) for doc in ("README.md",) for n, cmd in fenced_commands(REPO / doc, True)]
 
 
 def kind(cmd: str) -> str:

@@ -16,7 +16,6 @@ import pytest
 from tests.testing.scripts import (
     REPO,
     batch_summary,
-    commands,
     launched_commands,
     run,
 )
@@ -108,8 +107,13 @@ def test_create_lists_the_zone_versions_before_creating(fake_cloud):
     [
         # Another 2.20 patch release of the same variant: use it.
         (
-            ["tpu-ubuntu2204-base", "tpu-vm-tf-2.19.0-pod-pjrt", "tpu-vm-tf-2.20.1-pjrt",
-             "tpu-vm-tf-2.20.1-pod-pjrt", "tpu-vm-tf-2.20.2-pod-pjrt"],
+            [
+                "tpu-ubuntu2204-base",
+                "tpu-vm-tf-2.19.0-pod-pjrt",
+                "tpu-vm-tf-2.20.1-pjrt",
+                "tpu-vm-tf-2.20.1-pod-pjrt",
+                "tpu-vm-tf-2.20.2-pod-pjrt",
+            ],
             "v4-32",
             "us-central2-b does not offer the TPU runtime tpu-vm-tf-2.20.0-pod-pjrt; its TensorFlow "
             "images: tpu-vm-tf-2.19.0-pod-pjrt tpu-vm-tf-2.20.1-pjrt tpu-vm-tf-2.20.1-pod-pjrt "
@@ -118,8 +122,11 @@ def test_create_lists_the_zone_versions_before_creating(fake_cloud):
         ),
         # No TF 2.20 image for one host: the pin has to move.
         (
-            ["projects/p/locations/z/runtimeVersions/tpu-vm-tf-2.19.0-pjrt",
-             "tpu-vm-tf-2.21.0-pjrt", "tpu-vm-tf-2.20.0-pod-pjrt"],
+            [
+                "projects/p/locations/z/runtimeVersions/tpu-vm-tf-2.19.0-pjrt",
+                "tpu-vm-tf-2.21.0-pjrt",
+                "tpu-vm-tf-2.20.0-pod-pjrt",
+            ],
             "v4-8",
             "us-central2-b does not offer the TPU runtime tpu-vm-tf-2.20.0-pjrt; its TensorFlow "
             "images: tpu-vm-tf-2.19.0-pjrt tpu-vm-tf-2.20.0-pod-pjrt tpu-vm-tf-2.21.0-pjrt; none is "
@@ -153,7 +160,9 @@ def test_run_batch_waits_for_a_held_lock_and_relaunches(fake_cloud):
     env, state = fake_cloud
     lock = state / "gcs" / "bkt" / "runs" / "e1" / "run.lock"
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({"host": "t1v-old-w-0", "pid": 4242, "heartbeat": time.time() - 300}))
+    lock.write_text(
+        json.dumps({"host": "t1v-old-w-0", "pid": 4242, "heartbeat": time.time() - 300})
+    )
     # e1's first launch finds the lock held (exit 8), e2 runs, e1 is launched again and finishes.
     (state / "plan").write_text("- 8\nfinished 0\nfinished 0\n")
     res = run(
