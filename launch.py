@@ -13,13 +13,18 @@ trm_tf/tools/reference_eval.py.
 
 Every run resumes from the newest checkpoint in --workdir, so a preempted job restarts with the same command.
 
+`--tpu` is "local" on a one-host TPU VM, or the comma-separated grpc://ip:8470 addresses of a multi-host
+slice's hosts for the client on worker 0 (`--tpu=$(scripts/tpu_address.sh --name=NAME --zone=ZONE)`; a bare
+TPU name is refused, since resolving it needs the Cloud TPU API client). With remote hosts, launch.py sets
+TPU_LOAD_LIBRARY=0 before importing TensorFlow, so the client leaves the local chips to the TPU runtime.
+
 `--preflight` runs the checks of a new TPU slice instead of training (versions, hosts, storage from the
 client and every host, memory estimate, one compiled train and eval step, a checkpoint round trip with the
 carry) and prints one line each; see trm_tf/preflight.py.
 
 Exit codes: 0 done (also after a preemption, when the checkpoint was saved: run_summary.json then says
-"preempted"), 1 bad flags or config (a misspelt field, local paths where remote hosts need gs://),
-2 TPU / cluster unreachable (a host or worker that did not answer names itself), 3 dataset missing,
+"preempted"), 1 bad flags or config (a misspelt field, local paths where remote hosts need gs://, a TPU
+name as --tpu), 2 TPU / cluster unreachable (a host or worker that did not answer names itself), 3 dataset missing,
 4 non-finite loss or weights, 5 the per-chip memory estimate exceeds the accelerator's HBM, 6 preflight
 failed, 7 the workdir has checkpoints but none can be restored, 8 the workdir is in use by another run
 (its `run.lock`). A changed model/data/optimizer on resume and `--mode=eval` without a checkpoint are
