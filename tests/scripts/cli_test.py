@@ -42,6 +42,7 @@ def test_help_exits_zero_with_usage(script, base_env):
         ("tensorboard.sh", [], "--logdir"),
         ("pod_status.sh", ["--zone=z"], "--name"),
         ("pod_stop.sh", ["--name=t"], "--zone"),
+        ("tpu_address.sh", [], "--name --zone"),
     ],
 )
 def test_missing_required_flags_are_named(script, args, missing, base_env):
