@@ -10,6 +10,8 @@
 * `python sweep.py ...`: run with `--dry-run`, and each launch.py command it prints checked as above;
 * `$(scripts/X.sh ...)` inside a command: run with `--dry-run`, its output substituted;
 * anything else must be in ALLOWED, with the reason it is not run here (an entry no command uses fails).
+
+The `python launch.py` lines of the configs' docstrings are checked the same way.
 """
 
 import glob
@@ -142,3 +144,34 @@ def test_documented_command(doc, line, cmd, fake_cloud, tmp_path):
                 values = [a.split("=", 1)[1] for a in launch if a.startswith(name + "=")]
                 assert len(values) == 1 and values[0].startswith("gs://"), (name, launch)
             check_launch_command(launch)
+
+
+def docstring_launches() -> list[tuple[str, str]]:
+    """(config file, command) of every `python launch.py ...` line of the configs' docstrings."""
+    out = []
+    for path in sorted((REPO / "configs").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        doc = text[: text.find('"""', text.find('"""') + 3)] if text.startswith('"""') else ""
+        lines = doc.splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("python launch.py "):
+                cmd = line.strip()
+                while cmd.endswith("\\"):  # a continuation line
+                    i += 1
+                    cmd = cmd[:-1] + " " + lines[i].strip()
+                out.append((path.name, cmd))
+    return out
+
+
+def test_config_docstring_launch_lines(fake_cloud):
+    """The launch line of every config docstring: its flags and overrides exist, and a multi-host slice
+    gets its hosts' addresses from scripts/tpu_address.sh (never a bare TPU name). A "..." stands for
+    more flags."""
+    env, _ = fake_cloud
+    lines = docstring_launches()
+    assert len(lines) >= 40
+    for name, cmd in lines:
+        argv = [a for a in shlex.split(substitute(cmd, env), comments=True) if a != "..."]
+        tpu = [a.split("=", 1)[1] for a in argv if a.startswith("--tpu=")]
+        assert tpu in ([], ["local"], ["grpc://WORKER_IPS:8470"]), (name, cmd)
+        check_launch_command(argv[2:])
