@@ -111,7 +111,7 @@ def check_versions(on_tpu: bool) -> str:
 def host_cpu_devices(strategy: tf.distribute.Strategy) -> list[str]:
     """One CPU device per host that runs replicas (the hosts of a TPU slice, or this machine)."""
     hosts = []
-    for d in strategy.extended.worker_devices:
+    for d in distribute.worker_devices(strategy):
         spec = tf.DeviceSpec.from_string(d)
         cpu = spec.replace(device_type="CPU", device_index=0).to_string()
         if cpu not in hosts:
