@@ -145,7 +145,7 @@ def end_process(strategy, code: int = 0, server_started: bool | None = None) -> 
     TF's gRPC and profiler servers "do not support clean shutdown", and their destructors have crashed a
     finished worker in interpreter teardown (SIGSEGV after its last checkpoint, seen in the two-process
     rehearsal under load) or hang there, which a batch runner would record as a failure or wait on. Any
-    other process: `sys.exit(code)` when `code` is non-zero, else it returns.
+    other process: `sys.exit(code)`. Never returns.
     """
     import sys
 
@@ -156,5 +156,4 @@ def end_process(strategy, code: int = 0, server_started: bool | None = None) -> 
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    if code:
-        sys.exit(code)
+    sys.exit(code)
