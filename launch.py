@@ -75,6 +75,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from configs import base as config_base  # noqa: E402
 from trm_tf import distribute  # noqa: E402
+from trm_tf import runtime as trm_runtime  # noqa: E402
 from trm_tf.data.datasets import DatasetMissingError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -122,22 +123,15 @@ def _check_flags(config, workdir: str, tpu: str) -> None:
                 "runtime.input_pipelines=per_replica is the CPU pod rehearsal: it needs no --tpu and "
                 "runtime.num_logical_cpus >= 2"
             )
+        # "highest" must be in force where the program is compiled: refused on remote TPU hosts.
+        trm_runtime.resolve_matmul_precision(
+            runtime.matmul_precision,
+            config.model.forward_dtype,
+            remote_compile=distribute.drives_remote_hosts(tpu),
+        )
     except ValueError as e:
         logging.error("%s", e)
         sys.exit(1)
-
-
-def _end_worker(strategy) -> None:
-    """Ends a cluster worker process without interpreter teardown (see below); a no-op otherwise."""
-    if getattr(strategy.extended, "_num_workers", 1) > 1:
-        # A worker process of a cluster ends here without Python's interpreter teardown: TF's gRPC and
-        # profiler servers "do not support clean shutdown" and their destructors have crashed a finished
-        # worker (SIGSEGV after its last checkpoint, seen in the two-process rehearsal under load), which
-        # a batch runner would record as a failure. Everything is written and flushed at this point.
-        logging.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
 
 
 def _exit_codes() -> list[tuple[type, int]]:
@@ -156,6 +150,7 @@ def _exit_codes() -> list[tuple[type, int]]:
         (CheckpointError, 7),
         (train.NoCheckpointError, 1),
         (reference_eval.ReferenceCheckpointError, 1),
+        (trm_runtime.MatmulPrecisionError, 1),
     ]
 
 
@@ -192,7 +187,7 @@ def main(argv):
         from trm_tf import preflight  # noqa: PLC0415
 
         ok = preflight.run(config, workdir, strategy, tpu, strategy_seconds)
-        sys.exit(0 if ok else 6)
+        trm_runtime.end_process(strategy, 0 if ok else 6)
     chief = distribute.is_chief(strategy)
     from trm_tf import train  # noqa: PLC0415  (Keras/TFDS after flags)
     from trm_tf import workdir as run_dir  # noqa: PLC0415
@@ -217,15 +212,19 @@ def main(argv):
         if chief and not busy and not isinstance(e, run_dir.ConfigChangedError):
             rundir.update_summary(status="failed", error=f"{type(e).__name__}: {e}")
         if code is None:
-            raise  # a bug, not a user error: the full traceback
-        logging.error("%s", " ".join(str(e).split("\n")))
-        if logging.get_verbosity() >= logging.DEBUG:
-            logging.exception("Traceback:")
+            if not trm_runtime.exits_hard(strategy):
+                raise  # a bug, not a user error: the full traceback
+            logging.exception("Traceback:")  # the same, then exit 1 without interpreter teardown
+            code = 1
+        else:
+            logging.error("%s", " ".join(str(e).split("\n")))
+            if logging.get_verbosity() >= logging.DEBUG:
+                logging.exception("Traceback:")
     finally:
         lock.release()
-    if code:
-        sys.exit(code)
-    _end_worker(strategy)
+    # Everything is written and the lock released: a cluster worker or a client that started a gRPC
+    # server ends here without interpreter teardown (trm_runtime.end_process); others sys.exit(code).
+    trm_runtime.end_process(strategy, code)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -280,6 +280,36 @@ def test_preflight_passes_on_the_rehearsal_and_fails_in_one_line(sudoku_dir, tmp
     assert all("skipped" in x for x in lines if " train " in x or " checkpoint " in x)
 
 
+def test_preflight_passes_on_the_default_strategy_of_one_cpu(sudoku_dir, tmp_path):
+    """`launch.py --config=configs/quickstart.py:runlocal --workdir=W --preflight` on one CPU (the default
+    strategy, which has no worker device list), on the rehearsal's tiny dataset instead of the quickstart's
+    50,000 puzzles: every check passes."""
+    workdir = str(tmp_path / "W")
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "launch.py"),
+            "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
+            f"--workdir={workdir}",
+            "--preflight",
+            f"--config.data.data_dir={sudoku_dir}",
+            "--config.data.config=rehearsal",
+            "--config.data.build_if_missing=False",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [x for x in out.stdout.splitlines() if x.startswith("preflight [")]
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert len(lines) == 7 and all(x.startswith("preflight [ok]") for x in lines), lines
+    assert "1 host(s), 1 replicas on 1xCPU" in lines[1]
+    assert "client and 1 host(s) read sudoku_extreme/rehearsal" in lines[2]
+    assert "float32 carry" in lines[-1]
+    assert not tf.io.gfile.glob(os.path.join(workdir, "preflight", "*"))
+
+
 def _start_workers(cmd, ports, log_base, count=None):
     procs = []
     for i in range(count or len(ports)):

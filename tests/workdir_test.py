@@ -2,6 +2,9 @@
 
 import json
 import os
+import socket
+import subprocess
+import time
 
 import ml_collections
 import pytest
@@ -68,3 +71,112 @@ def test_lock_refuses_a_live_owner_and_takes_a_stale_one(tmp_path):
     second.acquire()  # another host's lock without a heartbeat for an hour: taken over
     assert json.load(open(os.path.join(tmp_path, workdir.LOCK)))["pid"] == os.getpid()
     second.release()
+
+
+def _write_lock(tmp_path, **fields) -> None:
+    info = {"host": socket.gethostname(), "pid": 4242, "started": 0, "token": "theirs"}
+    info.update(fields)
+    with open(os.path.join(tmp_path, workdir.LOCK), "w") as f:
+        json.dump(info, f)
+
+
+def _fake_lock(tmp_path, boot="boot-A", running=None):
+    """A RunLock whose /proc readers are fakes: this boot id, and pid -> start time of running pids."""
+    running = dict(running or {})
+    running.setdefault(os.getpid(), 1000)
+    return workdir.RunLock(
+        str(tmp_path), read_boot_id=lambda: boot, read_start_time=lambda pid: running.get(pid)
+    )
+
+
+def test_lock_records_boot_id_and_the_owner_start_time(tmp_path):
+    lock = _fake_lock(tmp_path, boot="boot-A", running={os.getpid(): 777})
+    lock.acquire()
+    info = json.load(open(os.path.join(tmp_path, workdir.LOCK)))
+    assert (info["boot_id"], info["pid_start"], info["pid"]) == ("boot-A", 777, os.getpid())
+    lock.release()
+    # The real /proc readers on this machine: the boot id and our own start time are recorded.
+    real = workdir.RunLock(str(tmp_path))
+    real.acquire()
+    info = json.load(open(os.path.join(tmp_path, workdir.LOCK)))
+    if os.path.exists("/proc/sys/kernel/random/boot_id"):
+        assert info["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()
+        assert info["pid_start"] == workdir.process_start_time(os.getpid()) > 0
+    real.release()
+
+
+def test_lock_of_a_previous_boot_on_this_host_is_stale(tmp_path):
+    # Same host name, pid running (even with the same start time), but the machine booted again.
+    _write_lock(tmp_path, boot_id="boot-OLD", pid_start=50, heartbeat=time.time())
+    lock = _fake_lock(tmp_path, boot="boot-NEW", running={4242: 50})
+    assert "rebooted" in lock.stale_reason(json.load(open(lock.path)))
+    lock.acquire()
+    assert json.load(open(lock.path))["token"] == lock.token
+    lock.release()
+
+
+def test_lock_of_a_reused_pid_is_stale_and_a_live_owner_is_not(tmp_path):
+    _write_lock(tmp_path, boot_id="boot-A", pid_start=50, heartbeat=time.time())
+    # pid 4242 runs, but started at another time: another process (of any user) reused the pid.
+    reused = _fake_lock(tmp_path, boot="boot-A", running={4242: 9999})
+    assert "another process" in reused.stale_reason(json.load(open(reused.path)))
+    # pid 4242 runs with the recorded start time: the owner is alive, the lock is refused.
+    alive = _fake_lock(tmp_path, boot="boot-A", running={4242: 50})
+    assert alive.stale_reason(json.load(open(alive.path))) is None
+    with pytest.raises(workdir.WorkdirBusyError, match="in use by pid 4242"):
+        alive.acquire()
+    reused.acquire()
+    assert json.load(open(reused.path))["pid"] == os.getpid()
+    reused.release()
+
+
+def test_lock_of_a_reused_pid_of_another_user_is_stale(tmp_path, monkeypatch):
+    # pid 1 always runs, as root: os.kill(1, 0) raises PermissionError for a normal user (forced here,
+    # whoever runs the test), which the old lock counted as alive. The recorded start time decides now.
+    def kill(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", kill)
+    _write_lock(tmp_path, pid=1, boot_id="boot-A", pid_start=123456789, heartbeat=time.time())
+    lock = workdir.RunLock(str(tmp_path), read_boot_id=lambda: "boot-A")
+    assert workdir.process_start_time(1) is None or workdir.process_start_time(1) != 123456789
+    assert lock.stale(json.load(open(lock.path)))
+    monkeypatch.undo()
+    # A dead pid with no /proc entry is stale too.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _write_lock(tmp_path, pid=dead.pid, boot_id="boot-A", pid_start=5, heartbeat=time.time())
+    gone = _fake_lock(tmp_path, boot="boot-A")
+    assert "no longer runs" in gone.stale_reason(json.load(open(gone.path)))
+
+
+def test_lock_of_another_host_is_stale_after_the_default_600_s_without_heartbeat(tmp_path):
+    assert workdir.LOCK_STALE_AFTER_S == 600 and workdir.HEARTBEAT_EVERY_S == 120
+    assert workdir.LOCK_STALE_AFTER_S >= 4 * workdir.HEARTBEAT_EVERY_S
+    # A spot slice recreated under a new hostname: the old host's lock, last heartbeat 11 min ago.
+    _write_lock(tmp_path, host="t1v-old-w-0", boot_id="x", pid_start=1, heartbeat=time.time() - 660)
+    lock = _fake_lock(tmp_path)
+    assert lock.stale_after_s == 600
+    assert "heartbeat is 660 s old" in lock.stale_reason(json.load(open(lock.path)))
+    lock.acquire()
+    lock.release()
+    # 5 min ago: still alive; the refusal says when it will be taken over.
+    _write_lock(tmp_path, host="t1v-old-w-0", boot_id="x", pid_start=1, heartbeat=time.time() - 300)
+    with pytest.raises(
+        workdir.WorkdirBusyError, match="taken over automatically once its heartbeat"
+    ):
+        _fake_lock(tmp_path).acquire()
+
+
+def test_lock_heartbeat_refreshes_only_the_owners_lock(tmp_path):
+    lock = _fake_lock(tmp_path)
+    lock.acquire()
+    before = json.load(open(lock.path))["heartbeat"]
+    time.sleep(0.01)
+    lock.heartbeat()
+    assert json.load(open(lock.path))["heartbeat"] > before
+    _write_lock(tmp_path, heartbeat=1.0)  # taken over by someone else: left alone
+    lock.heartbeat()
+    assert json.load(open(lock.path))["heartbeat"] == 1.0
+    lock.release()
+    assert os.path.exists(lock.path)  # not ours: not deleted

@@ -280,6 +280,16 @@ def worker_index(strategy: tf.distribute.Strategy) -> int:
     return int(task_id or 0)
 
 
+def worker_devices(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices this process's replicas run on; for the default strategy (which has no such list),
+    the device its ops go to: the first accelerator if there is one, else the CPU."""
+    try:
+        return list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy
+        devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]
+        return devices[:1] or [tf.config.list_logical_devices("CPU")[0].name]
+
+
 def device_kind() -> str:
     for kind in ("TPU", "GPU"):
         devices = tf.config.list_logical_devices(kind)
@@ -309,11 +319,7 @@ def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -
         return False
     if v != "auto":
         raise ValueError(f"runtime.jit_compile must be 'auto', 'true' or 'false', got {value!r}")
-    try:
-        devices = strategy.extended.worker_devices
-    except RuntimeError:  # the default strategy: ops go to an accelerator if there is one
-        devices = [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"]
-        devices = devices or ["/device:CPU:0"]
+    devices = worker_devices(strategy)
     on_cpu = {tf.DeviceSpec.from_string(d).device_type for d in devices} == {"CPU"}
     attention = not bool(model_config.get("mlp_t", False))
     return not (on_cpu and attention)

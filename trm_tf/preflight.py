@@ -2,8 +2,10 @@
 
 Each check prints one line, `[ok]` or `[FAIL]` with what to do, and the command exits 0 only when all pass:
 
-1. versions   — TensorFlow has the minor version the project pins; on TPU, `libtpu` satisfies what the
-                installed `tensorflow-tpu` declares;
+1. versions   — TensorFlow has the minor version the project pins; on a single-host TPU VM, `libtpu`
+                satisfies what the installed `tensorflow-tpu` declares; with remote TPU hosts, their
+                runtime version (gcloud describe of the slice named in the TPU VM metadata) has the
+                client's TensorFlow minor version;
 2. hosts      — every TPU host / worker answered (the strategy was built within runtime.peer_timeout_s);
 3. storage    — the client reads the dataset's metadata and writes + reads + deletes a file in the workdir,
                 and so does every host, with ops placed on each host's CPU (what tf.data, checkpoint
@@ -76,7 +78,85 @@ def pinned_tf_version(requirements: str | None = None) -> str | None:
     return None
 
 
-def check_versions(on_tpu: bool) -> str:
+# The TPU VM's own description (on every host of a slice, so on worker 0 where the client runs).
+TPU_ENV_URL = "http://metadata.google.internal/computeMetadata/v1/instance/attributes/tpu-env"
+
+
+def tpu_vm_env(timeout: float = 2.0) -> dict[str, str]:
+    """The `tpu-env` metadata of this TPU VM (NODE_ID, ZONE, ACCELERATOR_TYPE, RUNTIME_VERSION, ...), or
+    {} when this machine is not a TPU VM (no metadata server)."""
+    import urllib.request
+
+    req = urllib.request.Request(TPU_ENV_URL, headers={"Metadata-Flavor": "Google"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return {}
+    return dict(re.findall(r"^([A-Z0-9_]+):\s*'?(.*?)'?\s*$", text, flags=re.M))
+
+
+def describe_runtime_version(name: str, zone: str, timeout: float = 60.0) -> str | None:
+    """`gcloud compute tpus tpu-vm describe NAME --zone=ZONE --format=value(runtimeVersion)` (as the scripts
+    ask), or None when gcloud is missing or fails."""
+    import subprocess
+
+    cmd = ["gcloud", "compute", "tpus", "tpu-vm", "describe", name, f"--zone={zone}"]
+    cmd.append("--format=value(runtimeVersion)")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def runtime_tf_version(runtime_version: str) -> str | None:
+    """The TensorFlow minor version of a TPU runtime image ("tpu-vm-tf-2.20.0-pod-pjrt" -> "2.20"), or
+    None for an image without a TensorFlow TPU runtime (e.g. "tpu-ubuntu2204-base")."""
+    m = re.search(r"(?:^|[-_/:])tf-(\d+\.\d+)(?:\.\d+)?", runtime_version or "")
+    return m.group(1) if m else None
+
+
+def hosts_runtime_version(
+    tpu: str,
+    env: Callable[[], dict[str, str]] = tpu_vm_env,
+    describe: Callable[[str, str], str | None] = describe_runtime_version,
+) -> tuple[str, str]:
+    """(runtime version, where it was read) of the TPU hosts the client drives.
+
+    TensorFlow cannot tell: no op reports the build of the process it runs in, and what a remote host
+    sends when the client connects (its device list) carries no version. So it is read the way the scripts
+    read it: the slice's own name and zone from the TPU VM metadata (the client runs on worker 0), then
+    `gcloud … describe … --format=value(runtimeVersion)`; the metadata's RUNTIME_VERSION when gcloud
+    cannot answer. Raises RuntimeError (one line) when neither says.
+    """
+    meta = env()
+    name = tpu.strip() if "://" not in tpu and "," not in tpu else meta.get("NODE_ID", "")
+    zone = meta.get("ZONE", "")
+    if name and zone:
+        version = describe(name, zone)
+        if version:
+            return version, f"gcloud describe {name}"
+    if meta.get("RUNTIME_VERSION"):
+        return meta["RUNTIME_VERSION"], "TPU VM metadata"
+    raise RuntimeError(
+        "cannot tell which TensorFlow the TPU hosts run (no TPU VM metadata here: run the client on "
+        "worker 0 of the slice); check it with: gcloud compute tpus tpu-vm describe NAME --zone=ZONE "
+        "--format='value(runtimeVersion)'"
+    )
+
+
+def check_versions(
+    on_tpu: bool,
+    tpu: str = "",
+    env: Callable[[], dict[str, str]] = tpu_vm_env,
+    describe: Callable[[str, str], str | None] = describe_runtime_version,
+) -> str:
+    """The client's TensorFlow against the pinned version; on a single-host TPU VM (`--tpu=local`) the
+    client's `libtpu` against what `tensorflow-tpu` declares; with remote TPU hosts (the client never
+    loads libtpu) the hosts' runtime version against the client's TensorFlow minor version."""
     pinned = pinned_tf_version()
     have = tf.__version__
     if pinned and have.split(".")[:2] != pinned.split(".")[:2]:
@@ -85,7 +165,23 @@ def check_versions(on_tpu: bool) -> str:
             f"pip install tensorflow-{'tpu' if on_tpu else 'cpu'}=={pinned}"
         )
     parts = [f"TF {have} (pinned {pinned or '?'})"]
-    if on_tpu:
+    if on_tpu and distribute.drives_remote_hosts(tpu):
+        runtime, source = hosts_runtime_version(tpu, env, describe)
+        minor = ".".join(have.split(".")[:2])
+        want = f"tpu-vm-tf-{pinned or have}-pod-pjrt"
+        hosts_tf = runtime_tf_version(runtime)
+        if hosts_tf is None:
+            raise RuntimeError(
+                f"the client runs TF {have} but the TPU hosts run {runtime} ({source}), which has no "
+                f"TensorFlow TPU runtime: recreate the slice with --version={want}"
+            )
+        if hosts_tf != minor:
+            raise RuntimeError(
+                f"the client runs TF {have} but the TPU hosts run {runtime} (TF {hosts_tf}, {source}): "
+                f"recreate the slice with --version={want} (scripts/create_tpu.sh)"
+            )
+        parts.append(f"hosts run {runtime} (TF {hosts_tf}, {source})")
+    elif on_tpu:
         try:
             libtpu = importlib.metadata.version("libtpu")
         except importlib.metadata.PackageNotFoundError:
@@ -111,7 +207,7 @@ def check_versions(on_tpu: bool) -> str:
 def host_cpu_devices(strategy: tf.distribute.Strategy) -> list[str]:
     """One CPU device per host that runs replicas (the hosts of a TPU slice, or this machine)."""
     hosts = []
-    for d in strategy.extended.worker_devices:
+    for d in distribute.worker_devices(strategy):
         spec = tf.DeviceSpec.from_string(d)
         cpu = spec.replace(device_type="CPU", device_index=0).to_string()
         if cpu not in hosts:
@@ -246,7 +342,7 @@ def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bo
         return check_train_step(t, strategy, state["spec"], config, options)
 
     checks = [
-        Check("versions", lambda: check_versions(on_tpu)),
+        Check("versions", lambda: check_versions(on_tpu, tpu)),
         Check("hosts", lambda: _hosts_line(strategy, strategy_seconds)),
         Check("storage", dataset_and_storage),
         Check("memory", lambda: check_memory(config, strategy, state["spec"], on_tpu)),

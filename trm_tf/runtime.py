@@ -1,4 +1,5 @@
-"""Process-level runtime set-up: logical CPU devices, log noise, determinism knobs, matmul precision.
+"""Process-level runtime set-up: logical CPU devices, log noise, determinism knobs, matmul precision,
+and how the process ends.
 
 The device and logging set-up must run before TensorFlow executes its first op; the matmul precision
 before the first function is traced.
@@ -40,7 +41,48 @@ def configure_cpu_devices(num_logical_cpus: int = 1) -> None:
 MATMUL_PRECISIONS = ("auto", "highest", "default")
 
 
-def set_matmul_precision(mode: str, forward_dtype: str) -> str:
+class MatmulPrecisionError(ValueError):
+    """`highest` was asked for where this process's setting cannot reach the compiler (remote hosts)."""
+
+
+def compiles_remotely() -> bool:
+    """True when this process drives remote hosts over gRPC (`tf.config.experimental_connect_to_cluster`):
+    its functions then run, and are compiled by XLA, in the hosts' TensorFlow processes (on a TPU pod,
+    worker 0's TPU runtime), not here."""
+    from tensorflow.python.eager import context
+
+    return context.context().get_server_def() is not None
+
+
+def resolve_matmul_precision(mode: str, forward_dtype: str, remote_compile: bool = False) -> str:
+    """`runtime.matmul_precision` -> "highest" or "default" (see `set_matmul_precision`).
+
+    Raises MatmulPrecisionError (one line) when it resolves to "highest" but the program is compiled on
+    remote hosts (`remote_compile`): the switch is a flag of the process that lowers the program to XLA,
+    and no TensorFlow API carries it to another process, so the float32 matmuls there would silently run
+    as one bfloat16 pass (tests/runtime_test.py shows a remote compile ignoring the client's flag).
+    """
+    mode = str(mode).lower()
+    if mode not in MATMUL_PRECISIONS:
+        raise ValueError(
+            f"runtime.matmul_precision must be one of {MATMUL_PRECISIONS}, got {mode!r}"
+        )
+    resolved = mode
+    if mode == "auto":
+        resolved = "highest" if forward_dtype == "float32" else "default"
+    if resolved == "highest" and remote_compile:
+        why = "" if mode == "highest" else f" (auto, as model.forward_dtype={forward_dtype})"
+        raise MatmulPrecisionError(
+            f"runtime.matmul_precision={resolved}{why} cannot reach a TPU slice driven over gRPC: the "
+            "program is compiled in worker 0's TPU runtime, whose float32 matmul precision this process "
+            "cannot set, so float32 matmuls would run as one bfloat16 pass; run it on one host "
+            "(--tpu=local on a single-host slice such as a v4-8), or accept single-pass bfloat16 "
+            "matmuls with --config.runtime.matmul_precision=default"
+        )
+    return resolved
+
+
+def set_matmul_precision(mode: str, forward_dtype: str, remote_compile: bool | None = None) -> str:
     """Sets the process-wide precision of float32 matmuls/convolutions; returns the resolved mode.
 
     On TPU, XLA runs a float32 dot at DEFAULT precision, a single bfloat16 pass (about 8 mantissa bits),
@@ -50,10 +92,16 @@ def set_matmul_precision(mode: str, forward_dtype: str) -> str:
     (on GPUs the same switch keeps float32 matmuls off the TF32 tensor-core path; on CPU it changes
     nothing). bfloat16 and float16 matmuls are unaffected: their operands have no bits to lose.
 
+    The switch is read by the process that lowers the program: this one on CPU, GPU, a single-host TPU
+    VM (`--tpu=local`) and in each MultiWorkerMirrored worker; on a multi-host slice driven over gRPC it is
+    worker 0's TPU runtime, which the switch does not reach, so "highest" is refused there
+    (`resolve_matmul_precision`) and the returned mode is always the one in force.
+
     Args:
         mode: "auto" ("highest" when forward_dtype is "float32", so the float32 arm of a precision
             experiment really computes in float32; "default" otherwise), "highest" or "default".
         forward_dtype: the model's forward dtype ("float32", "bfloat16", "float16").
+        remote_compile: whether the program is compiled on remote hosts (None: `compiles_remotely()`).
 
     Returns:
         "highest" or "default".
@@ -61,12 +109,51 @@ def set_matmul_precision(mode: str, forward_dtype: str) -> str:
     The setting is read when a function is traced: call this before building or tracing anything
     (functions traced earlier keep the precision they were lowered with).
     """
-    mode = str(mode).lower()
-    if mode not in MATMUL_PRECISIONS:
-        raise ValueError(
-            f"runtime.matmul_precision must be one of {MATMUL_PRECISIONS}, got {mode!r}"
-        )
-    if mode == "auto":
-        mode = "highest" if forward_dtype == "float32" else "default"
+    if remote_compile is None:
+        remote_compile = compiles_remotely()
+    mode = resolve_matmul_precision(mode, forward_dtype, remote_compile)
     tf.config.experimental.enable_tensor_float_32_execution(mode == "default")
     return mode
+
+
+def exits_hard(strategy, server_started: bool | None = None) -> bool:
+    """Whether this process must end without interpreter teardown (`end_process`).
+
+    True for a worker of a multi-process cluster (MultiWorkerMirroredStrategy) and for any process that
+    started TensorFlow's gRPC server: a client that drives TPU hosts (`connect_to_cluster`, its
+    TPUStrategy runs a server for the remote hosts) or collective ops over gRPC. `server_started`
+    overrides the check of this process's eager context (tests).
+    """
+    if int(getattr(strategy.extended, "_num_workers", 1) or 1) > 1:
+        return True
+    if server_started is None:
+        from tensorflow.python.eager import context
+
+        ctx = context.context()
+        server_started = (
+            ctx.get_server_def() is not None
+            or getattr(ctx, "_collective_ops_server_def", None) is not None
+        )
+    return bool(server_started)
+
+
+def end_process(strategy, code: int = 0, server_started: bool | None = None) -> None:
+    """Ends the process with exit status `code` once everything is written (the caller has closed its
+    files and released the workdir lock).
+
+    A process that `exits_hard` flushes absl logging, stdout and stderr and leaves with `os._exit(code)`:
+    TF's gRPC and profiler servers "do not support clean shutdown", and their destructors have crashed a
+    finished worker in interpreter teardown (SIGSEGV after its last checkpoint, seen in the two-process
+    rehearsal under load) or hang there, which a batch runner would record as a failure or wait on. Any
+    other process: `sys.exit(code)`. Never returns.
+    """
+    import sys
+
+    from absl import logging
+
+    if exits_hard(strategy, server_started):
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

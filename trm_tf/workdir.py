@@ -13,8 +13,10 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 import tensorflow as tf
+from absl import logging
 
 CONFIG = "config.json"
 SUMMARY = "run_summary.json"
@@ -285,55 +287,148 @@ def _truncate_events(path: str, step: int) -> int:
     return dropped
 
 
+# The owner of a workdir refreshes its lock's heartbeat at least this often (a background thread of the
+# run); a lock of another host whose heartbeat is older than LOCK_STALE_AFTER_S is taken over.
+HEARTBEAT_EVERY_S = 120
+LOCK_STALE_AFTER_S = 600
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def boot_id() -> str | None:
+    """This machine's boot id (Linux: a new one at every boot, so also on a recreated VM); None elsewhere."""
+    text = _read_text("/proc/sys/kernel/random/boot_id")
+    return text.strip() if text else None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, `/proc/<pid>/stat` field 22), or None when no
+    such process runs (or there is no /proc). Readable for any user's process, unlike `os.kill(pid, 0)`."""
+    text = _read_text(f"/proc/{int(pid)}/stat")
+    if not text:
+        return None
+    try:  # the command name (field 2) is in parentheses and may contain spaces: split after its ")"
+        return int(text[text.rindex(")") + 2 :].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def _pid_exists(pid: int) -> bool:
+    """Fallback without /proc: os.kill(pid, 0) (another user's process raises PermissionError: alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 class RunLock:
-    """One run per workdir: `run.lock` holds the owner's host, pid, start time and a heartbeat.
+    """One run per workdir: `run.lock` holds the owner's host, pid, boot id, process start time, start and
+    heartbeat times (format: docs/run_directory.md).
 
     A second run refuses to start (WorkdirBusyError, one line naming the owner) unless the lock is stale:
-    its process is gone (same host) or its heartbeat is older than `stale_after_s` (another host; the
-    owner refreshes it at every log). On local paths the lock is created with O_EXCL; on gs:// it is
-    written and read back (GCS has no exclusive create through gfile; two runs starting within the same
-    second on the same bucket path could both pass — the read-back catches the common case).
+    * same host, another boot id: the machine rebooted (or was recreated under the same name) -> stale;
+    * same host and boot: stale when the owner's pid no longer runs, or runs but started at another time
+      than the lock records (the pid was reused, whichever user owns it);
+    * another host (e.g. a spot slice recreated under a new hostname): stale when the heartbeat is older
+      than `stale_after_s` (LOCK_STALE_AFTER_S; the owner refreshes it every HEARTBEAT_EVERY_S).
+    A lock written without boot id / start time (older runs) falls back to `os.kill(pid, 0)`.
+    On local paths the lock is created with O_EXCL; on gs:// it is written and read back (GCS has no
+    exclusive create through gfile; two runs starting within the same second on the same bucket path could
+    both pass — the read-back catches the common case).
+
+    `read_boot_id` and `read_start_time` (pid -> start time or None) default to this machine's /proc;
+    tests inject fakes.
     """
 
-    def __init__(self, path: str, stale_after_s: float = 1800.0):
+    def __init__(
+        self,
+        path: str,
+        stale_after_s: float = LOCK_STALE_AFTER_S,
+        read_boot_id: Callable[[], str | None] = boot_id,
+        read_start_time: Callable[[int], int | None] = process_start_time,
+    ):
         self.path = os.path.join(path, LOCK)
         self.stale_after_s = stale_after_s
+        self.read_boot_id = read_boot_id
+        self.read_start_time = read_start_time
         self.token = uuid.uuid4().hex
         self.held = False
 
     def _info(self) -> dict:
         now = time.time()
+        pid = os.getpid()
         return {
             "host": socket.gethostname(),
-            "pid": os.getpid(),
+            "pid": pid,
+            "boot_id": self.read_boot_id(),
+            "pid_start": self.read_start_time(pid),
             "started": now,
             "heartbeat": now,
             "token": self.token,
         }
 
-    def stale(self, info: dict) -> bool:
+    def stale_reason(self, info: dict) -> str | None:
+        """Why the lock `info` may be taken over, or None while its owner may still run."""
         if info.get("host") == socket.gethostname():
+            mine, theirs = self.read_boot_id(), info.get("boot_id")
+            if mine and theirs and mine != theirs:
+                return "this host rebooted since the lock was written (another boot id)"
             try:
-                os.kill(int(info.get("pid", -1)), 0)
-            except ProcessLookupError:
-                return True
-            except (PermissionError, ValueError, OSError):
-                return False
-            return False
-        return time.time() - float(info.get("heartbeat", 0)) > self.stale_after_s
+                pid = int(info.get("pid", -1))
+            except (TypeError, ValueError):
+                return "the lock names no pid"
+            if pid <= 0:
+                return "the lock names no pid"
+            recorded = info.get("pid_start")
+            if mine and recorded is not None:
+                now = self.read_start_time(pid)
+                if (
+                    now is None
+                ):  # no /proc entry; os.kill confirms (a hidden /proc hides others' pids)
+                    return None if _pid_exists(pid) else f"pid {pid} no longer runs"
+                if int(now) != int(recorded):
+                    return f"pid {pid} now belongs to another process (started at another time)"
+                return None
+            return None if _pid_exists(pid) else f"pid {pid} no longer runs"
+        age = time.time() - float(info.get("heartbeat", 0) or 0)
+        if age > self.stale_after_s:
+            return f"its heartbeat is {age:.0f} s old (> {self.stale_after_s:g} s)"
+        return None
+
+    def stale(self, info: dict) -> bool:
+        return self.stale_reason(info) is not None
 
     def acquire(self) -> None:
         existing = read_json(self.path)
         if existing is not None:
-            if not self.stale(existing):
+            reason = self.stale_reason(existing)
+            if reason is None:
                 started = time.strftime(
                     "%Y-%m-%d %H:%M:%S", time.localtime(existing.get("started", 0))
                 )
+                age = time.time() - float(existing.get("heartbeat", 0) or 0)
+                other_host = existing.get("host") != socket.gethostname()
+                later = (
+                    f"; taken over automatically once its heartbeat ({age:.0f} s ago) is "
+                    f"{self.stale_after_s:g} s old"
+                    if other_host
+                    else ""
+                )
                 raise WorkdirBusyError(
                     f"{os.path.dirname(self.path)} is in use by pid {existing.get('pid')} on "
-                    f"{existing.get('host')} since {started} ({self.path}); wait for it, stop it, or "
-                    "use another --workdir (delete the lock only if that run is really gone)"
+                    f"{existing.get('host')} since {started} ({self.path}){later}; wait for it, stop "
+                    "it, or use another --workdir (delete the lock only if that run is really gone)"
                 )
+            logging.info("Taking over %s: %s", self.path, reason)
             tf.io.gfile.remove(self.path)
         tf.io.gfile.makedirs(os.path.dirname(self.path))
         data = json.dumps(self._info())
