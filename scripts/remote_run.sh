@@ -66,6 +66,10 @@ mkdir -p "${LOG_DIR}"
 LOG="${LOG_DIR}/${RUN}.log"
 STARTED="$(date -u +%Y%m%d-%H%M%S)"
 rm -f "${LOG_DIR}/${RUN}.exit"
+# pod_stop.sh signals the whole process group, from the moment the pid file exists: the trap (set
+# before anything else runs) keeps this shell alive (bash runs it once the command has exited), so
+# the log is still closed, copied and the exit code recorded.
+trap 'echo "=== received a stop signal" >>"${LOG}"' TERM INT HUP
 # The pid of this shell is the process-group id when started under setsid (launch_pod.sh does).
 echo "$$" >"${LOG_DIR}/${RUN}.pid"
 
@@ -96,9 +100,6 @@ fi
   echo
 } >>"${LOG}"
 
-# pod_stop.sh signals the whole process group: the trap keeps this shell alive (bash runs it once
-# the command has exited) so the log is still closed, copied and the exit code recorded.
-trap 'echo "=== received a stop signal" >>"${LOG}"' TERM INT HUP
 rc=0
 "$@" >>"${LOG}" 2>&1 </dev/null || rc=$?
 echo "=== exit code ${rc}, finished $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"${LOG}"
