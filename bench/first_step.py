@@ -37,6 +37,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build_sudoku  # noqa: E402
 import common  # noqa: E402
 
+# The JSON records it prints, in order: each build, each run, each checkout's summary.
+RECORDS = ("first_step_build", "first_step_run", "first_step")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line flags (see the module docstring)."""
