@@ -35,16 +35,13 @@ from absl import logging
 from tfds_builders import decoded_cache as layout
 from trm_tf.data import datasets
 
-# The layout's names, used by the pipeline and the tests.
-FEATURES, RANK, SUFFIX, Feature = layout.FEATURES, layout.RANK, layout.SUFFIX, layout.Feature
-
 
 @dataclasses.dataclass(frozen=True)
 class DecodedCache:
     """A validated cache of one split: its cache files (TFRecord file order) and their example counts."""
 
     split: str
-    features: tuple[Feature, ...]
+    features: tuple[layout.Feature, ...]
     paths: tuple[str, ...]
     examples: tuple[int, ...]
 
@@ -80,7 +77,7 @@ def _problem(spec, split: str) -> tuple[str, DecodedCache | None]:
     if manifest is None:
         return why, None
     directory = layout.cache_dir(builder)
-    names = [f + SUFFIX for f in manifest["tfrecords"]]
+    names = [f + layout.SUFFIX for f in manifest["tfrecords"]]
     present = set(tf.io.gfile.listdir(directory))
     missing = [n for n in names if n not in present]
     if missing:
@@ -168,7 +165,7 @@ def _decode_file(cache: DecodedCache, path, n, hosts: int, host: int) -> dict:
     )
     out, offset = {}, tf.constant(0, tf.int64)
     with tf.control_dependencies([ok]):
-        for f in cache.features + (Feature(RANK, "int64", ()),):
+        for f in cache.features + (layout.Feature(layout.RANK, "int64", ()),):
             length = tf.cast(n, tf.int64) * f.row_bytes
             raw = tf.strings.substr(content, offset, length)
             values = tf.io.decode_raw(raw, tf.dtypes.as_dtype(f.dtype), little_endian=True)

@@ -19,6 +19,7 @@ import functools
 
 import tensorflow as tf
 
+from tfds_builders import decoded_cache as layout
 from trm_tf.data import cache as decoded_cache
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
@@ -155,7 +156,7 @@ def _sampled_batches(data, batch, seed, shard, first_batch, ignore, keep=None) -
     )
     with tf.control_dependencies([enough]):
         group = tf.identity(data["group"])
-    sampler = GroupSampler(group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK))
+    sampler = GroupSampler(group, data["puzzle_index"], seed, shard, data.get(layout.RANK))
 
     def gather(index):
         lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
