@@ -20,7 +20,9 @@ def test_counts_a_known_sequence_of_storage_calls_exactly(tmp_path):
     d = str(tmp_path / "a" / "b")
     with host_costs.Recorder() as rec:
         tf.io.gfile.makedirs(d)  # makedirs
-        with tf.io.gfile.GFile(os.path.join(d, "x.txt"), "w") as f:  # open (one, however many writes)
+        with tf.io.gfile.GFile(
+            os.path.join(d, "x.txt"), "w"
+        ) as f:  # open (one, however many writes)
             f.write("hello\n")
             f.write("world\n")
         assert tf.io.gfile.exists(os.path.join(d, "x.txt"))  # exists
@@ -58,7 +60,9 @@ def test_counts_a_known_sequence_of_storage_calls_exactly(tmp_path):
         "storage:stat": 2,
     }
     here = "storage@tests/tools/host_costs_test.py:"
-    assert {k: v for k, v in counts["by_site"].items() if not k.startswith(here)} == {"storage@?": 1}
+    assert {k: v for k, v in counts["by_site"].items() if not k.startswith(here)} == {
+        "storage@?": 1
+    }
 
 
 def test_counts_fetches_of_every_kind_once():
@@ -158,7 +162,12 @@ def test_phases_boundaries_and_eval_batches(monkeypatch, tmp_path):
     loops = r["loops"]
     assert loops["count"] == 3 and len(loops["compute_s"]) == 3
     b1, b2 = loops["boundaries"]
-    assert b1["plain"] and b1["fetch_main"] == 2 and b1["storage_main"] == 1 and b1["storage_other"] == 1
+    assert (
+        b1["plain"]
+        and b1["fetch_main"] == 2
+        and b1["storage_main"] == 1
+        and b1["storage_other"] == 1
+    )
     assert not b2["plain"] and b2["with"] == ["checkpoint", "eval"]
     assert b2["fetch_main"] == 1 + 7 + 1 and b2["storage_main"] == 1
     assert loops["plain_boundaries"] == 1 and loops["per_plain_boundary"]["fetch_main"] == 2
