@@ -159,24 +159,31 @@ def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **
             return json.load(f)
 
 
-def model_eval_batch_s(loop_s: float, steps_per_loop: int = 100) -> float:
-    """E1.1's eval batch on the cost model's slice (see the module docstring), from its loop time."""
+def model_eval(loop_s: float, steps_per_loop: int = 100) -> tuple[float, int]:
+    """E1.1's eval batch time on the cost model's slice (see the module docstring), from its loop time,
+    and its batches per full evaluation of the Sudoku test set."""
     common.setup_path_and_env()
     from bench import cost_model  # noqa: PLC0415
     from trm_tf import memory  # noqa: PLC0415
     from trm_tf.models import build_model  # noqa: PLC0415
 
     c = cost_model.load_config("configs/e1_1_baseline.py", None)
-    seq, vocab, _ = memory.dataset_shapes(f"{c.data.name}/{c.data.config}")
+    dataset = f"{c.data.name}/{c.data.config}"
+    seq, vocab, _ = memory.dataset_shapes(dataset)
     model = build_model(c.model, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
     forward = model.flops_per_example(train=False) / model.flops_per_example(train=True)
     n_sup = c.eval.halt_max_steps or c.act.halt_max_steps
     batches = c.eval.global_batch_size / c.train.global_batch_size
-    return loop_s / steps_per_loop * forward * n_sup * batches
+    n_test = cost_model.dataset_sizes(dataset)[2]
+    eval_batch_s = loop_s / steps_per_loop * forward * n_sup * batches
+    return eval_batch_s, -(-n_test // c.eval.global_batch_size)
 
 
-def overhead(report: dict, loop_s: float, eval_batch_s: float) -> dict:
-    """Counts per plain loop boundary and per eval batch, and their host time as shares."""
+def overhead(report: dict, loop_s: float, eval_batch_s: float, full_eval_batches: int = 0) -> dict:
+    """Counts per plain loop boundary and per eval batch, and their host time as shares; with
+    `full_eval_batches`, also an evaluation's fixed host time (before its first batch and after its
+    last: input iterator, EMA swaps, the evaluators' results) over a full evaluation of that many
+    batches."""
     loops = report["loops"]
     plain = [b for b in loops["boundaries"] if b["plain"]]
     evals = report["evals"]["evaluations"]
@@ -185,6 +192,10 @@ def overhead(report: dict, loop_s: float, eval_batch_s: float) -> dict:
     per_batch = [e["per_batch"] for e in evals if e["per_batch"]]
     loop_host = statistics.median(b["host_s"] for b in plain) if plain else float("nan")
     eval_host = statistics.median(batch_host) if batch_host else float("nan")
+    fixed = (
+        statistics.median(e["setup_s"] + e["host_per_batch_s"][-1] for e in evals) if evals else 0
+    )
+    full = full_eval_batches * eval_batch_s
     return {
         "delays_ms": report["delays_ms"],
         "loops": loops["count"],
@@ -207,6 +218,13 @@ def overhead(report: dict, loop_s: float, eval_batch_s: float) -> dict:
             "host_s_median": round(eval_host, 4),
             "share_of_eval": round(eval_host / eval_batch_s, 4),
             "target": 0.05,
+        },
+        "per_evaluation": {
+            "fixed_host_s": round(fixed, 3),
+            "full_eval_batches": full_eval_batches,
+            "share_of_full_eval": round((fixed + full_eval_batches * eval_host) / full, 4)
+            if full
+            else None,
         },
         "loop_s": loop_s,
         "eval_batch_s": round(eval_batch_s, 4),
@@ -252,8 +270,10 @@ def main(argv=None) -> None:
     if args.report:
         with open(args.report, "w") as f:
             json.dump(report, f, indent=1)
-    eval_batch_s = args.eval_batch_s or model_eval_batch_s(args.loop_s)
-    record = {"repo": os.path.abspath(args.repo), **overhead(report, args.loop_s, eval_batch_s)}
+    eval_batch_s, full_batches = model_eval(args.loop_s)
+    eval_batch_s = args.eval_batch_s or eval_batch_s
+    figures = overhead(report, args.loop_s, eval_batch_s, full_batches)
+    record = {"repo": os.path.abspath(args.repo), **figures}
     record.update(
         run_s=round(time.perf_counter() - t0, 1), load_before=load, load_after=common.loadavg()
     )

@@ -60,6 +60,12 @@ def test_shape_of_the_counted_runs(reports):
     assert long["evals"]["count"] == 2 and short["evals"]["count"] == 1
     batches = {e["batches"] for r in (short, long) for e in r["evals"]["evaluations"]}
     assert len(batches) == 1 and batches.pop() >= 4  # every evaluation: the whole test split
+    # the bench's figures from the same report (bench/host_latency.py)
+    figures = host_latency.overhead(long, loop_s=4.7, eval_batch_s=0.45)
+    assert figures["plain_boundaries"] == LONG // 2 - 2 and figures["eval_batches"] >= 8
+    assert (
+        0 < figures["per_loop"]["share_of_loop"] and 0 < figures["per_eval_batch"]["share_of_eval"]
+    )
 
 
 @pytest.mark.parametrize("steps", [SHORT, LONG])
