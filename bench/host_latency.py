@@ -42,6 +42,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -119,9 +120,12 @@ def instrumented_cmd(
     rename_ms: float = 0.0,
     fetch_ms: float = 0.0,
     python: str = sys.executable,
+    dataset: str = DATASET,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """The rehearsal run of checkout `repo` under the instrument (this checkout's host_costs.py)."""
-    name, config = DATASET.split("/")
+    """The rehearsal run of checkout `repo` under the instrument (this checkout's host_costs.py);
+    `extra` launch flags come last (a config field given twice takes the last value)."""
+    name, config = dataset.split("/")
     return [
         python,
         INSTRUMENT,
@@ -138,15 +142,18 @@ def instrumented_cmd(
         f"--config.data.config={config}",
         *REHEARSAL,
         *cadence(total_steps),
+        *extra,
     ]
 
 
-def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **delays) -> dict:
-    """Runs the instrumented rehearsal of `repo` (workdir on ram://) and returns the instrument's report."""
+def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **kwargs) -> dict:
+    """Runs the instrumented rehearsal of `repo` (workdir on ram://) and returns the instrument's report
+    with the run's CPU seconds (`cpu_s`). `kwargs`: delays, `dataset`, `extra` of `instrumented_cmd`."""
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "costs.json")
         workdir = f"ram://host_latency_{os.getpid()}_{time.time_ns()}"
-        cmd = instrumented_cmd(repo, data_dir, workdir, report, total_steps, **delays)
+        cmd = instrumented_cmd(repo, data_dir, workdir, report, total_steps, **kwargs)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="3")
         out = subprocess.run(
             cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s
@@ -155,8 +162,11 @@ def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **
             raise RuntimeError(
                 f"instrumented run of {repo} exited {out.returncode}:\n{out.stderr[-4000:]}"
             )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         with open(report) as f:
-            return json.load(f)
+            out = json.load(f)
+        out["cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
+        return out
 
 
 def model_eval(loop_s: float, steps_per_loop: int = 100) -> tuple[float, int]:
@@ -230,6 +240,7 @@ def overhead(report: dict, loop_s: float, eval_batch_s: float, full_eval_batches
         "eval_batch_s": round(eval_batch_s, 4),
         "eval_batches": sum(e["batches"] for e in evals),
         "startup_s": round(report["phases"]["startup"]["wall_s"], 2),
+        "cpu_s": report.get("cpu_s"),
         "wall_s": round(report["wall_s"], 2),
     }
 

@@ -20,10 +20,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import host_latency  # noqa: E402
 from tests.testing.launch import REPO  # noqa: E402
+from tests.testing.tiny_datasets import build_tiny_arc  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 SHORT, LONG = 8, 16  # training steps: 4 and 8 loops of 2 (checkpoint and evaluation every 4 loops)
+# The rehearsal's ARC run (tests/pod_rehearsal_test.py): puzzle groups over four pipelines, the ARC
+# evaluator (pass@K votes, more per-row fields), attention with RoPE.
+ARC = (
+    "--config.eval.evaluator=arc",
+    "--config.model.mlp_t=False",
+    "--config.model.pos_encodings=rope",
+    "--config.model.H_cycles=1",
+    "--config.model.L_cycles=1",
+    "--config.act.halt_max_steps=2",
+    "--config.optim.puzzle_emb_lr=1e-2",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +43,13 @@ def reports(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     host_latency.build_data(data_dir)
     return {n: host_latency.run(REPO, data_dir, n) for n in (SHORT, LONG)}
+
+
+@pytest.fixture(scope="module")
+def arc_report(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds_arc"))
+    build_tiny_arc(data_dir)
+    return host_latency.run(REPO, data_dir, SHORT, dataset="arc_agi/arc1_aug10", extra=ARC)
 
 
 def _worst_boundary(report):
@@ -100,3 +119,12 @@ def test_counts_do_not_grow_with_the_run(reports):
         a = [e["max_per_batch"][key] for e in short["evals"]["evaluations"]]
         b = [e["max_per_batch"][key] for e in long["evals"]["evaluations"]]
         assert set(a) == set(b) and len(set(b)) == 1, (key, a, b)
+
+
+def test_arc_between_loops_and_per_batch_budgets(arc_report):
+    assert arc_report["exit_code"] == 0 and arc_report["loops"]["count"] == SHORT // 2
+    b = _worst_boundary(arc_report)
+    assert b["fetch_main"] + b["fetch_other"] <= 1 and b["storage_main"] == 0, b["by_site"]
+    e = _worst_batch(arc_report)
+    worst = e["max_per_batch"]
+    assert worst["fetch_main"] + worst["fetch_other"] <= 1, e["total"]["by_site"]
