@@ -16,7 +16,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import losses, optim
+from trm_tf import optim
 
 TRAIN_SUM_KEYS = (
     "count",
@@ -67,12 +67,13 @@ class MetricSums:
 
         return reset
 
-    def report_fn(self, strategy):
-        """A compiled function `report(flag) -> float32[len(keys) + 2]`: the sums since the last reset
-        (in `self.sums` order), the gradient norm's sum and the sum of `flag` (this process's preemption
-        flag, 0 or 1) over every replica of every worker process. Each replica stacks its own values, one
-        SUM reduction adds them (elementwise the same adds as reading each variable), so the whole report
-        is one reduction and one fetch."""
+    def report_fn(self, strategy, lr_fn):
+        """A compiled function `report(flag) -> float32[len(keys) + 3]`: the sums since the last reset
+        (in `self.sums` order), the gradient norm's sum, the sum of `flag` (this process's preemption
+        flag, 0 or 1) over every replica of every worker process, and `lr_fn()` (the learning rate at the
+        current step, the same ops the logs computed eagerly before). Each replica stacks its own values,
+        one SUM reduction adds them (elementwise the same adds as reading each variable), so the whole
+        report is one reduction and one fetch."""
         sums, grad_norm = list(self.sums.values()), self.grad_norm
 
         def local(flag):
@@ -84,7 +85,8 @@ class MetricSums:
         @tf.function
         def report(flag):
             per_replica = strategy.run(local, args=(flag,))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            return tf.concat([reduced, tf.reshape(tf.cast(lr_fn(), tf.float32), [1])], 0)
 
         return report
 
@@ -110,23 +112,43 @@ class LoopReport:
         """Some worker process received a preemption signal."""
         return float(self.values[len(self.keys) + 1]) > 0
 
+    @property
+    def lr(self) -> float:
+        """The dense learning rate at the step the report was made."""
+        return float(self.values[len(self.keys) + 2])
+
     def metrics(self, num_steps: int, global_batch: int) -> dict[str, float]:
-        """The window's metrics, normalised as the reference logs them."""
+        """The window's metrics, normalised as the reference logs them (`normalize`)."""
         steps = max(num_steps, 1)
         raw = {k: float(self.values[i]) for i, k in enumerate(self.keys)}
         per_step = {k: (v / steps if k.endswith("loss") else v) for k, v in raw.items()}
-        out = {
-            k: float(v)
-            for k, v in losses.normalize_train_metrics(per_step, global_batch).items()
-            if k != "count"
-        }
+        out = {k: float(v) for k, v in normalize(per_step, global_batch).items() if k != "count"}
         out["halted_examples"] = raw["count"]
         out["grad_norm"] = float(self.values[len(self.keys)]) / steps
         return out
 
 
-def learning_rates(optim_config, step: int, total_steps: int) -> dict[str, float]:
-    """The dense and puzzle-embedding learning rates at `step` (for the logs)."""
+def normalize(sums: dict, global_batch: int) -> dict:
+    """`losses.normalize_train_metrics` on the host: the same float32 operations in NumPy (IEEE float32
+    casts and divisions, so bit for bit the same values; tests/metrics_test.py compares them), without an
+    eager op, which after `connect_to_cluster` would run on a remote device and need a fetch per value."""
+    count = np.maximum(np.float32(sums["count"]), np.float32(1.0))
+    gb = np.float32(global_batch)
+    return {k: np.float32(v) / (gb if k.endswith("loss") else count) for k, v in sums.items()}
+
+
+def learning_rate_fn(optim_config, step_variable, total_steps: int):
+    """In-graph: the dense learning rate at `step_variable`'s value (`optim.lr_at_step`, for the report)."""
     o = optim_config
-    lr = float(optim.lr_at_step(step, o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio))
+
+    def lr():
+        step = step_variable.read_value()
+        return optim.lr_at_step(step, o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
+
+    return lr
+
+
+def learning_rates(optim_config, lr: float) -> dict[str, float]:
+    """The dense and puzzle-embedding learning rates for the logs, from the dense one (host maths)."""
+    o = optim_config
     return {"lr": lr, "puzzle_emb_lr": lr * (o.puzzle_emb_lr / o.lr if o.lr else 0.0)}

@@ -22,7 +22,7 @@ import tensorflow as tf
 from trm_tf import act, distribute, optim, runtime
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
-from trm_tf.metrics import LoopReport, MetricSums, learning_rates
+from trm_tf.metrics import LoopReport, MetricSums, learning_rate_fn, learning_rates
 from trm_tf.models import build_model
 
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
@@ -137,7 +137,9 @@ class Trainer:
         )
         self._train_loops: dict = {}
         self._host_step: int | None = None  # the step as the host knows it (see host_step)
-        self._report = self.metrics.report_fn(strategy)
+        self._report = self.metrics.report_fn(
+            strategy, learning_rate_fn(config.optim, self.step, total_steps)
+        )
         self._reset = self.metrics.reset_fn()
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
 
@@ -288,9 +290,9 @@ class Trainer:
 
     def metrics_of(self, report: LoopReport, num_steps: int) -> dict[str, float]:
         """The training metrics of `report` over its `num_steps` steps, normalised as the reference logs
-        them, with the learning rates at the host's step (host maths)."""
+        them, with the learning rates at the report's step."""
         out = report.metrics(num_steps, self.global_batch)
-        out.update(learning_rates(self.config.optim, self.host_step, self.total_steps))
+        out.update(learning_rates(self.config.optim, report.lr))
         return out
 
     def reset_metrics(self) -> None:
