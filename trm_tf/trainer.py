@@ -2,8 +2,9 @@
 
 The split of TF Model Garden's Orbit trainers (`tensorflow/models`, `orbit/`): this object owns the
 variables and the compiled inner loops (`train_loop` runs `steps_per_loop` supervision steps in one
-tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns the Python outer loop (logging,
-checkpoints, evaluation cadence, profiler window, NaN guard).
+tf.function; `evaluate` runs the eval set; `report` brings a loop's metrics to the host in one fetch);
+`trm_tf.train.run` owns the Python outer loop (logging, checkpoints, evaluation cadence, profiler window,
+NaN guard). The step is kept on the host (`host_step`): a loop fetches nothing.
 
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
