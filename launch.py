@@ -29,6 +29,7 @@ print one line (`--verbosity=1` adds the traceback).
 
 import os
 
+os.environ["TRM_TF_PROCESS_START"] = repr(__import__("time").time())  # goodput: before TF imports
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 

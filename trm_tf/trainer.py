@@ -2,8 +2,9 @@
 
 The split of TF Model Garden's Orbit trainers (`tensorflow/models`, `orbit/`): this object owns the
 variables and the compiled inner loops (`train_loop` runs `steps_per_loop` supervision steps in one
-tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns the Python outer loop (logging,
-checkpoints, evaluation cadence, profiler window, NaN guard).
+tf.function; `evaluate` runs the eval set; `report` brings a loop's metrics to the host in one fetch);
+`trm_tf.train.run` owns the Python outer loop (logging, checkpoints, evaluation cadence, profiler window,
+NaN guard). The step is kept on the host (`host_step`): a loop fetches nothing.
 
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
@@ -22,7 +23,7 @@ import tensorflow as tf
 from trm_tf import act, distribute, optim, runtime
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
-from trm_tf.metrics import MetricSums, learning_rates
+from trm_tf.metrics import LoopReport, MetricSums, learning_rate_fn, learning_rates
 from trm_tf.models import build_model
 
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
@@ -136,6 +137,11 @@ class Trainer:
             halt_rule=self._core_kwargs["halt_rule"],
         )
         self._train_loops: dict = {}
+        self._host_step: int | None = None  # the step as the host knows it (see host_step)
+        self._report = self.metrics.report_fn(
+            strategy, learning_rate_fn(config.optim, self.step, total_steps)
+        )
+        self._reset = self.metrics.reset_fn()
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
 
     def _build_optimizers(self, o, forward_dtype: str) -> None:
@@ -246,9 +252,22 @@ class Trainer:
 
         return step_fn
 
+    @property
+    def host_step(self) -> int:
+        """The global step, kept on the host: read from the variable once (after a restore, see
+        `sync_step`), then advanced by the steps each `train_loop` ran, so no loop fetches it."""
+        if self._host_step is None:
+            self._host_step = int(self.step.numpy())
+        return self._host_step
+
+    def sync_step(self) -> None:
+        """Forgets the host's step: the next `host_step` reads the variable (call after a restore)."""
+        self._host_step = None
+
     def train_loop(self, iterator, num_steps: int):
-        """Runs `num_steps` supervision steps in one tf.function call (all in one curriculum stage)."""
-        start = int(self.step.numpy())
+        """Runs `num_steps` supervision steps in one tf.function call (all in one curriculum stage);
+        fetches nothing from the devices."""
+        start = self.host_step
         stage = self.stage_at(start)
         if num_steps > self.steps_to_stage_change(start):
             raise ValueError(f"loop of {num_steps} steps from {start} crosses a curriculum stage")
@@ -262,15 +281,28 @@ class Trainer:
 
             self._train_loops[stage] = loop
         self._train_loops[stage](iterator, tf.constant(num_steps, tf.int32))
+        self._host_step = start + num_steps
+
+    def report(self, stop_flag: bool = False) -> LoopReport:
+        """The metric sums since the last reset, the gradient norm and the preemption flags of every
+        worker process (`stop_flag`: this process's): one compiled reduction, ONE device->host fetch."""
+        flag = tf.constant(1.0 if stop_flag else 0.0, tf.float32)
+        return LoopReport(tuple(self.metrics.sums), self._report(flag).numpy())
+
+    def metrics_of(self, report: LoopReport, num_steps: int) -> dict[str, float]:
+        """The training metrics of `report` over its `num_steps` steps, normalised as the reference logs
+        them, with the learning rates at the report's step."""
+        out = report.metrics(num_steps, self.global_batch)
+        out.update(learning_rates(self.config.optim, report.lr))
+        return out
 
     def reset_metrics(self) -> None:
-        self.metrics.reset()
+        """Zeroes the metric sums (one compiled call, no fetch)."""
+        self._reset()
 
     def read_metrics(self, num_steps: int) -> dict[str, float]:
-        """Training metrics over the last `num_steps` steps, normalised as the reference logs them."""
-        out = self.metrics.read(num_steps, self.global_batch)
-        out.update(learning_rates(self.config.optim, int(self.step.numpy()), self.total_steps))
-        return out
+        """Training metrics over the last `num_steps` steps (one fetch; see `report`)."""
+        return self.metrics_of(self.report(), num_steps)
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step_fn(self):
