@@ -415,7 +415,9 @@ class _EvalLayout:
         def field(k):
             return out[k] if k in out else batch[k]
 
-        parts = [tf.reshape(_to_int32(t), [-1]) for k in self.summed for t in tf.nest.flatten(field(k))]
+        parts = [
+            tf.reshape(_to_int32(t), [-1]) for k in self.summed for t in tf.nest.flatten(field(k))
+        ]
         if self.rows:
             block = [tf.reshape(_to_int32(field(k)), [self.num_rows, -1]) for k in self.rows]
             parts.append(tf.reshape(tf.concat(block, axis=1), [-1]))
