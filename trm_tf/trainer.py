@@ -313,7 +313,8 @@ class Trainer:
         `evaluators` (default: token/exact/per-step accuracy) declare what they read on the host:
         `summed` (eval-core outputs added up over rows: `sums`, `exact_per_step`, `token_per_step`) and
         `rows` (per-row outputs and batch features: `preds`, `q_halt`, `mask`, `inputs`, `task_id`, ...).
-        The eval step computes and packs only their union, and the client fetches ONE tensor per batch.
+        The eval step packs only their union (the eval core runs whole) into one tensor per batch: the
+        client makes ONE device-to-host fetch per batch (`_eval_step_fn`).
         Each evaluator gets `begin()`, then `update(out)` once per batch with this process's outputs as
         numpy: every `summed` output with a leading replica axis (this process's replicas' partial sums,
         in replica order) and every `rows` field with this process's replicas' rows concatenated in
@@ -336,7 +337,7 @@ class Trainer:
                 batch = next(it)
                 with tf.profiler.experimental.Trace("eval", step_num=i, _r=1):  # a step marker
                     packed = eval_step(batch)
-                key = (summed, rows, _batch_signature(self.strategy, batch))
+                key = (summed, rows, _batch_signature(batch, self.strategy))
                 o = self._eval_layouts[key].unpack(packed.numpy())  # the batch's one fetch
                 for e in evaluators:
                     e.update(o)
@@ -352,14 +353,11 @@ class Trainer:
         return results
 
 
-def _batch_signature(*args) -> tuple:
-    """(name, per-replica shape, dtype) of every feature of an eval batch: `(batch)` in replica context,
-    `(strategy, distributed batch)` on the client. Static shapes only, so nothing is fetched."""
-    if len(args) == 1:
-        batch = args[0]
-    else:
-        strategy, dist = args
-        batch = {k: strategy.experimental_local_results(v)[0] for k, v in dist.items()}
+def _batch_signature(batch: dict, strategy=None) -> tuple:
+    """(name, per-replica shape, dtype) of every feature of an eval batch: a replica's batch, or with
+    `strategy` a distributed batch on the client. Static shapes only, so nothing is fetched."""
+    if strategy is not None:
+        batch = {k: strategy.experimental_local_results(v)[0] for k, v in batch.items()}
     return tuple(sorted((k, tuple(v.shape), v.dtype.name) for k, v in batch.items()))
 
 
