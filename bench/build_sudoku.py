@@ -27,7 +27,7 @@ from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx  #
 from tfds_builders.sudoku_extreme import sudoku_lib  # noqa: E402
 
 
-def _write_csvs(manual_dir: epath.Path, num_train: int, num_test: int) -> None:
+def write_csvs(manual_dir: epath.Path, num_train: int, num_test: int) -> None:
     for split, n, seed in (("train", num_train, 100), ("test", num_test, 101)):
         q, s = sudoku_lib.generate_puzzles(n, num_blanks=(20, 30), seed=seed, require="unique")
         (manual_dir / f"{split}.csv").write_text(sudoku_lib.to_csv_text(q, s, source="bench"))
@@ -45,7 +45,7 @@ def main() -> None:
         root = epath.Path(tmp)
         manual = root / "manual"
         manual.mkdir()
-        _write_csvs(manual, args.num_train_rows, args.num_test_rows)
+        write_csvs(manual, args.num_train_rows, args.num_test_rows)
         data_dir = root / "data"
         builder = sx.Builder(config=args.config, data_dir=str(data_dir))
         dl_config = tfds.download.DownloadConfig(manual_dir=str(manual))

@@ -2,8 +2,10 @@
 
 import json
 import os
+import struct
 
 import ml_collections
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
@@ -39,6 +41,104 @@ def test_truncate_after_drops_later_metrics_evals_and_events(tmp_path):
     assert run.eval_results()["latest"]["step"] == 4
     assert _event_steps(run.path) == [2, 4]
     assert run.truncate_after(4) == 0
+
+
+def _truncate_with_tf_data(path, step):
+    """Today's main's `_truncate_events` (eager tf.data), the reference of the Python reader."""
+    kept, dropped = [], 0
+    for raw in tf.data.TFRecordDataset(path):
+        ev = event_pb2.Event.FromString(raw.numpy())
+        if ev.step > step and not ev.HasField("file_version"):
+            dropped += 1
+        else:
+            kept.append(raw.numpy())
+    if dropped:
+        with tf.io.TFRecordWriter(path + ".tmp") as w:
+            for r in kept:
+                w.write(r)
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return dropped
+
+
+def _real_event_file(directory):
+    """A TensorBoard event file with scalars, a histogram and text at steps 1..12 (and a graph-less
+    file_version record), written by tf.summary."""
+    writer = tf.summary.create_file_writer(str(directory))
+    with writer.as_default():
+        for step in range(1, 13):
+            tf.summary.scalar("loss", 1.0 / step, step=step)
+            tf.summary.histogram("w", tf.random.stateless_normal([50], seed=[step, 0]), step=step)
+            tf.summary.text("note", f"step {step}", step=step)
+    writer.close()
+    (path,) = tf.io.gfile.glob(os.path.join(str(directory), "events.out.tfevents.*"))
+    return path
+
+
+@pytest.mark.parametrize("step", [0, 5, 12])
+def test_python_truncation_is_byte_equal_to_tf_data(tmp_path, step):
+    path = _real_event_file(tmp_path / "events")
+    original = open(path, "rb").read()
+    want_dropped = _truncate_with_tf_data(path, step)
+    want = open(path, "rb").read()
+    open(path, "wb").write(original)
+    calls = []
+    real_gfile = tf.io.gfile.GFile
+
+    def counted(*args, **kwargs):
+        calls.append(args[1] if len(args) > 1 else kwargs.get("mode"))
+        return real_gfile(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tf.io.gfile, "GFile", counted)
+        assert workdir._truncate_events(path, step) == want_dropped == 3 * (12 - step)
+    assert open(path, "rb").read() == want
+    assert calls == (["rb", "wb"] if want_dropped else ["rb"])  # one read (+ one write)
+
+
+def test_crc32c_check_value():
+    assert workdir._masked_crc32c(b"") == 0xA282EAD8  # CRC-32C("") = 0, masked
+    crc = 0xE3069283  # CRC-32C's check value: crc32c(b"123456789")
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    assert workdir._masked_crc32c(b"123456789") == masked
+
+
+def test_tfrecord_framing_equals_tfs(tmp_path):
+    records = [b"", b"x", bytes(range(256)) * 9]
+    path = str(tmp_path / "r.tfrecord")
+    with tf.io.TFRecordWriter(path) as w:
+        for r in records:
+            w.write(r)
+    assert open(path, "rb").read() == b"".join(workdir._tfrecord(r) for r in records)
+
+
+def test_checksums_of_many_records_at_once_equal_tfs(tmp_path):
+    rng = np.random.default_rng(0)
+    records = [rng.bytes(int(n)) for n in rng.integers(0, 3000, 200)]  # short and long (> 2048)
+    path = str(tmp_path / "r.tfrecord")
+    with tf.io.TFRecordWriter(path) as w:
+        for r in records:
+            w.write(r)
+    data = open(path, "rb").read()
+    starts = np.cumsum([0] + [16 + len(r) for r in records[:-1]]) + 12
+    ends = starts + [len(r) for r in records]
+    stored = [struct.unpack_from("<I", data, e)[0] for e in ends]
+    np.testing.assert_array_equal(workdir._masked_crc32c_many(data, starts, ends), stored)
+
+
+def test_torn_last_record_is_dropped_and_damage_raises(tmp_path):
+    path = _real_event_file(tmp_path / "events")
+    whole = open(path, "rb").read()
+    open(path, "wb").write(whole[:-7])  # a writer killed mid-record
+    assert workdir._truncate_events(path, 12) == 0
+    fixed = open(path, "rb").read()
+    assert whole.startswith(fixed) and len(fixed) < len(whole) - 7
+    assert workdir._truncate_events(path, 12) == 0 and open(path, "rb").read() == fixed
+    damaged = bytearray(whole)
+    damaged[len(whole) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(damaged))
+    with pytest.raises(tf.errors.DataLossError, match="corrupt record"):
+        workdir._truncate_events(path, 5)
+    assert open(path, "rb").read() == bytes(damaged)  # nothing rewritten
 
 
 def test_config_changes_split_state_from_schedule(tmp_path):

@@ -28,6 +28,8 @@ from etils import epath
 from tensorflow_datasets.core.utils import shard_utils
 
 METADATA_FILE = "metadata.json"
+# The features every builder writes (`dataset_info`), which training and evaluation read.
+CORE_FEATURES = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
 
 # Splits with at least this many examples get `MAX_SHARDS` files, so each of up to 64 hosts reads its
 # own files with `tfds.ReadConfig(input_context=...)`; smaller splits get one file per 16 examples, so
@@ -99,7 +101,17 @@ def download_config_with_shard_policy(
 
 class ShardPolicy:
     """Mixin of a `GeneratorBasedBuilder` (listed before it): its `_download_and_prepare` shards every
-    split by `num_shards_for`, defaulting to the builder config's `num_shards` when it has one."""
+    split by `num_shards_for`, defaulting to the builder config's `num_shards` when it has one, and its
+    `download_and_prepare` (what `tfds build` and `python -m trm_tf.data.prepare` call) ends by writing
+    the train split's decoded cache (`decoded_cache`) when it is missing, also when the dataset was built
+    before, so no training launch has to write it."""
+
+    def download_and_prepare(self, *args, **kwargs):
+        from tfds_builders import decoded_cache  # noqa: PLC0415 (decoded_cache imports this module)
+
+        super().download_and_prepare(*args, **kwargs)
+        if "train" in self.info.splits:
+            decoded_cache.write(self, "train")
 
     def _download_and_prepare(self, dl_manager, download_config):
         default = getattr(self.builder_config, "num_shards", None)
@@ -117,7 +129,7 @@ def dataset_info(
     `puzzle_identifier` (row of the puzzle embedding), `puzzle_index` and `group` (puzzles of one base
     example share a group); `(inputs, labels)` are the supervised keys.
     """
-    features = {
+    features = {  # CORE_FEATURES
         "inputs": tfds.features.Tensor(shape=(seq_len,), dtype=np.uint8),
         "labels": tfds.features.Tensor(shape=(seq_len,), dtype=np.uint8),
         "puzzle_identifier": tfds.features.Scalar(dtype=np.int32),

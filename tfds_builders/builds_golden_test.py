@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_builders import decoded_cache
 from tfds_builders.arc_agi import arc_agi_dataset_builder as arc_builder
 from tfds_builders.maze_hard import maze_hard_dataset_builder as maze_builder
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
@@ -30,11 +31,11 @@ _HERE = epath.Path(__file__).parent
 
 def build_digest(data_dir: epath.Path) -> str:
     """sha256 over a built config: file names in order, each record's features (sorted by name, with
-    their values as typed arrays) and the JSON side files; `dataset_info.json` (build times, paths) is
-    left out."""
+    their values as typed arrays) and the JSON side files; `dataset_info.json` (build times, paths) and
+    the decoded cache (derived from the records, and tested with them in tests/data) are left out."""
     h = hashlib.sha256()
     for f in sorted(data_dir.iterdir(), key=lambda p: p.name):
-        if f.name == "dataset_info.json":
+        if f.name in ("dataset_info.json", decoded_cache.CACHE_DIR):
             continue
         h.update(f.name.encode() + b"\0")
         if ".tfrecord" in f.name:

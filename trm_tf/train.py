@@ -20,6 +20,7 @@ makes no synchronous storage call; checkpoints and evaluations are where it wait
 from __future__ import annotations
 
 import time
+import types
 
 import tensorflow as tf
 from absl import logging
@@ -221,23 +222,54 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
     }
 
 
-def build(config, strategy, write_cache: bool = False):
+def build(config, strategy, write_cache: bool = False, remote_hosts: bool | None = None):
     """The run's dataset spec, schedule and Trainer: (spec, total_steps, eval_every, trainer).
 
-    Builds the dataset if it is missing and allowed, checks the model fits the chips, and, with
-    `write_cache` (the chief of a training run), writes the train split's decoded cache once when it is
-    missing or stale, so that later starts and resumes on every host skip parsing TFRecords."""
+    In this order, so that a config that cannot fit refuses before anything touches the data: the
+    dataset's metadata (one `tfds.builder`), the memory check (MemoryBudgetError; for a dataset still to
+    be built, from `memory.dataset_shapes`), then the build if the dataset is missing and allowed (it
+    writes the decoded cache), then, with `write_cache` (the chief of a training run), the train split's
+    decoded cache (`cache.require_cache`): a launch that drives remote TPU hosts (`remote_hosts`, by
+    default read from `strategy`) refuses without one (DecodedCacheMissingError, exit 3), one machine
+    writes it."""
+    from trm_tf import memory
+    from trm_tf.data import cache
+
     d = config.data
-    spec = datasets.ensure_dataset(
-        f"{d.name}/{d.config}",
-        d.data_dir,
-        d.build_if_missing,
-        d.manual_dir,
-        write_cache=write_cache,
-    )
+    name = f"{d.name}/{d.config}"
+    try:
+        spec = datasets.load_spec(name, d.data_dir)
+    except datasets.DatasetMissingError:
+        if not d.build_if_missing:
+            raise
+        spec = None
+    if spec is not None:
+        memory_check(config, spec, strategy)
+    else:
+        try:
+            seq_len, _, ids = memory.dataset_shapes(name)
+        except KeyError:  # no figures for this dataset: checked once it is built
+            seq_len = None
+        if seq_len is not None:
+            shapes = types.SimpleNamespace(seq_len=seq_len, num_puzzle_identifiers=ids)
+            memory_check(config, shapes, strategy)
+        spec = datasets.build_dataset(name, d.data_dir, d.manual_dir)
+        if seq_len is None:
+            memory_check(config, spec, strategy)
     total_steps, eval_every = resolve_schedule(config, spec)
-    memory_check(config, spec, strategy)
+    if write_cache:
+        if remote_hosts is None:
+            remote_hosts = _on_remote_hosts(strategy)
+        cache.require_cache(spec, remote_hosts)
     return spec, total_steps, eval_every, Trainer(config, strategy, spec, total_steps)
+
+
+def _on_remote_hosts(strategy) -> bool:
+    """Whether `strategy` runs on TPU hosts other than this process (a pod client after
+    `connect_to_cluster`: its devices live on job "worker", a single TPU VM's on "localhost")."""
+    if not isinstance(strategy, tf.distribute.TPUStrategy):
+        return False
+    return any(not d.startswith("/job:localhost") for d in strategy.extended.worker_devices)
 
 
 def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str = "", rundir=None):

@@ -1,13 +1,18 @@
 """Locating and describing the TFDS datasets built by `tfds_builders/`, and building them on request.
 
 Training reads the generated TFRecords with `tfds.builder(name, data_dir=...)`, which needs no builder code,
-or their decoded cache (`trm_tf.data.cache`, written after every build); only `build_dataset` (the
+or their decoded cache (`trm_tf.data.cache`, written by every build); only `build_dataset` (the
 quickstart's build-if-missing, `python -m trm_tf.data.prepare`) imports a builder.
+
+A process makes one `tfds.builder` per dataset (`tfds_builder`): making one reads the dataset's metadata
+files (about eight storage calls, each a round trip on gs://), so the spec, the cache check and every host
+pipeline share it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import os
 from typing import Any
@@ -22,6 +27,18 @@ KNOWN_BUILDERS = ("sudoku_extreme", "maze_hard", "arc_agi")
 
 class DatasetMissingError(FileNotFoundError):
     """The requested dataset has not been built in `data_dir`; the message says how to build it."""
+
+
+class DecodedCacheMissingError(DatasetMissingError):
+    """A launch on remote TPU hosts found no valid decoded cache (`trm_tf.data.cache.require_cache`); the
+    message names the command that writes it."""
+
+
+@functools.cache
+def tfds_builder(name: str, data_dir: str):
+    """The process's one `tfds.builder(name, data_dir=data_dir)` (read-only: reading needs no builder
+    code); `build_dataset` forgets the builders of the dataset it builds."""
+    return tfds.builder(name, data_dir=expand_dir(data_dir))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +88,7 @@ def load_spec(name: str, data_dir: str) -> DatasetSpec:
     """Reads the metadata of a built dataset, or raises DatasetMissingError with the build command."""
     data_dir = expand_dir(data_dir)
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        info = builder.info
+        info = tfds_builder(name, data_dir).info
         splits = info.splits
         n_train, n_test = splits["train"].num_examples, splits["test"].num_examples
     except (
@@ -115,7 +131,8 @@ def import_builder(dataset: str):
 
 
 def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec:
-    """Builds ("downloads and prepares") `name` into `data_dir` with the repository's builder."""
+    """Builds ("downloads and prepares") `name` into `data_dir` with the repository's builder, which also
+    writes the train split's decoded cache (`tfds_builders.builder_utils.ShardPolicy`)."""
     dataset, _, config = name.partition("/")
     module = import_builder(dataset)
     data_dir = expand_dir(data_dir)
@@ -131,20 +148,8 @@ def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec
         for partial in tf.io.gfile.glob(os.path.join(data_dir, dataset, config, "incomplete.*")):
             tf.io.gfile.rmtree(partial)
         raise DatasetMissingError(f"Building {name} failed: {e}") from e
-    spec = load_spec(name, data_dir)
-    write_train_cache(spec)
-    return spec
-
-
-def write_train_cache(spec: DatasetSpec) -> None:
-    """Writes the decoded cache of the train split (`trm_tf.data.cache`) unless a valid one exists; a
-    failure (e.g. a read-only bucket) is logged in one line: training then reads the TFRecords."""
-    from trm_tf.data import cache
-
-    try:
-        cache.write_cache(spec, "train")
-    except (tf.errors.OpError, OSError, ValueError) as e:
-        logging.warning("data: could not write the decoded cache of %s: %s", spec.name, e)
+    tfds_builder.cache_clear()  # a builder made before the build has no splits
+    return load_spec(name, data_dir)
 
 
 def _source_urls(module) -> list[str]:
@@ -181,7 +186,7 @@ class DatasetCorruptError(DatasetMissingError):
 
 def corrupt_files(spec: DatasetSpec) -> list[str]:
     """The dataset's TFRecord files that cannot be read to the end (run after a DataLossError)."""
-    base = tfds.builder(spec.name, data_dir=spec.data_dir).data_dir
+    base = tfds_builder(spec.name, spec.data_dir).data_dir
     bad = []
     for path in sorted(tf.io.gfile.glob(os.path.join(base, "*.tfrecord*"))):
         try:
@@ -200,25 +205,3 @@ def corrupt_error(spec: DatasetSpec, error: Exception) -> DatasetCorruptError:
         f"{where} is corrupt; delete {os.path.join(spec.data_dir, spec.name)} and rebuild: "
         + build_command(spec.name, spec.data_dir).replace("\n", " ")
     )
-
-
-def ensure_dataset(
-    name: str,
-    data_dir: str,
-    build_if_missing: bool,
-    manual_dir: str = "",
-    write_cache: bool = False,
-) -> DatasetSpec:
-    """Returns the dataset's spec, building it first when allowed and it is missing.
-
-    `write_cache` (give it to one process, the chief) also writes the train split's decoded cache when it
-    is missing or stale, once, so that later starts and resumes skip parsing the TFRecords."""
-    try:
-        spec = load_spec(name, data_dir)
-    except DatasetMissingError:
-        if not build_if_missing:
-            raise
-        return build_dataset(name, data_dir, manual_dir)
-    if write_cache:
-        write_train_cache(spec)
-    return spec

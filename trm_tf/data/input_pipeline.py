@@ -6,9 +6,10 @@ The pieces: `trm_tf.data.records` (the pod model, host sharding, reading TFRecor
 padded evaluation stream, task-complete subsets) and, here, the training stream that puts them together.
 Their public names are importable from this module.
 
-**Reading the train split.** From the split's decoded cache when `trm_tf.data.cache.open_cache` accepts it
-(raw arrays, one file per TFRecord file: a start reads bytes instead of parsing every example; "files" reads
-the host's own cache files, "groups" filters each file as it is read), else from the TFRecords. Either way
+**Reading the train split.** From the split's decoded cache (written by the build) when
+`trm_tf.data.cache.open_cache` accepts it (raw arrays, one file per TFRecord file: a start reads bytes
+instead of parsing every example; "files" reads the host's own cache files, "groups" filters each file as
+it is read), else from the TFRecords. Either way
 the host logs one line with the number of examples and the seconds it took, and the batches are the same.
 """
 
@@ -18,6 +19,7 @@ import functools
 
 import tensorflow as tf
 
+from tfds_builders import decoded_cache as layout
 from trm_tf.data import cache as decoded_cache
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
@@ -154,7 +156,7 @@ def _sampled_batches(data, batch, seed, shard, first_batch, ignore, keep=None) -
     )
     with tf.control_dependencies([enough]):
         group = tf.identity(data["group"])
-    sampler = GroupSampler(group, data["puzzle_index"], seed, shard, data.get(decoded_cache.RANK))
+    sampler = GroupSampler(group, data["puzzle_index"], seed, shard, data.get(layout.RANK))
 
     def gather(index):
         lab = tf.cast(tf.gather(data["labels"], index), tf.int32)
@@ -185,7 +187,8 @@ def distribute_train(
 ):
     """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`).
 
-    The decoded cache is validated once here, not once per host pipeline (each check stats every file)."""
+    The decoded cache is validated here, on the client, once per process (`cache.open_cache`), not once
+    per host pipeline."""
     if global_batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             f"global_batch_size={global_batch_size} is not divisible by the "

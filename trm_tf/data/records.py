@@ -29,12 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from trm_tf.data.datasets import DatasetSpec
+from tfds_builders.builder_utils import CORE_FEATURES  # noqa: F401 (the pipelines' feature list)
+from tfds_builders.decoded_cache import read_split
+from trm_tf.data.datasets import DatasetSpec, tfds_builder
 
-# Features every builder writes (tfds_builders/*), read for training and evaluation.
-CORE_FEATURES = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
 HOST_SHARDING = ("auto", "groups", "files", "stream")
 # Batch size that puts a host's whole share of a split into one tf.data element (tf.data only reserves
 # min(batch, 65536) slots up front, so a huge value costs nothing).
@@ -105,16 +104,9 @@ def read_records(
     """Examples of `split` (only `features` are decoded), in file order; this pipeline's files only when
     `input_context` has several pipelines (TFDS deals the files round-robin). `add_tfds_id` adds TFDS's
     example id ("<file name>__<index in file>"), from which the decoded cache learns this order."""
-    builder = tfds.builder(spec.name, data_dir=spec.data_dir)
     ctx = input_context if input_context and input_context.num_input_pipelines > 1 else None
-    return builder.as_dataset(
-        split=split,
-        shuffle_files=False,
-        read_config=tfds.ReadConfig(
-            input_context=ctx, try_autocache=False, add_tfds_id=add_tfds_id
-        ),
-        decoders=tfds.decode.PartialDecoding({k: True for k in features}),
-    )
+    builder = tfds_builder(spec.name, spec.data_dir)
+    return read_split(builder, split, features, ctx, add_tfds_id)
 
 
 def whole(ds: tf.data.Dataset) -> tf.data.Dataset:
