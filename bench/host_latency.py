@@ -39,7 +39,6 @@ rescale.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -73,25 +72,32 @@ REHEARSAL = (
 )
 
 
-def build_data(data_dir: str) -> str:
-    """The tiny generated Sudoku (4 test shards of 24: six eval batches of 16), built once; its name."""
-    common.setup_path_and_env()
-    from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku  # noqa: PLC0415
+_BUILD = """
+import sys
+from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku
+config = sudoku.SudokuConfig(
+    name=sys.argv[2],
+    description="Test-only generated config for bench/host_latency.py.",
+    source="generated",
+    seed=11,
+    num_train=40,
+    num_test=96,
+    num_aug=3,
+    num_blanks=(4, 8),
+    require="singles",
+)
+sudoku.Builder(config=config, data_dir=sys.argv[1]).download_and_prepare()
+"""
 
-    config = sudoku.SudokuConfig(
-        name=DATASET.split("/")[1],
-        description="Test-only generated config for bench/host_latency.py.",
-        source="generated",
-        seed=11,
-        num_train=40,
-        num_test=96,
-        num_aug=3,
-        num_blanks=(4, 8),
-        require="singles",
-    )
+
+def build_data(data_dir: str, repo: str = common.REPO) -> str:
+    """The tiny generated Sudoku (96 test puzzles in 4 shards), built once by `repo`'s builder (so
+    whatever that checkout's build writes, e.g. a decoded cache, is there); returns its name."""
     if not os.path.exists(os.path.join(data_dir, *DATASET.split("/"))):
-        with contextlib.redirect_stdout(sys.stderr):  # TFDS's progress: stdout is for the JSON line
-            sudoku.Builder(config=config, data_dir=data_dir).download_and_prepare()
+        env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="3")
+        cmd = [sys.executable, "-c", _BUILD, data_dir, DATASET.split("/")[1]]
+        # TFDS's progress goes to stderr: stdout is for the JSON line
+        subprocess.run(cmd, cwd=repo, env=env, check=True, stdout=sys.stderr)
     return DATASET
 
 
@@ -266,7 +272,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or tmp
-        build_data(data_dir)
+        build_data(data_dir, os.path.abspath(args.repo))
         load = common.loadavg()
         t0 = time.perf_counter()
         report = run(
