@@ -211,6 +211,16 @@ def overhead(report: dict, loop_s: float, eval_batch_s: float, full_eval_batches
     fixed = (
         statistics.median(e["setup_s"] + e["host_per_batch_s"][-1] for e in evals) if evals else 0
     )
+    # the part of it spent in storage calls and fetches (the simulated latency); the rest is CPU work
+    io = [
+        sum(
+            e[k][f"{c}_s_main"]
+            for k in ("setup", "last_batch_and_results")
+            for c in ("storage", "fetch")
+        )
+        for e in evals
+    ]
+    fixed_io = statistics.median(io) if io else 0.0
     full = full_eval_batches * eval_batch_s
     return {
         "delays_ms": report["delays_ms"],
@@ -237,6 +247,7 @@ def overhead(report: dict, loop_s: float, eval_batch_s: float, full_eval_batches
         },
         "per_evaluation": {
             "fixed_host_s": round(fixed, 3),
+            "fixed_io_s": round(fixed_io, 3),
             "full_eval_batches": full_eval_batches,
             "share_of_full_eval": round((fixed + full_eval_batches * eval_host) / full, 4)
             if full

@@ -521,7 +521,8 @@ def _host_per_batch(batches: list[Compiled], t_end: float) -> list[float]:
 
 
 def _counts(calls: list[Call]) -> dict:
-    """Counts by category and thread, plus storage and fetch counts by kind on the main thread."""
+    """Counts by category and thread, the main thread's seconds inside storage calls and fetches
+    (delays included), and counts by kind and by call site (`category@path:line`)."""
     out = {
         "storage_main": 0,
         "storage_other": 0,
@@ -529,20 +530,20 @@ def _counts(calls: list[Call]) -> dict:
         "fetch_other": 0,
         "io_main": 0,
         "io_other": 0,
+        "storage_s_main": 0.0,
+        "fetch_s_main": 0.0,
     }
     kinds, sites = collections.Counter(), collections.Counter()
     for c in calls:
-        if c.category != "io":
-            sites[f"{c.category}@{c.site}"] += 1
         out[f"{c.category}_{'main' if c.main else 'other'}"] += 1
-        if c.category != "io":
-            kinds[f"{c.category}:{c.kind}{'' if c.main else '@other'}"] += 1
-        out["storage_s_main"] = out.get("storage_s_main", 0.0) + (
-            c.dt if c.main and c.category == "storage" else 0.0
-        )
+        if c.category == "io":
+            continue
+        sites[f"{c.category}@{c.site}"] += 1
+        kinds[f"{c.category}:{c.kind}{'' if c.main else '@other'}"] += 1
+        if c.main:
+            out[f"{c.category}_s_main"] += c.dt
     out["by_kind"] = dict(sorted(kinds.items()))
     out["by_site"] = dict(sites.most_common())
-    out.setdefault("storage_s_main", 0.0)
     return out
 
 
