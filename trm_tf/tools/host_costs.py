@@ -19,14 +19,16 @@ gRPC copy from another host. This module wraps both in the running process and r
   (numpy reads a tensor's buffer in C, past `_numpy`): one fetch per tensor. A conversion numpy makes
   inside other C functions (e.g. `np.mean(tensor)`) is not seen.
 
-Each record holds its kind, whether the main thread made it, its time and duration, and the main thread's
+Each record holds its kind, whether the main thread made it, its time and duration, the innermost frame
+of the checkout's own code that made it (`path:line`, the report's `by_site`), and the main thread's
 phase: `startup` (before the first training loop), `loop` (inside `Trainer.train_loop`), `between`
 (between two loops, and after the last), `eval` (inside `Trainer.evaluate`) and `checkpoint` (inside
 `CheckpointIO.save`); evaluation and checkpoint phases nest in the others. Compiled calls (top-level
 `tf.function` calls on the main thread) are timed too: inside a loop they are the loop's compute, and the
 main thread's time from the end of one loop's compiled call to the start of the next is that boundary's
 host time; inside an evaluation the most-called function is the eval step, whose calls split the
-evaluation into batches.
+evaluation into batches. (On CPU a compiled call returns when its work is done; on a TPU the dispatch
+returns early and the next fetch waits for the device, so these times are the host's, not the chip's.)
 
 Delays (`storage_ms`, `rename_ms`, `fetch_ms`) sleep inside the wrappers, in whatever thread calls, to
 simulate an object store and remote fetches.
@@ -37,6 +39,10 @@ simulate an object store and remote fetches.
 runs launch.py's `main` in this process with the instrument installed and writes the JSON report
 (`summarize`): counts per phase (main thread and other threads apart), per training-loop boundary and per
 evaluation batch, the wall time of each phase and the compute time of loops and evaluation batches.
+`--repo=CHECKOUT` runs another checkout's launch.py and package under this file's instrument (run it as a
+script then: `python trm_tf/tools/host_costs.py --repo=... --report=... -- ...`), so two revisions are
+measured alike; a `--workdir=ram://NAME` (TensorFlow's in-memory filesystem) makes the run take its
+`gs://` code paths. `bench/host_latency.py` runs the pod rehearsal this way.
 """
 
 from __future__ import annotations
