@@ -120,6 +120,7 @@ def test_a_real_run_reports_goodput_whose_parts_add_up_to_its_wall_time(tmp_path
         assert s[part] > 0, part
     assert s["waiting"] == 0.0
     # From process start to the last record: the subprocess' wall time minus its exit.
+    print(f"goodput wall {g['wall_s']:.2f} s of a {wall:.2f} s process; seconds {s}")
     assert 0.9 * wall < g["wall_s"] <= wall, (g["wall_s"], wall)
     assert "goodput" in out.stderr.splitlines()[-1] or any(
         "in training steps" in line for line in out.stderr.splitlines()[-5:]

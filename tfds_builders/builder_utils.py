@@ -6,10 +6,12 @@ so those live here once:
 
 * `download_config_with_shard_policy`: the shard count of every split from its own example count (TFDS's
   own policy is one count for the whole dataset, chosen from bytes), with an explicit count winning;
+* `ShardPolicy`: the builders' mixin applying it, whose `download_and_prepare` (the `tfds build` CLI's and
+  `trm_tf.data.prepare`'s entry) ends by writing the train split's decoded cache (`decoded_cache`);
 * `manual_or_download`: the source files from the manual dir when it holds all of them, else downloaded;
 * `read_metadata`: a built config's `metadata.json`, without importing any builder;
-* `dataset_info` / `core_metadata`: the features and metadata fields every builder writes (the trainer's
-  input pipeline reads exactly these), so a builder states only what its task adds.
+* `dataset_info` / `core_metadata` / `CORE_FEATURES`: the features and metadata fields every builder writes
+  (the trainer's input pipeline reads exactly these), so a builder states only what its task adds.
 
 Importing this module needs the repository on the import path (`pip install -e .`), as the builders
 import it by its package name (`tfds build tfds_builders/<name>` loads a builder as a top-level package).

@@ -90,6 +90,13 @@ def _problem(spec, split: str) -> tuple[str, DecodedCache | None]:
     )
 
 
+def _check(spec, split: str) -> tuple[str, DecodedCache | None]:
+    try:
+        return _problem(spec, split)
+    except (KeyError, tf.errors.OpError) as e:  # e.g. no such split, unreachable bucket
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", None
+
+
 # Caches validated by this process: (dataset, data_dir, split) -> DecodedCache. A start validates once;
 # `write_cache` replaces the entry, `forget` drops them (tests that damage a cache).
 _VALIDATED: dict[tuple[str, str, str], DecodedCache] = {}
@@ -107,10 +114,7 @@ def open_cache(spec, split: str = "train", quiet: bool = False) -> DecodedCache 
     key = (spec.name, spec.data_dir, split)
     if key in _VALIDATED:
         return _VALIDATED[key]
-    try:
-        why, cache = _problem(spec, split)
-    except (KeyError, tf.errors.OpError) as e:  # e.g. no such split, unreachable bucket
-        why, cache = f"{type(e).__name__}: {e}", None
+    why, cache = _check(spec, split)
     if cache is None:
         if not quiet:
             log = logging.info if why == "missing" else logging.warning
@@ -134,15 +138,15 @@ def require_cache(spec, remote_hosts: bool) -> DecodedCache:
     cache = open_cache(spec, "train", quiet=True)
     if cache is not None:
         return cache
-    why = layout.read_manifest(_builder(spec), "train")[0] or "incomplete"
+    why = _check(spec, "train")[0]
     if remote_hosts:
         raise datasets.DecodedCacheMissingError(
-            f"the decoded cache of {spec.name} train in {spec.data_dir} is {why}: write it before "
-            f"launching on TPU hosts with: {command(spec)}"
+            f"no valid decoded cache of {spec.name} train in {spec.data_dir} ({why}); write it "
+            f"before launching on TPU hosts: {command(spec)}"
         )
     logging.warning(
-        "data: the decoded cache of %s train is %s; writing it now (the build writes it: tfds build / "
-        "python -m trm_tf.data.prepare; or: %s)",
+        "data: no valid decoded cache of %s train (%s); writing it now (the build writes it: tfds "
+        "build / python -m trm_tf.data.prepare; or: %s)",
         spec.name,
         why,
         command(spec),
