@@ -101,9 +101,9 @@ def test_delays_are_applied_in_the_calling_thread(tmp_path):
         other.start()
         other.join()
         t4 = time.perf_counter()
-    assert 0.12 <= t1 - t0 < 0.6
-    assert 0.15 <= t2 - t1 < 0.6
-    assert 0.04 <= t3 - t2 < 0.5
+    assert 0.12 <= t1 - t0 < 2.0  # (upper bounds: loose, the machine is shared)
+    assert 0.15 <= t2 - t1 < 2.0
+    assert 0.04 <= t3 - t2 < 2.0
     assert t4 - t3 >= 0.06
     assert rec.summarize()["delays_ms"] == {"storage": 60.0, "rename": 150.0, "fetch": 40.0}
 
