@@ -35,6 +35,8 @@ print one line (`--verbosity=1` adds the traceback).
 import os
 import sys
 
+os.environ["TRM_TF_PROCESS_START"] = repr(__import__("time").time())  # goodput: before TF imports
+
 
 def _tpu_argument(argv: list[str]) -> str:
     """The value of `--tpu` in a command line (`--tpu=V` or `--tpu V`; the last one wins, as in absl),

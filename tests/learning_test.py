@@ -7,7 +7,8 @@ import tensorflow as tf
 from tests.testing.launch import small_config
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
-from trm_tf import summaries, train
+from trm_tf import train
+from trm_tf.workdir import read_jsonl
 
 # End to end: trains until the model solves unseen puzzles (about a minute or more on CPU).
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ def test_tiny_trm_learns_easy_sudoku(tmp_path):
     c.eval.global_batch_size = 64
     workdir = str(tmp_path / "run")
     final = train.run(c, workdir, tf.distribute.get_strategy(), mode="train_and_eval")
-    lines = [r for r in summaries.read_jsonl(workdir + "/metrics.jsonl") if r["split"] == "train"]
+    lines = [r for r in read_jsonl(workdir + "/metrics.jsonl") if r["split"] == "train"]
     first, last = lines[0], lines[-1]
     assert last["lm_loss"] < 0.5 * first["lm_loss"]
     assert first["exact_accuracy"] == 0.0

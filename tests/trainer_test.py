@@ -1,5 +1,5 @@
-"""Trainer internals a pod needs: one gradient all-reduce per step, a cached eval step that passes every
-batch feature through, and the float32 matmul precision switch."""
+"""Trainer internals a pod needs: one gradient all-reduce per step, a cached eval step that passes the
+batch features its evaluators read, and the float32 matmul precision switch."""
 
 import numpy as np
 import pytest
@@ -120,7 +120,30 @@ def test_one_gradient_all_reduce_per_step_and_mirrored_equals_default(default_ru
 # ----------------------------------------------------------------------------- eval step
 
 
-def test_eval_step_traced_once_and_passes_every_batch_feature(mirrored_run, spec):
+class Recorder:
+    """An evaluator that keeps every batch's outputs and reads every batch feature besides the
+    accuracy's sums."""
+
+    name = "recorder"
+    summed = ("sums", "exact_per_step")
+
+    def __init__(self, rows):
+        self.rows, self.seen = ("preds", "q_halt", *rows), []
+
+    def begin(self):
+        pass
+
+    def update(self, out):
+        self.seen.append(out)
+
+    def reduce(self, strategy):
+        pass
+
+    def result(self):
+        return {}
+
+
+def test_eval_step_traced_once_and_passes_requested_batch_features(mirrored_run, spec):
     trainer, _ = mirrored_run
     strategy = trainer.strategy
     calls = []
@@ -138,27 +161,35 @@ def test_eval_step_traced_once_and_passes_every_batch_feature(mirrored_run, spec
         for use_ema in (True, False):
             dist, steps = input_pipeline.distribute_eval(strategy, spec, 8, subset_size=16)
             keys = set(dist.element_spec)
-            results.append(trainer.evaluate(dist, steps, use_ema=use_ema, on_batch=seen.append))
+            recorder = Recorder(sorted(keys))
+            results.append(
+                trainer.evaluate(
+                    dist, steps, use_ema=use_ema, on_batch=seen.append, evaluators=[recorder]
+                )
+            )
+            assert recorder.seen == seen[-steps:]  # on_batch sees what the evaluators see
     finally:
         trainer._eval_core = core
     assert len(calls) == strategy.num_replicas_in_sync, "the eval step was traced more than once"
     assert {"mask", "inputs", "labels", "puzzle_identifiers"} <= keys
-    assert len(seen) == 2 * steps * strategy.num_replicas_in_sync
-    per_replica = 8 // strategy.num_replicas_in_sync
+    assert len(seen) == 2 * steps  # one output per batch, not per replica
+    replicas = strategy.num_replicas_in_sync
     for o in seen:
-        assert keys <= o.keys(), keys - o.keys()
-        assert {"preds", "q_halt", "sums", "exact_per_step"} <= o.keys()
+        assert o.keys() == keys | {"preds", "q_halt", "sums", "exact_per_step"}
         assert all(isinstance(v, np.ndarray) for k, v in o.items() if k != "sums")
-        assert o["inputs"].shape == o["preds"].shape == (per_replica, spec.seq_len)
-        assert o["mask"].shape == (per_replica,) and o["mask"].dtype == bool
-    # The pass-through features are the replica's own batch rows: the 16 distinct puzzles of the subset,
-    # each exactly once per evaluation, with the mask set on the real rows only.
+        # The rows of both replicas, concatenated; the sums per replica.
+        assert o["inputs"].shape == o["preds"].shape == (8, spec.seq_len)
+        assert o["mask"].shape == (8,) and o["mask"].dtype == bool
+        assert o["exact_per_step"].shape == (replicas, 2)
+        assert all(v.shape == (replicas,) for v in o["sums"].values())
+    # The pass-through features are the batch's own rows: the 16 distinct puzzles of the subset, each
+    # exactly once per evaluation, with the mask set on the real rows only.
     first_eval = seen[: len(seen) // 2]
     rows = np.concatenate([o["inputs"] for o in first_eval])
     mask = np.concatenate([o["mask"] for o in first_eval])
-    assert len({r.tobytes() for r in rows[mask]}) == mask.sum() == results[0]["num_examples"] == 16
+    count = sum(o["sums"]["count"].sum() for o in first_eval)
+    assert len({r.tobytes() for r in rows[mask]}) == mask.sum() == count == 16
     # The EMA evaluation swapped the weights in and out around the cached function: bit-exact.
-    assert results[0].keys() == results[1].keys()
     for v, copies in zip(trainer.model.trainable_variables, weights, strict=True):
         for c, want in zip(v.value.values, copies, strict=True):
             np.testing.assert_array_equal(c.numpy(), want)

@@ -280,3 +280,79 @@ def test_lock_heartbeat_refreshes_only_the_owners_lock(tmp_path):
     assert json.load(open(lock.path))["heartbeat"] == 1.0
     lock.release()
     assert os.path.exists(lock.path)  # not ours: not deleted
+
+
+def _count_opens(monkeypatch):
+    """Records (basename, mode) of every tf.io.gfile.GFile opened."""
+    opened = []
+    real = tf.io.gfile.GFile
+
+    def gfile(path, mode="r"):
+        opened.append((os.path.basename(path), mode))
+        return real(path, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
+    return opened
+
+
+def test_summary_is_read_once_and_background_updates_keep_only_the_newest(tmp_path, monkeypatch):
+    from trm_tf.background import BackgroundWriter
+
+    with open(tmp_path / workdir.SUMMARY, "w") as f:
+        json.dump({"status": "preempted", "step": 4}, f)
+    run = workdir.RunDir(str(tmp_path))
+    opened = _count_opens(monkeypatch)
+    for step in (5, 6, 7):
+        run.update_summary(status="running", step=step)
+    assert run.summary() == {"status": "running", "step": 7}
+    assert opened.count((workdir.SUMMARY, "r")) == 1
+    writes = []
+    run.background = bw = BackgroundWriter()
+    monkeypatch.setattr(workdir, "write_json", lambda path, obj: writes.append(obj))
+    gate = __import__("threading").Event()
+    bw.submit(lambda: gate.wait(10))
+    for step in (8, 9, 10):
+        run.update_summary(step=step)
+    gate.set()
+    bw.close()
+    assert writes == [{"status": "running", "step": 10}]  # coalesced to the newest content
+
+
+def test_metrics_jsonl_on_an_object_store_is_read_once_and_rewritten_whole(monkeypatch):
+    root = "ram://trm_workdir_test"
+    tf.io.gfile.makedirs(root)
+    with tf.io.gfile.GFile(root + "/" + workdir.METRICS, "w") as f:
+        f.write(json.dumps({"split": "train", "step": 1, "loss": 2.0}) + "\n")
+    writer = MetricWriter(root)
+    real_gfile = tf.io.gfile.GFile
+
+    def truncating(path, mode="r"):  # as on gs:// ("w" replaces the object; ram:// appends)
+        if mode == "w" and tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
+        return real_gfile(path, mode)
+
+    monkeypatch.setattr(tf.io.gfile, "GFile", truncating)
+    opened = _count_opens(monkeypatch)
+    for step in (2, 3, 4):
+        writer.write("train", step, {"loss": 1.0 / step})
+    writer.close()
+    assert opened.count((workdir.METRICS, "r")) == 1
+    assert opened.count((workdir.METRICS, "w")) == 3
+    rows = workdir.read_jsonl(root + "/" + workdir.METRICS)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[-1]["loss"] == 0.25
+
+
+def test_events_are_scalars_tensorboard_reads(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    writer = MetricWriter(str(tmp_path))
+    writer.write("train", 3, {"loss": 0.5, "goodput/training_share": 0.75})
+    writer.write("train", 6, {"loss": 0.25}, jsonl=False)
+    writer.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"))
+    acc.Reload()
+    loss = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors("loss")]
+    assert loss == [(3, 0.5), (6, 0.25)]
+    assert acc.Tensors("goodput/training_share")[0].step == 3
+    rows = workdir.read_jsonl(str(tmp_path / workdir.METRICS))
+    assert [r["step"] for r in rows] == [3]  # jsonl=False: TensorBoard only

@@ -1,7 +1,11 @@
 """What the outer loop does between compiled training loops: small objects that fire on boundary crossings.
 
-`trm_tf.train.run` runs a loop of steps, then calls every action with a `LoopEnd` (the step before and after the
-loop, whether it was the last one and whether the run must stop). An action fires when a multiple of its
+`trm_tf.train.run` runs a loop of steps, fetches its one report (`trm_tf.metrics.LoopReport`: metric sums,
+gradient norm and the workers' preemption flags, reduced in the graph), then calls every action with a
+`LoopEnd` (the step before and after the loop, whether it was the last one, whether the run must stop, and
+that report). No action fetches from the devices or waits for storage: they read the report's host copy and
+queue their writes on the run's background writer (`trm_tf.background`), which `SaveCheckpoint` flushes
+before each save. An action fires when a multiple of its
 cadence lies in (before, after], not when `after` happens to be one: a loop of any length (a profiler window, a
 curriculum stage end, a resume from a preemption save at an odd step) can never take logging, checkpoints or
 evaluations off their grid. The order in the loop is the order of safety: the NaN guard first (nothing
@@ -20,7 +24,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from trm_tf import distribute
+from trm_tf.goodput import Goodput
+from trm_tf.metrics import LoopReport
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -35,6 +40,7 @@ class LoopEnd:
     after: int  # global step after it
     last: bool  # the run's last step was reached
     stop: bool  # a preemption was requested (on any worker)
+    report: LoopReport | None = None  # the loop's metrics report (host copy)
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -64,13 +70,14 @@ def eta_string(seconds: float) -> str:
 
 
 class NaNGuard:
-    """After every loop: a non-finite loss sum stops the run before anything is logged or saved."""
+    """After every loop: a non-finite loss sum (of the loop's report) stops the run before anything is
+    logged or saved."""
 
-    def __init__(self, trainer, latest_checkpoint):
-        self.trainer, self.latest_checkpoint = trainer, latest_checkpoint
+    def __init__(self, latest_checkpoint):
+        self.latest_checkpoint = latest_checkpoint
 
     def __call__(self, end: LoopEnd) -> None:
-        if not math.isfinite(self.trainer.metrics.loss_sum()):
+        if not end.report.finite:
             raise NonFiniteLossError(
                 f"Non-finite loss in steps {end.before + 1}-{end.after}; stopping. The last good checkpoint "
                 f"({self.latest_checkpoint()}) is kept."
@@ -79,12 +86,24 @@ class NaNGuard:
 
 class LogMetrics:
     """Every `every` steps (and at the end / on a stop): the training metrics of the window since the last
-    log, to the log line, the progress bar, TensorBoard, metrics.jsonl and run_summary.json."""
+    log (from the loop's report), to the log line, the progress bar, and queued for TensorBoard,
+    metrics.jsonl and run_summary.json (with the goodput so far; TensorBoard also gets its shares).
+    The lock's heartbeat is the background writer's."""
 
-    def __init__(self, every: int, trainer, writer, rundir, total_steps: int, wall_before: float):
+    def __init__(
+        self,
+        every: int,
+        trainer,
+        writer,
+        rundir,
+        total_steps: int,
+        wall_before: float,
+        goodput: Goodput | None = None,
+    ):
         self.every, self.trainer, self.writer, self.rundir = every, trainer, writer, rundir
         self.total_steps = total_steps
         self.wall_before = wall_before
+        self.goodput = goodput
         self.t_start = time.perf_counter()
         self.window_steps, self.window_t0 = 0, time.perf_counter()
 
@@ -95,7 +114,7 @@ class LogMetrics:
         self.window_steps += end.after - end.before
         if not (crossed(end.before, end.after, self.every) or end.last or end.stop):
             return
-        m = self.trainer.read_metrics(self.window_steps)
+        m = self.trainer.metrics_of(end.report, self.window_steps)
         dt = time.perf_counter() - self.window_t0
         m["steps_per_s"] = self.window_steps / dt
         m["examples_per_s"] = self.window_steps * self.trainer.global_batch / dt
@@ -116,12 +135,16 @@ class LogMetrics:
         )
         _progress(end.after, self.total_steps, m, eta)
         self.writer.write("train", end.after, m)
+        fields = {}
+        if self.goodput is not None:
+            fields["goodput"] = record = self.goodput.record()
+            self.writer.write("train", end.after, Goodput.scalars(record), jsonl=False)
         self.rundir.update_summary(
             step=end.after,
             examples_per_s=m["examples_per_s"],
             wall_time_s=self.wall_time(),
+            **fields,
         )
-        self.rundir.heartbeat()
         self.trainer.reset_metrics()
         self.window_steps, self.window_t0 = 0, time.perf_counter()
 
@@ -144,20 +167,32 @@ def _progress(step: int, total: int, metrics: dict, eta: str) -> None:
 
 
 class SaveCheckpoint:
-    """Every `every` steps, at the end and on a stop: a checkpoint with the per-host carry files."""
+    """Every `every` steps, at the end and on a stop: a checkpoint with the per-host carry files.
 
-    def __init__(self, every: int, ckpt):
-        self.every, self.ckpt = every, ckpt
+    First `flush()` (the background writer's): everything logged up to this step is written before the
+    checkpoint exists, so a resume from it, which drops what was logged after its step, loses nothing."""
+
+    def __init__(self, every: int, ckpt, flush=None, goodput: Goodput | None = None):
+        self.every, self.ckpt, self.flush, self.goodput = every, ckpt, flush, goodput
 
     def __call__(self, end: LoopEnd) -> None:
         if crossed(end.before, end.after, self.every) or end.last or end.stop:
-            # The loss can be finite while the last update already overflowed a weight: never save that.
-            if not self.ckpt.state_is_finite():
-                raise NonFiniteLossError(
-                    f"Non-finite weights after step {end.after}; stopping. The last good checkpoint "
-                    f"({self.ckpt.latest()}) is kept."
-                )
-            self.ckpt.save(end.after)
+            if self.flush is not None:
+                self.flush()
+            if self.goodput is None:
+                self._save(end.after)
+            else:
+                with self.goodput.phase("checkpointing"):
+                    self._save(end.after)
+
+    def _save(self, step: int) -> None:
+        # The loss can be finite while the last update already overflowed a weight: never save that.
+        if not self.ckpt.state_is_finite():
+            raise NonFiniteLossError(
+                f"Non-finite weights after step {step}; stopping. The last good checkpoint "
+                f"({self.ckpt.latest()}) is kept."
+            )
+        self.ckpt.save(step)
 
 
 class PeriodicEval:
@@ -173,10 +208,11 @@ class PeriodicEval:
 
 class Preemption:
     """Remembers a SIGTERM (TPU VM preemption) so the loop saves a checkpoint and exits cleanly; under
-    several worker processes the flag is agreed through the strategy, so all stop after the same step."""
+    several worker processes the flag is agreed through the loop's report (`received` goes in, the sum
+    over every process comes out), so all stop after the same step."""
 
-    def __init__(self, strategy):
-        self.strategy = strategy
+    def __init__(self, num_workers: int = 1):
+        self.num_workers = num_workers
         self.received = False
         try:
             signal.signal(signal.SIGTERM, self._handle)
@@ -187,13 +223,12 @@ class Preemption:
         del signum, frame
         self.received = True
 
-    def requested(self) -> bool:
-        if distribute.num_workers(self.strategy) <= 1:
+    def requested(self, report: LoopReport) -> bool:
+        """Whether to stop after this loop: this process's flag, or with several worker processes any
+        process's, from `report` (made with `received` as its flag)."""
+        if self.num_workers <= 1:
             return self.received
-        value = self.strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.constant(1.0 if self.received else 0.0)
-        )
-        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)) > 0
+        return report.stop
 
 
 class ProfileWindow:

@@ -355,19 +355,17 @@ def sum_over_workers(strategy: tf.distribute.Strategy, vec: np.ndarray) -> np.nd
 def gather_bytes(strategy: tf.distribute.Strategy, data: bytes) -> list[bytes]:
     """Every worker process's `data`, in worker order, on every worker ([data] with one process).
 
-    Goes through the strategy's collectives (lengths by an all-reduce, then the padded bytes as int32 by
+    Goes through the strategy's collectives (lengths by an all-gather, then the padded bytes as int32 by
     an all-gather), so no shared file system or polling is needed.
     """
     if num_workers(strategy) <= 1:
         return [data]
     mine = np.frombuffer(data, np.uint8).astype(np.int32)
-    size = int(
-        strategy.reduce(
-            tf.distribute.ReduceOp.MAX,
-            _on_first_local_replica(strategy, np.float64(len(mine)), np.float64(0)),
-            axis=None,
-        ).numpy()
-    )
+    # The longest length (ReduceOp has no MAX): every process's length by a gather.
+    lengths = strategy.gather(
+        _on_first_local_replica(strategy, np.int32([len(mine)]), np.int32([0])), axis=0
+    ).numpy()
+    size = int(lengths.max())
     padded = np.zeros(size + 1, np.int32)  # a leading length, then the bytes
     padded[0] = len(mine)
     padded[1 : 1 + len(mine)] = mine

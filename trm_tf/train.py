@@ -7,7 +7,14 @@ in `workdir`, so a preempted job is restarted with the same command. The pieces 
 * `trm_tf.actions`: what happens between loops, each firing on boundary crossings (NaN guard, logs,
   checkpoints, periodic evaluation, profiler window, preemption);
 * `trm_tf.evaluators`: accuracy and ARC voting, merged across worker processes through the strategy;
-* `trm_tf.workdir.RunDir`: every file of the run directory.
+* `trm_tf.workdir.RunDir`: every file of the run directory, written during training through one
+  background writer thread (`trm_tf.background`: logs, run_summary.json, the lock heartbeat), flushed before
+  every checkpoint, on preemption and at the end;
+* `trm_tf.goodput.Goodput`: where the wall time went (run_summary.json's `goodput`, TensorBoard, the last
+  log line).
+
+Between two compiled training loops the client fetches ONE vector from the devices (the loop's report) and
+makes no synchronous storage call; checkpoints and evaluations are where it waits on purpose.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from trm_tf.actions import (
     crossed,
     steps_to_next_stop,
 )
+from trm_tf.background import BackgroundWriter
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
+from trm_tf.goodput import Goodput
 from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
 from trm_tf.workdir import RunDir
@@ -99,10 +108,20 @@ class Evaluation:
     """
 
     def __init__(
-        self, config, spec, strategy, trainer, rundir: RunDir, writer, options, start_step=0
+        self,
+        config,
+        spec,
+        strategy,
+        trainer,
+        rundir: RunDir,
+        writer,
+        options,
+        start_step=0,
+        goodput: Goodput | None = None,
     ):
         self.config, self.spec, self.strategy, self.trainer = config, spec, strategy, trainer
         self.rundir, self.writer, self.options = rundir, writer, options
+        self.goodput = goodput
         self.evaluators = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
         self._streams: dict[bool, tuple] = {}
         self.arc = next((e for e in self.evaluators if e.name == "arc"), None)
@@ -132,6 +151,12 @@ class Evaluation:
         return self._streams[full]
 
     def __call__(self, step: int, full: bool, use_ema: bool | None = None, tag: str = "") -> dict:
+        if self.goodput is None:
+            return self._evaluate(step, full, use_ema, tag)
+        with self.goodput.phase("evaluation"):
+            return self._evaluate(step, full, use_ema, tag)
+
+    def _evaluate(self, step: int, full: bool, use_ema: bool | None, tag: str) -> dict:
         full = full or (self.arc is not None and self.arc_tasks is None)  # ARC: every task
         dist, steps = self._stream(full)
         if self.arc is not None:
@@ -290,19 +315,22 @@ def _log_start(config, spec, trainer, total_steps: int, eval_every: int, start_s
     )
 
 
-def _start_record(config, trainer, strategy, spec, rundir, start_step, total_steps) -> float:
+def _start_record(
+    config, trainer, strategy, spec, rundir, start_step, total_steps
+) -> tuple[float, dict]:
     """Drops log records after the restored step, records the run in run_summary.json; returns the wall
-    time the run had already spent before this process."""
+    time the run had already spent before this process and the summary as this process found it."""
     removed = rundir.truncate_after(start_step)
     if removed:
         logging.info(
             "Dropped %d log records of steps after the restored step %d", removed, start_step
         )
-    wall_before = float(rundir.summary().get("wall_time_s", 0.0))
+    previous = rundir.summary()
+    wall_before = float(previous.get("wall_time_s", 0.0))
     rundir.update_summary(
         **_summary_fields(config, trainer, strategy, spec, start_step, total_steps)
     )
-    return wall_before
+    return wall_before, previous
 
 
 def _run(
@@ -323,56 +351,117 @@ def _run(
     spec, total_steps, eval_every, trainer = build(
         config, strategy, write_cache=chief and mode != "eval"
     )
-    writer = MetricWriter(workdir, enabled=chief)
+    # The chief's storage writes go to one thread from here on (the lock heartbeat with them).
+    background = BackgroundWriter(heartbeat=rundir.heartbeat, threaded=chief)
+    rundir.background = background
+    try:
+        result = _run_with_writer(
+            config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer
+        )
+    except BaseException:
+        try:  # what was queued before the failure is still written; a failed write is only logged
+            background.close()
+        except Exception as e:  # noqa: BLE001
+            logging.warning("%s", e)
+        raise
+    finally:
+        rundir.background = None
+    background.close()  # joins the thread; raises if a write failed
+    return result
+
+
+def _run_with_writer(
+    config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer
+) -> dict:
+    chief = distribute.is_chief(strategy)
+    background = rundir.background
+    writer = MetricWriter(workdir, enabled=chief, background=background)
     keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, distribute.worker_index(strategy))
     start_step = ckpt.restore_latest()
+    trainer.sync_step()  # the host's step: read once, after the restore
     if mode == "eval" and start_step == 0:
         raise NoCheckpointError(
             f"--mode=eval needs a checkpoint and {ckpt.real_dir} has none (a typo in --workdir?)"
         )
-    wall_before = _start_record(config, trainer, strategy, spec, rundir, start_step, total_steps)
+    wall_before, previous = _start_record(
+        config, trainer, strategy, spec, rundir, start_step, total_steps
+    )
+    goodput = Goodput(previous) if mode != "eval" else None
     _log_start(config, spec, trainer, total_steps, eval_every, start_step)
     options = input_pipeline.input_options(config.runtime.input_pipelines)
-    evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options, start_step)
+    evaluate = Evaluation(
+        config, spec, strategy, trainer, rundir, writer, options, start_step, goodput
+    )
     if mode == "eval":
         return evaluate(start_step, full=True)
 
     log = LogMetrics(
-        int(config.train.log_every_steps), trainer, writer, rundir, total_steps, wall_before
+        int(config.train.log_every_steps),
+        trainer,
+        writer,
+        rundir,
+        total_steps,
+        wall_before,
+        goodput,
     )
     actions = [
-        NaNGuard(trainer, ckpt.latest),
+        NaNGuard(ckpt.latest),
         log,
-        SaveCheckpoint(int(config.train.checkpoint_every_steps), ckpt),
+        SaveCheckpoint(int(config.train.checkpoint_every_steps), ckpt, writer.flush, goodput),
     ]
     if mode == "train_and_eval":
         actions.append(PeriodicEval(eval_every, lambda s: evaluate(s, full=False)))
     last_eval: dict = {}
-    if mode == "train_and_eval" and _eval_pending(rundir, start_step, total_steps, eval_every):
-        last_eval = evaluate(start_step, full=False)
-    step = _train_loops(
-        config, strategy, trainer, spec, start_step, total_steps, tpu, options, actions, log
-    )
-    if step is None:  # preempted: the checkpoint is saved, the same command resumes
-        rundir.update_summary(status="preempted", wall_time_s=log.wall_time())
-        writer.close()
-        return last_eval
-    if mode == "train_and_eval" or step == start_step:
-        last_eval = evaluate(step, full=bool(config.eval.final_full))
-        k = int(config.eval.average_last_k)
-        if k > 0:
-            last_eval["average_last_k"] = evaluate.checkpoint_average(ckpt, k, step)
-    rundir.update_summary(status="finished", step=step, wall_time_s=log.wall_time())
+    try:
+        if mode == "train_and_eval" and _eval_pending(rundir, start_step, total_steps, eval_every):
+            last_eval = evaluate(start_step, full=False)
+        step = _train_loops(
+            config,
+            strategy,
+            trainer,
+            spec,
+            start_step,
+            total_steps,
+            tpu,
+            options,
+            actions,
+            log,
+            goodput,
+        )
+        if step is not None and (mode == "train_and_eval" or step == start_step):
+            last_eval = evaluate(step, full=bool(config.eval.final_full))
+            k = int(config.eval.average_last_k)
+            if k > 0:
+                last_eval["average_last_k"] = evaluate.checkpoint_average(ckpt, k, step)
+    except BaseException:
+        rundir.update_summary(goodput=goodput.record())  # this attempt's time still counts
+        raise
+    record = goodput.record()
+    done = {"status": "preempted"} if step is None else {"status": "finished", "step": step}
+    rundir.update_summary(**done, wall_time_s=log.wall_time(), goodput=record)
+    writer.write("train", trainer.host_step, Goodput.scalars(record), jsonl=False)
     writer.close()
+    logging.info("step %d: %s", trainer.host_step, Goodput.line(record))
     return last_eval
 
 
 def _train_loops(
-    config, strategy, trainer, spec, start_step, total_steps, tpu, options, actions, log
+    config,
+    strategy,
+    trainer,
+    spec,
+    start_step,
+    total_steps,
+    tpu,
+    options,
+    actions,
+    log,
+    goodput: Goodput,
 ):
-    """The loop: a schedule says how many steps the next compiled loop runs, the trainer runs them, the
-    actions fire. Returns the final step, or None after a preemption stop (checkpoint saved)."""
+    """The loop: a schedule says how many steps the next compiled loop runs, the trainer runs them, ONE
+    fetch brings the loop's report to the host, the actions fire on it. Returns the final step, or None
+    after a preemption stop (checkpoint saved)."""
     t = config.train
     port = int(t.profiler_port)
     chief = distribute.is_chief(strategy)
@@ -388,7 +477,7 @@ def _train_loops(
         profiler_addresses(strategy, tpu, port),
         enabled=chief,
     )
-    preemption = Preemption(strategy)
+    preemption = Preemption(distribute.num_workers(strategy))
     dist = input_pipeline.distribute_train(
         strategy,
         spec,
@@ -413,9 +502,13 @@ def _train_loops(
             profile.begin(log.steps_per_s(), n)
         else:
             n = steps_to_next_stop(step, total_steps, spl, cadences, (profile.start, stage_end))
+        goodput.loop_begin()
         with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
             trainer.train_loop(iterator, n)
-        end = LoopEnd(step, step + n, step + n >= total_steps, preemption.requested())
+        report = trainer.report(preemption.received)  # the one fetch of the loop
+        goodput.loop_end(("train", trainer.stage_at(step)), n)
+        stop = preemption.requested(report)
+        end = LoopEnd(step, step + n, step + n >= total_steps, stop, report)
         step = end.after
         if profiling:
             profile.end(end.before, end.after)

@@ -2,8 +2,9 @@
 
 The split of TF Model Garden's Orbit trainers (`tensorflow/models`, `orbit/`): this object owns the
 variables and the compiled inner loops (`train_loop` runs `steps_per_loop` supervision steps in one
-tf.function; `evaluate` runs the eval set); `trm_tf.train.run` owns the Python outer loop (logging,
-checkpoints, evaluation cadence, profiler window, NaN guard).
+tf.function; `evaluate` runs the eval set; `report` brings a loop's metrics to the host in one fetch);
+`trm_tf.train.run` owns the Python outer loop (logging, checkpoints, evaluation cadence, profiler window,
+NaN guard). The step is kept on the host (`host_step`): a loop fetches nothing.
 
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
@@ -17,12 +18,13 @@ One train step, in replica context (`strategy.run`):
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from trm_tf import act, distribute, optim, runtime
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
-from trm_tf.metrics import MetricSums, learning_rates
+from trm_tf.metrics import LoopReport, MetricSums, learning_rate_fn, learning_rates
 from trm_tf.models import build_model
 
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
@@ -136,7 +138,14 @@ class Trainer:
             halt_rule=self._core_kwargs["halt_rule"],
         )
         self._train_loops: dict = {}
-        self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
+        self._host_step: int | None = None  # the step as the host knows it (see host_step)
+        self._report = self.metrics.report_fn(
+            strategy, learning_rate_fn(config.optim, self.step, total_steps)
+        )
+        self._reset = self.metrics.reset_fn()
+        # Built on the first evaluation for each choice of outputs, then reused (no retrace per eval).
+        self._eval_steps: dict = {}
+        self._eval_layouts: dict = {}  # (summed, rows, batch signature) -> _EvalLayout
 
     def _build_optimizers(self, o, forward_dtype: str) -> None:
         """The dense optimizer (schedule, loss scaling), the puzzle-row optimizer and the EMA."""
@@ -246,9 +255,22 @@ class Trainer:
 
         return step_fn
 
+    @property
+    def host_step(self) -> int:
+        """The global step, kept on the host: read from the variable once (after a restore, see
+        `sync_step`), then advanced by the steps each `train_loop` ran, so no loop fetches it."""
+        if self._host_step is None:
+            self._host_step = int(self.step.numpy())
+        return self._host_step
+
+    def sync_step(self) -> None:
+        """Forgets the host's step: the next `host_step` reads the variable (call after a restore)."""
+        self._host_step = None
+
     def train_loop(self, iterator, num_steps: int):
-        """Runs `num_steps` supervision steps in one tf.function call (all in one curriculum stage)."""
-        start = int(self.step.numpy())
+        """Runs `num_steps` supervision steps in one tf.function call (all in one curriculum stage);
+        fetches nothing from the devices."""
+        start = self.host_step
         stage = self.stage_at(start)
         if num_steps > self.steps_to_stage_change(start):
             raise ValueError(f"loop of {num_steps} steps from {start} crosses a curriculum stage")
@@ -262,68 +284,97 @@ class Trainer:
 
             self._train_loops[stage] = loop
         self._train_loops[stage](iterator, tf.constant(num_steps, tf.int32))
+        self._host_step = start + num_steps
 
-    def reset_metrics(self) -> None:
-        self.metrics.reset()
+    def report(self, stop_flag: bool = False) -> LoopReport:
+        """The metric sums since the last reset, the gradient norm and the preemption flags of every
+        worker process (`stop_flag`: this process's): one compiled reduction, ONE device->host fetch."""
+        flag = tf.constant(1.0 if stop_flag else 0.0, tf.float32)
+        return LoopReport(tuple(self.metrics.sums), self._report(flag).numpy())
 
-    def read_metrics(self, num_steps: int) -> dict[str, float]:
-        """Training metrics over the last `num_steps` steps, normalised as the reference logs them."""
-        out = self.metrics.read(num_steps, self.global_batch)
-        out.update(learning_rates(self.config.optim, int(self.step.numpy()), self.total_steps))
+    def metrics_of(self, report: LoopReport, num_steps: int) -> dict[str, float]:
+        """The training metrics of `report` over its `num_steps` steps, normalised as the reference logs
+        them, with the learning rates at the report's step."""
+        out = report.metrics(num_steps, self.global_batch)
+        out.update(learning_rates(self.config.optim, report.lr))
         return out
 
-    # ------------------------------------------------------------------ evaluation
-    def _eval_step_fn(self):
-        """The compiled eval step, built once per Trainer.
+    def reset_metrics(self) -> None:
+        """Zeroes the metric sums (one compiled call, no fetch)."""
+        self._reset()
 
-        One function serves EMA and raw weights: the swap changes variable values, not the variables
-        the function captured. It retraces only for a batch of another structure or shape.
+    def read_metrics(self, num_steps: int) -> dict[str, float]:
+        """Training metrics over the last `num_steps` steps (one fetch; see `report`)."""
+        return self.metrics_of(self.report(), num_steps)
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step_fn(self, summed: tuple[str, ...], rows: tuple[str, ...]):
+        """The compiled eval step returning only `summed` and `rows`, packed: built once per Trainer and
+        choice of outputs.
+
+        Each replica runs the eval core and packs what was asked for into one int32 vector
+        (`_EvalLayout`): the `summed` outputs (the eval core's metric sums, added up on the host), then
+        the `rows` fields (per-row outputs and batch features). The vectors of this process's replicas
+        are concatenated in the graph, so a batch is ONE tensor to fetch. One function serves EMA and
+        raw weights: the swap changes variable values, not the variables the function captured. It
+        retraces only for a batch of another structure or shape; each trace records its layout in
+        `self._eval_layouts` under the batch's per-replica signature (`_batch_signature`).
         """
-        if self._eval_step is None:
+        key = (summed, rows)
+        if key not in self._eval_steps:
 
             def fn(b):
                 out = self._eval_core(b)
-                # Every batch feature rides along (mask, and e.g. the ARC scorer's task_id,
-                # test_index, transform_id, color_map), so consumers get them aligned with preds.
-                out.update({k: v for k, v in b.items() if k not in out})
-                return out
+                layout = _EvalLayout.of(out, b, summed, rows)
+                self._eval_layouts[key + (_batch_signature(b),)] = layout
+                return layout.pack(out, b)
 
             @tf.function
             def eval_step(batch):
-                return self.strategy.run(fn, args=(batch,))
+                packed = self.strategy.run(fn, args=(batch,))
+                return tf.concat(self.strategy.experimental_local_results(packed), axis=0)
 
-            self._eval_step = eval_step
-        return self._eval_step
+            self._eval_steps[key] = eval_step
+        return self._eval_steps[key]
 
     def evaluate(
         self, dist_dataset, num_steps: int, use_ema: bool = True, on_batch=None, evaluators=None
     ) -> dict:
         """Evaluates N_sup steps from a fresh carry on every batch; returns the evaluators' results.
 
-        `evaluators` (default: token/exact/per-step accuracy) get `begin()`, then `update(out)` once per
-        replica of this process per batch with that replica's outputs as numpy (`preds`, `q_halt`, `sums`,
-        `exact_per_step`, `token_per_step` and every batch feature under its own name), then
-        `reduce(strategy)` (merges worker processes) and `result()`. `on_batch(out)` sees the same outputs.
+        `evaluators` (default: token/exact/per-step accuracy) declare what they read on the host:
+        `summed` (eval-core outputs added up over rows: `sums`, `exact_per_step`, `token_per_step`) and
+        `rows` (per-row outputs and batch features: `preds`, `q_halt`, `mask`, `inputs`, `task_id`, ...).
+        The eval step packs only their union (the eval core runs whole) into one tensor per batch: the
+        client makes ONE device-to-host fetch per batch (`_eval_step_fn`).
+        Each evaluator gets `begin()`, then `update(out)` once per batch with this process's outputs as
+        numpy: every `summed` output with a leading replica axis (this process's replicas' partial sums,
+        in replica order) and every `rows` field with this process's replicas' rows concatenated in
+        replica order (padding rows included, `mask` False), each in its dtype; then `reduce(strategy)`
+        (merges worker processes) and `result()`. `on_batch(out)` sees the same outputs.
         """
         if evaluators is None:
             evaluators = [AccuracyEvaluator(self.eval_halt_max_steps)]
+        summed = tuple(dict.fromkeys(f for e in evaluators for f in e.summed))
+        rows = tuple(dict.fromkeys(f for e in evaluators for f in e.rows))
         for e in evaluators:
             e.begin()
-        eval_step = self._eval_step_fn()
+        eval_step = self._eval_step_fn(summed, rows)
         swap = use_ema and self.ema is not None
         if swap:
             self.ema.swap()
         try:
             it = iter(dist_dataset)
             for i in range(num_steps):
+                batch = next(it)
                 with tf.profiler.experimental.Trace("eval", step_num=i, _r=1):  # a step marker
-                    out = eval_step(next(it))
-                for o in _unstack_per_replica(self.strategy, out):
-                    o = tf.nest.map_structure(lambda t: t.numpy(), o)
-                    for e in evaluators:
-                        e.update(o)
-                    if on_batch is not None:
-                        on_batch(o)
+                    packed = eval_step(batch)
+                key = (summed, rows, _batch_signature(batch, self.strategy))
+                o = self._eval_layouts[key].unpack(packed.numpy())  # the batch's one fetch
+                for e in evaluators:
+                    e.update(o)
+                if on_batch is not None:
+                    on_batch(o)
         finally:
             if swap:
                 self.ema.swap()
@@ -334,12 +385,112 @@ class Trainer:
         return results
 
 
-def _unstack_per_replica(strategy, out):
-    """This process's per-replica values of a strategy.run output, as a list of structures."""
-    flat = tf.nest.flatten(out, expand_composites=False)
-    per = [strategy.experimental_local_results(x) for x in flat]
-    n = len(per[0])
-    return [tf.nest.pack_sequence_as(out, [p[i] for p in per]) for i in range(n)]
+def _batch_signature(batch: dict, strategy=None) -> tuple:
+    """(name, per-replica shape, dtype) of every feature of an eval batch: a replica's batch, or with
+    `strategy` a distributed batch on the client. Static shapes only, so nothing is fetched."""
+    if strategy is not None:
+        batch = {k: strategy.experimental_local_results(v)[0] for k, v in batch.items()}
+    return tuple(sorted((k, tuple(v.shape), v.dtype.name) for k, v in batch.items()))
+
+
+class _EvalLayout:
+    """The static layout of one replica's packed eval outputs: an int32 vector holding the `summed`
+    outputs flattened, then the `rows` fields as a [rows, width] block.
+
+    Integers (up to 32 bits) and booleans travel as int32, floats (up to 32 bits) are cast to float32
+    (exact) and bitcast, so every value comes back bit for bit, in its dtype. The client's buffer is
+    this process's replicas' vectors, concatenated in replica order.
+    """
+
+    def __init__(self, summed: dict, rows: dict, num_rows: int):
+        # `summed`: name -> structure of tf.TensorSpec; `rows`: name -> tf.TensorSpec of one row.
+        self.summed, self.rows, self.num_rows = summed, rows, num_rows
+        self.summed_size = sum(s.shape.num_elements() for s in tf.nest.flatten(summed))
+        self.row_width = sum(s.shape.num_elements() for s in rows.values())
+        self.size = self.summed_size + num_rows * self.row_width
+
+    @classmethod
+    def of(cls, out: dict, batch: dict, summed, rows) -> _EvalLayout:
+        """The layout of `summed` and `rows` read from the eval core's `out` or the `batch`."""
+
+        def field(name):
+            if name in out:
+                return out[name]
+            if name in batch:
+                return batch[name]
+            raise KeyError(
+                f"an evaluator reads {name!r}, which is neither an eval-step output {sorted(out)} nor a "
+                f"feature of the eval batch {sorted(batch)}"
+            )
+
+        def spec(t, shape):
+            d = t.dtype
+            if not (d.is_bool or d.is_integer or d.is_floating) or d.size > 4:
+                raise TypeError(f"{d.name} eval outputs cannot be packed into int32")
+            return tf.TensorSpec(shape, d)
+
+        n = int(batch["mask"].shape[0])
+        for k in rows:
+            if field(k).shape[:1] != [n]:
+                raise ValueError(f"{k!r} is not a per-row field: shape {field(k).shape}")
+        return cls(
+            {k: tf.nest.map_structure(lambda t: spec(t, t.shape), field(k)) for k in summed},
+            {k: spec(field(k), field(k).shape[1:]) for k in rows},
+            n,
+        )
+
+    def pack(self, out: dict, batch: dict) -> tf.Tensor:
+        """One replica's int32 vector (in replica context)."""
+
+        def field(k):
+            return out[k] if k in out else batch[k]
+
+        parts = [
+            tf.reshape(_to_int32(t), [-1]) for k in self.summed for t in tf.nest.flatten(field(k))
+        ]
+        if self.rows:
+            block = [tf.reshape(_to_int32(field(k)), [self.num_rows, -1]) for k in self.rows]
+            parts.append(tf.reshape(tf.concat(block, axis=1), [-1]))
+        return tf.concat(parts, axis=0) if parts else tf.zeros([0], tf.int32)
+
+    def unpack(self, buf: np.ndarray) -> dict:
+        """The outputs in a fetched buffer: `summed` outputs as [replicas, ...] partial sums, `rows`
+        fields as this process's rows in replica order."""
+        if not self.size:
+            return {}
+        if buf.size % self.size:
+            raise ValueError(f"an eval buffer of {buf.size} values for replicas of {self.size}")
+        replicas = buf.size // self.size
+        per = buf.reshape(replicas, self.size)
+        out: dict = {}
+        at = 0
+        for k, struct in self.summed.items():
+            leaves = []
+            for s in tf.nest.flatten(struct):
+                n = s.shape.num_elements()
+                leaves.append(_from_int32(per[:, at : at + n], (replicas, *s.shape), s.dtype))
+                at += n
+            out[k] = tf.nest.pack_sequence_as(struct, leaves)
+        block = per[:, at:].reshape(replicas * self.num_rows, self.row_width)
+        at = 0
+        for k, s in self.rows.items():
+            n = s.shape.num_elements()
+            out[k] = _from_int32(block[:, at : at + n], (len(block), *s.shape), s.dtype)
+            at += n
+        return out
+
+
+def _to_int32(t: tf.Tensor) -> tf.Tensor:
+    if t.dtype.is_floating:
+        return tf.bitcast(tf.cast(t, tf.float32), tf.int32)
+    return tf.cast(t, tf.int32)
+
+
+def _from_int32(a: np.ndarray, shape: tuple, dtype: tf.DType) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if dtype.is_floating:
+        a = a.view(np.float32)
+    return a.reshape(shape).astype(dtype.as_numpy_dtype)
 
 
 __all__ = ["Trainer", "curriculum_stages", "resolve_schedule"]

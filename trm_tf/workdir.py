@@ -45,18 +45,6 @@ def read_json(path: str, default=None):
         return json.load(f)
 
 
-def append_jsonl(path: str, record: dict) -> None:
-    """Appends one JSON line (gfile has no append mode on GCS: read-modify-write for gs://)."""
-    line = json.dumps(record) + "\n"
-    if "://" in path:
-        old = tf.io.gfile.GFile(path).read() if tf.io.gfile.exists(path) else ""
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(old + line)
-    else:
-        with tf.io.gfile.GFile(path, "a") as f:
-            f.write(line)
-
-
 def read_jsonl(path: str) -> list[dict]:
     """Reads a JSON-lines file (skips a truncated last line of a killed run)."""
     out = []
@@ -72,16 +60,21 @@ def read_jsonl(path: str) -> list[dict]:
 class RunDir:
     """Paths and small-file I/O of one run directory.
 
-    Only the chief writes (`writer=True`); every process may read.
+    Only the chief writes (`writer=True`); every process may read. The writer keeps run_summary.json's
+    content in memory after its first read (it is the file's only writer), so an update does not read it
+    back. With `background` set (a `trm_tf.background.BackgroundWriter`, during training) summary updates
+    are queued there, only the newest content of a burst being written.
     """
 
     def __init__(self, path: str, writer: bool = True):
         self.path = path if "://" in path else os.path.abspath(os.path.expanduser(path))
         self.writer = writer
         self.lock: RunLock | None = None  # set by the launcher that holds the workdir
+        self.background = None  # set by trm_tf.train while it trains
+        self._summary: dict | None = None
 
     def heartbeat(self) -> None:
-        """Refreshes the workdir lock's heartbeat (called at every log)."""
+        """Refreshes the workdir lock's heartbeat (from the background writer's thread while training)."""
         if self.lock is not None:
             self.lock.heartbeat()
 
@@ -118,13 +111,25 @@ class RunDir:
 
     # -------------------------------------------------------------- run summary
     def summary(self) -> dict:
-        return read_json(self.file(SUMMARY), {}) or {}
+        """run_summary.json's content (read once by the writer, then its in-memory copy)."""
+        if self.writer and self._summary is not None:
+            return dict(self._summary)
+        data = read_json(self.file(SUMMARY), {}) or {}
+        if self.writer:
+            self._summary = dict(data)
+        return data
 
     def update_summary(self, **fields) -> dict:
-        """Merges `fields` into run_summary.json (chief only) and returns the new summary."""
+        """Merges `fields` into run_summary.json (chief only; through `background` when set) and returns
+        the new summary."""
         data = {**self.summary(), **fields}
         if self.writer:
-            write_json(self.file(SUMMARY), data)
+            self._summary = dict(data)
+            path, snapshot = self.file(SUMMARY), dict(data)
+            if self.background is not None:
+                self.background.submit(lambda: write_json(path, snapshot), key=SUMMARY)
+            else:
+                write_json(path, snapshot)
         return data
 
     # -------------------------------------------------------------- evaluations

@@ -94,8 +94,9 @@ class ScriptedTrainer:
                 np.where(out["labels"] < 0, 0, out["labels"]) if self.right else out["inputs"]
             )
             out["q_halt"] = np.full(n, self.q, np.float32)
-            out["sums"] = {"count": float(out["mask"].sum())}
-            out["exact_per_step"] = out["token_per_step"] = np.zeros(1)
+            # One replica's partial sums (a leading replica axis of 1), as Trainer.evaluate gives them.
+            out["sums"] = {"count": np.array([out["mask"].sum()], np.float32)}
+            out["exact_per_step"] = out["token_per_step"] = np.zeros((1, 1), np.float32)
             for e in evaluators:
                 e.update(out)
         results = {}

@@ -1,11 +1,16 @@
 """ARC pass@K of one checkpoint and pooled over a run's evaluations (trm_tf/evaluators/arc_voting.py),
-against votes counted by hand on real ARC-AGI tasks, and the pool's resume through the run directory."""
+against votes counted by hand on real ARC-AGI tasks, the pool's resume through the run directory, and the
+merge of two worker processes' votes."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from tests.testing.launch import REPO, free_ports
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
 from tfds_builders.arc_agi import arc_lib
 from trm_tf.evaluators import arc
@@ -145,3 +150,49 @@ def test_task_subset_is_seeded_and_bounds_rows():
             voting.subset(bad, seed=0)
     with pytest.raises(ValueError, match="num_aug"):
         ARCVoting(TRUTH).subset(1, seed=0)
+
+
+_WORKER = """
+import json, os
+import tensorflow as tf
+from tests.evaluators.arc_voting_test import EVAL1, TRUTH, _out
+from trm_tf.evaluators.arc_voting import ARCVoting
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+voting = ARCVoting(TRUTH, num_aug=10)
+voting.update(_out(EVAL1[:2] if index == 0 else EVAL1[2:]))
+voting.reduce(strategy)
+print("RESULT " + json.dumps([voting.result(), voting.arc.submission(TRUTH)]))
+"""
+
+
+def test_reduce_merges_two_worker_processes():
+    """ARCVoting.reduce under MultiWorkerMirroredStrategy (two processes holding votes of different
+    sizes, merged through `distribute.gather_bytes`) scores as one evaluator holding every vote."""
+    ports = free_ports(2)
+    procs = []
+    for i in range(2):
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": i},
+        }
+        env = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(tf_config))
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    got = [json.loads(o.split("RESULT ", 1)[1]) for o, _ in outs]
+    one = ARCVoting(TRUTH, num_aug=10)
+    one.update(_out(EVAL1))
+    want = json.loads(json.dumps([one.result(), one.arc.submission(TRUTH)]))
+    assert got == [want, want]
+    assert want[0]["ARC/pass@1"] == pytest.approx(1.5 / 3)  # the hand count of EVAL1 above

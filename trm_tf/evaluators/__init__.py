@@ -2,7 +2,9 @@
 
 `from_config(config, spec, halt_max_steps)` returns the accuracy evaluator, plus ARC voting when
 `config.eval.evaluator == "arc"` (`trm_tf.evaluators.arc_voting.ARCVoting`: this checkpoint's pass@K and
-pass@K pooled over the run's evaluations).
+pass@K pooled over the run's evaluations). Each evaluator declares what it reads on the host (`features`,
+`summed`, `rows`: the life cycle in `trm_tf.evaluators.accuracy`), and `Trainer.evaluate` sends only that,
+in one fetch per batch.
 """
 
 from __future__ import annotations

@@ -1,9 +1,17 @@
 """Token, exact and per-supervision-step accuracy of an evaluation (reference `evaluate()`).
 
-Every evaluator has the same life cycle, driven by `Trainer.evaluate`: `begin()`, then `update(out)` once per
-replica and batch with that replica's eval-step outputs as numpy (predictions, Q values, metric sums and every
-batch feature), then `reduce(strategy)` which merges what each worker process holds through the strategy's
-collectives, then `result()` (a flat dict of floats).
+Every evaluator has the same life cycle, driven by `Trainer.evaluate`, and declares what it reads on the
+host, so that the eval step computes and sends only that (one device-to-host fetch per batch):
+
+* `features`: extra integer features the eval stream must carry (`trm_tf.data.eval_input`);
+* `summed`: eval-step outputs that are sums over rows (`sums`, `exact_per_step`, `token_per_step`);
+* `rows`: per-row fields, outputs (`preds`, `q_halt`) or batch features (`mask`, `inputs`, `task_id`, ...).
+
+`begin()`; then `update(out)` once per batch with this process's share as numpy: each `summed` output with
+a leading axis over this process's replicas (their partial sums, in replica order, to be added up), each
+`rows` field with the rows of this process's replicas concatenated in replica order (padding rows
+included, with `mask` False); then `reduce(strategy)`, which merges what each worker process holds
+through the strategy's collectives; then `result()` (a flat dict of floats).
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ class AccuracyEvaluator:
 
     name = "accuracy"
     features: tuple[str, ...] = ()
+    summed = ("sums", "exact_per_step", "token_per_step")
+    rows: tuple[str, ...] = ()
 
     def __init__(self, halt_max_steps: int):
         self.halt_max_steps = int(halt_max_steps)
@@ -29,10 +39,13 @@ class AccuracyEvaluator:
         self.token_steps = np.zeros(self.halt_max_steps)
 
     def update(self, out: dict) -> None:
-        for k, v in out["sums"].items():
-            self.totals[k] = self.totals.get(k, 0.0) + float(v)
-        self.exact_steps += out["exact_per_step"]
-        self.token_steps += out["token_per_step"]
+        # Replica by replica, in float64 (each replica's sums are float32): the same additions in the
+        # same order as adding each replica's outputs separately, so the totals do not depend on packing.
+        for r in range(len(out["exact_per_step"])):
+            for k, v in out["sums"].items():
+                self.totals[k] = self.totals.get(k, 0.0) + float(v[r])
+            self.exact_steps += out["exact_per_step"][r]
+            self.token_steps += out["token_per_step"][r]
 
     def reduce(self, strategy) -> None:
         keys = sorted(self.totals)

@@ -49,6 +49,8 @@ class ARCVoting:
 
     name = "arc"
     features = DEVICE_FEATURES
+    summed: tuple[str, ...] = ()
+    rows = ("preds", "q_halt", "inputs", "mask", *DEVICE_FEATURES)
 
     def __init__(self, truth: Mapping[str, Sequence], num_aug: int | None = None):
         """`truth`: task -> true test outputs (`load_ground_truth`); `num_aug`: augmented copies per

@@ -1,0 +1,130 @@
+"""The host side's budget on the pod rehearsal, counted: storage calls and device fetches of the client.
+
+The rehearsal's one client with four input pipelines (MirroredStrategy over 4 logical CPUs, one input
+pipeline per replica, bfloat16, the quickstart recipe shrunk, a tiny generated Sudoku; workdir on `ram://`
+so the `gs://` code paths run) trains under `trm_tf/tools/host_costs.py` with a log line after every
+loop, as E1.1 does. Issue #21's budgets:
+
+* between two training loops without a checkpoint or evaluation: at most one device fetch, and no storage
+  call on the main thread (logs, summary and heartbeat belong to a background writer);
+* per evaluation batch: at most one fetch;
+* neither grows with the run: a run twice as long has the same per-boundary and per-batch counts.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import host_latency  # noqa: E402
+from tests.testing.launch import REPO  # noqa: E402
+from tests.testing.tiny_datasets import build_tiny_arc  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SHORT, LONG = 8, 16  # training steps: 4 and 8 loops of 2 (checkpoint and evaluation every 4 loops)
+# The rehearsal's ARC run (tests/pod_rehearsal_test.py): puzzle groups over four pipelines, the ARC
+# evaluator (pass@K votes, more per-row fields), attention with RoPE.
+ARC = (
+    "--config.eval.evaluator=arc",
+    "--config.model.mlp_t=False",
+    "--config.model.pos_encodings=rope",
+    "--config.model.H_cycles=1",
+    "--config.model.L_cycles=1",
+    "--config.act.halt_max_steps=2",
+    "--config.optim.puzzle_emb_lr=1e-2",
+)
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    host_latency.build_data(data_dir)
+    return {n: host_latency.run(REPO, data_dir, n) for n in (SHORT, LONG)}
+
+
+@pytest.fixture(scope="module")
+def arc_report(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds_arc"))
+    build_tiny_arc(data_dir)
+    return host_latency.run(REPO, data_dir, SHORT, dataset="arc_agi/arc1_aug10", extra=ARC)
+
+
+def _worst_boundary(report):
+    plain = [b for b in report["loops"]["boundaries"] if b["plain"]]
+    assert plain, report["loops"]
+    return max(plain, key=lambda b: (b["fetch_main"] + b["fetch_other"], b["storage_main"]))
+
+
+def _worst_batch(report):
+    evals = report["evals"]["evaluations"]
+    assert evals and all(e["batches"] >= 2 for e in evals), evals
+    return max(
+        (e for e in evals),
+        key=lambda e: e["max_per_batch"]["fetch_main"] + e["max_per_batch"]["fetch_other"],
+    )
+
+
+def test_shape_of_the_counted_runs(reports):
+    short, long = reports[SHORT], reports[LONG]
+    assert short["exit_code"] == 0 and long["exit_code"] == 0
+    assert short["loops"]["count"] == SHORT // 2 and long["loops"]["count"] == LONG // 2
+    # the long run has a boundary with a checkpoint and an evaluation, the rest are plain
+    assert long["loops"]["plain_boundaries"] == LONG // 2 - 2
+    assert [b["with"] for b in long["loops"]["boundaries"] if not b["plain"]] == [
+        ["checkpoint", "eval"]
+    ]
+    assert long["evals"]["count"] == 2 and short["evals"]["count"] == 1
+    batches = {e["batches"] for r in (short, long) for e in r["evals"]["evaluations"]}
+    assert len(batches) == 1 and batches.pop() >= 4  # every evaluation: the whole test split
+    # the bench's figures from the same report (bench/host_latency.py)
+    figures = host_latency.overhead(long, loop_s=4.7, eval_batch_s=0.45)
+    assert figures["plain_boundaries"] == LONG // 2 - 2 and figures["eval_batches"] >= 8
+    assert (
+        0 < figures["per_loop"]["share_of_loop"] and 0 < figures["per_eval_batch"]["share_of_eval"]
+    )
+
+
+@pytest.mark.parametrize("steps", [SHORT, LONG])
+def test_between_loops_at_most_one_fetch_and_no_main_thread_storage(reports, steps):
+    b = _worst_boundary(reports[steps])
+    fetches = b["fetch_main"] + b["fetch_other"]
+    assert fetches <= 1 and b["storage_main"] == 0, (
+        f"after loop {b['after_loop']}: {fetches} fetches, {b['storage_main']} storage calls on the main "
+        f"thread; by call site: {b['by_site']}"
+    )
+
+
+@pytest.mark.parametrize("steps", [SHORT, LONG])
+def test_one_fetch_per_evaluation_batch(reports, steps):
+    e = _worst_batch(reports[steps])
+    worst = e["max_per_batch"]
+    assert worst["fetch_main"] + worst["fetch_other"] <= 1, (
+        f"{worst['fetch_main'] + worst['fetch_other']} fetches in an evaluation batch; the evaluation's "
+        f"calls by call site: {e['total']['by_site']}"
+    )
+    assert worst["storage_main"] == 0
+
+
+def test_counts_do_not_grow_with_the_run(reports):
+    short, long = reports[SHORT], reports[LONG]
+    for key in ("storage_main", "fetch_main"):
+        a = [b[key] for b in short["loops"]["boundaries"] if b["plain"]]
+        b = [b[key] for b in long["loops"]["boundaries"] if b["plain"]]
+        # (the first log may create a file that later ones append to: compare the steady state)
+        assert max(b) == max(a) and b[-1] == a[-1], (key, a, b)
+    for key in ("fetch_main", "storage_main"):
+        a = [e["max_per_batch"][key] for e in short["evals"]["evaluations"]]
+        b = [e["max_per_batch"][key] for e in long["evals"]["evaluations"]]
+        assert set(a) == set(b) and len(set(b)) == 1, (key, a, b)
+
+
+def test_arc_between_loops_and_per_batch_budgets(arc_report):
+    assert arc_report["exit_code"] == 0 and arc_report["loops"]["count"] == SHORT // 2
+    b = _worst_boundary(arc_report)
+    assert b["fetch_main"] + b["fetch_other"] <= 1 and b["storage_main"] == 0, b["by_site"]
+    e = _worst_batch(arc_report)
+    worst = e["max_per_batch"]
+    assert worst["fetch_main"] + worst["fetch_other"] <= 1, e["total"]["by_site"]
