@@ -7,9 +7,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import ops
 
+from configs import quickstart
 from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
-from tests.tools.reference_eval_test import OVERRIDES as ARC_OVERRIDES
-from tests.trainer_test import tiny_config
 from trm_tf import evaluators
 from trm_tf.data import input_pipeline
 from trm_tf.trainer import Trainer
@@ -28,12 +27,20 @@ def data_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("tfds"))
 
 
-def _arc_config(spec, data_dir):
-    c = tiny_config(spec)
-    for k, v in ARC_OVERRIDES.items():
-        section, field = k.split(".")
-        c[section][field] = v
-    c.data.data_dir = data_dir
+def _config(kind: str, data_dir: str):
+    """A tiny model (two supervision steps) on the tiny Sudoku or ARC dataset; ARC with its voting."""
+    c = quickstart.get_config("runlocal")
+    c.data.data_dir, c.data.build_if_missing = data_dir, False
+    c.model.hidden_size = c.model.puzzle_emb_ndim = 16
+    c.model.num_heads, c.model.L_layers = 2, 1
+    c.model.H_cycles, c.model.L_cycles, c.act.halt_max_steps = 1, 1, 2
+    c.train.global_batch_size, c.eval.global_batch_size = 8, 8
+    c.runtime.jit_compile = "false"
+    c.optim.lr_warmup_steps = 1
+    if kind == "arc":
+        c.data.name, c.data.config, c.eval.evaluator = "arc_agi", "arc1_aug10", "arc"
+        c.model.mlp_t, c.model.pos_encodings = False, "rope"
+        c.eval.global_batch_size = 16
     return c
 
 
@@ -44,12 +51,8 @@ def _run(kind, strategy_name, data_dir):
     """A Trainer (random weights, two train steps so the EMA differs), its evaluators and eval stream."""
     key = (kind, strategy_name)
     if key not in _RUNS:
-        if kind == "sudoku":
-            spec = build_tiny_sudoku(data_dir)
-            c = tiny_config(spec)
-        else:
-            spec = build_tiny_arc(data_dir)
-            c = _arc_config(spec, data_dir)
+        spec = build_tiny_sudoku(data_dir) if kind == "sudoku" else build_tiny_arc(data_dir)
+        c = _config(kind, data_dir)
         strategy = (
             tf.distribute.get_strategy()
             if strategy_name == "default"
