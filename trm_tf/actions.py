@@ -197,9 +197,12 @@ class Preemption:
 
 
 class ProfileWindow:
-    """Traces `num_steps` training steps from `start` into `logdir/plugins/profile`.
+    """Traces `num_steps` training steps after `start` into `logdir/plugins/profile`.
 
-    With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
+    The window runs as single-step calls, each inside its step marker (`Trainer.train_steps_marked`), so
+    xprof's step analysis (the Overview and input-pipeline pages) finds the steps; the first call, step
+    `start`+1, compiles that single step before the trace begins, and steps `start`+2 … `start`+1+`num_steps`
+    are traced. With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
     pod, or each worker's own server under MultiWorkerMirrored) the client asks every host for a trace
     (`tf.profiler.experimental.client.trace`, in a thread, for a duration estimated from the measured step
     rate); a pod's TPU lanes live only in those services. Without, it traces this process (one host: the
@@ -212,10 +215,22 @@ class ProfileWindow:
         self.start, self.num_steps = start, max(1, num_steps)
         self.logdir, self.addresses, self.enabled = logdir, addresses, enabled
         self._thread = None
+        self._duration_s = 0.0
         self._error: Exception | None = None
 
     def due(self, step: int) -> bool:
         return self.start >= 0 and step >= self.start
+
+    def run(self, trainer, iterator, step: int, n: int, steps_per_s: float) -> None:
+        """Runs the window's `n` steps from `step` (the first untraced: it compiles the single step)."""
+        trainer.train_steps_marked(iterator, step, 1)
+        if n > 1:
+            self.begin(steps_per_s, n - 1)
+            trainer.train_steps_marked(iterator, step + 1, n - 1)
+            self.end(step + 1, step + n)
+        else:
+            logging.warning("No step left for the profiler window after step %d", step)
+        self.start = -1
 
     def begin(self, steps_per_s: float, n: int) -> None:
         if not self.enabled:
@@ -225,6 +240,7 @@ class ProfileWindow:
             return
         est_ms = 1000.0 * n / steps_per_s if steps_per_s > 0 else 10_000.0
         duration_ms = int(min(max(2.0 * est_ms + 2000.0, 5000.0), 120_000))
+        self._duration_s = duration_ms / 1000.0
         logging.info(
             "Tracing the profiler services %s for %d ms", ",".join(self.addresses), duration_ms
         )
@@ -241,17 +257,17 @@ class ProfileWindow:
         self._thread.start()
         time.sleep(1.0)  # the services start tracing about a second after the request
 
-    def end(self, before: int, after: int) -> None:
-        self.start = -1
+    def end(self, first: int, last: int) -> None:
         if not self.enabled:
             return
         if not self.addresses:
             tf.profiler.experimental.stop()
+        elif self._thread is not None:
+            # The next compiled loop must not run inside the hosts' trace: xprof would take its
+            # iterations for the steps and drop the markers (bounded wait; join() waits for the rest).
+            self._thread.join(timeout=self._duration_s + 30.0)
         logging.info(
-            "Profiler trace of steps %d-%d written to %s/plugins/profile",
-            before,
-            after,
-            self.logdir,
+            "Profiler trace of steps %d-%d written to %s/plugins/profile", first, last, self.logdir
         )
 
     def join(self) -> None:

@@ -373,20 +373,15 @@ def _train_loops(
     trainer.reset_metrics()
     while step < total_steps:
         stage_end = step + trainer.steps_to_stage_change(step)
-        profiling = profile.due(step)
-        if (
-            profiling
-        ):  # one loop of the window (capped at the stage end); cadence points may be crossed
-            n = min(profile.num_steps, total_steps - step, stage_end - step)
-            profile.begin(log.steps_per_s(), n)
+        if profile.due(step):  # the window (capped at the stage end); cadence points may be crossed
+            n = min(profile.num_steps + 1, total_steps - step, stage_end - step)
+            profile.run(trainer, iterator, step, n, log.steps_per_s())
         else:
             n = steps_to_next_stop(step, total_steps, spl, cadences, (profile.start, stage_end))
-        with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
-            trainer.train_loop(iterator, n)
+            with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
+                trainer.train_loop(iterator, n)
         end = LoopEnd(step, step + n, step + n >= total_steps, preemption.requested())
         step = end.after
-        if profiling:
-            profile.end(end.before, end.after)
         for action in actions:
             action(end)
         if end.stop:

@@ -136,6 +136,7 @@ class Trainer:
             halt_rule=self._core_kwargs["halt_rule"],
         )
         self._train_loops: dict = {}
+        self._single_steps: dict = {}  # train_steps_marked's compiled single step, per stage
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
 
     def _build_optimizers(self, o, forward_dtype: str) -> None:
@@ -262,6 +263,31 @@ class Trainer:
 
             self._train_loops[stage] = loop
         self._train_loops[stage](iterator, tf.constant(num_steps, tf.int32))
+
+    def train_steps_marked(self, iterator, start: int, num_steps: int) -> None:
+        """Runs steps `start`+1 … `start`+`num_steps` as one call each of a compiled single step, each call
+        inside its profiler step marker `Trace("train", step_num=k, _r=1)`: the profiler window's steps.
+
+        The step is `train_loop`'s (same step function, batches and numerics) without its `tf.range`
+        loop, because xprof's step analysis takes the iterations of a TF while loop in a trace as its
+        steps and then ignores the markers: a window run through `train_loop` shows "No step marker
+        observed" on the Overview and input-pipeline pages. `start` is the current step (passed, not
+        read from the replicas). The single step is compiled once per curriculum stage on its first call.
+        """
+        stage = self.stage_at(start)
+        if num_steps > self.steps_to_stage_change(start):
+            raise ValueError(f"{num_steps} steps from {start} cross a curriculum stage")
+        if stage not in self._single_steps:
+            step_fn = self._make_step_fn(self._core_for_stage(stage))
+
+            @tf.function
+            def single_step(it):
+                self.strategy.run(step_fn, args=(next(it),))
+
+            self._single_steps[stage] = single_step
+        for k in range(start + 1, start + num_steps + 1):
+            with tf.profiler.experimental.Trace("train", step_num=k, _r=1):  # a step marker
+                self._single_steps[stage](iterator)
 
     def reset_metrics(self) -> None:
         self.metrics.reset()
