@@ -223,11 +223,17 @@ class ProfileWindow:
 
     def run(self, trainer, iterator, step: int, n: int, steps_per_s: float) -> None:
         """Runs the window's `n` steps from `step` (the first untraced: it compiles the single step)."""
+        t0 = time.perf_counter()
         trainer.train_steps_marked(iterator, step, 1)
+        logging.info(
+            "Profiler window: step %d compiled the single step in %.1f s",
+            step + 1,
+            time.perf_counter() - t0,
+        )
         if n > 1:
             self.begin(steps_per_s, n - 1)
             trainer.train_steps_marked(iterator, step + 1, n - 1)
-            self.end(step + 1, step + n)
+            self.end(step + 2, step + n)
         else:
             logging.warning("No step left for the profiler window after step %d", step)
         self.start = -1

@@ -136,6 +136,7 @@ class Trainer:
             halt_rule=self._core_kwargs["halt_rule"],
         )
         self._train_loops: dict = {}
+        self._cores: dict = {}  # per stage (_core_for_stage)
         self._single_steps: dict = {}  # train_steps_marked's compiled single step, per stage
         self._eval_step = None  # built on the first evaluation, then reused (no retrace per eval)
 
@@ -204,8 +205,12 @@ class Trainer:
         return min(later) if later else 1 << 62
 
     def _core_for_stage(self, stage: int):
-        cycles = self.stages[stage][1] if len(self.stages) > 1 else None
-        return act.make_train_core(self.model, cycles=cycles, **self._core_kwargs)
+        """The stage's compiled core, built once: the loop and the profiler window's single step share it
+        (and so its XLA compilation)."""
+        if stage not in self._cores:
+            cycles = self.stages[stage][1] if len(self.stages) > 1 else None
+            self._cores[stage] = act.make_train_core(self.model, cycles=cycles, **self._core_kwargs)
+        return self._cores[stage]
 
     def _make_step_fn(self, core):
         o = self.config.optim
