@@ -110,3 +110,31 @@ def test_single_step_calls_train_like_the_loop(data_dir):
     for k in wa:
         np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
     assert ma == mb
+
+
+class _Recorder:
+    """A trainer stand-in that records `train_steps_marked` calls as ("steps", start, num_steps) in `log`."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def train_steps_marked(self, iterator, start, num_steps):
+        self.log.append(("steps", start, num_steps))
+
+
+def test_window_compiles_with_its_first_step_then_traces_the_rest(tmp_path, monkeypatch):
+    from trm_tf.actions import ProfileWindow
+
+    log = []
+    monkeypatch.setattr(tf.profiler.experimental, "start", lambda d: log.append(("start", d)))
+    monkeypatch.setattr(tf.profiler.experimental, "stop", lambda: log.append(("stop",)))
+    window = ProfileWindow(4, 3, str(tmp_path), [], enabled=True)
+    assert not window.due(3) and window.due(4)
+    window.run(_Recorder(log), None, 4, 4, steps_per_s=10.0)
+    # Step 5 alone, untraced (it compiles the single step), then steps 6-8 inside the trace.
+    assert log == [("steps", 4, 1), ("start", str(tmp_path)), ("steps", 5, 3), ("stop",)]
+    assert not window.due(8)  # one window per run
+    # A worker that does not trace runs the same calls (collectives stay in step), without a trace.
+    other = []
+    ProfileWindow(4, 3, str(tmp_path), [], enabled=False).run(_Recorder(other), None, 4, 4, 10.0)
+    assert other == [("steps", 4, 1), ("steps", 5, 3)]
