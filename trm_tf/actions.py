@@ -201,8 +201,10 @@ class ProfileWindow:
 
     The window runs as single-step calls, each inside its step marker (`Trainer.train_steps_marked`), so
     xprof's step analysis (the Overview and input-pipeline pages) finds the steps; the first call, step
-    `start`+1, compiles that single step before the trace begins, and steps `start`+2 … `start`+1+`num_steps`
-    are traced. With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
+    `start`+1, builds that single step (traces it; on a TPU also compiles it) before the trace begins, and
+    steps `start`+2 … `start`+1+`num_steps` are traced.
+
+    With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
     pod, or each worker's own server under MultiWorkerMirrored) the client asks every host for a trace
     (`tf.profiler.experimental.client.trace`, in a thread, for a duration estimated from the measured step
     rate); a pod's TPU lanes live only in those services. Without, it traces this process (one host: the
@@ -222,11 +224,11 @@ class ProfileWindow:
         return self.start >= 0 and step >= self.start
 
     def run(self, trainer, iterator, step: int, n: int, steps_per_s: float) -> None:
-        """Runs the window's `n` steps from `step` (the first untraced: it compiles the single step)."""
+        """Runs the window's `n` steps from `step` (the first untraced: it builds the single step)."""
         t0 = time.perf_counter()
         trainer.train_steps_marked(iterator, step, 1)
         logging.info(
-            "Profiler window: step %d compiled the single step in %.1f s",
+            "Profiler window: step %d built the single step in %.1f s",
             step + 1,
             time.perf_counter() - t0,
         )
