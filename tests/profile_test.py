@@ -131,7 +131,7 @@ def test_window_compiles_with_its_first_step_then_traces_the_rest(tmp_path, monk
     window = ProfileWindow(4, 3, str(tmp_path), [], enabled=True)
     assert not window.due(3) and window.due(4)
     window.run(_Recorder(log), None, 4, 4, steps_per_s=10.0)
-    # Step 5 alone, untraced (it compiles the single step), then steps 6-8 inside the trace.
+    # Step 5 alone, untraced (it builds the single step), then steps 6-8 inside the trace.
     assert log == [("steps", 4, 1), ("start", str(tmp_path)), ("steps", 5, 3), ("stop",)]
     assert not window.due(8)  # one window per run
     # A worker that does not trace runs the same calls (collectives stay in step), without a trace.
