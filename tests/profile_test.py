@@ -53,14 +53,14 @@ def step_table(tables: list) -> tuple[dict, list[dict]]:
 @pytest.mark.slow  # a short training run with a profiler window, then xprof's conversion
 def test_profiler_window_steps_reach_the_overview_page(data_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    # The window starts after 4 steps: step 5 compiles its single step, steps 6-8 are traced; loops of the
-    # compiled `tf.range` loop run before (steps 1-4) and after it (9-10).
+    # Steps 5-7 traced (after step 4); step 4 builds their single step; loops of the compiled
+    # `tf.range` loop run before (steps 1-3) and after the window (8-10).
     c = small_config(data_dir, total_steps=10, profile_start_step=4, profile_num_steps=3)
     train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
 
     props, rows = step_table(tool_data(workdir, "overview_page"))
     # One row per profiled step, named by its marker and the optimizer step it completes.
-    assert [r["stepnum"] for r in rows] == ["train 6", "train 7", "train 8"], rows
+    assert [r["stepnum"] for r in rows] == ["train 5", "train 6", "train 7"], rows
     times = [r["stepTimeMs"] for r in rows]
     assert min(times) > 0, rows
     # No traced step holds the single step's tracing and compilation (75x a step here when it did).
@@ -74,7 +74,7 @@ def test_profiler_window_steps_reach_the_overview_page(data_dir, tmp_path):
     assert "No step time measured" not in props["input_conclusion"]
 
     props, rows = step_table(tool_data(workdir, "input_pipeline_analyzer"))
-    assert [r["stepnum"] for r in rows] == ["train 6", "train 7", "train 8"]
+    assert [r["stepnum"] for r in rows] == ["train 5", "train 6", "train 7"]
     assert float(props["steptime_ms_average"]) > 0
 
 
@@ -122,19 +122,29 @@ class _Recorder:
         self.log.append(("steps", start, num_steps))
 
 
-def test_window_compiles_with_its_first_step_then_traces_the_rest(tmp_path, monkeypatch):
+def test_window_builds_with_the_step_before_then_traces_the_configured_steps(tmp_path, monkeypatch):
     from trm_tf.actions import ProfileWindow
 
     log = []
     monkeypatch.setattr(tf.profiler.experimental, "start", lambda d: log.append(("start", d)))
     monkeypatch.setattr(tf.profiler.experimental, "stop", lambda: log.append(("stop",)))
+    # profile_start_step=4, profile_num_steps=3: steps 5-7 traced, step 4 builds the single step.
     window = ProfileWindow(4, 3, str(tmp_path), [], enabled=True)
-    assert not window.due(3) and window.due(4)
-    window.run(_Recorder(log), None, 4, 4, steps_per_s=10.0)
-    # Step 5 alone, untraced (it builds the single step), then steps 6-8 inside the trace.
-    assert log == [("steps", 4, 1), ("start", str(tmp_path)), ("steps", 5, 3), ("stop",)]
+    assert not window.due(2) and window.due(3) and window.start == 3
+    window.run(_Recorder(log), None, 3, 4, steps_per_s=10.0)
+    assert log == [("steps", 3, 1), ("start", str(tmp_path)), ("steps", 4, 3), ("stop",)]
     assert not window.due(8)  # one window per run
     # A worker that does not trace runs the same calls (collectives stay in step), without a trace.
     other = []
-    ProfileWindow(4, 3, str(tmp_path), [], enabled=False).run(_Recorder(other), None, 4, 4, 10.0)
-    assert other == [("steps", 4, 1), ("steps", 5, 3)]
+    ProfileWindow(4, 3, str(tmp_path), [], enabled=False).run(_Recorder(other), None, 3, 4, 10.0)
+    assert other == [("steps", 3, 1), ("steps", 4, 3)]
+    # A curriculum stage starting at step 4: the build at step 3 is the old stage's; the window builds
+    # the new stage's single step at step 4 and traces steps 6-8.
+    log.clear()
+    window = ProfileWindow(4, 3, str(tmp_path), [], enabled=True)
+    window.run(_Recorder(log), None, 3, 1, 10.0)
+    assert log == [("steps", 3, 1)] and window.due(4) and not window.due(3)
+    window.run(_Recorder(log), None, 4, 4, 10.0)
+    assert log[1:] == [("steps", 4, 1), ("start", str(tmp_path)), ("steps", 5, 3), ("stop",)]
+    assert ProfileWindow(0, 2, str(tmp_path), [], enabled=True).start == 0  # no step before step 0
+    assert ProfileWindow(-1, 2, str(tmp_path), [], enabled=True).start == -1

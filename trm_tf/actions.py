@@ -197,12 +197,13 @@ class Preemption:
 
 
 class ProfileWindow:
-    """Traces `num_steps` training steps after `start` into `logdir/plugins/profile`.
+    """Traces the `num_steps` training steps after step `start` into `logdir/plugins/profile`.
 
     The window runs as single-step calls, each inside its step marker (`Trainer.train_steps_marked`), so
-    xprof's step analysis (the Overview and input-pipeline pages) finds the steps; the first call, step
-    `start`+1, builds that single step (traces it; on a TPU also compiles it) before the trace begins, and
-    steps `start`+2 … `start`+1+`num_steps` are traced.
+    xprof's step analysis (the Overview and input-pipeline pages) finds the steps. The step before the
+    traced ones (the window begins at `self.start` = `start` - 1) builds that single step untraced: it
+    traces it, and on a TPU compiles it. A window that meets a curriculum stage right after that step
+    builds again at the stage start and traces from there.
 
     With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
     pod, or each worker's own server under MultiWorkerMirrored) the client asks every host for a trace
@@ -214,7 +215,9 @@ class ProfileWindow:
     def __init__(
         self, start: int, num_steps: int, logdir: str, addresses: list[str], enabled: bool
     ):
-        self.start, self.num_steps = start, max(1, num_steps)
+        # The step the window begins at (its untraced first step), or -1: none (left).
+        self.start = max(start - 1, 0) if start >= 0 else -1
+        self.num_steps = max(1, num_steps)
         self.logdir, self.addresses, self.enabled = logdir, addresses, enabled
         self._thread = None
         self._duration_s = 0.0
@@ -224,7 +227,8 @@ class ProfileWindow:
         return self.start >= 0 and step >= self.start
 
     def run(self, trainer, iterator, step: int, n: int, steps_per_s: float) -> None:
-        """Runs the window's `n` steps from `step` (the first untraced: it builds the single step)."""
+        """Runs the window's `n` steps (at most `num_steps` + 1) from `step`: the first untraced (it builds
+        the single step), the others traced."""
         t0 = time.perf_counter()
         trainer.train_steps_marked(iterator, step, 1)
         logging.info(
@@ -232,12 +236,12 @@ class ProfileWindow:
             step + 1,
             time.perf_counter() - t0,
         )
-        if n > 1:
-            self.begin(steps_per_s, n - 1)
-            trainer.train_steps_marked(iterator, step + 1, n - 1)
-            self.end(step + 2, step + n)
-        else:
-            logging.warning("No step left for the profiler window after step %d", step)
+        if n == 1:  # a stage starts here (or the run ends): build that stage's single step next
+            self.start = step + 1
+            return
+        self.begin(steps_per_s, n - 1)
+        trainer.train_steps_marked(iterator, step + 1, n - 1)
+        self.end(step + 2, step + n)
         self.start = -1
 
     def begin(self, steps_per_s: float, n: int) -> None:
