@@ -232,7 +232,13 @@ class Preemption:
 
 
 class ProfileWindow:
-    """Traces `num_steps` training steps from `start` into `logdir/plugins/profile`.
+    """Traces the `num_steps` training steps after step `start` into `logdir/plugins/profile`.
+
+    The window runs as single-step calls, each inside its step marker (`Trainer.train_steps_marked`), so
+    xprof's step analysis (the Overview and input-pipeline pages) finds the steps. The step before the
+    traced ones (the window begins at `self.start` = `start` - 1) builds that single step untraced: it
+    traces it, and on a TPU compiles it. A window that meets a curriculum stage right after that step
+    builds again at the stage start and traces from there.
 
     With `addresses` (the profiler services of every host: the TPU runtime's port 8466 on each TPU VM of a
     pod, or each worker's own server under MultiWorkerMirrored) the client asks every host for a trace
@@ -244,13 +250,34 @@ class ProfileWindow:
     def __init__(
         self, start: int, num_steps: int, logdir: str, addresses: list[str], enabled: bool
     ):
-        self.start, self.num_steps = start, max(1, num_steps)
+        # The step the window begins at (its untraced first step), or -1: none (left).
+        self.start = max(start - 1, 0) if start >= 0 else -1
+        self.num_steps = max(1, num_steps)
         self.logdir, self.addresses, self.enabled = logdir, addresses, enabled
         self._thread = None
+        self._duration_s = 0.0
         self._error: Exception | None = None
 
     def due(self, step: int) -> bool:
         return self.start >= 0 and step >= self.start
+
+    def run(self, trainer, iterator, step: int, n: int, steps_per_s: float) -> None:
+        """Runs the window's `n` steps (at most `num_steps` + 1) from `step`: the first untraced (it builds
+        the single step), the others traced."""
+        t0 = time.perf_counter()
+        trainer.train_steps_marked(iterator, step, 1)
+        logging.info(
+            "Profiler window: step %d built the single step in %.1f s",
+            step + 1,
+            time.perf_counter() - t0,
+        )
+        if n == 1:  # a stage starts here (or the run ends): build that stage's single step next
+            self.start = step + 1
+            return
+        self.begin(steps_per_s, n - 1)
+        trainer.train_steps_marked(iterator, step + 1, n - 1)
+        self.end(step + 2, step + n)
+        self.start = -1
 
     def begin(self, steps_per_s: float, n: int) -> None:
         if not self.enabled:
@@ -260,6 +287,7 @@ class ProfileWindow:
             return
         est_ms = 1000.0 * n / steps_per_s if steps_per_s > 0 else 10_000.0
         duration_ms = int(min(max(2.0 * est_ms + 2000.0, 5000.0), 120_000))
+        self._duration_s = duration_ms / 1000.0
         logging.info(
             "Tracing the profiler services %s for %d ms", ",".join(self.addresses), duration_ms
         )
@@ -276,17 +304,17 @@ class ProfileWindow:
         self._thread.start()
         time.sleep(1.0)  # the services start tracing about a second after the request
 
-    def end(self, before: int, after: int) -> None:
-        self.start = -1
+    def end(self, first: int, last: int) -> None:
         if not self.enabled:
             return
         if not self.addresses:
             tf.profiler.experimental.stop()
+        elif self._thread is not None:
+            # The next compiled loop must not run inside the hosts' trace: xprof would take its
+            # iterations for the steps and drop the markers (bounded wait; join() waits for the rest).
+            self._thread.join(timeout=self._duration_s + 30.0)
         logging.info(
-            "Profiler trace of steps %d-%d written to %s/plugins/profile",
-            before,
-            after,
-            self.logdir,
+            "Profiler trace of steps %d-%d written to %s/plugins/profile", first, last, self.logdir
         )
 
     def join(self) -> None:

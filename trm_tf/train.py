@@ -494,24 +494,23 @@ def _train_loops(
     trainer.reset_metrics()
     while step < total_steps:
         stage_end = step + trainer.steps_to_stage_change(step)
-        profiling = profile.due(step)
-        if (
-            profiling
-        ):  # one loop of the window (capped at the stage end); cadence points may be crossed
-            n = min(profile.num_steps, total_steps - step, stage_end - step)
-            profile.begin(log.steps_per_s(), n)
+        goodput.loop_begin()
+        if profile.due(step):  # the window (capped at the stage end); cadence points may be crossed
+            n = min(profile.num_steps + 1, total_steps - step, stage_end - step)
+            profile.run(trainer, iterator, step, n, log.steps_per_s())
+            # One compiled function of its own: its excess over the steady step rate (the single step's
+            # build, the tracing) is charged to compilation.
+            function = ("profile", trainer.stage_at(step))
         else:
             n = steps_to_next_stop(step, total_steps, spl, cadences, (profile.start, stage_end))
-        goodput.loop_begin()
-        with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
-            trainer.train_loop(iterator, n)
+            with tf.profiler.experimental.Trace("train", step_num=step + n, _r=1):  # a step marker
+                trainer.train_loop(iterator, n)
+            function = ("train", trainer.stage_at(step))
         report = trainer.report(preemption.received)  # the one fetch of the loop
-        goodput.loop_end(("train", trainer.stage_at(step)), n)
+        goodput.loop_end(function, n)
         stop = preemption.requested(report)
         end = LoopEnd(step, step + n, step + n >= total_steps, stop, report)
         step = end.after
-        if profiling:
-            profile.end(end.before, end.after)
         for action in actions:
             action(end)
         if end.stop:

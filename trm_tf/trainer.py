@@ -143,6 +143,8 @@ class Trainer:
             strategy, learning_rate_fn(config.optim, self.step, total_steps)
         )
         self._reset = self.metrics.reset_fn()
+        self._cores: dict = {}  # per stage (_core_for_stage)
+        self._single_steps: dict = {}  # train_steps_marked's compiled single step, per stage
         # Built on the first evaluation for each choice of outputs, then reused (no retrace per eval).
         self._eval_steps: dict = {}
         self._eval_layouts: dict = {}  # (summed, rows, batch signature) -> _EvalLayout
@@ -212,8 +214,12 @@ class Trainer:
         return min(later) if later else 1 << 62
 
     def _core_for_stage(self, stage: int):
-        cycles = self.stages[stage][1] if len(self.stages) > 1 else None
-        return act.make_train_core(self.model, cycles=cycles, **self._core_kwargs)
+        """The stage's compiled core, built once: the loop and the profiler window's single step share it
+        (and so its XLA compilation)."""
+        if stage not in self._cores:
+            cycles = self.stages[stage][1] if len(self.stages) > 1 else None
+            self._cores[stage] = act.make_train_core(self.model, cycles=cycles, **self._core_kwargs)
+        return self._cores[stage]
 
     def _make_step_fn(self, core):
         o = self.config.optim
@@ -291,6 +297,32 @@ class Trainer:
         worker process (`stop_flag`: this process's): one compiled reduction, ONE device->host fetch."""
         flag = tf.constant(1.0 if stop_flag else 0.0, tf.float32)
         return LoopReport(tuple(self.metrics.sums), self._report(flag).numpy())
+
+    def train_steps_marked(self, iterator, start: int, num_steps: int) -> None:
+        """Runs steps `start`+1 … `start`+`num_steps` as one call each of a compiled single step, each call
+        inside its profiler step marker `Trace("train", step_num=k, _r=1)`: the profiler window's steps.
+
+        The step is `train_loop`'s (same step function, batches and numerics) without its `tf.range`
+        loop, because xprof's step analysis takes the iterations of a TF while loop in a trace as its
+        steps and then ignores the markers: a window run through `train_loop` shows "No step marker
+        observed" on the Overview and input-pipeline pages. `start` is the current step (passed, not
+        read from the replicas). The single step is compiled once per curriculum stage on its first call.
+        """
+        stage = self.stage_at(start)
+        if num_steps > self.steps_to_stage_change(start):
+            raise ValueError(f"{num_steps} steps from {start} cross a curriculum stage")
+        if stage not in self._single_steps:
+            step_fn = self._make_step_fn(self._core_for_stage(stage))
+
+            @tf.function
+            def single_step(it):
+                self.strategy.run(step_fn, args=(next(it),))
+
+            self._single_steps[stage] = single_step
+        for k in range(start + 1, start + num_steps + 1):
+            with tf.profiler.experimental.Trace("train", step_num=k, _r=1):  # a step marker
+                self._single_steps[stage](iterator)
+        self._host_step = start + num_steps
 
     def metrics_of(self, report: LoopReport, num_steps: int) -> dict[str, float]:
         """The training metrics of `report` over its `num_steps` steps, normalised as the reference logs
