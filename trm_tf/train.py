@@ -373,6 +373,7 @@ def _run(
 def _run_with_writer(
     config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer
 ) -> dict:
+    """`_run` once the background writer exists: restore, record, train, evaluate, account the goodput."""
     chief = distribute.is_chief(strategy)
     background = rundir.background
     writer = MetricWriter(workdir, enabled=chief, background=background)
