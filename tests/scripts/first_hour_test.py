@@ -252,7 +252,23 @@ def test_launch_sets_tpu_load_library_before_importing_tensorflow(args, load_lib
     }
 
 
-def test_a_bare_tpu_name_is_refused_in_one_line(monkeypatch):
+def _pre_import_functions(path: str) -> dict:
+    """launch.py's `_tpu_argument` and `_set_environment`, compiled from its source alone."""
+    import ast  # noqa: PLC0415
+
+    tree = ast.parse(open(path).read())
+    keep = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.name in ("_tpu_argument", "_set_environment")
+    ]
+    assert len(keep) == 2
+    namespace = {"os": os}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), namespace)
+    return namespace
+
+
+def test_a_bare_tpu_name_is_refused_in_one_line():
     from trm_tf import distribute  # noqa: PLC0415  (imports TensorFlow)
 
     for ok in ("", "local", " grpc://10.0.0.2:8470 ", "grpc://10.0.0.2:8470,grpc://10.0.0.3:8470"):
@@ -266,11 +282,10 @@ def test_a_bare_tpu_name_is_refused_in_one_line(monkeypatch):
         # The trainer's resolver (also check_tpu.py's) refuses it before TensorFlow sees it.
         with pytest.raises(distribute.TPUNameError):
             distribute.tpu_resolver(name)
-    # launch.py's pre-import rule is distribute.drives_remote_hosts'.
-    monkeypatch.syspath_prepend(str(REPO))
-    import launch  # noqa: PLC0415
-
+    # launch.py's pre-import rule is distribute.drives_remote_hosts'. Only its two pre-import functions
+    # are taken (importing launch.py would define its absl flags in this test process).
+    launch = _pre_import_functions(os.path.join(str(REPO), "launch.py"))
     for tpu in ("", "local", " local ", "grpc://10.0.0.2:8470", "grpc://a:1,grpc://b:1"):
         env = {}
-        launch._set_environment([f"--tpu={tpu}"], env)
+        launch["_set_environment"]([f"--tpu={tpu}"], env)
         assert (env.get("TPU_LOAD_LIBRARY") == "0") == distribute.drives_remote_hosts(tpu), tpu
