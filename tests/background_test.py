@@ -94,7 +94,7 @@ def test_heartbeat_runs_from_the_thread_at_its_cadence():
     assert 3 <= len(beats) <= 9
     assert all(t is not threading.main_thread() for t in beats)
     slow_beats = []
-    slow = BackgroundWriter(heartbeat=lambda: slow_beats.append(1))  # HEARTBEAT_EVERY_S
+    slow = BackgroundWriter(heartbeat=lambda: slow_beats.append(1))  # the default interval
     for _ in range(20):
         slow.submit(lambda: None)
     slow.close()

@@ -12,7 +12,7 @@ loops: it hands them to one writer thread through a bounded queue and goes on.
   nothing logged up to a checkpoint's step can be lost: the resume truncation then drops exactly what came
   after it), on preemption and at the end; `close()` flushes and joins the thread.
 * `heartbeat` (the workdir lock's) runs from the thread at most every `heartbeat_every_s`
-  (HEARTBEAT_EVERY_S), also while the main thread compiles or evaluates for minutes.
+  (the caller's, `trm_tf.workdir.HEARTBEAT_EVERY_S` for the lock), also while the main thread compiles or evaluates for minutes.
 
 `threaded=False` runs every write inline on the caller (tools and tests that write a few records).
 """
@@ -22,9 +22,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-
-# Seconds between two refreshes of the workdir lock's heartbeat (a lock is taken over only after many).
-HEARTBEAT_EVERY_S = 120.0
 
 
 class BackgroundWriteError(RuntimeError):
@@ -38,7 +35,7 @@ class BackgroundWriter:
         self,
         max_pending: int = 32,
         heartbeat=None,
-        heartbeat_every_s: float = HEARTBEAT_EVERY_S,
+        heartbeat_every_s: float = 120.0,
         threaded: bool = True,
     ):
         self.max_pending = max(1, int(max_pending))

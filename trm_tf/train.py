@@ -44,7 +44,7 @@ from trm_tf.data import datasets, input_pipeline
 from trm_tf.goodput import Goodput
 from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
-from trm_tf.workdir import RunDir
+from trm_tf.workdir import HEARTBEAT_EVERY_S, RunDir
 
 
 class NoCheckpointError(ValueError):
@@ -352,7 +352,9 @@ def _run(
         config, strategy, write_cache=chief and mode != "eval"
     )
     # The chief's storage writes go to one thread from here on (the lock heartbeat with them).
-    background = BackgroundWriter(heartbeat=rundir.heartbeat, threaded=chief)
+    background = BackgroundWriter(
+        heartbeat=rundir.heartbeat, heartbeat_every_s=HEARTBEAT_EVERY_S, threaded=chief
+    )
     rundir.background = background
     try:
         result = _run_with_writer(
