@@ -190,3 +190,40 @@ def test_command_line_needs_the_separator(capsys):
 def _nothing_left_installed():
     yield
     assert not hasattr(tf.io.gfile.exists, "_host_costs_original")
+
+
+@pytest.mark.slow
+def test_the_documented_module_form_counts_a_real_run(tmp_path):
+    """`python -m trm_tf.tools.host_costs --report=… -- <launch.py flags>` (BUILD.md, this module's
+    docstring) on a tiny CPU run: the report counts its loops and evaluation batches, and the budgets hold
+    on the default strategy too (one fetch per plain loop boundary and per eval batch, no main-thread
+    storage call between loops)."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.testing.launch import REPO, launch_cmd  # noqa: PLC0415
+    from tests.testing.tiny_datasets import build_tiny_sudoku  # noqa: PLC0415
+
+    data_dir = str(tmp_path / "tfds")
+    build_tiny_sudoku(data_dir)
+    report = tmp_path / "costs.json"
+    flags = launch_cmd(
+        data_dir,
+        str(tmp_path / "run"),
+        "--config.train.total_steps=16",
+        "--config.train.eval_every_steps=8",
+        "--config.train.checkpoint_every_steps=8",  # the boundaries at 4 and 12 are plain
+    )[2:]  # launch.py's flags, without `python launch.py`
+    cmd = [sys.executable, "-m", "trm_tf.tools.host_costs", f"--report={report}", "--", *flags]
+    out = subprocess.run(
+        cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(report.read_text())
+    assert r["loops"]["count"] == 4 and r["loops"]["plain_boundaries"] == 2
+    plain = r["loops"]["max_per_plain_boundary"]
+    assert plain["fetch_main"] <= 1 and plain["storage_main"] == 0
+    assert r["evals"]["count"] >= 2  # the periodic one at step 8 and the final one
+    for e in r["evals"]["evaluations"]:
+        assert e["batches"] >= 1 and e["max_per_batch"]["fetch_main"] <= 1
