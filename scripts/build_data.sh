@@ -120,6 +120,5 @@ fi
 [[ -n ${MANUAL_DIR} ]] && cmd+=(--manual_dir="${MANUAL_DIR}")
 cd "${REPO_ROOT}"
 run "${cmd[@]}"
-# trm_tf.data.prepare writes the cache itself; the tfds CLI does not.
-if [[ ${TFDS_CLI} == 1 ]]; then run "${cache_cmd[@]}"; fi
+# Both the tfds CLI and trm_tf.data.prepare write the decoded cache as part of the build.
 log "built ${DATASET} and its decoded cache into ${DATA_DIR}"

@@ -217,9 +217,9 @@ def host_cpu_devices(strategy: tf.distribute.Strategy) -> list[str]:
 
 def check_storage(strategy, workdir: str, spec) -> str:
     """The client and every host read the dataset and write, read and delete a probe in the workdir."""
-    import tensorflow_datasets as tfds
+    from trm_tf.data import datasets
 
-    info_dir = tfds.builder(spec.name, data_dir=spec.data_dir).data_dir
+    info_dir = datasets.tfds_builder(spec.name, spec.data_dir).data_dir
     info_file = os.path.join(info_dir, "dataset_info.json")
     probe_dir = os.path.join(workdir, "preflight")
     tf.io.gfile.makedirs(probe_dir)

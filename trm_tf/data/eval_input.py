@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
+from trm_tf.data import datasets
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.records import dataset_options, host_position, read_records
 from trm_tf.losses import IGNORE_LABEL_ID
@@ -114,7 +114,7 @@ def make_eval_dataset(
 
 def _row_codec(spec: DatasetSpec, extra_features: Sequence[str], task_names: Sequence[str] | None):
     """(features to read, row encoder, padding row) of an eval stream with `extra_features`."""
-    info = tfds.builder(spec.name, data_dir=spec.data_dir).info.features
+    info = datasets.tfds_builder(spec.name, spec.data_dir).info.features
     extra_features = tuple(extra_features)
     for k in extra_features:
         if k != TASK_ID and (k not in info or not np.issubdtype(info[k].np_dtype, np.integer)):

@@ -68,9 +68,9 @@ class ARCVoting:
 
     @classmethod
     def for_dataset(cls, spec) -> ARCVoting:
-        import tensorflow_datasets as tfds
+        from trm_tf.data import datasets
 
-        truth = load_ground_truth(tfds.builder(spec.name, data_dir=spec.data_dir).data_dir)
+        truth = load_ground_truth(datasets.tfds_builder(spec.name, spec.data_dir).data_dir)
         num_aug = spec.metadata.get("num_aug")
         return cls(truth, None if num_aug is None else int(num_aug))
 
