@@ -183,21 +183,31 @@ def test_killed_at_random_points_always_resumes_complete_and_exact(data_dir, tmp
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
 
 
-def test_a_corrupt_shard_is_named_with_the_rebuild_command(tmp_path):
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_a_corrupt_shard_is_named_with_the_rebuild_command(tmp_path, split):
+    """A truncated TFRecord stops the run in one line naming the file and the rebuild command: a test
+    shard when the evaluation reads it; a train shard when it is read, i.e. when the decoded cache the
+    build wrote is gone (training reads the cache, not the records, once it exists)."""
+    import shutil
+
     from trm_tf import train
-    from trm_tf.data import datasets
+    from trm_tf.data import cache, datasets
 
     data_dir = str(tmp_path / "tfds")
     spec = build_tiny_sudoku(data_dir)
     base = tf.io.gfile.glob(os.path.join(data_dir, "sudoku_extreme", "pipeline_test", "*"))[0]
-    shard = sorted(tf.io.gfile.glob(os.path.join(base, "*train.tfrecord*")))[0]
+    shard = sorted(tf.io.gfile.glob(os.path.join(base, f"*{split}.tfrecord*")))[0]
     data = open(shard, "rb").read()
     open(shard, "wb").write(data[: len(data) // 2])  # a truncated record
+    if split == "train":
+        shutil.rmtree(os.path.join(base, "decoded_cache"))
+        cache.forget()
     from tests.testing.launch import small_config
 
     c = small_config(data_dir, total_steps=4)
+    c.eval.final_full = True  # the final evaluation reads every test shard
     with pytest.raises(datasets.DatasetCorruptError) as e:
-        train.run(c, str(tmp_path / "run"), tf.distribute.get_strategy(), mode="train")
+        train.run(c, str(tmp_path / "run"), tf.distribute.get_strategy(), mode="train_and_eval")
     msg = str(e.value)
     assert shard in msg and "tfds build" in msg and "\n" not in msg
     assert spec.name in msg

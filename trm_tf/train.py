@@ -281,7 +281,9 @@ def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str =
     """
     try:
         return _run(config, workdir, strategy, mode, tpu, rundir)
-    except tf.errors.DataLossError as e:
+    except (tf.errors.DataLossError, tf.errors.FailedPreconditionError) as e:
+        if not datasets.is_read_error(e):
+            raise
         d = config.data
         spec = datasets.load_spec(f"{d.name}/{d.config}", d.data_dir)
         raise datasets.corrupt_error(spec, e) from e

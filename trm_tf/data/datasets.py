@@ -185,16 +185,34 @@ class DatasetCorruptError(DatasetMissingError):
 
 
 def corrupt_files(spec: DatasetSpec) -> list[str]:
-    """The dataset's TFRecord files that cannot be read to the end (run after a DataLossError)."""
+    """The dataset's TFRecord files that cannot be read to the end, or hold fewer records than its
+    metadata says (a truncated file reads as a shorter one); run after a read error."""
+    info = tfds_builder(spec.name, spec.data_dir).info
+    expected = {
+        os.path.basename(os.fspath(path)): int(n)
+        for split in info.splits.values()
+        for path, n in zip(split.filepaths, split.shard_lengths)
+    }
     base = tfds_builder(spec.name, spec.data_dir).data_dir
     bad = []
     for path in sorted(tf.io.gfile.glob(os.path.join(base, "*.tfrecord*"))):
         try:
-            for _ in tf.data.TFRecordDataset(path):
-                pass
+            with tf.device("/job:localhost/replica:0/task:0/device:CPU:0"):  # never a remote host
+                count = sum(1 for _ in tf.data.TFRecordDataset(path))
         except tf.errors.DataLossError:
             bad.append(path)
+            continue
+        if count < expected.get(os.path.basename(path), 0):
+            bad.append(path)
     return bad
+
+
+def is_read_error(error: Exception) -> bool:
+    """Whether `error` is a dataset read failure: a corrupt record, or a split that yields fewer examples
+    than its metadata (the input pipeline asserts the cardinality the metadata gives)."""
+    return isinstance(error, tf.errors.DataLossError) or (
+        isinstance(error, tf.errors.FailedPreconditionError) and "expected to contain" in str(error)
+    )
 
 
 def corrupt_error(spec: DatasetSpec, error: Exception) -> DatasetCorruptError:
