@@ -21,6 +21,7 @@ the term is not even built, so the loss is bit-identical to the reference formul
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 IGNORE_LABEL_ID = -100
@@ -261,18 +262,20 @@ def _halted_metric_sums(ex: dict, halted, q_halt: tf.Tensor, steps) -> dict:
 def normalize_train_metrics(sums: dict, global_batch: int) -> dict:
     """Training-log normalisation (reference pretrain.py): "*loss" keys / global batch, others / count.
 
+    Host maths in NumPy float32 (the same IEEE float32 casts and divisions as the graph ops would do, so
+    the same values): the logs are normalised on the client, where an eager TF op would run on the
+    default device (after `connect_to_cluster`, a remote host) and cost a fetch per value.
+
     Args:
-      sums: metric sums (summed over replicas), must contain "count".
+      sums: metric sums (summed over replicas; floats, NumPy or eager scalars), must contain "count".
       global_batch: the global batch size.
 
     Returns:
-      dict of float32 scalars (`count` itself becomes count / max(count, 1)).
+      dict of np.float32 scalars (`count` itself becomes count / max(count, 1)).
     """
-    count = tf.maximum(tf.cast(sums["count"], tf.float32), 1.0)
-    gb = tf.cast(global_batch, tf.float32)
-    return {
-        k: tf.cast(v, tf.float32) / (gb if k.endswith("loss") else count) for k, v in sums.items()
-    }
+    count = np.maximum(np.float32(sums["count"]), np.float32(1.0))
+    gb = np.float32(global_batch)
+    return {k: np.float32(v) / (gb if k.endswith("loss") else count) for k, v in sums.items()}
 
 
 def normalize_eval_metrics(sums: dict) -> dict:

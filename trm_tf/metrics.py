@@ -16,7 +16,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import optim
+from trm_tf import losses, optim
 
 TRAIN_SUM_KEYS = (
     "count",
@@ -122,19 +122,14 @@ class LoopReport:
         steps = max(num_steps, 1)
         raw = {k: float(self.values[i]) for i, k in enumerate(self.keys)}
         per_step = {k: (v / steps if k.endswith("loss") else v) for k, v in raw.items()}
-        out = {k: float(v) for k, v in normalize(per_step, global_batch).items() if k != "count"}
+        out = {
+            k: float(v)
+            for k, v in losses.normalize_train_metrics(per_step, global_batch).items()
+            if k != "count"
+        }
         out["halted_examples"] = raw["count"]
         out["grad_norm"] = float(self.values[len(self.keys)]) / steps
         return out
-
-
-def normalize(sums: dict, global_batch: int) -> dict:
-    """`losses.normalize_train_metrics` on the host: the same float32 operations in NumPy (IEEE float32
-    casts and divisions, so bit for bit the same values; tests/metrics_test.py compares them), without an
-    eager op, which after `connect_to_cluster` would run on a remote device and need a fetch per value."""
-    count = np.maximum(np.float32(sums["count"]), np.float32(1.0))
-    gb = np.float32(global_batch)
-    return {k: np.float32(v) / (gb if k.endswith("loss") else count) for k, v in sums.items()}
 
 
 def learning_rate_fn(optim_config, step_variable, total_steps: int):
