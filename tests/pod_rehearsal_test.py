@@ -136,6 +136,7 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     and two curriculum stage changes; SIGTERM then SIGKILL then a relaunch end on the same weights."""
     data = "sudoku_extreme/rehearsal"
     ref = str(tmp_path / "ref")
+    t0 = time.time()
     out = subprocess.run(
         _cmd(sudoku_dir, ref, data, *ONE_CLIENT_FOUR_PIPELINES, *CADENCE),
         env=ENV,
@@ -143,6 +144,7 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
         text=True,
         timeout=900,
     )
+    process_wall = time.time() - t0
     assert out.returncode == 0, out.stderr[-4000:]
     assert "MirroredStrategy over 4 logical CPUs" in out.stderr
     assert _ckpt_steps(ref) == [10, 20, 30, 40]
@@ -152,6 +154,16 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     summary = json.load(open(os.path.join(ref, "run_summary.json")))
     assert summary["status"] == "finished" and summary["num_replicas"] == 4
     assert summary["forward_dtype"] == "bfloat16"
+    # Goodput: the parts add up to the wall time the run recorded, which is the process's within a few
+    # percent (what is left: interpreter start before launch.py's first line, and the exit).
+    g = summary["goodput"]
+    assert sum(g["seconds"].values()) == pytest.approx(g["wall_s"], rel=1e-6)
+    assert 0.9 * process_wall <= g["wall_s"] <= process_wall
+    assert g["seconds"]["waiting"] == 0.0 and g["seconds"]["training"] > 0
+    assert all(
+        g["seconds"][p] > 0 for p in ("startup", "compilation", "evaluation", "checkpointing")
+    )
+    assert "goodput" in out.stderr and "in training steps" in out.stderr
 
     run = str(tmp_path / "run")
     cmd = _cmd(sudoku_dir, run, data, *ONE_CLIENT_FOUR_PIPELINES, *CADENCE)
@@ -177,6 +189,10 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     # Whatever step the stops left it at, the cadence points after them were all reached.
     assert {20, 30, 40} <= set(_ckpt_steps(run))
     assert {20, 40} <= set(_steps(run, "eval"))
+    # Across the three launches: the gaps between them are charged to waiting, the parts still add up.
+    g = json.load(open(os.path.join(run, "run_summary.json")))["goodput"]
+    assert sum(g["seconds"].values()) == pytest.approx(g["wall_s"], rel=1e-6)
+    assert g["seconds"]["waiting"] > 0 and g["wall_s"] > summary["goodput"]["wall_s"] * 0.5
     a, b = weights_of(ref), weights_of(run)
     assert a.keys() == b.keys() and len(a) > 5
     for k in a:

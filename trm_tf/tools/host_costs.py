@@ -508,7 +508,8 @@ def _site() -> str:
     frame = sys._getframe(2)  # noqa: SLF001
     while frame is not None:
         name = frame.f_code.co_filename
-        if name.startswith(_REPO) and name != __file__:
+        # A virtualenv inside the checkout (CI's .venv) holds TensorFlow's own frames: not this code.
+        if name.startswith(_REPO) and name != __file__ and "site-packages" not in name:
             return f"{os.path.relpath(name, _REPO)}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"
