@@ -91,7 +91,9 @@ def bench_train(tf, spec, args) -> dict:
     # Stages alone (same ops as the pipeline, on eager copies of the host's examples), to show where the
     # time goes: reading everything into one element, the sampler's tables, its index stream, + gather.
     t0 = time.perf_counter()
-    records = ip.read_records(spec, "train", ip.CORE_FEATURES).batch(1 << 40)
+    from tfds_builders.builder_utils import CORE_FEATURES
+
+    records = ip.read_records(spec, "train", CORE_FEATURES).batch(1 << 40)
     data = next(iter(records))
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()

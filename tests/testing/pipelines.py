@@ -5,7 +5,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-CORE = ("inputs", "labels", "puzzle_identifier", "puzzle_index", "group")
+from tfds_builders.builder_utils import CORE_FEATURES
+
+CORE = CORE_FEATURES
 
 
 def take(ds, n):

@@ -20,6 +20,7 @@ import functools
 import tensorflow as tf
 
 from tfds_builders import decoded_cache as layout
+from tfds_builders.builder_utils import CORE_FEATURES
 from trm_tf.data import cache as decoded_cache
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
@@ -30,7 +31,6 @@ from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
     make_eval_dataset,
 )
 from trm_tf.data.records import (  # noqa: F401 (re-exported)
-    CORE_FEATURES,
     HOST_SHARDING,
     dataset_options,
     host_position,

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from tfds_builders.builder_utils import CORE_FEATURES  # noqa: F401 (the pipelines' feature list)
 from tfds_builders.decoded_cache import read_split
 from trm_tf.data.datasets import DatasetSpec, tfds_builder
 
