@@ -189,7 +189,7 @@ def run_reference(args, cfg: dict, batch_path: str, out_path: str, dtypes: list[
 
 def build_ours(cfg: dict, sd: dict):
     """Our TRM with the reference's config and state_dict."""
-    from trm_tf.models import ReasoningBackbone  # noqa: PLC0415
+    from trm_tf.models.backbone import ReasoningBackbone  # noqa: PLC0415
     from trm_tf.models.interop import load_reference_state_dict  # noqa: PLC0415
 
     keys = ("vocab_size", "seq_len", "num_puzzle_identifiers", "hidden_size", "num_heads", "expansion",

@@ -177,6 +177,7 @@ def cost_row(run, c, target: Target, cache: CostCache, peak: float, hbm_bw: floa
     """Step cost, predicted step time and hours of `run` trained with config `c` on `target`."""
     from trm_tf import memory
     from trm_tf.models import build_model
+    from trm_tf.models.flops import flops_per_example
 
     groups, mean_ex, n_test = dataset_sizes(run.dataset)
     seq, vocab, _ = memory.dataset_shapes(run.dataset)
@@ -185,8 +186,8 @@ def cost_row(run, c, target: Target, cache: CostCache, peak: float, hbm_bw: floa
     steps = c.train.total_steps or int(c.train.epochs * groups * mean_ex / g)
     n_evals = max(1, int(c.train.epochs // max(c.train.eval_interval_epochs, 1)))
     n_sup_eval = c.eval.halt_max_steps or c.act.halt_max_steps
-    train = model.flops_per_example(train=True) * g * steps
-    evals = model.flops_per_example(train=False) * n_sup_eval * n_test * n_evals
+    train = flops_per_example(model, train=True) * g * steps
+    evals = flops_per_example(model, train=False) * n_sup_eval * n_test * n_evals
     row = {
         "run": run.run_id,
         "dataset": run.dataset,
@@ -198,7 +199,7 @@ def cost_row(run, c, target: Target, cache: CostCache, peak: float, hbm_bw: floa
         "steps": steps,
         "train_PFLOP": train / 1e15,
         "eval_PFLOP": evals / 1e15,
-        "formula_GFLOP_step": model.flops_per_example(train=True) * target.per_chip_batch / 1e9,
+        "formula_GFLOP_step": flops_per_example(model, train=True) * target.per_chip_batch / 1e9,
         "hours_flat": (train + evals) / (target.chips * peak * FLAT_MFU) / 3600,
     }
     cost = cache.get(c, seq, vocab, target.per_chip_batch)

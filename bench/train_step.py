@@ -27,7 +27,7 @@ machine. `--profile=DIR` then traces `--profile_calls` more train_loop calls of 
 bench/train_step_runs.py.
 
 Output: one JSON line per TF configuration (the first one is the configuration given by the flags), with
-examples/s, step-time median/p10/p90, FLOPs (model.flops_per_example(train=True),
+examples/s, step-time median/p10/p90, FLOPs (trm_tf.models.flops.flops_per_example(model, train=True),
 docs/model.md#flops), achieved GFLOP/s, the measured matmul peak and MFU = achieved / peak, load
 averages, process CPU time and memory.
 
@@ -209,7 +209,7 @@ def _setup(args, tf):
 
 def _peak_shapes(args) -> dict:
     """A square matmul and the two big TRM matmuls (channel SwiGLU up and down projections)."""
-    from trm_tf.models.layers import swiglu_intermediate_size
+    from trm_tf.models.primitives import swiglu_intermediate_size
 
     rows = args.batch * (runs_mod.SUDOKU_SEQ_LEN + 16)
     inter = swiglu_intermediate_size(args.hidden, 4.0)
@@ -271,10 +271,12 @@ def torch_summary(args, torch_run) -> dict:
 
 def tf_record(args, r, peak: dict) -> dict:
     """The throughput / MFU / memory record of one TF configuration (without the run-wide fields)."""
+    from trm_tf.models.flops import flops_per_example
+
     model = r.trainer.model
     st = common.summarize_ms(r.times)
     step_s = st["median_ms"] / 1e3
-    fpe = model.flops_per_example(train=True)
+    fpe = flops_per_example(model, train=True)
     fps = fpe * args.batch
     achieved = fps / step_s / 1e9
     dt = r.config.model.forward_dtype

@@ -23,7 +23,7 @@ Expected: at least 90% of full attention's accuracy on 30x30 (author's prior); c
 
 Everything is `paper_maze_hard` except `model.attention_window = 7`. Each maze cell attends to the 7x7
 square around it and to the puzzle-prefix positions, and the prefix attends to every cell
-(`trm_tf/models/layers.local_window_mask`). Across the 3 x (4 + 1) x 2 = 30 attention layers per step, the
+(`trm_tf/models/primitives.local_window_mask`). Across the 3 x (4 + 1) x 2 = 30 attention layers per step, the
 receptive field still covers the whole 30x30 grid. The scores are computed densely and masked, so this
 tests the accuracy of locality, not a sparse kernel's speed.
 

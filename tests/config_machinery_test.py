@@ -49,7 +49,9 @@ def test_baseline_configs_build_the_reference_architectures():
 
 def test_model_keys_of_configs_are_the_model_keywords():
     # configs/ may not import trm_tf, so base.MODEL_KEYS restates trm_tf.models.model_keys: same sets.
-    from trm_tf.models import BACKBONE_KEYS, RECURSIONS, ReasoningBackbone, model_keys
+    from trm_tf.models import BACKBONE_KEYS, model_keys
+    from trm_tf.models.backbone import ReasoningBackbone
+    from trm_tf.models.recursion import RECURSIONS
 
     assert sorted(base.MODEL_KEYS) == sorted(RECURSIONS)
     for arch, keys in base.MODEL_KEYS.items():

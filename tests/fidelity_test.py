@@ -19,8 +19,9 @@ import tensorflow as tf
 
 from configs import base, presets
 from trm_tf import act
-from trm_tf.models import ReasoningBackbone
 from trm_tf.models import layers as L
+from trm_tf.models.backbone import ReasoningBackbone
+from trm_tf.models.primitives import RotaryEmbedding, rope_cos_sin
 
 BF16_EPS = (
     2.0**-8
@@ -209,11 +210,11 @@ def test_bf16_attention_scores_are_not_rounded_before_the_softmax(rope):
     attn.qkv_proj.kernel.assign(_bf16(w_qkv))
     attn.o_proj.kernel.assign(_bf16(rng.normal(size=(d, d)) / math.sqrt(d)))
     x = tf.cast(_bf16(rng.normal(size=(b, t, d))), tf.bfloat16)
-    rotary = L.RotaryEmbedding(hd, t) if rope else None
+    rotary = RotaryEmbedding(hd, t) if rope else None
     got = tf.cast(attn(x, rotary=rotary), tf.float32).numpy()
     qkv = tf.cast(attn.qkv_proj(x), tf.float32).numpy()  # the reference rounds Q, K, V to bf16 too
     want, scores = _attention_f64(
-        qkv, _bf16(attn.o_proj.kernel.numpy()), h, hd, L.rope_cos_sin(hd, t) if rope else None
+        qkv, _bf16(attn.o_proj.kernel.numpy()), h, hd, rope_cos_sin(hd, t) if rope else None
     )
     assert np.std(scores) > 10  # the regime where the rounding of the scores shows
     err = np.abs(got - want).max() / np.abs(want).max()

@@ -234,7 +234,7 @@ def _network_calls(i: Inputs) -> list[int]:
 
 def count_params(i: Inputs) -> int:
     """Trainable parameters, from the layer shapes (equals the built model's `num_params()`)."""
-    from trm_tf.models.layers import swiglu_intermediate_size  # noqa: PLC0415 (imports TF)
+    from trm_tf.models.primitives import swiglu_intermediate_size  # noqa: PLC0415 (imports TF)
 
     d, t = i.hidden_size, i.seq_len + i.puzzle_emb_len
     inner = i.num_heads * (d // i.num_heads)
@@ -290,7 +290,7 @@ def _state_terms(i: Inputs, b: int, p: int) -> dict[str, int]:
 def _activation_terms(i: Inputs, b: int) -> tuple[dict[str, int], int, int]:
     """The activation terms and the backward transient, with the block calls with gradient and the
     block calls whose activations are alive at once."""
-    from trm_tf.models.layers import swiglu_intermediate_size  # noqa: PLC0415 (imports TF)
+    from trm_tf.models.primitives import swiglu_intermediate_size  # noqa: PLC0415 (imports TF)
 
     s, d, v, h = i.seq_len, i.hidden_size, i.vocab_size, i.num_heads
     t, c, f32 = s + i.puzzle_emb_len, _DTYPE_BYTES[i.forward_dtype], 4

@@ -42,6 +42,7 @@ from trm_tf.background import BackgroundWriter
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.goodput import Goodput
+from trm_tf.models.flops import flops_per_example
 from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
 from trm_tf.workdir import HEARTBEAT_EVERY_S, RunDir
@@ -211,8 +212,8 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
         "step": start_step,
         "total_steps": total_steps,
         "num_params": int(m.num_params()),
-        "flops_per_example_train": float(m.flops_per_example(train=True)),
-        "flops_per_example_eval": float(m.flops_per_example(train=False) * trainer.halt_max_steps),
+        "flops_per_example_train": float(flops_per_example(m, train=True)),
+        "flops_per_example_eval": float(flops_per_example(m, train=False) * trainer.halt_max_steps),
         "num_replicas": strategy.num_replicas_in_sync,
         "device_kind": distribute.device_kind(),
         "xla": bool(trainer.jit_compile),

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trm_tf.models import ReasoningBackbone, build_model
+from trm_tf.models import build_model
+from trm_tf.models.backbone import ReasoningBackbone
 from trm_tf.models.interop import (
     export_reference_state_dict,
     load_reference_state_dict,

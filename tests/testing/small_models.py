@@ -2,7 +2,7 @@
 
 import functools
 
-from trm_tf.models import ReasoningBackbone
+from trm_tf.models.backbone import ReasoningBackbone
 
 TRM = functools.partial(ReasoningBackbone.create, "trm")
 HRM = functools.partial(ReasoningBackbone.create, "hrm")

@@ -1,20 +1,16 @@
-"""TRM models: the reasoning backbone, its recursion schemes, the model factory and reference-weight
-interop."""
+"""TRM models: the model factory `build_model` and the config keys of each arch.
+
+The package's modules: `backbone` (`ReasoningBackbone`), `recursion` (the recursion schemes and
+`RECURSIONS`), `layers` and `primitives` (the Keras layers), `flops` (matmul FLOP count) and `interop`
+(reference-weight import and export). Import each name from its module.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
 
-from trm_tf.models.backbone import ReasoningBackbone
-from trm_tf.models.recursion import (
-    RECURSIONS,
-    Hier6Recursion,
-    HRMRecursion,
-    OnePassTransformer,
-    SingleZRecursion,
-    TRMRecursion,
-)
+from trm_tf.models import backbone, recursion
 
 # Keywords of `ReasoningBackbone` that a config sets: those with a default (everything but the
 # recursion object and the three dataset-derived positional arguments), read off the signature so the
@@ -22,7 +18,7 @@ from trm_tf.models.recursion import (
 # tests/config_machinery_test.py checks the two agree.
 BACKBONE_KEYS = frozenset(
     name
-    for name, p in inspect.signature(ReasoningBackbone.__init__).parameters.items()
+    for name, p in inspect.signature(backbone.ReasoningBackbone.__init__).parameters.items()
     if p.default is not p.empty
 )
 
@@ -30,7 +26,7 @@ BACKBONE_KEYS = frozenset(
 def model_keys(arch: str) -> frozenset:
     """Config keys `build_model` accepts for `arch`: `arch`, the backbone keywords the arch has (its
     recursion's `unsupported` switches removed) and the recursion's (`H_cycles`, `L_cycles`)."""
-    r = RECURSIONS[arch]
+    r = recursion.RECURSIONS[arch]
     return (BACKBONE_KEYS - set(r.unsupported)) | set(r.config_keys) | {"arch"}
 
 
@@ -56,27 +52,19 @@ def build_model(model_cfg: Mapping, *, vocab_size: int, seq_len: int, num_puzzle
     """
     kwargs = dict(model_cfg.items())
     arch = kwargs.pop("arch", "trm")
-    if arch not in RECURSIONS:
-        raise ValueError(f"Unknown model arch {arch!r}; available: {sorted(RECURSIONS)}")
+    if arch not in recursion.RECURSIONS:
+        raise ValueError(f"Unknown model arch {arch!r}; available: {sorted(recursion.RECURSIONS)}")
     unknown = sorted(set(kwargs) - model_keys(arch))
     if unknown:
         raise ValueError(
             f"model config key(s) {unknown} are not keywords of arch {arch!r}; "
             f"accepted: {sorted(model_keys(arch))}"
         )
-    model = ReasoningBackbone.create(arch, vocab_size, seq_len, num_puzzle_identifiers, **kwargs)
+    model = backbone.ReasoningBackbone.create(
+        arch, vocab_size, seq_len, num_puzzle_identifiers, **kwargs
+    )
     model.build_variables()
     return model
 
 
-__all__ = [
-    "HRMRecursion",
-    "Hier6Recursion",
-    "OnePassTransformer",
-    "RECURSIONS",
-    "ReasoningBackbone",
-    "SingleZRecursion",
-    "TRMRecursion",
-    "build_model",
-    "model_keys",
-]
+__all__ = ["BACKBONE_KEYS", "build_model", "model_keys"]

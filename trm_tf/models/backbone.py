@@ -5,8 +5,8 @@
 the latents are updated during one supervision step is a small recursion object
 (`trm_tf/models/recursion.py`) that the backbone calls; the recursion declares the latents it
 carries (their names and initial vectors), so the carry is a dict with one [B, total_len, D]
-tensor per latent (`carry_spec()`). This file builds the backbone (arguments, layers, variables,
-config); its per-step computation and FLOP count are the mixin `BackboneForward` of `forward.py`.
+tensor per latent (`carry_spec()`). This file holds the whole class: arguments, layers,
+variables, carry, forward pass and config; its matmul FLOP count is `trm_tf/models/flops.py`.
 
 Dtypes: `forward_dtype` "float32" runs everything in fp32. "bfloat16" / "float16" use a Keras mixed
 policy (fp32 variables, low-precision compute) on every Dense / Embedding, while RMSNorm, RoPE and the
@@ -27,12 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf.models import recursion as rec
-from trm_tf.models.forward import BackboneForward
-from trm_tf.models.layers import (
-    ReasoningModule,
+from trm_tf.models.layers import ReasoningModule
+from trm_tf.models.primitives import (
+    Bf16Rounded,
     RotaryEmbedding,
     TruncatedNormalLeCun,
     config_with,
+    lecun_dense,
     local_window_mask,
 )
 
@@ -69,8 +70,19 @@ def _prefix_len(puzzle_emb_ndim: int, puzzle_emb_len: int, hidden_size: int) -> 
     return n
 
 
+def _scale(x, constant: float):
+    """x * constant computed in float32 and rounded once to x's dtype.
+
+    torch multiplies a bfloat16 tensor by a Python float in float32 and rounds the product once; a
+    bfloat16 constant would first round sqrt(512) = 22.627 to 22.625 (and 1/sqrt(2) to 0.70703),
+    which puts a few percent of the embedding elements one bfloat16 step off. In float32 the casts
+    are no-ops and the product is the same as before.
+    """
+    return tf.cast(tf.cast(x, tf.float32) * constant, x.dtype)
+
+
 @keras.saving.register_keras_serializable(package="trm_tf")
-class ReasoningBackbone(BackboneForward, keras.Model):
+class ReasoningBackbone(keras.Model):
     """Embeddings, shared network(s), heads and initial latents, driven by a recursion scheme.
 
     Trainable variables are exactly the reference's nn.Parameters (token embedding, lm_head, q_head
@@ -105,7 +117,7 @@ class ReasoningBackbone(BackboneForward, keras.Model):
         seed: seed of every initializer (stateless; same seed -> same weights).
         attention_window: 0 = full attention (the reference). An odd w > 0 = windowed attention on
             the square puzzle grid: each cell sees its w x w neighbourhood and the puzzle-prefix
-            positions, which are global (`layers.local_window_mask`). Attention only.
+            positions, which are global (`primitives.local_window_mask`). Attention only.
     """
 
     def __init__(
@@ -200,15 +212,8 @@ class ReasoningBackbone(BackboneForward, keras.Model):
         self.L_level = ReasoningModule(
             self.L_layers, block_kwargs, seed=self._seed(_SEED_BLOCKS), dtype=policy, name="L_level"
         )
-        self.lm_head = keras.layers.Dense(
-            self.vocab_size,
-            use_bias=False,
-            kernel_initializer=TruncatedNormalLeCun(
-                1.0 / math.sqrt(d), seed=self._seed(_SEED_LM_HEAD)
-            ),
-            dtype=policy,
-            name="lm_head",
-        )
+        # No bias; std 1/sqrt(D) (LeCun: the kernel's fan-in is D).
+        self.lm_head = lecun_dense(self.vocab_size, self._seed(_SEED_LM_HEAD), policy, "lm_head")
         # Q head: weight 0, bias -5, so no example halts on its own at init.
         self.q_head = keras.layers.Dense(
             2,
@@ -294,7 +299,7 @@ class ReasoningBackbone(BackboneForward, keras.Model):
     def _init_weight(self, shape, seed: int, name: str):
         return self.add_weight(
             shape=shape,
-            initializer=_Bf16Rounded(TruncatedNormalLeCun(1.0, seed=seed)),
+            initializer=Bf16Rounded(TruncatedNormalLeCun(1.0, seed=seed)),
             dtype="float32",
             trainable=False,
             autocast=False,
@@ -344,6 +349,121 @@ class ReasoningBackbone(BackboneForward, keras.Model):
         """Compute dtype of the forward (and of the carry)."""
         return tf.as_dtype(self.dtype_policy.compute_dtype)
 
+    # ------------------------------------------------------------------ carry
+
+    def carry_spec(self) -> dict[str, tf.TensorSpec]:
+        """Latent name -> per-example tf.TensorSpec([total_len, D], compute dtype), in carry order."""
+        shape = (self.total_len, self.hidden_size)
+        return {k: tf.TensorSpec(shape, self.compute_dtype_tf) for k in self.recursion.carry_names}
+
+    def gather_puzzle_rows(self, puzzle_identifiers):
+        """Rows of the puzzle embedding: int32 [B] -> float32 [B, puzzle_emb_ndim]."""
+        if self.puzzle_emb is None:
+            raise ValueError("This model has no puzzle embedding (puzzle_emb_ndim == 0).")
+        return tf.gather(self.puzzle_emb, tf.cast(puzzle_identifiers, tf.int32))
+
+    def _broadcast(self, init, batch_size):
+        v = tf.cast(tf.convert_to_tensor(init), self.compute_dtype_tf)
+        return tf.broadcast_to(v[None, None, :], [batch_size, self.total_len, self.hidden_size])
+
+    def initial_carry(self, batch_size) -> dict[str, tf.Tensor]:
+        """Every latent of `carry_spec()` = its init vector at every position, [B, total_len, D]."""
+        self.build_variables()
+        inits = self.recursion.init_vectors(self)
+        return {k: self._broadcast(v, batch_size) for k, v in inits.items()}
+
+    def reset_carry(self, reset_mask, carry: dict) -> dict[str, tf.Tensor]:
+        """where(reset_mask, the latent's init at every position, carry), per example and latent."""
+        mask = tf.reshape(tf.cast(reset_mask, tf.bool), [-1, 1, 1])
+        b = tf.shape(reset_mask)[0]
+        inits = self.recursion.init_vectors(self)
+        return {k: tf.where(mask, self._broadcast(v, b), carry[k]) for k, v in inits.items()}
+
+    # ------------------------------------------------------------------ forward
+
+    def input_embeddings(self, inputs, puzzle_rows=None):
+        """[B, total_len, D] in the compute dtype (puzzle prefix, tokens, positions, sqrt(D) scale)."""
+        cdt = self.compute_dtype_tf
+        x = self.embed_tokens(tf.cast(inputs, tf.int32))
+        x = tf.cast(x, cdt)
+        if self.puzzle_emb_ndim > 0:
+            if puzzle_rows is None:
+                raise ValueError("puzzle_rows is required when puzzle_emb_ndim > 0")
+            pe = tf.cast(puzzle_rows, cdt)
+            pad = self.puzzle_emb_len * self.hidden_size - self.puzzle_emb_ndim
+            if pad > 0:
+                pe = tf.pad(pe, [[0, 0], [0, pad]])
+            pe = tf.reshape(pe, [-1, self.puzzle_emb_len, self.hidden_size])
+            x = tf.concat([pe, x], axis=1)
+        if self.embed_pos is not None:
+            pos = self.embed_pos(tf.range(self.total_len, dtype=tf.int32))
+            x = _scale(x + tf.cast(pos, cdt)[None], 0.707106781)
+        return _scale(x, self.embed_scale)
+
+    def net(self, h, injection):
+        """The shared network `L_level`: blocks(h + injection)."""
+        return self.L_level(h, injection, rotary=self.rotary_emb)
+
+    def h_net(self, h, injection):
+        """HRM's high-level network `H_level`: blocks(h + injection)."""
+        return self.H_level(h, injection, rotary=self.rotary_emb)
+
+    def net_plain(self, h):
+        """`L_level` without input injection: blocks(h), not blocks(h + 0)."""
+        for block in self.L_level.blocks:
+            h = block(h, rotary=self.rotary_emb)
+        return h
+
+    def maybe_remat(self, fn):
+        """Gradient checkpointing of one network call when `remat` is set."""
+        return tf.recompute_grad(fn) if self.remat else fn
+
+    def inner(self, carry: dict, inputs, puzzle_rows=None, training=False, cycles=None) -> dict:
+        """One supervision step: embeddings, the recursion, the heads.
+
+        Args:
+            carry: dict with every latent of `carry_spec()`, [B, total_len, D] each (cast to the
+                compute dtype).
+            inputs: int32 [B, seq_len] token ids.
+            puzzle_rows: float32 [B, puzzle_emb_ndim] rows from `gather_puzzle_rows` (watched by the
+                trainer's tape for the sparse gradient), or None when puzzle_emb_ndim == 0.
+            training: unused (no dropout); kept for Keras symmetry.
+            cycles: (H_cycles, L_cycles) of this step, or None for the model's defaults. A trace-time
+                constant: the recursion is unrolled into the graph (a curriculum traces one function
+                per depth).
+
+        Returns:
+            dict with `carry` (the new latents, stop_gradient'ed, compute dtype), `logits` float32
+            [B, seq_len, V] (prefix dropped), `q_halt`, `q_continue` float32 [B], and `z_H_prev`
+            (the state the heads read, entering the with-gradient part, constant) and `z_H_grad`
+            (the same state leaving it, with gradient) for the recursion regulariser.
+        """
+        del training
+        self.build_variables()
+        h_cycles, l_cycles = self.recursion.resolve_cycles(cycles)
+        cdt = self.compute_dtype_tf
+        x = self.input_embeddings(inputs, puzzle_rows)
+        carry = {k: tf.stop_gradient(tf.cast(carry[k], cdt)) for k in self.recursion.carry_names}
+        carry, y_prev, y = self.recursion(self, carry, x, h_cycles, l_cycles)
+        logits = self.lm_head(y)[:, self.puzzle_emb_len :]
+        q = tf.cast(self.q_head(y[:, 0]), tf.float32)
+        return {
+            "carry": {k: tf.stop_gradient(v) for k, v in carry.items()},
+            "logits": tf.cast(logits, tf.float32),
+            "q_halt": q[:, 0],
+            "q_continue": q[:, 1],
+            "z_H_prev": y_prev,
+            "z_H_grad": y,
+        }
+
+    def call(self, inputs, training=False):
+        """Keras entry point: `inputs` is a dict with the carry latents, `inputs` and
+        `puzzle_identifiers`."""
+        rows = None
+        if self.puzzle_emb_ndim > 0:
+            rows = self.gather_puzzle_rows(inputs["puzzle_identifiers"])
+        return self.inner(inputs, inputs["inputs"], rows, training=training)
+
     def num_params(self) -> int:
         """Number of trainable parameters (the reference's nn.Parameter count)."""
         self.build_variables()
@@ -373,17 +493,3 @@ class ReasoningBackbone(BackboneForward, keras.Model):
             config.pop("num_puzzle_identifiers"),
             **config,
         )
-
-
-class _Bf16Rounded(keras.initializers.Initializer):
-    """Wraps an initializer and rounds its float32 output to bf16-representable values."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def __call__(self, shape, dtype=None):
-        rounded = tf.cast(tf.cast(self.base(shape, "float32"), tf.bfloat16), tf.float32)
-        return tf.cast(rounded, dtype or "float32")
-
-    def get_config(self):
-        return {"base": keras.initializers.serialize(self.base)}

@@ -1,6 +1,6 @@
 """Weight interchange with the PyTorch reference (docs/model.md#initialisation).
 
-`load_reference_state_dict` imports a reference `state_dict` into a built `TRM`;
+`load_reference_state_dict` imports a reference `state_dict` into a built `ReasoningBackbone`;
 `export_reference_state_dict` produces the same layout back, so a round trip is exact;
 `write_safetensors` stores one without torch.
 
@@ -31,7 +31,7 @@ _IGNORED = (
 
 
 def _key_map(model) -> dict:
-    """Reference key -> (Keras variable, transpose?) for a built TRM (or HRM)."""
+    """Reference key -> (Keras variable, transpose?) for a built backbone (HRM's `H_level` included)."""
     model.build_variables()
     m = {
         "inner.embed_tokens.embedding_weight": (model.embed_tokens.embeddings, False),
@@ -186,10 +186,10 @@ def read_state_dict(source) -> dict:
 
 
 def load_reference_state_dict(model, source, strict: bool = True) -> dict:
-    """Loads reference (PyTorch) weights into a TRM.
+    """Loads reference (PyTorch) weights into a `ReasoningBackbone` (any arch).
 
     Args:
-        model: a `TRM` (built on demand).
+        model: a `ReasoningBackbone` (built on demand).
         source: dict of arrays (numpy or torch tensors) or a path (.npz, .safetensors, or a torch
             file when torch is importable; gs:// works through tf.io.gfile). Keys may carry the
             `_orig_mod.` and/or `model.` prefixes of the reference checkpoints.

@@ -1,5 +1,5 @@
-"""Keras 3 building blocks of the Tiny Recursive Model (TRM), written from
-docs/model.md#architecture.
+"""Keras 3 building blocks of the Tiny Recursive Model (TRM): attention, MLP-T token mixer, block and
+the reasoning module, written from docs/model.md#architecture on the primitives of `primitives.py`.
 
 Every layer follows the reference numerics (docs/model.md#architecture, #porting-pitfalls 5-8):
 
@@ -11,7 +11,7 @@ Every layer follows the reference numerics (docs/model.md#architecture, #porting
   to the compute dtype for the product with V and the row sum divides in float32;
 * scale constants (sqrt(D), 1/sqrt(2) in the embeddings) multiply in float32 and the product is
   rounded once, as torch does for a low-precision tensor times a Python float;
-* there are no biases anywhere except the Q head (which lives in `trm.py`).
+* there are no biases anywhere except the Q head (`ReasoningBackbone.q_head` in `backbone.py`).
 
 The layers take `**kwargs` (name, dtype policy, ...) and implement `get_config`, following keras-hub
 conventions, so they serialise like any Keras layer.
@@ -25,22 +25,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Re-exported: tests, tools and the backbone import the primitives from here.
-from trm_tf.models.primitives import (  # noqa: F401
-    HOST_CPU,
+from trm_tf.models.primitives import (
     RMSNorm,
-    RotaryEmbedding,
     SwiGLU,
-    TruncatedNormalLeCun,
-    _trunc_normal_comp_std,
     config_with,
-    find_multiple,
     lecun_dense,
     local_window_mask,
-    rms_norm,
-    rope_cos_sin,
-    rotate_half_matrix,
-    swiglu_intermediate_size,
 )
 
 

@@ -1,9 +1,9 @@
-"""Keras 3 primitives of the Tiny Recursive Model (TRM): initializer, RMSNorm, SwiGLU, rotary embedding
+"""Keras 3 primitives of the Tiny Recursive Model (TRM): initializers, RMSNorm, SwiGLU, rotary embedding
 and the local-attention mask, written from docs/model.md#architecture.
 
 They follow the numerics listed in `layers` (float32 weights read in the compute dtype, RMSNorm and RoPE
-in float32, no biases); `layers` builds the attention, token mixer, block and reasoning module on them
-and re-exports every public name here, so `trm_tf.models.layers.<name>` keeps working.
+in float32, no biases); `layers` builds the attention, token mixer, block and reasoning module on them,
+and the backbone (`backbone.py`) its embeddings and heads. Import them from here.
 """
 
 from __future__ import annotations
@@ -99,6 +99,21 @@ class TruncatedNormalLeCun(keras.initializers.Initializer):
 
     def get_config(self):
         return {"std": self.std, "seed": self.seed}
+
+
+class Bf16Rounded(keras.initializers.Initializer):
+    """Wraps an initializer and rounds its float32 output to bf16-representable values (the
+    reference's `H_init` / `L_init` are bfloat16 buffers; docs/model.md#initialisation)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __call__(self, shape, dtype=None):
+        rounded = tf.cast(tf.cast(self.base(shape, "float32"), tf.bfloat16), tf.float32)
+        return tf.cast(rounded, dtype or "float32")
+
+    def get_config(self):
+        return {"base": keras.initializers.serialize(self.base)}
 
 
 def config_with(config: dict, layer, names: tuple[str, ...]) -> dict:

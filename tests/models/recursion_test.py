@@ -1,6 +1,7 @@
-"""Tests of the baseline recursion schemes (trm_tf.models.recursion): single-z TRM, hier6 TRM and the
-plain transformer, against small float64 NumPy forwards written here from docs/model.md#variants, plus parameter
-counts, gradient placement, the model factory, XLA tracing and one real trainer step each."""
+"""Tests of the recursion schemes (trm_tf.models.recursion; TRM's gradient structure is
+gradients_test.py). HRM, single-z TRM, hier6 TRM and the plain transformer: against float64 NumPy forwards (HRM's in
+tests/testing/reference_numpy.py, the others written here from docs/model.md#variants), plus
+parameter counts, gradient placement, the model factory, XLA tracing and one real trainer step each."""
 
 import functools
 import math
@@ -12,10 +13,12 @@ import tensorflow as tf
 from tests.testing import reference_numpy as rn
 from tests.testing.launch import small_config
 from tests.testing.model_inputs import random_batch, randomise_weights
-from tests.testing.small_models import SMALL, np_cfg
+from tests.testing.small_models import HRM, SMALL, np_cfg
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf.data import input_pipeline
-from trm_tf.models import RECURSIONS, ReasoningBackbone, build_model, model_keys
+from trm_tf.models import build_model, model_keys
+from trm_tf.models.backbone import ReasoningBackbone
+from trm_tf.models.recursion import RECURSIONS
 from trm_tf.trainer import Trainer
 
 # The transformer with a head count that does not divide D (like the reference's 12 heads at 512):
@@ -58,9 +61,6 @@ def _make(arch, **over):
     m = CLASSES[arch](**cfg)
     m.build_variables()
     return m
-
-
-# ------------------------------------------------------------------ NumPy forwards (float64)
 
 
 def _np_attention_any_heads(h, w_qkv, w_o, num_heads, cos, sin):
@@ -124,6 +124,46 @@ def np_forward(arch, sd, cfg, z_H, z_L, inputs, ids, H_cycles, L_cycles):
     logits = rn._linear(z_H, sd["inner.lm_head.weight"])[:, cfg["puzzle_emb_len"] :]
     q = rn._linear(z_H[:, 0], sd["inner.q_head.weight"]) + sd["inner.q_head.bias"]
     return dict(z_H=z_H, z_L=z_L, logits=logits, q_halt=q[:, 0], q_continue=q[:, 1])
+
+
+def _small_hrm(**over):
+    cfg = dict(SMALL, H_layers=2, L_layers=3, H_cycles=2, L_cycles=2, puzzle_emb_len=0)
+    cfg.update(over)
+    m = HRM(**cfg)
+    m.build_variables()
+    return m
+
+
+def test_hrm_parity_counts_and_one_step_gradient():
+    m = _small_hrm()
+    assert m.puzzle_emb_len == 1 and len(m.H_level.blocks) == 2 and len(m.L_level.blocks) == 3
+    sd = randomise_weights(m, seed=11)
+    assert any(k.startswith("inner.H_level.layers.1.") for k in sd)
+    inputs, ids = random_batch(m, b=2)
+    rng = np.random.default_rng(12)
+    shape = (2, m.total_len, m.hidden_size)
+    z_H = rng.normal(size=shape).astype(np.float32)
+    z_L = rng.normal(size=shape).astype(np.float32)
+    out = m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
+    out.update(out.pop("carry"))
+    cfg = dict(np_cfg(m), arch="hrm", H_layers=m.H_layers)
+    ref = rn.inner_forward(sd, cfg, z_H, z_L, inputs, ids)
+    for k in ("logits", "q_halt", "q_continue", "z_H", "z_L"):
+        np.testing.assert_allclose(out[k].numpy(), ref[k], atol=2e-5, rtol=1e-5, err_msg=k)
+    # 1-step gradient: only the last z_L and z_H updates are recorded.
+    calls = []
+    orig_l, orig_h = m.net, m.h_net
+    m.net = lambda h, i: calls.append(("L", orig_l(h, i))) or calls[-1][1]
+    m.h_net = lambda h, i: calls.append(("H", orig_h(h, i))) or calls[-1][1]
+    with tf.GradientTape(persistent=True) as tape:
+        m.inner({"z_H": z_H, "z_L": z_L}, inputs, m.gather_puzzle_rows(ids))
+    assert [c[0] for c in calls] == ["L", "L", "H", "L", "L", "H"]
+    recorded = [
+        any(g is not None for g in tape.gradient(y, m.trainable_variables)) for _, y in calls
+    ]
+    assert recorded == [False, False, False, False, True, True]
+    # docs/model.md#parameter-counts: HRM on ARC (8 blocks, V=12) has 27,276,290 parameters.
+    assert HRM(12, 900, 1).num_params() == 27_276_290
 
 
 @pytest.mark.parametrize(
@@ -210,28 +250,17 @@ def test_carry_init_shapes_and_fresh_q():
         TransformerBaseline(**dict(SMALL_TF, mlp_t=True))
 
 
-def test_param_counts_and_flops_by_hand():
-    d, v, t = 32, 7, 12  # SMALL: total_len = 9 + 3
+def test_param_counts_by_hand():
+    d, v = 32, 7  # SMALL
     i_ch = 256  # ceil_256(round(4 * 32 * 2/3) = 85)
     heads = 2 * v * d + 2 * d + 2
     trm_blk = 4 * d * d + 3 * d * i_ch
     for arch in ("trm_singlez", "trm_hier6"):
-        m = _make(arch)
-        assert m.num_params() == 2 * trm_blk + heads == 57_858
-        blk = t * (8 * d * d + 6 * d * i_ch) + 4 * t * t * d
-        head_f = 2 * t * d * v + 4 * d
-        assert m.flops_per_example(train=False) == 2 * 3 * 2 * blk + head_f  # H(n+1) calls
-        assert m.flops_per_example(train=True) == 2 * 3 * 2 * blk + head_f + 2 * (
-            3 * 2 * blk + head_f
-        )
+        assert _make(arch).num_params() == 2 * trm_blk + heads == 57_858
     tfm = _make("transformer")  # 3 heads of 10: inner width a = 30
-    a, t = 30, 10
+    a = 30
     tf_blk = d * 3 * a + a * d + 3 * d * i_ch
     assert tfm.num_params() == 2 * tf_blk + heads == 57_346
-    blk = t * (6 * d * a + 2 * a * d + 6 * d * i_ch) + 4 * t * t * a
-    head_f = 2 * t * d * v + 4 * d
-    assert tfm.flops_per_example(train=False) == 2 * blk + head_f
-    assert tfm.flops_per_example(train=True) == 3 * (2 * blk + head_f)
     # Reference config (8 layers, 12 heads, D 512, Sudoku V=11): qkv 512x1512, o 504x512.
     full = TransformerBaseline(11, 81, 1)
     assert full.num_params() == 8 * (512 * 1512 + 504 * 512 + 3 * 512 * 1536) + 2 * 11 * 512 + 1026
