@@ -16,8 +16,8 @@ from tests.testing.config_files import load, load_module
 from trm_tf import memory
 from trm_tf.data.datasets import dataset_shapes
 from trm_tf.memory_estimate import Inputs, count_params, estimate
-from trm_tf.tasks import arc, maze, sudoku
 from trm_tf.models import build_model, model_keys
+from trm_tf.tasks import arc, maze, sudoku
 
 GIB = 2**30
 HBM = 32 * GIB
@@ -34,7 +34,11 @@ def _estimate(config, per_chip_batch):
 
 
 def test_dataset_shapes_are_the_builders():
-    assert dataset_shapes("sudoku_extreme/sub1000_aug1000") == (sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, 1)
+    assert dataset_shapes("sudoku_extreme/sub1000_aug1000") == (
+        sudoku.SEQ_LEN,
+        sudoku.VOCAB_SIZE,
+        1,
+    )
     assert dataset_shapes("maze_hard/hard") == (maze.SEQ_LEN, maze.VOCAB_SIZE, 1)
     for cfg in ("arc1_aug1000", "arc2_aug1000", "arc1_aug100"):
         assert dataset_shapes(f"arc_agi/{cfg}")[:2] == (arc.SEQ_LEN, arc.VOCAB_SIZE)

@@ -67,6 +67,7 @@ WORKSPACE_FIXED = GIB // 2
 WORKSPACE_FRACTION = 0.10
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
+
 @dataclasses.dataclass(frozen=True)
 class Inputs:
     """Everything the estimate depends on, read once from the config and the dataset shapes."""

@@ -289,4 +289,3 @@ class SparseSignSGD(tf.Module):
         tf.distribute.get_strategy().extended.update(
             table, update, args=(ids, decay, step), group=False
         )
-
