@@ -148,6 +148,22 @@ def test_sudoku_mlp_t_baseline_fits_a_v4_8():
         memory.check_fits(est, HBM, 96, 8)
 
 
+def test_optimizer_slots_follow_the_optimizer_registry():
+    # AdamATan2 and AdamW keep two float32 moments per weight, Lion one (the registry's counts, which
+    # tests/optim_test.py checks against the built optimizers); an unknown name is an error, not 2.
+    config = ml_collections.ConfigDict(load("configs/e1_1_baseline.py").to_dict())
+    slots = {}
+    for name in ("adam_atan2", "adamw", "lion", "sgd"):
+        config.optim.name = name
+        if name == "sgd":
+            with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+                _estimate(config, 8)
+            continue
+        est = _estimate(config, 8)
+        slots[name] = est.optimizer_slots / (est.params * 4)
+    assert slots == {"adam_atan2": 2, "adamw": 2, "lion": 1}
+
+
 def test_float32_forward_has_no_weight_copies_and_wider_activations():
     config = load("configs/e2_3_attention.py")
     bf16 = _estimate(config, 16)
