@@ -128,7 +128,7 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
 
     # --- Optimisation (docs/model.md#optimizers).
     c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam_atan2"  # adam_atan2 | adamw | lion.
+    c.optim.name = "adam_atan2"  # A key of trm_tf.optim.OPTIMIZERS (validation.OPTIMIZER_NAMES).
     c.optim.lr = 1e-4
     c.optim.lr_min_ratio = 1.0  # 1.0 = constant after warm-up (all reference runs).
     c.optim.lr_warmup_steps = 2000

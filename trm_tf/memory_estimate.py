@@ -17,8 +17,8 @@ float16, 4 for float32).
   weights            P * 4 (float32 variables) + P * c when c != 4 (XLA's compute-dtype copies of the
                      weights under a mixed policy) + the non-trainable init vectors.
   gradients          P * 4: one float32 gradient per variable, alive while the optimizer applies them.
-  optimizer_slots    P * 4 * slots: the optimizer's float32 slots per weight (`trm_tf.optim.OPTIMIZERS`:
-                     2 for AdamATan2 / AdamW, first and second moment; 1 for Lion).
+  optimizer_slots    P * 4 * slots: the optimizer's float32 slots per weight, from the registry
+                     `trm_tf.optim.OPTIMIZERS` (e.g. 2 for AdamATan2, first and second moment).
   ema                P * 4 when `optim.ema` (one float32 shadow per dense weight).
   puzzle_table       num_puzzle_identifiers * puzzle_emb_ndim * 4: the table is replicated on every
                      chip and updated in place by sparse sign-SGD (no slots). 1.8 GB for ARC-AGI-1.

@@ -9,8 +9,9 @@ NaN guard). The step is kept on the host (`host_step`): a loop fetches nothing.
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
   2. the XLA-compiled forward/backward of one ACT supervision step (trm_tf.act.make_train_core);
-  3. one SUM all-reduce of the dense gradients (their norm is logged), then AdamATan2 (or AdamW/Lion)
-     applies the reduced gradients as given (Keras' own second all-reduce is switched off);
+  3. one SUM all-reduce of the dense gradients (their norm is logged), then AdamATan2 (or another
+     optimizer of `optim.OPTIMIZERS`) applies the reduced gradients as given (Keras' own second
+     all-reduce is switched off);
   4. sparse sign-SGD on the puzzle-embedding rows of the global batch;
   5. EMA of the dense weights; the carry and the metric sums are written back to per-replica variables.
 """
