@@ -75,7 +75,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from configs import base as config_base  # noqa: E402
+from configs.validation import validate  # noqa: E402
 from trm_tf import distribute  # noqa: E402
 from trm_tf import runtime as trm_runtime  # noqa: E402
 from trm_tf.data.datasets import DatasetMissingError  # noqa: E402
@@ -115,7 +115,7 @@ def _check_flags(config, workdir: str, tpu: str) -> None:
     """Rejects a bad config or flag combination in one line (exit 1), before any strategy is built."""
     runtime = config.runtime
     try:
-        config_base.validate(config)  # again, now that the --config.* overrides are applied
+        validate(config)  # again, now that the --config.* overrides are applied
         if _REFERENCE.value and _MODE.value != "eval":
             raise ValueError("--reference_checkpoint needs --mode=eval")
         distribute.require_tpu_address(tpu)

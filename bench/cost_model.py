@@ -84,8 +84,9 @@ class Target:
 def target_slice(config, dataset: str) -> Target:
     """The smallest v4 slice the config fits on at its global batch (trm_tf.memory's estimate)."""
     from trm_tf import memory
+    from trm_tf.data.datasets import dataset_shapes
 
-    seq, vocab, ids = memory.dataset_shapes(dataset)
+    seq, vocab, ids = dataset_shapes(dataset)
     rows = memory.slice_table(config, seq, ids, config.train.global_batch_size, vocab_size=vocab)
     best = memory.smallest_fitting_slice(rows)
     if best is None:
@@ -116,7 +117,7 @@ def lower_train_step(config, seq: int, vocab: int, per_chip_batch: int) -> str:
     import keras
     import tensorflow as tf
 
-    from trm_tf.data.datasets import DatasetSpec
+    from trm_tf.data.spec import DatasetSpec
     from trm_tf.trainer import Trainer
 
     c = config.copy_and_resolve_references()
@@ -175,12 +176,12 @@ class CostCache:
 
 def cost_row(run, c, target: Target, cache: CostCache, peak: float, hbm_bw: float) -> dict:
     """Step cost, predicted step time and hours of `run` trained with config `c` on `target`."""
-    from trm_tf import memory
+    from trm_tf.data.datasets import dataset_shapes
     from trm_tf.models import build_model
     from trm_tf.models.flops import flops_per_example
 
     groups, mean_ex, n_test = dataset_sizes(run.dataset)
-    seq, vocab, _ = memory.dataset_shapes(run.dataset)
+    seq, vocab, _ = dataset_shapes(run.dataset)
     model = build_model(c.model, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
     g = c.train.global_batch_size
     steps = c.train.total_steps or int(c.train.epochs * groups * mean_ex / g)
@@ -236,11 +237,12 @@ def whatif_rows(run, cache: CostCache, peak=hlo_cost.V4_PEAK_FLOPS, hbm_bw=hlo_c
     grown so that it is a multiple of 128, and twice the per-chip batch on the same slice (global
     batch x2, half the steps for the same epochs; `fits` says whether the memory estimate allows it).
     The prefix variants change the model (MLP-T mixes over every position): costs only."""
-    from trm_tf import memory
+    from trm_tf.data.datasets import dataset_shapes
+    from trm_tf.memory_estimate import GIB, estimate
 
     c = load_config(run.config, run.variant)
     t = target_slice(c, run.dataset)
-    seq, _, ids = memory.dataset_shapes(run.dataset)
+    seq, _, ids = dataset_shapes(run.dataset)
     base = cost_row(run, c, t, cache, peak, hbm_bw)
     rows = [dict(base, variant="as configured", fits=True)]
     prefix = int(base["seq"]) - seq
@@ -254,8 +256,8 @@ def whatif_rows(run, cache: CostCache, peak=hlo_cost.V4_PEAK_FLOPS, hbm_bw=hlo_c
         rows[-1]["variant"] = f"prefix {prefix} -> {total - seq} (seq {total})"
     v = c.copy_and_resolve_references()
     v.train.global_batch_size = 2 * c.train.global_batch_size
-    est = memory.estimate(v, seq, ids, 2 * t.per_chip_batch)
-    fits = est.total <= v.runtime.hbm_gib * memory.GIB
+    est = estimate(v, seq, ids, 2 * t.per_chip_batch)
+    fits = est.total <= v.runtime.hbm_gib * GIB
     t2 = dataclasses.replace(t, per_chip_batch=2 * t.per_chip_batch)
     rows.append(
         dict(cost_row(run, v, t2, cache, peak, hbm_bw), variant="2x per-chip batch", fits=fits)

@@ -180,13 +180,13 @@ def model_eval(loop_s: float, steps_per_loop: int = 100) -> tuple[float, int]:
     and its batches per full evaluation of the Sudoku test set."""
     common.setup_path_and_env()
     from bench import cost_model  # noqa: PLC0415
-    from trm_tf import memory  # noqa: PLC0415
+    from trm_tf.data.datasets import dataset_shapes  # noqa: PLC0415
     from trm_tf.models import build_model  # noqa: PLC0415
     from trm_tf.models.flops import flops_per_example  # noqa: PLC0415
 
     c = cost_model.load_config("configs/e1_1_baseline.py", None)
     dataset = f"{c.data.name}/{c.data.config}"
-    seq, vocab, _ = memory.dataset_shapes(dataset)
+    seq, vocab, _ = dataset_shapes(dataset)
     model = build_model(c.model, vocab_size=vocab, seq_len=seq, num_puzzle_identifiers=1)
     forward = flops_per_example(model, train=False) / flops_per_example(model, train=True)
     n_sup = c.eval.halt_max_steps or c.act.halt_max_steps

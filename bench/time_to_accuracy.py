@@ -170,11 +170,12 @@ def our_overrides(data_dir: str, steps: int, eval_every: int) -> dict:
 
 def our_config(overrides: dict):
     """configs/quickstart.py with `overrides` (validated, as launch.py would see it)."""
-    from configs import args, base, quickstart
+    from configs import args, quickstart
+    from configs.validation import validate
 
     c = quickstart.get_config()
     args.apply(c, overrides)
-    return base.validate(c)
+    return validate(c)
 
 
 def reference_recipe(c, spec) -> dict:

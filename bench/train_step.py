@@ -143,6 +143,7 @@ def label_of(v: dict) -> str:
 def make_config(args, variant: dict, data_dir: str, data_config: str):
     """The base (paper-recipe) config with the benchmark's model size and Sudoku data."""
     from configs import base
+    from configs.validation import validate
 
     c = base.fields(seed=args.seed)
     c.data.data_dir = data_dir
@@ -159,7 +160,7 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     c.train.global_batch_size = args.batch
     c.runtime.jit_compile = "true" if variant["jit"] else "false"
     c.train.steps_per_loop = args.steps_per_loop
-    return base.validate(c)
+    return validate(c)
 
 
 def ensure_bench_dataset(data_dir: str, batch: int):

@@ -7,7 +7,7 @@ key (`:exp01a`) or `variant=exp01a`. Unknown keys are an error.
 
 Every `get_config` is `build(arg, deltas, variants)`:
 
-    argument -> base.fields(seed) -> the file's deltas -> runlocal (base.shrink_for_cpu) -> base.validate
+    argument -> base.fields(seed) -> the file's deltas -> runlocal (base.shrink_for_cpu) -> validate
 
 so `runlocal` shrinks what the deltas widened, and no config leaves a file unvalidated.
 """
@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 import ml_collections
 
 from configs import base
+from configs.validation import validate
 
 # Keys every config file accepts, with their defaults (their types type the parsing).
 ARG_DEFAULTS = {"runlocal": False, "seed": 0, "variant": ""}
@@ -93,7 +94,7 @@ def build(
     Args:
       arg: the config argument string (see the module docstring).
       deltas: what the file changes from base; called with the config and the parsed argument (its
-        `variant`, and any extra keys of `defaults`). None = base itself.
+        `variant`, and any extra keys of `defaults`). None = the base recipe itself.
       variants: the variant names of a family file (empty for single-run files).
       **defaults: extra argument keys of the file, with their defaults.
 
@@ -106,7 +107,7 @@ def build(
         deltas(config, parsed)
     if parsed.runlocal:
         base.shrink_for_cpu(config)
-    return base.validate(config)
+    return validate(config)
 
 
 def family(arg: str | None, variants: Mapping[str, Mapping]) -> ml_collections.ConfigDict:

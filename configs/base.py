@@ -1,8 +1,10 @@
 """The one file that lists every configuration field, with the paper's Sudoku TRM-MLP recipe as defaults.
 
 Every config file in `configs/` is built the same way (`configs.args.build`): parse the argument string,
-start from `fields()` below, apply the file's deltas, apply `runlocal` LAST (so a widened experiment is
-shrunk too), then `validate`. Defaults reproduce the reference command `pretrain_mlp_t_sudoku`
+start from `fields()` below, apply the file's deltas, apply `runlocal` LAST (`shrink_for_cpu` below, so a
+widened experiment is shrunk too), then `configs.validation.validate`. This file holds the fields only and
+imports no other config module; it is not a config file itself (`configs/e1_1_baseline.py` runs its
+recipe, `configs.args.build(None)` returns it validated). Defaults reproduce the reference command `pretrain_mlp_t_sudoku`
 (docs/model.md#training-loop): global batch 768, lr 1e-4, puzzle-embedding lr 1e-4, weight decay 1.0,
 warm-up 2000 steps then constant, EMA 0.999, T=H_cycles=3, n=L_cycles=6, N_sup=16, hidden 512, MLP-T
 mixer without position encoding, 50,000 epochs, an evaluation every 5,000 epochs, bfloat16 forward.
@@ -30,10 +32,6 @@ seed. Unknown keys are an error.
 import ml_collections
 from ml_collections import config_dict
 
-# The sections, the model keywords of each arch and `validate` live in configs/validation.py; re-exported
-# here because config files, launchers and tests know them as `base.<name>`.
-from configs.validation import MODEL_KEYS, SECTIONS, validate  # noqa: F401
-
 
 def tie(node: ml_collections.ConfigDict, key: str) -> config_dict.FieldReference:
     """A value that follows `node.key` until it is assigned itself.
@@ -46,15 +44,9 @@ def tie(node: ml_collections.ConfigDict, key: str) -> config_dict.FieldReference
     return ref.to_int() if isinstance(node[key], int) else ref.to_float()
 
 
-def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The base configuration (paper recipe), shrunk to a CPU smoke run with `runlocal`, validated."""
-    from configs import args  # noqa: PLC0415  (args imports this module)
-
-    return args.build(arg)
-
-
 def fields(seed: int = 0) -> ml_collections.ConfigDict:
-    """Every field with its default: the paper recipe, neither shrunk nor validated (see `get_config`).
+    """Every field with its default: the paper recipe, neither shrunk nor validated (`configs.args.build`
+    does both; `args.build(None)` is this recipe validated, `configs/e1_1_baseline.py` runs it).
 
     One long function on purpose: it is the declarative table of the whole configuration, one field a
     line with its comment, section by section, read top to bottom; splitting it would scatter the one
@@ -136,7 +128,7 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
 
     # --- Optimisation (docs/model.md#optimizers).
     c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam_atan2"  # adam_atan2 | adamw | lion.
+    c.optim.name = "adam_atan2"  # A key of trm_tf.optim.OPTIMIZERS (validation.OPTIMIZER_NAMES).
     c.optim.lr = 1e-4
     c.optim.lr_min_ratio = 1.0  # 1.0 = constant after warm-up (all reference runs).
     c.optim.lr_warmup_steps = 2000

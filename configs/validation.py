@@ -1,8 +1,8 @@
 """Validation of a configuration: its sections, the model keywords of each arch, field types, ranges and
 choices, and the rules between fields.
 
-`configs.base` re-exports `validate`, `MODEL_KEYS` and `SECTIONS`; every config file calls `validate`
-last (`configs.args.build`), and a launcher calls it again after the command-line overrides.
+Every config file calls `validate` last (`configs.args.build`), and a launcher calls it again after the
+command-line overrides.
 """
 
 import ml_collections
@@ -38,13 +38,17 @@ MODEL_KEYS = {
     "transformer": _COMMON_MODEL_KEYS | {"mlp_t"},
 }
 
+# The dense optimizers `optim.name` selects: the keys of `trm_tf.optim.OPTIMIZERS`, the registry (configs do
+# not import trm_tf, so tests/config_machinery_test.py checks the two agree).
+OPTIMIZER_NAMES = ("adam_atan2", "adamw", "lion")
+
 _CHOICES = {
     "data.host_sharding": ("auto", "groups", "files", "stream"),
     "model.pos_encodings": ("rope", "learned", "none"),
     "model.forward_dtype": ("float32", "bfloat16", "float16"),
     "act.loss_type": ("stablemax", "softmax"),
     "act.halt_rule": ("q_halt", "q_halt_vs_continue"),
-    "optim.name": ("adam_atan2", "adamw", "lion"),
+    "optim.name": OPTIMIZER_NAMES,
     "eval.evaluator": ("", "arc"),
     "runtime.input_pipelines": ("per_host", "per_replica"),
     "runtime.matmul_precision": ("auto", "highest", "default"),

@@ -4,6 +4,7 @@ schedule, `validate` and the order of the config skeleton (the experiment table 
 """
 
 import inspect
+import re
 from pathlib import Path
 
 import ml_collections
@@ -11,7 +12,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from configs import args, base
+from configs import args, validation
 from tests.testing.config_files import load, load_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,19 +49,36 @@ def test_baseline_configs_build_the_reference_architectures():
 
 
 def test_model_keys_of_configs_are_the_model_keywords():
-    # configs/ may not import trm_tf, so base.MODEL_KEYS restates trm_tf.models.model_keys: same sets.
+    # configs/ may not import trm_tf, so validation.MODEL_KEYS restates trm_tf.models.model_keys: same sets.
     from trm_tf.models import BACKBONE_KEYS, model_keys
     from trm_tf.models.backbone import ReasoningBackbone
     from trm_tf.models.recursion import RECURSIONS
 
-    assert sorted(base.MODEL_KEYS) == sorted(RECURSIONS)
-    for arch, keys in base.MODEL_KEYS.items():
+    assert sorted(validation.MODEL_KEYS) == sorted(RECURSIONS)
+    for arch, keys in validation.MODEL_KEYS.items():
         assert keys == model_keys(arch), arch
     # BACKBONE_KEYS is read off the constructor: the keywords, not the dataset-derived positionals.
     assert {"hidden_size", "forward_dtype", "attention_window"} <= BACKBONE_KEYS
     params = inspect.signature(ReasoningBackbone.__init__).parameters
     assert not BACKBONE_KEYS & {"recursion", "vocab_size", "seq_len", "num_puzzle_identifiers"}
     assert BACKBONE_KEYS < set(params)
+
+
+def test_optimizer_names_of_configs_are_the_optimizer_registry():
+    # configs/ may not import trm_tf, so validation.OPTIMIZER_NAMES restates the keys of the registry
+    # trm_tf.optim.OPTIMIZERS (which make_optimizer and the memory estimate read): same names.
+    from trm_tf.optim import OPTIMIZERS
+
+    assert sorted(validation.OPTIMIZER_NAMES) == sorted(OPTIMIZERS)
+    c = args.build(None)
+    for name in OPTIMIZERS:
+        c.optim.name = name
+        validation.validate(c)
+    c.optim.name = "sgd"
+    with pytest.raises(
+        ValueError, match=re.escape(f"optim.name must be one of {list(validation.OPTIMIZER_NAMES)}")
+    ):
+        validation.validate(c)
 
 
 def test_build_model_takes_the_section_and_rejects_other_keys():
@@ -81,7 +99,7 @@ def test_build_model_takes_the_section_and_rejects_other_keys():
 
 
 def test_ties_follow_until_set_and_never_write_back():
-    c = base.get_config()
+    c = args.build(None)
     assert c.model.puzzle_emb_ndim == c.model.hidden_size == 512
     assert c.eval.global_batch_size == c.train.global_batch_size == 768
     c.model.hidden_size, c.train.global_batch_size = 256, 1536
@@ -91,7 +109,7 @@ def test_ties_follow_until_set_and_never_write_back():
     assert c.model.hidden_size == 256 and c.train.global_batch_size == 1536  # ...not written back
     c.model.hidden_size = 128
     assert c.model.puzzle_emb_ndim == 0
-    assert base.get_config().model.puzzle_emb_ndim == 512  # other configs keep theirs
+    assert args.build(None).model.puzzle_emb_ndim == 512  # other configs keep theirs
     # The batch rules keep evaluation at the paper's batch (the values these runs always had).
     e13 = load("configs/e1_3c_batch6144_linear_lr.py")
     assert (e13.train.global_batch_size, e13.eval.global_batch_size) == (6144, 768)
@@ -115,9 +133,9 @@ def test_command_line_overrides_of_ties_and_derived_fields():
     c = fv.config
     assert c.model.puzzle_emb_ndim == 256 and c.train.total_steps == 16
     assert c.eval.halt_max_steps == 32 and c.act.halt_exploration_final == 0.05
-    assert base.validate(c) is c
+    assert validation.validate(c) is c
     # Derived fields are None until set, never -1.
-    b = base.get_config()
+    b = args.build(None)
     assert [b.train.total_steps, b.train.eval_every_steps, b.eval.halt_max_steps] == [None] * 3
     assert b.act.halt_exploration_final is None
 
@@ -129,7 +147,7 @@ def test_resolve_schedule_derives_none_once():
         def steps_per_epoch(self, batch):
             return 1000 * 10 / batch  # 1000 groups x 10 examples
 
-    c = base.get_config()
+    c = args.build(None)
     c.train.global_batch_size = 100
     c.train.epochs, c.train.eval_interval_epochs = 20, 5
     assert resolve_schedule(c, Spec()) == (2000, 500)
@@ -154,27 +172,27 @@ def test_resolve_schedule_derives_none_once():
     ],
 )
 def test_validate_rejects(field, value, message):
-    c = base.get_config()
+    c = args.build(None)
     c.curriculum.start_L_cycles = 8  # only matters once the curriculum is on
     section, key = field.split(".")
     c[section][key] = value
     with pytest.raises(ValueError, match=message):
-        base.validate(c)
+        validation.validate(c)
 
 
 def test_validate_rejects_keys_outside_the_model_keywords_and_sections():
-    c = base.get_config()
+    c = args.build(None)
     c.model.halt_max_steps = 16  # the old place of an ACT field
     with pytest.raises(ValueError, match="model.halt_max_steps is not a keyword of arch 'trm'"):
-        base.validate(c)
+        validation.validate(c)
     c = load_module("configs/baselines.py").get_config("hrm")
     c.model.mlp_t = False  # HRM has no MLP-T switch, not even off
     with pytest.raises(ValueError, match="model.mlp_t is not a keyword of arch 'hrm'"):
-        base.validate(c)
-    c = base.get_config()
+        validation.validate(c)
+    c = args.build(None)
     c.extra = ml_collections.ConfigDict()
     with pytest.raises(ValueError, match="config sections"):
-        base.validate(c)
+        validation.validate(c)
 
 
 def test_skeleton_applies_runlocal_after_the_deltas():

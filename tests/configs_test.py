@@ -15,7 +15,7 @@ from pathlib import Path
 import ml_collections
 import pytest
 
-from configs import base, catalogue
+from configs import args, catalogue
 from tests.testing.config_files import load, load_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ ARC = {
     "eval.evaluator": "arc",
 }
 
-# run_id -> flattened {field: value} that differs from base.get_config() (experiment_id excluded).
+# run_id -> flattened {field: value} that differs from the base recipe, args.build(None) (experiment_id excluded).
 EXPECTED = {
     "e1_1_baseline": {},
     "e1_3a_batch1536_linear_lr": {
@@ -243,7 +243,7 @@ def flat(d, prefix=""):
 
 
 def diff_from_base(config) -> dict:
-    ref, got = flat(base.get_config().to_dict()), flat(config.to_dict())
+    ref, got = flat(args.build(None).to_dict()), flat(config.to_dict())
     assert set(got) == set(ref), "a config must not add or drop fields of base.py"
     return {k: v for k, v in got.items() if v != ref[k] and k != "experiment_id"}
 
@@ -306,7 +306,7 @@ def assert_small(config):
 @pytest.mark.parametrize(
     "config_arg",
     [
-        "configs/base.py:runlocal",
+        "configs/e1_1_baseline.py:runlocal",
         "configs/quickstart.py:runlocal",
         "configs/replication_cpu.py:runlocal",
         "configs/replication_cpu.py:tn_3_4,runlocal",

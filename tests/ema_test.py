@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trm_tf import optim
+from trm_tf.ema import EMA
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_ema_closed_form_swap_and_checkpoint(tmp_path):
     p0 = np.array([1.0, -2.0, 3.0], np.float32)
     p1 = np.array([0.5, 4.0, -1.0], np.float32)
     w = keras.Variable(p0)
-    ema = optim.EMA([w], rate=0.9)
+    ema = EMA([w], rate=0.9)
     w.assign(p1)
     update = tf.function(ema.update)
     for _ in range(5):
@@ -59,7 +59,7 @@ def test_ema_mirrored_replica_and_cross_replica(mirrored):
     p1 = np.array([[0.0, -1.0], [2.0, 8.0]], np.float32)
     with mirrored.scope():
         w = keras.Variable(p0)
-        ema = optim.EMA([w], rate=0.99)
+        ema = EMA([w], rate=0.99)
 
     @tf.function
     def replica_update():
@@ -91,7 +91,7 @@ def test_ema_swap_compiled_once_and_exact_under_mirrored(mirrored):
     p0 = [rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(5,)).astype(np.float32)]
     with mirrored.scope():
         ws = [keras.Variable(x) for x in p0]
-        ema = optim.EMA(ws, rate=0.9)
+        ema = EMA(ws, rate=0.9)
     for w, x in zip(ws, p0):
         w.assign(x * 3.0 + 1.0)  # live values differ from the shadows
     ema.update()

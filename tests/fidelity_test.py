@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import base, presets
+from configs import args, presets
+from configs.validation import validate
 from trm_tf import act
 from trm_tf.models import layers as L
 from trm_tf.models.backbone import ReasoningBackbone
@@ -38,10 +39,10 @@ def _bf16(a) -> np.ndarray:
 
 
 def _config(preset):
-    c = base.get_config()
+    c = args.build(None)
     if preset is not None:
         preset(c)
-    return base.validate(c)
+    return validate(c)
 
 
 @pytest.mark.parametrize(
@@ -63,11 +64,11 @@ def test_validate_rejects_unknown_rule_and_a_target_without_the_comparison():
     c = _config(None)
     c.act.halt_rule = "q_continue"
     with pytest.raises(ValueError, match="act.halt_rule"):
-        base.validate(c)
+        validate(c)
     c = _config(presets.hrm)
     c.act.halt_rule = "q_halt"
     with pytest.raises(ValueError, match="q_halt_vs_continue"):
-        base.validate(c)
+        validate(c)
 
 
 @pytest.mark.parametrize("rule,want", [("q_halt", True), ("q_halt_vs_continue", False)])

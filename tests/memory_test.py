@@ -13,11 +13,11 @@ import pytest
 
 from configs import catalogue
 from tests.testing.config_files import load, load_module
-from tfds_builders.arc_agi import arc_lib
-from tfds_builders.maze_hard import maze_lib
-from tfds_builders.sudoku_extreme import sudoku_lib
 from trm_tf import memory
+from trm_tf.data.datasets import dataset_shapes
+from trm_tf.memory_estimate import Inputs, count_params, estimate
 from trm_tf.models import build_model, model_keys
+from trm_tf.tasks import arc, maze, sudoku
 
 GIB = 2**30
 HBM = 32 * GIB
@@ -25,26 +25,30 @@ V4_8_CHIPS = 4
 
 
 def _shapes(config):
-    return memory.dataset_shapes(f"{config.data.name}/{config.data.config}")
+    return dataset_shapes(f"{config.data.name}/{config.data.config}")
 
 
 def _estimate(config, per_chip_batch):
     seq, vocab, ids = _shapes(config)
-    return memory.estimate(config, seq, ids, per_chip_batch, vocab_size=vocab)
+    return estimate(config, seq, ids, per_chip_batch, vocab_size=vocab)
 
 
 def test_dataset_shapes_are_the_builders():
-    assert memory.dataset_shapes("sudoku_extreme/sub1000_aug1000")[:2] == (
-        sudoku_lib.SEQ_LEN,
-        sudoku_lib.VOCAB_SIZE,
+    assert dataset_shapes("sudoku_extreme/sub1000_aug1000") == (
+        sudoku.SEQ_LEN,
+        sudoku.VOCAB_SIZE,
+        1,
     )
-    assert memory.dataset_shapes("maze_hard/hard")[:2] == (maze_lib.SEQ_LEN, maze_lib.VOCAB_SIZE)
+    assert dataset_shapes("maze_hard/hard") == (maze.SEQ_LEN, maze.VOCAB_SIZE, 1)
     for cfg in ("arc1_aug1000", "arc2_aug1000", "arc1_aug100"):
-        assert memory.dataset_shapes(f"arc_agi/{cfg}")[:2] == (arc_lib.SEQ_LEN, arc_lib.VOCAB_SIZE)
+        assert dataset_shapes(f"arc_agi/{cfg}")[:2] == (arc.SEQ_LEN, arc.VOCAB_SIZE)
+    # The paper's ARC configs: measured builds (876,405 and 1,191,723 augmented puzzles + the blank id).
+    assert dataset_shapes("arc_agi/arc1_aug1000")[2] == 876_406
+    assert dataset_shapes("arc_agi/arc2_aug1000")[2] == 1_191_724
     # Unmeasured ARC configs: the upper bound 1 + tasks * (1 + augmentations).
-    assert memory.dataset_shapes("arc_agi/arc1_aug100")[2] == 1 + 960 * 101
+    assert dataset_shapes("arc_agi/arc1_aug100")[2] == 1 + 960 * 101
     with pytest.raises(KeyError):
-        memory.dataset_shapes("unknown/x")
+        dataset_shapes("unknown/x")
 
 
 @pytest.mark.parametrize(
@@ -61,10 +65,10 @@ def test_parameter_count_equals_the_built_model(arch, overrides):
     config = ml_collections.ConfigDict(load("configs/e1_1_baseline.py").to_dict())
     m = config.model
     m.update(dict(arch=arch, hidden_size=48, puzzle_emb_ndim=48, L_layers=2, **overrides))
-    inputs = memory.Inputs.from_config(config, seq_len=25, num_puzzle_identifiers=3, vocab_size=7)
+    inputs = Inputs.from_config(config, seq_len=25, num_puzzle_identifiers=3, vocab_size=7)
     kwargs = {k: v for k, v in m.items() if k in model_keys(arch)}  # HRM: no mlp_t switch
     model = build_model(kwargs, vocab_size=7, seq_len=25, num_puzzle_identifiers=3)
-    assert memory.count_params(inputs) == model.num_params()
+    assert count_params(inputs) == model.num_params()
 
 
 def test_attention_probs_term_is_the_hand_count():
@@ -142,6 +146,22 @@ def test_sudoku_mlp_t_baseline_fits_a_v4_8():
     assert est.act_attention_probs == 0 and est.puzzle_table == 1 * 512 * 4
     with pytest.raises(ValueError, match="per-chip batch 192, not 96"):
         memory.check_fits(est, HBM, 96, 8)
+
+
+def test_optimizer_slots_follow_the_optimizer_registry():
+    # AdamATan2 and AdamW keep two float32 moments per weight, Lion one (the registry's counts, which
+    # tests/optim_test.py checks against the built optimizers); an unknown name is an error, not 2.
+    config = ml_collections.ConfigDict(load("configs/e1_1_baseline.py").to_dict())
+    slots = {}
+    for name in ("adam_atan2", "adamw", "lion", "sgd"):
+        config.optim.name = name
+        if name == "sgd":
+            with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+                _estimate(config, 8)
+            continue
+        est = _estimate(config, 8)
+        slots[name] = est.optimizer_slots / (est.params * 4)
+    assert slots == {"adam_atan2": 2, "adamw": 2, "lion": 1}
 
 
 def test_float32_forward_has_no_weight_copies_and_wider_activations():

@@ -8,11 +8,14 @@ compared with the default-strategy run on the full batch.
 import math
 
 import keras
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from trm_tf import optim
+from trm_tf.ema import EMA
+from trm_tf.schedule import WarmupCosine, lr_at_step
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -110,7 +113,7 @@ def _adam_train(strategy, x, y, w0, steps=3):
     gb = x.shape[0]
     with strategy.scope():
         w = keras.Variable(w0, name="w")
-        opt = optim.AdamATan2(optim.WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
+        opt = optim.AdamATan2(WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
         opt.build([w])
 
     @tf.function
@@ -144,16 +147,50 @@ def test_adam_atan2_mirrored_equals_single_device(mirrored):
     assert np.abs(single - w0).max() > 1e-3  # it actually moved
 
 
-@pytest.mark.parametrize("name", ["adam_atan2", "adamw", "lion"])
+def _optim_section(name: str, lr: float = 0.1, weight_decay: float = 0.5, **kw):
+    """A `config.optim` section: by default constant `lr` (no warm-up, min ratio 1), the base betas."""
+    return ml_collections.ConfigDict(
+        {"lr_warmup_steps": 0, "lr_min_ratio": 1.0, "beta1": 0.9, "beta2": 0.95, **kw,
+         "name": name, "lr": lr, "weight_decay": weight_decay}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
 def test_make_optimizer_decay_matches_convention(name):
     # Zero gradient: Adam-type and Lion updates vanish (AdamATan2: atan2(0, 0) = 0), leaving only
     # the decoupled decay p·(1 − lr·wd).
     w = keras.Variable(np.full(3, 2.0, np.float32))
-    opt = optim.make_optimizer(name, 0.1, 0.5)
+    opt = optim.make_optimizer(_optim_section(name), total_steps=10)
     opt.apply([tf.zeros(3)], [w])
     np.testing.assert_allclose(w.numpy(), 2.0 * (1 - 0.1 * 0.5), rtol=1e-6)
-    with pytest.raises(ValueError):
-        optim.make_optimizer("sgd", 0.1, 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_registered_slot_count_is_the_built_optimizers(name):
+    # The memory estimate counts OPTIMIZERS[name].slots float32 copies of every weight: the optimizer,
+    # built over two weights, holds exactly that many per weight besides its step counter (the learning
+    # rate is the schedule, not a variable).
+    ws = [keras.Variable(np.zeros((4, 3), np.float32)), keras.Variable(np.zeros(5, np.float32))]
+    opt = optim.make_optimizer(_optim_section(name), total_steps=10)
+    opt.build(ws)
+    shaped = [v for v in opt.variables if tuple(v.shape) in ((4, 3), (5,))]
+    assert len(shaped) == optim.OPTIMIZERS[name].slots * len(ws)
+    assert [tuple(v.shape) for v in opt.variables if v.ndim == 0] == [()]  # + iterations
+    assert len(opt.variables) == len(shaped) + 1
+
+
+def test_make_optimizer_schedule_and_unknown_name():
+    # The schedule is config.optim's: warm-up to lr, then cosine to lr * lr_min_ratio at total_steps.
+    o = _optim_section("adamw", lr=0.2, lr_warmup_steps=4, lr_min_ratio=0.5)
+    opt = optim.make_optimizer(o, total_steps=20)
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.beta_2 == 0.95 and opt.epsilon == 1e-8
+    lr = opt.learning_rate  # read at iterations = 0, i.e. step 1
+    assert float(lr) == pytest.approx(0.2 * 1 / 4)
+    assert float(opt._learning_rate(tf.constant(19))) == pytest.approx(0.1)  # step 20: the floor
+    with pytest.raises(
+        ValueError, match=r"unknown optimizer 'sgd'; expected one of \['adam_atan2'"
+    ):
+        optim.make_optimizer(_optim_section("sgd"), total_steps=10)
 
 
 # ----------------------------------------------------------------------------- SparseSignSGD
@@ -229,21 +266,13 @@ def test_sparse_sign_sgd_mirrored_equals_single_device(mirrored):
 
 
 def test_split_modules_keep_checkpoint_paths_and_registered_names(tmp_path):
-    """The schedule and the EMA live in their own modules; optim still names them, Keras still
-    deserialises the schedule under its old registered name, and the EMA's checkpoint keys (which old
-    checkpoints hold) are unchanged."""
-    from trm_tf import ema as ema_lib
-    from trm_tf import schedule
-
-    assert optim.EMA is ema_lib.EMA
-    assert optim.WarmupCosine is schedule.WarmupCosine and optim.lr_at_step is schedule.lr_at_step
-    assert keras.saving.get_registered_name(optim.WarmupCosine) == "trm_tf>WarmupCosine"
-    cfg = keras.saving.serialize_keras_object(optim.WarmupCosine(1e-3, 10, 100, 0.5))
+    """The schedule and the EMA live in their own modules; Keras still deserialises the schedule under
+    its old registered name, and the EMA's checkpoint keys (which old checkpoints hold) are unchanged."""
+    assert keras.saving.get_registered_name(WarmupCosine) == "trm_tf>WarmupCosine"
+    cfg = keras.saving.serialize_keras_object(WarmupCosine(1e-3, 10, 100, 0.5))
     again = keras.saving.deserialize_keras_object(cfg)
-    assert float(again(tf.constant(49))) == float(optim.lr_at_step(50, 1e-3, 10, 100, 0.5))
-    ema = optim.EMA(
-        [keras.Variable(np.ones(2, np.float32)), keras.Variable(np.zeros(3, np.float32))]
-    )
+    assert float(again(tf.constant(49))) == float(lr_at_step(50, 1e-3, 10, 100, 0.5))
+    ema = EMA([keras.Variable(np.ones(2, np.float32)), keras.Variable(np.zeros(3, np.float32))])
     path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "ema"))
     names = sorted(n for n, _ in tf.train.list_variables(path) if n.startswith("ema/"))
     assert names == [
@@ -258,10 +287,12 @@ def _trainer_shaped_run(strategy, x, ids, y, w0, t0, steps=2):
     with strategy.scope():
         w = keras.Variable(w0, name="w")
         table = tf.Variable(t0, trainable=False, name="puzzle_table")
-        opt = optim.make_optimizer("adam_atan2", optim.WarmupCosine(0.05, 1, 10), 0.1)
+        opt = optim.make_optimizer(
+            _optim_section("adam_atan2", lr=0.05, lr_warmup_steps=1, weight_decay=0.1), 10
+        )
         opt.build([w])
         sparse = optim.SparseSignSGD(table, weight_decay=0.1)
-        ema = optim.EMA([w], rate=0.9)
+        ema = EMA([w], rate=0.9)
 
     @tf.function(jit_compile=True)
     def fwd_bwd(w_val, rows, xb, yb):
@@ -277,7 +308,7 @@ def _trainer_shaped_run(strategy, x, ids, y, w0, t0, steps=2):
             rows = tf.gather(table, ir)
             g_w, g_rows = fwd_bwd(tf.convert_to_tensor(w), rows, xr, yr)
             opt.apply([g_w], [w])
-            sparse.apply(ir, g_rows, optim.lr_at_step(it, 0.01, 1, 10))
+            sparse.apply(ir, g_rows, lr_at_step(it, 0.01, 1, 10))
             ema.update()
 
         strategy.run(fn, args=(xb, idb, yb))
@@ -320,7 +351,7 @@ def _reduced_train(strategy, x, y, w0, loss_scale, steps=3, poison=None):
     gb = x.shape[0]
     with strategy.scope():
         w = keras.Variable(w0, name="w")
-        opt = optim.AdamATan2(optim.WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
+        opt = optim.AdamATan2(WarmupCosine(0.05, 2, 10, 0.5), weight_decay=0.2)
         if loss_scale:
             opt = keras.optimizers.LossScaleOptimizer(opt)
         opt.build([w])

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
-from tfds_builders import decoded_cache
+from tfds_builders import builder_utils, decoded_cache
 from tfds_builders.arc_agi import arc_agi_dataset_builder as arc_builder
 from tfds_builders.maze_hard import maze_hard_dataset_builder as maze_builder
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
@@ -92,4 +92,14 @@ def build(module, config, manual_dir, data_dir) -> epath.Path:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_build_matches_pinned_digest(case, tmp_path):
     module, config, manual_dir = CASES[case]
-    assert build_digest(build(module, config, manual_dir, tmp_path)) == DIGESTS[case]
+    built = build(module, config, manual_dir, tmp_path)
+    assert build_digest(built) == DIGESTS[case]
+    # The builder's `shapes` (what the memory estimate uses before a build) is what the build wrote;
+    # ARC's identifiers are an upper bound (its dummy data has few tasks).
+    meta = json.loads((built / builder_utils.METADATA_FILE).read_text())
+    seq_len, vocab_size, ids = module.shapes(getattr(config, "name", config))
+    assert (meta["seq_len"], meta["vocab_size"]) == (seq_len, vocab_size)
+    if module is arc_builder:
+        assert 1 < meta["num_puzzle_identifiers"] <= ids
+    else:
+        assert meta["num_puzzle_identifiers"] == ids

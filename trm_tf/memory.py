@@ -4,28 +4,15 @@ v4 slices a config fits on.
   python -m trm_tf.memory --config=configs/paper_arc1.py
   python -m trm_tf.memory --config=configs/exp06_batch_size.py:exp06_f --hbm_gib=16
 
-The estimate itself (every term and its formula) is `trm_tf.memory_estimate`; its names are re-exported
-here, so `memory.estimate`, `memory.Inputs`, ... keep working.
+The estimate itself (every term and its formula) is `trm_tf.memory_estimate`; the shapes of a dataset
+that is not built yet come from its builder (`trm_tf.data.datasets.dataset_shapes`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from trm_tf.memory_estimate import (  # noqa: F401 - re-exported
-    ARC_TASKS,
-    DATASET_SHAPES,
-    GIB,
-    OPTIMIZER_SLOTS,
-    WORKSPACE_FIXED,
-    WORKSPACE_FRACTION,
-    Inputs,
-    MemoryEstimate,
-    count_params,
-    dataset_shapes,
-    estimate,
-    estimate_inputs,
-)
+from trm_tf.memory_estimate import GIB, Inputs, MemoryEstimate, estimate, estimate_inputs
 
 # Cloud TPU v4 slices (v4-N has N TensorCores = N / 2 chips; TF sees one device per chip) and the
 # HBM of one v4 chip.
@@ -193,10 +180,10 @@ def format_breakdown(est: MemoryEstimate) -> str:
 
 
 def _shapes_for(config) -> tuple[int, int, int]:
-    """(seq_len, vocab, ids) from the built dataset's metadata if present, else `DATASET_SHAPES`."""
+    """(seq_len, vocab, ids) from the built dataset's metadata if present, else from its builder."""
     import tensorflow as tf  # noqa: PLC0415
 
-    from trm_tf.data.datasets import expand_dir, load_spec  # noqa: PLC0415
+    from trm_tf.data.datasets import dataset_shapes, expand_dir, load_spec  # noqa: PLC0415
 
     name = f"{config.data.name}/{config.data.config}"
     if tf.io.gfile.exists(f"{expand_dir(config.data.data_dir).rstrip('/')}/{name}"):
@@ -212,7 +199,10 @@ def main(argv) -> None:  # pragma: no cover - exercised through the CLI
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = flags.FLAGS.config
     hbm = flags.FLAGS.hbm_gib * GIB if flags.FLAGS.hbm_gib > 0 else config.runtime.hbm_gib * GIB
-    seq, vocab, ids = _shapes_for(config)
+    try:
+        seq, vocab, ids = _shapes_for(config)
+    except KeyError as e:  # not built, and no repository builder knows its shapes
+        raise SystemExit(f"trm_tf.memory: {e.args[0]}; build the dataset first") from None
     g = config.train.global_batch_size
     rows = slice_table(config, seq, ids, g, hbm, vocab)
     print(

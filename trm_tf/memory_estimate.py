@@ -1,7 +1,7 @@
 r"""Per-chip HBM estimate of one training step of a config: the formulas, term by term.
 
 `trm_tf.memory` turns it into the start-up refusal of configs that cannot fit and the table of Cloud
-TPU v4 slices (and re-exports every name here). Why: full attention at 916 positions (900 grid cells + 16 puzzle-prefix slots) keeps about 27 MB of
+TPU v4 slices. Why: full attention at 916 positions (900 grid cells + 16 puzzle-prefix slots) keeps about 27 MB of
 float32 attention probabilities per example for EVERY block call of the with-gradient cycle until the
 backward pass has used them. At the paper's global batch 768 on the 4 chips of a v4-8 that alone is
 about 50 GB per chip, and XLA only says so with an out-of-memory error after minutes of compilation.
@@ -17,7 +17,8 @@ float16, 4 for float32).
   weights            P * 4 (float32 variables) + P * c when c != 4 (XLA's compute-dtype copies of the
                      weights under a mixed policy) + the non-trainable init vectors.
   gradients          P * 4: one float32 gradient per variable, alive while the optimizer applies them.
-  optimizer_slots    P * 4 * slots: 2 for AdamATan2 / AdamW (first and second moment), 1 for Lion.
+  optimizer_slots    P * 4 * slots: the optimizer's float32 slots per weight, from the registry
+                     `trm_tf.optim.OPTIMIZERS` (e.g. 2 for AdamATan2, first and second moment).
   ema                P * 4 when `optim.ema` (one float32 shadow per dense weight).
   puzzle_table       num_puzzle_identifiers * puzzle_emb_ndim * 4: the table is replicated on every
                      chip and updated in place by sparse sign-SGD (no slots). 1.8 GB for ARC-AGI-1.
@@ -64,39 +65,7 @@ import dataclasses
 GIB = 2**30
 WORKSPACE_FIXED = GIB // 2
 WORKSPACE_FRACTION = 0.10
-OPTIMIZER_SLOTS = {"adam_atan2": 2, "adamw": 2, "lion": 1}
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-
-# Shapes of the datasets our builders produce (TFDS metadata: seq_len, vocab_size,
-# num_puzzle_identifiers), for estimating a config whose dataset is not built (the CLI, the config
-# docstrings). ARC: measured builds (876,405 and 1,191,723 augmented puzzles, + the blank id 0).
-DATASET_SHAPES = {
-    "sudoku_extreme": (81, 11, 1),  # every Sudoku config: 9x9 cells, one shared (blank) identifier
-    "maze_hard": (900, 6, 1),  # 30x30 cells, one shared identifier
-    "arc_agi/arc1_aug1000": (900, 12, 876_406),
-    "arc_agi/arc2_aug1000": (900, 12, 1_191_724),
-}
-# Other ARC configs: at most 1 + tasks * (1 + augmentations) identifiers (an upper bound: tasks with
-# few colours yield fewer distinct augmentations).
-ARC_TASKS = {"arc1": 960, "arc2": 1280}
-
-
-def dataset_shapes(dataset: str) -> tuple[int, int, int]:
-    """(seq_len, vocab_size, num_puzzle_identifiers) of "name/config" without reading the dataset.
-
-    Raises:
-      KeyError: a dataset this module has no figures for (build it and use its metadata instead).
-    """
-    name, _, cfg = dataset.partition("/")
-    if dataset in DATASET_SHAPES:
-        return DATASET_SHAPES[dataset]
-    if name in DATASET_SHAPES:
-        return DATASET_SHAPES[name]
-    if name == "arc_agi" and "_aug" in cfg:
-        version, _, aug = cfg.partition("_aug")
-        if version in ARC_TASKS and aug.isdigit():
-            return 900, 12, 1 + ARC_TASKS[version] * (1 + int(aug))
-    raise KeyError(f"no shapes known for dataset {dataset!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +100,8 @@ class Inputs:
         hidden = int(m.hidden_size)
         ndim = int(m.puzzle_emb_ndim)
         if vocab_size is None:
+            from trm_tf.data.datasets import dataset_shapes  # noqa: PLC0415 (imports TF and TFDS)
+
             try:
                 vocab_size = dataset_shapes(f"{config.data.name}/{config.data.config}")[1]
             except KeyError:
@@ -272,13 +243,15 @@ def estimate_inputs(i: Inputs, per_chip_batch: int) -> MemoryEstimate:
 
 def _state_terms(i: Inputs, b: int, p: int) -> dict[str, int]:
     """Weights, gradients, optimizer slots, EMA, puzzle table and carry: alive for the whole step."""
+    from trm_tf.optim import dense_optimizer  # noqa: PLC0415 (imports TF)
+
     d, t, c, f32 = i.hidden_size, i.seq_len + i.puzzle_emb_len, _DTYPE_BYTES[i.forward_dtype], 4
     init_vectors = (2 + (6 if i.arch == "trm_hier6" else 0)) * d * f32
     z_l_width = 6 * d if i.arch == "trm_hier6" else d
     return {
         "weights": p * f32 + (p * c if c != f32 else 0) + init_vectors,
         "gradients": p * f32,
-        "optimizer_slots": p * f32 * OPTIMIZER_SLOTS.get(i.optimizer, 2),
+        "optimizer_slots": p * f32 * dense_optimizer(i.optimizer).slots,
         "ema": p * f32 if i.ema else 0,
         "puzzle_table": (
             i.num_puzzle_identifiers * i.puzzle_emb_ndim * f32 if i.puzzle_emb_ndim > 0 else 0

@@ -16,7 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from trm_tf import losses, optim
+from trm_tf import losses
+from trm_tf.schedule import lr_at_step
 
 TRAIN_SUM_KEYS = (
     "count",
@@ -133,12 +134,12 @@ class LoopReport:
 
 
 def learning_rate_fn(optim_config, step_variable, total_steps: int):
-    """In-graph: the dense learning rate at `step_variable`'s value (`optim.lr_at_step`, for the report)."""
+    """In-graph: the dense learning rate at `step_variable`'s value (`schedule.lr_at_step`, for the report)."""
     o = optim_config
 
     def lr():
         step = step_variable.read_value()
-        return optim.lr_at_step(step, o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
+        return lr_at_step(step, o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
 
     return lr
 

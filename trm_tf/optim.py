@@ -1,9 +1,11 @@
 """Optimizers, learning-rate schedule and EMA of the TRM training loop (docs/model.md#optimizers).
 
 * `AdamATan2`: the reference's dense-parameter optimizer (`adam-atan2` 0.0.3), pure TF, Keras 3.
+* `OPTIMIZERS`: the dense optimizers `optim.name` selects, each with how it is built and how many
+  float32 slots it keeps per weight. The one list of optimizer names: `make_optimizer`, the memory
+  estimate (`trm_tf.memory_estimate`) and, through an agreement test, `configs/validation.py` read it.
 * `SparseSignSGD`: the puzzle-embedding optimizer (SignSGD with decay on touched rows only).
-* `lr_at_step` / `WarmupCosine` (defined in trm_tf.schedule) and `EMA` (trm_tf.ema) are re-exported
-  here, so `optim.X` keeps naming everything the training loop updates.
+* The learning-rate schedule is `trm_tf.schedule`, the EMA `trm_tf.ema`.
 
 Distribution design. The trainer runs forward/backward in a `tf.function(jit_compile=True)` and applies
 these updates OUTSIDE that jit function but inside `strategy.run` (docs/model.md#tensorflow: XLA
@@ -20,11 +22,14 @@ relies on TF aggregating replica values: gradients are summed explicitly (by Ker
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
-from trm_tf.ema import EMA, unwrap_variable
-from trm_tf.schedule import WarmupCosine, lr_at_step
+from trm_tf.ema import unwrap_variable
+from trm_tf.schedule import WarmupCosine
 
 # --------------------------------------------------------------------------------------------------
 # Dense optimizers
@@ -140,47 +145,73 @@ def apply_gradients_as_given(optimizer: keras.optimizers.Optimizer) -> keras.opt
     return optimizer
 
 
-def make_optimizer(
-    name: str,
-    learning_rate,
-    weight_decay: float,
-    beta1: float = 0.9,
-    beta2: float = 0.95,
-) -> keras.optimizers.Optimizer:
-    """Builds the dense-parameter optimizer (create it under `strategy.scope()`).
+def _adam_atan2(learning_rate, weight_decay, beta1, beta2) -> keras.optimizers.Optimizer:
+    """The reference (docs/model.md#adamatan2), decay inside `update_step`."""
+    return AdamATan2(learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2)
 
-    Decay conventions: all three apply decoupled decay p ← p − lr·wd·p = p·(1 − lr·wd) BEFORE the
-    gradient update, on every variable, with the same (scheduled) lr as the update:
-      * "adam_atan2": the reference (docs/model.md#adamatan2), decay inside `update_step`.
-      * "adamw": `keras.optimizers.AdamW` (decay via the Keras base class, same form and order);
-        epsilon 1e-8 (PyTorch's default) instead of Keras' 1e-7. Its step is ≈ lr·m̂/sqrt(v̂), the
-        same scale as AdamATan2's ≈ lr·atan2(m̂, sqrt(v̂)), so lr and wd transfer roughly 1:1.
-      * "lion": `keras.optimizers.Lion` (β1, β2 passed through; Lion's paper uses β2 = 0.99). Its
-        update lr·sign(·) has unit magnitude per coordinate, larger than Adam's typical step, so
-        Lion usually wants a 3–10× smaller lr and a correspondingly larger wd for the same
-        effective decay lr·wd.
+
+def _adamw(learning_rate, weight_decay, beta1, beta2) -> keras.optimizers.Optimizer:
+    """`keras.optimizers.AdamW` (decay via the Keras base class, same form and order); epsilon 1e-8
+    (PyTorch's default) instead of Keras' 1e-7. Its step is ≈ lr·m̂/sqrt(v̂), the same scale as
+    AdamATan2's ≈ lr·atan2(m̂, sqrt(v̂)), so lr and wd transfer roughly 1:1."""
+    return keras.optimizers.AdamW(
+        learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2, epsilon=1e-8
+    )
+
+
+def _lion(learning_rate, weight_decay, beta1, beta2) -> keras.optimizers.Optimizer:
+    """`keras.optimizers.Lion` (β1, β2 passed through; Lion's paper uses β2 = 0.99). Its update
+    lr·sign(·) has unit magnitude per coordinate, larger than Adam's typical step, so Lion usually
+    wants a 3–10× smaller lr and a correspondingly larger wd for the same effective decay lr·wd."""
+    return keras.optimizers.Lion(
+        learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseOptimizer:
+    """One choice of `optim.name`: how it is built, and the float32 slots it keeps per weight (what the
+    memory estimate counts; tests/optim_test.py checks the count against the built optimizer)."""
+
+    build: Callable[..., keras.optimizers.Optimizer]  # (learning_rate, weight_decay, beta1, beta2)
+    slots: int
+
+
+# The dense optimizers by `optim.name`. Adding one: an entry here, its case in tests/optim_test.py, its
+# name in configs/validation.py (configs do not import trm_tf; a test checks the two agree) and
+# docs/model.md#optimizers.
+OPTIMIZERS = {
+    "adam_atan2": DenseOptimizer(_adam_atan2, slots=2),  # m, v
+    "adamw": DenseOptimizer(_adamw, slots=2),  # m, v
+    "lion": DenseOptimizer(_lion, slots=1),  # momentum
+}
+
+
+def dense_optimizer(name: str) -> DenseOptimizer:
+    """The `OPTIMIZERS` entry of `name`; ValueError (one line, naming the choices) for another name."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def make_optimizer(o, total_steps: int) -> keras.optimizers.Optimizer:
+    """The dense-parameter optimizer of the `optim` config section, with its learning-rate schedule
+    (create it under `strategy.scope()`).
+
+    The schedule is `WarmupCosine(o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)`. Decay
+    conventions: every optimizer of `OPTIMIZERS` applies decoupled decay p ← p − lr·wd·p = p·(1 − lr·wd)
+    BEFORE the gradient update, on every variable, with the same (scheduled) lr as the update.
 
     Args:
-      name: "adam_atan2", "adamw" or "lion".
-      learning_rate: float or a LearningRateSchedule (e.g. `WarmupCosine`).
-      weight_decay: decoupled weight decay coefficient.
-      beta1: first-moment coefficient.
-      beta2: second-moment coefficient.
+      o: `config.optim` (name, lr, lr_warmup_steps, lr_min_ratio, weight_decay, beta1, beta2).
+      total_steps: the run's optimizer steps (the cosine reaches `lr_min_ratio` there).
 
     Returns:
       A Keras optimizer.
     """
-    if name == "adam_atan2":
-        return AdamATan2(learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2)
-    if name == "adamw":
-        return keras.optimizers.AdamW(
-            learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2, epsilon=1e-8
-        )
-    if name == "lion":
-        return keras.optimizers.Lion(
-            learning_rate, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2
-        )
-    raise ValueError(f"unknown optimizer {name!r}; expected adam_atan2, adamw or lion")
+    kind = dense_optimizer(o.name)
+    schedule = WarmupCosine(o.lr, o.lr_warmup_steps, total_steps, o.lr_min_ratio)
+    return kind.build(schedule, o.weight_decay, o.beta1, o.beta2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,14 +289,3 @@ class SparseSignSGD(tf.Module):
         tf.distribute.get_strategy().extended.update(
             table, update, args=(ids, decay, step), group=False
         )
-
-
-__all__ = [
-    "EMA",
-    "AdamATan2",
-    "SparseSignSGD",
-    "WarmupCosine",
-    "apply_gradients_as_given",
-    "lr_at_step",
-    "make_optimizer",
-]

@@ -389,9 +389,10 @@ def _hosts_line(strategy, strategy_seconds: float) -> str:
 def check_memory(config, strategy, spec, on_tpu: bool) -> str:
     """The per-chip HBM estimate; on TPU, raises `memory.MemoryBudgetError` when it does not fit."""
     from trm_tf import memory
+    from trm_tf.memory_estimate import estimate
 
     per_chip = config.train.global_batch_size // strategy.num_replicas_in_sync
-    est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
+    est = estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
     gib = est.total / 2**30
     if on_tpu:
         hbm = float(config.runtime.hbm_gib) * 2**30

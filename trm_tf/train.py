@@ -70,10 +70,11 @@ def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
     a config whose estimate exceeds `runtime.hbm_gib`, before minutes of XLA compilation end in OOM.
     `on_tpu` defaults to whether `strategy` is a TPUStrategy (tests pass True)."""
     from trm_tf import memory
+    from trm_tf.memory_estimate import estimate
 
     replicas = strategy.num_replicas_in_sync
     per_chip = int(config.train.global_batch_size) // replicas
-    est = memory.estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
+    est = estimate(config, spec.seq_len, spec.num_puzzle_identifiers, per_chip)
     if on_tpu is None:
         on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     logging.info(
@@ -228,12 +229,11 @@ def build(config, strategy, write_cache: bool = False, remote_hosts: bool | None
 
     In this order, so that a config that cannot fit refuses before anything touches the data: the
     dataset's metadata (one `tfds.builder`), the memory check (MemoryBudgetError; for a dataset still to
-    be built, from `memory.dataset_shapes`), then the build if the dataset is missing and allowed (it
+    be built, from its builder: `datasets.dataset_shapes`), then the build if the dataset is missing and allowed (it
     writes the decoded cache), then, with `write_cache` (the chief of a training run), the train split's
     decoded cache (`cache.require_cache`): a launch that drives remote TPU hosts (`remote_hosts`, by
     default read from `strategy`) refuses without one (DecodedCacheMissingError, exit 3), one machine
     writes it."""
-    from trm_tf import memory
     from trm_tf.data import cache
 
     d = config.data
@@ -248,7 +248,7 @@ def build(config, strategy, write_cache: bool = False, remote_hosts: bool | None
         memory_check(config, spec, strategy)
     else:
         try:
-            seq_len, _, ids = memory.dataset_shapes(name)
+            seq_len, _, ids = datasets.dataset_shapes(name)
         except KeyError:  # no figures for this dataset: checked once it is built
             seq_len = None
         if seq_len is not None:

@@ -9,8 +9,9 @@ NaN guard). The step is kept on the host (`host_step`): a loop fetches nothing.
 One train step, in replica context (`strategy.run`):
   1. the exploration draws for the global batch from a stateless seed (seed, step), sliced to this replica;
   2. the XLA-compiled forward/backward of one ACT supervision step (trm_tf.act.make_train_core);
-  3. one SUM all-reduce of the dense gradients (their norm is logged), then AdamATan2 (or AdamW/Lion)
-     applies the reduced gradients as given (Keras' own second all-reduce is switched off);
+  3. one SUM all-reduce of the dense gradients (their norm is logged), then AdamATan2 (or another
+     optimizer of `optim.OPTIMIZERS`) applies the reduced gradients as given (Keras' own second
+     all-reduce is switched off);
   4. sparse sign-SGD on the puzzle-embedding rows of the global batch;
   5. EMA of the dense weights; the carry and the metric sums are written back to per-replica variables.
 """
@@ -22,10 +23,12 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf import act, distribute, optim, runtime
-from trm_tf.data.datasets import DatasetSpec
+from trm_tf.data.spec import DatasetSpec
+from trm_tf.ema import EMA
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
 from trm_tf.metrics import LoopReport, MetricSums, learning_rate_fn, learning_rates
 from trm_tf.models import build_model
+from trm_tf.schedule import lr_at_step
 
 _DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16, "float16": tf.float16}
 
@@ -151,12 +154,7 @@ class Trainer:
 
     def _build_optimizers(self, o, forward_dtype: str) -> None:
         """The dense optimizer (schedule, loss scaling), the puzzle-row optimizer and the EMA."""
-        self.schedule = optim.WarmupCosine(
-            o.lr, o.lr_warmup_steps, self.total_steps, o.lr_min_ratio
-        )
-        self.optimizer = optim.make_optimizer(
-            o.name, self.schedule, o.weight_decay, beta1=o.beta1, beta2=o.beta2
-        )
+        self.optimizer = optim.make_optimizer(o, self.total_steps)
         self.loss_scaling = forward_dtype == "float16"
         if self.loss_scaling:  # float16: dynamic loss scaling (bfloat16 and float32 need none)
             self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
@@ -168,7 +166,7 @@ class Trainer:
             if self.model.puzzle_emb is not None
             else None
         )
-        self.ema = optim.EMA(self.model.trainable_variables, o.ema_rate) if o.ema else None
+        self.ema = EMA(self.model.trainable_variables, o.ema_rate) if o.ema else None
 
     def _build_state(self, spec: DatasetSpec, forward_dtype: str) -> None:
         """The step counter, the per-replica ACT carry and the metric sums."""
@@ -245,7 +243,7 @@ class Trainer:
             grad_norm = tf.linalg.global_norm(reduced) / scale
             self.optimizer.apply_gradients(zip(reduced, self.model.trainable_variables))
             if self.sparse_opt is not None:
-                lr = optim.lr_at_step(
+                lr = lr_at_step(
                     step, o.puzzle_emb_lr, o.lr_warmup_steps, self.total_steps, o.lr_min_ratio
                 )
                 if self.loss_scaling:  # a skipped (non-finite) step must not move the rows either

@@ -180,7 +180,7 @@ def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_p
 
 
 def test_upgrade_config_leaves_todays_layout_alone():
-    from configs import base
+    from configs import args
 
-    flat = runs.flatten_config(json.loads(base.get_config().to_json_best_effort()))
+    flat = runs.flatten_config(json.loads(args.build(None).to_json_best_effort()))
     assert runs.upgrade_config(flat) == flat

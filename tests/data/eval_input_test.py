@@ -11,7 +11,8 @@ from tests.testing.pipelines import (
     take,
     task_names,
 )
-from trm_tf.data import datasets, input_pipeline
+from trm_tf.data import input_pipeline
+from trm_tf.data.spec import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
 ARC_EXTRA = ("task_id", "test_index", "transform_id", "color_map")
@@ -83,7 +84,7 @@ def test_eval_unknown_task_name_maps_to_minus_one(arc):
 
 def test_eval_steps_equal_across_hosts():
     # Files are dealt round-robin; every host pads to the largest host's count.
-    spec = datasets.DatasetSpec(
+    spec = DatasetSpec(
         name="x",
         data_dir="",
         seq_len=81,

@@ -196,7 +196,7 @@ def test_memory_check_refuses_before_the_cache_is_written(tmp_path, monkeypatch)
 def test_memory_check_refuses_before_a_missing_dataset_is_built(tmp_path, monkeypatch):
     _refuse_on_tpu(monkeypatch)
     config = _config(str(tmp_path), **{"runtime.hbm_gib": 2**-20, "data.build_if_missing": True})
-    config.data.config = "generated_easy"  # a real config, known to memory.dataset_shapes
+    config.data.config = "generated_easy"  # a real config, known to datasets.dataset_shapes
     with pytest.raises(memory.MemoryBudgetError):
         train.build(config, tf.distribute.get_strategy(), write_cache=True, remote_hosts=False)
     assert os.listdir(tmp_path) == []

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from configs import base
+from configs import args
 from tests.testing.tiny_datasets import build_tiny_arc
 from trm_tf import train
 from trm_tf.data import input_pipeline
@@ -107,7 +107,7 @@ class ScriptedTrainer:
 
 
 def _evaluation(arc, workdir, start_step):
-    config = base.get_config()
+    config = args.build(None)
     config.data.name, config.data.config = "arc_agi", "arc1_aug10"
     config.eval.evaluator, config.eval.arc_subset_tasks, config.seed = "arc", 2, 0
     config.eval.global_batch_size = 8

@@ -1,6 +1,6 @@
 """Fabricates trainer work directories with known values, for tests of the analysis tools.
 
-`make_fake_run` writes the files of docs/run_directory.md (config.json from `configs.base.get_config()`,
+`make_fake_run` writes the files of docs/run_directory.md (config.json from `configs.args.build(None)`,
 tf.summary event files in train/ and eval/, metrics.jsonl, eval_results.json, run_summary.json), any
 of which can be left out to imitate a partial run.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from configs import base
+from configs import args
 
 
 def _set_dotted(cfg, key: str, value) -> None:
@@ -45,7 +45,7 @@ def make_fake_run(
     Args:
       workdir: Directory to create (local or gs://).
       experiment_id: Written to config.json and run_summary.json.
-      overrides: Dotted config keys to change from `configs.base.get_config()`, e.g.
+      overrides: Dotted config keys to change from `configs.args.build(None)`, e.g.
         {"model.hidden_size": 256}.
       train: {step: {tag: value}} training scalars.
       evals: {step: {tag: value}} evaluation scalars.
@@ -82,7 +82,7 @@ def _write_json(workdir: str, name: str, value) -> None:
 
 
 def _write_config(workdir: str, experiment_id: str, overrides: Mapping[str, object]) -> None:
-    cfg = base.get_config()
+    cfg = args.build(None)
     cfg.experiment_id = experiment_id
     for k, v in overrides.items():
         _set_dotted(cfg, k, v)

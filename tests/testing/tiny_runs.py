@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs import quickstart
-from trm_tf import optim
+from trm_tf.ema import EMA
 from trm_tf.models import build_model
 from trm_tf.tools import restore
 from trm_tf.workdir import RunDir
@@ -50,7 +50,7 @@ def save_checkpoint(directory: str, config, step: int = 1, ema: bool = True, shi
     items = dict(model=model, optimizer=optimizer, step=tf.Variable(step, dtype=tf.int64))
     shadows = None
     if ema:
-        items["ema"] = optim.EMA(model.trainable_variables, 0.9)
+        items["ema"] = EMA(model.trainable_variables, 0.9)
         for s in items["ema"].shadows:
             s.assign_add(tf.fill(s.shape, tf.cast(EMA_SHIFT, s.dtype)))
         shadows = [s.numpy() for s in items["ema"].shadows]

@@ -11,8 +11,10 @@ import tensorflow as tf
 from PIL import Image
 
 from trm_tf.tools import render
-from trm_tf.tools.render import CHANGED, CORRECT, GIVEN, PAD, UNKNOWN, WRONG, common
+from trm_tf.tools.render import arc as render_arc
+from trm_tf.tools.render import common
 from trm_tf.tools.render.__main__ import main as render_main
+from trm_tf.tools.render.common import CHANGED, CORRECT, GIVEN, PAD, UNKNOWN, WRONG
 
 # A real puzzle and its (unique) solution.
 PUZZLE = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -81,7 +83,7 @@ def test_cell_status_sudoku_by_hand():
     preds[0, 2] = 9  # step 1: blank 2 wrong (8 instead of 4)
     preds[1, 0] = 7  # step 2: clue overwritten (6 instead of 5); blank 2 fixed
     preds[2, 3] = 2  # step 3: blank 3 wrong; clue restored
-    st = render.cell_status(SUDOKU_X, preds, SUDOKU_Y, "sudoku")
+    st = render.task_status("sudoku", SUDOKU_X, preds, SUDOKU_Y)
     assert st.shape == (3, 81) and st.dtype == np.int32
     np.testing.assert_array_equal(
         st[:, [0, 2, 3]],
@@ -96,7 +98,7 @@ def test_cell_status_sudoku_by_hand():
     want = np.where(SUDOKU_X[rest] > 1, GIVEN, CORRECT)
     np.testing.assert_array_equal(st[:, rest], np.tile(want, (3, 1)))
     # Without labels: blanks are UNKNOWN, an overwritten clue is still WRONG (the input is truth).
-    st = render.cell_status(SUDOKU_X, preds, None, "sudoku")
+    st = render.task_status("sudoku", SUDOKU_X, preds, None)
     np.testing.assert_array_equal(
         st[:, [0, 2, 3]],
         [
@@ -106,7 +108,9 @@ def test_cell_status_sudoku_by_hand():
         ],
     )
     # One step as a 1-D array.
-    np.testing.assert_array_equal(render.cell_status(SUDOKU_X, preds[0], SUDOKU_Y)[[0, 2]], [0, 2])
+    np.testing.assert_array_equal(
+        render.task_status("sudoku", SUDOKU_X, preds[0], SUDOKU_Y)[[0, 2]], [0, 2]
+    )
 
 
 def test_cell_status_maze_by_hand():
@@ -116,14 +120,14 @@ def test_cell_status_maze_by_hand():
     pred[[idx(2, 3), idx(2, 4)]] = 5  # right path cells
     pred[idx(3, 3)] = 5  # path where the label is open
     pred[idx(0, 0)] = 5  # path over a wall
-    st = render.cell_status(x, pred[None], y, "maze")[0]
+    st = render.task_status("maze", x, pred[None], y)[0]
     assert st[idx(2, 2)] == GIVEN and st[idx(2, 8)] == GIVEN and st[idx(5, 5)] == GIVEN
     assert st[idx(2, 3)] == CORRECT and st[idx(2, 4)] == CORRECT
     assert st[idx(2, 5)] == WRONG  # missed path cell (left open)
     assert st[idx(3, 3)] == WRONG and st[idx(0, 0)] == WRONG
     assert st[idx(10, 10)] == CORRECT  # open, stays open
     assert int((st == WRONG).sum()) == 3 + 2  # 3 missed (2, 5..7) + 2 false
-    st = render.cell_status(x, pred[None], None, "maze")[0]
+    st = render.task_status("maze", x, pred[None], None)[0]
     assert st[idx(0, 0)] == WRONG and st[idx(2, 3)] == UNKNOWN and st[idx(10, 10)] == UNKNOWN
 
 
@@ -133,7 +137,7 @@ def test_cell_status_arc_by_hand():
     pred[0] = 9  # colour 7 instead of 1
     pred[2] = 0  # EOS of row 0 predicted as pad
     pred[31 * 5] = 4  # a colour where the label is pad
-    st = render.cell_status(np.zeros(900, np.int32), pred[None], y, "arc")[0]
+    st = render.task_status("arc", np.zeros(900, np.int32), pred[None], y)[0]
     assert st[0] == WRONG and st[2] == WRONG and st[155] == WRONG
     assert st[1] == CORRECT and st[30] == CORRECT and st[60] == CORRECT  # colour, colour, EOS
     assert st[899] == PAD
@@ -143,25 +147,30 @@ def test_cell_status_arc_by_hand():
 
 
 def test_select_steps():
-    assert render.select_steps(16) == list(range(16))
-    assert render.select_steps(16, 4) == [0, 5, 10, 15]
-    assert render.select_steps(16, 1) == [15]
-    assert render.select_steps(3, 5) == [0, 1, 2]
+    assert common.select_steps(16) == list(range(16))
+    assert common.select_steps(16, 4) == [0, 5, 10, 15]
+    assert common.select_steps(16, 1) == [15]
+    assert common.select_steps(3, 5) == [0, 1, 2]
     with pytest.raises(ValueError):
-        render.select_steps(0)
+        common.select_steps(0)
 
 
 def test_nonpad_box_and_titles():
     y = _arc_canvas(np.ones((3, 4), np.int64), offset=(2, 3))
-    assert render.nonpad_box(y) == (2, 6, 3, 8)  # grid rows 2..4 + EOS row 5; cols 3..6 + EOS col 7
-    assert render.nonpad_box(y, _arc_canvas(np.ones((1, 1), np.int64))) == (0, 6, 0, 8)
-    assert render.nonpad_box(np.zeros(900)) == (0, 1, 0, 1)
-    assert render.step_title(3, 0.1234) == "step 3 · q_halt=+0.123 (halt)"
-    assert render.step_title(1, -2.0) == "step 1 · q_halt=-2.000 (continue)"
-    assert render.step_title(2, 0.0).endswith("(continue)")  # the reference halts on q > 0
+    assert render_arc.nonpad_box(y) == (
+        2,
+        6,
+        3,
+        8,
+    )  # grid rows 2..4 + EOS row 5; cols 3..6 + EOS col 7
+    assert render_arc.nonpad_box(y, _arc_canvas(np.ones((1, 1), np.int64))) == (0, 6, 0, 8)
+    assert render_arc.nonpad_box(np.zeros(900)) == (0, 1, 0, 1)
+    assert common.step_title(3, 0.1234) == "step 3 · q_halt=+0.123 (halt)"
+    assert common.step_title(1, -2.0) == "step 1 · q_halt=-2.000 (continue)"
+    assert common.step_title(2, 0.0).endswith("(continue)")  # the reference halts on q > 0
     # HRM / transformer: the model's own test (q_halt > q_continue) decides, not the sign
-    assert render.step_title(2, -1.0, halt=True).endswith("(halt)")
-    assert render.step_title(2, 1.0, halt=False).endswith("(continue)")
+    assert common.step_title(2, -1.0, halt=True).endswith("(halt)")
+    assert common.step_title(2, 1.0, halt=False).endswith("(continue)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -262,8 +271,35 @@ def test_halts_override_the_sign_of_q_halt(tmp_path):
     render.render_steps(
         "sudoku", SUDOKU_X, preds, q_halt, SUDOKU_Y, path=out, halts=[False, True, True]
     )
-    status = render.cell_status(SUDOKU_X, preds, SUDOKU_Y, "sudoku")[-1]
+    status = render.task_status("sudoku", SUDOKU_X, preds, SUDOKU_Y)[-1]
     assert "never halts" in render._suptitle("sudoku", q_halt > 0, status, True)
     assert "first halt at step 2" in render._suptitle("sudoku", [False, True, True], status, True)
     with pytest.raises(ValueError, match="one flag per step"):
         render.render_steps("sudoku", SUDOKU_X, preds, q_halt, path=out, halts=[True])
+
+
+def test_tasks_table_is_the_only_list_of_tasks(tmp_path, monkeypatch, capsys):
+    # A task is its module plus one row of render.TASKS: the checks, the drawing and the CLI's --task
+    # choices all read the table (here a second name for the Sudoku module).
+    monkeypatch.setitem(render.TASKS, "sudoku_copy", render.TASKS["sudoku"])
+    preds = _sudoku_preds([[2], []])
+    out = render.render_steps(
+        "sudoku_copy", SUDOKU_X, preds, [0.5, 1.0], SUDOKU_Y, str(tmp_path / "a.png")
+    )
+    assert (
+        _png(out[0]).size
+        == _png(
+            render.render_steps(
+                "sudoku", SUDOKU_X, preds, [0.5, 1.0], SUDOKU_Y, str(tmp_path / "b.png")
+            )[0]
+        ).size
+    )
+    st = render.task_status("sudoku_copy", SUDOKU_X, preds, SUDOKU_Y)
+    np.testing.assert_array_equal(st, render.task_status("sudoku", SUDOKU_X, preds, SUDOKU_Y))
+    dump = tmp_path / "steps.npz"
+    np.savez(dump, inputs=SUDOKU_X[None], preds=preds[None], q_halt=np.array([[0.5, 1.0]]))
+    assert render_main([f"--dump={dump}", "--task=sudoku_copy", f"--out={tmp_path}/c.png"]) == 0
+    monkeypatch.delitem(render.TASKS, "sudoku_copy")
+    with pytest.raises(SystemExit):  # argparse: not a choice any more
+        render_main([f"--dump={dump}", "--task=sudoku_copy", f"--out={tmp_path}/d.png"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -30,6 +30,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_builders import builder_utils
+from trm_tf.tasks import arc as arc_task
 from trm_tf.tasks.arc import TEST_PUZZLES_FILE
 
 from . import arc_lib
@@ -82,6 +83,31 @@ def _make_configs() -> list[ArcConfig]:
                 )
             )
     return configs
+
+
+# Puzzle identifiers of the full builds of the paper's configs (1 + augmented puzzles, measured), and the
+# tasks of each version's subsets in the Kaggle files, for the upper bound 1 + tasks * (1 + num_aug) of the
+# other configs (tasks with few colours yield fewer distinct augmentations).
+_MEASURED_IDENTIFIERS = {"arc1_aug1000": 876_406, "arc2_aug1000": 1_191_724}
+_SOURCE_TASKS = {"arc1": 960, "arc2": 1280}
+
+
+def shapes(config: str) -> tuple[int, int, int]:
+    """(seq_len, vocab_size, num_puzzle_identifiers) a build of `config` writes to its metadata, known
+    without building it (`trm_tf.data.datasets.dataset_shapes`): measured for the paper's configs, the
+    upper bound for the others.
+
+    Raises:
+      KeyError: not an `arc{1,2}_aug{A}` config.
+    """
+    version, _, aug = config.partition("_aug")
+    if config in _MEASURED_IDENTIFIERS:
+        ids = _MEASURED_IDENTIFIERS[config]
+    elif version in _SOURCE_TASKS and aug.isdigit():
+        ids = 1 + _SOURCE_TASKS[version] * (1 + int(aug))
+    else:
+        raise KeyError(f"no shapes known for arc_agi config {config!r}")
+    return arc_task.SEQ_LEN, arc_task.VOCAB_SIZE, ids
 
 
 class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):

@@ -23,6 +23,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_builders import builder_utils
+from trm_tf.tasks import maze as maze_task
 
 from . import maze_lib
 
@@ -63,6 +64,13 @@ TINY_CONFIG = MazeConfig(
     num_test=3,
     seed=1,
 )
+
+
+def shapes(config: str) -> tuple[int, int, int]:
+    """(seq_len, vocab_size, num_puzzle_identifiers) a build of any config writes to its metadata (every
+    maze shares the one identifier), known without building it (`trm_tf.data.datasets.dataset_shapes`)."""
+    del config
+    return maze_task.SEQ_LEN, maze_task.VOCAB_SIZE, 1
 
 
 class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):

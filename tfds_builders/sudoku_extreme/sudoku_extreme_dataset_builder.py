@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_builders import builder_utils
+from trm_tf.tasks import sudoku as sudoku_task
 
 from . import sudoku_lib
 
@@ -164,6 +165,14 @@ def _static_metadata() -> dict:
         sudoku_lib.SEQ_LEN, sudoku_lib.VOCAB_SIZE, sudoku_lib.PAD_ID, num_puzzle_identifiers=1
     )
     return {**meta, "sets": ["all"]}
+
+
+def shapes(config: str) -> tuple[int, int, int]:
+    """(seq_len, vocab_size, num_puzzle_identifiers) a build of any config writes to its metadata (every
+    puzzle shares the one blank identifier), known without building it
+    (`trm_tf.data.datasets.dataset_shapes`)."""
+    del config
+    return sudoku_task.SEQ_LEN, sudoku_task.VOCAB_SIZE, 1
 
 
 class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):

@@ -34,6 +34,7 @@ from absl import logging
 
 from tfds_builders import decoded_cache as layout
 from trm_tf.data import datasets
+from trm_tf.data.spec import DatasetSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,23 +55,23 @@ class DecodedCache:
         return sum(self.examples)
 
 
-def _builder(spec):
+def _builder(spec: DatasetSpec):
     return datasets.tfds_builder(spec.name, spec.data_dir)
 
 
-def cache_dir(spec) -> str:
+def cache_dir(spec: DatasetSpec) -> str:
     """The folder of `spec`'s cache files (next to its TFRecords)."""
     return layout.cache_dir(_builder(spec))
 
 
-def command(spec, force: bool = False) -> str:
+def command(spec: DatasetSpec, force: bool = False) -> str:
     """The command that writes `spec`'s train cache."""
     return f"python -m trm_tf.data.cache --dataset={spec.name} --data_dir={spec.data_dir}" + (
         " --force" if force else ""
     )
 
 
-def _problem(spec, split: str) -> tuple[str, DecodedCache | None]:
+def _problem(spec: DatasetSpec, split: str) -> tuple[str, DecodedCache | None]:
     """(why the cache is unusable or "", the cache): one manifest read and one folder listing."""
     builder = _builder(spec)
     why, manifest = layout.read_manifest(builder, split)
@@ -90,7 +91,7 @@ def _problem(spec, split: str) -> tuple[str, DecodedCache | None]:
     )
 
 
-def _check(spec, split: str) -> tuple[str, DecodedCache | None]:
+def _check(spec: DatasetSpec, split: str) -> tuple[str, DecodedCache | None]:
     try:
         return _problem(spec, split)
     except (KeyError, tf.errors.OpError) as e:  # e.g. no such split, unreachable bucket
@@ -107,7 +108,7 @@ def forget() -> None:
     _VALIDATED.clear()
 
 
-def open_cache(spec, split: str = "train", quiet: bool = False) -> DecodedCache | None:
+def open_cache(spec: DatasetSpec, split: str = "train", quiet: bool = False) -> DecodedCache | None:
     """The split's validated cache, or None after one log line saying why the TFRecords will be read.
 
     Validated once per process (two storage calls); later calls return the same cache."""
@@ -130,7 +131,7 @@ def open_cache(spec, split: str = "train", quiet: bool = False) -> DecodedCache 
     return cache
 
 
-def require_cache(spec, remote_hosts: bool) -> DecodedCache:
+def require_cache(spec: DatasetSpec, remote_hosts: bool) -> DecodedCache:
     """The train split's cache for a training launch. The build writes it; when it is missing or stale, a
     launch that drives remote TPU hosts refuses (DecodedCacheMissingError, one line naming the command
     that writes it: the client would stream the whole split), and a launch on one machine writes it now,
@@ -205,7 +206,7 @@ def load_examples(cache: DecodedCache, files: slice = slice(None), hosts: int = 
 # ---- Writing (the build's job; this module's command for datasets built before).
 
 
-def write_cache(spec, split: str = "train", force: bool = False) -> DecodedCache:
+def write_cache(spec: DatasetSpec, split: str = "train", force: bool = False) -> DecodedCache:
     """Writes (or, unless `force`, keeps a valid) cache of `spec`'s `split`; returns it validated.
 
     Costs one decoding pass over the split (what one start costs without the cache)."""

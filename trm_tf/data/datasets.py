@@ -2,7 +2,12 @@
 
 Training reads the generated TFRecords with `tfds.builder(name, data_dir=...)`, which needs no builder code,
 or their decoded cache (`trm_tf.data.cache`, written by every build); only `build_dataset` (the
-quickstart's build-if-missing, `python -m trm_tf.data.prepare`) imports a builder.
+quickstart's build-if-missing, `python -m trm_tf.data.prepare`) and `dataset_shapes` import a builder.
+
+The builders are the folders of `tfds_builders/` (`KNOWN_BUILDERS`, found there, not listed): a folder
+`<name>/` holding `<name>_dataset_builder.py` is the TFDS dataset `<name>`. Each builder module also says,
+in `shapes(config)`, the sequence length, vocabulary and puzzle identifiers a build of a config writes, so
+a config's memory estimate needs neither the built dataset nor a table kept here.
 
 A process makes one `tfds.builder` per dataset (`tfds_builder`): making one reads the dataset's metadata
 files (about eight storage calls, each a round trip on gs://), so the spec, the cache check and every host
@@ -11,18 +16,33 @@ pipeline share it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import os
+import pathlib
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+import tfds_builders
+from trm_tf.data.spec import DatasetSpec
+
+
+def discover_builders(root: str | os.PathLike) -> tuple[str, ...]:
+    """The builder folders under `root`: `<name>/` holding `<name>_dataset_builder.py`, sorted."""
+    return tuple(
+        sorted(
+            p.name
+            for p in pathlib.Path(root).iterdir()
+            if (p / f"{p.name}_dataset_builder.py").is_file()
+        )
+    )
+
+
 # Builders that live in this repository (folder name under tfds_builders/ == TFDS dataset name).
-KNOWN_BUILDERS = ("sudoku_extreme", "maze_hard", "arc_agi")
+KNOWN_BUILDERS = discover_builders(os.path.dirname(tfds_builders.__file__))
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -41,30 +61,6 @@ def tfds_builder(name: str, data_dir: str):
     return tfds.builder(name, data_dir=expand_dir(data_dir))
 
 
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """What the model and the trainer need to know about a built dataset (from its TFDS metadata)."""
-
-    name: str  # "sudoku_extreme/sub1000_aug1000"
-    data_dir: str
-    seq_len: int
-    vocab_size: int
-    num_puzzle_identifiers: int
-    pad_id: int
-    ignore_label_id: int
-    blank_identifier_id: int
-    total_groups: int  # training groups (base puzzles)
-    mean_puzzle_examples: float  # training examples per puzzle
-    num_train_examples: int
-    num_test_examples: int
-    test_shard_lengths: tuple[int, ...]
-    metadata: dict[str, Any]
-
-    def steps_per_epoch(self, global_batch_size: int) -> float:
-        """Optimizer steps per epoch, as the reference counts them (groups x mean examples / batch)."""
-        return self.total_groups * self.mean_puzzle_examples / global_batch_size
-
-
 def expand_dir(path: str) -> str:
     """Expands `~` for local paths; leaves gs:// untouched."""
     return path if "://" in path else os.path.expanduser(path)
@@ -74,7 +70,7 @@ def build_command(name: str, data_dir: str, manual_dir: str = "") -> str:
     """The exact command that builds `name` ("dataset/config") into `data_dir`."""
     dataset, _, config = name.partition("/")
     cmd = f"tfds build tfds_builders/{dataset} --config={config} --data_dir={data_dir}"
-    if manual_dir or dataset == "arc_agi" or not config.startswith("generated"):
+    if manual_dir or not config.startswith("generated"):
         cmd += f" --manual_dir={manual_dir or 'DIR_WITH_SOURCE_FILES'}"
     return cmd + f"\n  (or: python -m trm_tf.data.prepare --dataset={name} --data_dir={data_dir})"
 
@@ -130,9 +126,24 @@ def import_builder(dataset: str):
     return importlib.import_module(f"tfds_builders.{dataset}.{dataset}_dataset_builder")
 
 
+def dataset_shapes(name: str) -> tuple[int, int, int]:
+    """(seq_len, vocab_size, num_puzzle_identifiers) of "dataset/config" without the built dataset: what
+    its builder's `shapes(config)` says a build writes (for the memory estimate of a config whose dataset
+    is not built yet: the CLI, the config docstrings, a build-if-missing start).
+
+    Raises:
+      KeyError: no repository builder of that name, or its builder knows no figures for that config.
+    """
+    dataset, _, config = name.partition("/")
+    if dataset not in KNOWN_BUILDERS:
+        raise KeyError(f"no shapes known for dataset {name!r}: not a builder of tfds_builders/")
+    return import_builder(dataset).shapes(config)
+
+
 def build_dataset(name: str, data_dir: str, manual_dir: str = "") -> DatasetSpec:
-    """Builds ("downloads and prepares") `name` into `data_dir` with the repository's builder, which also
-    writes the train split's decoded cache (`tfds_builders.builder_utils.ShardPolicy`)."""
+    """Builds ("downloads and prepares") `name` into `data_dir` with the repository's builder; the build
+    also writes the train split's decoded cache (`tfds_builders.builder_utils.ShardPolicy` calls
+    `tfds_builders.decoded_cache.write`), which `trm_tf.data.cache` then validates and reads."""
     dataset, _, config = name.partition("/")
     module = import_builder(dataset)
     data_dir = expand_dir(data_dir)

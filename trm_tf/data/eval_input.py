@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf.data import datasets
-from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.records import dataset_options, host_position, read_records
+from trm_tf.data.spec import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
 # Eval feature computed from the string `task_name` (index into the caller's sorted task names).

@@ -22,7 +22,6 @@ import tensorflow as tf
 from tfds_builders import decoded_cache as layout
 from tfds_builders.builder_utils import CORE_FEATURES
 from trm_tf.data import cache as decoded_cache
-from trm_tf.data.datasets import DatasetSpec
 from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
     TASK_ID,
     distribute_eval,
@@ -40,6 +39,7 @@ from trm_tf.data.records import (  # noqa: F401 (re-exported)
     whole,
 )
 from trm_tf.data.sampler import GroupSampler
+from trm_tf.data.spec import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
 

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tfds_builders.decoded_cache import read_split
-from trm_tf.data.datasets import DatasetSpec, tfds_builder
+from trm_tf.data.datasets import tfds_builder
+from trm_tf.data.spec import DatasetSpec
 
 HOST_SHARDING = ("auto", "groups", "files", "stream")
 # Batch size that puts a host's whole share of a split into one tf.data element (tf.data only reserves

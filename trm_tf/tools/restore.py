@@ -266,7 +266,7 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
     Raises:
       RestoreError: no checkpoint there, or it does not hold every variable the model needs.
     """
-    from trm_tf import optim
+    from trm_tf.ema import EMA
     from trm_tf.models import build_model, interop
 
     model = build_model(config.model, **model_dims(config))
@@ -276,7 +276,7 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
     path = checkpoint_prefix(checkpoint)
     items = dict(model=model)
     if use_ema and config.optim.ema:
-        items["ema"] = optim.EMA(model.trainable_variables, config.optim.ema_rate)
+        items["ema"] = EMA(model.trainable_variables, config.optim.ema_rate)
     restore(path, **items)
     if "ema" in items:
         items["ema"].copy_to(model.trainable_variables)

@@ -11,7 +11,8 @@ given, correct, wrong, unknown without labels; changed cells outlined; `common` 
 * ``arc`` (seq 900 = 30×30): the 10 ARC colours, cropped to the non-pad box, input and target panels
   first (`arc`).
 
-Each panel also says how many cells are wrong and how many changed; the figure title gives the first step
+The tasks are the table `TASKS` (name -> module). Each panel also says how many cells are wrong and how
+many changed; the figure title gives the first step
 whose Q test passes (`halts`; by default q_halt > 0, where the reference's ACT loop stops a TRM) and the
 final verdict.
 
@@ -30,50 +31,26 @@ from __future__ import annotations
 import numpy as np
 
 from trm_tf.tools.render import arc, common, maze, sudoku
-from trm_tf.tools.render.arc import ARC_COLOR_NAMES, ARC_COLORS, nonpad_box
 from trm_tf.tools.render.common import (
-    ARC_COLOR_OFFSET,
-    ARC_EOS,
     CHANGED,
-    CORRECT,
-    GIVEN,
-    PAD,
     STATUS_MASK,
-    STATUS_NAMES,
-    TASKS,
-    UNKNOWN,
     WRONG,
     cell_status,
-    halt_word,
     select_steps,
     step_title,
 )
 
-__all__ = [
-    "ARC_COLORS",
-    "ARC_COLOR_NAMES",
-    "ARC_COLOR_OFFSET",
-    "ARC_EOS",
-    "CHANGED",
-    "CORRECT",
-    "GIVEN",
-    "PAD",
-    "STATUS_MASK",
-    "STATUS_NAMES",
-    "TASKS",
-    "UNKNOWN",
-    "WRONG",
-    "cell_status",
-    "halt_word",
-    "nonpad_box",
-    "render_batch",
-    "render_steps",
-    "select_steps",
-    "step_title",
-]
+# The one table of drawable tasks: `--task` name -> its module (SEQ_LEN, PANEL_IN, GIF_PANEL_IN, MAX_COLS,
+# given_mask, panel, fixed_panels, legend). A new task adds its module and one line here.
+TASKS = {"sudoku": sudoku, "maze": maze, "arc": arc}
 
-# Each task module has SEQ_LEN, PANEL_IN, GIF_PANEL_IN, MAX_COLS, panel, fixed_panels and legend.
-_TASK_MODULES = {"sudoku": sudoku, "maze": maze, "arc": arc}
+
+def task_status(
+    task: str, inputs: np.ndarray, preds: np.ndarray, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """`common.cell_status` with the cells the task's input fixes (`TASKS[task].given_mask`)."""
+    inputs = np.asarray(inputs).reshape(-1)
+    return cell_status(inputs, preds, labels, TASKS[task].given_mask(inputs))
 
 
 def _suptitle(task: str, halts: np.ndarray, final_status: np.ndarray, has_labels: bool) -> str:
@@ -99,7 +76,7 @@ def _subtitle(st: np.ndarray, has_labels: bool) -> str:
 
 def _panels_for(task, inputs, preds, q_halt, halts, labels, steps):
     """(input/target panels, one panel per shown step)."""
-    mod = _TASK_MODULES[task]
+    mod = TASKS[task]
     first_halt = next((k for k in range(len(halts)) if halts[k]), None)
     fixed, box = mod.fixed_panels(inputs, preds[steps], labels)
     shown, prev = [], None
@@ -107,7 +84,7 @@ def _panels_for(task, inputs, preds, q_halt, halts, labels, steps):
         # CHANGED relative to the previous *shown* panel, so the picture is self-consistent when
         # max_steps skips steps.
         pair = preds[[k]] if prev is None else preds[[prev, k]]
-        st = cell_status(inputs, pair, labels, task)[-1]
+        st = task_status(task, inputs, pair, labels)[-1]
         title = step_title(k + 1, float(q_halt[k]), bool(halts[k]))
         panel = mod.panel(
             inputs, preds[k], st, labels, title, _subtitle(st, labels is not None), box
@@ -121,13 +98,13 @@ def _panels_for(task, inputs, preds, q_halt, halts, labels, steps):
 def _checked(task, inputs, preds, q_halt, labels):
     """The arguments of `render_steps` as int64 / float64 arrays of the task's shapes."""
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
     inputs = np.asarray(inputs).reshape(-1).astype(np.int64)
     preds = np.asarray(preds).astype(np.int64)
     if preds.ndim == 1:
         preds = preds[None]
     q_halt = np.asarray(q_halt, np.float64).reshape(-1)
-    seq = _TASK_MODULES[task].SEQ_LEN
+    seq = TASKS[task].SEQ_LEN
     if inputs.size != seq or preds.shape[1:] != (seq,) or q_halt.size != preds.shape[0]:
         raise ValueError(
             f"{task}: want inputs [{seq}], preds [steps, {seq}], q_halt [steps]; got "
@@ -155,7 +132,7 @@ def render_steps(
     """Draws one puzzle's predictions across supervision steps as a PNG (and optionally a GIF).
 
     Args:
-      task: "sudoku" (seq 81), "maze" (seq 900 = 30×30) or "arc" (seq 900 = 30×30).
+      task: a key of `TASKS`: "sudoku" (seq 81), "maze" (seq 900 = 30×30) or "arc" (seq 900 = 30×30).
       inputs: [S] input token ids.
       preds: [steps, S] predicted token ids per supervision step (argmax of the logits).
       q_halt: [steps] halting logits per step.
@@ -175,9 +152,9 @@ def render_steps(
     halts = q_halt > 0 if halts is None else np.asarray(halts, bool).reshape(-1)
     if halts.shape != q_halt.shape:
         raise ValueError(f"{task}: halts must have one flag per step, got {halts.shape}")
-    mod = _TASK_MODULES[task]
+    mod = TASKS[task]
     steps = select_steps(preds.shape[0], max_steps)
-    status = cell_status(inputs, preds[steps], labels, task)
+    status = task_status(task, inputs, preds[steps], labels)
     suptitle = _suptitle(task, halts, status[-1], labels is not None)
     fixed, shown = _panels_for(task, inputs, preds, q_halt, halts, labels, steps)
     legend = mod.legend(labels is not None)
@@ -216,7 +193,7 @@ def render_batch(
     One puzzle writes `path` (and `gif_path`) as given; several write `out_0.png`, `out_1.png`, ...
 
     Args:
-      task: "sudoku", "maze" or "arc".
+      task: a key of `TASKS`.
       inputs: [N, S] token ids.
       results: dict with "preds" [N, steps, S] and "q_halt" [N, steps], and optionally "halt"
         [N, steps] (as `trm_tf.tools.solve` computes them).

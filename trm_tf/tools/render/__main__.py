@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--dump", required=True, help=".npz written by solve --dump (inputs, preds, q_halt)"
     )
-    ap.add_argument("--task", default="sudoku", choices=TASKS)
+    ap.add_argument("--task", default="sudoku", choices=sorted(TASKS))
     ap.add_argument("--out", default="out.png")
     ap.add_argument("--gif", default=None)
     ap.add_argument("--max_steps", type=int, default=None)

@@ -11,8 +11,6 @@ import numpy as np
 
 from trm_tf.tasks import arc as arc_task
 from trm_tf.tools.render.common import (
-    ARC_COLOR_OFFSET,
-    ARC_EOS,
     CHANGED,
     COLORS,
     STATUS_MASK,
@@ -26,6 +24,12 @@ SEQ_LEN = arc_task.SEQ_LEN
 PANEL_IN = 2.1
 GIF_PANEL_IN = 2.6
 MAX_COLS = 8
+
+
+def given_mask(inputs: np.ndarray) -> np.ndarray:
+    """None: an ARC answer is a different grid from its input, so no cell is fixed by it."""
+    return np.zeros(inputs.shape, bool)
+
 
 # The standard ARC palette (as in the ARC testing interface): 0 black, 1 blue, 2 red, 3 green,
 # 4 yellow, 5 grey, 6 magenta, 7 orange, 8 azure, 9 maroon.
@@ -77,7 +81,7 @@ def dims_text(tokens, box) -> str:
     """'h×w grid' of the colour block at the box's top-left (the grid the EOS border encloses)."""
     r0, r1, c0, c1 = box
     t = np.asarray(tokens).reshape(arc_task.GRID_SIZE, arc_task.GRID_SIZE)[r0:r1, c0:c1]
-    is_col = t >= ARC_COLOR_OFFSET
+    is_col = t >= arc_task.COLOR_OFFSET
     h = int(np.argmin(np.append(is_col[:, 0], False)))
     w = int(np.argmin(np.append(is_col[0, :], False)))
     return f"{h}×{w} grid"
@@ -87,8 +91,8 @@ def _fill(tokens2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cell colours, EOS mask); tokens outside the vocabulary (should not happen) show as pad."""
     fill = np.tile(rgb(COLORS["arc_pad"]), tokens2d.shape + (1,))
     for c, col in enumerate(ARC_COLORS):
-        fill[tokens2d == c + ARC_COLOR_OFFSET] = rgb(col)
-    eos = tokens2d == ARC_EOS
+        fill[tokens2d == c + arc_task.COLOR_OFFSET] = rgb(col)
+    eos = tokens2d == arc_task.EOS_ID
     fill[eos] = rgb(COLORS["arc_eos"])
     return fill, eos
 

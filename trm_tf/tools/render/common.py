@@ -9,8 +9,9 @@ Cells are coloured by their status (`cell_status`):
 
 A given cell the model overwrites is wrong even without labels, since the input is ground truth there.
 
-A task module (`sudoku`, `maze`, `arc`) turns one step's prediction into a `Panel` (cell colours, texts,
-marks) and names its legend entries; `figure` draws panels on the Agg canvas directly (no pyplot, no
+A task module (one per entry of `trm_tf.tools.render.TASKS`) says which cells its input fixes
+(`given_mask`), turns one step's prediction into a `Panel` (cell colours, texts, marks) and names its legend
+entries; `figure` draws panels on the Agg canvas directly (no pyplot, no
 global backend switch) and `write` stores files through tf.io.gfile, so gs:// paths work.
 """
 
@@ -31,10 +32,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from PIL import Image
 
-from trm_tf.tasks import arc, maze, sudoku
-
-TASKS = ("sudoku", "maze", "arc")
-
 # Cell statuses returned by `cell_status`; CHANGED is a flag OR-ed onto one of the others.
 GIVEN = 0  # fixed by the input and reproduced by the prediction
 CORRECT = 1  # predicted, equals the label
@@ -45,18 +42,6 @@ CHANGED = 8  # flag: the prediction differs from the previous panel's
 STATUS_MASK = 7
 
 STATUS_NAMES = {GIVEN: "given", CORRECT: "correct", WRONG: "wrong", UNKNOWN: "unknown", PAD: "pad"}
-
-# Token ids, from the tasks' own definitions (what the builders write).
-SUDOKU_BLANK = sudoku.BLANK_TOKEN
-MAZE_WALL, MAZE_OPEN, MAZE_START, MAZE_GOAL, MAZE_PATH = (
-    maze.WALL,
-    maze.OPEN,
-    maze.START,
-    maze.GOAL,
-    maze.PATH,
-)
-ARC_EOS = arc.EOS_ID
-ARC_COLOR_OFFSET = arc.COLOR_OFFSET
 
 # Status colours for Sudoku and Maze (light fills so the digits stay readable) and ARC's marks.
 COLORS = {
@@ -101,19 +86,8 @@ def rgb(color: str) -> np.ndarray:
 # Pure logic (tested directly).
 
 
-def _given_mask(task: str, inputs: np.ndarray) -> np.ndarray:
-    """Cells the input fixes: Sudoku clues, maze walls / start / goal; ARC has none (in != out)."""
-    if task == "sudoku":
-        return inputs > SUDOKU_BLANK
-    if task == "maze":
-        return (inputs != MAZE_OPEN) & (inputs != 0)
-    if task == "arc":
-        return np.zeros(inputs.shape, bool)
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
 def cell_status(
-    inputs: np.ndarray, preds: np.ndarray, labels: np.ndarray | None = None, task: str = "sudoku"
+    inputs: np.ndarray, preds: np.ndarray, labels: np.ndarray | None, given: np.ndarray
 ) -> np.ndarray:
     """Status of every cell at every step, as ints (`GIVEN`/`CORRECT`/`WRONG`/`UNKNOWN`/`PAD`, | `CHANGED`).
 
@@ -131,7 +105,7 @@ def cell_status(
       inputs: [S] input token ids.
       preds: [steps, S] (or [S]) predicted token ids.
       labels: [S] label token ids, or None when the answer is unknown.
-      task: "sudoku", "maze" or "arc" (decides which cells the input fixes).
+      given: [S] bool, the cells the input fixes (the task module's `given_mask(inputs)`).
 
     Returns:
       int32 array shaped like `preds` ([steps, S]).
@@ -140,7 +114,7 @@ def cell_status(
     preds = np.asarray(preds)
     squeeze = preds.ndim == 1
     preds = preds.reshape(-1, inputs.size) if not squeeze else preds[None]
-    given = _given_mask(task, inputs)[None]
+    given = np.asarray(given, bool).reshape(1, -1)
     if labels is None:
         free = np.where(preds == 0, PAD, UNKNOWN)
     else:

@@ -12,11 +12,6 @@ from trm_tf.tools.render.common import (
     CHANGED,
     COLORS,
     CORRECT,
-    MAZE_GOAL,
-    MAZE_OPEN,
-    MAZE_PATH,
-    MAZE_START,
-    MAZE_WALL,
     STATUS_MASK,
     UNKNOWN,
     WRONG,
@@ -32,13 +27,18 @@ GIF_PANEL_IN = 3.6
 MAX_COLS = 6
 
 _TOKEN_COLORS = {
-    MAZE_WALL: "wall",
-    MAZE_OPEN: "open",
-    MAZE_START: "start",
-    MAZE_GOAL: "goal",
-    MAZE_PATH: "path_correct",
+    maze_task.WALL: "wall",
+    maze_task.OPEN: "open",
+    maze_task.START: "start",
+    maze_task.GOAL: "goal",
+    maze_task.PATH: "path_correct",
     0: "pad",
 }
+
+
+def given_mask(inputs: np.ndarray) -> np.ndarray:
+    """Walls, start and goal: every input cell that is neither open nor pad."""
+    return (inputs != maze_task.OPEN) & (inputs != 0)
 
 
 def fill(tokens: np.ndarray, status: np.ndarray | None, labels: np.ndarray | None) -> np.ndarray:
@@ -49,14 +49,16 @@ def fill(tokens: np.ndarray, status: np.ndarray | None, labels: np.ndarray | Non
         out[tokens == tok] = rgb(COLORS[name])
     if status is not None:
         st = status & STATUS_MASK
-        path = tokens == MAZE_PATH
+        path = tokens == maze_task.PATH
         out[path & (st == CORRECT)] = rgb(COLORS["path_correct"])
         out[path & (st == UNKNOWN)] = rgb(COLORS["path_unknown"])
         out[(st == WRONG)] = rgb(COLORS["path_wrong"])
         if labels is not None:
             # A path cell the model left open: wrong, but drawn lighter so the red marks stay the
             # model's false positives (cells it put on the path, or givens it overwrote).
-            missed = (st == WRONG) & (tokens == MAZE_OPEN) & (np.asarray(labels) == MAZE_PATH)
+            missed = (
+                (st == WRONG) & (tokens == maze_task.OPEN) & (np.asarray(labels) == maze_task.PATH)
+            )
             out[missed] = rgb(COLORS["path_missed"])
     return out.reshape(n, n, 3)
 

@@ -29,6 +29,11 @@ GIF_PANEL_IN = 3.0  # ... and in a GIF frame
 MAX_COLS = 8  # panels per row before wrapping
 
 
+def given_mask(inputs: np.ndarray) -> np.ndarray:
+    """The clues: cells whose input is a digit (not pad, not blank)."""
+    return inputs > sudoku_task.BLANK_TOKEN
+
+
 def _cell_texts(r: int, c: int, tok: int, status: int, want: int) -> list:
     """The texts of one cell: its digit, plus the wanted digit small in the corner when it is wrong."""
     name = STATUS_NAMES[status]
