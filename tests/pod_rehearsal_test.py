@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -326,6 +327,16 @@ def test_preflight_passes_on_the_default_strategy_of_one_cpu(sudoku_dir, tmp_pat
     assert not tf.io.gfile.glob(os.path.join(workdir, "preflight", "*"))
 
 
+def _logs(log_base: str, workers: int = 2, lines: int = 60) -> str:
+    """The last `lines` lines of every worker's log (for a failure message)."""
+    out = []
+    for i in range(workers):
+        path = f"{log_base}.worker{i}.log"
+        text = open(path).read().splitlines() if os.path.exists(path) else ["(no log)"]
+        out.append(f"--- worker {i} ({path}) ---\n" + "\n".join(text[-lines:]))
+    return "\n".join(out)
+
+
 def _start_workers(cmd, ports, log_base, count=None):
     procs = []
     for i in range(count or len(ports)):
@@ -357,13 +368,25 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
     weights."""
     data = "sudoku_extreme/rehearsal"
     ref = str(tmp_path / "ref")
-    port = free_ports(1)[0]
-    extra = (*MULTI_PROCESS, f"--config.train.profiler_port={port}")
-    procs = _start_workers(
-        _cmd(sudoku_dir, ref, data, *extra), free_ports(2), str(tmp_path / "ref")
-    )
-    codes = [p.wait(timeout=900) for p in procs]
-    assert codes == [0, 0], open(str(tmp_path / "ref") + ".worker0.log").read()[-4000:]
+    for attempt in (1, 2):
+        port = free_ports(1)[0]
+        extra = (*MULTI_PROCESS, f"--config.train.profiler_port={port}")
+        procs = _start_workers(
+            _cmd(sudoku_dir, ref, data, *extra), free_ports(2), str(tmp_path / "ref")
+        )
+        codes = [p.wait(timeout=900) for p in procs]
+        if codes == [0, 0] or attempt == 2 or min(codes) >= 0:
+            break
+        # A worker killed by a signal while the profiler traced it (seen once in CI: SIGABRT in TF's C++
+        # runtime right after the trace ended) is retried once, from scratch, with both logs kept.
+        warnings.warn(
+            f"pod rehearsal reference run: exit codes {codes}; retrying once\n{_logs(ref)}",
+            stacklevel=1,
+        )
+        for path in (ref, f"{ref}.worker0.log", f"{ref}.worker1.log"):
+            if os.path.exists(path):
+                os.rename(path, f"{path}.attempt{attempt}")
+    assert codes == [0, 0], _logs(ref)
     # The chief asked both workers' profiler services for the window (a pod's client asks every TPU
     # host's); a service that does not answer within the trace's duration is missing from it, which a
     # loaded 2-core machine sometimes shows, so at least one trace is required here.
@@ -378,11 +401,11 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
     cmd = _cmd(sudoku_dir, run, data, *MULTI_PROCESS)
     log_base = str(tmp_path / "run")
     procs = _start_workers(cmd, free_ports(2), log_base)
-    assert _wait_for_checkpoint(procs[0], run, 0), open(log_base + ".worker0.log").read()[-3000:]
+    assert _wait_for_checkpoint(procs[0], run, 0, timeout=600), _logs(log_base)
     for p in procs:
         p.send_signal(signal.SIGTERM)
     codes = [p.wait(timeout=300) for p in procs]
-    assert codes == [0, 0], open(log_base + ".worker1.log").read()[-3000:]
+    assert codes == [0, 0], _logs(log_base)
     stopped = json.load(open(os.path.join(run, "run_summary.json")))
     assert stopped["status"] == "preempted" and stopped["step"] < 16
     step = stopped["step"]
@@ -392,7 +415,7 @@ def test_two_processes_bf16_files_profiler_sigterm_and_resume(sudoku_dir, tmp_pa
     assert carries == [f"carry-{step}.host0.npz", f"carry-{step}.host1.npz"]
     procs = _start_workers(cmd, free_ports(2), log_base)
     codes = [p.wait(timeout=900) for p in procs]
-    assert codes == [0, 0], open(log_base + ".worker0.log").read()[-3000:]
+    assert codes == [0, 0], _logs(log_base)
     log = open(log_base + ".worker1.log").read()
     assert "Carry not restored" not in log and "fresh ACT carry" not in log
     a, b = weights_of(ref), weights_of(run)
