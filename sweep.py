@@ -5,12 +5,18 @@ r"""Batch runner: trains catalogue experiments one after another, unattended and
       --data_dir=gs://BUCKET/tfds --continue-on-failure
   python sweep.py E2.3b exp08a --workdir_root=/tmp/runs --config_arg=runlocal --dry-run
   python sweep.py exp09e --workdir_root=/tmp/runs --extra="--config.train.total_steps=10"
+  python sweep.py E2.1a E2.1b --seeds=0,1,2 --workdir_root=/tmp/runs --config_arg=runlocal --dry-run
 
 Ids come from the registry `configs/catalogue.py:RUNS` (both naming schemes of the study, the paper's
 other tasks and the contributions; `--list` shows them). Ids the study defined as the same run resolve
 to one run, trained once in `<root>/<run_id>`. Each run is a subprocess
 `python launch.py --config=<file>[:variant] --workdir=<root>/<run_id> [flags] [--extra ...]` with stdin
 closed (nothing can prompt), its output streamed to the console and to `<root>/<run_id>/launch.log`.
+
+With `--seeds=0,1,2` every selected run is trained once per seed, each into its own run directory
+`<root>/<run_id>-seed<k>` (config-string item `seed=k`); `python -m trm_tf.analysis report` then groups the
+runs that differ only by seed into one arm with n, mean, sd and a 95% interval. Without `--seeds` a run
+keeps its config's seed (0) and the directory `<root>/<run_id>`.
 
 Re-running the same command skips runs whose `run_summary.json` says "finished" and launches the
 others again, which resume from their newest checkpoint. `<root>/sweep_summary.json` records, per run,
@@ -166,11 +172,11 @@ def write_summary(root: str, records: list[dict]) -> dict:
     by_id = {r["id"]: r for r in (old or {}).get("runs", []) if isinstance(r, dict) and "id" in r}
     by_id.update({r["id"]: r for r in records})
     order = {run.run_id: k for k, run in enumerate(catalogue.RUNS)}
-    summary = {
-        "root": root,
-        "updated": now(),
-        "runs": sorted(by_id.values(), key=lambda r: (order.get(r["id"], len(order)), r["id"])),
-    }
+
+    def key(r):
+        return (order.get(r.get("run_id", r["id"]), len(order)), r.get("seed") or 0, r["id"])
+
+    summary = {"root": root, "updated": now(), "runs": sorted(by_id.values(), key=key)}
     write_text(path, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     return summary
 
@@ -186,22 +192,27 @@ def run_sweep(
     extra: list[str] = (),
     dry_run: bool = False,
     continue_on_failure: bool = False,
+    seeds: list[int] | None = None,
     out=None,
 ) -> int:
-    """Runs `runs` one after another under `root`; see the module docstring. Returns the exit code."""
+    """Runs `runs` (each under every seed of `seeds`, when given) one after another under `root`; see
+    the module docstring. Returns the exit code."""
     out = out or sys.stdout
     if not is_url(root):
         root = os.path.abspath(root)
+    trials = [(run, s) for run in runs for s in (seeds if seeds is not None else [None])]
     records, failed = [], False
-    for k, run in enumerate(runs):
-        workdir = join(root, run.run_id)
+    for k, (run, seed) in enumerate(trials):
+        name = trial_name(run, seed)
+        workdir = join(root, name)
+        arg = ",".join(filter(None, [config_arg, None if seed is None else f"seed={seed}"]))
         cmd = command(
-            run, workdir, launcher, tpu=tpu, data_dir=data_dir, config_arg=config_arg, extra=extra
+            run, workdir, launcher, tpu=tpu, data_dir=data_dir, config_arg=arg, extra=extra
         )
-        record = _record(run, workdir, cmd)
+        record = _record(run, workdir, cmd, name, seed)
         status = run_status(workdir)
         if status == "finished":
-            print(f"# skip {run.run_id}: {workdir}/run_summary.json says finished", file=out)
+            print(f"# skip {name}: {workdir}/run_summary.json says finished", file=out)
             if not dry_run:
                 duration = (read_json(join(workdir, "run_summary.json")) or {}).get("wall_time_s")
                 records.append(_ended(record, "finished", None, None, duration, skipped=True))
@@ -210,25 +221,25 @@ def run_sweep(
             resume = f"  # resumes ({status})" if status else ""
             print(shlex.join(cmd) + resume, file=out)
             continue
-        print(f"=== [{k + 1}/{len(runs)}] {run.run_id}: {shlex.join(cmd)}", file=out, flush=True)
+        print(f"=== [{k + 1}/{len(trials)}] {name}: {shlex.join(cmd)}", file=out, flush=True)
         started, t0 = now(), time.monotonic()
         try:
-            rc = launch(cmd, join(workdir, LOG_NAME), run.run_id, out)
+            rc = launch(cmd, join(workdir, LOG_NAME), name, out)
         except KeyboardInterrupt:
             duration = round(time.monotonic() - t0, 3)
             write_summary(root, [*records, _ended(record, "interrupted", None, started, duration)])
-            print(f"=== interrupted during {run.run_id}", file=out)
+            print(f"=== interrupted during {name}", file=out)
             return 130
         finished = rc == 0 and run_status(workdir) == "finished"
         status = "finished" if finished else ("failed" if rc != 0 else "incomplete")
         duration = round(time.monotonic() - t0, 3)
         records.append(_ended(record, status, rc, started, duration, skipped=False))
         write_summary(root, records)
-        print(f"=== {run.run_id}: {status} (exit {rc})", file=out, flush=True)
+        print(f"=== {name}: {status} (exit {rc})", file=out, flush=True)
         if status != "finished":
             failed = True
             if not continue_on_failure:
-                _stop_after_failure(run, runs[k + 1 :], root, records, out)
+                _stop_after_failure(name, trials[k + 1 :], root, records, out)
                 break
     if dry_run:
         return 0
@@ -245,10 +256,18 @@ def _final_summary(root: str, records: list[dict], out) -> None:
         print(f"  {r['id']:<32} {r['status']:<12} {r.get('duration_s')}", file=out)
 
 
-def _record(run: catalogue.Run, workdir: str, cmd: list[str]) -> dict:
+def trial_name(run: catalogue.Run, seed: int | None) -> str:
+    """The run directory's name (and summary id) of `run` under `seed`: `<run_id>-seed<k>`, or the run id
+    when the sweep has no `--seeds`."""
+    return run.run_id if seed is None else f"{run.run_id}-seed{seed}"
+
+
+def _record(run: catalogue.Run, workdir: str, cmd: list[str], name: str, seed: int | None) -> dict:
     """The summary record of one run before it ends: what it is and how it is launched."""
     return {
-        "id": run.run_id,
+        "id": name,
+        "run_id": run.run_id,
+        "seed": seed,
         "study_ids": list(run.ids),
         "config": run.config_arg,
         "dataset": run.dataset,
@@ -270,21 +289,23 @@ def _ended(record, status, returncode, started, duration_s, *, skipped=None) -> 
     return record
 
 
-def _stop_after_failure(run, rest, root: str, records: list[dict], out) -> None:
+def _stop_after_failure(name: str, rest, root: str, records: list[dict], out) -> None:
     """Records the runs after a failed one as not run, and says why the sweep stops."""
-    for r in rest:
+    for r, seed in rest:
         records.append(
             {
-                "id": r.run_id,
+                "id": trial_name(r, seed),
+                "run_id": r.run_id,
+                "seed": seed,
                 "config": r.config_arg,
-                "workdir": join(root, r.run_id),
+                "workdir": join(root, trial_name(r, seed)),
                 "status": "not_run",
             }
         )
     if rest:
         write_summary(root, records)
     print(
-        f"=== stopping after the failure of {run.run_id} "
+        f"=== stopping after the failure of {name} "
         f"({len(rest)} not run; --continue-on-failure goes on)",
         file=out,
     )
@@ -308,7 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--launcher", default=f"{shlex.quote(sys.executable)} launch.py")
     p.add_argument("--tpu", default="", help="launch.py --tpu value (e.g. local)")
     p.add_argument("--data_dir", default="", help="sets --config.data.data_dir for every run")
-    p.add_argument("--config_arg", default="", help="config-string items, e.g. runlocal,seed=1")
+    p.add_argument("--config_arg", default="", help="config-string items, e.g. runlocal")
+    p.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds: every run once per seed, into <root>/<run_id>-seed<k>",
+    )
     a = p.parse_args(argv)
     if a.markdown:
         print(catalogue.markdown_table())
@@ -326,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown id {e}; see --list")
     if not runs:
         p.error(f"--pattern={a.pattern!r} matches no id; see --list")
+    seeds = parse_seeds(a.seeds, a.config_arg)
+    if isinstance(seeds, str):
+        p.error(seeds)
     return run_sweep(
         runs,
         a.workdir_root,
@@ -336,7 +365,23 @@ def main(argv: list[str] | None = None) -> int:
         extra=shlex.split(a.extra),
         dry_run=a.dry_run,
         continue_on_failure=a.continue_on_failure,
+        seeds=seeds,
     )
+
+
+def parse_seeds(text: str, config_arg: str) -> list[int] | None | str:
+    """`--seeds` as a list of distinct non-negative ints (None when empty), or the usage error."""
+    if not text.strip():
+        return None
+    if any(item.split("=")[0].strip() == "seed" for item in config_arg.split(",")):
+        return "--seeds and a seed= item in --config_arg are exclusive"
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        return f"--seeds={text!r}: expected comma-separated integers, e.g. --seeds=0,1,2"
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        return f"--seeds={text!r}: expected distinct non-negative integers, e.g. --seeds=0,1,2"
+    return seeds
 
 
 if __name__ == "__main__":

@@ -261,3 +261,57 @@ def test_missing_launcher_is_a_failure(tmp_path):
     assert code == 1
     (rec,) = summary(tmp_path)["runs"]
     assert rec["status"] == "failed" and rec["returncode"] == 127
+
+
+def test_seeds_run_every_id_under_every_seed_and_resume(tmp_path, fake, monkeypatch):
+    launcher, launched = fake
+    root = tmp_path / "runs"
+    monkeypatch.setenv("FAKE_FAIL", "exp09c-seed1")
+    out = io.StringIO()
+    code = sweep.run_sweep(
+        runs_of("exp09b", "exp09c"),
+        str(root),
+        launcher,
+        config_arg="runlocal",
+        seeds=[0, 1],
+        continue_on_failure=True,
+        out=out,
+    )
+    assert code == 1
+    calls = launched()
+    names = ["exp09b-seed0", "exp09b-seed1", "exp09c-seed0", "exp09c-seed1"]
+    assert [c[1] for c in calls] == [f"--workdir={root}/{n}" for n in names]
+    # The seed reaches launch.py as a config-string item after the variant and runlocal.
+    assert calls[1][0].endswith(":exp09b,runlocal,seed=1"), calls[1][0]
+    recs = {r["id"]: r for r in summary(root)["runs"]}
+    assert [r["id"] for r in summary(root)["runs"]] == names
+    assert recs["exp09c-seed1"]["status"] == "failed" and recs["exp09c-seed1"]["seed"] == 1
+    assert recs["exp09b-seed0"]["run_id"] == "exp09b" and recs["exp09b-seed0"]["seed"] == 0
+    # Re-running resumes: the finished seeds are skipped, the failed one launched again.
+    monkeypatch.delenv("FAKE_FAIL")
+    assert (
+        sweep.run_sweep(
+            runs_of("exp09b", "exp09c"), str(root), launcher, seeds=[0, 1], out=io.StringIO()
+        )
+        == 0
+    )
+    assert [c[1] for c in launched()[4:]] == [f"--workdir={root}/exp09c-seed1"]
+
+
+def test_seeds_dry_run_and_usage_errors(tmp_path, capsys):
+    code = sweep.main(
+        ["E2.1b", "--seeds=0,2", f"--workdir_root={tmp_path}", "--config_arg=runlocal", "--dry-run"]
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(f"runlocal,seed=0 --workdir={tmp_path}/e2_1_ema_off-seed0"), lines[0]
+    assert "seed=2" in lines[1] and "e2_1_ema_off-seed2" in lines[1]
+    for bad in ("--seeds=a,b", "--seeds=1,1", "--seeds=-1"):
+        with pytest.raises(SystemExit) as e:
+            sweep.main(["E2.1b", bad, f"--workdir_root={tmp_path}"])
+        assert e.value.code == 2
+        assert "--seeds=" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sweep.main(["E2.1b", "--seeds=0,1", "--config_arg=seed=3", f"--workdir_root={tmp_path}"])
+    assert "exclusive" in capsys.readouterr().err

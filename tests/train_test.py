@@ -50,6 +50,17 @@ def test_launch_outputs_and_exact_resume_after_kill(data_dir, tmp_path):
     assert "exact_accuracy/step_3" in results["latest"]
     assert all(np.isfinite(r["loss"]) for r in lines if r["split"] == "train")
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(ref, "train")))
+    # The HParams session at the workdir root: hyperparameters at the start, final/best at the end.
+    (root_events,) = [f for f in os.listdir(ref) if f.startswith("events.out.tfevents")]
+    values = [
+        v
+        for e in tf.compat.v1.train.summary_iterator(os.path.join(ref, root_events))
+        for v in e.summary.value
+    ]
+    assert [v.metadata.plugin_data.plugin_name for v in values[:1]] == ["hparams"]
+    outcome = {v.tag: float(tf.make_ndarray(v.tensor)) for v in values[1:]}
+    assert outcome["final/exact_accuracy"] == pytest.approx(results["latest"]["exact_accuracy"])
+    assert "best/exact_accuracy" in outcome and "final/lm_loss" in outcome, sorted(outcome)
 
     # Interrupted run: killed (SIGKILL) after its first checkpoint, then restarted with the same command.
     run = str(tmp_path / "run")

@@ -19,6 +19,7 @@ makes no synchronous storage call; checkpoints and evaluations are where it wait
 
 from __future__ import annotations
 
+import os
 import time
 import types
 
@@ -43,7 +44,7 @@ from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.goodput import Goodput
 from trm_tf.models.flops import flops_per_example
-from trm_tf.summaries import MetricWriter
+from trm_tf.summaries import MetricWriter, hparams_of
 from trm_tf.trainer import Trainer, resolve_schedule
 from trm_tf.workdir import HEARTBEAT_EVERY_S, RunDir
 
@@ -394,6 +395,8 @@ def _run_with_writer(
         config, trainer, strategy, spec, rundir, start_step, total_steps
     )
     goodput = Goodput(previous) if mode != "eval" else None
+    if mode != "eval":  # the run's row in TensorBoard's HParams tab (one session per workdir)
+        writer.write_hparams(hparams_of(config), os.path.basename(workdir.rstrip("/")), time.time())
     _log_start(config, spec, trainer, total_steps, eval_every, start_step)
     options = input_pipeline.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(
@@ -447,6 +450,8 @@ def _run_with_writer(
     done = {"status": "preempted"} if step is None else {"status": "finished", "step": step}
     rundir.update_summary(**done, wall_time_s=log.wall_time(), goodput=record)
     writer.write("train", trainer.host_step, Goodput.scalars(record), jsonl=False)
+    if step is not None and writer.enabled:  # finished: the HParams tab's final/best metrics
+        writer.write_outcome(step, rundir.eval_results())
     writer.close()
     logging.info("step %d: %s", trainer.host_step, Goodput.line(record))
     return last_eval

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from trm_tf.analysis import paper, plots, runs
+from trm_tf.analysis import paper, plots, runs, seeds
 
 # Axes of the scaling laws: (column, description).
 SCALING_AXES = (
@@ -285,9 +285,16 @@ def write_report(
     lines = _header_lines(df, group_name, metric, which)
     lines += _varying_fields_lines(df)
     lines += _best_run_lines(df, metric, which)
+    seeded = seeds.has_seed_groups(df)
+    if seeded:
+        lines += seeds.report_lines(df, metric)
     lines += _fits_section(df, metric, which)
     if make_plots:
         made = plots.plots_for_group(df, out_dir, metric, which)
+        if seeded:
+            made.insert(
+                0, ("Arms over seeds (95% t intervals)", seeds.plot_arms(df, out_dir, metric))
+            )
         if made:
             lines += ["## Plots", ""]
             for title, path in made:

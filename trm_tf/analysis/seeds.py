@@ -1,0 +1,238 @@
+"""Seeds as an axis: runs that differ only by `seed` form one arm; each arm gets n, mean, sd and a 95% interval.
+
+An *arm* is the set of runs whose flattened configs agree on every field except `seed` (missing fields count
+as a value, so a run of an older layout does not join a newer arm by accident). For each arm and metric:
+
+- n, the mean, the sample standard deviation (ddof=1);
+- a 95% confidence interval of the mean from Student's t with n-1 degrees of freedom
+  (mean ± t_{0.975, n-1} · sd / √n); none for n = 1. The t interval is exact for normal seed-to-seed
+  noise and is the honest choice at n = 3–5, where a bootstrap interval is too narrow;
+- the difference of two arms' means with Welch's t interval (unequal variances; Welch–Satterthwaite
+  degrees of freedom), so "arm B beats arm A" is reported with the interval that decides it.
+
+`arm_table` gives the rows, `differences` the pairwise comparisons against a baseline arm, and
+`plot_arms` draws the arms' means with their intervals as error bars (final and best evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from trm_tf.analysis import runs
+from trm_tf.analysis.plot_common import (
+    is_percent_metric,
+    metric_column,
+    metric_label,
+    new_figure,
+    save_png,
+    to_display,
+)
+
+SEED_COLUMN = "seed"
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean of n seeds with its sample sd and 95% t interval (lo, hi); lo = hi = nan when n < 2."""
+
+    n: int
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2.0
+
+    def text(self, digits: int = 2) -> str:
+        """`mean ± half-width [lo, hi] (n)`, or the single value with n = 1."""
+        if self.n == 0:
+            return "–"
+        if self.n == 1 or math.isnan(self.lo):
+            return f"{self.mean:.{digits}f} (n=1)"
+        return (
+            f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} "
+            f"[{self.lo:.{digits}f}, {self.hi:.{digits}f}] (n={self.n})"
+        )
+
+
+def estimate(values) -> Estimate:
+    """n, mean, sd and the 95% t interval of the finite values in `values`."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return Estimate(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(v.mean())
+    if n == 1:
+        return Estimate(1, mean, math.nan, math.nan, math.nan)
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return Estimate(n, mean, sd, mean - half, mean + half)
+
+
+def welch_difference(a, b) -> Estimate:
+    """Mean of `b` minus mean of `a` with Welch's 95% t interval (n = the smaller group's size).
+
+    Needs ≥ 2 finite values on each side for an interval; when both variances are 0 the interval is the
+    point itself."""
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size == 0 or y.size == 0:
+        return Estimate(0, math.nan, math.nan, math.nan, math.nan)
+    diff = float(y.mean() - x.mean())
+    n = int(min(x.size, y.size))
+    if n < 2:
+        return Estimate(n, diff, math.nan, math.nan, math.nan)
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = math.sqrt(vx + vy)
+    if se == 0.0:
+        return Estimate(n, diff, 0.0, diff, diff)
+    dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * se
+    return Estimate(n, diff, se, diff - half, diff + half)
+
+
+def arm_keys(df: pd.DataFrame) -> pd.Series:
+    """One hashable key per row: the config without `seed` (runs with equal keys are seeds of one arm)."""
+    cols = [c for c in runs.config_columns(df) if c != SEED_COLUMN]
+    if not cols:
+        return pd.Series([()] * len(df), index=df.index)
+    values = df[cols].map(runs._hashable)
+    return pd.Series([tuple(r) for r in values.itertuples(index=False)], index=df.index)
+
+
+def arm_labels(df: pd.DataFrame, keys: pd.Series) -> dict:
+    """A short label per arm key: the experiment id, plus the config fields that tell its arms apart
+    when one id has several arms."""
+    labels = {}
+    for key, rows in df.groupby(keys, sort=False):
+        labels[key] = str(rows["experiment_id"].iloc[0]) if "experiment_id" in rows else "runs"
+    counts = pd.Series(list(labels.values())).value_counts()
+    fields = [f for f in runs.varying_fields(df) if f != SEED_COLUMN]
+    for key, rows in df.groupby(keys, sort=False):
+        if counts[labels[key]] > 1 and fields:
+            first = rows.iloc[0]
+            varying = [f for f in fields if f != "experiment_id"]
+            labels[key] += " (" + ", ".join(f"{f}={first[f]}" for f in varying) + ")"
+    return labels
+
+
+def has_seed_groups(df: pd.DataFrame) -> bool:
+    """Whether any arm holds ≥ 2 runs (seeds)."""
+    return bool(len(df)) and arm_keys(df).value_counts().max() >= 2
+
+
+def arm_table(df: pd.DataFrame, metric: str = "exact_accuracy") -> pd.DataFrame:
+    """One row per arm, in the table's order: label, seeds, n and the final and best estimates.
+
+    Columns: `arm`, `seeds` (sorted), `n`, then for `which` in (final, best): `{which}` (an `Estimate` in
+    display units: percent for accuracies), `{which}_text`. The frame's attrs keep `values` (arm →
+    {which: np.ndarray of per-seed values}) for `differences` and the plot.
+    """
+    keys = arm_keys(df)
+    labels = arm_labels(df, keys)
+    rows, values = [], {}
+    for key, group in df.groupby(keys, sort=False):
+        seeds = sorted(int(s) for s in group.get(SEED_COLUMN, pd.Series(dtype=float)).dropna())
+        row = {"arm": labels[key], "seeds": seeds, "n": len(group)}
+        values[labels[key]] = {}
+        for which in ("final", "best"):
+            col = metric_column(metric, which)
+            raw = pd.to_numeric(group.get(col, pd.Series(np.nan, index=group.index)), "coerce")
+            shown = to_display(raw.to_numpy(dtype=float), metric)
+            values[labels[key]][which] = shown
+            row[which] = estimate(shown)
+            row[f"{which}_text"] = row[which].text()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs["values"] = values
+    return table
+
+
+def differences(table: pd.DataFrame, baseline: str | None = None, which: str = "final") -> list:
+    """[(arm, Estimate of arm − baseline)] for every arm but the baseline (default: the first arm)."""
+    values = table.attrs["values"]
+    arms = list(table["arm"])
+    if not arms:
+        return []
+    base = baseline or arms[0]
+    return [(a, welch_difference(values[base][which], values[a][which])) for a in arms if a != base]
+
+
+def plot_arms(df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy") -> str:
+    """Each arm's mean with its 95% t interval as error bars, final and best evaluation side by side;
+    the seeds' own values as dots."""
+    table = arm_table(df, metric)
+    if table.empty:
+        raise ValueError("no runs")
+    fig, (ax,) = new_figure(width=max(6.0, 1.2 * len(table) + 2), height=4.0)
+    x = np.arange(len(table))
+    for offset, which, color in ((-0.15, "final", "C0"), (0.15, "best", "C1")):
+        est = table[which].tolist()
+        means = np.array([e.mean for e in est])
+        err = np.array([e.half_width if e.n >= 2 else 0.0 for e in est])
+        ax.errorbar(
+            x + offset,
+            means,
+            yerr=err,
+            fmt="o",
+            color=color,
+            capsize=4,
+            label=f"{which} (mean ± 95% t interval)",
+        )
+        for i, arm in enumerate(table["arm"]):
+            vals = table.attrs["values"][arm][which]
+            ax.scatter(np.full(len(vals), i + offset), vals, s=10, color=color, alpha=0.35)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{a}\n(n={n})" for a, n in zip(table["arm"], table["n"])], fontsize=8)
+    ax.set_ylabel(metric_label(metric, "final / best"))
+    ax.set_title(f"{metric} per arm over seeds")
+    ax.legend(fontsize=8)
+    return save_png(fig, out_dir, f"seeds_{metric}")
+
+
+def report_lines(df: pd.DataFrame, metric: str = "exact_accuracy") -> list[str]:
+    """The report's "Seeds" section: the arm table and each arm's difference from the first arm."""
+    table = arm_table(df, metric)
+    unit = " (%)" if is_percent_metric(metric) else ""
+    lines = [
+        "## Seeds: mean ± 95% interval per arm",
+        "",
+        "Runs whose configs differ only by `seed` form one arm. Intervals are Student-t 95% intervals of "
+        "the mean (mean ± t·sd/√n, n-1 degrees of freedom); differences use Welch's t interval. "
+        "`final` is the last evaluation (on the full test set when the run made one), `best` the best "
+        "of all evaluations (periodic ones may use a test subset, so optimistic).",
+        "",
+        f"| arm | seeds | n | final {metric}{unit} | sd | best {metric}{unit} | sd |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in table.iterrows():
+        sd = [("–" if math.isnan(r[w].sd) else f"{r[w].sd:.2f}") for w in ("final", "best")]
+        lines.append(
+            f"| {r['arm']} | {','.join(map(str, r['seeds'])) or '–'} | {r['n']} | "
+            f"{r['final_text']} | {sd[0]} | {r['best_text']} | {sd[1]} |"
+        )
+    lines.append("")
+    diffs = differences(table, which="final")
+    if diffs:
+        base = table["arm"].iloc[0]
+        lines += [f"Differences from **{base}** (final {metric}{unit}, Welch 95% interval):", ""]
+        for arm, d in diffs:
+            verdict = (
+                "interval excludes 0"
+                if d.n >= 2 and not math.isnan(d.lo) and (d.lo > 0 or d.hi < 0)
+                else "interval includes 0 (not separated at this n)"
+                if d.n >= 2
+                else "no interval (n < 2)"
+            )
+            lines.append(f"- {arm} − {base}: {d.text()} — {verdict}")
+        lines.append("")
+    return lines
