@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from packaging.requirements import Requirement
 
-from configs import base as base_config
+from configs import args as config_args
 from tests.testing.launch import free_ports
 from trm_tf.summaries import MetricWriter, hparams_of
 
@@ -135,7 +135,7 @@ def test_hparams_tab_lists_every_run_with_its_hyperparameters_and_outcome(tmp_pa
     """Two runs of a sweep written by `MetricWriter` (hparams at the start, eval scalars, the final/best
     outcome at the end): the HParams plugin lists both sessions with their seed, EMA flag and metrics."""
     for seed, ema, accs in ((0, True, (0.5, 0.7, 0.6)), (1, False, (0.2, 0.3, 0.4))):
-        config = base_config.get_config()
+        config = config_args.build(None)
         config.seed, config.optim.ema = seed, ema
         name = f"e2_1-seed{seed}"
         writer = MetricWriter(str(tmp_path / name))
