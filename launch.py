@@ -97,6 +97,13 @@ _TPU = flags.DEFINE_string(
     "grpc://ip:8470 addresses of its hosts, from the client on worker 0 "
     "(scripts/tpu_address.sh prints them; a TPU name is refused).",
 )
+_CHECKPOINT = flags.DEFINE_enum(
+    "checkpoint",
+    "last",
+    ["last", "best"],
+    "With --mode=eval: evaluate the newest checkpoint (last) or the run's best one (workdir/best, "
+    "chosen by eval.best_metric).",
+)
 _PREFLIGHT = flags.DEFINE_bool(
     "preflight",
     False,
@@ -118,6 +125,8 @@ def _check_flags(config, workdir: str, tpu: str) -> None:
         validate(config)  # again, now that the --config.* overrides are applied
         if _REFERENCE.value and _MODE.value != "eval":
             raise ValueError("--reference_checkpoint needs --mode=eval")
+        if _CHECKPOINT.value == "best" and _MODE.value != "eval":
+            raise ValueError("--checkpoint=best needs --mode=eval (training resumes from the last)")
         distribute.require_tpu_address(tpu)
         distribute.require_shared_paths(tpu, workdir=workdir, data_dir=config.data.data_dir)
         if runtime.input_pipelines == "per_replica" and (tpu or runtime.num_logical_cpus < 2):
@@ -207,7 +216,15 @@ def main(argv):
         if _REFERENCE.value:
             reference_eval.run(config, workdir, strategy, _REFERENCE.value, rundir=rundir)
         else:
-            train.run(config, workdir, strategy, _MODE.value, tpu=tpu, rundir=rundir)
+            train.run(
+                config,
+                workdir,
+                strategy,
+                _MODE.value,
+                tpu=tpu,
+                rundir=rundir,
+                checkpoint=_CHECKPOINT.value,
+            )
     except Exception as e:  # noqa: BLE001  (every failure leaves status "failed" with its error)
         code = next((c for cls, c in exit_codes if isinstance(e, cls)), None)
         busy = isinstance(e, run_dir.WorkdirBusyError)

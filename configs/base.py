@@ -155,6 +155,9 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     c.train.profile_start_step = -1  # First step of the profiler window (-1: no trace).
     c.train.profile_num_steps = 5
     c.train.profiler_port = 0  # >0: start a profiler server on the chief for on-demand capture.
+    # Early stopping: stop after this many evaluations without a new best `eval.best_metric` (0: off);
+    # the run then ends as finished (its final evaluation included) with `stop_reason` "early_stop".
+    c.train.early_stop_evals = 0
 
     # --- Evaluation.
     c.eval = ml_collections.ConfigDict()
@@ -174,6 +177,10 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     # Checkpoint averaging (E4.4): also evaluate the mean weights of the last K checkpoints (0 = off).
     c.eval.average_last_k = 0
     c.eval.evaluator = ""  # "arc": ARC pass@K voting over augmented copies (arc_agi datasets only).
+    # Best checkpoint: every evaluation compares this metric with the best so far and keeps the best
+    # weights in workdir/best (never pruned). "auto": the task's headline, `ARC/pass@2` (this checkpoint's
+    # votes) for ARC, else `exact_accuracy`. Metrics with "loss" in their name are minimised.
+    c.eval.best_metric = "auto"
 
     # --- Runtime.
     c.runtime = ml_collections.ConfigDict()

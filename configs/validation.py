@@ -91,6 +91,7 @@ _RANGES = (
     ("train.log_every_steps", int, 1, None),
     ("train.checkpoint_every_steps", int, 1, None),
     ("train.max_checkpoints", int, 1, None),
+    ("train.early_stop_evals", int, 0, None),
     ("eval.global_batch_size", int, 1, None),
     ("eval.halt_max_steps", int, 1, None),
     ("eval.average_last_k", int, 0, None),
@@ -199,5 +200,9 @@ def _check_cross_field(c: ml_collections.ConfigDict) -> None:
         raise ValueError("curriculum start cycles must not exceed model.H_cycles / model.L_cycles")
     if c.eval.subset_size != -1 and c.eval.subset_size < 1:
         raise ValueError(f"eval.subset_size must be -1 (all) or >= 1, got {c.eval.subset_size}")
+    if not isinstance(c.eval.get("best_metric", "auto"), str) or not c.eval.get(
+        "best_metric", "auto"
+    ):
+        raise ValueError('eval.best_metric must be a metric name or "auto"')
     if c.eval.evaluator == "arc" and c.data.name != "arc_agi":
         raise ValueError("eval.evaluator='arc' needs an arc_agi dataset")

@@ -25,6 +25,7 @@ import tensorflow as tf
 from absl import logging
 
 _DTYPE_PREFIX = "__dtype__"
+BEST_DIR = "best"  # workdir/best: the best checkpoint (`CheckpointIO.save_best`)
 
 
 def encode_arrays(values: dict[str, np.ndarray]) -> bytes:
@@ -68,6 +69,7 @@ class CheckpointIO:
         self.chief = chief
         self.worker = worker
         self.real_dir = os.path.join(workdir, "checkpoints")
+        self.best_dir = os.path.join(workdir, BEST_DIR)
         directory = (
             self.real_dir if chief else os.path.join(workdir, f"tmp_worker_{worker}", "ckpt")
         )
@@ -75,17 +77,20 @@ class CheckpointIO:
         self.ckpt = trainer.checkpoint()
         self.manager = tf.train.CheckpointManager(self.ckpt, directory, max_to_keep=max_to_keep)
 
-    def _carry_path(self, step: int) -> str:
-        return os.path.join(self.real_dir, f"carry-{step}.host{self.worker}.npz")
+    def _carry_path(self, step: int, directory: str | None = None) -> str:
+        return os.path.join(directory or self.real_dir, f"carry-{step}.host{self.worker}.npz")
+
+    def _write_carry(self, step: int, directory: str) -> None:
+        values = self.trainer.carry.local_values(self.trainer.strategy)
+        tf.io.gfile.makedirs(directory)
+        path = self._carry_path(step, directory)
+        with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+            f.write(encode_arrays(values))
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
     def save(self, step: int) -> str:
         # The carry file goes first: a checkpoint never exists without its carry.
-        values = self.trainer.carry.local_values(self.trainer.strategy)
-        tf.io.gfile.makedirs(self.real_dir)
-        tmp = self._carry_path(step) + ".tmp"
-        with tf.io.gfile.GFile(tmp, "wb") as f:
-            f.write(encode_arrays(values))
-        tf.io.gfile.rename(tmp, self._carry_path(step), overwrite=True)
+        self._write_carry(step, self.real_dir)
         path = self.manager.save(checkpoint_number=step)
         self._prune_carry_files(step)
         if not self.chief:
@@ -93,6 +98,52 @@ class CheckpointIO:
             return ""
         logging.info("Saved checkpoint %s", path)
         return path
+
+    # ------------------------------------------------------------------------------------------------
+    # The best checkpoint (workdir/best): written on a new best evaluation, never pruned by the manager.
+
+    def save_best(self, step: int) -> str:
+        """Writes the current state as `best/ckpt-<step>` with every host's carry, then (chief) deletes the
+        previous best. Every worker calls it (non-chief workers write to a scratch directory)."""
+        self._write_carry(step, self.best_dir)
+        if not self.chief:
+            scratch = os.path.join(os.path.dirname(self.directory), "best")
+            self.ckpt.write(os.path.join(scratch, f"ckpt-{step}"))
+            tf.io.gfile.rmtree(os.path.dirname(self.directory))
+            return ""
+        path = self.ckpt.write(os.path.join(self.best_dir, f"ckpt-{step}"))
+        for old in tf.io.gfile.glob(os.path.join(self.best_dir, "*")):
+            m = re.match(r"(?:ckpt|carry)-(\d+)\.", os.path.basename(old))
+            if m and int(m.group(1)) != step:
+                tf.io.gfile.remove(old)
+        logging.info("Saved best checkpoint %s", path)
+        return path
+
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint in `best/`, or None."""
+        steps = [
+            int(m.group(1))
+            for p in tf.io.gfile.glob(os.path.join(self.best_dir, "ckpt-*.index"))
+            if (m := re.search(r"ckpt-(\d+)\.index$", p))
+        ]
+        return max(steps) if steps else None
+
+    def restore_best(self) -> int:
+        """Restores the best checkpoint and its carry; returns its step (CheckpointError when there is
+        none or it cannot be read)."""
+        step = self.best_step()
+        if step is None:
+            raise CheckpointError(
+                f"{self.best_dir} holds no best checkpoint (written at the first evaluation of a run "
+                "with this version; use --checkpoint=last)"
+            )
+        path = os.path.join(self.best_dir, f"ckpt-{step}")
+        problem = self._try_restore(path)
+        if problem is not None:
+            raise CheckpointError(f"the best checkpoint {path} cannot be restored: {problem}")
+        self._restore_carry(step, self.best_dir)
+        logging.info("Restored the best checkpoint %s (step %d)", path, step)
+        return step
 
     def _prune_carry_files(self, current: int) -> None:
         """Deletes carry files of checkpoints the manager dropped (never the one just written: on
@@ -202,8 +253,8 @@ class CheckpointIO:
             self.ckpt, self.directory, max_to_keep=self.manager._max_to_keep
         )
 
-    def _restore_carry(self, step: int) -> None:
-        carry_path = self._carry_path(step)
+    def _restore_carry(self, step: int, directory: str | None = None) -> None:
+        carry_path = self._carry_path(step, directory)
         if not tf.io.gfile.exists(carry_path):
             logging.warning("No carry file %s; resuming with a fresh ACT carry.", carry_path)
             return

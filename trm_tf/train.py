@@ -19,6 +19,7 @@ makes no synchronous storage call; checkpoints and evaluations are where it wait
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import types
@@ -40,6 +41,7 @@ from trm_tf.actions import (
     steps_to_next_stop,
 )
 from trm_tf.background import BackgroundWriter
+from trm_tf.best import BestCheckpoint
 from trm_tf.checkpointing import CheckpointIO
 from trm_tf.data import datasets, input_pipeline
 from trm_tf.goodput import Goodput
@@ -274,15 +276,26 @@ def _on_remote_hosts(strategy) -> bool:
     return any(not d.startswith("/job:localhost") for d in strategy.extended.worker_devices)
 
 
-def run(config, workdir: str, strategy, mode: str = "train_and_eval", tpu: str = "", rundir=None):
+def run(
+    config,
+    workdir: str,
+    strategy,
+    mode: str = "train_and_eval",
+    tpu: str = "",
+    rundir=None,
+    checkpoint: str = "last",
+):
     """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics.
 
     `tpu` is launch.py's `--tpu` (it tells whether remote hosts' profiler services must be traced);
-    `rundir` the launcher's RunDir (which holds the workdir lock), else one is made here. A dataset file
+    `rundir` the launcher's RunDir (which holds the workdir lock), else one is made here; `checkpoint`
+    ("last" or "best", `--mode=eval` only) which checkpoint an evaluation restores. A dataset file
     that turns out unreadable mid-run stops it with DatasetCorruptError naming the file.
     """
+    if checkpoint not in ("last", "best") or (checkpoint == "best" and mode != "eval"):
+        raise ValueError(f"checkpoint={checkpoint!r}: 'last', or 'best' with --mode=eval")
     try:
-        return _run(config, workdir, strategy, mode, tpu, rundir)
+        return _run(config, workdir, strategy, mode, tpu, rundir, checkpoint)
     except (tf.errors.DataLossError, tf.errors.FailedPreconditionError) as e:
         if not datasets.is_read_error(e):
             raise
@@ -344,6 +357,7 @@ def _run(
     mode: str = "train_and_eval",
     tpu: str = "",
     rundir: RunDir | None = None,
+    checkpoint: str = "last",
 ) -> dict:
     """Trains and/or evaluates `config` in `workdir`; returns the last evaluation's metrics.
 
@@ -362,7 +376,17 @@ def _run(
     rundir.background = background
     try:
         result = _run_with_writer(
-            config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer
+            config,
+            workdir,
+            strategy,
+            mode,
+            tpu,
+            rundir,
+            spec,
+            total_steps,
+            eval_every,
+            trainer,
+            checkpoint,
         )
     except BaseException:
         try:  # what was queued before the failure is still written; a failed write is only logged
@@ -377,7 +401,7 @@ def _run(
 
 
 def _run_with_writer(
-    config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer
+    config, workdir, strategy, mode, tpu, rundir, spec, total_steps, eval_every, trainer, checkpoint
 ) -> dict:
     """`_run` once the background writer exists: restore, record, train, evaluate, account the goodput."""
     chief = distribute.is_chief(strategy)
@@ -385,7 +409,7 @@ def _run_with_writer(
     writer = MetricWriter(workdir, enabled=chief, background=background)
     keep = max(int(config.train.max_checkpoints), int(config.eval.average_last_k))
     ckpt = CheckpointIO(trainer, workdir, keep, chief, distribute.worker_index(strategy))
-    start_step = ckpt.restore_latest()
+    start_step = ckpt.restore_best() if checkpoint == "best" else ckpt.restore_latest()
     trainer.sync_step()  # the host's step: read once, after the restore
     if mode == "eval" and start_step == 0:
         raise NoCheckpointError(
@@ -403,7 +427,20 @@ def _run_with_writer(
         config, spec, strategy, trainer, rundir, writer, options, start_step, goodput
     )
     if mode == "eval":
+        if checkpoint == "best":  # kept apart from the run's history, under "best_checkpoint"
+            return evaluate(start_step, full=True, tag="_best")
         return evaluate(start_step, full=True)
+    best = BestCheckpoint(config, ckpt, rundir, strategy, previous)
+    if (
+        previous.get("stop_reason") == "early_stop"
+    ):  # a relaunch of an early-stopped run trains no more
+        logging.info("The run stopped early at step %d; nothing left to train", start_step)
+        total_steps = start_step
+
+    def tracked(step: int, full: bool) -> dict:
+        metrics = evaluate(step, full=full)
+        best(step, metrics, full=full)
+        return metrics
 
     log = LogMetrics(
         int(config.train.log_every_steps),
@@ -420,11 +457,11 @@ def _run_with_writer(
         SaveCheckpoint(int(config.train.checkpoint_every_steps), ckpt, writer.flush, goodput),
     ]
     if mode == "train_and_eval":
-        actions.append(PeriodicEval(eval_every, lambda s: evaluate(s, full=False)))
+        actions.append(PeriodicEval(eval_every, lambda s: tracked(s, full=False)))
     last_eval: dict = {}
     try:
         if mode == "train_and_eval" and _eval_pending(rundir, start_step, total_steps, eval_every):
-            last_eval = evaluate(start_step, full=False)
+            last_eval = tracked(start_step, full=False)
         step = _train_loops(
             config,
             strategy,
@@ -437,9 +474,10 @@ def _run_with_writer(
             actions,
             log,
             goodput,
+            best.stop_requested,
         )
         if step is not None and (mode == "train_and_eval" or step == start_step):
-            last_eval = evaluate(step, full=bool(config.eval.final_full))
+            last_eval = tracked(step, full=bool(config.eval.final_full))
             k = int(config.eval.average_last_k)
             if k > 0:
                 last_eval["average_last_k"] = evaluate.checkpoint_average(ckpt, k, step)
@@ -448,6 +486,8 @@ def _run_with_writer(
         raise
     record = goodput.record()
     done = {"status": "preempted"} if step is None else {"status": "finished", "step": step}
+    if step is not None and step < total_steps:
+        done["stop_reason"] = "early_stop"
     rundir.update_summary(**done, wall_time_s=log.wall_time(), goodput=record)
     writer.write("train", trainer.host_step, Goodput.scalars(record), jsonl=False)
     if step is not None and writer.enabled:  # finished: the HParams tab's final/best metrics
@@ -469,9 +509,11 @@ def _train_loops(
     actions,
     log,
     goodput: Goodput,
+    early_stop=lambda: False,
 ):
     """The loop: a schedule says how many steps the next compiled loop runs, the trainer runs them, ONE
-    fetch brings the loop's report to the host, the actions fire on it. Returns the final step, or None
+    fetch brings the loop's report to the host, the actions fire on it. Returns the final step (before
+    `total_steps` when `early_stop()` turned true after an evaluation; its checkpoint saved), or None
     after a preemption stop (checkpoint saved)."""
     t = config.train
     port = int(t.profiler_port)
@@ -528,5 +570,15 @@ def _train_loops(
             logging.warning("SIGTERM received: saved checkpoint at step %d, exiting.", step)
             profile.join()
             return None
+        if not end.last and early_stop():
+            for saver in (a for a in actions if isinstance(a, SaveCheckpoint)):
+                if not crossed(end.before, end.after, saver.every):  # not saved at this step yet
+                    saver(dataclasses.replace(end, last=True))
+            logging.info(
+                "Early stop at step %d: %d evaluations without a new best (train.early_stop_evals)",
+                step,
+                int(config.train.early_stop_evals),
+            )
+            break
     profile.join()
     return step
