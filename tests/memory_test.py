@@ -13,11 +13,9 @@ import pytest
 
 from configs import catalogue
 from tests.testing.config_files import load, load_module
-from tfds_builders.arc_agi import arc_lib
-from tfds_builders.maze_hard import maze_lib
-from tfds_builders.sudoku_extreme import sudoku_lib
 from trm_tf import memory
 from trm_tf.models import build_model, model_keys
+from trm_tf.tasks import arc, maze, sudoku
 
 GIB = 2**30
 HBM = 32 * GIB
@@ -35,12 +33,12 @@ def _estimate(config, per_chip_batch):
 
 def test_dataset_shapes_are_the_builders():
     assert memory.dataset_shapes("sudoku_extreme/sub1000_aug1000")[:2] == (
-        sudoku_lib.SEQ_LEN,
-        sudoku_lib.VOCAB_SIZE,
+        sudoku.SEQ_LEN,
+        sudoku.VOCAB_SIZE,
     )
-    assert memory.dataset_shapes("maze_hard/hard")[:2] == (maze_lib.SEQ_LEN, maze_lib.VOCAB_SIZE)
+    assert memory.dataset_shapes("maze_hard/hard")[:2] == (maze.SEQ_LEN, maze.VOCAB_SIZE)
     for cfg in ("arc1_aug1000", "arc2_aug1000", "arc1_aug100"):
-        assert memory.dataset_shapes(f"arc_agi/{cfg}")[:2] == (arc_lib.SEQ_LEN, arc_lib.VOCAB_SIZE)
+        assert memory.dataset_shapes(f"arc_agi/{cfg}")[:2] == (arc.SEQ_LEN, arc.VOCAB_SIZE)
     # Unmeasured ARC configs: the upper bound 1 + tasks * (1 + augmentations).
     assert memory.dataset_shapes("arc_agi/arc1_aug100")[2] == 1 + 960 * 101
     with pytest.raises(KeyError):

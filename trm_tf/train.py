@@ -30,17 +30,15 @@ from trm_tf.actions import (
     LogMetrics,
     LoopEnd,
     NaNGuard,
-    NonFiniteLossError,
     PeriodicEval,
     Preemption,
     ProfileWindow,
     SaveCheckpoint,
-    crossed,
     steps_to_next_stop,
 )
 from trm_tf.background import BackgroundWriter
 from trm_tf.checkpointing import CheckpointIO
-from trm_tf.data import datasets, input_pipeline
+from trm_tf.data import datasets, eval_input, input_pipeline, records
 from trm_tf.goodput import Goodput
 from trm_tf.summaries import MetricWriter
 from trm_tf.trainer import Trainer, resolve_schedule
@@ -54,14 +52,7 @@ class NoCheckpointError(ValueError):
 # The profiler service of the TPU runtime on every TPU VM host.
 TPU_PROFILER_PORT = 8466
 
-__all__ = [
-    "NoCheckpointError",
-    "NonFiniteLossError",
-    "crossed",
-    "memory_check",
-    "run",
-    "steps_to_next_stop",
-]
+__all__ = ["NoCheckpointError", "memory_check", "run"]
 
 
 def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
@@ -138,7 +129,7 @@ class Evaluation:
     def _stream(self, full: bool):
         if full not in self._streams:
             arc_subset = self.arc is not None and not full
-            self._streams[full] = input_pipeline.distribute_eval(
+            self._streams[full] = eval_input.distribute_eval(
                 self.strategy,
                 self.spec,
                 self.config.eval.global_batch_size,
@@ -394,7 +385,7 @@ def _run_with_writer(
     )
     goodput = Goodput(previous) if mode != "eval" else None
     _log_start(config, spec, trainer, total_steps, eval_every, start_step)
-    options = input_pipeline.input_options(config.runtime.input_pipelines)
+    options = records.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(
         config, spec, strategy, trainer, rundir, writer, options, start_step, goodput
     )

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf import act, distribute, optim, runtime
+from trm_tf.carry import CarryState
 from trm_tf.data.datasets import DatasetSpec
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
 from trm_tf.metrics import LoopReport, MetricSums, learning_rate_fn, learning_rates
@@ -179,7 +180,7 @@ class Trainer:
             name="global_step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        self.carry = act.CarryState(
+        self.carry = CarryState(
             self.per_replica_batch,
             self.model.total_len,
             spec.seq_len,
