@@ -21,9 +21,8 @@ import ast
 import functools
 import os
 import re
-import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testing.repository import ROOT, repository_files
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 # A slash-separated word (no scheme such as gs://, no $VAR or ~ prefix; a sentence's full stop is not
@@ -34,19 +33,10 @@ PATTERN_CHARS = ("<", ">", "*", "{", "}", "...", "…")
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*|[A-Z]\.\w+")
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def tracked() -> tuple[frozenset[str], frozenset[str]]:
-    """(files, folders) of the repository: git's list when available, else a walk of the tree."""
-    try:
-        files = subprocess.run(
-            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        files = []
-        for dirpath, dirnames, filenames in os.walk(ROOT):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            files += [os.path.relpath(os.path.join(dirpath, f), ROOT) for f in filenames]
-    files = [f for f in files if os.path.isfile(os.path.join(ROOT, f))]
+    """(files, folders) of the repository."""
+    files = repository_files()
     folders = set()
     for f in files:
         parent = os.path.dirname(f)
