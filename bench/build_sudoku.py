@@ -24,10 +24,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 from etils import epath  # noqa: E402
 
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx  # noqa: E402
-from tfds_builders.sudoku_extreme import (
-    sudoku_lib,  # noqa: E402
-    sudoku_solver,
-)
+from tfds_builders.sudoku_extreme import sudoku_lib, sudoku_solver  # noqa: E402
 
 
 def write_csvs(manual_dir: epath.Path, num_train: int, num_test: int) -> None:

@@ -36,7 +36,6 @@ import tensorflow as tf
 from absl import logging
 
 from trm_tf import distribute
-from trm_tf.data import eval_input, records
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -280,6 +279,7 @@ def check_train_step(trainer, strategy, spec, config, options) -> str:
 
 def check_eval_step(trainer, strategy, spec, config, options) -> str:
     from trm_tf import evaluators
+    from trm_tf.data import eval_input
 
     used = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
     dist, _ = eval_input.distribute_eval(
@@ -322,7 +322,7 @@ def check_checkpoint(trainer, workdir: str, chief: bool, worker: int) -> str:
 
 def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bool:
     """Runs every check in order, logs one line each, and returns True when all passed."""
-    from trm_tf.data import datasets
+    from trm_tf.data import datasets, records
     from trm_tf.trainer import Trainer
 
     on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)

@@ -91,7 +91,6 @@ def _unflatten(flat: dict) -> dict:
 
 def upgrade_config_dict(data: dict) -> dict:
     """A config.json's content in today's layout (unchanged when it already is)."""
-
     return _unflatten(run_config.upgrade_config(flatten(data)))
 
 
