@@ -30,7 +30,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_builders import builder_utils
-from trm_tf.tasks import arc
+from trm_tf.tasks import arc as arc_task
 from trm_tf.tasks.arc import TEST_PUZZLES_FILE
 
 from . import arc_lib, arc_loading
@@ -99,12 +99,12 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
             self,
-            arc.SEQ_LEN,
+            arc_task.SEQ_LEN,
             "https://arcprize.org/",
             task_name=tfds.features.Text(),
             test_index=tfds.features.Scalar(dtype=np.int32),
             transform_id=tfds.features.Scalar(dtype=np.int32),
-            color_map=tfds.features.Tensor(shape=(arc.NUM_COLORS,), dtype=np.uint8),
+            color_map=tfds.features.Tensor(shape=(arc_task.NUM_COLORS,), dtype=np.uint8),
             translation=tfds.features.Tensor(shape=(2,), dtype=np.int32),
         )
 
@@ -119,7 +119,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
         self.info.metadata.update(
             {
                 **builder_utils.core_metadata(
-                    arc.SEQ_LEN, arc.VOCAB_SIZE, arc.PAD_ID, int(num_ids)
+                    arc_task.SEQ_LEN, arc_task.VOCAB_SIZE, arc_task.PAD_ID, int(num_ids)
                 ),
                 "total_groups": {s: int(v["groups"]) for s, v in stats.items()},
                 "total_puzzles": {s: int(v["puzzles"]) for s, v in stats.items()},

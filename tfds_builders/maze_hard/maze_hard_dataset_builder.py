@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from tfds_builders import builder_utils
-from trm_tf.tasks import maze
+from trm_tf.tasks import maze as maze_task
 
 from . import maze_lib
 
@@ -89,7 +89,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
-            self, maze.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k"
+            self, maze_task.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k"
         )
 
     def _source_paths(self, dl_manager) -> dict[str, epath.Path]:
@@ -122,11 +122,11 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
         groups = {s: int(len(v[0])) for s, v in data.items()}
         self.info.metadata.update(
             {
-                **builder_utils.core_metadata(maze.SEQ_LEN, maze.VOCAB_SIZE, 0, 1),
+                **builder_utils.core_metadata(maze_task.SEQ_LEN, maze_task.VOCAB_SIZE, 0, 1),
                 "total_groups": groups,
                 "total_puzzles": {s: groups[s] * copies[s] for s in groups},
                 "mean_puzzle_examples": {s: 1.0 for s in groups},
-                "charset": maze.CHARSET,
+                "charset": maze_task.CHARSET,
                 "augment_train_dihedral": cfg.augment,
                 "seed": cfg.seed,
                 "description": f"Maze-Hard 30x30 ('# SGo' -> 1..5, pad 0); source: {source}.",
@@ -137,7 +137,8 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, inputs: np.ndarray, labels: np.ndarray, copies: int):
         # Puzzle p = copies * group + transform id, as the reference orders its augmented copies.
         per_t = [
-            (maze.dihedral_rows(inputs, t), maze.dihedral_rows(labels, t)) for t in range(copies)
+            (maze_task.dihedral_rows(inputs, t), maze_task.dihedral_rows(labels, t))
+            for t in range(copies)
         ]
         for g in range(len(inputs)):
             for t in range(copies):

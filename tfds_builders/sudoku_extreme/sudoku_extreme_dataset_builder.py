@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_builders import builder_utils
-from trm_tf.tasks import sudoku
+from trm_tf.tasks import sudoku as sudoku_task
 
 from . import sudoku_lib, sudoku_solver
 
@@ -158,7 +158,7 @@ _GENERATED_CONFIGS = [
 
 def _static_metadata() -> dict:
     meta = builder_utils.core_metadata(
-        sudoku.SEQ_LEN, sudoku.VOCAB_SIZE, sudoku.PAD_ID, num_puzzle_identifiers=1
+        sudoku_task.SEQ_LEN, sudoku_task.VOCAB_SIZE, sudoku_task.PAD_ID, num_puzzle_identifiers=1
     )
     return {**meta, "sets": ["all"]}
 
@@ -178,7 +178,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
-            self, sudoku.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/sudoku-extreme"
+            self, sudoku_task.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/sudoku-extreme"
         )
 
     def _load_csv_splits(self, dl_manager) -> dict[str, tuple[dict, str]]:
@@ -264,7 +264,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
         per_group = num_aug + 1
         for g in range(len(questions)):
             qs, ss = sudoku_lib.augment_puzzle(questions[g], solutions[g], num_aug, seed, rows[g])
-            inputs, labels = sudoku.encode(qs), sudoku.encode(ss)
+            inputs, labels = sudoku_task.encode(qs), sudoku_task.encode(ss)
             base = g * per_group
             for j in range(per_group):
                 yield (
