@@ -107,7 +107,8 @@ def second_homes(root: str, files) -> list[str]:
     out = set()
     for m in modules.values():
         local_modules: dict[str, str] = {}  # local name -> repository module it stands for
-        for node in ast.walk(m.tree):
+        nodes = list(ast.walk(m.tree))
+        for node in nodes:
             if isinstance(node, ast.ImportFrom):
                 source = m.resolve(node)
                 for a in node.names:
@@ -121,7 +122,7 @@ def second_homes(root: str, files) -> list[str]:
                         local_modules[a.asname or a.name.split(".")[0]] = (
                             a.name if a.asname else a.name.split(".")[0]
                         )
-        for node in ast.walk(m.tree):
+        for node in nodes:
             if not isinstance(node, ast.Attribute):
                 continue
             chain, value = [], node
