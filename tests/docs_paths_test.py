@@ -1,11 +1,12 @@
 """Every repository path and `trm_tf` module the markdown files name exists.
 
 A path is a word (in `inline code` or in the prose) with a slash whose first folder is a top-level entry
-of the repository (`trm_tf/act.py`, `configs/`, `tests/fixtures/config_v1/`, optionally followed by `:NAME` or `#anchor`)
-or a sibling of the markdown file (`dummy_data/` in a builder's README). A dotted name `trm_tf.a.b`
-must be a module or package of the repository, optionally followed by a name defined in that module
-(a function, class or assignment, not an import: the docs cite a name where it lives) and, for a class,
-one of its attributes (`trm_tf.workdir.RunDir.check_config`).
+of the repository (`trm_tf/act.py`, `configs/`, `tests/fixtures/config_v1/`, optionally followed by
+`:NAME` or `#anchor`) or a sibling of the markdown file (`dummy_data/` in a builder's README);
+`configs/validation.validate` names a name of a module, which must be defined there. A dotted name
+`trm_tf.a.b` must be a module or package of the repository, optionally followed by a name defined in
+that module (a function, class or assignment, not an import: the docs cite a name where it lives) and,
+for a class, one of its attributes (`trm_tf.workdir.RunDir.check_config`).
 
 Patterns are not paths: a word with `<...>`, `*`, `{...}`, `...` or `…` in it (a cut docstring), or with a
 placeholder in capitals (`tfds_builders/NAME`, `configs/X.py`). Fenced code blocks are commands, run by
@@ -62,14 +63,15 @@ def broken_path(word: str, md_dir: str) -> bool:
         return False
     path = word.rstrip("/")
     first = path.split("/")[0]
-    if first in _top_level():
-        candidates = [path]
-    elif md_dir and _exists(f"{md_dir}/{first}"):
-        candidates = [os.path.normpath(f"{md_dir}/{path}")]
-    else:
+    if first not in _top_level() and md_dir and _exists(f"{md_dir}/{first}"):
+        path = os.path.normpath(f"{md_dir}/{path}")
+    elif first not in _top_level():
         return False  # not a repository path (a run-directory file, a URL's tail, the reference's files)
-    if any(_exists(c) for c in candidates):
+    if _exists(path):
         return False
+    stem, _, name = path.rpartition(".")
+    if _exists(stem + ".py") and "/" not in name:  # `configs/validation.validate`: a module's name
+        return name not in _definitions(stem + ".py")
     return not any(PLACEHOLDER.fullmatch(part) for part in path.split("/"))
 
 
@@ -159,6 +161,7 @@ def test_broken_paths_and_module_names_are_caught():
             "Good: `trm_tf/act.py`, `trm_tf/data/`, `configs/catalogue.py:RUNS`, `docs/model.md#halting`,",
             "`python -m trm_tf.tools.solve --dump=x`, `trm_tf.analysis.run_config.upgrade_config`,",
             "`trm_tf.workdir.RunDir`, `tfds build tfds_builders/arc_agi --manual_dir=/tmp/x`,",
+            "`configs/validation.validate` (a module's name),",
             "`dummy_data/` (beside this file), patterns `configs/X.py`, `tests/<pkg>/<mod>_test.py`,",
             "`tfds_builders/NAME`, `trm_tf/*.py`, and no repository path: `gs://b/trm_tf/x.py`, `a/b.py`.",
             "```",
@@ -167,18 +170,20 @@ def test_broken_paths_and_module_names_are_caught():
             "Bad: `trm_tf/models/trm.py`, `tfds_builders/arc_agi/gone/`, `python -m trm_tf.models.trm`,",
             "`trm_tf.act.CarryState` (imported there, defined in trm_tf.carry),",
             "`trm_tf.workdir.RunDir.no_such_method`, `docs/Model.md`, and in prose tests/gone_test.py.",
+            "`configs/validation.no_such_name`.",
             "A cut line (the semantics are in trm_tf/ac… is no path.",
         ]
     )
     got = broken_references(text, "tfds_builders/arc_agi/README.md")
     assert got == [
-        "tfds_builders/arc_agi/README.md:9: `trm_tf/models/trm.py`",
-        "tfds_builders/arc_agi/README.md:9: `tfds_builders/arc_agi/gone/`",
-        "tfds_builders/arc_agi/README.md:9: `trm_tf.models.trm`",
-        "tfds_builders/arc_agi/README.md:10: `trm_tf.act.CarryState`",
-        "tfds_builders/arc_agi/README.md:11: `trm_tf.workdir.RunDir.no_such_method`",
-        "tfds_builders/arc_agi/README.md:11: `docs/Model.md`",
-        "tfds_builders/arc_agi/README.md:11: `tests/gone_test.py`",
+        "tfds_builders/arc_agi/README.md:10: `trm_tf/models/trm.py`",
+        "tfds_builders/arc_agi/README.md:10: `tfds_builders/arc_agi/gone/`",
+        "tfds_builders/arc_agi/README.md:10: `trm_tf.models.trm`",
+        "tfds_builders/arc_agi/README.md:11: `trm_tf.act.CarryState`",
+        "tfds_builders/arc_agi/README.md:12: `trm_tf.workdir.RunDir.no_such_method`",
+        "tfds_builders/arc_agi/README.md:12: `docs/Model.md`",
+        "tfds_builders/arc_agi/README.md:12: `tests/gone_test.py`",
+        "tfds_builders/arc_agi/README.md:13: `configs/validation.no_such_name`",
     ]
     # The same text under the repository root: `dummy_data/` is no sibling there, so no path at all.
     assert "`dummy_data/`" not in " ".join(broken_references(text, "README.md"))
