@@ -149,13 +149,14 @@ def _exit_codes() -> list[tuple[type, int]]:
     """User errors: one line (the traceback with --verbosity=1) and a documented exit code."""
     from trm_tf import memory, train  # noqa: PLC0415  (Keras/TFDS after flags)
     from trm_tf import workdir as run_dir  # noqa: PLC0415
+    from trm_tf.actions import NonFiniteLossError  # noqa: PLC0415
     from trm_tf.checkpointing import CheckpointError  # noqa: PLC0415
     from trm_tf.tools import reference_eval  # noqa: PLC0415
 
     return [
         (DatasetMissingError, 3),
         (memory.MemoryBudgetError, 5),
-        (train.NonFiniteLossError, 4),
+        (NonFiniteLossError, 4),
         (run_dir.WorkdirBusyError, 8),
         (run_dir.ConfigChangedError, 1),
         (CheckpointError, 7),

@@ -43,14 +43,7 @@ if str(REPO) not in sys.path:  # `configs` is a top-level package of the reposit
     sys.path.insert(0, str(REPO))
 
 from configs import catalogue  # noqa: E402
-from trm_tf.tools.sweep_io import (  # noqa: E402, F401 - re-exported: sweep.join, sweep.launch, ...
-    is_url,
-    join,
-    now,
-    read_json,
-    read_text,
-    write_text,
-)
+from trm_tf.tools.sweep_io import is_url, join, now, read_json, write_text  # noqa: E402
 from trm_tf.tools.sweep_io import launch as _launch  # noqa: E402
 
 SUMMARY_NAME = "sweep_summary.json"

@@ -24,12 +24,12 @@ import tensorflow_datasets as tfds  # noqa: E402
 from etils import epath  # noqa: E402
 
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx  # noqa: E402
-from tfds_builders.sudoku_extreme import sudoku_lib  # noqa: E402
+from tfds_builders.sudoku_extreme import sudoku_lib, sudoku_solver  # noqa: E402
 
 
 def write_csvs(manual_dir: epath.Path, num_train: int, num_test: int) -> None:
     for split, n, seed in (("train", num_train, 100), ("test", num_test, 101)):
-        q, s = sudoku_lib.generate_puzzles(n, num_blanks=(20, 30), seed=seed, require="unique")
+        q, s = sudoku_solver.generate_puzzles(n, num_blanks=(20, 30), seed=seed, require="unique")
         (manual_dir / f"{split}.csv").write_text(sudoku_lib.to_csv_text(q, s, source="bench"))
 
 

@@ -92,12 +92,14 @@ def bench_train(tf, spec, args) -> dict:
     # time goes: reading everything into one element, the sampler's tables, its index stream, + gather.
     t0 = time.perf_counter()
     from tfds_builders.builder_utils import CORE_FEATURES
+    from trm_tf.data.records import read_records
+    from trm_tf.data.sampler import GroupSampler
 
-    records = ip.read_records(spec, "train", CORE_FEATURES).batch(1 << 40)
+    records = read_records(spec, "train", CORE_FEATURES).batch(1 << 40)
     data = next(iter(records))
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sampler = ip.GroupSampler(data["group"], data["puzzle_index"], args.seed, 0)
+    sampler = GroupSampler(data["group"], data["puzzle_index"], args.seed, 0)
     sampler_s = time.perf_counter() - t0
     opts = tf.data.Options()
     opts.autotune.enabled = False
@@ -127,10 +129,10 @@ def bench_train(tf, spec, args) -> dict:
 
 def bench_eval(spec, args) -> dict:
     """Set-up time and examples/s of full passes over make_eval_dataset (padded, masked)."""
-    from trm_tf.data import input_pipeline as ip
+    from trm_tf.data.eval_input import make_eval_dataset
 
     t0 = time.perf_counter()
-    ds, steps = ip.make_eval_dataset(spec, args.batch)
+    ds, steps = make_eval_dataset(spec, args.batch)
     setup_s = time.perf_counter() - t0
     rates = []
     passes = max(3, args.windows)

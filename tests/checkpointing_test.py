@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trm_tf import act
+from trm_tf.carry import CarryState
 from trm_tf.checkpointing import CheckpointIO, decode_arrays, encode_arrays
 
 
@@ -36,7 +36,7 @@ def test_checkpoint_restores_the_carry_of_every_replica_in_its_dtype(tmp_path, d
 
     def make():
         with strategy.scope():
-            carry = act.CarryState(3, 5, 4, 6, dtype)
+            carry = CarryState(3, 5, 4, 6, dtype)
             step = tf.Variable(
                 0, dtype=tf.int64, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA
             )
@@ -80,7 +80,7 @@ def test_bfloat16_carry_stored_wider_reads_and_saves_as_bfloat16():
     step sees and the carry files keep the compute dtype, and the round trip is exact."""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        carry = act.CarryState(2, 3, 4, 5, tf.bfloat16, storage_dtype=tf.float32)
+        carry = CarryState(2, 3, 4, 5, tf.bfloat16, storage_dtype=tf.float32)
     assert carry.vars["z_H"].dtype == tf.float32
     values = carry.local_values(strategy)
     z = tf.cast(np.random.default_rng(0).normal(size=values["z_H"].shape), tf.bfloat16).numpy()

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tests.testing.launch import small_config
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import act, checkpointing
-from trm_tf.data import input_pipeline
+from trm_tf.data import eval_input, input_pipeline
 from trm_tf.trainer import Trainer, curriculum_stages
 
 
@@ -84,7 +84,7 @@ def test_test_time_recursion_and_adaptive_halting_metrics(spec):
     c.act.halt_max_steps = 2
     c.eval.halt_max_steps = 5  # evaluate with more supervision steps than trained
     trainer = Trainer(c, tf.distribute.get_strategy(), spec, total_steps=4)
-    dist, steps = input_pipeline.distribute_eval(tf.distribute.get_strategy(), spec, 16)
+    dist, steps = eval_input.distribute_eval(tf.distribute.get_strategy(), spec, 16)
     m = trainer.evaluate(dist, steps)
     assert "exact_accuracy/step_5" in m and "exact_accuracy/step_6" not in m
     assert m["num_examples"] == 37

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from trm_tf import distribute
-from trm_tf.train import crossed, steps_to_next_stop
+from trm_tf.actions import crossed, steps_to_next_stop
 
 
 def test_slice_addresses_reach_tpu_cluster_resolver_as_one_string():

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.testing.repository import ROOT, repository_files
+
 THIS = os.path.relpath(os.path.abspath(__file__), ROOT)
 SUFFIXES = (".py", ".md", ".sh")
 
@@ -34,17 +34,8 @@ DOC_LINK = re.compile(r"\]\((?:([\w-]+\.md))?#([\w-]+)\)")
 
 
 def tracked_files() -> list[str]:
-    """Repository files with a checked suffix (git's list when available, else a walk of the tree)."""
-    try:
-        out = subprocess.run(
-            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        out = []
-        for dirpath, dirnames, filenames in os.walk(ROOT):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            out += [os.path.relpath(os.path.join(dirpath, f), ROOT) for f in filenames]
-    return sorted(f for f in out if f.endswith(SUFFIXES) and os.path.isfile(os.path.join(ROOT, f)))
+    """Repository files with a checked suffix."""
+    return [f for f in repository_files() if f.endswith(SUFFIXES)]
 
 
 def read(rel: str) -> str:

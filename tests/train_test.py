@@ -13,6 +13,7 @@ import tensorflow as tf
 from tests.testing.launch import REPO, launch_cmd, small_config, weights_of
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import train
+from trm_tf.actions import NonFiniteLossError
 from trm_tf.trainer import Trainer
 
 
@@ -116,7 +117,7 @@ def test_nan_guard_stops_without_overwriting_checkpoint(data_dir, tmp_path):
     c.train.total_steps = 16
     c.optim.lr = 1e20  # decay factor (1 - lr * wd) overflows the weights to inf
     c.optim.weight_decay = 1e20
-    with pytest.raises(train.NonFiniteLossError, match="steps 9-12"):
+    with pytest.raises(NonFiniteLossError, match="steps 9-12"):
         train.run(c, workdir, tf.distribute.get_strategy(), mode="train")
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-8")
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from configs import quickstart
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import runtime
-from trm_tf.data import input_pipeline
+from trm_tf.data import eval_input, input_pipeline
 from trm_tf.trainer import Trainer
 
 STEPS = 3
@@ -159,7 +159,7 @@ def test_eval_step_traced_once_and_passes_requested_batch_features(mirrored_run,
         seen = []
         results = []
         for use_ema in (True, False):
-            dist, steps = input_pipeline.distribute_eval(strategy, spec, 8, subset_size=16)
+            dist, steps = eval_input.distribute_eval(strategy, spec, 8, subset_size=16)
             keys = set(dist.element_spec)
             recorder = Recorder(sorted(keys))
             results.append(

@@ -7,8 +7,9 @@ launch has to: the reader, its validation and the command that (re)writes a cach
 beyond `trm_tf.tasks`).
 
 **Layout.** One cache file per TFRecord file, in `<version dir>/decoded_cache/`, named after its TFRecord
-file plus `.raw`, holding that file's examples in file order: each feature of `FEATURES` as one contiguous
-[n, *shape] array of its TFDS dtype, then `rank` (int64 [n]): each example's position in the order in which
+file plus `.raw`, holding that file's examples in file order: each feature of
+`builder_utils.CORE_FEATURES` (the features training reads) as one contiguous [n, *shape] array of its TFDS
+dtype, then `rank` (int64 [n]): each example's position in the order in which
 `read_split` yields the whole split (TFDS interleaves the files; the sampler breaks ties between the
 examples of one puzzle by that order, so the cache reproduces the TFRecord batches bit for bit). A manifest
 `<split>.json`, written last, names the dataset, its version, the features and, per file, the number of
@@ -35,8 +36,6 @@ from absl import logging
 
 from tfds_builders import builder_utils
 
-# The features training reads, cached in this order.
-FEATURES = builder_utils.CORE_FEATURES
 RANK = "rank"  # int64 position of each example in the split's read order
 CACHE_DIR = "decoded_cache"
 FORMAT_VERSION = 2
@@ -88,7 +87,7 @@ def manifest_path(builder: tfds.core.DatasetBuilder, split: str) -> str:
 def features(info: tfds.core.DatasetInfo) -> tuple[Feature, ...]:
     return tuple(
         Feature(k, np.dtype(info.features[k].np_dtype).name, tuple(info.features[k].shape))
-        for k in FEATURES
+        for k in builder_utils.CORE_FEATURES
     )
 
 
@@ -132,9 +131,9 @@ def _atomic_write(path: str, data: bytes | str) -> None:
 
 
 def _batches_with_file_positions(builder, split: str, files: list[str]):
-    """The split in `read_split` order, in numpy batches: the FEATURES plus `file` (index into `files`)
+    """The split in `read_split` order, in numpy batches: the CORE_FEATURES plus `file` (index into `files`)
     and `index` (position in that file), taken from TFDS's own example ids ("<file name>__<index>")."""
-    ds = read_split(builder, split, FEATURES, add_tfds_id=True).batch(1 << 14)
+    ds = read_split(builder, split, builder_utils.CORE_FEATURES, add_tfds_id=True).batch(1 << 14)
 
     def split_id(b):
         parts = tf.strings.split(b.pop("tfds_id"), "__").to_tensor()

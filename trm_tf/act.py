@@ -18,7 +18,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from trm_tf import losses
-from trm_tf.carry import BOOK_KEYS, DEFAULT_LATENTS, CarryState  # noqa: F401 (re-exported)
 
 
 def exploration_draws(seed: int, step, global_batch: int, prob: float, max_steps: int):

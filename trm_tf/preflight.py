@@ -279,10 +279,10 @@ def check_train_step(trainer, strategy, spec, config, options) -> str:
 
 def check_eval_step(trainer, strategy, spec, config, options) -> str:
     from trm_tf import evaluators
-    from trm_tf.data import input_pipeline
+    from trm_tf.data import eval_input
 
     used = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
-    dist, _ = input_pipeline.distribute_eval(
+    dist, _ = eval_input.distribute_eval(
         strategy,
         spec,
         config.eval.global_batch_size,
@@ -322,13 +322,13 @@ def check_checkpoint(trainer, workdir: str, chief: bool, worker: int) -> str:
 
 def run(config, workdir: str, strategy, tpu: str, strategy_seconds: float) -> bool:
     """Runs every check in order, logs one line each, and returns True when all passed."""
-    from trm_tf.data import datasets, input_pipeline
+    from trm_tf.data import datasets, records
     from trm_tf.trainer import Trainer
 
     on_tpu = isinstance(strategy, tf.distribute.TPUStrategy)
     chief = distribute.is_chief(strategy)
     worker = distribute.worker_index(strategy)
-    options = input_pipeline.input_options(config.runtime.input_pipelines)
+    options = records.input_options(config.runtime.input_pipelines)
     state: dict = {}
 
     def dataset_and_storage():

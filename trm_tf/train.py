@@ -32,7 +32,6 @@ from trm_tf.actions import (
     LogMetrics,
     LoopEnd,
     NaNGuard,
-    NonFiniteLossError,
     PeriodicEval,
     Preemption,
     ProfileWindow,
@@ -43,7 +42,7 @@ from trm_tf.actions import (
 from trm_tf.background import BackgroundWriter
 from trm_tf.best import BestCheckpoint
 from trm_tf.checkpointing import CheckpointIO
-from trm_tf.data import datasets, input_pipeline
+from trm_tf.data import datasets, eval_input, input_pipeline, records
 from trm_tf.goodput import Goodput
 from trm_tf.models.flops import flops_per_example
 from trm_tf.summaries import MetricWriter, hparams_of
@@ -58,14 +57,7 @@ class NoCheckpointError(ValueError):
 # The profiler service of the TPU runtime on every TPU VM host.
 TPU_PROFILER_PORT = 8466
 
-__all__ = [
-    "NoCheckpointError",
-    "NonFiniteLossError",
-    "crossed",
-    "memory_check",
-    "run",
-    "steps_to_next_stop",
-]
+__all__ = ["NoCheckpointError", "memory_check", "run"]
 
 
 def memory_check(config, spec, strategy, on_tpu: bool | None = None) -> None:
@@ -143,7 +135,7 @@ class Evaluation:
     def _stream(self, full: bool):
         if full not in self._streams:
             arc_subset = self.arc is not None and not full
-            self._streams[full] = input_pipeline.distribute_eval(
+            self._streams[full] = eval_input.distribute_eval(
                 self.strategy,
                 self.spec,
                 self.config.eval.global_batch_size,
@@ -422,7 +414,7 @@ def _run_with_writer(
     if mode != "eval":  # the run's row in TensorBoard's HParams tab (one session per workdir)
         writer.write_hparams(hparams_of(config), os.path.basename(workdir.rstrip("/")), time.time())
     _log_start(config, spec, trainer, total_steps, eval_every, start_step)
-    options = input_pipeline.input_options(config.runtime.input_pipelines)
+    options = records.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(
         config, spec, strategy, trainer, rundir, writer, options, start_step, goodput
     )

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from trm_tf import act, distribute, optim, runtime
+from trm_tf.carry import CarryState
 from trm_tf.data.spec import DatasetSpec
 from trm_tf.ema import EMA
 from trm_tf.evaluators.accuracy import AccuracyEvaluator
@@ -177,7 +178,7 @@ class Trainer:
             name="global_step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
-        self.carry = act.CarryState(
+        self.carry = CarryState(
             self.per_replica_batch,
             self.model.total_len,
             spec.seq_len,

@@ -22,7 +22,7 @@ from tests.testing.analysis_study import (
     final_acc,
     subset_acc,
 )
-from trm_tf.analysis import runs
+from trm_tf.analysis import run_config, runs, scalars
 
 
 def test_table_has_one_row_per_run_with_exact_values(study):
@@ -87,11 +87,11 @@ def test_varying_fields(study):
 
 
 def test_load_scalars_events_and_jsonl_fallback(study):
-    curve = runs.load_scalars(os.path.join(study["group"], "exp_c"), "eval", "exact_accuracy")
+    curve = scalars.load_scalars(os.path.join(study["group"], "exp_c"), "eval", "exact_accuracy")
     assert list(curve["step"]) == [100, 200, 300]
     np.testing.assert_allclose(curve["value"], [subset_acc(2), final_acc(2), 0.01], rtol=1e-6)
-    assert runs.load_scalars(os.path.join(study["group"], "exp_c"), "eval", "no_such_tag").empty
-    j = runs.load_scalars(os.path.join(study["partial"], "p_jsonl"), "train", "loss")
+    assert scalars.load_scalars(os.path.join(study["group"], "exp_c"), "eval", "no_such_tag").empty
+    j = scalars.load_scalars(os.path.join(study["partial"], "p_jsonl"), "train", "loss")
     assert list(j["step"]) == [5, 10] and list(j["value"]) == [1.5, 1.25]
 
 
@@ -168,7 +168,9 @@ def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_p
     spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    today = runs.flatten_config(json.loads(module.get_config(arg or None).to_json_best_effort()))
+    today = run_config.flatten_config(
+        json.loads(module.get_config(arg or None).to_json_best_effort())
+    )
     assert sorted(row["_config_columns"]) == sorted(today)
     assert {k: row[k] for k in today} == today
     # The moved fields really moved, with their values.
@@ -182,5 +184,5 @@ def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_p
 def test_upgrade_config_leaves_todays_layout_alone():
     from configs import args
 
-    flat = runs.flatten_config(json.loads(args.build(None).to_json_best_effort()))
-    assert runs.upgrade_config(flat) == flat
+    flat = run_config.flatten_config(json.loads(args.build(None).to_json_best_effort()))
+    assert run_config.upgrade_config(flat) == flat

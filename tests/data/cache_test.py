@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
-from tfds_builders import decoded_cache as layout
+from tfds_builders.builder_utils import CORE_FEATURES
 from trm_tf.data import cache, input_pipeline
+from trm_tf.data.records import input_options, read_records
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def _assert_same(got, want):
 
 def _pod_steps(spec, n, use_cache, **kw):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    opts = input_pipeline.input_options("per_replica")
+    opts = input_options("per_replica")
     dist = input_pipeline.distribute_train(strategy, spec, options=opts, use_cache=use_cache, **kw)
     it = iter(dist)
     steps = []
@@ -67,10 +68,10 @@ def test_cache_files_hold_the_split(sudoku):
     # rank is a permutation: every example has its own position in the TFRecord read order.
     np.testing.assert_array_equal(np.sort(data["rank"]), np.arange(160))
     # Sorted by rank, the cache reproduces the TFRecord stream exactly.
-    records = input_pipeline.read_records(sudoku, "train", layout.FEATURES).batch(1000)
+    records = read_records(sudoku, "train", CORE_FEATURES).batch(1000)
     want = _take(records, 1)[0]
     order = np.argsort(data["rank"])
-    for k in layout.FEATURES:
+    for k in CORE_FEATURES:
         np.testing.assert_array_equal(data[k][order], want[k], err_msg=k)
 
 

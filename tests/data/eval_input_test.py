@@ -11,7 +11,7 @@ from tests.testing.pipelines import (
     take,
     task_names,
 )
-from trm_tf.data import input_pipeline
+from trm_tf.data import eval_input, records
 from trm_tf.data.spec import DatasetSpec
 from trm_tf.losses import IGNORE_LABEL_ID
 
@@ -22,7 +22,7 @@ ARC_EXTRA = ("task_id", "test_index", "transform_id", "color_map")
 
 
 def test_eval_dataset_once_in_order_with_masked_padding(spec):
-    ds, steps = input_pipeline.make_eval_dataset(spec, 16)
+    ds, steps = eval_input.make_eval_dataset(spec, 16)
     assert steps == 3  # 37 examples -> 3 batches of 16
     batches = take(ds, 10)
     assert len(batches) == 3
@@ -36,7 +36,7 @@ def test_eval_dataset_once_in_order_with_masked_padding(spec):
     test = read_split(spec, "test")
     np.testing.assert_array_equal(inputs[:37], test["inputs"].astype(np.int32))
     np.testing.assert_array_equal(labels[:37], test["labels"].astype(np.int32))
-    sub, sub_steps = input_pipeline.make_eval_dataset(spec, 16, subset_size=20)
+    sub, sub_steps = eval_input.make_eval_dataset(spec, 16, subset_size=20)
     assert sub_steps == 2
     assert sum(int(b["mask"].sum()) for b in take(sub, 5)) == 20
 
@@ -44,8 +44,8 @@ def test_eval_dataset_once_in_order_with_masked_padding(spec):
 def test_eval_rows_with_arc_features_once_over_hosts(arc):
     names = sorted(task_names(arc))
     strategy = pod()
-    opts = input_pipeline.input_options("per_replica")
-    dist, steps = input_pipeline.distribute_eval(
+    opts = records.input_options("per_replica")
+    dist, steps = eval_input.distribute_eval(
         strategy, arc, 8, extra_features=ARC_EXTRA, task_names=names, options=opts
     )
     assert steps == 6  # 44 files dealt to 2 hosts: 22 rows each, in batches of 4
@@ -73,11 +73,11 @@ def test_eval_rows_with_arc_features_once_over_hosts(arc):
         assert row["transform_id"] == truth["transform_id"][i]
         np.testing.assert_array_equal(row["color_map"], truth["color_map"][i])
     with pytest.raises(ValueError, match="task_names"):
-        input_pipeline.make_eval_dataset(arc, 8, extra_features=ARC_EXTRA)
+        eval_input.make_eval_dataset(arc, 8, extra_features=ARC_EXTRA)
 
 
 def test_eval_unknown_task_name_maps_to_minus_one(arc):
-    ds, _ = input_pipeline.make_eval_dataset(arc, 8, extra_features=("task_id",), task_names=["x"])
+    ds, _ = eval_input.make_eval_dataset(arc, 8, extra_features=("task_id",), task_names=["x"])
     ids = np.concatenate([b["task_id"][b["mask"]] for b in take(ds, 100)])
     assert len(ids) == arc.num_test_examples and (ids == -1).all()
 
@@ -100,8 +100,8 @@ def test_eval_steps_equal_across_hosts():
         test_shard_lengths=(20, 10, 25, 15),
         metadata={},
     )
-    assert input_pipeline.eval_examples_per_host(spec, 2) == 45  # host 0: 20 + 25
-    assert input_pipeline.eval_examples_per_host(spec, 1) == 70
-    assert input_pipeline.eval_examples_per_host(spec, 2, subset_size=30) == 15
+    assert eval_input.eval_examples_per_host(spec, 2) == 45  # host 0: 20 + 25
+    assert eval_input.eval_examples_per_host(spec, 1) == 70
+    assert eval_input.eval_examples_per_host(spec, 2, subset_size=30) == 15
     with pytest.raises(ValueError, match="files"):
-        input_pipeline.eval_examples_per_host(spec, 8)
+        eval_input.eval_examples_per_host(spec, 8)

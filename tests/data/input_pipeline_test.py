@@ -16,7 +16,8 @@ from tests.testing.pipelines import (
     take,
     task_names,
 )
-from trm_tf.data import datasets, input_pipeline
+from trm_tf.data import datasets, eval_input, input_pipeline, records
+from trm_tf.data.sampler import GroupSampler
 from trm_tf.losses import IGNORE_LABEL_ID
 
 ARC_EXTRA = ("task_id", "test_index", "transform_id", "color_map")
@@ -118,18 +119,15 @@ def test_sampler_draws_each_group_once_per_epoch():
     # 5 groups with 1..5 single-example puzzles each (augmented copies), puzzles numbered globally.
     group = np.repeat(np.arange(5), np.arange(1, 6))
     puzzle = np.arange(len(group))
-    s = input_pipeline.GroupSampler(group, puzzle, seed=3, shard=0)
+    s = GroupSampler(group, puzzle, seed=3, shard=0)
     assert int(s.examples_per_epoch) == 5 and int(s.num_groups) == 5
     for idx in _batches(s, 5, 4):  # batch == groups: one batch per epoch
         assert sorted(group[idx]) == [0, 1, 2, 3, 4]
     # Seeded: the same stream again; other seeds choose other variants and orders.
     np.testing.assert_array_equal(
-        _batches(s, 5, 3), _batches(input_pipeline.GroupSampler(group, puzzle, 3, 0), 5, 3)
+        _batches(s, 5, 3), _batches(GroupSampler(group, puzzle, 3, 0), 5, 3)
     )
-    draws = {
-        tuple(_batches(input_pipeline.GroupSampler(group, puzzle, k, 0), 5, 1)[0])
-        for k in range(30)
-    }
+    draws = {tuple(_batches(GroupSampler(group, puzzle, k, 0), 5, 1)[0]) for k in range(30)}
     assert len(draws) > 20
     # Every variant of a group is drawn: group 4 has 5 puzzles.
     seen = {i for b in _batches(s, 5, 60) for i in b if group[i] == 4}
@@ -143,7 +141,7 @@ def test_sampler_matches_reference_and_resumes(sizes):
     group = puzzle // 2  # two puzzles (augmented copies) per group, same number of examples
     perm = rng.permutation(len(puzzle))  # examples in "file order" unlike the sort order
     group, puzzle = group[perm], puzzle[perm] * 7 % 11  # puzzle numbers need not be sorted either
-    s = input_pipeline.GroupSampler(group, puzzle, seed=4, shard=1)
+    s = GroupSampler(group, puzzle, seed=4, shard=1)
     full = _batches(s, 4, 25)
     stream = np.concatenate([_ref_epoch(group, puzzle, 4, 1, e) for e in range(20)])
     np.testing.assert_array_equal(np.stack(full), stream[: 25 * 4].reshape(25, 4))
@@ -154,7 +152,7 @@ def test_multi_example_puzzles_stay_together_within_an_epoch():
     sizes = [3, 3, 2, 2, 4, 4]
     puzzle = np.repeat(np.arange(6), sizes)
     group = puzzle // 2
-    s = input_pipeline.GroupSampler(group, puzzle, seed=5, shard=0)
+    s = GroupSampler(group, puzzle, seed=5, shard=0)
     assert int(s.examples_per_epoch) == 3 + 2 + 4
     idx = _batches(s, 9, 1)[0]  # exactly one epoch
     assert sorted(group[idx]) == [0, 0, 0, 1, 1, 2, 2, 2, 2]
@@ -163,7 +161,7 @@ def test_multi_example_puzzles_stay_together_within_an_epoch():
         pos = np.flatnonzero(group[idx] == g)
         assert len(set(puzzle[idx[pos]])) == 1 and np.ptp(pos) == len(pos) - 1
     with pytest.raises(ValueError, match="different numbers"):
-        input_pipeline.GroupSampler(np.array([0, 0, 0]), np.array([0, 0, 1]), 0, 0)
+        GroupSampler(np.array([0, 0, 0]), np.array([0, 0, 1]), 0, 0)
 
 
 # ---- The training stream from the TFRecords.
@@ -213,7 +211,7 @@ def test_graph_holds_no_examples(arc):
     split_bytes = arc.num_train_examples * 2 * arc.seq_len
     train = input_pipeline.make_train_dataset(arc, 16, seed=0)
     names = sorted(task_names(arc))
-    ev, _ = input_pipeline.make_eval_dataset(arc, 16, extra_features=ARC_EXTRA, task_names=names)
+    ev, _ = eval_input.make_eval_dataset(arc, 16, extra_features=ARC_EXTRA, task_names=names)
     for ds in (train, ev):
         size = len(ds._as_serialized_graph().numpy())
         assert size < split_bytes / 8 and size < 1_000_000, size
@@ -235,7 +233,7 @@ def test_too_few_examples_for_one_batch(spec, arc):
 def test_group_size_check_runs_in_graph():
     # Through a dataset the tables are symbolic: the check is an in-graph assertion.
     data = tf.data.Dataset.from_tensors((tf.constant([0, 0, 0]), tf.constant([0, 0, 1])))
-    ds = data.flat_map(lambda g, p: input_pipeline.GroupSampler(g, p, 0, 0).index_dataset(1))
+    ds = data.flat_map(lambda g, p: GroupSampler(g, p, 0, 0).index_dataset(1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="different numbers"):
         take(ds, 1)
 
@@ -258,17 +256,17 @@ def test_mirrored_replicas_split_the_global_batch_in_order(spec):
 
 
 def test_input_options():
-    assert input_pipeline.input_options("per_host") is None
-    opts = input_pipeline.input_options("per_replica")
+    assert records.input_options("per_host") is None
+    opts = records.input_options("per_replica")
     assert opts.experimental_replication_mode == tf.distribute.InputReplicationMode.PER_REPLICA
     with pytest.raises(ValueError, match="per_replica"):
-        input_pipeline.input_options("per_device")
+        records.input_options("per_device")
 
 
 def test_host_sharding_modes(spec, arc):
-    assert input_pipeline.resolve_host_sharding(spec, "auto") == "files"
-    assert input_pipeline.resolve_host_sharding(arc, "auto") == "groups"
-    assert input_pipeline.resolve_host_sharding(arc, "stream") == "stream"
+    assert records.resolve_host_sharding(spec, "auto") == "files"
+    assert records.resolve_host_sharding(arc, "auto") == "groups"
+    assert records.resolve_host_sharding(arc, "stream") == "stream"
     with pytest.raises(ValueError, match="'groups'"):
         input_pipeline.make_train_dataset(arc, 16, seed=0, host_sharding="files")
     with pytest.raises(ValueError, match="host_sharding"):
@@ -277,7 +275,7 @@ def test_host_sharding_modes(spec, arc):
 
 def test_groups_sharding_keeps_each_group_on_one_host(arc):
     strategy = pod()
-    opts = input_pipeline.input_options("per_replica")
+    opts = records.input_options("per_replica")
     dist = input_pipeline.distribute_train(strategy, arc, 8, seed=2, start_step=3, options=opts)
     steps = per_replica_batches(strategy, dist, 12)  # > 2 epochs of each host's ~5 groups
     arrays = read_split(arc, "train")
@@ -296,7 +294,7 @@ def test_groups_sharding_keeps_each_group_on_one_host(arc):
 
 def test_stream_sharding_reproduces_the_single_host_stream(spec):
     strategy = pod()
-    opts = input_pipeline.input_options("per_replica")
+    opts = records.input_options("per_replica")
     dist = input_pipeline.distribute_train(
         strategy, spec, 16, seed=1, start_step=2, host_sharding="stream", options=opts
     )
@@ -308,7 +306,7 @@ def test_stream_sharding_reproduces_the_single_host_stream(spec):
 
 def test_files_sharding_reads_each_hosts_own_files(spec):
     strategy = pod()
-    opts = input_pipeline.input_options("per_replica")
+    opts = records.input_options("per_replica")
     dist = input_pipeline.distribute_train(
         strategy, spec, 16, seed=1, host_sharding="files", options=opts
     )

@@ -21,7 +21,7 @@ from configs import quickstart
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA, TINY_SUDOKU
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf import memory, train
-from trm_tf.data import cache, datasets, input_pipeline
+from trm_tf.data import cache, datasets, input_pipeline, records
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GFILE_CALLS = ("exists", "GFile", "listdir", "glob", "stat", "isdir", "makedirs", "rename")
@@ -71,7 +71,7 @@ def _start(name, data_dir):
     spec = datasets.load_spec(name, data_dir)
     cache.require_cache(spec, remote_hosts=True)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    opts = input_pipeline.input_options("per_replica")
+    opts = records.input_options("per_replica")
     dist = input_pipeline.distribute_train(strategy, spec, 8, seed=0, options=opts)
     return spec, dist
 

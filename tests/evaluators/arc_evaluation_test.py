@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from configs import args
 from tests.testing.tiny_datasets import build_tiny_arc
 from trm_tf import train
-from trm_tf.data import input_pipeline
+from trm_tf.data import eval_input, records
 from trm_tf.evaluators.arc_voting import DEVICE_FEATURES, ARCVoting
 from trm_tf.summaries import MetricWriter
 from trm_tf.workdir import RunDir
@@ -48,14 +48,14 @@ def test_task_subset_is_every_row_of_its_tasks_split_over_hosts(arc):
     assert len(want) == sum(tasks.values()) == 33  # every copy of the two tasks' test pairs
     names = voting.task_names
     kwargs = dict(extra_features=DEVICE_FEATURES, task_names=names, tasks=tasks)
-    ds, steps = input_pipeline.make_eval_dataset(arc, 8, **kwargs)
+    ds, steps = eval_input.make_eval_dataset(arc, 8, **kwargs)
     assert steps == 5  # 33 rows in batches of 8
     assert sorted(_rows_of(ds, names)) == want
     # Two hosts (one input pipeline per replica): each keeps its share of the tasks, the same rows.
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    opts = input_pipeline.input_options("per_replica")
-    dist, steps = input_pipeline.distribute_eval(strategy, arc, 8, options=opts, **kwargs)
-    shares = input_pipeline.eval_task_shares(tasks, 2)
+    opts = records.input_options("per_replica")
+    dist, steps = eval_input.distribute_eval(strategy, arc, 8, options=opts, **kwargs)
+    shares = eval_input.eval_task_shares(tasks, 2)
     assert steps == max(-(-sum(tasks[t] for t in s) // 4) for s in shares)
     it = iter(dist)
     per_host = [[], []]
@@ -67,7 +67,7 @@ def test_task_subset_is_every_row_of_its_tasks_split_over_hosts(arc):
     assert sorted(per_host[0] + per_host[1]) == want  # disjoint and complete
     # A bound below a task's rows fails instead of dropping rows silently.
     short = {t: n - 1 for t, n in tasks.items()}
-    bad, _ = input_pipeline.make_eval_dataset(arc, 8, **{**kwargs, "tasks": short})
+    bad, _ = eval_input.make_eval_dataset(arc, 8, **{**kwargs, "tasks": short})
     with pytest.raises(tf.errors.InvalidArgumentError, match="more rows than its bound"):
         list(bad)
 

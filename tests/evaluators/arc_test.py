@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA
-from tfds_builders.arc_agi import arc_lib
+from tfds_builders.arc_agi import arc_lib, arc_loading
 from trm_tf.evaluators import arc
+from trm_tf.tasks import arc as arc_task
+from trm_tf.tasks import grids
 
 DUMMY = ARC_DUMMY_DATA
 
@@ -24,19 +26,19 @@ def test_inverse_restores_every_transform_and_agrees_with_builder():
     rng = np.random.default_rng(0)
     grid = rng.integers(0, 10, (4, 7)).astype(np.uint8)
     for t in range(8):
-        np.testing.assert_array_equal(arc.dihedral(grid, t), arc_lib.dihedral(grid, t))
+        np.testing.assert_array_equal(arc.dihedral(grid, t), grids.dihedral(grid, t))
         for cmap in _perms(rng, 5):
-            aug = arc_lib.augment_grid(grid, t, cmap)
+            aug = grids.augment(grid, t, cmap)
             np.testing.assert_array_equal(arc.inverse_augment(aug, t, cmap), grid)
             np.testing.assert_array_equal(
-                arc.inverse_augment(aug, t, cmap), arc_lib.inverse_augment_grid(aug, t, cmap)
+                arc.inverse_augment(aug, t, cmap), grids.inverse_augment(aug, t, cmap)
             )
-    assert arc.DIHEDRAL_INVERSE == arc_lib.DIHEDRAL_INVERSE == (0, 3, 2, 1, 4, 5, 6, 7)
+    assert arc.DIHEDRAL_INVERSE == grids.DIHEDRAL_INVERSE == (0, 3, 2, 1, 4, 5, 6, 7)
 
 
 def test_crop_with_eos_and_jagged_regions():
     g = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
-    np.testing.assert_array_equal(arc.crop(arc_lib.encode_grid(g)), g)
+    np.testing.assert_array_equal(arc.crop(arc_task.encode_grid(g)), g)
     # Jagged colour region: row widths 5, 3, 3, 1 -> areas 5, 6, 9, 4 -> 3 rows x 3 columns.
     canvas = np.zeros((30, 30), np.uint8)
     for r, w in enumerate((5, 3, 3, 1)):
@@ -52,12 +54,12 @@ def test_crop_with_eos_and_jagged_regions():
     assert arc.crop(np.ones(900, np.uint8)).shape == (0, 0)  # EOS at (0, 0)
     full = np.full(900, 11, np.uint8)
     assert arc.crop(full).shape == (30, 30) and (arc.crop(full) == 9).all()
-    for tokens in (canvas.reshape(-1), full, arc_lib.encode_grid(g, (0, 0))):
-        np.testing.assert_array_equal(arc.crop(tokens), arc_lib.crop(tokens))
+    for tokens in (canvas.reshape(-1), full, arc_task.encode_grid(g, (0, 0))):
+        np.testing.assert_array_equal(arc.crop(tokens), arc_task.crop(tokens))
 
 
 def _row(grid, t, cmap):
-    return arc_lib.encode_grid(arc_lib.augment_grid(np.asarray(grid, np.uint8), t, cmap))
+    return arc_task.encode_grid(grids.augment(np.asarray(grid, np.uint8), t, cmap))
 
 
 def _batch(rows):
@@ -161,7 +163,7 @@ def test_submission_json(tmp_path):
 
 def test_builder_rows_with_true_labels_score_one(tmp_path):
     """End to end with the builder's own rows (augmented test split of the dummy tasks)."""
-    tasks = arc_lib.load_tasks(DUMMY, ("training", "evaluation", "concept"))
+    tasks = arc_loading.load_tasks(DUMMY, ("training", "evaluation", "concept"))
     plans, _ = arc_lib.plan_dataset(tasks, "evaluation", 10, seed=42)
     (tmp_path / arc.TEST_PUZZLES_FILE).write_text(json.dumps(arc_lib.test_puzzles_json(plans)))
     truth = arc.load_ground_truth(str(tmp_path))

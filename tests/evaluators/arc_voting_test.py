@@ -12,9 +12,10 @@ import pytest
 
 from tests.testing.launch import REPO, free_ports
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
-from tfds_builders.arc_agi import arc_lib
 from trm_tf.evaluators import arc
 from trm_tf.evaluators.arc_voting import ARCVoting
+from trm_tf.tasks import arc as arc_task
+from trm_tf.tasks import grids
 from trm_tf.workdir import RunDir
 
 TRUTH = arc.load_ground_truth(str(DUMMY / "arc-agi_evaluation_solutions.json"))
@@ -37,9 +38,7 @@ def _out(rows):
     "T" for the true output, q_halt logit). Row i is seen under transform i % 8 and colour map i % 8."""
 
     def enc(grid, i):
-        return arc_lib.encode_grid(
-            arc_lib.augment_grid(np.asarray(grid, np.uint8), i % 8, PERMS[i % 8])
-        )
+        return arc_task.encode_grid(grids.augment(np.asarray(grid, np.uint8), i % 8, PERMS[i % 8]))
 
     names = sorted(TRUTH)
     preds = [TRUTH[t][k] if g == "T" else g for t, k, g, _ in rows]

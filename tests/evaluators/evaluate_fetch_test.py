@@ -10,7 +10,7 @@ from tensorflow.python.framework import ops
 from configs import quickstart
 from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
 from trm_tf import evaluators
-from trm_tf.data import input_pipeline
+from trm_tf.data import eval_input, input_pipeline
 from trm_tf.trainer import Trainer
 
 
@@ -62,7 +62,7 @@ def _run(kind, strategy_name, data_dir):
         it = iter(input_pipeline.distribute_train(strategy, spec, c.train.global_batch_size, 0))
         trainer.train_loop(it, 2)
         used = evaluators.from_config(c, spec, trainer.eval_halt_max_steps)
-        dist, steps = input_pipeline.distribute_eval(
+        dist, steps = eval_input.distribute_eval(
             strategy,
             spec,
             c.eval.global_batch_size,

@@ -32,6 +32,15 @@ NSUP = 4
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def assert_png(path):
+    """`path` is a PNG file with a drawn figure in it."""
+    assert os.path.basename(path).endswith(".png")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    assert head == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(path) > 10_000  # A blank figure is ~3 KB; a drawn one is far bigger.
+
+
 def final_acc(i):
     return A - B * PARAMS[i] ** (-C)
 

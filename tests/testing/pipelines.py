@@ -7,8 +7,6 @@ import tensorflow_datasets as tfds
 
 from tfds_builders.builder_utils import CORE_FEATURES
 
-CORE = CORE_FEATURES
-
 
 def take(ds, n):
     return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(n)]
@@ -29,7 +27,7 @@ def per_replica_batches(strategy, dist, n):
     return out
 
 
-def read_split(spec, split, pipeline=0, pipelines=1, features=CORE):
+def read_split(spec, split, pipeline=0, pipelines=1, features=CORE_FEATURES):
     """A split (or one pipeline's round-robin share of its files) as numpy arrays, in TFDS file order."""
     ctx = None
     if pipelines > 1:

@@ -13,6 +13,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from tests.testing.tiny_runs import PUZZLE, make_run, save_checkpoint, tiny_config, weights
+from trm_tf import act
 from trm_tf.tools import restore, solve
 from trm_tf.workdir import RunDir
 
@@ -214,7 +215,7 @@ def test_print_steps_says_halt_by_the_models_own_test(capsys):
     solve.print_steps(x, {"preds": preds, "q_halt": q_halt})
     assert capsys.readouterr().out.count("halt=no") == 2  # TRM's test: q_halt > 0
     # HRM / transformer: q_halt > q_continue passes at the second step although q_halt < 0
-    halts = solve.act.halt_flags(q_halt, np.array([[0.0, -2.0]]), "q_halt_vs_continue")
+    halts = act.halt_flags(q_halt, np.array([[0.0, -2.0]]), "q_halt_vs_continue")
     solve.print_steps(x, {"preds": preds, "q_halt": q_halt, "halt": halts})
     out = capsys.readouterr().out
     assert out.count("halt=no") == 1 and out.count("halt=yes") == 1

@@ -33,13 +33,11 @@ from tfds_builders import builder_utils
 from trm_tf.tasks import arc as arc_task
 from trm_tf.tasks.arc import TEST_PUZZLES_FILE
 
-from . import arc_lib
+from . import arc_lib, arc_loading
 
 _ARC1 = ("training", "evaluation", "concept")
 _ARC2 = ("training2", "evaluation2", "concept")
 _NUM_AUGS = (0, 10, 100, 300, 1000)
-# Shared with the other builders (reads `metadata.json` of a built config without the builder).
-read_metadata = builder_utils.read_metadata
 
 
 @dataclasses.dataclass
@@ -126,27 +124,27 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
             self,
-            arc_lib.SEQ_LEN,
+            arc_task.SEQ_LEN,
             "https://arcprize.org/",
             task_name=tfds.features.Text(),
             test_index=tfds.features.Scalar(dtype=np.int32),
             transform_id=tfds.features.Scalar(dtype=np.int32),
-            color_map=tfds.features.Tensor(shape=(arc_lib.NUM_COLORS,), dtype=np.uint8),
+            color_map=tfds.features.Tensor(shape=(arc_task.NUM_COLORS,), dtype=np.uint8),
             translation=tfds.features.Tensor(shape=(2,), dtype=np.int32),
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         cfg = self.builder_config
-        tasks = arc_lib.load_tasks(dl_manager.manual_dir, cfg.subsets)
+        tasks = arc_loading.load_tasks(dl_manager.manual_dir, cfg.subsets)
         if not any(t.subset == cfg.test_subset for t in tasks):
-            raise arc_lib.ArcDataError(f"test subset {cfg.test_subset!r} has no tasks")
+            raise arc_loading.ArcDataError(f"test subset {cfg.test_subset!r} has no tasks")
         plans, num_ids = arc_lib.plan_dataset(tasks, cfg.test_subset, cfg.num_aug, cfg.seed)
         stats = {s: arc_lib.split_statistics(plans, s) for s in ("train", "test")}
         incomplete = sum(len(p.trans_ids) < cfg.num_aug + 1 for p in plans)
         self.info.metadata.update(
             {
                 **builder_utils.core_metadata(
-                    arc_lib.SEQ_LEN, arc_lib.VOCAB_SIZE, arc_lib.PAD_ID, int(num_ids)
+                    arc_task.SEQ_LEN, arc_task.VOCAB_SIZE, arc_task.PAD_ID, int(num_ids)
                 ),
                 "total_groups": {s: int(v["groups"]) for s, v in stats.items()},
                 "total_puzzles": {s: int(v["puzzles"]) for s, v in stats.items()},

@@ -17,10 +17,9 @@ kept for ``num_aug = a`` are a prefix of those kept for any larger ``num_aug`` (
 puzzle is always first).
 
 The grid maths (dihedral transforms, colour permutations, the canvas encoding and its crop) live in
-`trm_tf.tasks` (`grids` and `arc`), shared with the evaluator that undoes the augmentations; they are
-re-exported here under their old names (`augment_grid`, `inverse_augment_grid`, `encode_grid`, `crop`, ...).
+`trm_tf.tasks` (`grids` and `arc`), shared with the evaluator that undoes the augmentations.
 
-Loading and validating the task files is `arc_loading` (re-exported here). No TensorFlow here:
+Loading and validating the task files is `arc_loading`. No TensorFlow here:
 everything is numpy plus `etils.epath` for reading the JSON files (gs:// works).
 """
 
@@ -31,30 +30,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trm_tf.tasks.arc import COLOR_OFFSET as COLOR_OFFSET
-from trm_tf.tasks.arc import EOS_ID as EOS_ID
-from trm_tf.tasks.arc import GRID_SIZE as GRID_SIZE
-from trm_tf.tasks.arc import IDENTITY_COLOR_MAP as IDENTITY_COLOR_MAP
-from trm_tf.tasks.arc import NUM_COLORS as NUM_COLORS
-from trm_tf.tasks.arc import PAD_ID as PAD_ID
-from trm_tf.tasks.arc import SEQ_LEN as SEQ_LEN
-from trm_tf.tasks.arc import VOCAB_SIZE as VOCAB_SIZE
-from trm_tf.tasks.arc import crop as crop
-from trm_tf.tasks.arc import encode_grid as encode_grid
-from trm_tf.tasks.grids import DIHEDRAL_INVERSE as DIHEDRAL_INVERSE
-from trm_tf.tasks.grids import TRANSPOSING_IDS, augment, inverse_augment
-from trm_tf.tasks.grids import dihedral as dihedral
-from trm_tf.tasks.grids import inverse_dihedral as inverse_dihedral
+from trm_tf.tasks.arc import (
+    COLOR_OFFSET,
+    EOS_ID,
+    GRID_SIZE,
+    IDENTITY_COLOR_MAP,
+    NUM_COLORS,
+    PAD_ID,
+    SEQ_LEN,
+    encode_grid,
+)
+from trm_tf.tasks.grids import TRANSPOSING_IDS, dihedral
 
-from .arc_loading import ArcDataError as ArcDataError
-from .arc_loading import Task as Task
-from .arc_loading import grid_from_json as grid_from_json
-from .arc_loading import load_subset as load_subset
-from .arc_loading import load_tasks as load_tasks
-
-# The builder's names for the shared augmentation and its inverse.
-augment_grid = augment
-inverse_augment_grid = inverse_augment
+from .arc_loading import Task
 
 NAME_SEPARATOR = "|||"
 AUGMENT_RETRIES_FACTOR = 5

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from etils import epath
 
+from trm_tf.tasks import arc, grids
+
 from . import arc_lib as L
+from . import arc_loading
 
 DUMMY = epath.Path(__file__).parent / "dummy_data"
 ARC1 = ("training", "evaluation", "concept")
@@ -14,12 +17,12 @@ ARC1 = ("training", "evaluation", "concept")
 
 @pytest.fixture(scope="module")
 def tasks():
-    return L.load_tasks(DUMMY, ARC1)
+    return arc_loading.load_tasks(DUMMY, ARC1)
 
 
 def test_eos_placement_and_offset():
     grid = np.array([[0, 1, 2], [3, 4, 9]], np.uint8)
-    canvas = L.encode_grid(grid, (1, 2)).reshape(30, 30)
+    canvas = arc.encode_grid(grid, (1, 2)).reshape(30, 30)
     expected = np.zeros((30, 30), np.uint8)
     expected[1:3, 2:5] = grid + 2
     expected[3, 2:5] = 1  # row below the grid, grid columns only
@@ -29,12 +32,12 @@ def test_eos_placement_and_offset():
 
 
 def test_eos_dropped_outside_canvas():
-    full = L.encode_grid(np.full((30, 30), 5, np.uint8)).reshape(30, 30)
+    full = arc.encode_grid(np.full((30, 30), 5, np.uint8)).reshape(30, 30)
     assert (full == 7).all()
-    tall = L.encode_grid(np.zeros((30, 4), np.uint8)).reshape(30, 30)
+    tall = arc.encode_grid(np.zeros((30, 4), np.uint8)).reshape(30, 30)
     assert (tall[:, 4] == 1).all() and (tall[:, 5:] == 0).all() and (tall[:, :4] == 2).all()
     # Translated so the grid touches the bottom edge: the EOS row falls outside, the column stays.
-    edge = L.encode_grid(np.ones((3, 3), np.uint8), (27, 10)).reshape(30, 30)
+    edge = arc.encode_grid(np.ones((3, 3), np.uint8), (27, 10)).reshape(30, 30)
     assert (edge[27:, 13] == 1).all() and edge.sum() == 9 * 3 + 3
 
 
@@ -42,16 +45,21 @@ def test_crop_inverts_encoding_with_eos():
     rng = np.random.default_rng(0)
     for h, w in [(1, 1), (3, 7), (30, 30), (30, 2), (12, 30)]:
         g = rng.integers(0, 10, (h, w)).astype(np.uint8)
-        np.testing.assert_array_equal(L.crop(L.encode_grid(g)), g)
-    assert L.crop(np.zeros(900, np.uint8)).shape == (0, 0)
+        np.testing.assert_array_equal(arc.crop(arc.encode_grid(g)), g)
+    assert arc.crop(np.zeros(900, np.uint8)).shape == (0, 0)
 
 
 def test_dihedral_inverse_table():
     g = np.arange(12).reshape(3, 4)
     for t in range(8):
-        np.testing.assert_array_equal(L.inverse_dihedral(L.dihedral(g, t), t), g)
-        np.testing.assert_array_equal(L.dihedral(L.dihedral(g, t), L.DIHEDRAL_INVERSE[t]), g)
-    assert len({L.dihedral(g, t).tobytes() + bytes(L.dihedral(g, t).shape) for t in range(8)}) == 8
+        np.testing.assert_array_equal(grids.inverse_dihedral(grids.dihedral(g, t), t), g)
+        np.testing.assert_array_equal(
+            grids.dihedral(grids.dihedral(g, t), grids.DIHEDRAL_INVERSE[t]), g
+        )
+    assert (
+        len({grids.dihedral(g, t).tobytes() + bytes(grids.dihedral(g, t).shape) for t in range(8)})
+        == 8
+    )
 
 
 def test_augmentations_distinct_named_and_identified(tasks):
@@ -75,9 +83,9 @@ def test_augmentations_distinct_named_and_identified(tasks):
         keys = {
             tuple(
                 sorted(
-                    L.augment_grid(a, t, m).tobytes()
-                    + bytes(L.augment_grid(a, t, m).shape)
-                    + L.augment_grid(b, t, m).tobytes()
+                    grids.augment(a, t, m).tobytes()
+                    + bytes(grids.augment(a, t, m).shape)
+                    + grids.augment(b, t, m).tobytes()
                     for a, b in pairs
                 )
             )
@@ -121,8 +129,8 @@ def test_aug0_rows_equal_unaugmented_encoding_and_prefix(tasks):
             pairs = L.split_pairs(p0, split)
             for e, (a, b) in enumerate(pairs):
                 off = tuple(r0["translation"][0, e])
-                np.testing.assert_array_equal(r0["inputs"][0, e], L.encode_grid(a, off))
-                np.testing.assert_array_equal(r0["labels"][0, e], L.encode_grid(b, off))
+                np.testing.assert_array_equal(r0["inputs"][0, e], arc.encode_grid(a, off))
+                np.testing.assert_array_equal(r0["labels"][0, e], arc.encode_grid(b, off))
             if split == "test":
                 assert (r0["translation"] == 0).all()
 
@@ -138,12 +146,12 @@ def test_augmented_rows_and_translation(tasks):
         for k in range(len(plan.trans_ids)):
             t, m = int(plan.trans_ids[k]), plan.color_maps[k]
             for e, (a, b) in enumerate(pairs):
-                a2, b2 = L.augment_grid(a, t, m), L.augment_grid(b, t, m)
+                a2, b2 = grids.augment(a, t, m), grids.augment(b, t, m)
                 r, c = rec["translation"][k, e]
                 assert r + max(a2.shape[0], b2.shape[0]) <= 30
                 assert c + max(a2.shape[1], b2.shape[1]) <= 30
-                np.testing.assert_array_equal(rec["inputs"][k, e], L.encode_grid(a2, (r, c)))
-                np.testing.assert_array_equal(rec["labels"][k, e], L.encode_grid(b2, (r, c)))
+                np.testing.assert_array_equal(rec["inputs"][k, e], arc.encode_grid(a2, (r, c)))
+                np.testing.assert_array_equal(rec["labels"][k, e], arc.encode_grid(b2, (r, c)))
 
 
 def test_deterministic_and_seed_dependent(tasks):
@@ -174,14 +182,16 @@ def test_malformed_grid_names_file_and_task(tmp_path, grid, needle):
     name = sorted(data)[1]
     data[name]["train"][0]["output"] = grid
     path.write_text(json.dumps(data))
-    with pytest.raises(L.ArcDataError, match=needle) as err:
-        L.load_tasks(tmp_path, ARC1)
+    with pytest.raises(arc_loading.ArcDataError, match=needle) as err:
+        arc_loading.load_tasks(tmp_path, ARC1)
     assert "arc-agi_training_challenges.json" in str(err.value) and name in str(err.value)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(L.ArcDataError, match="arc-agi_training_challenges.json: file not found"):
-        L.load_tasks(tmp_path, ARC1)
+    with pytest.raises(
+        arc_loading.ArcDataError, match="arc-agi_training_challenges.json: file not found"
+    ):
+        arc_loading.load_tasks(tmp_path, ARC1)
 
 
 def test_failed_build_leaves_no_dataset(tmp_path):
@@ -196,7 +206,7 @@ def test_failed_build_leaves_no_dataset(tmp_path):
     (manual / "arc-agi_concept_solutions.json").write_text("{}")
     data_dir = tmp_path / "data"
     builder = arc_agi_dataset_builder.Builder(config="arc1_aug0", data_dir=str(data_dir))
-    with pytest.raises(L.ArcDataError, match="no solutions"):
+    with pytest.raises(arc_loading.ArcDataError, match="no solutions"):
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
         )

@@ -1,7 +1,7 @@
 """Loading and validation of the ARC-AGI Kaggle "combined" files: `arc-agi_<subset>_challenges.json` and
 `arc-agi_<subset>_solutions.json`, read through `etils.epath` (gs:// works), every grid checked.
 
-Part of `arc_lib`, which re-exports these names.
+The builder reads the tasks here (`load_tasks`); `arc_lib` plans and encodes them.
 """
 
 from __future__ import annotations

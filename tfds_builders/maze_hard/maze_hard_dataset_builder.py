@@ -28,8 +28,6 @@ from trm_tf.tasks import maze as maze_task
 from . import maze_lib
 
 _URL = "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k/resolve/main/{}.csv"
-# Shared with the other builders (reads `metadata.json` of a built config without the builder).
-read_metadata = builder_utils.read_metadata
 
 
 @dataclasses.dataclass
@@ -98,7 +96,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
-            self, maze_lib.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k"
+            self, maze_task.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/maze-30x30-hard-1k"
         )
 
     def _source_paths(self, dl_manager) -> dict[str, epath.Path]:
@@ -131,11 +129,11 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
         groups = {s: int(len(v[0])) for s, v in data.items()}
         self.info.metadata.update(
             {
-                **builder_utils.core_metadata(maze_lib.SEQ_LEN, maze_lib.VOCAB_SIZE, 0, 1),
+                **builder_utils.core_metadata(maze_task.SEQ_LEN, maze_task.VOCAB_SIZE, 0, 1),
                 "total_groups": groups,
                 "total_puzzles": {s: groups[s] * copies[s] for s in groups},
                 "mean_puzzle_examples": {s: 1.0 for s in groups},
-                "charset": maze_lib.CHARSET,
+                "charset": maze_task.CHARSET,
                 "augment_train_dihedral": cfg.augment,
                 "seed": cfg.seed,
                 "description": f"Maze-Hard 30x30 ('# SGo' -> 1..5, pad 0); source: {source}.",
@@ -146,7 +144,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, inputs: np.ndarray, labels: np.ndarray, copies: int):
         # Puzzle p = copies * group + transform id, as the reference orders its augmented copies.
         per_t = [
-            (maze_lib.dihedral_rows(inputs, t), maze_lib.dihedral_rows(labels, t))
+            (maze_task.dihedral_rows(inputs, t), maze_task.dihedral_rows(labels, t))
             for t in range(copies)
         ]
         for g in range(len(inputs)):

@@ -1,6 +1,6 @@
 """Pure-numpy Maze-Hard encoding, validation, dihedral augmentation and a seeded maze generator.
 
-Encoding (the reference maze builder; defined in `trm_tf.tasks.maze` and re-exported here): a 30x30 maze
+Encoding (the reference maze builder; defined in `trm_tf.tasks.maze`): a 30x30 maze
 is a 900-char string over the charset "# SGo" ('#' wall, ' ' open, 'S' start, 'G' goal, 'o' path), mapped
 to ids 1..5 (0 = pad, vocab 6). The question has no 'o'; the answer is the same maze with the path drawn
 in.
@@ -20,19 +20,7 @@ import io
 
 import numpy as np
 
-from trm_tf.tasks.grids import dihedral as dihedral
-from trm_tf.tasks.maze import CHARSET as CHARSET
-from trm_tf.tasks.maze import GOAL as GOAL
-from trm_tf.tasks.maze import GRID_SIZE as GRID_SIZE
-from trm_tf.tasks.maze import OPEN as OPEN
-from trm_tf.tasks.maze import PATH as PATH
-from trm_tf.tasks.maze import SEQ_LEN as SEQ_LEN
-from trm_tf.tasks.maze import START as START
-from trm_tf.tasks.maze import VOCAB_SIZE as VOCAB_SIZE
-from trm_tf.tasks.maze import WALL as WALL
-from trm_tf.tasks.maze import decode as decode
-from trm_tf.tasks.maze import dihedral_rows as dihedral_rows
-from trm_tf.tasks.maze import encode as encode
+from trm_tf.tasks.maze import CHARSET, GOAL, GRID_SIZE, OPEN, PATH, SEQ_LEN, START, WALL, encode
 
 CSV_HEADER = ["source", "question", "answer", "rating"]
 DEFAULT_MIN_PATH_LENGTH = 110

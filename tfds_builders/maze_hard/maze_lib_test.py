@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from etils import epath
 
+from trm_tf.tasks import grids, maze
+
 from . import maze_lib as M
 
 DUMMY = epath.Path(__file__).parent / "dummy_data"
@@ -25,9 +27,9 @@ def _count_shortest_paths(open_mask, start, goal):
 
 def test_encoding_charset_and_roundtrip():
     text = "# SGo" * 180
-    ids = M.encode(text)
+    ids = maze.encode(text)
     np.testing.assert_array_equal(ids[:5], [1, 2, 3, 4, 5])
-    assert M.decode(ids) == text and M.VOCAB_SIZE == 6
+    assert maze.decode(ids) == text and maze.VOCAB_SIZE == 6
 
 
 def test_generator_filter_optimality_and_uniqueness():
@@ -35,14 +37,14 @@ def test_generator_filter_optimality_and_uniqueness():
     assert (lens > 110).all()
     for i in range(4):
         grid = q[i].reshape(30, 30)
-        start = tuple(np.argwhere(grid == M.START)[0])
-        goal = tuple(np.argwhere(grid == M.GOAL)[0])
-        ways, dist = _count_shortest_paths(grid != M.WALL, start, goal)
+        start = tuple(np.argwhere(grid == maze.START)[0])
+        goal = tuple(np.argwhere(grid == maze.GOAL)[0])
+        ways, dist = _count_shortest_paths(grid != maze.WALL, start, goal)
         assert ways == 1 and dist == lens[i]
-        path = a[i].reshape(30, 30) == M.PATH
+        path = a[i].reshape(30, 30) == maze.PATH
         assert path.sum() == dist - 1  # cells strictly between S and G
         # The drawn cells form a connected S->G walk: each path cell has exactly 2 neighbours on it.
-        on = path | (grid == M.START) | (grid == M.GOAL)
+        on = path | (grid == maze.START) | (grid == maze.GOAL)
         for r, c in np.argwhere(path):
             nb = sum(
                 on[r + dr, c + dc]
@@ -50,7 +52,9 @@ def test_generator_filter_optimality_and_uniqueness():
                 if 0 <= r + dr < 30 and 0 <= c + dc < 30
             )
             assert nb == 2
-        M.validate_pair(M.decode(q[i]), M.decode(a[i]), "gen")  # consistent with the CSV rules
+        M.validate_pair(
+            maze.decode(q[i]), maze.decode(a[i]), "gen"
+        )  # consistent with the CSV rules
     # Configurable threshold.
     _, _, short = M.generate(3, seed=5, split_id=0, min_path_length=20)
     assert (short > 20).all()
@@ -76,10 +80,10 @@ def test_solve_matches_dummy_csv_answers():
 def test_dihedral_rows():
     rows = np.arange(2 * 900).reshape(2, 900) % 251
     for t in range(8):
-        out = M.dihedral_rows(rows, t)
+        out = maze.dihedral_rows(rows, t)
         for i in range(2):
             np.testing.assert_array_equal(
-                out[i].reshape(30, 30), M.dihedral(rows[i].reshape(30, 30), t)
+                out[i].reshape(30, 30), grids.dihedral(rows[i].reshape(30, 30), t)
             )
 
 

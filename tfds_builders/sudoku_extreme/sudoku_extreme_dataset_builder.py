@@ -5,7 +5,7 @@ Configs:
     permutation (nested: sub100 ⊂ sub250 ⊂ ...), each with its original plus A shuffled copies;
     the test split is the whole `test.csv`, never subsampled nor augmented.
   * `full_aug0`: every training row, unaugmented.
-  * `generated_{tiny,easy,mid,medium,hard}`: puzzles from `sudoku_lib.generate_puzzles` (no download).
+  * `generated_{tiny,easy,mid,medium,hard}`: puzzles from `sudoku_solver.generate_puzzles` (no download).
 
 The CSVs come from `dl_manager.manual_dir` when that folder holds `train.csv` and `test.csv`,
 otherwise from the Hugging Face hub via `dl_manager.download`.
@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from tfds_builders import builder_utils
 from trm_tf.tasks import sudoku as sudoku_task
 
-from . import sudoku_lib
+from . import sudoku_lib, sudoku_solver
 
 _HF_BASE = "https://huggingface.co/datasets/sapientinc/sudoku-extreme/resolve/main"
 URLS = {"train": f"{_HF_BASE}/train.csv", "test": f"{_HF_BASE}/test.csv"}
@@ -33,17 +33,13 @@ URLS = {"train": f"{_HF_BASE}/train.csv", "test": f"{_HF_BASE}/test.csv"}
 SUBSAMPLE_SIZES = (100, 250, 500, 1000, 2000, 5000, 10000)
 NUM_AUGS = (0, 10, 100, 500, 1000, 2000)
 
-# The shard policy lives in `builder_utils` (shared by every builder); re-exported for callers.
-num_shards_for = builder_utils.num_shards_for
-read_metadata = builder_utils.read_metadata
-
 
 @dataclasses.dataclass
 class SudokuConfig(tfds.core.BuilderConfig):
     """Config of one Sudoku dataset variant.
 
     Attributes:
-      source: "csv" (Sudoku-Extreme files) or "generated" (`sudoku_lib.generate_puzzles`).
+      source: "csv" (Sudoku-Extreme files) or "generated" (`sudoku_solver.generate_puzzles`).
       subsample_size: csv: number of training rows (nested seeded subsample); None = all rows.
       num_aug: shuffled copies per training puzzle (besides the original).
       min_difficulty: csv: keep rows with rating >= this (applied to both splits, as the reference).
@@ -162,7 +158,7 @@ _GENERATED_CONFIGS = [
 
 def _static_metadata() -> dict:
     meta = builder_utils.core_metadata(
-        sudoku_lib.SEQ_LEN, sudoku_lib.VOCAB_SIZE, sudoku_lib.PAD_ID, num_puzzle_identifiers=1
+        sudoku_task.SEQ_LEN, sudoku_task.VOCAB_SIZE, sudoku_task.PAD_ID, num_puzzle_identifiers=1
     )
     return {**meta, "sets": ["all"]}
 
@@ -190,7 +186,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return builder_utils.dataset_info(
-            self, sudoku_lib.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/sudoku-extreme"
+            self, sudoku_task.SEQ_LEN, "https://huggingface.co/datasets/sapientinc/sudoku-extreme"
         )
 
     def _load_csv_splits(self, dl_manager) -> dict[str, tuple[dict, str]]:
@@ -227,12 +223,18 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
             )
         elif cfg.source == "generated":
             gen = {"num_blanks": cfg.num_blanks, "min_clues": cfg.min_clues, "require": cfg.require}
-            train_q, train_s = sudoku_lib.generate_puzzles(cfg.num_train, seed=2 * cfg.seed, **gen)
-            test_q, test_s = sudoku_lib.generate_puzzles(cfg.num_test, seed=2 * cfg.seed + 1, **gen)
+            train_q, train_s = sudoku_solver.generate_puzzles(
+                cfg.num_train, seed=2 * cfg.seed, **gen
+            )
+            test_q, test_s = sudoku_solver.generate_puzzles(
+                cfg.num_test, seed=2 * cfg.seed + 1, **gen
+            )
             overlap = {g.tobytes() for g in train_s} & {g.tobytes() for g in test_s}
             if overlap:  # Astronomically unlikely; guards the train/test disjointness promise.
                 raise RuntimeError(f"{len(overlap)} generated test grids also occur in train")
             train_rows = np.arange(cfg.num_train)
+            # A provenance label of the built metadata (pinned by builds_golden_test): it keeps the
+            # generator's module name of the version it was written for.
             source = (
                 f"sudoku_lib.generate_puzzles(num_blanks={cfg.num_blanks}, min_clues="
                 f"{cfg.min_clues}, require={cfg.require!r}); train seed {2 * cfg.seed}, "
@@ -270,7 +272,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
         per_group = num_aug + 1
         for g in range(len(questions)):
             qs, ss = sudoku_lib.augment_puzzle(questions[g], solutions[g], num_aug, seed, rows[g])
-            inputs, labels = sudoku_lib.encode(qs), sudoku_lib.encode(ss)
+            inputs, labels = sudoku_task.encode(qs), sudoku_task.encode(ss)
             base = g * per_group
             for j in range(per_group):
                 yield (

@@ -11,8 +11,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from tfds_builders import builder_utils
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
-from tfds_builders.sudoku_extreme import sudoku_lib
+from tfds_builders.sudoku_extreme import sudoku_lib, sudoku_solver
+from trm_tf.tasks import sudoku
 
 tfds.disable_progress_bar()
 
@@ -47,7 +49,7 @@ class GeneratedTinyTest(tfds.testing.DatasetBuilderTestCase):
 
 def _write_csvs(folder: epath.Path, n_train: int, n_test: int, seed: int = 7) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    q, s = sudoku_lib.generate_puzzles(n_train + n_test, num_blanks=(20, 30), seed=seed)
+    q, s = sudoku_solver.generate_puzzles(n_train + n_test, num_blanks=(20, 30), seed=seed)
     (folder / "train.csv").write_text(sudoku_lib.to_csv_text(q[:n_train], s[:n_train]))
     (folder / "test.csv").write_text(sudoku_lib.to_csv_text(q[n_train:], s[n_train:]))
 
@@ -83,9 +85,9 @@ def test_nested_subsamples_and_byte_identical_rebuild(tmp_path):
         assert ex["group"] == ex["puzzle_index"] // 5
         assert ex["puzzle_identifier"] == 0
         assert ex["inputs"].dtype == np.uint8 and ex["inputs"].shape == (81,)
-        labels = sudoku_lib.decode(ex["labels"])
-        assert sudoku_lib.is_valid_solution(labels)
-        assert sudoku_lib.givens_agree(sudoku_lib.decode(ex["inputs"]), labels)[0]
+        labels = sudoku.decode(ex["labels"])
+        assert sudoku.is_valid_solution(labels)
+        assert sudoku.givens_agree(sudoku.decode(ex["inputs"]), labels)[0]
     # Same config, fresh build => byte-identical record files.
     b_again = _build(small, tmp_path / "d3", manual)
     files1 = sorted(epath.Path(b_small.data_dir).glob("*.tfrecord*"))
@@ -103,7 +105,7 @@ def test_nested_subsamples_and_byte_identical_rebuild(tmp_path):
     )
     assert meta["total_groups"] == {"train": 3, "test": 3}
     assert meta["total_puzzles"] == {"train": 15, "test": 3}
-    assert sx.read_metadata(tmp_path / "d1", "sudoku_extreme/sub3_aug4") == dict(meta)
+    assert builder_utils.read_metadata(tmp_path / "d1", "sudoku_extreme/sub3_aug4") == dict(meta)
 
 
 def test_bad_csv_fails_with_line_and_leaves_no_dataset(tmp_path):
@@ -121,10 +123,10 @@ def test_bad_csv_fails_with_line_and_leaves_no_dataset(tmp_path):
 
 
 def test_shard_counts():
-    assert sx.num_shards_for(1_001_000) == 64
-    assert sx.num_shards_for(1000) == 64
-    assert sx.num_shards_for(500) == 31
-    assert sx.num_shards_for(3) == 1
+    assert builder_utils.num_shards_for(1_001_000) == 64
+    assert builder_utils.num_shards_for(1000) == 64
+    assert builder_utils.num_shards_for(500) == 31
+    assert builder_utils.num_shards_for(3) == 1
     names = [c.name for c in sx.Builder.BUILDER_CONFIGS]
     assert len(names) == len(set(names))
     assert {f"sub{n}_aug{a}" for n in sx.SUBSAMPLE_SIZES for a in sx.NUM_AUGS} <= set(names)

@@ -1,9 +1,8 @@
-"""Pure-numpy Sudoku helpers: CSV parsing and validation, encoding, augmentation; solving and generation
-live in `sudoku_solver` and are re-exported here.
+"""Pure-numpy Sudoku helpers of the builder: CSV parsing and validation, augmentation, subsampling.
 
 This module has no TensorFlow/TFDS dependency so that its tests run in milliseconds. The token
-encoding and the validity checks live in `trm_tf.tasks.sudoku` (shared with the evaluators, the solver
-CLI and the renderer) and are re-exported here under their old names.
+encoding and the validity checks are `trm_tf.tasks.sudoku` (shared with the evaluators, the solver
+CLI and the renderer); solving and generation are `sudoku_solver`.
 
 Grids are uint8 arrays of shape [..., 81] in row-major order holding digits 1..9 and 0 for a blank.
 Tokens (what the model sees) follow the reference builder: pad 0, blank 1, digit d -> d+1,
@@ -20,23 +19,7 @@ import io
 
 import numpy as np
 
-from trm_tf.tasks.sudoku import BLANK_TOKEN as BLANK_TOKEN
-from trm_tf.tasks.sudoku import PAD_ID as PAD_ID
-from trm_tf.tasks.sudoku import SEQ_LEN as SEQ_LEN
-from trm_tf.tasks.sudoku import UNITS as UNITS
-from trm_tf.tasks.sudoku import VOCAB_SIZE as VOCAB_SIZE
-from trm_tf.tasks.sudoku import decode as decode
-from trm_tf.tasks.sudoku import encode as encode
-from trm_tf.tasks.sudoku import givens_agree as givens_agree
-from trm_tf.tasks.sudoku import is_valid_solution as is_valid_solution
-
-# Re-exported: the builder, its tests and the tools know these as `sudoku_lib.<name>`.
-from .sudoku_solver import count_solutions as count_solutions
-from .sudoku_solver import generate_puzzles as generate_puzzles
-from .sudoku_solver import has_unique_solution as has_unique_solution
-from .sudoku_solver import propagate as propagate
-from .sudoku_solver import random_full_grid as random_full_grid
-from .sudoku_solver import solve as solve
+from trm_tf.tasks.sudoku import givens_agree, is_valid_solution
 
 # Random floats consumed per augmentation: 9 digit keys, 1 transpose coin, 3 band keys,
 # 9 row-in-band keys, 3 stack keys, 9 column-in-stack keys.

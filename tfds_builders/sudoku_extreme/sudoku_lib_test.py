@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from tfds_builders.sudoku_extreme import sudoku_lib as L
+from tfds_builders.sudoku_extreme import sudoku_solver
+from trm_tf.tasks import sudoku
 
 
 @pytest.fixture(scope="module")
 def puzzles():
-    return L.generate_puzzles(20, num_blanks=(25, 40), seed=11, require="unique")
+    return sudoku_solver.generate_puzzles(20, num_blanks=(25, 40), seed=11, require="unique")
 
 
 def _spec_shuffle(grid, t, k):
@@ -25,10 +27,10 @@ def _spec_shuffle(grid, t, k):
 
 def test_encode_decode():
     grid = np.array([0, 1, 5, 9] + [0] * 77, np.uint8)
-    tok = L.encode(grid)
+    tok = sudoku.encode(grid)
     assert tok.dtype == np.uint8
     np.testing.assert_array_equal(tok[:4], [1, 2, 6, 10])
-    np.testing.assert_array_equal(L.decode(tok), grid)
+    np.testing.assert_array_equal(sudoku.decode(tok), grid)
 
 
 def test_transforms_are_valid_permutations():
@@ -51,8 +53,8 @@ def test_augmentation_matches_spec_and_keeps_validity(puzzles):
         assert qa.shape == sa.shape == (51, 81) and qa.dtype == np.uint8
         np.testing.assert_array_equal(qa[0], q[row])  # Copy 0 is the original.
         np.testing.assert_array_equal(sa[0], s[row])
-        assert L.is_valid_solution(sa).all()
-        assert L.givens_agree(qa, sa).all()
+        assert sudoku.is_valid_solution(sa).all()
+        assert sudoku.givens_agree(qa, sa).all()
         assert ((qa == 0).sum(1) == (q[row] == 0).sum()).all()
         # The same transform acts on puzzle and solution, exactly as the spec's loop.
         t = L.draw_transforms(L.augment_rng(5, row), 50)
@@ -65,7 +67,7 @@ def test_augmentation_matches_spec_and_keeps_validity(puzzles):
 def test_shuffle_sudoku_single(puzzles):
     q, s = puzzles
     nq, ns = L.shuffle_sudoku(q[0], s[0], np.random.default_rng(3))
-    assert L.is_valid_solution(ns) and L.givens_agree(nq, ns)[0]
+    assert sudoku.is_valid_solution(ns) and sudoku.givens_agree(nq, ns)[0]
     assert (nq == 0).sum() == (q[0] == 0).sum()
 
 
@@ -94,39 +96,41 @@ def test_subsample_nested_and_seeded():
 
 
 def test_generator_unique_and_blank_counts():
-    q, s = L.generate_puzzles(40, num_blanks=(6, 12), seed=1)
+    q, s = sudoku_solver.generate_puzzles(40, num_blanks=(6, 12), seed=1)
     blanks = (q == 0).sum(1)
     assert blanks.min() >= 6 and blanks.max() <= 12
-    assert L.is_valid_solution(s).all() and L.givens_agree(q, s).all()
-    _, solved, _ = L.propagate(q, hidden=False)  # Easy level: naked singles alone solve it.
+    assert sudoku.is_valid_solution(s).all() and sudoku.givens_agree(q, s).all()
+    _, solved, _ = sudoku_solver.propagate(
+        q, hidden=False
+    )  # Easy level: naked singles alone solve it.
     assert solved.all()
     assert len({x.tobytes() for x in s}) == 40  # Distinct grids, not relabellings of one.
-    q2, s2 = L.generate_puzzles(40, num_blanks=(6, 12), seed=1)
+    q2, s2 = sudoku_solver.generate_puzzles(40, num_blanks=(6, 12), seed=1)
     np.testing.assert_array_equal(q, q2)
     np.testing.assert_array_equal(s, s2)
-    qe, _ = L.generate_puzzles(5, num_blanks=9, seed=2)
+    qe, _ = sudoku_solver.generate_puzzles(5, num_blanks=9, seed=2)
     assert ((qe == 0).sum(1) == 9).all()
 
-    qm, sm = L.generate_puzzles(8, num_blanks=(40, 50), seed=3, require="unique")
-    assert all(L.count_solutions(x, limit=3) == 1 for x in qm)
-    assert L.givens_agree(qm, sm).all() and ((qm == 0).sum(1) >= 40).all()
+    qm, sm = sudoku_solver.generate_puzzles(8, num_blanks=(40, 50), seed=3, require="unique")
+    assert all(sudoku_solver.count_solutions(x, limit=3) == 1 for x in qm)
+    assert sudoku.givens_agree(qm, sm).all() and ((qm == 0).sum(1) >= 40).all()
 
-    qh, sh = L.generate_puzzles(4, min_clues=24, seed=4)
-    assert all(L.count_solutions(x, limit=3) == 1 for x in qh)
-    assert L.givens_agree(qh, sh).all() and ((qh > 0).sum(1) >= 24).all()
+    qh, sh = sudoku_solver.generate_puzzles(4, min_clues=24, seed=4)
+    assert all(sudoku_solver.count_solutions(x, limit=3) == 1 for x in qh)
+    assert sudoku.givens_agree(qh, sh).all() and ((qh > 0).sum(1) >= 24).all()
     assert ((qh > 0).sum(1) <= 30).all()
 
 
 def test_solution_counting_and_validity():
-    _, s = L.generate_puzzles(2, num_blanks=10, seed=5)
-    assert L.count_solutions(s[0]) == 1
-    assert L.count_solutions(np.zeros(81, np.uint8), limit=2) == 2
+    _, s = sudoku_solver.generate_puzzles(2, num_blanks=10, seed=5)
+    assert sudoku_solver.count_solutions(s[0]) == 1
+    assert sudoku_solver.count_solutions(np.zeros(81, np.uint8), limit=2) == 2
     bad = s[0].copy()
     bad[[0, 1]] = bad[[1, 0]]  # Swapping two cells of a row breaks columns/boxes.
-    assert not L.is_valid_solution(bad)
-    assert L.count_solutions(bad) == 0
+    assert not sudoku.is_valid_solution(bad)
+    assert sudoku_solver.count_solutions(bad) == 0
     # An empty grid has many solutions, so it is not unique.
-    assert not L.has_unique_solution(np.zeros((1, 81), np.uint8))[0]
+    assert not sudoku_solver.has_unique_solution(np.zeros((1, 81), np.uint8))[0]
 
 
 def _csv(rows):
@@ -184,10 +188,10 @@ def test_parse_csv_disagreeing_answer(puzzles):
 def test_solve(puzzles):
     q, s = puzzles
     for i in range(5):
-        np.testing.assert_array_equal(L.solve(q[i]), s[i])
-    assert L.solve(np.zeros(81, np.uint8)) is not None and L.is_valid_solution(
-        L.solve(np.zeros(81))
+        np.testing.assert_array_equal(sudoku_solver.solve(q[i]), s[i])
+    assert sudoku_solver.solve(np.zeros(81, np.uint8)) is not None and sudoku.is_valid_solution(
+        sudoku_solver.solve(np.zeros(81))
     )
     clash = q[0].copy()
     clash[:2] = 5  # Two 5s in the first row.
-    assert L.solve(clash) is None
+    assert sudoku_solver.solve(clash) is None

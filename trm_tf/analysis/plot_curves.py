@@ -1,7 +1,7 @@
 """Curve plots: an eval metric and a training loss over optimizer steps, for any group of runs, for EMA
 on/off runs and for MLP-T vs self-attention runs.
 
-Curves come from the caller (`curves=`) or are read from each run's logs with `runs.load_scalars`.
+Curves come from the caller (`curves=`) or are read from each run's logs with `scalars.load_scalars`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from trm_tf.analysis import runs
+from trm_tf.analysis import scalars
 from trm_tf.analysis.plot_common import (
     config_flag,
     is_percent_metric,
@@ -30,7 +30,7 @@ def _curves_for(df, split, tag, curves):
         if curves is not None and w in curves:
             out[w] = curves[w]
         else:
-            out[w] = runs.load_scalars(w, split, tag, warn=False)
+            out[w] = scalars.load_scalars(w, split, tag, warn=False)
     return out
 
 

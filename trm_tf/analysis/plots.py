@@ -7,7 +7,7 @@ warning.
 
 The plots live in `plot_scaling` (power-law scaling, T × n heatmap, supervision steps), `plot_curves`
 (curves over steps) and `plot_cost` (compute and throughput), their shared helpers in `plot_common`; this
-module re-exports them all so that `plots.<name>` keeps working.
+module holds the table of them that `plots_for_group` (and the report) walks.
 """
 
 from __future__ import annotations
@@ -18,15 +18,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from trm_tf.analysis import runs
-from trm_tf.analysis.plot_common import (
-    is_percent_metric,
-    metric_column,
-    metric_label,
-    run_labels,
-    to_display,
-)
 from trm_tf.analysis.plot_cost import (
-    pareto_front,
     plot_accuracy_vs_compute,
     plot_throughput_vs_batch,
 )
@@ -41,8 +33,6 @@ from trm_tf.analysis.plot_scaling import (
     plot_accuracy_vs_supervision_step,
     plot_accuracy_vs_train_size,
     plot_tn_heatmap,
-    scaling_fit,
-    scaling_points,
 )
 
 log = logging.getLogger(__name__)
@@ -119,26 +109,3 @@ def plots_for_group(
         except ValueError as e:
             log.warning("skipped plot %r: %s", title, e)
     return done
-
-
-__all__ = [
-    "is_percent_metric",
-    "metric_column",
-    "metric_label",
-    "pareto_front",
-    "plot_accuracy_vs_augmentations",
-    "plot_accuracy_vs_compute",
-    "plot_accuracy_vs_params",
-    "plot_accuracy_vs_supervision_step",
-    "plot_accuracy_vs_train_size",
-    "plot_ema_curves",
-    "plot_eval_curves",
-    "plot_mlp_vs_attention_curves",
-    "plot_throughput_vs_batch",
-    "plot_tn_heatmap",
-    "plots_for_group",
-    "run_labels",
-    "scaling_fit",
-    "scaling_points",
-    "to_display",
-]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from trm_tf.analysis import paper, plots, runs, seeds
+from trm_tf.analysis import paper, plot_common, plot_scaling, plots, runs, seeds
 
 # Axes of the scaling laws: (column, description).
 SCALING_AXES = (
@@ -94,20 +94,20 @@ def summary_table(
       A frame of strings, one row per run, in `df` order.
     """
     fields = list(fields) if fields is not None else runs.varying_fields(df)
-    pct = plots.is_percent_metric(metric)
+    pct = plot_common.is_percent_metric(metric)
     unit = " (%)" if pct else ""
 
     def disp(col):
         if col not in df:
             return pd.Series(np.nan, index=df.index)
         v = pd.to_numeric(df[col], errors="coerce")
-        return pd.Series(plots.to_display(v, metric), index=df.index) if pct else v
+        return pd.Series(plot_common.to_display(v, metric), index=df.index) if pct else v
 
     final, best = disp(f"final_eval.{metric}"), disp(f"best_eval.{metric}")
     best_step = df.get(f"best_eval_step.{metric}", pd.Series(np.nan, index=df.index))
     train = disp(f"final_train.{metric}")
     out = pd.DataFrame(index=df.index)
-    out["run"] = plots.run_labels(df)
+    out["run"] = plot_common.run_labels(df)
     out["status"] = df.get("status", "unknown")
     total = df.get("total_steps", pd.Series(np.nan, index=df.index))
     out["step"] = [
@@ -175,11 +175,11 @@ def _reference_section(df: pd.DataFrame) -> list[str]:
 def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
     lines = []
     for col, desc in SCALING_AXES:
-        pts = plots.scaling_points(df, col, metric, which)
+        pts = plot_scaling.scaling_points(df, col, metric, which)
         if pts["x"].nunique() < 2:
             continue
-        head = f"- **{plots.metric_label(metric, which)} vs {desc}** (`{col}`): "
-        fit = plots.scaling_fit(df, col, metric, which)
+        head = f"- **{plot_common.metric_label(metric, which)} vs {desc}** (`{col}`): "
+        fit = plot_scaling.scaling_fit(df, col, metric, which)
         if fit is None:
             lines.append(
                 head + f"not fitted: {len(pts)} usable point(s), the law needs at least 4."
@@ -213,7 +213,7 @@ def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
                 )
                 + "do not read the asymptote as a prediction)."
             )
-        pct = plots.is_percent_metric(metric)
+        pct = plot_common.is_percent_metric(metric)
         x1 = fit.x_for(fit.a - 1.0) if pct and not fit.at_bound else math.nan
         if np.isfinite(x1):
             lines.append(
@@ -235,14 +235,14 @@ def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
 
 
 def _best_run_lines(df: pd.DataFrame, metric: str, which: str) -> list[str]:
-    col = plots.metric_column(metric, which)
+    col = plot_common.metric_column(metric, which)
     if col not in df or pd.to_numeric(df[col], errors="coerce").notna().sum() == 0:
         return []
     v = pd.to_numeric(df[col], errors="coerce")
     i = v.idxmin() if "loss" in metric else v.idxmax()
-    disp = plots.to_display(v, metric)
-    unit = "%" if plots.is_percent_metric(metric) else ""
-    label = plots.run_labels(df)[i]
+    disp = plot_common.to_display(v, metric)
+    unit = "%" if plot_common.is_percent_metric(metric) else ""
+    label = plot_common.run_labels(df)[i]
     fields = runs.varying_fields(df)
     cfg = ", ".join(f"`{f}`={_fmt(df.loc[i, f])}" for f in fields) or "the shared config"
     return [

@@ -34,18 +34,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-# Re-exported: `runs.load_scalars`, `runs.upgrade_config`, ... are the names callers know.
-from trm_tf.analysis.run_config import (  # noqa: F401
-    OLD_TO_NEW_KEYS,
-    REMOVED_KEYS,
+from trm_tf.analysis.run_config import (
     flatten_config,
     parse_data_config,
     upgrade_config,
 )
-from trm_tf.analysis.scalars import (  # noqa: F401
+from trm_tf.analysis.scalars import (
     exists,
     isdir,
-    load_scalars,
     read_json,
     read_metrics_jsonl,
     split_scalars,

@@ -1,10 +1,9 @@
-"""tf.data input pipelines that run on the hosts of a TPU pod: the reference's group sampler for training and
-a padded, masked test stream for evaluation.
+"""The training input pipeline that runs on the hosts of a TPU pod: the reference's group sampler over each
+host's examples, batched and distributed to the replicas.
 
-The pieces: `trm_tf.data.records` (the pod model, host sharding, reading TFRecords),
-`trm_tf.data.sampler` (the reference's group sampler and exact resume), `trm_tf.data.eval_input` (the
-padded evaluation stream, task-complete subsets) and, here, the training stream that puts them together.
-Their public names are importable from this module.
+The pieces it puts together: `trm_tf.data.records` (the pod model, host sharding, reading TFRecords) and
+`trm_tf.data.sampler` (the reference's group sampler and exact resume). The padded evaluation stream is
+`trm_tf.data.eval_input`.
 
 **Reading the train split.** From the split's decoded cache (written by the build) when
 `trm_tf.data.cache.open_cache` accepts it (raw arrays, one file per TFRecord file: a start reads bytes
@@ -22,18 +21,9 @@ import tensorflow as tf
 from tfds_builders import decoded_cache as layout
 from tfds_builders.builder_utils import CORE_FEATURES
 from trm_tf.data import cache as decoded_cache
-from trm_tf.data.eval_input import (  # noqa: F401 (re-exported)
-    TASK_ID,
-    distribute_eval,
-    eval_examples_per_host,
-    eval_task_shares,
-    make_eval_dataset,
-)
-from trm_tf.data.records import (  # noqa: F401 (re-exported)
-    HOST_SHARDING,
+from trm_tf.data.records import (
     dataset_options,
     host_position,
-    input_options,
     read_records,
     resolve_host_sharding,
     whole,
@@ -185,7 +175,7 @@ def distribute_train(
     options=None,
     use_cache=True,
 ):
-    """Distributed training stream (`distribute_datasets_from_function`; `options` from `input_options`).
+    """Distributed training stream (`distribute_datasets_from_function`; `options` from `records.input_options`).
 
     The decoded cache is validated here, on the client, once per process (`cache.open_cache`), not once
     per host pipeline."""

@@ -76,7 +76,7 @@ class ARCVoting:
 
     def subset(self, num_tasks: int, seed: int) -> dict[str, int] | None:
         """The task-complete subset of periodic evaluations: task -> upper bound on its test rows
-        ((num_aug + 1) copies x its test pairs), for `input_pipeline.make_eval_dataset(tasks=...)`.
+        ((num_aug + 1) copies x its test pairs), for `eval_input.make_eval_dataset(tasks=...)`.
 
         `num_tasks` tasks drawn without replacement from the sorted task names with `seed` (the same
         tasks for every evaluation and every host count); None when `num_tasks` is -1 or covers every

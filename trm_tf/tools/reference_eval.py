@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from trm_tf import distribute
-from trm_tf.data import input_pipeline
+from trm_tf.data import records
 from trm_tf.models import interop
 from trm_tf.summaries import MetricWriter
 from trm_tf.train import Evaluation, build
@@ -65,7 +65,7 @@ def run(config, workdir: str, strategy, path: str, rundir: RunDir | None = None)
     info = load_weights(trainer, path)
     logging.info("Loaded %d reference tensors from %s", len(info["loaded"]), path)
     writer = MetricWriter(workdir, enabled=rundir.writer)
-    options = input_pipeline.input_options(config.runtime.input_pipelines)
+    options = records.input_options(config.runtime.input_pipelines)
     evaluate = Evaluation(config, spec, strategy, trainer, rundir, writer, options)
     metrics = evaluate(0, full=True, use_ema=False)  # the EMA holds the same weights anyway
     rundir.update_summary(

@@ -10,7 +10,7 @@ A tool gets `--checkpoint=`, one of
 
 `config.json` files written before the config had its `act` and `runtime` sections (ACT fields under
 `model`, `train.jit_compile`, -1 for "derived") are upgraded on reading with the same key map the run
-tables use (`trm_tf.analysis.runs.upgrade_config`), so a run trained before the change still loads.
+tables use (`trm_tf.analysis.run_config.upgrade_config`), so a run trained before the change still loads.
 
 `tf.train.Checkpoint.restore(...).expect_partial()` silently skips every variable the checkpoint lacks,
 which leaves a model whose config does not match its checkpoint (attention vs MLP-T, EMA on vs off) on
@@ -31,6 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from trm_tf.analysis import run_config
 from trm_tf.workdir import CONFIG, RunDir, flatten
 
 # Files `interop.load_reference_state_dict` reads (reference checkpoints; `step_N` is the reference's
@@ -90,9 +91,7 @@ def _unflatten(flat: dict) -> dict:
 
 def upgrade_config_dict(data: dict) -> dict:
     """A config.json's content in today's layout (unchanged when it already is)."""
-    from trm_tf.analysis import runs  # pandas and the event readers: only when a config is read
-
-    return _unflatten(runs.upgrade_config(flatten(data)))
+    return _unflatten(run_config.upgrade_config(flatten(data)))
 
 
 def read_run_config(run_dir: str) -> ml_collections.ConfigDict:

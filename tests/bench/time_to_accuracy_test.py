@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 
 from tests.testing.tiny_datasets import TINY_SUDOKU, build_tiny_sudoku
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(REPO, "bench")
 sys.path.insert(0, BENCH)
 import time_to_accuracy as tta  # noqa: E402
 import tta_reference_driver as driver  # noqa: E402
