@@ -36,7 +36,12 @@ OLD_TO_NEW_KEYS = {
 # one gets the default, so old and new runs share the column (and a restored config has the field).
 # eval.arc_subset_tasks: runs before it scored periodic ARC evals on eval.subset_size rows instead; the
 # value says how a rerun of the config evaluates.
-ADDED_DEFAULTS = {"eval.arc_subset_tasks": 40}
+# eval.best_metric, train.early_stop_evals: the best checkpoint and early stopping (off) came later.
+ADDED_DEFAULTS = {
+    "eval.arc_subset_tasks": 40,
+    "eval.best_metric": "auto",
+    "train.early_stop_evals": 0,
+}
 # Fields that old files wrote but nothing read.
 REMOVED_KEYS = ("eval.report_adaptive_halting",)
 # Old "-1 = derive" sentinels, now None (null in config.json).
