@@ -45,7 +45,6 @@ _CHOICES = {
     "act.loss_type": ("stablemax", "softmax"),
     "act.halt_rule": ("q_halt", "q_halt_vs_continue"),
     "optim.name": ("adam_atan2", "adamw", "lion"),
-    "eval.evaluator": ("", "arc"),
     "runtime.input_pipelines": ("per_host", "per_replica"),
     "runtime.matmul_precision": ("auto", "highest", "default"),
     "runtime.jit_compile": ("auto", "true", "false"),
@@ -195,5 +194,13 @@ def _check_cross_field(c: ml_collections.ConfigDict) -> None:
         raise ValueError("curriculum start cycles must not exceed model.H_cycles / model.L_cycles")
     if c.eval.subset_size != -1 and c.eval.subset_size < 1:
         raise ValueError(f"eval.subset_size must be -1 (all) or >= 1, got {c.eval.subset_size}")
-    if c.eval.evaluator == "arc" and c.data.name != "arc_agi":
-        raise ValueError("eval.evaluator='arc' needs an arc_agi dataset")
+    names = c.eval.evaluators
+    if (
+        not isinstance(names, tuple | list)
+        or not names
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"eval.evaluators must be a non-empty tuple of evaluator names, e.g. ('accuracy', 'arc'), "
+            f"got {names!r}"
+        )
