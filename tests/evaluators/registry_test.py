@@ -112,3 +112,37 @@ def test_a_stored_config_with_one_evaluator_name_upgrades_to_the_list(old, new, 
         == run_config.flatten_config(today)["eval.evaluators"]
     )
     assert "eval.evaluator" not in row
+
+
+class _Reads(Evaluator):
+    """A stand-in declaring what it reads, to combine with others."""
+
+    def __init__(self, features=(), task_names=None, periodic_tasks=None):
+        self.features, self.task_names, self.periodic_tasks = features, task_names, periodic_tasks
+
+    @classmethod
+    def from_config(cls, config, spec, halt_max_steps):
+        return cls()
+
+    def begin(self): ...
+
+    def update(self, out): ...
+
+    def reduce(self, strategy): ...
+
+    def result(self):
+        return {}
+
+
+def test_what_several_evaluators_read_is_combined_or_refused():
+    a = _Reads(("task_id", "color_map"), ["t1", "t2"], {"t1": 11})
+    b = _Reads(("test_index", "task_id"), ["t1", "t2"], {"t1": 11})
+    plain = _Reads()
+    assert evaluators.device_features([a, plain, b]) == ("task_id", "color_map", "test_index")
+    assert evaluators.task_names([plain, a, b]) == ["t1", "t2"]
+    assert evaluators.periodic_tasks([plain, a, b]) == {"t1": 11}
+    assert evaluators.task_names([plain]) is None and evaluators.periodic_tasks([plain]) is None
+    with pytest.raises(ValueError, match="number the tasks of the eval stream differently"):
+        evaluators.task_names([a, _Reads(task_names=["t2", "t1"])])
+    with pytest.raises(ValueError, match="different task subsets"):
+        evaluators.periodic_tasks([a, _Reads(periodic_tasks={"t2": 11})])
