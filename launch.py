@@ -76,7 +76,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from configs.validation import validate  # noqa: E402
-from trm_tf import distribute  # noqa: E402
+from trm_tf import distribute, evaluators  # noqa: E402
 from trm_tf import runtime as trm_runtime  # noqa: E402
 from trm_tf.data.datasets import DatasetMissingError  # noqa: E402
 
@@ -123,6 +123,7 @@ def _check_flags(config, workdir: str, tpu: str) -> None:
     runtime = config.runtime
     try:
         validate(config)  # again, now that the --config.* overrides are applied
+        evaluators.check_config(config)  # the names in trm_tf.evaluators.EVALUATORS, their needs
         if _REFERENCE.value and _MODE.value != "eval":
             raise ValueError("--reference_checkpoint needs --mode=eval")
         if _CHECKPOINT.value == "best" and _MODE.value != "eval":

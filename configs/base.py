@@ -176,7 +176,9 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     c.eval.halt_max_steps = config_dict.placeholder(int)
     # Checkpoint averaging (E4.4): also evaluate the mean weights of the last K checkpoints (0 = off).
     c.eval.average_last_k = 0
-    c.eval.evaluator = ""  # "arc": ARC pass@K voting over augmented copies (arc_agi datasets only).
+    # The evaluators of every evaluation (trm_tf.evaluators.EVALUATORS): "accuracy" (token, exact and
+    # per-step accuracy), "arc" (ARC pass@K voting over augmented copies; arc_agi datasets only).
+    c.eval.evaluators = ("accuracy",)
     # Best checkpoint: every evaluation compares this metric with the best so far and keeps the best
     # weights in workdir/best (never pruned). "auto": the task's headline, `ARC/pass@2` (this checkpoint's
     # votes) for ARC, else `exact_accuracy`. Metrics with "loss" in their name are minimised.

@@ -20,7 +20,8 @@ Data: `arc_agi/arc2_aug1000`:
 Expected: 7.8% pass@2 (paper).
 
 Attention + RoPE, T=3, n=4, lr 1e-4, puzzle-embedding lr 1e-2, wd 0.1 (both), 100k epochs, eval
-every 10k with the ARC pass@K voting evaluator (config.eval.evaluator = "arc"), EMA on.
+every 10k with accuracy and the ARC pass@K voting evaluator (config.eval.evaluators = ("accuracy",
+"arc")), EMA on.
 """
 
 from configs import args, presets

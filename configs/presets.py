@@ -89,7 +89,7 @@ def arc_agi(c: ml_collections.ConfigDict, version: int) -> ml_collections.Config
     c.optim.lr, c.optim.puzzle_emb_lr = 1e-4, 1e-2
     c.optim.weight_decay = c.optim.puzzle_emb_weight_decay = 0.1
     c.train.epochs, c.train.eval_interval_epochs = 100000, 10000
-    c.eval.evaluator = "arc"
+    c.eval.evaluators = ("accuracy", "arc")
     return c
 
 

@@ -49,7 +49,6 @@ _CHOICES = {
     "act.loss_type": ("stablemax", "softmax"),
     "act.halt_rule": ("q_halt", "q_halt_vs_continue"),
     "optim.name": OPTIMIZER_NAMES,
-    "eval.evaluator": ("", "arc"),
     "runtime.input_pipelines": ("per_host", "per_replica"),
     "runtime.matmul_precision": ("auto", "highest", "default"),
     "runtime.jit_compile": ("auto", "true", "false"),
@@ -204,5 +203,13 @@ def _check_cross_field(c: ml_collections.ConfigDict) -> None:
         "best_metric", "auto"
     ):
         raise ValueError('eval.best_metric must be a metric name or "auto"')
-    if c.eval.evaluator == "arc" and c.data.name != "arc_agi":
-        raise ValueError("eval.evaluator='arc' needs an arc_agi dataset")
+    names = c.eval.evaluators
+    if (
+        not isinstance(names, tuple | list)
+        or not names
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError(
+            f"eval.evaluators must be a non-empty tuple of evaluator names, e.g. ('accuracy', 'arc'), "
+            f"got {names!r}"
+        )

@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 
 from tests.testing.launch import REPO
 from trm_tf.data import datasets
-from trm_tf.evaluators import arc
+from trm_tf.evaluators import arc_votes
 
 # End to end: builds an ARC dataset and trains and evaluates through a launch.py process.
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def test_launch_trains_and_scores_arc_with_voting(tmp_path):
         "--config.data.name=arc_agi",
         "--config.data.config=arc1_aug10",
         "--config.data.build_if_missing=False",
-        "--config.eval.evaluator=arc",
+        "--config.eval.evaluators=('accuracy', 'arc')",
         "--config.model.mlp_t=False",
         "--config.model.pos_encodings=rope",
         "--config.model.hidden_size=32",
@@ -61,7 +61,7 @@ def test_launch_trains_and_scores_arc_with_voting(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.load(open(os.path.join(workdir, "eval_results.json")))
     periodic, final = results["history"]
-    truth = arc.load_ground_truth(tfds.builder(spec.name, data_dir=data_dir).data_dir)
+    truth = arc_votes.load_ground_truth(tfds.builder(spec.name, data_dir=data_dir).data_dir)
     votes = {s: _votes(workdir, s) for s in (2, 4)}
     # Step 2 scored the task-complete subset: two tasks, every augmented row of them.
     subset = sorted({task for task, _ in votes[2]})
@@ -86,7 +86,9 @@ def test_launch_trains_and_scores_arc_with_voting(tmp_path):
         for idx, attempt in enumerate(attempts):
             best = _ranked(votes[4].get((task, idx), {}))[:2] or ["0"]
             best += best[:1] * (2 - len(best))
-            assert [attempt["attempt_1"], attempt["attempt_2"]] == [arc.key_grid(g) for g in best]
+            assert [attempt["attempt_1"], attempt["attempt_2"]] == [
+                arc_votes.key_grid(g) for g in best
+            ]
 
 
 def _votes(workdir, step):
@@ -120,7 +122,7 @@ def _pass_at(votes, truth, k):
     per_task = []
     for task, outputs in truth.items():
         hits = [
-            arc.grid_key(np.asarray(out)) in _ranked(votes.get((task, i), {}))[:k]
+            arc_votes.grid_key(np.asarray(out)) in _ranked(votes.get((task, i), {}))[:k]
             for i, out in enumerate(outputs)
         ]
         per_task.append(sum(hits) / len(outputs))

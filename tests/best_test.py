@@ -48,7 +48,7 @@ def _config(**eval_fields):
 
 def test_headline_metric_of_each_task():
     assert headline_metric(_config()) == "exact_accuracy"
-    assert headline_metric(_config(evaluator="arc")) == "ARC/pass@2"
+    assert headline_metric(_config(evaluators=("accuracy", "arc"))) == "ARC/pass@2"
     assert headline_metric(_config(best_metric="lm_loss")) == "lm_loss"
 
 

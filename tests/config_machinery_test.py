@@ -167,7 +167,8 @@ def test_resolve_schedule_derives_none_once():
         ("act.q_continue_target", True, "for arch 'hrm' only"),
         ("train.total_steps", 0, "train.total_steps=0 is outside"),
         ("runtime.jit_compile", "yes", "runtime.jit_compile must be one of"),
-        ("eval.evaluator", "arc", "needs an arc_agi dataset"),
+        ("eval.evaluators", ("accuracy", 3), "eval.evaluators must be a non-empty tuple"),
+        ("eval.evaluators", (), "eval.evaluators must be a non-empty tuple"),
         ("curriculum.enabled", True, "curriculum start cycles"),
     ],
 )

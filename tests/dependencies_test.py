@@ -69,7 +69,9 @@ def test_imports_are_read_from_the_sources():
     # The reader itself: relative imports resolve to their package, submodule imports are seen.
     names = imports_of(REPO / "tfds_builders" / "maze_hard" / "maze_hard_dataset_builder.py")
     assert "tfds_builders.maze_hard.maze_lib" in names and "tfds_builders.builder_utils" in names
-    assert "trm_tf.tasks.grids.dihedral" in imports_of(REPO / "trm_tf" / "evaluators" / "arc.py")
+    assert "trm_tf.tasks.grids.inverse_augment" in imports_of(
+        REPO / "trm_tf" / "evaluators" / "arc_votes.py"
+    )
 
 
 def test_trm_tf_imports_neither_configs_nor_tests():

@@ -29,7 +29,7 @@ SHORT, LONG = 8, 16  # training steps: 4 and 8 loops of 2 (checkpoint and evalua
 # The rehearsal's ARC run (tests/pod_rehearsal_test.py): puzzle groups over four pipelines, the ARC
 # evaluator (pass@K votes, more per-row fields), attention with RoPE.
 ARC = (
-    "--config.eval.evaluator=arc",
+    "--config.eval.evaluators=('accuracy', 'arc')",
     "--config.model.mlp_t=False",
     "--config.model.pos_encodings=rope",
     "--config.model.H_cycles=1",

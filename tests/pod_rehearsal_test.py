@@ -201,7 +201,7 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
 
 
 ARC = (
-    "--config.eval.evaluator=arc",
+    "--config.eval.evaluators=('accuracy', 'arc')",
     "--config.model.mlp_t=False",
     "--config.model.pos_encodings=rope",
     "--config.model.H_cycles=1",

@@ -39,7 +39,7 @@ def headline_metric(config, metrics: dict | None = None) -> str:
     if name != "auto":
         return name
     arc = (
-        str(config.eval.get("evaluator", "")) == "arc"
+        "arc" in tuple(config.eval.get("evaluators", ()))
         or (metrics or {}).get(ARC_HEADLINE) is not None
     )
     return ARC_HEADLINE if arc else DEFAULT_HEADLINE

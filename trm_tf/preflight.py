@@ -292,6 +292,8 @@ def check_eval_step(trainer, strategy, spec, config, options) -> str:
         options=options,
     )
     metrics = trainer.evaluate(dist, 1, use_ema=bool(config.eval.use_ema), evaluators=used)
+    if "num_examples" not in metrics:  # no accuracy evaluator in eval.evaluators
+        return f"{len(metrics)} metrics of {', '.join(e.name for e in used)}"
     return f"{int(metrics['num_examples'])} examples, exact {metrics.get('exact_accuracy', 0):.3f}"
 
 

@@ -6,7 +6,8 @@ in `workdir`, so a preempted job is restarted with the same command. The pieces 
 * `trm_tf.trainer.Trainer`: every variable and the compiled loops (`train_loop(iterator, n)`, `evaluate`);
 * `trm_tf.actions`: what happens between loops, each firing on boundary crossings (NaN guard, logs,
   checkpoints, periodic evaluation, profiler window, preemption);
-* `trm_tf.evaluators`: accuracy and ARC voting, merged across worker processes through the strategy;
+* `trm_tf.evaluators`: the config's evaluators (accuracy, ARC voting), merged across worker processes through
+  the strategy;
 * `trm_tf.workdir.RunDir`: every file of the run directory, written during training through one
   background writer thread (`trm_tf.background`: logs, run_summary.json, the lock heartbeat), flushed before
   every checkpoint, on preemption and at the end;
@@ -94,14 +95,15 @@ def profiler_addresses(strategy, tpu: str, port: int) -> list[str]:
 
 class Evaluation:
     """One evaluation of the current (EMA or raw) weights: the eval stream (built once per kind), the
-    evaluators of the config, the submission, the log line and the run directory's eval_results.json.
+    evaluators of the config (`eval.evaluators`), the log line and the run directory's eval_results.json.
 
-    ARC runs (`eval.evaluator = "arc"`) report this checkpoint's `ARC/pass@K` and the run's pooled
-    `ARC/pooled/pass@K` (`trm_tf.evaluators.arc_voting`). Periodic ARC evaluations read the task-complete
-    subset of `eval.arc_subset_tasks` tasks (seeded by `seed`) instead of `eval.subset_size` rows. The
-    pool starts from the votes the run directory holds for steps <= `start_step` (the restored
-    checkpoint); stored votes of later steps, left by a process that stopped before its next
-    checkpoint, are deleted, so a resumed run never pools an evaluation twice.
+    It calls only the evaluator interface (`trm_tf.evaluators.base`): before the run's first evaluation
+    each evaluator restores the state earlier evaluations stored in the run directory up to `start_step`
+    (the restored checkpoint); an evaluation of the run's weights then adds `record(step, rundir)`'s
+    metrics (e.g. ARC's pooled pass@K) and, on the writer, the evaluator's files (`write`). A partial
+    (periodic) evaluation reads the first `eval.subset_size` rows, or, when an evaluator must see whole
+    tasks (`whole_tasks`), every row of the evaluators' `periodic_tasks` (ARC: `eval.arc_subset_tasks`
+    tasks seeded by `seed`), or, without such a subset, the whole test split (it is then full).
     """
 
     def __init__(
@@ -121,29 +123,24 @@ class Evaluation:
         self.goodput = goodput
         self.evaluators = evaluators.from_config(config, spec, trainer.eval_halt_max_steps)
         self._streams: dict[bool, tuple] = {}
-        self.arc = next((e for e in self.evaluators if e.name == "arc"), None)
-        self.arc_tasks = None
-        if self.arc is not None:
-            self.arc_tasks = self.arc.subset(int(config.eval.arc_subset_tasks), int(config.seed))
-            dropped = rundir.drop_arc_votes_after(start_step)
-            if dropped:
-                logging.info(
-                    "Dropped the ARC votes of %d evaluations after step %d", dropped, start_step
-                )
-            self.arc.restore(rundir.read_arc_votes(start_step))
+        self.periodic_tasks = evaluators.periodic_tasks(self.evaluators)
+        self.whole_tasks = self.periodic_tasks is not None or any(
+            e.whole_tasks for e in self.evaluators
+        )
+        for e in self.evaluators:
+            e.restore(rundir, start_step)
 
     def _stream(self, full: bool):
         if full not in self._streams:
-            arc_subset = self.arc is not None and not full
             self._streams[full] = eval_input.distribute_eval(
                 self.strategy,
                 self.spec,
                 self.config.eval.global_batch_size,
-                -1 if full or arc_subset else int(self.config.eval.subset_size),
+                -1 if full or self.whole_tasks else int(self.config.eval.subset_size),
                 extra_features=evaluators.device_features(self.evaluators),
                 task_names=evaluators.task_names(self.evaluators),
                 options=self.options,
-                tasks=self.arc_tasks if arc_subset else None,
+                tasks=None if full else self.periodic_tasks,
             )
         return self._streams[full]
 
@@ -154,25 +151,26 @@ class Evaluation:
             return self._evaluate(step, full, use_ema, tag)
 
     def _evaluate(self, step: int, full: bool, use_ema: bool | None, tag: str) -> dict:
-        full = full or (self.arc is not None and self.arc_tasks is None)  # ARC: every task
+        full = full or (self.whole_tasks and self.periodic_tasks is None)  # no subset: every task
         dist, steps = self._stream(full)
-        if self.arc is not None:
-            self.arc.scope = None if full else sorted(self.arc_tasks)
+        for e in self.evaluators:
+            e.select_tasks(None if full else self.periodic_tasks)
         use_ema = self.config.eval.use_ema if use_ema is None else use_ema
         t0 = time.perf_counter()
         metrics = self.trainer.evaluate(dist, steps, use_ema=use_ema, evaluators=self.evaluators)
-        if self.arc is not None and not tag:  # the checkpoint average is not one of the run's votes
-            metrics.update(self.arc.pooled_result(step))
-            self.rundir.write_arc_votes(step, self.arc.commit(step))
-        for e in self.evaluators:
-            if hasattr(e, "write_submission") and self.rundir.writer and not tag:
-                e.write_submission(self.rundir.submission(step))
+        if not tag:  # the checkpoint average is not one of the run's evaluations
+            for e in self.evaluators:
+                metrics.update(e.record(step, self.rundir))
+            if self.rundir.writer:
+                for e in self.evaluators:
+                    e.write(step, self.rundir)
         metrics["eval_seconds"] = time.perf_counter() - t0
+        examples = metrics.get("num_examples")  # the accuracy evaluator's
         logging.info(
-            "eval @ step %d (%s, %d examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
+            "eval @ step %d (%s, %s examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
             step,
             "full" if full else "subset",
-            int(metrics["num_examples"]),
+            "?" if examples is None else int(examples),
             metrics.get("exact_accuracy", float("nan")),
             metrics.get("accuracy", float("nan")),
             metrics.get("q_halt_accuracy", float("nan")),

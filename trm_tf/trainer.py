@@ -373,7 +373,8 @@ class Trainer:
     ) -> dict:
         """Evaluates N_sup steps from a fresh carry on every batch; returns the evaluators' results.
 
-        `evaluators` (default: token/exact/per-step accuracy) declare what they read on the host:
+        `evaluators` (the interface of `trm_tf.evaluators.base`; default: token/exact/per-step accuracy)
+        declare what they read on the host:
         `summed` (eval-core outputs added up over rows: `sums`, `exact_per_step`, `token_per_step`) and
         `rows` (per-row outputs and batch features: `preds`, `q_halt`, `mask`, `inputs`, `task_id`, ...).
         The eval step packs only their union (the eval core runs whole) into one tensor per batch: the

@@ -12,9 +12,10 @@ import tensorflow_datasets as tfds
 
 from configs import args
 from tests.testing.tiny_datasets import build_tiny_arc
-from trm_tf import train
+from trm_tf import evaluators, train
 from trm_tf.data import eval_input, records
-from trm_tf.evaluators.arc_voting import DEVICE_FEATURES, ARCVoting
+from trm_tf.evaluators.arc import DEVICE_FEATURES, ARCEvaluator
+from trm_tf.evaluators.base import Evaluator
 from trm_tf.summaries import MetricWriter
 from trm_tf.workdir import RunDir
 
@@ -42,7 +43,7 @@ def _rows_of(batches, names):
 
 
 def test_task_subset_is_every_row_of_its_tasks_split_over_hosts(arc):
-    voting = ARCVoting.for_dataset(arc)
+    voting = ARCEvaluator.for_dataset(arc)
     tasks = voting.subset(2, seed=0)
     want = sorted(r for r in _test_rows(arc) if r[0] in tasks)
     assert len(want) == sum(tasks.values()) == 33  # every copy of the two tasks' test pairs
@@ -106,10 +107,11 @@ class ScriptedTrainer:
         return results
 
 
-def _evaluation(arc, workdir, start_step):
+def _evaluation(arc, workdir, start_step, names=("accuracy", "arc")):
     config = args.build(None)
     config.data.name, config.data.config = "arc_agi", "arc1_aug10"
-    config.eval.evaluator, config.eval.arc_subset_tasks, config.seed = "arc", 2, 0
+    config.eval.evaluators = names
+    config.eval.arc_subset_tasks, config.seed = 2, 0
     config.eval.global_batch_size = 8
     strategy = tf.distribute.get_strategy()
     rundir = RunDir(workdir)
@@ -126,8 +128,10 @@ def _run(evaluation, step, full, right, q):
 def test_evaluation_reports_single_and_pooled_and_resumes(arc, tmp_path):
     workdir = str(tmp_path / "run")
     ev = _evaluation(arc, workdir, 0)
-    subset = ev.arc.subset(2, 0)
-    assert ev.arc_tasks == subset
+    accuracy, voting = ev.evaluators
+    assert (accuracy.name, voting.name) == ("accuracy", "arc")
+    subset = voting.subset(2, 0)
+    assert ev.periodic_tasks == voting.periodic_tasks == subset
     # Step 100, periodic: every copy right (q logit 0): the two subset tasks only.
     m = _run(ev, 100, False, True, 0.0)
     assert m["ARC/num_tasks"] == 2 and m["num_examples"] == 33
@@ -153,7 +157,7 @@ def test_evaluation_reports_single_and_pooled_and_resumes(arc, tmp_path):
 
     # Resume from the checkpoint of step 100: the votes of steps 200 and 300 are dropped.
     resumed = _evaluation(arc, workdir, 100)
-    assert RunDir(workdir).arc_vote_steps() == [100] and sorted(resumed.arc.pool) == [100]
+    assert RunDir(workdir).arc_vote_steps() == [100] and sorted(resumed.evaluators[1].pool) == [100]
     m = _run(
         resumed, 200, True, False, 1.0
     )  # full, wrong and confident: W (11, q 1) beats T (11, q 0)
@@ -164,3 +168,92 @@ def test_evaluation_reports_single_and_pooled_and_resumes(arc, tmp_path):
     m = _run(again, 200, True, True, 0.0)
     assert m["ARC/pooled/num_evaluations"] == 2 and m["ARC/pooled/pass@1"] == 1.0
     assert RunDir(workdir).arc_vote_steps() == [100, 200]
+
+
+class HaltConfidence(Evaluator):
+    """A test-only host-side metric: mean sigmoid(q_halt) of the real rows and how many puzzles they
+    cover, reading per-row fields of its own (`puzzle_identifiers`) next to ARC's; across evaluations it
+    keeps step -> mean (`record`), stored in the run directory (`write`) and read back by `restore`."""
+
+    name = "halt_confidence"
+    rows = ("q_halt", "mask", "puzzle_identifiers")
+    FILE = "halt_confidence.json"
+
+    @classmethod
+    def from_config(cls, config, spec, halt_max_steps):
+        return cls()
+
+    def restore(self, rundir, step):
+        path = rundir.file(self.FILE)
+        stored = json.load(tf.io.gfile.GFile(path)) if tf.io.gfile.exists(path) else {}
+        self.history = {int(s): v for s, v in stored.items() if int(s) <= step}
+
+    def begin(self):
+        self.rows_seen, self.q_sum, self.puzzles = 0, 0.0, set()
+
+    def update(self, out):
+        real = out["mask"]
+        q = out["q_halt"][real].astype(np.float64)
+        self.rows_seen += int(real.sum())
+        self.q_sum += float((1 / (1 + np.exp(-q))).sum())
+        self.puzzles |= {int(p) for p in out["puzzle_identifiers"][real]}
+
+    def reduce(self, strategy):
+        assert strategy.num_replicas_in_sync == 1  # one process: nothing to merge
+
+    def result(self):
+        return {
+            "halt_confidence/mean": self.q_sum / self.rows_seen,
+            "halt_confidence/rows": float(self.rows_seen),
+            "halt_confidence/puzzles": float(len(self.puzzles)),
+        }
+
+    def record(self, step, rundir):
+        self.history[step] = self.q_sum / self.rows_seen
+        return {"halt_confidence/evaluations": float(len(self.history))}
+
+    def write(self, step, rundir):
+        with tf.io.gfile.GFile(rundir.file(self.FILE), "w") as f:
+            json.dump(self.history, f)
+
+
+def test_another_host_metric_runs_next_to_arc(arc, tmp_path, monkeypatch):
+    """`eval.evaluators = ("arc", "halt_confidence")`: a registered test-only evaluator next to ARC, no
+    accuracy. Both get every row they read and both report (ARC's numbers counted by hand); each keeps
+    and restores its own state across evaluations."""
+    monkeypatch.setitem(evaluators.EVALUATORS, HaltConfidence.name, HaltConfidence)
+    workdir = str(tmp_path / "run")
+    names = ("arc", HaltConfidence.name)
+    ev = _evaluation(arc, workdir, 0, names)
+    assert [type(e) for e in ev.evaluators] == [ARCEvaluator, HaltConfidence]
+    subset = ev.evaluators[0].subset(2, 0)
+    want_puzzles = {p for t, p, _ in _test_rows(arc) if t in subset}
+    m = _run(ev, 100, False, True, 0.0)
+    assert m["ARC/num_tasks"] == 2 and m["ARC/pass@1"] == m["ARC/pooled/pass@1"] == 1.0
+    assert "num_examples" not in m and "exact_accuracy" not in m  # no accuracy evaluator
+    assert m["halt_confidence/rows"] == 33  # the task-complete subset ARC asked for, every row once
+    assert m["halt_confidence/puzzles"] == len(want_puzzles)
+    assert m["halt_confidence/mean"] == 0.5 and m["halt_confidence/evaluations"] == 1
+    m = _run(ev, 200, True, False, 2.0)  # full: every row of every task
+    assert m["ARC/num_tasks"] == 3 and m["ARC/pass@1000"] == 0.0
+    # Pooled: the subset tasks' wrong grid (11 votes, q logit 2) beats their right one (11, q 0) on the
+    # tie, the right one second; the third task has only wrong votes.
+    assert m["ARC/pooled/pass@1"] == 0.0 and m["ARC/pooled/pass@2"] == pytest.approx(2 / 3)
+    assert m["halt_confidence/rows"] == arc.num_test_examples
+    assert m["halt_confidence/mean"] == pytest.approx(1 / (1 + np.exp(-2.0)), rel=1e-12)
+    assert m["halt_confidence/evaluations"] == 2
+    # The checkpoint average is not one of the run's evaluations: neither records nor writes.
+    avg = ev(200, full=True, use_ema=False, tag="_average")
+    assert "halt_confidence/evaluations" not in avg and "ARC/pooled/pass@1" not in avg
+    assert avg["halt_confidence/rows"] == arc.num_test_examples
+    history = json.load(open(os.path.join(workdir, "eval_results.json")))["history"]
+    assert [h["halt_confidence/evaluations"] for h in history] == [1.0, 2.0]
+    assert json.load(open(os.path.join(workdir, HaltConfidence.FILE))) == {
+        "100": 0.5,
+        "200": pytest.approx(1 / (1 + np.exp(-2.0)), rel=1e-12),
+    }
+    assert os.path.exists(os.path.join(workdir, "submission_step200.json"))  # ARC's file too
+    # Resumed from the checkpoint of step 100: each evaluator restores its own state.
+    resumed = _evaluation(arc, workdir, 100, names)
+    assert resumed.evaluators[1].history == {100: 0.5}
+    assert sorted(resumed.evaluators[0].pool) == [100]

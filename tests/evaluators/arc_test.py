@@ -1,209 +1,215 @@
-"""Tests of the ARC pass@K voting evaluator (trm_tf/evaluators/arc.py) and its agreement with the
-builder's grid math (tfds_builders/arc_agi/arc_lib.py)."""
+"""The ARC evaluator (trm_tf/evaluators/arc.py): pass@K of one checkpoint and pooled over a run's
+evaluations, against votes counted by hand on real ARC-AGI tasks, the pool's resume through the run
+directory (the interface's `restore` / `record` / `write`), and the merge of two worker processes' votes."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.testing.tiny_datasets import ARC_DUMMY_DATA
-from tfds_builders.arc_agi import arc_lib, arc_loading
-from trm_tf.evaluators import arc
+from tests.testing.launch import REPO, free_ports
+from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
+from trm_tf.evaluators.arc import ARCEvaluator
+from trm_tf.evaluators.arc_votes import load_ground_truth
 from trm_tf.tasks import arc as arc_task
 from trm_tf.tasks import grids
+from trm_tf.workdir import RunDir
 
-DUMMY = ARC_DUMMY_DATA
-
-
-def _perms(rng, n):
-    maps = [np.arange(10, dtype=np.uint8)]
-    for _ in range(n):
-        maps.append(np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.uint8))
-    return maps
-
-
-def test_inverse_restores_every_transform_and_agrees_with_builder():
-    rng = np.random.default_rng(0)
-    grid = rng.integers(0, 10, (4, 7)).astype(np.uint8)
-    for t in range(8):
-        np.testing.assert_array_equal(arc.dihedral(grid, t), grids.dihedral(grid, t))
-        for cmap in _perms(rng, 5):
-            aug = grids.augment(grid, t, cmap)
-            np.testing.assert_array_equal(arc.inverse_augment(aug, t, cmap), grid)
-            np.testing.assert_array_equal(
-                arc.inverse_augment(aug, t, cmap), grids.inverse_augment(aug, t, cmap)
-            )
-    assert arc.DIHEDRAL_INVERSE == grids.DIHEDRAL_INVERSE == (0, 3, 2, 1, 4, 5, 6, 7)
+TRUTH = load_ground_truth(str(DUMMY / "arc-agi_evaluation_solutions.json"))
+INPUTS = {
+    task: [pair["input"] for pair in value["test"]]
+    for task, value in json.loads(
+        (DUMMY / "arc-agi_evaluation_challenges.json").read_text()
+    ).items()
+}
+A, B, C = sorted(TRUTH)  # real tasks with 1, 1 and 2 test pairs
+W = [[9, 9, 9], [9, 9, 9]]  # a wrong answer (no true output of these tasks)
+PERMS = [np.arange(10, dtype=np.uint8)] + [
+    np.concatenate([[0], np.random.default_rng(i).permutation(np.arange(1, 10))]).astype(np.uint8)
+    for i in range(7)
+]
 
 
-def test_crop_with_eos_and_jagged_regions():
-    g = np.array([[1, 2, 3], [4, 5, 6]], np.uint8)
-    np.testing.assert_array_equal(arc.crop(arc_task.encode_grid(g)), g)
-    # Jagged colour region: row widths 5, 3, 3, 1 -> areas 5, 6, 9, 4 -> 3 rows x 3 columns.
-    canvas = np.zeros((30, 30), np.uint8)
-    for r, w in enumerate((5, 3, 3, 1)):
-        canvas[r, :w] = 2 + r
-    canvas[0, 5] = 1  # EOS ends row 0
-    want = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2]], np.uint8)
-    np.testing.assert_array_equal(arc.crop(canvas.reshape(-1)), want)
-    # Equal areas: the first (fewest rows) wins, as the reference's strict ">".
-    canvas = np.zeros((30, 30), np.uint8)
-    canvas[0, :4] = 3
-    canvas[1, :2] = 3
-    assert arc.crop(canvas).shape == (1, 4)
-    assert arc.crop(np.ones(900, np.uint8)).shape == (0, 0)  # EOS at (0, 0)
-    full = np.full(900, 11, np.uint8)
-    assert arc.crop(full).shape == (30, 30) and (arc.crop(full) == 9).all()
-    for tokens in (canvas.reshape(-1), full, arc_task.encode_grid(g, (0, 0))):
-        np.testing.assert_array_equal(arc.crop(tokens), arc_task.crop(tokens))
+def _out(rows):
+    """Eval-step outputs as ARCEvaluator.update gets them; rows: (task, test pair, predicted grid or
+    "T" for the true output, q_halt logit). Row i is seen under transform i % 8 and colour map i % 8."""
 
+    def enc(grid, i):
+        return arc_task.encode_grid(grids.augment(np.asarray(grid, np.uint8), i % 8, PERMS[i % 8]))
 
-def _row(grid, t, cmap):
-    return arc_task.encode_grid(grids.augment(np.asarray(grid, np.uint8), t, cmap))
-
-
-def _batch(rows):
-    """rows: (task, test_index, true_input, pred_grid, q_logit, t, cmap)."""
+    names = sorted(TRUTH)
+    preds = [TRUTH[t][k] if g == "T" else g for t, k, g, _ in rows]
     return {
-        "inputs": np.stack([_row(r[2], r[5], r[6]) for r in rows]),
-        "preds": np.stack([_row(r[3], r[5], r[6]) for r in rows]),
-        "q_halt": np.array([r[4] for r in rows], np.float32),
-        "task_name": np.array([r[0].encode() for r in rows], object),
-        "test_index": np.array([r[1] for r in rows], np.int32),
-        "transform_id": np.array([r[5] for r in rows], np.int32),
-        "color_map": np.stack([r[6] for r in rows]),
+        "task_id": np.array([names.index(t) for t, *_ in rows], np.int32),
+        "test_index": np.array([k for _, k, _, _ in rows], np.int32),
+        "transform_id": np.array([i % 8 for i in range(len(rows))], np.int32),
+        "color_map": np.stack([PERMS[i % 8] for i in range(len(rows))]),
+        "inputs": np.stack([enc(INPUTS[t][k], i) for i, (t, k, _, _) in enumerate(rows)]),
+        "preds": np.stack([enc(p, i) for i, p in enumerate(preds)]),
+        "q_halt": np.array([q for *_, q in rows], np.float32),
         "mask": np.ones(len(rows), bool),
     }
 
 
-A, B, C = [[1, 2], [3, 4]], [[5, 5], [5, 5]], [[7]]
-IN = [[0, 1], [2, 3]]
-TRUTH = {"t1": [A, C], "t2": [B]}
+# Three evaluations. Per (task, pair), votes as (grid: count) with every q logit 0 unless noted.
+EVAL1 = [(A, 0, "T", 0), (A, 0, "T", 0), (A, 0, W, 0), (B, 0, W, 0), (C, 0, "T", 0), (C, 1, W, 0)]
+# A flips to wrong; B becomes right (its one vote, q logit 3, beats the pooled wrong vote's q on the
+# count tie); C pair 0 gets no votes, pair 1 two right ones.
+EVAL2 = [(A, 0, W, 0)] * 3 + [(B, 0, "T", 3)] + [(C, 1, "T", 0)] * 2
+# Scored over A and C only (a task subset); B's vote is pooled but not scored. A right again; C pair 0
+# wrong three times (pooled: W 3 beats T 1), pair 1 unseen.
+EVAL3 = [(A, 0, "T", 0)] * 3 + [(C, 0, W, 0)] * 3 + [(B, 0, W, 0)]
 
 
-def _votes():
-    rng = np.random.default_rng(1)
-    maps = _perms(rng, 8)
-    rows = [
-        # t1 pair 0: A x2 (q 0, 0), B x2 (q 2, 2) -> B wins the tie on count by mean q; truth A is 2nd.
-        ("t1", 0, IN, A, 0.0, 1, maps[1]),
-        ("t1", 0, IN, A, 0.0, 6, maps[2]),
-        ("t1", 0, IN, B, 2.0, 7, maps[3]),
-        ("t1", 0, IN, B, 2.0, 0, maps[0]),
-        # t1 pair 1: C x1, B x3 -> top-1 B, truth C 2nd.
-        ("t1", 1, IN, C, 5.0, 2, maps[4]),
-        ("t1", 1, IN, B, -1.0, 3, maps[5]),
-        ("t1", 1, IN, B, -1.0, 4, maps[6]),
-        ("t1", 1, IN, B, -1.0, 5, maps[7]),
-        # t2 pair 0: B x2 wins over A x1.
-        ("t2", 0, IN, B, 0.0, 5, maps[8]),
-        ("t2", 0, IN, B, 0.0, 2, maps[1]),
-        ("t2", 0, IN, A, 9.0, 1, maps[2]),
-    ]
-    return rows
+def _evaluate(voting, rows, step, scope=None):
+    voting.select_tasks(scope)
+    voting.begin()
+    voting.update(_out(rows))
+    metrics = {**voting.result(), **voting.pooled_result(step)}
+    return metrics, voting.commit(step)
 
 
-def test_voting_pass_at_k_and_q_tiebreak():
-    ev = arc.ARCEvaluator()
-    rows = _votes()
-    batch = _batch(rows + [("t2", 0, IN, A, 50.0, 0, np.arange(10, dtype=np.uint8))])
-    batch["mask"][-1] = False  # a padding row must not vote
-    ev.update(batch)
-    ranked = ev.ranked("t1", 0)
-    assert [k for k, _, _ in ranked] == [arc.grid_key(B), arc.grid_key(A)]
-    assert ranked[0][1] == 2 and ranked[0][2] == pytest.approx(1 / (1 + np.exp(-2.0)))
-    res = ev.result(TRUTH)
-    # t1: pair0 pass@1 0, pass@2 1; pair1 pass@1 0, pass@2 1 -> 0 / 1. t2: 1 / 1.
-    assert res["ARC/pass@1"] == pytest.approx((0.0 + 1.0) / 2)
-    assert res["ARC/pass@2"] == pytest.approx((1.0 + 1.0) / 2)
-    assert res["ARC/pass@1000"] == pytest.approx(1.0)
-    assert res["ARC/input_mismatches"] == 0 and res["ARC/num_tasks"] == 2
-    # A task without predictions counts as 0.
-    assert ev.result({**TRUTH, "t3": [A]})["ARC/pass@2"] == pytest.approx(2 / 3)
+def test_single_and_pooled_pass_at_k_against_hand_counted_votes():
+    voting = ARCEvaluator(TRUTH, num_aug=10)
+    m1, _ = _evaluate(voting, EVAL1, 10)
+    # A 1 (T 2 > W 1), B 0, C 1/2 (pair 0 right, pair 1 only W).
+    assert m1["ARC/pass@1"] == m1["ARC/pooled/pass@1"] == pytest.approx(1.5 / 3)
+    assert m1["ARC/pass@2"] == m1["ARC/pooled/pass@2"] == pytest.approx(1.5 / 3)
+    assert m1["ARC/pooled/num_evaluations"] == 1 and m1["ARC/input_mismatches"] == 0
+
+    m2, _ = _evaluate(voting, EVAL2, 20)
+    # This checkpoint: A 0, B 1, C 1/2 (pair 0 unseen).
+    assert m2["ARC/pass@1"] == m2["ARC/pass@2"] == pytest.approx(1.5 / 3)
+    # Pooled: A W 4 > T 2 (pass@1 lost, pass@2 kept); B T wins the count tie on q; C pair 0 T 1 from
+    # the first evaluation, pair 1 T 2 > W 1.
+    assert m2["ARC/pooled/pass@1"] == pytest.approx(2 / 3)
+    assert m2["ARC/pooled/pass@2"] == pytest.approx(3 / 3)
+    assert m2["ARC/pooled/num_evaluations"] == 2
+
+    m3, _ = _evaluate(voting, EVAL3, 30, scope=[A, C])
+    assert m3["ARC/num_tasks"] == 2
+    # This checkpoint: A 1, C 0 (pair 0 wrong, pair 1 unseen).
+    assert m3["ARC/pass@1"] == m3["ARC/pass@2"] == pytest.approx(1 / 2)
+    # Pooled: A T 5 > W 4; C pair 0 W 3 > T 1 (lost at K=1, kept at K=2), pair 1 T 2 > W 1.
+    assert m3["ARC/pooled/pass@1"] == pytest.approx((1 + 0.5) / 2)
+    assert m3["ARC/pooled/pass@2"] == pytest.approx(2 / 2)
+    assert m3["ARC/pooled/num_evaluations"] == 3
 
 
-def test_merge_of_two_hosts_equals_one_evaluator():
-    rows = _votes()
-    single = arc.ARCEvaluator()
-    single.update(_batch(rows))
-    hosts = [arc.ARCEvaluator(), arc.ARCEvaluator()]
-    hosts[0].update(_batch(rows[::2]))
-    hosts[1].update(_batch(rows[1::2]))
-    chief = arc.ARCEvaluator()
-    chief.merge(json.loads(json.dumps([h.state() for h in hosts])))  # through JSON, as across hosts
-    assert chief.result(TRUTH) == single.result(TRUTH)
-    for task, idx in (("t1", 0), ("t1", 1), ("t2", 0)):
-        got, want = chief.ranked(task, idx), single.ranked(task, idx)
-        assert [(k, c) for k, c, _ in got] == [(k, c) for k, c, _ in want]
-        np.testing.assert_allclose([q for *_, q in got], [q for *_, q in want])
+def test_reevaluating_a_step_replaces_its_votes():
+    voting = ARCEvaluator(TRUTH, num_aug=10)
+    _evaluate(voting, EVAL1, 10)
+    _evaluate(voting, EVAL2, 20)
+    m, _ = _evaluate(voting, EVAL2, 20)  # `--mode=eval` on the checkpoint of step 20
+    assert m["ARC/pooled/num_evaluations"] == 2
+    assert m["ARC/pooled/pass@1"] == pytest.approx(2 / 3)  # as the first evaluation of step 20
 
 
-def test_reset_and_aggregated_voting():
-    rows = _votes()
-    fresh, agg = arc.ARCEvaluator(), arc.ARCEvaluator(aggregated_voting=True)
-    for ev in (fresh, agg):
-        ev.update(_batch(rows))
-        ev.reset()
-        ev.update(_batch(rows[:1]))
-    assert fresh.ranked("t1", 0)[0][1] == 1
-    assert agg.ranked("t1", 0)[0][1] == 3  # the reference quirk: votes survive across evaluations
+def _record(voting, rows, step, rundir, scope=None):
+    """One evaluation of a run through the interface: its metrics (with `record`'s) and files."""
+    voting.select_tasks(scope)
+    voting.begin()
+    voting.update(_out(rows))
+    metrics = {**voting.result(), **voting.record(step, rundir)}
+    voting.write(step, rundir)
+    return metrics
 
 
-def test_submission_json(tmp_path):
-    ev = arc.ARCEvaluator()
-    ev.update(_batch(_votes()))
-    path = tmp_path / "submission.json"
-    ev.write_submission(str(path), {**TRUTH, "t3": [A]})
-    sub = json.loads(path.read_text())
-    assert sorted(sub) == ["t1", "t2", "t3"]
-    assert sub["t1"] == [{"attempt_1": B, "attempt_2": A}, {"attempt_1": B, "attempt_2": C}]
-    assert sub["t2"] == [{"attempt_1": B, "attempt_2": A}]
-    assert sub["t3"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}]
+def test_pool_resumes_from_the_run_directory(tmp_path):
+    rundir = RunDir(str(tmp_path / "run"))
+    voting = ARCEvaluator(TRUTH, num_aug=10)
+    voting.restore(rundir, 0)  # a new run: nothing stored
+    assert voting.pool == {}
+    m1 = _record(voting, EVAL1, 10, rundir)
+    m2 = _record(voting, EVAL2, 20, rundir)
+    # The numbers counted by hand above (`record` is `pooled_result` and `commit`, plus the files).
+    ref = ARCEvaluator(TRUTH, num_aug=10)
+    assert m1 == _evaluate(ref, EVAL1, 10)[0] and m2 == _evaluate(ref, EVAL2, 20)[0]
+    assert m2["ARC/pooled/pass@1"] == pytest.approx(2 / 3)
+    assert rundir.arc_vote_steps() == [10, 20]
+    assert rundir.read_arc_votes(20)[20] == json.loads(json.dumps(voting.pool[20]))
+    sub = json.loads(open(rundir.submission(20)).read())
+    assert sub == json.loads(json.dumps(voting.votes.submission(TRUTH)))
+
+    # Preempted after the evaluation of step 20 but before its checkpoint: resume from step 10.
+    reader = RunDir(rundir.path, writer=False)
+    reader_voting = ARCEvaluator(TRUTH, num_aug=10)
+    reader_voting.restore(reader, 10)  # a process that does not write deletes nothing
+    assert reader.arc_vote_steps() == [10, 20] and sorted(reader_voting.pool) == [10]
+    resumed = ARCEvaluator(TRUTH, num_aug=10)
+    resumed.restore(rundir, 10)
+    assert rundir.arc_vote_steps() == [10] and sorted(resumed.pool) == [10]
+    m = _record(resumed, EVAL3, 20, rundir)
+    # Pooled = the first evaluation + this one: A T 5 > W 1; B W 2 only; C pair 0 W 3 > T 1, pair 1 W 1.
+    assert m["ARC/pooled/num_evaluations"] == 2
+    assert m["ARC/pooled/pass@1"] == pytest.approx(1 / 3)
+    assert m["ARC/pooled/pass@2"] == pytest.approx((1 + 0 + 0.5) / 3)
+    stored = rundir.read_arc_votes(20)
+    assert sorted(stored) == [10, 20]
+    assert stored[10] == json.loads(json.dumps(voting.pool[10]))
+    assert stored[20] == json.loads(json.dumps(resumed.pool[20]))
 
 
-def test_builder_rows_with_true_labels_score_one(tmp_path):
-    """End to end with the builder's own rows (augmented test split of the dummy tasks)."""
-    tasks = arc_loading.load_tasks(DUMMY, ("training", "evaluation", "concept"))
-    plans, _ = arc_lib.plan_dataset(tasks, "evaluation", 10, seed=42)
-    (tmp_path / arc.TEST_PUZZLES_FILE).write_text(json.dumps(arc_lib.test_puzzles_json(plans)))
-    truth = arc.load_ground_truth(str(tmp_path))
-    ev = arc.ARCEvaluator()
-    for plan in plans:
-        rec = arc_lib.encode_task_split(plan, "test", 42, translate=False)
-        if rec is None:
-            continue
-        k, n = rec["inputs"].shape[:2]
-        ev.update(
-            {
-                "inputs": rec["inputs"].reshape(k * n, -1),
-                "preds": rec["labels"].reshape(k * n, -1),
-                "q_halt": np.zeros(k * n),
-                "task_name": np.array([plan.task.name] * (k * n)),
-                "test_index": np.tile(rec["test_index"], k),
-                "transform_id": np.repeat(plan.trans_ids, n),
-                "color_map": np.repeat(plan.color_maps, n, axis=0),
-            }
+def test_task_subset_is_seeded_and_bounds_rows():
+    voting = ARCEvaluator(TRUTH, num_aug=10)
+    first = voting.subset(2, seed=3)
+    assert first == voting.subset(2, seed=3) == ARCEvaluator(TRUTH, num_aug=10).subset(2, seed=3)
+    assert len(first) == 2 and set(first) <= set(TRUTH)
+    assert all(first[t] == 11 * len(TRUTH[t]) for t in first)  # (10 augmentations + 1) x test pairs
+    draws = {tuple(voting.subset(2, seed=s)) for s in range(12)}
+    assert len(draws) > 1  # the seed matters
+    assert voting.subset(-1, seed=0) is None and voting.subset(3, seed=0) is None  # every task
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="arc_subset_tasks"):
+            voting.subset(bad, seed=0)
+    with pytest.raises(ValueError, match="num_aug"):
+        ARCEvaluator(TRUTH).subset(1, seed=0)
+
+
+_WORKER = """
+import json, os
+import tensorflow as tf
+from tests.evaluators.arc_test import EVAL1, TRUTH, _out
+from trm_tf.evaluators.arc import ARCEvaluator
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+voting = ARCEvaluator(TRUTH, num_aug=10)
+voting.update(_out(EVAL1[:2] if index == 0 else EVAL1[2:]))
+voting.reduce(strategy)
+print("RESULT " + json.dumps([voting.result(), voting.votes.submission(TRUTH)]))
+"""
+
+
+def test_reduce_merges_two_worker_processes():
+    """ARCEvaluator.reduce under MultiWorkerMirroredStrategy (two processes holding votes of different
+    sizes, merged through `distribute.gather_bytes`) scores as one evaluator holding every vote."""
+    ports = free_ports(2)
+    procs = []
+    for i in range(2):
+        tf_config = {
+            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+            "task": {"type": "worker", "index": i},
+        }
+        env = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(tf_config))
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
-    res = ev.result(truth)
-    assert res["ARC/pass@1"] == 1.0 and res["ARC/input_mismatches"] == 0
-    assert ev.ranked(sorted(truth)[0], 0)[0][1] == 11  # all 11 copies agree after inversion
-    # Keyed by the int `group` (TPU-friendly) instead of the task name: same votes.
-    by_group = arc.ARCEvaluator(test_task_names=list(truth))
-    for group, plan in enumerate(p for p in plans if p.is_test_task):
-        rec = arc_lib.encode_task_split(plan, "test", 42, translate=False)
-        k, n = rec["inputs"].shape[:2]
-        by_group.update(
-            {
-                "inputs": rec["inputs"].reshape(k * n, -1),
-                "preds": rec["labels"].reshape(k * n, -1),
-                "q_halt": np.zeros(k * n),
-                "group": np.full(k * n, group),
-                "test_index": np.tile(rec["test_index"], k),
-                "transform_id": np.repeat(plan.trans_ids, n),
-                "color_map": np.repeat(plan.color_maps, n, axis=0),
-            }
-        )
-    assert by_group.state() == ev.state()
-    # The Kaggle solutions file gives the same ground truth.
-    sol = arc.load_ground_truth(str(DUMMY / "arc-agi_evaluation_solutions.json"))
-    assert sol == truth
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-3000:] + outs[1][1][-3000:]
+    got = [json.loads(o.split("RESULT ", 1)[1]) for o, _ in outs]
+    one = ARCEvaluator(TRUTH, num_aug=10)
+    one.update(_out(EVAL1))
+    want = json.loads(json.dumps([one.result(), one.votes.submission(TRUTH)]))
+    assert got == [want, want]
+    assert want[0]["ARC/pass@1"] == pytest.approx(1.5 / 3)  # the hand count of EVAL1 above

@@ -38,7 +38,8 @@ def _config(kind: str, data_dir: str):
     c.runtime.jit_compile = "false"
     c.optim.lr_warmup_steps = 1
     if kind == "arc":
-        c.data.name, c.data.config, c.eval.evaluator = "arc_agi", "arc1_aug10", "arc"
+        c.data.name, c.data.config = "arc_agi", "arc1_aug10"
+        c.eval.evaluators = ("accuracy", "arc")
         c.model.mlp_t, c.model.pos_encodings = False, "rope"
         c.eval.global_batch_size = 16
     return c
@@ -214,8 +215,8 @@ def test_packed_outputs_equal_per_tensor_fetches(kind, strategy_name, data_dir):
     try:
         seen = []
         got = trainer.evaluate(dist, steps, evaluators=used, on_batch=seen.append)
-        votes = [e.arc.state() for e in used if e.name == "arc"]
-        submission = [e.arc.submission(e.truth) for e in used if e.name == "arc"]
+        votes = [e.votes.state() for e in used if e.name == "arc"]
+        submission = [e.votes.submission(e.truth) for e in used if e.name == "arc"]
         batches = _per_tensor_outputs(trainer, dist, steps)
     finally:
         trainer._eval_core = real_core
@@ -242,8 +243,8 @@ def test_packed_outputs_equal_per_tensor_fetches(kind, strategy_name, data_dir):
     assert got["num_examples"] == trainer.spec.num_test_examples
     assert 0 < got["lm_loss"] != round(got["lm_loss"], 4)  # sums with every bit in use
     if kind == "arc":
-        assert votes == [ref[1].arc.state()] and votes[0]["votes"]
-        assert submission == [ref[1].arc.submission(ref[1].truth)]
+        assert votes == [ref[1].votes.state()] and votes[0]["votes"]
+        assert submission == [ref[1].votes.submission(ref[1].truth)]
         assert got["ARC/pass@2"] == 1.0  # right and wrong votes on every pair
         assert all(len(grids) == 2 for _, _, grids in votes[0]["votes"])
 

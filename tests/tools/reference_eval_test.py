@@ -29,7 +29,7 @@ OVERRIDES = {
     "data.name": "arc_agi",
     "data.config": "arc1_aug10",
     "data.build_if_missing": False,
-    "eval.evaluator": "arc",
+    "eval.evaluators": ("accuracy", "arc"),
     "model.mlp_t": False,
     "model.pos_encodings": "rope",
     "model.hidden_size": 32,

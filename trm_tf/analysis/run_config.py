@@ -65,9 +65,16 @@ def upgrade_config(flat: dict) -> dict:
     and `train.jit_compile` moved (OLD_TO_NEW_KEYS), `act.q_continue_target` added with the value the
     trainer then derived from the arch (True for "hrm") and `act.halt_rule` with the rule it used, the
     arch's non-keywords and removed fields dropped, and -1 sentinels turned into None. A whole config
-    of any age that lacks a field added since gets its default (ADDED_DEFAULTS), appended. A current
-    file comes back unchanged.
+    of any age that lacks a field added since gets its default (ADDED_DEFAULTS), appended. The one
+    evaluator name `eval.evaluator` becomes the list `eval.evaluators` (a list, as config.json holds it).
+    A current file comes back unchanged.
     """
+    if (
+        "eval.evaluator" in flat
+    ):  # one name: "" (accuracy, which always ran) or "arc" (and ARC voting)
+        flat = dict(flat)
+        old = flat.pop("eval.evaluator")
+        flat["eval.evaluators"] = ["accuracy", old] if old else ["accuracy"]
     if "model.halt_max_steps" not in flat:
         out = dict(flat)
         if "eval.subset_size" in out:  # a whole config, not a fragment

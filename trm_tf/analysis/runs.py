@@ -171,7 +171,8 @@ def load_run(workdir: str) -> dict:
     config = read_json(posixpath.join(workdir, "config.json"), notes)
     config_cols: list[str] = []
     if isinstance(config, dict):
-        flat = upgrade_config(flatten_config(config))
+        # Flattened again after the upgrade: a list it writes (eval.evaluators) as JSON text too.
+        flat = flatten_config(upgrade_config(flatten_config(config)))
         config_cols = list(flat)
         row.update(flat)
     summary = read_json(posixpath.join(workdir, "run_summary.json"), notes)

@@ -1,17 +1,8 @@
 """Token, exact and per-supervision-step accuracy of an evaluation (reference `evaluate()`).
 
-Every evaluator has the same life cycle, driven by `Trainer.evaluate`, and declares what it reads on the
-host, so that the eval step computes and sends only that (one device-to-host fetch per batch):
-
-* `features`: extra integer features the eval stream must carry (`trm_tf.data.eval_input`);
-* `summed`: eval-step outputs that are sums over rows (`sums`, `exact_per_step`, `token_per_step`);
-* `rows`: per-row fields, outputs (`preds`, `q_halt`) or batch features (`mask`, `inputs`, `task_id`, ...).
-
-`begin()`; then `update(out)` once per batch with this process's share as numpy: each `summed` output with
-a leading axis over this process's replicas (their partial sums, in replica order, to be added up), each
-`rows` field with the rows of this process's replicas concatenated in replica order (padding rows
-included, with `mask` False); then `reduce(strategy)`, which merges what each worker process holds
-through the strategy's collectives; then `result()` (a flat dict of floats).
+Reads only the eval step's sums (`summed`: no per-row field travels), so on its own an evaluation batch
+brings only these sums to the host. The life cycle is the evaluator interface's
+(`trm_tf.evaluators.base`).
 """
 
 from __future__ import annotations
@@ -19,19 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from trm_tf import distribute
+from trm_tf.evaluators.base import Evaluator
 
 
-class AccuracyEvaluator:
+class AccuracyEvaluator(Evaluator):
     """Sums of the eval step's metrics, normalised per example (losses included, as the reference)."""
 
     name = "accuracy"
-    features: tuple[str, ...] = ()
     summed = ("sums", "exact_per_step", "token_per_step")
-    rows: tuple[str, ...] = ()
 
     def __init__(self, halt_max_steps: int):
         self.halt_max_steps = int(halt_max_steps)
         self.begin()
+
+    @classmethod
+    def from_config(cls, config, spec, halt_max_steps: int) -> AccuracyEvaluator:
+        return cls(halt_max_steps)
 
     def begin(self) -> None:
         self.totals: dict[str, float] = {}

@@ -1,272 +1,213 @@
-"""ARC pass@K voting evaluator (after the reference `evaluators/arc.py`).
+"""ARC pass@K voting as an evaluator of a run: pass@K of this checkpoint, and pass@K pooled over the run.
 
-For each evaluated row the prediction (and the input) is cropped to the largest top-left rectangle of
-colour tokens, the augmentation is undone (inverse dihedral, then inverse colour permutation), and the
-resulting grid is a vote for its (task, test pair). Equal grids are pooled: their count and the mean of
-sigmoid(q_halt) (computed in float64 as the reference does) rank them, (count, mean q) descending, so it
-is a majority vote with a confidence tie-break. pass@K for a test pair is 1 when the true output is among
-the top K; a task scores the fraction of its test pairs passed; the metric is the mean over tasks.
+The reference builds one ARC evaluator per run whose vote store is never cleared, so the pass@K it logs
+at its k-th evaluation counts the votes of every checkpoint evaluated so far (all of them full
+evaluations); that is the number its papers report. A run here reports both, under distinct names:
 
-Differences from the reference, on purpose:
+* `ARC/pass@K` — this checkpoint alone (its votes only), with `ARC/num_tasks` and `ARC/input_mismatches`;
+* `ARC/pooled/pass@K` — the votes of this evaluation added to the stored votes of every earlier
+  evaluation of the run (`ARC/pooled/num_evaluations` counts them, this one included): the reference's
+  number when every evaluation is full.
 
-* keys are (task name, test index) taken from the dataset's `task_name` / `test_index` features instead
-  of (name, hash of the inverse-transformed input); the inverse-transformed input is still computed and
-  checked for consistency (`ARC/input_mismatches` counts disagreements, which would reveal a transform
-  bug);
-* the store is per evaluation: `reset()` (call it before each evaluation) clears it. The reference never
-  clears it (`aggregated_voting=True`), so later evaluations also count the votes of earlier checkpoints;
-  pass `aggregated_voting=True` to reproduce that quirk. A run reports both numbers
-  (`trm_tf.evaluators.arc_voting`): this checkpoint's pass@K and pass@K pooled over the run's evaluations;
-* remaining ties on (count, mean q) are broken by the grid's text (the reference keeps arrival order,
-  which depends on batch and host order);
-* a test pair with no prediction scores 0 (as in the reference) but still gets a submission entry
-  (`[[0]]` attempts) so the submission stays aligned with the test pairs;
-* multi-host: `state()` gives a JSON-serialisable summary per host, `merge(states)` on the chief adds
-  them (the reference gathers with torch.distributed).
+Both are scored over the tasks this evaluation covers. Periodic evaluations cover a *task-complete
+subset*: every augmented test row of `eval.arc_subset_tasks` tasks drawn once from `seed` (`subset`), the
+same tasks at every evaluation, so their curves are comparable; the final evaluation covers every task.
+A task's pooled votes come from every evaluation that saw it: a subset task pools all periodic
+evaluations and the final one, any other task only the full evaluations.
 
-Ground truth: the ARC builder writes `test_puzzles.json` (the un-augmented test tasks with solutions)
-next to `dataset_info.json`; `load_ground_truth(tfds.builder(name, data_dir=...).data_dir)` reads it
-(works on gs:// via tf.io.gfile), as does a Kaggle `arc-agi_<subset>_solutions.json` path.
-
-The grid math (dihedral transforms and their inverses, the colour-permutation inverse, the crop of the
-largest top-left colour rectangle) comes from `trm_tf.tasks`, the same code the ARC builder augments and
-encodes with, so undoing an augmentation cannot drift from applying it.
+The votes (`trm_tf.evaluators.arc_votes.ARCVoteStore`) are merged across worker processes by `reduce`,
+so every process holds the same pool. Pooling is by step, through the evaluator interface
+(`trm_tf.evaluators.base`): `restore(rundir, step)` loads the stored votes of the run's earlier
+evaluations (`RunDir.read_arc_votes`; those of later steps, left by a process that stopped before its
+next checkpoint, are deleted), `record(step, rundir)` pools the stored evaluations of steps before `step`
+with this one and stores this one's votes under `step` (replacing an earlier evaluation of the same step,
+so a re-evaluated checkpoint is never counted twice), and `write(step, rundir)` writes this checkpoint's
+Kaggle submission over the scored tasks.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
-import tensorflow as tf
+from absl import logging
 
-from trm_tf.tasks.arc import COLOR_OFFSET as COLOR_OFFSET
-from trm_tf.tasks.arc import GRID_SIZE as GRID_SIZE
-from trm_tf.tasks.arc import NUM_COLORS as NUM_COLORS
-from trm_tf.tasks.arc import TEST_PUZZLES_FILE as TEST_PUZZLES_FILE
-from trm_tf.tasks.arc import crop as crop
-from trm_tf.tasks.grids import DIHEDRAL_INVERSE as DIHEDRAL_INVERSE
-from trm_tf.tasks.grids import dihedral as dihedral
-from trm_tf.tasks.grids import inverse_augment as inverse_augment
-from trm_tf.tasks.grids import inverse_dihedral as inverse_dihedral
+from trm_tf.evaluators.arc_votes import ARCVoteStore, load_ground_truth
+from trm_tf.evaluators.base import Evaluator
 
-PASS_KS = (1, 2, 5, 10, 100, 1000)
+# Integer features ARC voting needs next to each prediction (each row brings its own task, transform and
+# colour map, so any host or replica order scores right); task names are resolved on the host from the
+# sorted names of the ground truth.
+DEVICE_FEATURES = ("task_id", "test_index", "transform_id", "color_map")
+# Second word of the subset draw's seed, so that it does not reuse the stream of another draw of `seed`.
+_SUBSET_STREAM = 0xA5C
 
 
-def grid_key(grid: np.ndarray) -> str:
-    """Canonical text of a grid ("rows;" of digits), hashable and JSON-friendly ("" for 0x0)."""
-    g = np.asarray(grid)
-    if g.size == 0:
-        return ""
-    # Vectorised: digits as ASCII plus a ';' column, one bytes -> str conversion per grid.
-    buf = np.full((g.shape[0], g.shape[1] + 1), ord(";"), np.uint8)
-    buf[:, :-1] = g.astype(np.uint8) + ord("0")
-    return buf.tobytes()[:-1].decode("ascii")
+def _check_subset_tasks(num_tasks: int) -> None:
+    if num_tasks == 0 or num_tasks < -1:
+        raise ValueError(f"eval.arc_subset_tasks must be -1 (every task) or >= 1, got {num_tasks}")
 
 
-def key_grid(key: str) -> list[list[int]]:
-    """Inverse of `grid_key`, as nested lists."""
-    return [[int(c) for c in row] for row in key.split(";")] if key else []
+class ARCEvaluator(Evaluator):
+    """pass@K voting of a run: this evaluation's votes (`votes`, an `ARCVoteStore`) and the run's pool.
 
-
-def _sigmoid64(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _decode_name(name) -> str:
-    return name.decode("utf-8") if isinstance(name, bytes | np.bytes_) else str(name)
-
-
-def load_ground_truth(path: str) -> dict[str, list[list[list[int]]]]:
-    """Reads test outputs as ``task -> [output grid per test pair]``.
-
-    Args:
-      path: a dataset version directory holding `test_puzzles.json` (e.g.
-        `tfds.builder("arc_agi/arc1_aug1000", data_dir=...).data_dir`), that file itself (layout
-        task -> {"test": [{"input", "output"}...]}), or a Kaggle `*_solutions.json` (task -> [grids]).
-
-    Returns:
-      Dict task -> list of output grids (nested lists).
-    """
-    if tf.io.gfile.isdir(path):
-        path = path.rstrip("/") + "/" + TEST_PUZZLES_FILE
-    with tf.io.gfile.GFile(path, "r") as f:
-        data = json.load(f)
-    out = {}
-    for task, value in data.items():
-        if isinstance(value, dict):
-            out[task] = [pair["output"] for pair in value["test"]]
-        else:
-            out[task] = list(value)
-    return out
-
-
-class ARCEvaluator:
-    """Majority vote over augmented predictions, pass@K and Kaggle submission.
-
-    Usage per evaluation (each host): ``ev.reset()``, ``ev.update(batch)`` for every eval batch, then
-    on the chief ``ev.merge(all_hosts_states)`` (or nothing on one host) and
-    ``ev.result(load_ground_truth(dataset_dir))``.
+    `reduce` merges the worker processes' votes through the strategy (`distribute.gather_bytes`), so the
+    result is the same on one host, on a pod's single client and on several worker processes.
     """
 
-    def __init__(
-        self,
-        pass_ks: Sequence[int] = PASS_KS,
-        submission_k: int = 2,
-        aggregated_voting: bool = False,
-        test_task_names: Sequence[str] | None = None,
-    ):
-        """Builds an empty evaluator.
+    name = "arc"
+    features = DEVICE_FEATURES
+    rows = ("preds", "q_halt", "inputs", "mask", *DEVICE_FEATURES)
+    whole_tasks = True  # a test pair's votes are every augmented copy of it
 
-        Args:
-          pass_ks: the K of the `ARC/pass@K` metrics.
-          submission_k: attempts per test pair in the submission (Kaggle: 2).
-          aggregated_voting: keep votes across `reset()` calls (the reference's behaviour).
-          test_task_names: task name of each test-split group (`list(load_ground_truth(dir))`: the
-            builder writes test_puzzles.json in test-group order). Lets batches carry the int `group`
-            instead of the string `task_name`, which cannot be fed to a TPU.
+    def __init__(self, truth: Mapping[str, Sequence], num_aug: int | None = None):
+        """`truth`: task -> true test outputs (`load_ground_truth`); `num_aug`: augmented copies per
+        task besides the original (the dataset's metadata), which bounds a task's test rows."""
+        self.truth = dict(truth)
+        self.task_names = sorted(truth)
+        self.num_aug = num_aug
+        self._names = np.asarray(self.task_names + [""], dtype=object)  # task_id -1 (padding) -> ""
+        self.scope: list[str] | None = None  # the tasks this evaluation scores (None: every task)
+        self.pool: dict[int, dict] = {}  # step -> merged votes of an earlier evaluation
+        # The pool's votes merged once, in step order (extended as evaluations are added, so an
+        # evaluation merges only what is new instead of every stored evaluation again).
+        self._earlier, self._earlier_steps = ARCVoteStore(), ()
+        self.begin()
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.data.name != "arc_agi":
+            raise ValueError(
+                f"eval.evaluators: {cls.name!r} needs an arc_agi dataset, got data.name="
+                f"{config.data.name!r}"
+            )
+        _check_subset_tasks(int(config.eval.arc_subset_tasks))
+
+    @classmethod
+    def from_config(cls, config, spec, halt_max_steps: int) -> ARCEvaluator:
+        """The dataset's ground truth; periodic evaluations read `eval.arc_subset_tasks` tasks."""
+        evaluator = cls.for_dataset(spec)
+        evaluator.periodic_tasks = evaluator.subset(
+            int(config.eval.arc_subset_tasks), int(config.seed)
+        )
+        return evaluator
+
+    @classmethod
+    def for_dataset(cls, spec) -> ARCEvaluator:
+        """An evaluator scoring every task of the dataset `spec` (its test_puzzles.json)."""
+        from trm_tf.data import datasets
+
+        truth = load_ground_truth(datasets.tfds_builder(spec.name, spec.data_dir).data_dir)
+        num_aug = spec.metadata.get("num_aug")
+        return cls(truth, None if num_aug is None else int(num_aug))
+
+    def subset(self, num_tasks: int, seed: int) -> dict[str, int] | None:
+        """The task-complete subset of periodic evaluations: task -> upper bound on its test rows
+        ((num_aug + 1) copies x its test pairs), for `eval_input.make_eval_dataset(tasks=...)`.
+
+        `num_tasks` tasks drawn without replacement from the sorted task names with `seed` (the same
+        tasks for every evaluation and every host count); None when `num_tasks` is -1 or covers every
+        task (periodic evaluations are then full).
         """
-        self.pass_ks = tuple(pass_ks)
-        self.submission_k = submission_k
-        self.aggregated_voting = aggregated_voting
-        self.test_task_names = None if test_task_names is None else list(test_task_names)
-        self._votes: dict[tuple[str, int], dict[str, list[float]]] = {}
-        self._inputs: dict[tuple[str, int], str] = {}
-        self._input_mismatches = 0
+        _check_subset_tasks(num_tasks)
+        if num_tasks == -1 or num_tasks >= len(self.task_names):
+            return None
+        if self.num_aug is None:
+            raise ValueError(
+                "a task subset needs the dataset's num_aug (metadata) to bound its rows"
+            )
+        rng = np.random.default_rng([int(seed), _SUBSET_STREAM])
+        chosen = sorted(rng.choice(len(self.task_names), size=num_tasks, replace=False))
+        names = [self.task_names[i] for i in chosen]
+        return {t: (self.num_aug + 1) * len(self.truth[t]) for t in names}
 
-    def reset(self) -> None:
-        """Starts a new evaluation (no-op with aggregated_voting=True, like the reference)."""
-        if not self.aggregated_voting:
-            self._votes = {}
-            self._inputs = {}
-            self._input_mismatches = 0
+    def select_tasks(self, tasks: Collection[str] | None) -> None:
+        self.scope = None if tasks is None else sorted(tasks)
 
-    def update(self, batch: Mapping[str, np.ndarray]) -> None:
-        """Adds one eval batch.
+    def scored_truth(self) -> dict[str, Sequence]:
+        """The ground truth of the tasks this evaluation scores (`scope`)."""
+        if self.scope is None:
+            return self.truth
+        return {t: self.truth[t] for t in self.scope}
 
-        Args:
-          batch: numpy arrays with `inputs` [B, 900], `preds` [B, 900] (argmax tokens), `q_halt`
-            [B] (halting logits), `task_name` [B] (bytes/str; or `group` [B] int with
-            `test_task_names` given), `test_index` [B], `transform_id` [B],
-            `color_map` [B, 10] and optionally `mask` [B] bool (False = padding row, skipped).
-            Rows with test_index < 0 (demonstration pairs) are skipped.
-        """
-        preds = np.asarray(batch["preds"])
-        n = preds.shape[0]
-        mask = np.ones(n, bool) if batch.get("mask") is None else np.asarray(batch["mask"], bool)
-        q = _sigmoid64(batch["q_halt"])
-        inputs = np.asarray(batch["inputs"])
-        if "task_name" in batch:
-            names = np.asarray(batch["task_name"]).reshape(-1)
-        elif self.test_task_names is not None:
-            names = [self.test_task_names[int(g)] for g in np.asarray(batch["group"]).reshape(-1)]
-        else:
-            raise KeyError("batch needs `task_name`, or `group` with test_task_names set")
-        test_index = np.asarray(batch["test_index"]).reshape(-1)
-        trans = np.asarray(batch["transform_id"]).reshape(-1)
-        cmaps = np.asarray(batch["color_map"])
-        for i in range(n):
-            if not mask[i] or test_index[i] < 0:
-                continue
-            key = (_decode_name(names[i]), int(test_index[i]))
-            inp = grid_key(inverse_augment(crop(inputs[i]), trans[i], cmaps[i]))
-            seen = self._inputs.setdefault(key, inp)
-            if seen != inp:
-                self._input_mismatches += 1
-            pred = grid_key(inverse_augment(crop(preds[i]), trans[i], cmaps[i]))
-            stats = self._votes.setdefault(key, {}).setdefault(pred, [0, 0.0])
-            stats[0] += 1
-            stats[1] += float(q[i])
+    def begin(self) -> None:
+        self.votes = ARCVoteStore()
 
-    def state(self) -> dict:
-        """JSON-serialisable summary of this host's votes (counts and q sums per distinct grid)."""
-        return {
-            "votes": [[task, idx, preds] for (task, idx), preds in self._votes.items()],
-            "inputs": [[task, idx, grid] for (task, idx), grid in self._inputs.items()],
-            "input_mismatches": self._input_mismatches,
-        }
+    def update(self, out: dict) -> None:
+        self.votes.update(
+            {
+                "task_name": self._names[np.asarray(out["task_id"]).reshape(-1)],
+                "test_index": out["test_index"],
+                "transform_id": out["transform_id"],
+                "color_map": out["color_map"],
+                "inputs": out["inputs"],
+                "preds": out["preds"],
+                "q_halt": out["q_halt"],
+                "mask": out["mask"],
+            }
+        )
 
-    def merge(self, states: Iterable[dict]) -> None:
-        """Adds other hosts' `state()` dicts into this evaluator (call on the chief)."""
-        for st in states:
-            for task, idx, preds in st["votes"]:
-                dest = self._votes.setdefault((task, int(idx)), {})
-                for pred, (count, qsum) in preds.items():
-                    stats = dest.setdefault(pred, [0, 0.0])
-                    stats[0] += int(count)
-                    stats[1] += float(qsum)
-            for task, idx, grid in st["inputs"]:
-                seen = self._inputs.setdefault((task, int(idx)), grid)
-                if seen != grid:
-                    self._input_mismatches += 1
-            self._input_mismatches += int(st["input_mismatches"])
+    def reduce(self, strategy) -> None:
+        from trm_tf import distribute
 
-    def ranked(self, task: str, test_index: int) -> list[tuple[str, int, float]]:
-        """Distinct predictions of one test pair as (grid key, count, mean q), best first."""
-        preds = self._votes.get((task, test_index), {})
-        items = [(k, int(c), s / c) for k, (c, s) in preds.items()]
-        # Sort by grid text first, then stably by (count, mean q) descending: deterministic ties.
-        items.sort(key=lambda x: x[0])
-        items.sort(key=lambda x: (x[1], x[2]), reverse=True)
-        return items
+        states = distribute.gather_bytes(strategy, json.dumps(self.votes.state()).encode())
+        if len(states) > 1:
+            self.votes.reset()
+            self.votes.merge(json.loads(s) for s in states)
 
-    def result(self, ground_truth: Mapping[str, Sequence]) -> dict[str, float]:
-        """pass@K metrics.
+    def result(self) -> dict[str, float]:
+        """pass@K of this evaluation's votes over the scored tasks (`ARC/pass@K`, ...)."""
+        return self.votes.result(self.scored_truth())
 
-        Args:
-          ground_truth: task -> list of true output grids (see `load_ground_truth`); every task in it
-            counts, predicted or not.
+    # -------------------------------------------------------------- the run's pool
+    def restore(self, rundir, step: int) -> None:
+        """The pool: the votes `rundir` holds for steps <= `step`; those of later steps are deleted, so
+        a resumed run never pools an evaluation twice."""
+        dropped = rundir.drop_arc_votes_after(step)
+        if dropped:
+            logging.info("Dropped the ARC votes of %d evaluations after step %d", dropped, step)
+        self.load_pool(rundir.read_arc_votes(step))
 
-        Returns:
-          {"ARC/pass@K": mean over tasks of the fraction of test pairs whose true output is in the
-          top K, ..., "ARC/input_mismatches": count, "ARC/num_tasks": number of tasks}.
-        """
-        totals = np.zeros(len(self.pass_ks))
-        for task, outputs in ground_truth.items():
-            passed = np.zeros(len(self.pass_ks))
-            for idx, out in enumerate(outputs):
-                truth = grid_key(np.asarray(out))
-                keys = [k for k, _, _ in self.ranked(task, idx)]
-                for j, k in enumerate(self.pass_ks):
-                    passed[j] += truth in keys[:k]
-            totals += passed / max(len(outputs), 1)
-        n = max(len(ground_truth), 1)
-        metrics = {f"ARC/pass@{k}": float(totals[j] / n) for j, k in enumerate(self.pass_ks)}
-        metrics["ARC/input_mismatches"] = float(self._input_mismatches)
-        metrics["ARC/num_tasks"] = float(len(ground_truth))
-        return metrics
+    def load_pool(self, states: Mapping[int, dict]) -> None:
+        """Sets the pool to the stored votes of earlier evaluations (step -> `ARCVoteStore.state()`)."""
+        self.pool = {int(step): state for step, state in states.items()}
+        self._earlier, self._earlier_steps = ARCVoteStore(), ()
 
-    def submission(self, ground_truth: Mapping[str, Sequence] | None = None) -> dict:
-        """Kaggle submission dict ``task -> [{"attempt_1": grid, "attempt_2": grid}, ...]``.
+    def _pool_before(self, step: int) -> ARCVoteStore:
+        """The pooled votes of the stored evaluations at steps before `step`, merged in step order."""
+        steps = tuple(s for s in sorted(self.pool) if s < step)
+        if steps[: len(self._earlier_steps)] != self._earlier_steps:
+            self._earlier, self._earlier_steps = ARCVoteStore(), ()
+        self._earlier.merge(self.pool[s] for s in steps[len(self._earlier_steps) :])
+        self._earlier_steps = steps
+        return self._earlier
 
-        Args:
-          ground_truth: optional task -> outputs, used only to list every task and its number of test
-            pairs (so unpredicted pairs still get an entry); without it, the predicted pairs are listed.
-        """
-        if ground_truth is not None:
-            pairs = {task: len(outs) for task, outs in ground_truth.items()}
-        else:
-            pairs = {}
-            for task, idx in self._votes:
-                pairs[task] = max(pairs.get(task, 0), idx + 1)
-        out = {}
-        for task in sorted(pairs):
-            entries = []
-            for idx in range(pairs[task]):
-                grids = [key_grid(k) for k, _, _ in self.ranked(task, idx)[: self.submission_k]]
-                if not grids:
-                    grids = [[[0]]]
-                while len(grids) < self.submission_k:  # pad with the best attempt, as the reference
-                    grids.append(grids[0])
-                entries.append({f"attempt_{j + 1}": g for j, g in enumerate(grids)})
-            out[task] = entries
+    def pooled_result(self, step: int) -> dict[str, float]:
+        """`ARC/pooled/pass@K`: this evaluation's votes plus the pooled ones of steps before `step`,
+        over the scored tasks; `ARC/pooled/num_evaluations`: the evaluations pooled (this one included)."""
+        earlier = self._pool_before(step)
+        pooled = ARCVoteStore()
+        pooled.merge([earlier.state(), self.votes.state()])
+        res = pooled.result(self.scored_truth())
+        out = {f"ARC/pooled/pass@{k}": res[f"ARC/pass@{k}"] for k in pooled.pass_ks}
+        out["ARC/pooled/num_evaluations"] = float(len(self._earlier_steps) + 1)
         return out
 
-    def write_submission(
-        self, path: str, ground_truth: Mapping[str, Sequence] | None = None
-    ) -> None:
-        """Writes `submission()` as JSON to `path` (local or gs://)."""
-        with tf.io.gfile.GFile(path, "w") as f:
-            json.dump(self.submission(ground_truth), f)
+    def commit(self, step: int) -> dict:
+        """Adds this evaluation's votes to the pool under `step` and returns them (to store)."""
+        if int(step) in self._earlier_steps:  # a re-evaluated step replaces votes already merged
+            self._earlier, self._earlier_steps = ARCVoteStore(), ()
+        self.pool[int(step)] = self.votes.state()
+        return self.pool[int(step)]
+
+    def record(self, step: int, rundir) -> dict[str, float]:
+        """`pooled_result(step)`, then this evaluation's votes stored under `step` in the pool and in
+        `rundir` (`RunDir.write_arc_votes`)."""
+        pooled = self.pooled_result(step)
+        rundir.write_arc_votes(step, self.commit(step))
+        return pooled
+
+    def write(self, step: int, rundir) -> None:
+        """This checkpoint's Kaggle submission over the scored tasks (`RunDir.submission(step)`)."""
+        self.votes.write_submission(rundir.submission(step), self.scored_truth())

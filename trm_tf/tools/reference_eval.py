@@ -8,9 +8,9 @@ hyperparameters, and the shapes it has are checked against the model the config 
 naming the first differing key and both shapes). The weights go into the model AND into its EMA
 shadows, so `eval.use_ema` evaluates them too (not the random initial weights); the puzzle-embedding
 table comes from the checkpoint, so the dataset must number its puzzle identifiers as the reference's
-builder does. The evaluation is the run's own (`eval.evaluator`: ARC voting for ARC, per-step accuracy
-otherwise) on the full test split, written to eval_results.json (as step 0; the run summary names the
-checkpoint) with the ARC submission file when the evaluator writes one; the workdir's own checkpoints
+builder does. The evaluation is the run's own (`eval.evaluators`: per-step accuracy, and ARC voting for
+ARC) on the full test split, written to eval_results.json (as step 0; the run summary names the
+checkpoint) with the files the evaluators write (ARC's submission); the workdir's own checkpoints
 are neither read nor written.
 """
 
