@@ -13,8 +13,11 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from tests.testing import config_files
 from trm_tf import workdir
 from trm_tf.summaries import MetricWriter
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
 def _event_steps(path):
@@ -155,6 +158,50 @@ def test_config_changes_split_state_from_schedule(tmp_path):
     with pytest.raises(workdir.ConfigChangedError, match="model.hidden_size: 32 -> 48"):
         run.check_config(ml_collections.ConfigDict(new), resuming=True)
     assert run.check_config(ml_collections.ConfigDict(new), resuming=False) == []
+
+
+@pytest.mark.parametrize(
+    "run, config_arg",
+    [
+        ("contrib02_adaptive_halting", "configs/contrib02_adaptive_halting.py"),
+        ("baseline_hrm", "configs/baselines.py:hrm"),
+    ],
+)
+def test_run_directory_of_the_first_config_layout_resumes(run, config_arg, tmp_path):
+    """A run directory whose config.json predates the `act` section (committed fixture: ACT fields under
+    `model`, -1 sentinels) reads in today's layout, and today's config of the same run resumes it without
+    a change; a model change is still refused, and a moved field is compared at its new place."""
+    fixture = os.path.join(FIXTURES, "config_v1", run, workdir.CONFIG)
+    old = json.load(open(fixture))
+    assert old["model"]["halt_max_steps"] == 16 and "act" not in old  # really the old layout
+    os.makedirs(tmp_path / "run")
+    with open(tmp_path / "run" / workdir.CONFIG, "w") as f:
+        json.dump(old, f)
+    rundir = workdir.RunDir(str(tmp_path / "run"))
+    today = config_files.load(config_arg)
+    assert rundir.read_config().to_dict() == json.loads(today.to_json_best_effort())
+    assert rundir.check_config(today, resuming=True) == []
+    today.unlock()
+    today.act.halt_max_steps = 8  # allowed on a resume, and reported at its new place
+    assert rundir.check_config(today, resuming=True) == ["act.halt_max_steps: 16 -> 8"]
+    layers = old["model"]["L_layers"]
+    today.model.L_layers = layers + 1
+    with pytest.raises(
+        workdir.ConfigChangedError, match=rf"changed: model\.L_layers: {layers} -> {layers + 1} \("
+    ):
+        rundir.check_config(today, resuming=True)
+
+
+@pytest.mark.parametrize("target, rule", [(True, "q_halt_vs_continue"), (False, "q_halt")])
+def test_config_of_an_act_section_without_halt_rule_reads_with_its_rule(target, rule, tmp_path):
+    """Configs written between the `act` section and `act.halt_rule` halted by the comparison with
+    q_continue exactly when they learnt a q_continue target."""
+    with open(tmp_path / workdir.CONFIG, "w") as f:
+        json.dump({"act": {"q_continue_target": target}}, f)
+    assert workdir.RunDir(str(tmp_path)).read_config().act.to_dict() == {
+        "q_continue_target": target,
+        "halt_rule": rule,
+    }
 
 
 def test_lock_refuses_a_live_owner_and_takes_a_stale_one(tmp_path):

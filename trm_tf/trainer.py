@@ -77,7 +77,7 @@ def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -
         # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
         q_continue_target=bool(a.q_continue_target),
         # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer)
-        halt_rule=act.halt_rule_of(a),
+        halt_rule=a.halt_rule,
     )
 
 

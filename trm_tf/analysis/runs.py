@@ -176,6 +176,8 @@ def load_run(workdir: str) -> dict:
     config_cols: list[str] = []
     if isinstance(config, dict):
         flat = upgrade_config(flatten_config(config))
+        # a list-valued field as JSON text, so that the column stays hashable (group-by, varying fields)
+        flat = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flat.items()}
         config_cols = list(flat)
         row.update(flat)
     summary = read_json(posixpath.join(workdir, "run_summary.json"), notes)
