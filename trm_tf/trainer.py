@@ -188,8 +188,7 @@ class Trainer:
             spec=self.model.carry_spec(),
             # Several worker processes broadcast initial values without a bfloat16 kernel.
             storage_dtype=tf.float32
-            if getattr(self.strategy.extended, "_num_workers", 1) > 1
-            and forward_dtype == "bfloat16"
+            if distribute.num_workers(self.strategy) > 1 and forward_dtype == "bfloat16"
             else None,
         )
         self.metrics = MetricSums()

@@ -40,11 +40,21 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str, default=None):
-    """The JSON at `path`, or `default` when the file does not exist."""
+    """The JSON at `path` (local or gs://), or `default` when the file does not exist.
+
+    The one reader of the run directory's JSON files, for the trainer, the tools, the run tables and
+    `sweep.py`. A file that is not JSON raises ValueError naming it (the run's own files are written
+    atomically, so that is damage, not a file caught half-way); readers of runs that may be damaged
+    (`trm_tf.analysis.scalars.read_run_json`) catch it.
+    """
     if not tf.io.gfile.exists(path):
         return default
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON ({e})") from None
 
 
 def read_jsonl(path: str) -> list[dict]:
