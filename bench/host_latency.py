@@ -6,7 +6,8 @@ remote-fetch latencies.
 
 Runs `--repo`'s launch.py (default: this checkout) on the pod rehearsal's shape — one client, four input
 pipelines (MirroredStrategy over 4 logical CPUs, `runtime.input_pipelines=per_replica`), bfloat16, the
-quickstart `:runlocal` recipe shrunk, a tiny generated Sudoku — under this checkout's
+quickstart `:runlocal` recipe shrunk (the tests' tiny run, `tests/testing/launch.py`), a tiny generated
+Sudoku — under this checkout's
 `trm_tf/tools/host_costs.py`, which counts every storage call and device fetch of the client and sleeps in
 each: `--storage_ms` per `tf.io.gfile` call or file opened (an object store's HTTPS round trip),
 `--rename_ms` per rename or copy (a server-side copy plus a delete), `--fetch_ms` per tensor fetched to
@@ -54,22 +55,6 @@ import common  # noqa: E402
 INSTRUMENT = os.path.join(common.REPO, "trm_tf", "tools", "host_costs.py")
 DATASET = "sudoku_extreme/host_latency"
 STEPS_PER_LOOP = 2
-# The rehearsal's model and its one client with four input pipelines (tests/pod_rehearsal_test.py).
-REHEARSAL = (
-    "--config.data.build_if_missing=False",
-    "--config.model.forward_dtype=bfloat16",
-    "--config.model.hidden_size=32",
-    "--config.model.puzzle_emb_ndim=32",
-    "--config.model.H_cycles=2",
-    "--config.model.L_cycles=2",
-    "--config.act.halt_max_steps=3",
-    "--config.train.global_batch_size=16",
-    "--config.eval.global_batch_size=16",
-    "--config.optim.lr_warmup_steps=4",
-    "--config.runtime.num_logical_cpus=4",
-    "--config.runtime.input_pipelines=per_replica",
-    "--config.runtime.jit_compile=false",
-)
 
 
 _BUILD = """
@@ -131,7 +116,9 @@ def instrumented_cmd(
 ) -> list[str]:
     """The rehearsal run of checkout `repo` under the instrument (this checkout's host_costs.py);
     `extra` launch flags come last (a config field given twice takes the last value)."""
-    name, config = dataset.split("/")
+    common.setup_path_and_env()
+    from tests.testing import launch  # noqa: PLC0415  (the tests' tiny run and rehearsal shape)
+
     return [
         python,
         INSTRUMENT,
@@ -141,12 +128,8 @@ def instrumented_cmd(
         f"--rename_ms={rename_ms}",
         f"--fetch_ms={fetch_ms}",
         "--",
-        f"--config={os.path.join(repo, 'configs', 'quickstart.py')}:runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        f"--config.data.name={name}",
-        f"--config.data.config={config}",
-        *REHEARSAL,
+        *launch.tiny_run_flags(data_dir, workdir, dataset, repo),
+        *launch.overrides({**launch.REHEARSAL_DTYPE, **launch.ONE_CLIENT_FOUR_PIPELINES}),
         *cadence(total_steps),
         *extra,
     ]

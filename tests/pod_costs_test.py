@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import host_latency  # noqa: E402
-from tests.testing.launch import REPO  # noqa: E402
+from tests.testing.launch import REPO, TINY_ARC, overrides  # noqa: E402
 from tests.testing.tiny_datasets import build_tiny_arc  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -28,15 +28,7 @@ SHORT, LONG = 8, 16  # training steps: 4 and 8 loops of 2 (checkpoint and evalua
 # (the Sudoku run is LONG; the ARC run SHORT)
 # The rehearsal's ARC run (tests/pod_rehearsal_test.py): puzzle groups over four pipelines, the ARC
 # evaluator (pass@K votes, more per-row fields), attention with RoPE.
-ARC = (
-    "--config.eval.evaluator=arc",
-    "--config.model.mlp_t=False",
-    "--config.model.pos_encodings=rope",
-    "--config.model.H_cycles=1",
-    "--config.model.L_cycles=1",
-    "--config.act.halt_max_steps=2",
-    "--config.optim.puzzle_emb_lr=1e-2",
-)
+ARC = tuple(overrides(TINY_ARC))
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.testing.launch import REPO, free_ports, weights_of
-from tests.testing.tiny_datasets import build_tiny_sudoku
+from tests.testing import launch
+from tests.testing.launch import REPO, free_ports, overrides, tiny_run_cmd, weights_of
+from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
-from trm_tf.data import datasets
 
 pytestmark = pytest.mark.slow
 
@@ -48,37 +48,15 @@ REHEARSAL_SUDOKU = sudoku_builder.SudokuConfig(
     num_blanks=(4, 8),
     require="singles",
 )
-ONE_CLIENT_FOUR_PIPELINES = (
-    "--config.runtime.num_logical_cpus=4",
-    "--config.runtime.input_pipelines=per_replica",
-    # XLA:CPU compiles bf16 slowly (90 s a launch instead of 56 s here); a TPU compiles the whole program
-    # regardless of this flag, so the pod program's structure is the same either way.
-    "--config.runtime.jit_compile=false",
-)
+ONE_CLIENT_FOUR_PIPELINES = tuple(overrides(launch.ONE_CLIENT_FOUR_PIPELINES))
 ENV = dict(os.environ, PYTHONPATH=REPO)
 
 
 def _cmd(data_dir, workdir, dataset, *extra):
-    return [
-        sys.executable,
-        os.path.join(REPO, "launch.py"),
-        "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        f"--config.data.name={dataset.split('/')[0]}",
-        f"--config.data.config={dataset.split('/')[1]}",
-        "--config.data.build_if_missing=False",
-        "--config.model.forward_dtype=bfloat16",
-        "--config.model.hidden_size=32",
-        "--config.model.puzzle_emb_ndim=32",
-        "--config.model.H_cycles=2",
-        "--config.model.L_cycles=2",
-        "--config.act.halt_max_steps=3",
-        "--config.train.global_batch_size=16",
-        "--config.eval.global_batch_size=16",
-        "--config.optim.lr_warmup_steps=4",
-        *extra,
-    ]
+    """The tiny run in bfloat16 on `dataset`."""
+    return tiny_run_cmd(
+        data_dir, workdir, *overrides(launch.REHEARSAL_DTYPE), *extra, dataset=dataset
+    )
 
 
 def _steps(workdir, split):
@@ -200,12 +178,7 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
 
 
 ARC = (
-    "--config.eval.evaluator=arc",
-    "--config.model.mlp_t=False",
-    "--config.model.pos_encodings=rope",
-    "--config.model.H_cycles=1",
-    "--config.model.L_cycles=1",
-    "--config.act.halt_max_steps=2",
+    *overrides(launch.TINY_ARC),
     "--config.train.total_steps=6",
     "--config.train.steps_per_loop=3",
     "--config.train.log_every_steps=3",
@@ -213,7 +186,6 @@ ARC = (
     "--config.train.eval_every_steps=100",
     "--config.eval.subset_size=-1",
     "--config.eval.final_full=True",
-    "--config.optim.puzzle_emb_lr=1e-2",
 )
 
 
@@ -221,9 +193,7 @@ def test_arc_four_pipelines_scores_as_one_pipeline(tmp_path):
     """ARC trains with puzzle groups split over four pipelines, and its pass@K and submission equal a
     single-pipeline evaluation of the same checkpoint on the same rows."""
     data_dir = str(tmp_path / "tfds")
-    spec = datasets.build_dataset(
-        "arc_agi/arc1_aug10", data_dir, os.path.join(REPO, "tfds_builders", "arc_agi", "dummy_data")
-    )
+    spec = build_tiny_arc(data_dir)
     pod = str(tmp_path / "pod")
     out = subprocess.run(
         _cmd(data_dir, pod, "arc_agi/arc1_aug10", *ONE_CLIENT_FOUR_PIPELINES, *ARC),
