@@ -14,7 +14,10 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 from tests.testing import config_files
+from tests.testing.launch import REPO, launch_cmd
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import workdir
+from trm_tf.analysis import run_config
 from trm_tf.summaries import MetricWriter
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -190,6 +193,60 @@ def test_run_directory_of_the_first_config_layout_resumes(run, config_arg, tmp_p
         workdir.ConfigChangedError, match=rf"changed: model\.L_layers: {layers} -> {layers + 1} \("
     ):
         rundir.check_config(today, resuming=True)
+
+
+def _first_layout(config: dict) -> dict:
+    """A config.json of today as launch.py wrote it before the `act` section (tests/fixtures/config_v1):
+    moved fields at their old places, -1 for "derived", the fields added or derived since left out."""
+    old_key = {new: old for old, new in run_config.OLD_TO_NEW_KEYS.items()}
+    flat = {}
+    for key, value in run_config.flatten_config(config).items():
+        if key in ("act.q_continue_target", "act.halt_rule"):
+            continue
+        if key in run_config.ADDED_DEFAULTS and value == run_config.ADDED_DEFAULTS[key]:
+            continue
+        if value is None and key in run_config.OLD_SENTINELS:
+            value = -1
+        flat[old_key.get(key, key)] = value
+    flat.update(dict.fromkeys(run_config.REMOVED_KEYS, False))
+    return run_config.unflatten_config(flat)
+
+
+@pytest.mark.slow  # three launch.py runs
+def test_launch_resumes_a_run_directory_of_the_first_config_layout(tmp_path):
+    """A run whose config.json has the first layout (as a run directory trained before the `act` section
+    holds) resumes from its checkpoint and rewrites the file in today's layout; a model change is still
+    refused in one line."""
+    data_dir = str(tmp_path / "tfds")
+    build_tiny_sudoku(data_dir)
+    run = str(tmp_path / "run")
+    env = dict(os.environ, PYTHONPATH=REPO)
+
+    def launch(*extra):
+        cmd = launch_cmd(data_dir, run, "--mode=train", *extra)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+    out = launch("--config.train.total_steps=4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    path = os.path.join(run, workdir.CONFIG)
+    today = json.load(open(path))
+    old = _first_layout(today)
+    assert "act" not in old and old["model"]["halt_max_steps"] == 3  # the first layout
+    assert run_config.upgrade_config_dict(old) == today
+    with open(path, "w") as f:
+        json.dump(old, f)
+
+    out = launch("--config.train.total_steps=8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(step 4)" in next(x for x in out.stderr.splitlines() if "Restored " in x)
+    assert "Config change on resume (allowed): train.total_steps: 4 -> 8" in out.stderr
+    assert json.load(open(os.path.join(run, workdir.SUMMARY)))["step"] == 8
+    assert json.load(open(path)) == {**today, "train": {**today["train"], "total_steps": 8}}
+
+    out = launch("--config.train.total_steps=12", "--config.model.hidden_size=48")
+    assert out.returncode == 1
+    assert "changed: model.hidden_size: 32 -> 48 (use a new --workdir" in out.stderr
+    assert json.load(open(os.path.join(run, workdir.SUMMARY)))["step"] == 8
 
 
 @pytest.mark.parametrize("target, rule", [(True, "q_halt_vs_continue"), (False, "q_halt")])

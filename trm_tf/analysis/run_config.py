@@ -54,7 +54,7 @@ ADDED_DEFAULTS = {"eval.arc_subset_tasks": 40}
 # Fields that old files wrote but nothing read.
 REMOVED_KEYS = ("eval.report_adaptive_halting",)
 # Old "-1 = derive" sentinels, now None (null in config.json).
-_OLD_SENTINELS = (
+OLD_SENTINELS = (
     "train.total_steps",
     "train.eval_every_steps",
     "eval.halt_max_steps",
@@ -97,7 +97,7 @@ def upgrade_config(flat: dict) -> dict:
     out["act.halt_rule"] = "q_halt_vs_continue" if arch == "hrm" else "q_halt"
     for k in _NOT_KEYWORDS.get(arch, ()):
         out.pop(k, None)
-    for k in _OLD_SENTINELS:
+    for k in OLD_SENTINELS:
         if isinstance(out.get(k), (int, float)) and out[k] < 0:
             out[k] = None
     return out
