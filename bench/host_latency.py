@@ -113,9 +113,11 @@ def instrumented_cmd(
     python: str = sys.executable,
     dataset: str = DATASET,
     extra: tuple[str, ...] = (),
+    copy_workdir_to: str = "",
 ) -> list[str]:
     """The rehearsal run of checkout `repo` under the instrument (this checkout's host_costs.py);
-    `extra` launch flags come last (a config field given twice takes the last value)."""
+    `extra` launch flags come last (a config field given twice takes the last value). With
+    `copy_workdir_to`, the instrument copies the run directory there after the run."""
     common.setup_path_and_env()
     from tests.testing import launch  # noqa: PLC0415  (the tests' tiny run and rehearsal shape)
 
@@ -127,6 +129,7 @@ def instrumented_cmd(
         f"--storage_ms={storage_ms}",
         f"--rename_ms={rename_ms}",
         f"--fetch_ms={fetch_ms}",
+        *([f"--copy_workdir_to={copy_workdir_to}"] if copy_workdir_to else []),
         "--",
         *launch.tiny_run_flags(data_dir, workdir, dataset, repo),
         *launch.overrides({**launch.REHEARSAL_DTYPE, **launch.ONE_CLIENT_FOUR_PIPELINES}),
@@ -137,7 +140,8 @@ def instrumented_cmd(
 
 def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **kwargs) -> dict:
     """Runs the instrumented rehearsal of `repo` (workdir on ram://) and returns the instrument's report
-    with the run's CPU seconds (`cpu_s`). `kwargs`: delays, `dataset`, `extra` of `instrumented_cmd`."""
+    with the run's CPU seconds (`cpu_s`). `kwargs`: delays, `dataset`, `extra`, `copy_workdir_to` of
+    `instrumented_cmd`."""
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "costs.json")
         workdir = f"ram://host_latency_{os.getpid()}_{time.time_ns()}"

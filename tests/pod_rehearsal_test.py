@@ -7,8 +7,9 @@ emulations cover it together:
 
 * **one client, several input pipelines** (this file's first tests): MirroredStrategy over 4 logical CPUs
   with one input pipeline per replica (`runtime.input_pipelines=per_replica`): the dataset function is
-  called 4 times with input_pipeline_id 0..3, as a pod's client calls it once per host; host features,
-  per-host file shards and ARC puzzle groups must come out right in that shape;
+  called 4 times with input_pipeline_id 0..3, as a pod's client calls it once per host; host features
+  and per-host file shards must come out right in that shape (ARC's puzzle groups: its rehearsal run is
+  counted by tests/pod_costs_test.py, which also checks that it scores as one pipeline);
 * **several processes** (the last tests): MultiWorkerMirroredStrategy over two loopback workers, for what
   happens per host process: file shards, checkpoint and carry files, chief-only writes, the profiler
   services of every worker, SIGTERM and resume, a peer that never joins.
@@ -19,7 +20,6 @@ puzzle groups for ARC).
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from tests.testing import launch
 from tests.testing.launch import REPO, free_ports, overrides, tiny_run_cmd, weights_of
-from tests.testing.tiny_datasets import build_tiny_arc, build_tiny_sudoku
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 
 pytestmark = pytest.mark.slow
@@ -175,58 +175,6 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     assert a.keys() == b.keys() and len(a) > 5
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
-
-
-ARC = (
-    *overrides(launch.TINY_ARC),
-    "--config.train.total_steps=6",
-    "--config.train.steps_per_loop=3",
-    "--config.train.log_every_steps=3",
-    "--config.train.checkpoint_every_steps=3",
-    "--config.train.eval_every_steps=100",
-    "--config.eval.subset_size=-1",
-    "--config.eval.final_full=True",
-)
-
-
-def test_arc_four_pipelines_scores_as_one_pipeline(tmp_path):
-    """ARC trains with puzzle groups split over four pipelines, and its pass@K and submission equal a
-    single-pipeline evaluation of the same checkpoint on the same rows."""
-    data_dir = str(tmp_path / "tfds")
-    spec = build_tiny_arc(data_dir)
-    pod = str(tmp_path / "pod")
-    out = subprocess.run(
-        _cmd(data_dir, pod, "arc_agi/arc1_aug10", *ONE_CLIENT_FOUR_PIPELINES, *ARC),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    pod_eval = json.load(open(os.path.join(pod, "eval_results.json")))["latest"]
-    assert pod_eval["num_examples"] == spec.num_test_examples  # every row once over the 4 pipelines
-
-    single = str(tmp_path / "single")
-    os.makedirs(single)
-    shutil.copytree(os.path.join(pod, "checkpoints"), os.path.join(single, "checkpoints"))
-    # One pipeline, one device, the same per-device eval batch (16 / 4 replicas = 4).
-    out = subprocess.run(
-        _cmd(data_dir, single, "arc_agi/arc1_aug10", *ARC, "--config.eval.global_batch_size=4")
-        + ["--mode=eval"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    one_eval = json.load(open(os.path.join(single, "eval_results.json")))["latest"]
-    assert one_eval["num_examples"] == pod_eval["num_examples"]
-    for k, v in pod_eval.items():
-        if k.startswith("ARC/"):
-            assert one_eval[k] == v, k
-    a = json.load(open(os.path.join(pod, "submission_step6.json")))
-    b = json.load(open(os.path.join(single, "submission_step6.json")))
-    assert a == b and len(a) == len(json.load(open(os.path.join(pod, "submission_step6.json"))))
 
 
 def test_preflight_passes_on_the_rehearsal_and_fails_in_one_line(sudoku_dir, tmp_path):
