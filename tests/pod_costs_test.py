@@ -44,7 +44,12 @@ LONG = 16
 ARC_STEPS = 8
 # The rehearsal's ARC run: puzzle groups over four pipelines, the ARC evaluator (pass@K votes, more
 # per-row fields), attention with RoPE.
-ARC = tuple(overrides(TINY_ARC))
+# (The rehearsal's: no periodic evaluation, a full one at the end.)
+ARC = (
+    *overrides(TINY_ARC),
+    "--config.train.eval_every_steps=100",
+    "--config.eval.final_full=True",
+)
 
 
 @pytest.fixture(scope="module")

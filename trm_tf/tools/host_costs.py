@@ -65,6 +65,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import logging  # noqa: E402
 from etils.epath import backend as epath_backend  # noqa: E402
 from tensorflow.python.eager.polymorphic_function import polymorphic_function  # noqa: E402
 from tensorflow.python.framework import ops  # noqa: E402
@@ -638,7 +639,10 @@ def copy_tree(src: str, dst: str) -> None:
         target = os.path.join(dst, root[len(src) :].lstrip("/"))
         tf.io.gfile.makedirs(target)
         for name in files:
-            tf.io.gfile.copy(f"{root}/{name}", os.path.join(target, name), overwrite=True)
+            try:
+                tf.io.gfile.copy(f"{root}/{name}", os.path.join(target, name), overwrite=True)
+            except tf.errors.NotFoundError:  # listed, then gone: a temporary file renamed meanwhile
+                logging.warning("copy_tree: %s/%s vanished while copying", root, name)
 
 
 if __name__ == "__main__":
