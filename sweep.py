@@ -43,7 +43,7 @@ if str(REPO) not in sys.path:  # `configs` is a top-level package of the reposit
     sys.path.insert(0, str(REPO))
 
 from configs import catalogue  # noqa: E402
-from trm_tf.tools.sweep_io import is_url, join, now, read_json, write_text  # noqa: E402
+from trm_tf.tools.sweep_io import is_url, join, now, write_text  # noqa: E402
 from trm_tf.tools.sweep_io import launch as _launch  # noqa: E402
 
 SUMMARY_NAME = "sweep_summary.json"
@@ -137,15 +137,23 @@ def command(
     return cmd + list(extra)
 
 
+def _read_json(path: str):
+    """`trm_tf.workdir.read_json` (None when the file is missing), imported here so that `--list` does not
+    load TensorFlow."""
+    from trm_tf.workdir import read_json  # noqa: PLC0415
+
+    return read_json(path)
+
+
 def run_status(workdir: str) -> str | None:
     """`status` of the run's run_summary.json (None when there is none)."""
-    summary = read_json(join(workdir, "run_summary.json"))
+    summary = _read_json(join(workdir, "run_summary.json"))
     return summary.get("status") if isinstance(summary, dict) else None
 
 
 def final_metrics(workdir: str) -> dict:
     """The final evaluation of eval_results.json: the full eval with the largest step, else latest."""
-    results = read_json(join(workdir, "eval_results.json"))
+    results = _read_json(join(workdir, "eval_results.json"))
     if not isinstance(results, dict):
         return {}
     full = [h for h in results.get("history", []) if isinstance(h, dict) and h.get("full")]
@@ -161,7 +169,7 @@ def final_metrics(workdir: str) -> dict:
 def write_summary(root: str, records: list[dict]) -> dict:
     """Merges `records` into <root>/sweep_summary.json (by run id, catalogue order) and writes it."""
     path = join(root, SUMMARY_NAME)
-    old = read_json(path)
+    old = _read_json(path)
     by_id = {r["id"]: r for r in (old or {}).get("runs", []) if isinstance(r, dict) and "id" in r}
     by_id.update({r["id"]: r for r in records})
     order = {run.run_id: k for k, run in enumerate(catalogue.RUNS)}
@@ -207,7 +215,7 @@ def run_sweep(
         if status == "finished":
             print(f"# skip {name}: {workdir}/run_summary.json says finished", file=out)
             if not dry_run:
-                duration = (read_json(join(workdir, "run_summary.json")) or {}).get("wall_time_s")
+                duration = (_read_json(join(workdir, "run_summary.json")) or {}).get("wall_time_s")
                 records.append(_ended(record, "finished", None, None, duration, skipped=True))
             continue
         if dry_run:

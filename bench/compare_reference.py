@@ -217,7 +217,7 @@ def run_ours(cfg: dict, sd: dict, batch: dict, steps: int) -> list[dict]:
         o = model.inner(cur, cur["inputs"], rows, training=False)
         steps_now = cur["steps"] + 1
         halted = act.halting(steps_now, o["q_halt"], 0, halt_max_steps=cfg["halt_max_steps"],
-                             training=False)  # fmt: skip
+                             training=False, halt_rule="q_halt")  # fmt: skip
         carry = dict(cur, **o["carry"], steps=steps_now, halted=halted)
         outs.append(
             {k: tf.cast(o[k], tf.float32).numpy() for k in ("logits", "q_halt", "q_continue")}

@@ -6,7 +6,8 @@ remote-fetch latencies.
 
 Runs `--repo`'s launch.py (default: this checkout) on the pod rehearsal's shape — one client, four input
 pipelines (MirroredStrategy over 4 logical CPUs, `runtime.input_pipelines=per_replica`), bfloat16, the
-quickstart `:runlocal` recipe shrunk, a tiny generated Sudoku — under this checkout's
+quickstart `:runlocal` recipe shrunk (the tests' tiny run, `tests/testing/launch.py`), a tiny generated
+Sudoku — under this checkout's
 `trm_tf/tools/host_costs.py`, which counts every storage call and device fetch of the client and sleeps in
 each: `--storage_ms` per `tf.io.gfile` call or file opened (an object store's HTTPS round trip),
 `--rename_ms` per rename or copy (a server-side copy plus a delete), `--fetch_ms` per tensor fetched to
@@ -54,22 +55,6 @@ import common  # noqa: E402
 INSTRUMENT = os.path.join(common.REPO, "trm_tf", "tools", "host_costs.py")
 DATASET = "sudoku_extreme/host_latency"
 STEPS_PER_LOOP = 2
-# The rehearsal's model and its one client with four input pipelines (tests/pod_rehearsal_test.py).
-REHEARSAL = (
-    "--config.data.build_if_missing=False",
-    "--config.model.forward_dtype=bfloat16",
-    "--config.model.hidden_size=32",
-    "--config.model.puzzle_emb_ndim=32",
-    "--config.model.H_cycles=2",
-    "--config.model.L_cycles=2",
-    "--config.act.halt_max_steps=3",
-    "--config.train.global_batch_size=16",
-    "--config.eval.global_batch_size=16",
-    "--config.optim.lr_warmup_steps=4",
-    "--config.runtime.num_logical_cpus=4",
-    "--config.runtime.input_pipelines=per_replica",
-    "--config.runtime.jit_compile=false",
-)
 
 
 _BUILD = """
@@ -128,10 +113,14 @@ def instrumented_cmd(
     python: str = sys.executable,
     dataset: str = DATASET,
     extra: tuple[str, ...] = (),
+    copy_workdir_to: str = "",
 ) -> list[str]:
     """The rehearsal run of checkout `repo` under the instrument (this checkout's host_costs.py);
-    `extra` launch flags come last (a config field given twice takes the last value)."""
-    name, config = dataset.split("/")
+    `extra` launch flags come last (a config field given twice takes the last value). With
+    `copy_workdir_to`, the instrument copies the run directory there after the run."""
+    common.setup_path_and_env()
+    from tests.testing import launch  # noqa: PLC0415  (the tests' tiny run and rehearsal shape)
+
     return [
         python,
         INSTRUMENT,
@@ -140,13 +129,10 @@ def instrumented_cmd(
         f"--storage_ms={storage_ms}",
         f"--rename_ms={rename_ms}",
         f"--fetch_ms={fetch_ms}",
+        *([f"--copy_workdir_to={copy_workdir_to}"] if copy_workdir_to else []),
         "--",
-        f"--config={os.path.join(repo, 'configs', 'quickstart.py')}:runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        f"--config.data.name={name}",
-        f"--config.data.config={config}",
-        *REHEARSAL,
+        *launch.tiny_run_flags(data_dir, workdir, dataset, repo),
+        *launch.overrides({**launch.REHEARSAL_DTYPE, **launch.ONE_CLIENT_FOUR_PIPELINES}),
         *cadence(total_steps),
         *extra,
     ]
@@ -154,7 +140,8 @@ def instrumented_cmd(
 
 def run(repo: str, data_dir: str, total_steps: int, timeout_s: float = 900.0, **kwargs) -> dict:
     """Runs the instrumented rehearsal of `repo` (workdir on ram://) and returns the instrument's report
-    with the run's CPU seconds (`cpu_s`). `kwargs`: delays, `dataset`, `extra` of `instrumented_cmd`."""
+    with the run's CPU seconds (`cpu_s`). `kwargs`: delays, `dataset`, `extra`, `copy_workdir_to` of
+    `instrumented_cmd`."""
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "costs.json")
         workdir = f"ram://host_latency_{os.getpid()}_{time.time_ns()}"

@@ -61,19 +61,6 @@ def test_unknown_halt_rule_is_refused():
         )
 
 
-def test_halt_rule_of_configs_old_and_new():
-    from ml_collections import ConfigDict
-
-    assert act.halt_rule_of(ConfigDict({"halt_rule": "q_halt_vs_continue"})) == "q_halt_vs_continue"
-    assert (
-        act.halt_rule_of(ConfigDict({"halt_rule": "q_halt", "q_continue_target": False}))
-        == "q_halt"
-    )
-    # configs written before `halt_rule` existed: the comparison exactly when they had the target
-    assert act.halt_rule_of(ConfigDict({"q_continue_target": True})) == "q_halt_vs_continue"
-    assert act.halt_rule_of(ConfigDict({"q_continue_target": False})) == "q_halt"
-
-
 def test_halt_flags_on_arrays():
     q_halt, q_continue = np.array([-1.0, 0.5, 2.0]), np.array([-2.0, 1.0, 3.0])
     np.testing.assert_array_equal(act.halt_flags(q_halt, q_continue, "q_halt"), [False, True, True])

@@ -5,14 +5,13 @@ it stored in the run directory and the ground truth."""
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.testing.launch import REPO
-from trm_tf.data import datasets
+from tests.testing.launch import REPO, TINY_ARC, overrides, tiny_run_cmd
+from tests.testing.tiny_datasets import build_tiny_arc
 from trm_tf.evaluators import arc_votes
 
 # End to end: builds an ARC dataset and trains and evaluates through a launch.py process.
@@ -22,39 +21,23 @@ pytestmark = pytest.mark.slow
 def test_launch_trains_and_scores_arc_with_voting(tmp_path):
     data_dir = str(tmp_path / "tfds")
     # 3 real tasks per subset (tfds_builders/arc_agi/dummy_data), 10 augmentations, ARC-AGI-1 routing.
-    spec = datasets.build_dataset(
-        "arc_agi/arc1_aug10", data_dir, os.path.join(REPO, "tfds_builders", "arc_agi", "dummy_data")
-    )
+    spec = build_tiny_arc(data_dir)
     assert spec.seq_len == 900 and spec.vocab_size == 12 and spec.num_puzzle_identifiers > 3
     workdir = str(tmp_path / "run")
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "launch.py"),
-        "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        "--config.data.name=arc_agi",
-        "--config.data.config=arc1_aug10",
-        "--config.data.build_if_missing=False",
-        "--config.eval.evaluators=('accuracy', 'arc')",
-        "--config.model.mlp_t=False",
-        "--config.model.pos_encodings=rope",
-        "--config.model.hidden_size=32",
-        "--config.model.puzzle_emb_ndim=32",
-        "--config.model.H_cycles=1",
-        "--config.model.L_cycles=1",
-        "--config.act.halt_max_steps=2",
+    cmd = tiny_run_cmd(
+        data_dir,
+        workdir,
+        *overrides(TINY_ARC),
         "--config.train.global_batch_size=8",
         "--config.train.total_steps=4",
         "--config.train.steps_per_loop=2",
         "--config.train.log_every_steps=2",
         "--config.train.eval_every_steps=2",
         "--config.eval.arc_subset_tasks=2",
-        "--config.eval.global_batch_size=16",
         "--config.eval.subset_size=-1",
         "--config.eval.final_full=True",
-        "--config.optim.puzzle_emb_lr=1e-2",
-    ]
+        dataset=spec.name,
+    )
     out = subprocess.run(
         cmd, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=600
     )

@@ -17,6 +17,7 @@ import pytest
 
 from configs import args, catalogue
 from tests.testing.config_files import load, load_module
+from trm_tf.analysis.run_config import flatten_config
 
 REPO = Path(__file__).resolve().parents[1]
 SQRT = {b: 1e-4 * math.sqrt(b / 768) for b in (1536, 3072, 6144, 12288, 24576, 49152)}
@@ -232,18 +233,8 @@ LAUNCH = (
 )
 
 
-def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def diff_from_base(config) -> dict:
-    ref, got = flat(args.build(None).to_dict()), flat(config.to_dict())
+    ref, got = flatten_config(args.build(None).to_dict()), flatten_config(config.to_dict())
     assert set(got) == set(ref), "a config must not add or drop fields of base.py"
     return {k: v for k, v in got.items() if v != ref[k] and k != "experiment_id"}
 
@@ -294,7 +285,10 @@ def test_runlocal(run):
     assert_small(config)
     # Deltas the shrink does not touch survive.
     for key in ("optim.name", "optim.ema", "data.config", "model.mlp_t", "curriculum.enabled"):
-        assert flat(config.to_dict())[key] == flat(load(run.config_arg).to_dict())[key]
+        assert (
+            flatten_config(config.to_dict())[key]
+            == flatten_config(load(run.config_arg).to_dict())[key]
+        )
 
 
 def assert_small(config):

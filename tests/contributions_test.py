@@ -72,9 +72,13 @@ def test_halting_rule():
     steps = tf.constant([1, 2, 3, 16, 5])
     q = tf.constant([1.0, -1.0, 2.0, -3.0, 0.5])
     min_halt = tf.constant([0, 0, 4, 0, 0])
-    got = act.halting(steps, q, min_halt, halt_max_steps=16, training=True).numpy()
+    got = act.halting(
+        steps, q, min_halt, halt_max_steps=16, training=True, halt_rule="q_halt"
+    ).numpy()
     np.testing.assert_array_equal(got, [True, False, False, True, True])
-    got = act.halting(steps, q, min_halt, halt_max_steps=16, training=False).numpy()
+    got = act.halting(
+        steps, q, min_halt, halt_max_steps=16, training=False, halt_rule="q_halt"
+    ).numpy()
     np.testing.assert_array_equal(got, [False, False, False, True, False])
 
 
@@ -144,6 +148,7 @@ def test_hrm_baseline_uses_q_continue_halting_and_bootstrapped_target(spec):
         tf.constant([0, 0]),
         halt_max_steps=16,
         training=True,
+        halt_rule="q_halt_vs_continue",
         q_continue=tf.constant([1.0, 0.0]),
     ).numpy()
     np.testing.assert_array_equal(got, [False, True])  # q_halt > q_continue, not q_halt > 0

@@ -8,10 +8,18 @@ loop, as E1.1 does. Issue #21's budgets:
 * between two training loops without a checkpoint or evaluation: at most one device fetch, and no storage
   call on the main thread (logs, summary and heartbeat belong to a background writer);
 * per evaluation batch: at most one fetch;
-* neither grows with the run: a run twice as long has the same per-boundary and per-batch counts.
+* neither grows with the run: a plain boundary or an evaluation batch late in the run costs what an
+  early one does.
+
+The rehearsal's ARC run (puzzle groups split over the four pipelines) is counted too, and its run
+directory (copied out of `ram://`) serves the rehearsal's ARC check as well: its pass@K and submission
+equal a one-pipeline evaluation of the same checkpoint (one run for both instead of two).
 """
 
+import json
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -19,23 +27,28 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import host_latency  # noqa: E402
-from tests.testing.launch import REPO  # noqa: E402
+from tests.testing.launch import (  # noqa: E402
+    REHEARSAL_DTYPE,
+    REPO,
+    TINY_ARC,
+    overrides,
+    tiny_run_cmd,
+)
 from tests.testing.tiny_datasets import build_tiny_arc  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-SHORT, LONG = 8, 16  # training steps: 4 and 8 loops of 2 (checkpoint and evaluation every 4 loops)
-# (the Sudoku run is LONG; the ARC run SHORT)
-# The rehearsal's ARC run (tests/pod_rehearsal_test.py): puzzle groups over four pipelines, the ARC
-# evaluator (pass@K votes, more per-row fields), attention with RoPE.
+# Training steps of the Sudoku run: 8 loops of 2 (checkpoint and evaluation every 4 loops).
+LONG = 16
+# Training steps of the ARC run: 4 loops of 2; checkpoint and evaluation (the whole test split) at the end.
+ARC_STEPS = 8
+# The rehearsal's ARC run: puzzle groups over four pipelines, the ARC evaluator (pass@K votes, more
+# per-row fields), attention with RoPE.
+# (The rehearsal's: no periodic evaluation, a full one at the end.)
 ARC = (
-    "--config.eval.evaluators=('accuracy', 'arc')",
-    "--config.model.mlp_t=False",
-    "--config.model.pos_encodings=rope",
-    "--config.model.H_cycles=1",
-    "--config.model.L_cycles=1",
-    "--config.act.halt_max_steps=2",
-    "--config.optim.puzzle_emb_lr=1e-2",
+    *overrides(TINY_ARC),
+    "--config.train.eval_every_steps=100",
+    "--config.eval.final_full=True",
 )
 
 
@@ -47,10 +60,15 @@ def reports(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def arc_report(tmp_path_factory):
+def arc_run(tmp_path_factory):
+    """(data dir, dataset spec, the run directory copied out of ram://, the instrument's report)."""
     data_dir = str(tmp_path_factory.mktemp("tfds_arc"))
-    build_tiny_arc(data_dir)
-    return host_latency.run(REPO, data_dir, SHORT, dataset="arc_agi/arc1_aug10", extra=ARC)
+    spec = build_tiny_arc(data_dir)
+    pod = str(tmp_path_factory.mktemp("arc") / "pod")
+    report = host_latency.run(
+        REPO, data_dir, ARC_STEPS, dataset=spec.name, extra=ARC, copy_workdir_to=pod
+    )
+    return data_dir, spec, pod, report
 
 
 def _worst_boundary(report):
@@ -123,10 +141,47 @@ def test_counts_do_not_grow_with_the_run(reports):
         assert len(set(values)) == 1, (key, values)
 
 
-def test_arc_between_loops_and_per_batch_budgets(arc_report):
-    assert arc_report["exit_code"] == 0 and arc_report["loops"]["count"] == SHORT // 2
+def test_arc_between_loops_and_per_batch_budgets(arc_run):
+    arc_report = arc_run[3]
+    assert arc_report["exit_code"] == 0 and arc_report["loops"]["count"] == ARC_STEPS // 2
     b = _worst_boundary(arc_report)
     assert b["fetch_main"] + b["fetch_other"] <= 1 and b["storage_main"] == 0, b["by_site"]
     e = _worst_batch(arc_report)
     worst = e["max_per_batch"]
     assert worst["fetch_main"] + worst["fetch_other"] <= 1, e["total"]["by_site"]
+
+
+def test_arc_four_pipelines_scores_as_one_pipeline(arc_run, tmp_path):
+    """ARC trained with puzzle groups split over four pipelines: its pass@K and submission equal a
+    single-pipeline evaluation of the same checkpoint on the same rows."""
+    data_dir, spec, pod, report = arc_run
+    assert report["exit_code"] == 0
+    pod_eval = json.load(open(os.path.join(pod, "eval_results.json")))["latest"]
+    assert pod_eval["step"] == ARC_STEPS and pod_eval["full"]
+    assert pod_eval["num_examples"] == spec.num_test_examples  # every row once over the 4 pipelines
+
+    single = str(tmp_path / "single")
+    os.makedirs(single)
+    shutil.copytree(os.path.join(pod, "checkpoints"), os.path.join(single, "checkpoints"))
+    # One pipeline, one device, the same per-device eval batch (16 / 4 replicas = 4), in bfloat16.
+    cmd = tiny_run_cmd(
+        data_dir,
+        single,
+        *overrides(REHEARSAL_DTYPE),
+        *ARC,
+        "--config.eval.subset_size=-1",
+        "--config.eval.global_batch_size=4",
+        "--mode=eval",
+        dataset=spec.name,
+    )
+    out = subprocess.run(
+        cmd, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    one_eval = json.load(open(os.path.join(single, "eval_results.json")))["latest"]
+    assert one_eval["num_examples"] == pod_eval["num_examples"]
+    scores = [k for k in pod_eval if k.startswith("ARC/")]
+    assert scores and {k: one_eval[k] for k in scores} == {k: pod_eval[k] for k in scores}
+    a = json.load(open(os.path.join(pod, f"submission_step{ARC_STEPS}.json")))
+    b = json.load(open(os.path.join(single, f"submission_step{ARC_STEPS}.json")))
+    assert a and a == b

@@ -7,8 +7,9 @@ emulations cover it together:
 
 * **one client, several input pipelines** (this file's first tests): MirroredStrategy over 4 logical CPUs
   with one input pipeline per replica (`runtime.input_pipelines=per_replica`): the dataset function is
-  called 4 times with input_pipeline_id 0..3, as a pod's client calls it once per host; host features,
-  per-host file shards and ARC puzzle groups must come out right in that shape;
+  called 4 times with input_pipeline_id 0..3, as a pod's client calls it once per host; host features
+  and per-host file shards must come out right in that shape (ARC's puzzle groups: its rehearsal run is
+  counted by tests/pod_costs_test.py, which also checks that it scores as one pipeline);
 * **several processes** (the last tests): MultiWorkerMirroredStrategy over two loopback workers, for what
   happens per host process: file shards, checkpoint and carry files, chief-only writes, the profiler
   services of every worker, SIGTERM and resume, a peer that never joins.
@@ -19,7 +20,6 @@ puzzle groups for ARC).
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.testing.launch import REPO, free_ports, weights_of
+from tests.testing import launch
+from tests.testing.launch import REPO, free_ports, overrides, tiny_run_cmd, weights_of
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
-from trm_tf.data import datasets
 
 pytestmark = pytest.mark.slow
 
@@ -49,37 +49,15 @@ REHEARSAL_SUDOKU = sudoku_builder.SudokuConfig(
     num_blanks=(4, 8),
     require="singles",
 )
-ONE_CLIENT_FOUR_PIPELINES = (
-    "--config.runtime.num_logical_cpus=4",
-    "--config.runtime.input_pipelines=per_replica",
-    # XLA:CPU compiles bf16 slowly (90 s a launch instead of 56 s here); a TPU compiles the whole program
-    # regardless of this flag, so the pod program's structure is the same either way.
-    "--config.runtime.jit_compile=false",
-)
+ONE_CLIENT_FOUR_PIPELINES = tuple(overrides(launch.ONE_CLIENT_FOUR_PIPELINES))
 ENV = dict(os.environ, PYTHONPATH=REPO)
 
 
 def _cmd(data_dir, workdir, dataset, *extra):
-    return [
-        sys.executable,
-        os.path.join(REPO, "launch.py"),
-        "--config=" + os.path.join(REPO, "configs", "quickstart.py") + ":runlocal",
-        f"--workdir={workdir}",
-        f"--config.data.data_dir={data_dir}",
-        f"--config.data.name={dataset.split('/')[0]}",
-        f"--config.data.config={dataset.split('/')[1]}",
-        "--config.data.build_if_missing=False",
-        "--config.model.forward_dtype=bfloat16",
-        "--config.model.hidden_size=32",
-        "--config.model.puzzle_emb_ndim=32",
-        "--config.model.H_cycles=2",
-        "--config.model.L_cycles=2",
-        "--config.act.halt_max_steps=3",
-        "--config.train.global_batch_size=16",
-        "--config.eval.global_batch_size=16",
-        "--config.optim.lr_warmup_steps=4",
-        *extra,
-    ]
+    """The tiny run in bfloat16 on `dataset`."""
+    return tiny_run_cmd(
+        data_dir, workdir, *overrides(launch.REHEARSAL_DTYPE), *extra, dataset=dataset
+    )
 
 
 def _steps(workdir, split):
@@ -198,66 +176,6 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     assert a.keys() == b.keys() and len(a) > 5
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6, err_msg=k)
-
-
-ARC = (
-    "--config.eval.evaluators=('accuracy', 'arc')",
-    "--config.model.mlp_t=False",
-    "--config.model.pos_encodings=rope",
-    "--config.model.H_cycles=1",
-    "--config.model.L_cycles=1",
-    "--config.act.halt_max_steps=2",
-    "--config.train.total_steps=6",
-    "--config.train.steps_per_loop=3",
-    "--config.train.log_every_steps=3",
-    "--config.train.checkpoint_every_steps=3",
-    "--config.train.eval_every_steps=100",
-    "--config.eval.subset_size=-1",
-    "--config.eval.final_full=True",
-    "--config.optim.puzzle_emb_lr=1e-2",
-)
-
-
-def test_arc_four_pipelines_scores_as_one_pipeline(tmp_path):
-    """ARC trains with puzzle groups split over four pipelines, and its pass@K and submission equal a
-    single-pipeline evaluation of the same checkpoint on the same rows."""
-    data_dir = str(tmp_path / "tfds")
-    spec = datasets.build_dataset(
-        "arc_agi/arc1_aug10", data_dir, os.path.join(REPO, "tfds_builders", "arc_agi", "dummy_data")
-    )
-    pod = str(tmp_path / "pod")
-    out = subprocess.run(
-        _cmd(data_dir, pod, "arc_agi/arc1_aug10", *ONE_CLIENT_FOUR_PIPELINES, *ARC),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    pod_eval = json.load(open(os.path.join(pod, "eval_results.json")))["latest"]
-    assert pod_eval["num_examples"] == spec.num_test_examples  # every row once over the 4 pipelines
-
-    single = str(tmp_path / "single")
-    os.makedirs(single)
-    shutil.copytree(os.path.join(pod, "checkpoints"), os.path.join(single, "checkpoints"))
-    # One pipeline, one device, the same per-device eval batch (16 / 4 replicas = 4).
-    out = subprocess.run(
-        _cmd(data_dir, single, "arc_agi/arc1_aug10", *ARC, "--config.eval.global_batch_size=4")
-        + ["--mode=eval"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    one_eval = json.load(open(os.path.join(single, "eval_results.json")))["latest"]
-    assert one_eval["num_examples"] == pod_eval["num_examples"]
-    for k, v in pod_eval.items():
-        if k.startswith("ARC/"):
-            assert one_eval[k] == v, k
-    a = json.load(open(os.path.join(pod, "submission_step6.json")))
-    b = json.load(open(os.path.join(single, "submission_step6.json")))
-    assert a == b and len(a) == len(json.load(open(os.path.join(pod, "submission_step6.json"))))
 
 
 def test_preflight_passes_on_the_rehearsal_and_fails_in_one_line(sudoku_dir, tmp_path):

@@ -13,8 +13,14 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from tests.testing import config_files
+from tests.testing.launch import REPO, launch_cmd
+from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import workdir
+from trm_tf.analysis import run_config
 from trm_tf.summaries import MetricWriter
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
 def _event_steps(path):
@@ -155,6 +161,104 @@ def test_config_changes_split_state_from_schedule(tmp_path):
     with pytest.raises(workdir.ConfigChangedError, match="model.hidden_size: 32 -> 48"):
         run.check_config(ml_collections.ConfigDict(new), resuming=True)
     assert run.check_config(ml_collections.ConfigDict(new), resuming=False) == []
+
+
+@pytest.mark.parametrize(
+    "run, config_arg",
+    [
+        ("contrib02_adaptive_halting", "configs/contrib02_adaptive_halting.py"),
+        ("baseline_hrm", "configs/baselines.py:hrm"),
+    ],
+)
+def test_run_directory_of_the_first_config_layout_resumes(run, config_arg, tmp_path):
+    """A run directory whose config.json predates the `act` section (committed fixture: ACT fields under
+    `model`, -1 sentinels) reads in today's layout, and today's config of the same run resumes it without
+    a change; a model change is still refused, and a moved field is compared at its new place."""
+    fixture = os.path.join(FIXTURES, "config_v1", run, workdir.CONFIG)
+    old = json.load(open(fixture))
+    assert old["model"]["halt_max_steps"] == 16 and "act" not in old  # really the old layout
+    os.makedirs(tmp_path / "run")
+    with open(tmp_path / "run" / workdir.CONFIG, "w") as f:
+        json.dump(old, f)
+    rundir = workdir.RunDir(str(tmp_path / "run"))
+    today = config_files.load(config_arg)
+    assert rundir.read_config().to_dict() == json.loads(today.to_json_best_effort())
+    assert rundir.check_config(today, resuming=True) == []
+    today.unlock()
+    today.act.halt_max_steps = 8  # allowed on a resume, and reported at its new place
+    assert rundir.check_config(today, resuming=True) == ["act.halt_max_steps: 16 -> 8"]
+    layers = old["model"]["L_layers"]
+    today.model.L_layers = layers + 1
+    with pytest.raises(
+        workdir.ConfigChangedError, match=rf"changed: model\.L_layers: {layers} -> {layers + 1} \("
+    ):
+        rundir.check_config(today, resuming=True)
+
+
+def _first_layout(config: dict) -> dict:
+    """A config.json of today as launch.py wrote it before the `act` section (tests/fixtures/config_v1):
+    moved fields at their old places, -1 for "derived", the fields added or derived since left out."""
+    old_key = {new: old for old, new in run_config.OLD_TO_NEW_KEYS.items()}
+    flat = {}
+    for key, value in run_config.flatten_config(config).items():
+        if key in ("act.q_continue_target", "act.halt_rule"):
+            continue
+        if key in run_config.ADDED_DEFAULTS and value == run_config.ADDED_DEFAULTS[key]:
+            continue
+        if value is None and key in run_config.OLD_SENTINELS:
+            value = -1
+        flat[old_key.get(key, key)] = value
+    flat.update(dict.fromkeys(run_config.REMOVED_KEYS, False))
+    return run_config.unflatten_config(flat)
+
+
+@pytest.mark.slow  # three launch.py runs
+def test_launch_resumes_a_run_directory_of_the_first_config_layout(tmp_path):
+    """A run whose config.json has the first layout (as a run directory trained before the `act` section
+    holds) resumes from its checkpoint and rewrites the file in today's layout; a model change is still
+    refused in one line."""
+    data_dir = str(tmp_path / "tfds")
+    build_tiny_sudoku(data_dir)
+    run = str(tmp_path / "run")
+    env = dict(os.environ, PYTHONPATH=REPO)
+
+    def launch(*extra):
+        cmd = launch_cmd(data_dir, run, "--mode=train", *extra)
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+    out = launch("--config.train.total_steps=4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    path = os.path.join(run, workdir.CONFIG)
+    today = json.load(open(path))
+    old = _first_layout(today)
+    assert "act" not in old and old["model"]["halt_max_steps"] == 3  # the first layout
+    assert run_config.upgrade_config_dict(old) == today
+    with open(path, "w") as f:
+        json.dump(old, f)
+
+    out = launch("--config.train.total_steps=8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "(step 4)" in next(x for x in out.stderr.splitlines() if "Restored " in x)
+    assert "Config change on resume (allowed): train.total_steps: 4 -> 8" in out.stderr
+    assert json.load(open(os.path.join(run, workdir.SUMMARY)))["step"] == 8
+    assert json.load(open(path)) == {**today, "train": {**today["train"], "total_steps": 8}}
+
+    out = launch("--config.train.total_steps=12", "--config.model.hidden_size=48")
+    assert out.returncode == 1
+    assert "changed: model.hidden_size: 32 -> 48 (use a new --workdir" in out.stderr
+    assert json.load(open(os.path.join(run, workdir.SUMMARY)))["step"] == 8
+
+
+@pytest.mark.parametrize("target, rule", [(True, "q_halt_vs_continue"), (False, "q_halt")])
+def test_config_of_an_act_section_without_halt_rule_reads_with_its_rule(target, rule, tmp_path):
+    """Configs written between the `act` section and `act.halt_rule` halted by the comparison with
+    q_continue exactly when they learnt a q_continue target."""
+    with open(tmp_path / workdir.CONFIG, "w") as f:
+        json.dump({"act": {"q_continue_target": target}}, f)
+    assert workdir.RunDir(str(tmp_path)).read_config().act.to_dict() == {
+        "q_continue_target": target,
+        "halt_rule": rule,
+    }
 
 
 def test_lock_refuses_a_live_owner_and_takes_a_stale_one(tmp_path):

@@ -70,18 +70,15 @@ def halting(
     *,
     halt_max_steps: int,
     training: bool,
+    halt_rule: str,
     q_continue=None,
-    halt_rule: str | None = None,
 ):
     """Halting after a step (docs/model.md#halting): N_sup reached, or (training) the Q test past min_halt.
 
     `halt_rule` names the Q test: "q_halt" (TRM: q_halt > 0; q_continue is unused) or
     "q_halt_vs_continue" (HRM and the transformer baseline, the reference's no_ACT_continue=False:
-    q_halt > q_continue; needs `q_continue`). None keeps the older calling convention: the comparison
-    with q_continue when `q_continue` is given, else q_halt > 0.
+    q_halt > q_continue; needs `q_continue`).
     """
-    if halt_rule is None:
-        halt_rule = "q_halt" if q_continue is None else "q_halt_vs_continue"
     if halt_rule == "q_halt_vs_continue" and q_continue is None:
         raise ValueError("halt_rule 'q_halt_vs_continue' needs q_continue")
     passes = halt_flags(q_halt, q_continue, halt_rule)  # also validates halt_rule
@@ -93,15 +90,6 @@ def halting(
     return halted
 
 
-def halt_rule_of(act_config) -> str:
-    """The Q test of a config's `act` section: its `halt_rule`, or for configs written before that field
-    existed, the comparison with q_continue exactly when they learn the bootstrapped q_continue target."""
-    rule = act_config.get("halt_rule")
-    if rule is not None:
-        return str(rule)
-    return "q_halt_vs_continue" if bool(act_config.get("q_continue_target", False)) else "q_halt"
-
-
 def halt_flags(q_halt, q_continue, halt_rule: str):
     """Where the Q test `halt_rule` passes: q_halt > 0, or q_halt > q_continue (arrays or tensors)."""
     if halt_rule not in HALT_RULES:
@@ -109,10 +97,8 @@ def halt_flags(q_halt, q_continue, halt_rule: str):
     return q_halt > (q_continue if halt_rule == "q_halt_vs_continue" else 0.0)
 
 
-def _train_halt_rule(halt_rule: str | None, q_continue_target: bool) -> str:
-    """The training core's halting rule: the given one (validated), or the one `q_continue_target` implies."""
-    if halt_rule is None:
-        halt_rule = "q_halt_vs_continue" if q_continue_target else "q_halt"
+def _train_halt_rule(halt_rule: str, q_continue_target: bool) -> str:
+    """The training core's halting rule, validated (with `q_continue_target`, it must be the comparison)."""
     if halt_rule not in HALT_RULES:
         raise ValueError(f"halt_rule must be one of {HALT_RULES}, got {halt_rule!r}")
     if q_continue_target and halt_rule != "q_halt_vs_continue":
@@ -204,8 +190,8 @@ def make_train_core(
     recursion_reg: float = 0.0,
     jit_compile: bool = True,
     cycles=None,
+    halt_rule: str,
     q_continue_target: bool = False,
-    halt_rule: str | None = None,
 ):
     """Returns core(carry, batch, min_halt, loss_scale) -> (new_carry, grads, row_grads, metric_sums).
 
@@ -213,9 +199,7 @@ def make_train_core(
     q_halt > q_continue, the rule of HRM and of the transformer baseline). `q_continue_target` adds
     HRM's bootstrapped Q-learning target for q_continue (one extra forward without gradient); without
     it q_continue gets no loss and no gradient, as in the reference's transformer baseline, whose
-    q_continue bias only decays under weight decay. `halt_rule=None` derives the rule from
-    `q_continue_target` (the comparison with q_continue exactly when there is a target), the older
-    calling convention.
+    q_continue bias only decays under weight decay.
 
     One supervision step forward + backward, compiled with XLA. The caller applies the optimizers outside
     this function (XLA around optimizer updates fails under tf.distribute on CPU; docs/model.md#tensorflow). Gradients are

@@ -9,6 +9,8 @@ import os
 
 import tensorflow as tf
 
+from trm_tf import distribute
+
 
 def quiet_tensorflow() -> None:
     """Silences TF/absl start-up noise (must run before `import tensorflow` for the C++ lines)."""
@@ -124,7 +126,7 @@ def exits_hard(strategy, server_started: bool | None = None) -> bool:
     TPUStrategy runs a server for the remote hosts) or collective ops over gRPC. `server_started`
     overrides the check of this process's eager context (tests).
     """
-    if int(getattr(strategy.extended, "_num_workers", 1) or 1) > 1:
+    if distribute.num_workers(strategy) > 1:
         return True
     if server_started is None:
         from tensorflow.python.eager import context

@@ -81,7 +81,7 @@ def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -
         # HRM halts on q_halt > q_continue and learns q_continue from a bootstrapped target.
         q_continue_target=bool(a.q_continue_target),
         # q_halt > 0 (TRM) or q_halt > q_continue (HRM, transformer)
-        halt_rule=act.halt_rule_of(a),
+        halt_rule=a.halt_rule,
     )
 
 
@@ -187,8 +187,7 @@ class Trainer:
             spec=self.model.carry_spec(),
             # Several worker processes broadcast initial values without a bfloat16 kernel.
             storage_dtype=tf.float32
-            if getattr(self.strategy.extended, "_num_workers", 1) > 1
-            and forward_dtype == "bfloat16"
+            if distribute.num_workers(self.strategy) > 1 and forward_dtype == "bfloat16"
             else None,
         )
         self.metrics = MetricSums()

@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from trm_tf.analysis.run_config import flatten_config, upgrade_config_dict
+
 CONFIG = "config.json"
 SUMMARY = "run_summary.json"
 EVAL_RESULTS = "eval_results.json"
@@ -38,11 +40,21 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str, default=None):
-    """The JSON at `path`, or `default` when the file does not exist."""
+    """The JSON at `path` (local or gs://), or `default` when the file does not exist.
+
+    The one reader of the run directory's JSON files, for the trainer, the tools, the run tables and
+    `sweep.py`. A file that is not JSON raises ValueError naming it (the run's own files are written
+    atomically, so that is damage, not a file caught half-way); readers of runs that may be damaged
+    (`trm_tf.analysis.scalars.read_run_json`) catch it.
+    """
     if not tf.io.gfile.exists(path):
         return default
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON ({e})") from None
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -99,7 +111,8 @@ class RunDir:
                 f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
     def read_config(self):
-        """The run's config as a ConfigDict (raises FileNotFoundError naming the file)."""
+        """The run's config as a ConfigDict in today's layout, however old its config.json
+        (`run_config.upgrade_config_dict`); raises FileNotFoundError naming the file."""
         import ml_collections
 
         data = read_json(self.file(CONFIG))
@@ -107,7 +120,7 @@ class RunDir:
             raise FileNotFoundError(
                 f"{self.file(CONFIG)} not found: is {self.path} a run directory?"
             )
-        return ml_collections.ConfigDict(data)
+        return ml_collections.ConfigDict(upgrade_config_dict(data))
 
     # -------------------------------------------------------------- run summary
     def summary(self) -> dict:
@@ -213,14 +226,17 @@ class RunDir:
         return removed
 
     def check_config(self, config, resuming: bool) -> list[str]:
-        """Compares `config` with the run's config.json before anything is written.
+        """Compares `config` with the run's config.json (read in today's layout) before anything is written.
 
         On a resume, a change to a state-shaping field (STATE_FIELDS) raises ConfigChangedError naming the
         fields; the other changes are returned (for the log). A workdir without checkpoints takes any config.
+        A config.json of an older layout is compared after its upgrade, so a field that only moved (e.g.
+        `model.halt_max_steps` -> `act.halt_max_steps`) is no change.
         """
-        old = read_json(self.file(CONFIG))
-        if old is None or not resuming:
+        old = read_json(self.file(CONFIG)) if resuming else None
+        if old is None:
             return []
+        old = upgrade_config_dict(old)
         new = json.loads(config.to_json_best_effort())
         state, other = config_changes(old, new)
         if state:
@@ -243,20 +259,9 @@ STATE_FIELDS = (
 )
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """Dotted keys, values as they are (lists stay lists, unlike the run tables' flattening)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_changes(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(state-shaping changes, other changes) between two configs as "field: old -> new" lines."""
-    a, b = flatten(old), flatten(new)
+    a, b = flatten_config(old), flatten_config(new)
     state, other = [], []
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<unset>") == b.get(key, "<unset>"):

@@ -227,3 +227,24 @@ def test_the_documented_module_form_counts_a_real_run(tmp_path):
     assert r["evals"]["count"] >= 2  # the periodic one at step 8 and the final one
     for e in r["evals"]["evaluations"]:
         assert e["batches"] >= 1 and e["max_per_batch"]["fetch_main"] <= 1
+
+
+def test_copy_tree_keeps_a_ram_run_directory(tmp_path):
+    """`--copy_workdir_to`: a run directory on ram:// (gone with the process) copied to a local one."""
+    src = f"ram://copy_tree_{os.getpid()}"
+    files = {
+        "config.json": "{}",
+        "checkpoints/checkpoint": "a",
+        "arc_votes/step_8/votes.json": "[1]",
+    }
+    for name, text in files.items():
+        tf.io.gfile.makedirs(os.path.dirname(f"{src}/{name}"))
+        with tf.io.gfile.GFile(f"{src}/{name}", "w") as f:
+            f.write(text)
+    host_costs.copy_tree(src + "/", str(tmp_path / "out"))
+    copied = {
+        os.path.relpath(os.path.join(root, n), tmp_path / "out"): open(os.path.join(root, n)).read()
+        for root, _, names in os.walk(tmp_path / "out")
+        for n in names
+    }
+    assert copied == files

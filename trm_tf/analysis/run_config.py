@@ -1,23 +1,37 @@
-"""Run configs as table columns: flattening config.json, and reading old layouts in today's one."""
+"""A run's config.json of any age: flattened to dotted keys, and read in today's layout.
+
+Every reader of a stored config goes through `upgrade_config`: the run directory (`RunDir.read_config`, and
+`RunDir.check_config` before a resume), hence the tools, and the run tables of `trm_tf.analysis`. It is
+pandas- and TensorFlow-free, so `trm_tf.workdir` imports it without loading the analysis stack.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 
 
-def flatten_config(cfg: dict, prefix: str = "") -> dict:
-    """Flattens nested dicts into dotted keys; lists become JSON strings so that they stay hashable."""
+def flatten_config(tree: dict, prefix: str = "") -> dict:
+    """Nested dicts as one dict of dotted keys (`{"model": {"arch": "trm"}}` -> `{"model.arch": "trm"}`);
+    other values as they are."""
     out = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
+    for k, v in tree.items():
         if isinstance(v, dict):
-            out.update(flatten_config(v, key + "."))
-        elif isinstance(v, (list, tuple)):
-            out[key] = json.dumps(v)
+            out.update(flatten_config(v, f"{prefix}{k}."))
         else:
-            out[key] = v
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def unflatten_config(flat: dict) -> dict:
+    """The nested dict of dotted keys (the inverse of `flatten_config`)."""
+    out: dict = {}
+    for key, v in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
     return out
 
 
@@ -45,7 +59,7 @@ ADDED_DEFAULTS = {
 # Fields that old files wrote but nothing read.
 REMOVED_KEYS = ("eval.report_adaptive_halting",)
 # Old "-1 = derive" sentinels, now None (null in config.json).
-_OLD_SENTINELS = (
+OLD_SENTINELS = (
     "train.total_steps",
     "train.eval_every_steps",
     "eval.halt_max_steps",
@@ -95,10 +109,15 @@ def upgrade_config(flat: dict) -> dict:
     out["act.halt_rule"] = "q_halt_vs_continue" if arch == "hrm" else "q_halt"
     for k in _NOT_KEYWORDS.get(arch, ()):
         out.pop(k, None)
-    for k in _OLD_SENTINELS:
+    for k in OLD_SENTINELS:
         if isinstance(out.get(k), (int, float)) and out[k] < 0:
             out[k] = None
     return out
+
+
+def upgrade_config_dict(data: dict) -> dict:
+    """A config.json's content (nested) in today's layout; a current one comes back equal."""
+    return unflatten_config(upgrade_config(flatten_config(data)))
 
 
 def parse_data_config(name) -> tuple[float, float]:

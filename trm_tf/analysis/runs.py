@@ -42,8 +42,8 @@ from trm_tf.analysis.run_config import (
 from trm_tf.analysis.scalars import (
     exists,
     isdir,
-    read_json,
     read_metrics_jsonl,
+    read_run_json,
     split_scalars,
 )
 
@@ -168,16 +168,17 @@ def load_run(workdir: str) -> dict:
     notes: list[str] = []
     row: dict = {"workdir": workdir, "run_name": posixpath.basename(workdir)}
 
-    config = read_json(posixpath.join(workdir, "config.json"), notes)
+    config = read_run_json(posixpath.join(workdir, "config.json"), notes)
     config_cols: list[str] = []
     if isinstance(config, dict):
-        # Flattened again after the upgrade: a list it writes (eval.evaluators) as JSON text too.
-        flat = flatten_config(upgrade_config(flatten_config(config)))
+        flat = upgrade_config(flatten_config(config))
+        # a list-valued field as JSON text, so that the column stays hashable (group-by, varying fields)
+        flat = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flat.items()}
         config_cols = list(flat)
         row.update(flat)
-    summary = read_json(posixpath.join(workdir, "run_summary.json"), notes)
+    summary = read_run_json(posixpath.join(workdir, "run_summary.json"), notes)
     summary = summary if isinstance(summary, dict) else {}
-    results = read_json(posixpath.join(workdir, "eval_results.json"), notes)
+    results = read_run_json(posixpath.join(workdir, "eval_results.json"), notes)
     row["experiment_id"] = (
         (config or {}).get("experiment_id") or summary.get("experiment_id") or row["run_name"]
     )

@@ -18,7 +18,10 @@ import pandas as pd
 import tensorflow as tf
 from tensorflow.python.util import deprecation
 
+from trm_tf.workdir import read_json
+
 log = logging.getLogger(__name__)
+_MISSING = object()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -39,18 +42,18 @@ def isdir(path: str) -> bool:
         return False
 
 
-def read_json(path: str, notes: list[str]):
-    """Returns the parsed JSON file, or None (with a note) when missing or unparsable."""
-    if not exists(path):
-        notes.append(f"missing {posixpath.basename(path)}")
-        return None
+def read_run_json(path: str, notes: list[str]):
+    """`trm_tf.workdir.read_json` for a run that may be partial or damaged: None (with a note) when the file
+    is missing or unreadable."""
     try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            return json.loads(f.read())
+        data = read_json(path, _MISSING)
     except (ValueError, tf.errors.OpError) as e:
-        # A file being rewritten at the moment of reading can be empty or cut short.
         notes.append(f"unreadable {posixpath.basename(path)} ({type(e).__name__})")
         return None
+    if data is _MISSING:
+        notes.append(f"missing {posixpath.basename(path)}")
+        return None
+    return data
 
 
 # ------------------------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ evaluation batch, the wall time of each phase and the compute time of loops and 
 `--repo=CHECKOUT` runs another checkout's launch.py and package under this file's instrument (run it as a
 script then: `python trm_tf/tools/host_costs.py --repo=... --report=... -- ...`), so two revisions are
 measured alike; a `--workdir=ram://NAME` (TensorFlow's in-memory filesystem) makes the run take its
-`gs://` code paths. `bench/host_latency.py` runs the pod rehearsal this way.
+`gs://` code paths, and `--copy_workdir_to=DIR` keeps a copy of that run directory, which would end with
+the process (copied after the report is made, so not counted). `bench/host_latency.py` runs the pod
+rehearsal this way.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import logging  # noqa: E402
 from etils.epath import backend as epath_backend  # noqa: E402
 from tensorflow.python.eager.polymorphic_function import polymorphic_function  # noqa: E402
 from tensorflow.python.framework import ops  # noqa: E402
@@ -600,6 +603,11 @@ def main(argv: list[str] | None = None) -> int:
         help="The checkout whose launch.py and trm_tf run (another revision's, to compare it; this file "
         "can then be run as a script: python PATH/host_costs.py --repo=OTHER ...).",
     )
+    parser.add_argument(
+        "--copy_workdir_to",
+        default="",
+        help="Copy the run directory here after the run (e.g. a ram:// one, which ends with the process).",
+    )
     args = parser.parse_args(argv[:cut])
     _REPO = os.path.abspath(args.repo)
     from absl import app  # noqa: PLC0415
@@ -618,7 +626,23 @@ def main(argv: list[str] | None = None) -> int:
     report["exit_code"] = code
     with tf.io.gfile.GFile(args.report, "w") as f:
         json.dump(report, f, indent=1)
+    if args.copy_workdir_to:
+        workdir = [a.split("=", 1)[1] for a in argv[cut + 1 :] if a.startswith("--workdir=")][-1]
+        copy_tree(workdir, args.copy_workdir_to)
     return code
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """Copies directory `src` into `dst` (any tf.io.gfile filesystems, e.g. ram:// to a local path)."""
+    src = src.rstrip("/")
+    for root, _, files in tf.io.gfile.walk(src):
+        target = os.path.join(dst, root[len(src) :].lstrip("/"))
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            try:
+                tf.io.gfile.copy(f"{root}/{name}", os.path.join(target, name), overwrite=True)
+            except tf.errors.NotFoundError:  # listed, then gone: a temporary file renamed meanwhile
+                logging.warning("copy_tree: %s/%s vanished while copying", root, name)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ A tool gets `--checkpoint=`, one of
   no config, so `--config` must give it.
 
 `config.json` files written before the config had its `act` and `runtime` sections (ACT fields under
-`model`, `train.jit_compile`, -1 for "derived") are upgraded on reading with the same key map the run
-tables use (`trm_tf.analysis.run_config.upgrade_config`), so a run trained before the change still loads.
+`model`, `train.jit_compile`, -1 for "derived") are read in today's layout (`RunDir.read_config` applies
+`trm_tf.analysis.run_config.upgrade_config`, as the run tables and a resume do), so a run trained before
+the change still loads.
 
 `tf.train.Checkpoint.restore(...).expect_partial()` silently skips every variable the checkpoint lacks,
 which leaves a model whose config does not match its checkpoint (attention vs MLP-T, EMA on vs off) on
@@ -31,8 +32,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from trm_tf.analysis import run_config
-from trm_tf.workdir import CONFIG, RunDir, flatten
+from trm_tf.workdir import CONFIG, RunDir
 
 # Files `interop.load_reference_state_dict` reads (reference checkpoints; `step_N` is the reference's
 # own file name, without a suffix).
@@ -78,29 +78,12 @@ def run_dir_of(checkpoint: str) -> str | None:
     return None
 
 
-def _unflatten(flat: dict) -> dict:
-    out: dict = {}
-    for key, v in flat.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
-
-
-def upgrade_config_dict(data: dict) -> dict:
-    """A config.json's content in today's layout (unchanged when it already is)."""
-    return _unflatten(run_config.upgrade_config(flatten(data)))
-
-
 def read_run_config(run_dir: str) -> ml_collections.ConfigDict:
-    """The config of the run in `run_dir` (from its config.json, upgraded to today's layout)."""
+    """The config of the run in `run_dir` (from its config.json, in today's layout)."""
     try:
-        config = RunDir(run_dir, writer=False).read_config()
+        return RunDir(run_dir, writer=False).read_config()
     except FileNotFoundError as e:
         raise RestoreError(str(e)) from None
-    return ml_collections.ConfigDict(upgrade_config_dict(config.to_dict()))
 
 
 def resolve_config(checkpoint: str, override=None) -> ml_collections.ConfigDict:

@@ -188,7 +188,7 @@ def main(argv):
     n_steps = _STEPS.value if _STEPS.value > 0 else int(config.act.halt_max_steps)
     res = run_steps(model, inputs, n_steps)
     # "halt" by the Q test the model trained with (q_halt > q_continue for HRM and the transformer)
-    res["halt"] = act.halt_flags(res["q_halt"], res["q_continue"], act.halt_rule_of(config.act))
+    res["halt"] = act.halt_flags(res["q_halt"], res["q_continue"], config.act.halt_rule)
     print_steps(inputs, res)
     _write_outputs(inputs, res)
 

@@ -1,7 +1,8 @@
 """File access and child processes of the batch runner `sweep.py`.
 
 Local paths go through the OS and URLs (gs://...) through tf.io.gfile, imported only when a URL is
-used, so `sweep.py --list` and its tests never import TensorFlow. `launch` runs one child with stdin
+used, so `sweep.py --list` never imports TensorFlow. (JSON files are read by `trm_tf.workdir.read_json`,
+which `sweep.py` imports when it first looks at a run directory.) `launch` runs one child with stdin
 closed, streams its merged output to the console and to a log file (kept in a temporary file and
 re-uploaded periodically when the log lives at a URL), and stops the child's process group on Ctrl-C.
 """
@@ -9,7 +10,6 @@ re-uploaded periodically when the log lives at a URL), and stops the child's pro
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shlex
 import signal
@@ -64,17 +64,6 @@ def write_text(path: str, text: str) -> None:
     tmp = f"{path}.tmp"
     Path(tmp).write_text(text)
     os.replace(tmp, path)
-
-
-def read_json(path: str):
-    """Parsed JSON, or None when the file is missing or unreadable (e.g. written half-way)."""
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 def now() -> str:
