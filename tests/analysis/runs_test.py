@@ -168,8 +168,8 @@ def test_config_json_of_the_old_layout_tabulates_as_today(run, config_arg, tmp_p
     spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    today = run_config.flatten_config(
-        json.loads(module.get_config(arg or None).to_json_best_effort())
+    today = runs.table_columns(
+        run_config.flatten_config(json.loads(module.get_config(arg or None).to_json_best_effort()))
     )
     assert sorted(row["_config_columns"]) == sorted(today)
     assert {k: row[k] for k in today} == today

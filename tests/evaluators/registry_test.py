@@ -96,20 +96,22 @@ def test_a_stored_config_with_one_evaluator_name_upgrades_to_the_list(old, new, 
     and ARC voting): `upgrade_config` gives today's list, as config.json holds it, and the run table
     shows the column of a run written today."""
     from trm_tf.analysis import run_config, runs
-    from trm_tf.workdir import flatten
 
     config = load("configs/paper_arc1.py" if old else "configs/quickstart.py")
     today = json.loads(config.to_json_best_effort())
     stored = json.loads(json.dumps(today))
     del stored["eval"]["evaluators"]
     stored["eval"]["evaluator"] = old
-    assert run_config.upgrade_config(flatten(stored)) == {**flatten(today), "eval.evaluators": new}
+    assert run_config.upgrade_config(run_config.flatten_config(stored)) == {
+        **run_config.flatten_config(today),
+        "eval.evaluators": new,
+    }
     (tmp_path / "config.json").write_text(json.dumps(stored))
     row = runs.load_run(str(tmp_path))
     assert (
         row["eval.evaluators"]
         == json.dumps(new)
-        == run_config.flatten_config(today)["eval.evaluators"]
+        == runs.table_columns(run_config.flatten_config(today))["eval.evaluators"]
     )
     assert "eval.evaluator" not in row
 

@@ -162,6 +162,12 @@ def _metric_columns(frame: pd.DataFrame) -> list[str]:
     return cols
 
 
+def table_columns(flat: dict) -> dict:
+    """A flattened config as table cells: a list-valued field as JSON text, so that the column stays
+    hashable (group-by, varying fields)."""
+    return {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flat.items()}
+
+
 def load_run(workdir: str) -> dict:
     """Summarises one workdir into a flat dict (one table row); see the module docstring for columns."""
     workdir = workdir.rstrip("/")
@@ -171,9 +177,7 @@ def load_run(workdir: str) -> dict:
     config = read_run_json(posixpath.join(workdir, "config.json"), notes)
     config_cols: list[str] = []
     if isinstance(config, dict):
-        flat = upgrade_config(flatten_config(config))
-        # a list-valued field as JSON text, so that the column stays hashable (group-by, varying fields)
-        flat = {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in flat.items()}
+        flat = table_columns(upgrade_config(flatten_config(config)))
         config_cols = list(flat)
         row.update(flat)
     summary = read_run_json(posixpath.join(workdir, "run_summary.json"), notes)
