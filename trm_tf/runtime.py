@@ -85,40 +85,58 @@ def resolve_forward_dtype(value: str, on_cpu: bool, flags: frozenset[str] | None
     return "bfloat16" if cpu_bf16_matrix_unit(flags) == "amx" else "float32"
 
 
-_FUSIBLE = "--tf_xla_ops_to_cluster=FUSIBLE"
+# TensorFlow's auto-clustering flags for the bfloat16 CPU step (`cluster_fusible_ops`): CPU clusters allowed
+# once auto-clustering is switched on, and only of ops XLA fuses (no dots).
+_CLUSTER_FLAGS = ("--tf_xla_cpu_global_jit", "--tf_xla_ops_to_cluster=FUSIBLE")
 
 
-def _restrict_clustering_to_fusible_ops(environ=os.environ) -> None:
-    """Appends `--tf_xla_ops_to_cluster=FUSIBLE` to TF_XLA_FLAGS unless it names an ops set itself.
+def _eager_context_initialized() -> bool:
+    from tensorflow.python.eager import context
 
-    TensorFlow reads TF_XLA_FLAGS once, at the process's first function call, so this runs when this
-    module is imported (before any trainer traces anything). It changes nothing until auto-clustering
-    is switched on (`cluster_fusible_ops`), which nothing else in this project does.
+    return bool(getattr(context.context(), "_initialized", False))
+
+
+def _allow_cpu_fusion_clusters(environ=os.environ) -> None:
+    """Adds `_CLUSTER_FLAGS` to TF_XLA_FLAGS (each unless the variable sets that flag already).
+
+    TensorFlow reads them when it initialises its devices (the process's first op), so this runs when
+    this module is imported. Neither changes anything until auto-clustering is switched on
+    (`cluster_fusible_ops`), which nothing else in this project does.
     """
     flags = environ.get("TF_XLA_FLAGS", "")
-    if "--tf_xla_ops_to_cluster" not in flags:
-        environ["TF_XLA_FLAGS"] = f"{flags} {_FUSIBLE}".strip()
+    add = [f for f in _CLUSTER_FLAGS if f.split("=")[0] not in flags]
+    if add:
+        environ["TF_XLA_FLAGS"] = " ".join([flags, *add]).strip()
 
 
-_restrict_clustering_to_fusible_ops()
+_CLUSTERS_POSSIBLE = not _eager_context_initialized()
+_allow_cpu_fusion_clusters()
 
 
-def cluster_fusible_ops() -> None:
+def cluster_fusible_ops() -> bool:
     """Lets XLA compile the element-wise chains of functions that run without XLA, leaving their
     matmuls to TensorFlow's oneDNN kernels: the bfloat16 CPU step (`uses_fusion_clusters`).
 
-    TensorFlow's auto-clustering (`tf.config.optimizer.set_jit("autoclustering")`), on CPU
-    (`--tf_xla_cpu_global_jit`) and restricted to the ops XLA can fuse (`--tf_xla_ops_to_cluster=
-    FUSIBLE`, set when this module is imported: element-wise ops, reductions, casts, transposes; no
-    dots), so each chain between two matmuls runs as one XLA fusion instead of one TensorFlow op per
-    element-wise step. Functions compiled whole (`jit_compile=True`) are unaffected.
+    TensorFlow's auto-clustering (`tf.config.optimizer.set_jit("autoclustering")`), allowed on CPU
+    and restricted to the ops XLA can fuse (element-wise ops, reductions, casts, transposes; no
+    dots) by the TF_XLA_FLAGS this module sets when imported, so each chain between two matmuls
+    runs as one XLA fusion instead of one TensorFlow op per element-wise step. Functions compiled
+    whole (`jit_compile=True`) are unaffected. Process-wide, for functions traced after the call.
 
-    Process-wide, for functions traced after the call (call it before building a trainer).
+    Returns False, with a warning and nothing changed, when TensorFlow had initialised its devices
+    before this module was imported: the CPU device has then been registered without clusters.
     """
-    from tensorflow.python.client import pywrap_tf_session
+    if not _CLUSTERS_POSSIBLE:
+        from absl import logging
 
-    pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
+        logging.warning(
+            "XLA fusion clusters unavailable: TensorFlow ran ops before trm_tf.runtime was imported "
+            "(TF_XLA_FLAGS=%s is read at the first op); the bfloat16 step runs TensorFlow's kernels",
+            " ".join(_CLUSTER_FLAGS),
+        )
+        return False
     tf.config.optimizer.set_jit("autoclustering")
+    return True
 
 
 def uses_fusion_clusters(jit_setting, jit_compile: bool, forward_dtype: str, on_cpu: bool) -> bool:

@@ -138,9 +138,7 @@ class Trainer:
         # The bfloat16 CPU step: oneDNN's matmuls, XLA fusions of the element-wise work between them.
         self.fusion_clusters = runtime.uses_fusion_clusters(
             config.runtime.jit_compile, self.jit_compile, m.forward_dtype, on_cpu
-        )
-        if self.fusion_clusters:
-            runtime.cluster_fusible_ops()
+        ) and runtime.cluster_fusible_ops()
         self.cpu_bf16_matrix_unit = runtime.cpu_bf16_matrix_unit() if on_cpu else None
         with strategy.scope():
             # The run's seed also seeds the initial weights (unless the model section pins its own).
