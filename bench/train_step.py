@@ -406,9 +406,6 @@ def main(argv=None) -> None:
     variants = [
         resolved_variant(v, strategy, args.variant == "mlp_t") for v in config_variants(args)
     ]
-    # Fusion clustering is process-wide from the trainer that turns it on: the others are built and
-    # traced (warmed up) first, so their functions keep the arrangement training would give them.
-    variants.sort(key=lambda v: v["clusters"])
     shapes = _peak_shapes(args)
     peak_dtypes = sorted({"float32", "bfloat16"})
     common.log("measuring the matmul peak")
