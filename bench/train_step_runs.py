@@ -207,7 +207,9 @@ class TFRun:
     def call(self) -> float:
         # Auto-clustering is read at every function call (a function is instantiated per setting):
         # on for a configuration with XLA fusion clusters, off for the others, as each would train.
-        self.tf.config.optimizer.set_jit("autoclustering" if self.trainer.fusion_clusters else False)
+        self.tf.config.optimizer.set_jit(
+            "autoclustering" if self.trainer.fusion_clusters else False
+        )
         t0 = time.perf_counter()
         self.trainer.train_loop(self.iterator, self.spl)
         int(self.trainer.step.numpy())  # blocks until the loop's updates are done

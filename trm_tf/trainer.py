@@ -136,9 +136,12 @@ class Trainer:
         self.jit_compile = distribute.resolve_jit_compile(config.runtime.jit_compile, strategy, m)
         on_cpu = distribute.runs_on_cpu(strategy)
         # The bfloat16 CPU step: oneDNN's matmuls, XLA fusions of the element-wise work between them.
-        self.fusion_clusters = runtime.uses_fusion_clusters(
-            config.runtime.jit_compile, self.jit_compile, m.forward_dtype, on_cpu
-        ) and runtime.cluster_fusible_ops()
+        self.fusion_clusters = (
+            runtime.uses_fusion_clusters(
+                config.runtime.jit_compile, self.jit_compile, m.forward_dtype, on_cpu
+            )
+            and runtime.cluster_fusible_ops()
+        )
         self.cpu_bf16_matrix_unit = runtime.cpu_bf16_matrix_unit() if on_cpu else None
         with strategy.scope():
             # The run's seed also seeds the initial weights (unless the model section pins its own).
