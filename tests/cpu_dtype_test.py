@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.fidelity_test import BF16_EPS
 from tests.testing.launch import REPO, launch_cmd, weights_of
+from tests.testing.precision import BF16_EPS
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from trm_tf import runtime
 

@@ -18,13 +18,10 @@ import pytest
 import tensorflow as tf
 
 from configs import base, presets
+from tests.testing.precision import BF16_EPS
 from trm_tf import act
 from trm_tf.models import ReasoningBackbone
 from trm_tf.models import layers as L
-
-BF16_EPS = (
-    2.0**-8
-)  # spacing of bfloat16 numbers in [1, 2): the relative rounding error is <= EPS / 2
 
 
 def _bf16(a) -> np.ndarray:
