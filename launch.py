@@ -194,6 +194,11 @@ def main(argv):
         logging.error("%s", e)
         sys.exit(2)
     strategy_seconds = time.perf_counter() - t0
+    from trm_tf.trainer import resolve_forward_dtype  # noqa: PLC0415  (Keras after flags)
+
+    # model.forward_dtype="auto" -> this machine's dtype, before anything reads it or config.json
+    # records the config (a resume that resolves differently is then refused as a model change).
+    resolve_forward_dtype(config, strategy)
     tf.io.gfile.makedirs(workdir)
     logging.info("Config:\n%s", config)
     if _PREFLIGHT.value:

@@ -1,35 +1,44 @@
 """Benchmark: throughput, MFU and memory of one TRM training (supervision) step through the real Trainer.
 
   python bench/train_step.py --variant=mlp_t --hidden=128 --batch=64 --H=3 --L=6 --dtype=float32 \
-      [--steps=10 --warmup=3] [--strategy=default|mirrored2] [--remat] [--jit=auto|true|false] [--steps_per_loop=1] \
-      [--compare=dtype,jit,remat] [--torch_reference=DIR --torch_python=PATH] [--rounds=3] \
+      [--dtypes=auto,bfloat16] [--steps=10 --warmup=3] [--strategy=default|mirrored2] [--remat] \
+      [--jit=auto|true|false] [--steps_per_loop=1] [--compare=dtype,jit,remat] \
+      [--torch_reference=DIR --torch_python=PATH --torch_dtypes=bfloat16,float32] [--rounds=3] \
       [--profile=DIR --profile_calls=3]
 
 What is timed: `Trainer.train_loop(iterator, steps_per_loop)` on Sudoku shapes (seq 81, vocab 11, one puzzle
-id, puzzle prefix 16). One step = the ACT carry update, forward + backward (XLA or not as
-runtime.jit_compile=auto decides: not for attention on CPU; --jit overrides), AdamATan2 with
-weight decay, sparse sign-SGD on the puzzle rows, EMA and the metric sums — the code `trm_tf.train.run`
-executes. The batches come from the real input pipeline (`input_pipeline.distribute_train`) over a small
-generated Sudoku TFDS dataset built with the repository's builder in a temp dir (or `--data_dir`).
+id, puzzle prefix 16). One step = the ACT carry update, forward + backward (arranged as
+runtime.jit_compile=auto decides: XLA, except for attention or a bfloat16/float16 forward on CPU, where
+TensorFlow's oneDNN kernels run the matmuls and, for bfloat16, XLA fusion clusters the element-wise
+work; --jit overrides), AdamATan2 with weight decay, sparse sign-SGD on the puzzle rows, EMA and the
+metric sums — the code `trm_tf.train.run` executes. `--dtype=auto` is the CPU default
+(`trm_tf.runtime.resolve_forward_dtype`: bfloat16 on a CPU with AMX, else float32); `--dtypes` times
+several of our dtypes in the same run. The batches come from the real input pipeline
+(`input_pipeline.distribute_train`) over a small generated Sudoku TFDS dataset built with the
+repository's builder in a temp dir (or `--data_dir`).
 
-Several configurations (`--compare`, `--torch_reference`) are run in one process and timed round-robin, one
-step of each per round, so that the load of the shared machine hits all of them alike. The PyTorch reference
-runs in a persistent subprocess (`--torch_python`) that imports the reference model from `--torch_reference`
-at run time (nothing of it is copied here) and times forward + backward + an Adam step of the inner model with
-the same config and batch (its ACT bookkeeping, sparse puzzle-embedding optimizer and EMA are not run, so the
-reference does slightly less work per step than ours).
+Several configurations (`--dtypes`, `--compare`, `--torch_reference`) are run in one process and timed
+round-robin, one step of each per round, so that the load of the shared machine hits all of them alike.
+The PyTorch reference runs in a persistent subprocess per dtype (`--torch_dtypes`; default: --dtype,
+with auto read as bfloat16, the reference's own default) that imports the reference model from
+`--torch_reference` at run time (nothing of it is copied here) and times forward + backward + an Adam
+step of the inner model with the same config and batch (its ACT bookkeeping, sparse puzzle-embedding
+optimizer and EMA are not run, so the reference does slightly less work per step than ours).
 
-`--rounds=N` repeats the round-robin timing N times (`--steps` calls of each configuration per round); with
-the reference, every round gives a speed-up (the reference's median step time over ours) and the record
-holds them (`speedup_per_round`) and their median (`speedup_median`), the figure to quote on a shared
-machine. `--profile=DIR` then traces `--profile_calls` more train_loop calls of the first configuration
-(`tensorboard --logdir=DIR`, Profile tab; one profiler step per call). The runners live in
+`--rounds=N` repeats the round-robin timing N times (`--steps` calls of each configuration per round);
+with the reference, every round gives a speed-up (the reference's median step time over ours) per
+reference dtype, and the record holds them (`vs_reference[dtype].speedup_per_round`) and their median
+(`speedup_median`), the figure to quote on a shared machine. `--profile=DIR` then traces
+`--profile_calls` more train_loop calls of each configuration (one subdir each; `tensorboard
+--logdir=DIR`, Profile tab) and reports the seconds per step by op class (`op_seconds_per_step`:
+oneDNN matmuls, XLA fusion clusters, casts, transposes, other TF ops). The runners live in
 bench/train_step_runs.py.
 
-Output: one JSON line per TF configuration (the first one is the configuration given by the flags), with
-examples/s, step-time median/p10/p90, FLOPs (trm_tf.models.flops.flops_per_example(model, train=True),
-docs/model.md#flops), achieved GFLOP/s, the measured matmul peak and MFU = achieved / peak, load
-averages, process CPU time and memory.
+Output: one JSON line per TF configuration, with examples/s, step-time median/p10/p90, FLOPs
+(trm_tf.models.flops.flops_per_example(model, train=True), docs/model.md#flops), achieved GFLOP/s (the
+reference's too, for the same FLOPs), the measured float32 and bfloat16 matmul peaks (oneDNN "plain" and
+XLA "jit") and MFU = achieved / peak of the run's dtype, the CPU's bfloat16 matrix unit, load averages,
+process CPU time and memory.
 
 Memory: CPU TF has no allocator statistics (tf.config.experimental.get_memory_info is GPU/TPU only), so the
 script reports the process's peak RSS (getrusage ru_maxrss) before the Trainer is built, after it is built and
@@ -65,7 +74,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--L", type=int, default=6, help="L_cycles (n)")
     p.add_argument("--L_layers", type=int, default=2)
     p.add_argument("--num_heads", type=int, default=8)
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    p.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="float32",
+        help="model.forward_dtype (auto: the CPU default, trm_tf.runtime.resolve_forward_dtype)",
+    )
+    p.add_argument(
+        "--dtypes",
+        default="",
+        help="comma list of our dtypes to time in the same run (default: --dtype), e.g. auto,bfloat16",
+    )
+    p.add_argument(
+        "--torch_dtypes",
+        default="",
+        help="comma list of the reference's dtypes (default: --dtype, auto read as bfloat16, "
+        "the reference's own default)",
+    )
     p.add_argument(
         "--steps", type=int, default=10, help="timed train_loop calls per config and round"
     )
@@ -78,7 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--profile",
         default="",
-        help="after timing, write a TensorBoard profile of --profile_calls loops of the first config here",
+        help="after timing, write a TensorBoard profile of --profile_calls loops of each config under "
+        "this dir (one subdir per config) and report seconds per step by op class",
     )
     p.add_argument("--profile_calls", type=int, default=3, help="train_loop calls in the profile")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (the first compiles)")
@@ -111,14 +137,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------------- configs
 
 
-def config_variants(args, auto_jit: bool) -> list[dict]:
-    """The configurations to time: the flags' one first, then one change per --compare axis value.
-
-    `auto_jit` is what runtime.jit_compile="auto" resolves to for this run (trm_tf.distribute).
-    """
-    jit = {"auto": auto_jit, "true": True, "false": False}["false" if args.nojit else args.jit]
-    base = {"dtype": args.dtype, "jit": jit, "remat": args.remat}
-    out = [base]
+def config_variants(args) -> list[dict]:
+    """The configurations to time: the flags' one(s) first (one per --dtypes entry), then one change
+    per --compare axis value. `jit` is "auto" (runtime.jit_compile=auto: XLA, or not, as training
+    decides for the dtype, with XLA fusion clusters for bfloat16 on CPU), True or False."""
+    jit = {"auto": "auto", "true": True, "false": False}["false" if args.nojit else args.jit]
+    dtypes = [d for d in (args.dtypes or args.dtype).split(",") if d]
+    out = []
+    for d in dtypes:
+        if d not in ("auto", "float32", "bfloat16", "float16"):
+            raise SystemExit(f"--dtypes: unknown dtype {d!r}")
+        v = {"dtype": d, "jit": jit, "remat": args.remat}
+        if v not in out:
+            out.append(v)
+    base = out[0]
     axes = [a for a in args.compare.split(",") if a]
     values = {
         "dtype": ("float32", "bfloat16", "float16"),
@@ -135,9 +167,24 @@ def config_variants(args, auto_jit: bool) -> list[dict]:
     return out
 
 
+def resolved_variant(v: dict, strategy, mlp_t: bool) -> dict:
+    """A variant with what training would resolve: the dtype of "auto", whether XLA compiles the step
+    and whether the element-wise ops form XLA fusion clusters (trm_tf.runtime)."""
+    from trm_tf import distribute, runtime
+
+    on_cpu = distribute.runs_on_cpu(strategy)
+    dtype = runtime.resolve_forward_dtype(v["dtype"], on_cpu)
+    model = {"mlp_t": mlp_t, "forward_dtype": dtype}
+    xla = distribute.resolve_jit_compile(v["jit"], strategy, model)
+    clusters = runtime.uses_fusion_clusters(v["jit"], xla, dtype, on_cpu)
+    return dict(v, resolved_dtype=dtype, xla=xla, clusters=clusters)
+
+
 def label_of(v: dict) -> str:
-    """Short name of a configuration, e.g. "float32/nojit/remat"."""
-    return f"{v['dtype']}{'' if v['jit'] else '/nojit'}{'/remat' if v['remat'] else ''}"
+    """Short name of a resolved configuration, e.g. "auto=float32/xla", "bfloat16/fused", "float32/nojit/remat"."""
+    dt = v["dtype"] if v["dtype"] == v["resolved_dtype"] else f"{v['dtype']}={v['resolved_dtype']}"
+    kind = "xla" if v["xla"] else ("fused" if v["clusters"] else "nojit")
+    return f"{dt}/{kind}{'/remat' if v['remat'] else ''}"
 
 
 def make_config(args, variant: dict, data_dir: str, data_config: str):
@@ -158,7 +205,7 @@ def make_config(args, variant: dict, data_dir: str, data_config: str):
     m.forward_dtype = variant["dtype"]
     m.remat = variant["remat"]
     c.train.global_batch_size = args.batch
-    c.runtime.jit_compile = "true" if variant["jit"] else "false"
+    c.runtime.jit_compile = {"auto": "auto", True: "true", False: "false"}[variant["jit"]]
     c.train.steps_per_loop = args.steps_per_loop
     return validate(c)
 
@@ -254,14 +301,16 @@ def speedups(tf_run, torch_run) -> dict:
     }
 
 
-def torch_summary(args, torch_run) -> dict:
-    """The reference's throughput record."""
+def torch_summary(args, torch_run, flops_per_step: float) -> dict:
+    """The reference's throughput record (its achieved rate counts our model's FLOPs: same model)."""
     st = common.summarize_ms(torch_run.times)
     return {
+        "dtype": torch_run.dtype,
         "torch_version": torch_run.info["torch"],
         "torch_threads": torch_run.info["threads"],
         "params": torch_run.info["params"],
         "examples_per_s": round(args.batch / (st["median_ms"] / 1e3), 2),
+        "achieved_gflops": round(flops_per_step / (st["median_ms"] / 1e3) / 1e9, 1),
         "step_ms": st,
         "cpu_util": round(torch_run.cpu_s / sum(torch_run.times), 2),
         "first_step_s": round(torch_run.first_call_s, 2),
@@ -295,7 +344,10 @@ def tf_record(args, r, peak: dict) -> dict:
         "L": args.L,
         "L_layers": args.L_layers,
         "dtype": dt,
+        "dtype_setting": r.variant["dtype"],
         "jit_compile": bool(r.trainer.jit_compile),
+        "xla_fusion_clusters": bool(r.trainer.fusion_clusters),
+        "cpu_bf16_matrix_unit": r.trainer.cpu_bf16_matrix_unit,
         "remat": bool(r.config.model.remat),
         "strategy": args.strategy,
         "steps_per_loop": args.steps_per_loop,
@@ -316,22 +368,31 @@ def tf_record(args, r, peak: dict) -> dict:
         "memory_note": "RSS of the whole process (getrusage maxrss / statm); TF CPU has no "
         "allocator stats",
         "loss_mean": round(r.losses(), 4),
+        # --profile: seconds per call by op class (train_step_runs.op_class_seconds) and the trace
+        "op_seconds_per_step": getattr(r, "op_seconds", None),
+        "profile_dir": getattr(r, "profile_dir", None),
     }
 
 
-def print_records(args, runs: list, torch_run, peak: dict, run_wide: dict) -> None:
-    """One JSON line per TF configuration, with the reference's record and the speed-ups."""
+def print_records(args, runs: list, torch_runs: list, peak: dict, run_wide: dict) -> None:
+    """One JSON line per TF configuration, with each reference dtype's record and the speed-ups."""
     for r in runs:
-        if r is torch_run:
-            continue
         rec = tf_record(args, r, peak)
         rec.update(run_wide)
-        if torch_run is not None:
-            rec["torch_reference"] = torch_summary(args, torch_run)
-            rec["speedup_vs_torch"] = round(
-                rec["examples_per_s"] / rec["torch_reference"]["examples_per_s"], 2
-            )
-            rec.update(speedups(r, torch_run))
+        if torch_runs:
+            rec["torch_reference"] = {
+                t.dtype: torch_summary(args, t, rec["flops_per_step"]) for t in torch_runs
+            }
+            rec["vs_reference"] = {
+                t.dtype: dict(
+                    speedup=round(
+                        rec["examples_per_s"] / rec["torch_reference"][t.dtype]["examples_per_s"],
+                        3,
+                    ),
+                    **speedups(r, t),
+                )
+                for t in torch_runs
+            }
         common.print_json(rec)
 
 
@@ -342,41 +403,50 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    from trm_tf import distribute
+    from trm_tf import runtime  # noqa: F401  (sets the XLA clustering flags before any function runs)
 
     strategy, data_dir, tmp, spec, data_config = _setup(args, tf)
-    probe = {"mlp_t": args.variant == "mlp_t"}
-    variants = config_variants(args, distribute.resolve_jit_compile("auto", strategy, probe))
+    variants = [
+        resolved_variant(v, strategy, args.variant == "mlp_t") for v in config_variants(args)
+    ]
     shapes = _peak_shapes(args)
-    peak_dtypes = sorted({"float32"} | {v["dtype"] for v in variants})
+    peak_dtypes = sorted({"float32", "bfloat16"})
     common.log("measuring the matmul peak")
     peak_before = runs_mod.measure_matmul_peak(tf, shapes, peak_dtypes, args.peak_repeats)
     runs: list = []
     for v in variants:
         common.log(f"building Trainer {label_of(v)}")
         cfg = make_config(args, v, data_dir, data_config)
-        runs.append(runs_mod.TFRun(tf, label_of(v), cfg, strategy, spec, args.steps_per_loop))
-    torch_run = None
+        run = runs_mod.TFRun(tf, label_of(v), cfg, strategy, spec, args.steps_per_loop)
+        run.variant = v
+        common.log(f"warm-up {run.label}")
+        run.warmup(max(1, args.warmup))
+        runs.append(run)
+    torch_runs: list = []
     if args.torch_reference:
         if not args.torch_python:
             raise SystemExit("--torch_reference needs --torch_python")
-        common.log("starting the torch reference")
-        torch_run = runs_mod.TorchRun(args, args.dtype, args.steps_per_loop)
-        runs.append(torch_run)
-    for r in runs:
-        common.log(f"warm-up {r.label}")
-        r.warmup(max(1, args.warmup))
+        default = "bfloat16" if args.dtype == "auto" else args.dtype
+        for dt in [d for d in (args.torch_dtypes or default).split(",") if d]:
+            common.log(f"starting the torch reference ({dt})")
+            t = runs_mod.TorchRun(args, dt, args.steps_per_loop)
+            t.warmup(max(1, args.warmup))
+            torch_runs.append(t)
     load_timed_start = common.loadavg()
+    everything = runs + torch_runs
     common.log(
-        f"timing {len(runs)} configuration(s) round-robin: {args.rounds} x {args.steps} calls"
+        f"timing {len(everything)} configuration(s) round-robin: {args.rounds} x {args.steps} calls"
     )
-    walls = time_rounds(runs, args.rounds, args.steps)
+    walls = time_rounds(everything, args.rounds, args.steps)
     load_timed_end = common.loadavg()
-    if torch_run is not None:
-        torch_run.close()
+    for t in torch_runs:
+        t.close()
     if args.profile:
-        common.log(f"profiling {args.profile_calls} train_loop calls of {runs[0].label}")
-        runs_mod.profile_loops(tf, runs[0], args.profile, args.profile_calls)
+        for r in runs:
+            common.log(f"profiling {args.profile_calls} train_loop calls of {r.label}")
+            r.profile_dir = os.path.join(args.profile, r.label.replace("/", "_").replace("=", "-"))
+            runs_mod.profile_loops(tf, r, r.profile_dir, args.profile_calls)
+            r.op_seconds = runs_mod.op_class_seconds(r.profile_dir, args.profile_calls)
     peak_after = runs_mod.measure_matmul_peak(tf, shapes, peak_dtypes, args.peak_repeats)
     peak = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
     run_wide = dict(
@@ -388,12 +458,11 @@ def main(argv=None) -> None:
         loadavg_timed_end=load_timed_end,
         timed_wall_s_all_configs=round(sum(walls), 1),
         rounds=args.rounds,
-        configs_in_run=[x.label for x in runs],
-        machine=common.machine_info(),
+        configs_in_run=[x.label for x in everything],
+        machine=dict(common.machine_info(), bf16_matrix_unit=runtime.cpu_bf16_matrix_unit()),
         tf_version=tf.__version__,
-        profile_dir=args.profile or None,
     )
-    print_records(args, runs, torch_run, peak, run_wide)
+    print_records(args, runs, torch_runs, peak, run_wide)
     if tmp is not None:
         tmp.cleanup()
 

@@ -124,6 +124,63 @@ def profile_loops(tf, run, logdir: str, num_calls: int) -> None:
         tf.profiler.experimental.stop()
 
 
+# TensorFlow op types that are not kernels doing the step's work: executor and function containers.
+_CONTAINERS = {
+    "Process",
+    "Run",
+    "Start",
+    "Execute",
+    "Done",
+    "DoCompute",
+    "RunWithBorrowedArgs",
+    "Root",
+}
+
+
+def op_class(op_type: str) -> str | None:
+    """The class of a TensorFlow op type in the step-time table (None: not a kernel of the step)."""
+    if op_type in _CONTAINERS or op_type.startswith((" ", "__")):
+        return None
+    if "MatMul" in op_type or op_type in ("Einsum", "_MklEinsum"):
+        return "matmul (oneDNN)"
+    if op_type.startswith("_Xla"):
+        return "XLA fusion clusters"
+    if op_type == "Cast":
+        return "cast"
+    if "Transpose" in op_type:
+        return "transpose"
+    return "other TF ops (element-wise, reductions, optimizer)"
+
+
+def op_class_seconds(logdir: str, num_calls: int) -> dict:
+    """Seconds per train_loop call spent in each op class (`op_class`), from the TensorBoard profile in
+    `logdir` (`profile_loops`): the summed durations of the TensorFlow op events on the executor
+    threads (input-pipeline threads left out). Ops that run concurrently (inter-op parallelism) both
+    count, so the sum can exceed the wall time; the shares compare arrangements. A step compiled whole
+    by XLA shows as one "XLA program" (its thunks are not traced)."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    out: dict = {}
+    for path in tf.io.gfile.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")):
+        space = xplane_pb2.XSpace()
+        with tf.io.gfile.GFile(path, "rb") as f:
+            space.ParseFromString(f.read())
+        for plane in space.planes:
+            meta = plane.event_metadata
+            for line in plane.lines:
+                if "tf_data" in line.name:
+                    continue
+                for ev in line.events:
+                    name = meta[ev.metadata_id].name
+                    if ":" not in name:
+                        continue
+                    cls = op_class(name.rsplit(":", 1)[1])
+                    if cls is not None:
+                        out[cls] = out.get(cls, 0.0) + ev.duration_ps * 1e-12 / num_calls
+    return {k: round(v, 3) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 class TFRun:
     """One Trainer + input iterator; `run_one()` times one `train_loop` call."""
 
@@ -148,6 +205,11 @@ class TFRun:
         self.first_call_s = None
 
     def call(self) -> float:
+        # Auto-clustering is read at every function call (a function is instantiated per setting):
+        # on for a configuration with XLA fusion clusters, off for the others, as each would train.
+        self.tf.config.optimizer.set_jit(
+            "autoclustering" if self.trainer.fusion_clusters else False
+        )
         t0 = time.perf_counter()
         self.trainer.train_loop(self.iterator, self.spl)
         int(self.trainer.step.numpy())  # blocks until the loop's updates are done
@@ -178,7 +240,8 @@ class TorchRun:
     """The PyTorch reference in a persistent subprocess (see TORCH_DRIVER)."""
 
     def __init__(self, args, dtype: str, steps_per_loop: int):
-        self.label = "torch_reference"
+        self.label = f"torch_reference/{dtype}"
+        self.dtype = dtype
         self.spl = steps_per_loop
         model = common.reference_model_config(
             variant=args.variant,

@@ -93,7 +93,7 @@ def fields(seed: int = 0) -> ml_collections.ConfigDict:
     c.model.puzzle_emb_len = 16  # Prefix positions; only the first carries the puzzle vector.
     c.model.rms_norm_eps = 1e-5
     c.model.rope_theta = 10000.0
-    c.model.forward_dtype = "bfloat16"  # float32 | bfloat16 | float16 (train float32 on CPU).
+    c.model.forward_dtype = "bfloat16"  # auto | float32 | bfloat16 | float16 (auto: per machine)
     c.model.remat = False  # Recompute the with-gradient cycle in backward (tf.recompute_grad).
 
     # --- ACT wrapper and loss head (docs/model.md#halting, #losses): trm_tf/act.py and

@@ -19,7 +19,7 @@ def deltas(config, arg):
     m.hidden_size = 64  # model.puzzle_emb_ndim follows
     m.num_heads = 2
     m.H_cycles = m.L_cycles = 2
-    m.forward_dtype = "float32"
+    m.forward_dtype = "auto"  # bfloat16 on a CPU with AMX, float32 on others (trm_tf.runtime)
     config.act.halt_max_steps = 4
     o = config.optim
     o.lr = o.puzzle_emb_lr = 1e-3

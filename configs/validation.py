@@ -45,7 +45,7 @@ OPTIMIZER_NAMES = ("adam_atan2", "adamw", "lion")
 _CHOICES = {
     "data.host_sharding": ("auto", "groups", "files", "stream"),
     "model.pos_encodings": ("rope", "learned", "none"),
-    "model.forward_dtype": ("float32", "bfloat16", "float16"),
+    "model.forward_dtype": ("auto", "float32", "bfloat16", "float16"),
     "act.loss_type": ("stablemax", "softmax"),
     "act.halt_rule": ("q_halt", "q_halt_vs_continue"),
     "optim.name": OPTIMIZER_NAMES,

@@ -19,14 +19,11 @@ import tensorflow as tf
 
 from configs import args, presets
 from configs.validation import validate
+from tests.testing.precision import BF16_EPS
 from trm_tf import act
 from trm_tf.models import layers as L
 from trm_tf.models.backbone import ReasoningBackbone
 from trm_tf.models.primitives import RotaryEmbedding, rope_cos_sin
-
-BF16_EPS = (
-    2.0**-8
-)  # spacing of bfloat16 numbers in [1, 2): the relative rounding error is <= EPS / 2
 
 
 def _bf16(a) -> np.ndarray:

@@ -149,9 +149,13 @@ def test_resolve_jit_compile():
         ml_collections.ConfigDict({"mlp_t": False}),
         ml_collections.ConfigDict({"mlp_t": True}),
     )
-    # "auto": oneDNN (no XLA) for attention on CPU, XLA for MLP-T.
+    # "auto": oneDNN (no XLA) for attention on CPU, XLA for MLP-T in float32 only: oneDNN's bf16 dots
+    # use the matrix units and XLA:CPU emulates float16.
     assert resolve_jit_compile("auto", cpu, att) is False
     assert resolve_jit_compile("auto", cpu, mlp) is True
+    for dtype, want in (("float32", True), ("bfloat16", False), ("float16", False)):
+        low = ml_collections.ConfigDict({"mlp_t": True, "forward_dtype": dtype})
+        assert resolve_jit_compile("auto", cpu, low) is want
 
     # A strategy's devices decide (stand-ins, so TPU and GPU device lists are covered on this CPU).
     class Devices:
@@ -160,6 +164,8 @@ def test_resolve_jit_compile():
 
     assert resolve_jit_compile("auto", Devices("/cpu:0", "/cpu:1"), att) is False
     assert resolve_jit_compile("auto", Devices("/job:worker/task:0/device:TPU:0"), att) is True
+    bf16 = ml_collections.ConfigDict({"mlp_t": True, "forward_dtype": "bfloat16"})
+    assert resolve_jit_compile("auto", Devices("/job:worker/task:0/device:TPU:0"), bf16) is True
     assert resolve_jit_compile("auto", Devices("/gpu:0", "/gpu:1"), att) is True
     for v in (True, "true", "True", "1", "on"):
         assert resolve_jit_compile(v, cpu, att) is True

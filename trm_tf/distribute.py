@@ -302,13 +302,22 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
+def runs_on_cpu(strategy: tf.distribute.Strategy) -> bool:
+    """Whether every replica of `strategy` in this process runs on a CPU device."""
+    devices = worker_devices(strategy)
+    return {tf.DeviceSpec.from_string(d).device_type for d in devices} == {"CPU"}
+
+
 def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -> bool:
     """`runtime.jit_compile` ("auto", "true"/"false" or a bool) -> whether the cores use XLA.
 
-    "auto" compiles with XLA everywhere except an attention model on CPU: there XLA:CPU runs the
-    small-head batched matmuls and the row softmax about 2x slower than TensorFlow's oneDNN kernels,
-    and the train step is ~1.4x faster without XLA (BENCHMARKS.md). MLP-T runs at the same speed
-    either way on CPU and keeps XLA. TPUs always compile, whatever this says.
+    "auto" compiles with XLA everywhere except on CPU for an attention model or a bfloat16 / float16
+    forward. Attention: XLA:CPU runs the small-head batched matmuls and the row softmax about 2x
+    slower than TensorFlow's oneDNN kernels, and the train step is ~1.4x faster without XLA.
+    bfloat16: XLA:CPU's dots use neither AMX nor AVX512-BF16, oneDNN's do (the step's element-wise
+    work is then fused by XLA clusters, `runtime.cluster_fusible_ops`); float16: XLA:CPU emulates it,
+    ~50x slower than TensorFlow's kernels (BENCHMARKS.md). An MLP-T model in float32 runs at the same
+    speed either way on CPU and keeps XLA. TPUs always compile, whatever this says.
     """
     if isinstance(value, bool):
         return value
@@ -319,10 +328,11 @@ def resolve_jit_compile(value, strategy: tf.distribute.Strategy, model_config) -
         return False
     if v != "auto":
         raise ValueError(f"runtime.jit_compile must be 'auto', 'true' or 'false', got {value!r}")
-    devices = worker_devices(strategy)
-    on_cpu = {tf.DeviceSpec.from_string(d).device_type for d in devices} == {"CPU"}
+    if not runs_on_cpu(strategy):
+        return True
     attention = not bool(model_config.get("mlp_t", False))
-    return not (on_cpu and attention)
+    low_precision = model_config.get("forward_dtype", "float32") in ("bfloat16", "float16")
+    return not (attention or low_precision)
 
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:

@@ -1,5 +1,5 @@
 """Process-level runtime set-up: logical CPU devices, log noise, determinism knobs, matmul precision,
-and how the process ends.
+the forward dtype a CPU run picks (`resolve_forward_dtype`), and how the process ends.
 
 The device and logging set-up must run before TensorFlow executes its first op; the matmul precision
 before the first function is traced.
@@ -38,6 +38,119 @@ def configure_cpu_devices(num_logical_cpus: int = 1) -> None:
                 f"TensorFlow already initialised with {have} logical CPUs; cannot switch to "
                 f"{num_logical_cpus}. Configure devices before running any TF op."
             ) from e
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The feature flags of this machine's CPU as the operating system reports them (the first
+    `flags` line of /proc/cpuinfo on Linux); empty where there is no such file.
+
+    A local pseudo-file read with `open`: `tf.io.gfile` sees /proc files as empty (their size is 0).
+    """
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_bf16_matrix_unit(flags: frozenset[str] | None = None) -> str:
+    """The unit that runs this CPU's bfloat16 matmuls in oneDNN: "amx" (AMX tiles, enabled by the
+    OS), "avx512_bf16" (dot-product instructions only) or "none".
+
+    Only "amx" makes bfloat16 matmuls faster than float32 on the Intel Xeons this project measured
+    (oneDNN 1.3-1.5 TFLOP/s vs ~0.34 float32 with AMX; without it, AVX512-BF16 dots at 0.11-0.18
+    vs 0.17-0.34 float32: BENCHMARKS.md).
+    """
+    flags = cpu_flags() if flags is None else flags
+    if {"amx_bf16", "amx_tile"} <= flags:
+        return "amx"
+    if "avx512_bf16" in flags:
+        return "avx512_bf16"
+    return "none"
+
+
+def resolve_forward_dtype(value: str, on_cpu: bool, flags: frozenset[str] | None = None) -> str:
+    """`model.forward_dtype` -> the dtype the run computes in.
+
+    "auto" is bfloat16 (the paper's dtype) on accelerators and on a CPU whose bfloat16 matmuls run on
+    AMX (`cpu_bf16_matrix_unit`), where the bfloat16 step is the faster one; float32 on any other
+    CPU, where bfloat16 matmuls are no faster than float32 ones and the casts cost extra. Any other
+    value is returned as it is. `flags`: the CPU's flags (default: `cpu_flags()`).
+    """
+    if value != "auto":
+        return value
+    if not on_cpu:
+        return "bfloat16"
+    return "bfloat16" if cpu_bf16_matrix_unit(flags) == "amx" else "float32"
+
+
+# TensorFlow's auto-clustering flags for the bfloat16 CPU step (`cluster_fusible_ops`): CPU clusters allowed
+# once auto-clustering is switched on, and only of ops XLA fuses (no dots).
+_CLUSTER_FLAGS = ("--tf_xla_cpu_global_jit", "--tf_xla_ops_to_cluster=FUSIBLE")
+
+
+def _eager_context_initialized() -> bool:
+    from tensorflow.python.eager import context
+
+    return bool(getattr(context.context(), "_initialized", False))
+
+
+def _allow_cpu_fusion_clusters(environ=os.environ) -> None:
+    """Adds `_CLUSTER_FLAGS` to TF_XLA_FLAGS (each unless the variable sets that flag already).
+
+    TensorFlow reads them when it initialises its devices (the process's first op), so this runs when
+    this module is imported. Neither changes anything until auto-clustering is switched on
+    (`cluster_fusible_ops`), which nothing else in this project does.
+    """
+    flags = environ.get("TF_XLA_FLAGS", "")
+    add = [f for f in _CLUSTER_FLAGS if f.split("=")[0] not in flags]
+    if add:
+        environ["TF_XLA_FLAGS"] = " ".join([flags, *add]).strip()
+
+
+_CLUSTERS_POSSIBLE = not _eager_context_initialized()
+_allow_cpu_fusion_clusters()
+
+
+def cluster_fusible_ops() -> bool:
+    """Lets XLA compile the element-wise chains of functions that run without XLA, leaving their
+    matmuls to TensorFlow's oneDNN kernels: the bfloat16 CPU step (`uses_fusion_clusters`).
+
+    TensorFlow's auto-clustering (`tf.config.optimizer.set_jit("autoclustering")`), allowed on CPU
+    and restricted to the ops XLA can fuse (element-wise ops, reductions, casts, transposes; no
+    dots) by the TF_XLA_FLAGS this module sets when imported, so each chain between two matmuls
+    runs as one XLA fusion instead of one TensorFlow op per element-wise step. Functions compiled
+    whole (`jit_compile=True`) are unaffected. Process-wide, for functions traced after the call.
+
+    Returns False, with a warning and nothing changed, when TensorFlow had initialised its devices
+    before this module was imported: the CPU device has then been registered without clusters.
+    """
+    if not _CLUSTERS_POSSIBLE:
+        from absl import logging
+
+        logging.warning(
+            "XLA fusion clusters unavailable: TensorFlow ran ops before trm_tf.runtime was imported "
+            "(TF_XLA_FLAGS=%s is read at the first op); the bfloat16 step runs TensorFlow's kernels",
+            " ".join(_CLUSTER_FLAGS),
+        )
+        return False
+    tf.config.optimizer.set_jit("autoclustering")
+    return True
+
+
+def uses_fusion_clusters(jit_setting, jit_compile: bool, forward_dtype: str, on_cpu: bool) -> bool:
+    """Whether a run clusters its element-wise ops for XLA (`cluster_fusible_ops`): a bfloat16 forward
+    on CPU without XLA around the step, by `runtime.jit_compile="auto"` (an explicit "false" keeps
+    TensorFlow's kernels alone)."""
+    return (
+        on_cpu
+        and forward_dtype == "bfloat16"
+        and not jit_compile
+        and str(jit_setting).strip().lower() == "auto"
+    )
 
 
 MATMUL_PRECISIONS = ("auto", "highest", "default")

@@ -47,7 +47,7 @@ from trm_tf.data import datasets, eval_input, input_pipeline, records
 from trm_tf.goodput import Goodput
 from trm_tf.models.flops import flops_per_example
 from trm_tf.summaries import MetricWriter, hparams_of
-from trm_tf.trainer import Trainer, resolve_schedule
+from trm_tf.trainer import Trainer, resolve_forward_dtype, resolve_schedule
 from trm_tf.workdir import HEARTBEAT_EVERY_S, RunDir
 
 
@@ -213,6 +213,10 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
         "xla": bool(trainer.jit_compile),
         "matmul_precision": getattr(trainer, "matmul_precision", "default"),
         "forward_dtype": config.model.forward_dtype,
+        # On CPU: what runs bfloat16 matmuls ("amx", "avx512_bf16", "none"; model.forward_dtype=auto
+        # picks bfloat16 with "amx"), and whether XLA fuses the element-wise ops of a step without XLA.
+        "cpu_bf16_matrix_unit": trainer.cpu_bf16_matrix_unit,
+        "xla_fusion_clusters": bool(trainer.fusion_clusters),
         "dataset": spec.name,
     }
 
@@ -229,6 +233,7 @@ def build(config, strategy, write_cache: bool = False, remote_hosts: bool | None
     writes it."""
     from trm_tf.data import cache
 
+    resolve_forward_dtype(config, strategy)  # "auto" -> a dtype before the memory check reads it
     d = config.data
     name = f"{d.name}/{d.config}"
     try:

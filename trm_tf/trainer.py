@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from trm_tf import act, distribute, optim, runtime
 from trm_tf.carry import CarryState
@@ -85,6 +86,21 @@ def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -
     )
 
 
+def resolve_forward_dtype(config, strategy: tf.distribute.Strategy) -> str:
+    """Replaces `model.forward_dtype="auto"` in `config` by the dtype this machine runs fastest
+    (`runtime.resolve_forward_dtype`: bfloat16 on accelerators and AMX CPUs, float32 on other CPUs)
+    and returns the dtype. Idempotent; launch.py calls it before config.json is written, so a resume
+    on a machine that resolves differently is refused as a change of model.forward_dtype."""
+    m = config.model
+    on_cpu = distribute.runs_on_cpu(strategy)
+    resolved = runtime.resolve_forward_dtype(m.forward_dtype, on_cpu)
+    if resolved != m.forward_dtype:
+        unit = runtime.cpu_bf16_matrix_unit() if on_cpu else "accelerator"
+        logging.info("model.forward_dtype=auto -> %s (bfloat16 matrix unit: %s)", resolved, unit)
+        m.forward_dtype = resolved
+    return resolved
+
+
 class Trainer:
     """Owns every variable of a run; see the module docstring for one step."""
 
@@ -112,6 +128,7 @@ class Trainer:
         final = a.halt_exploration_final
         self.exploration_final = self.exploration_prob if final is None else float(final)
         self.stages = curriculum_stages(config, total_steps)
+        resolve_forward_dtype(config, strategy)
         if m.forward_dtype not in _DTYPES:
             raise ValueError(
                 f"model.forward_dtype must be one of {sorted(_DTYPES)}, got {m.forward_dtype!r}"
@@ -121,6 +138,15 @@ class Trainer:
             config.runtime.matmul_precision, m.forward_dtype
         )
         self.jit_compile = distribute.resolve_jit_compile(config.runtime.jit_compile, strategy, m)
+        on_cpu = distribute.runs_on_cpu(strategy)
+        # The bfloat16 CPU step: oneDNN's matmuls, XLA fusions of the element-wise work between them.
+        self.fusion_clusters = (
+            runtime.uses_fusion_clusters(
+                config.runtime.jit_compile, self.jit_compile, m.forward_dtype, on_cpu
+            )
+            and runtime.cluster_fusible_ops()
+        )
+        self.cpu_bf16_matrix_unit = runtime.cpu_bf16_matrix_unit() if on_cpu else None
         with strategy.scope():
             # The run's seed also seeds the initial weights (unless the model section pins its own).
             self.model = build_model(

@@ -250,7 +250,9 @@ def load_model(config, checkpoint: str, use_ema: bool = True):
     """
     from trm_tf.ema import EMA
     from trm_tf.models import build_model, interop
+    from trm_tf.trainer import resolve_forward_dtype
 
+    resolve_forward_dtype(config, tf.distribute.get_strategy())  # a config file's "auto"
     model = build_model(config.model, **model_dims(config))
     if is_reference_checkpoint(checkpoint):
         interop.load_reference_state_dict(model, checkpoint)
