@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.testing.launch import REPO, free_ports, launch_cmd, weights_of
+from tests.testing.launch import REPO, free_ports, launch_cmd, weights_of, worker_env
 from tests.testing.tiny_datasets import build_tiny_sudoku
 
 # End to end: two launch.py worker processes, killed and restarted (minutes on CPU).
@@ -25,11 +25,7 @@ pytestmark = pytest.mark.slow
 def _start_workers(cmd, ports):
     procs = []
     for i in range(2):
-        tf_config = {
-            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-            "task": {"type": "worker", "index": i},
-        }
-        env = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(tf_config))
+        env = worker_env(ports, i)
         log = open(cmd[-1] + f".worker{i}.log", "w")  # noqa: SIM115
         procs.append(subprocess.Popen(cmd[:-1], env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs

@@ -31,7 +31,7 @@ import pytest
 import tensorflow as tf
 
 from tests.testing import launch
-from tests.testing.launch import REPO, free_ports, overrides, tiny_run_cmd, weights_of
+from tests.testing.launch import REPO, free_ports, overrides, tiny_run_cmd, weights_of, worker_env
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 
@@ -258,11 +258,7 @@ def _logs(log_base: str, workers: int = 2, lines: int = 60) -> str:
 def _start_workers(cmd, ports, log_base, count=None):
     procs = []
     for i in range(count or len(ports)):
-        tf_config = {
-            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-            "task": {"type": "worker", "index": i},
-        }
-        env = dict(ENV, TF_CONFIG=json.dumps(tf_config))
+        env = worker_env(ports, i)
         log = open(f"{log_base}.worker{i}.log", "a")  # noqa: SIM115
         procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     return procs

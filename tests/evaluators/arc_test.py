@@ -3,14 +3,13 @@ evaluations, against votes counted by hand on real ARC-AGI tasks, the pool's res
 directory (the interface's `restore` / `record` / `write`), and the merge of two worker processes' votes."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.testing.launch import REPO, free_ports
+from tests.testing.launch import REPO, free_ports, worker_env
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
 from trm_tf.evaluators.arc import ARCEvaluator
 from trm_tf.evaluators.arc_votes import load_ground_truth
@@ -189,12 +188,7 @@ def test_reduce_merges_two_worker_processes():
     ports = free_ports(2)
     procs = []
     for i in range(2):
-        tf_config = {
-            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-            "task": {"type": "worker", "index": i},
-        }
-        env = dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(tf_config))
-        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        env = worker_env(ports, i, TF_CPP_MIN_LOG_LEVEL="3")
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-c", _WORKER],

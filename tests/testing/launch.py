@@ -12,6 +12,7 @@ keeping its own copy of the list.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -142,3 +143,11 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def worker_env(ports: list[int], index: int, **env) -> dict:
+    """The environment of worker `index` of a loopback MultiWorkerMirrored cluster on `ports`: this
+    process's, with PYTHONPATH at the repository, TF_CONFIG, and `env` on top."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+    return dict(os.environ, PYTHONPATH=REPO, TF_CONFIG=json.dumps(tf_config), **env)

@@ -14,6 +14,7 @@ from absl.testing import flagsaver
 
 from tests.testing.tiny_runs import PUZZLE, make_run, save_checkpoint, tiny_config, weights
 from trm_tf import act
+from trm_tf.models import build_model
 from trm_tf.tools import restore, solve
 from trm_tf.workdir import RunDir
 
@@ -219,3 +220,18 @@ def test_print_steps_says_halt_by_the_models_own_test(capsys):
     solve.print_steps(x, {"preds": preds, "q_halt": q_halt, "halt": halts})
     out = capsys.readouterr().out
     assert out.count("halt=no") == 1 and out.count("halt=yes") == 1
+
+
+def test_the_best_directory_of_a_run_restores_its_checkpoint(tmp_path):
+    """`--checkpoint=RUN_DIR/best` (the best checkpoint, `trm_tf.best`; no `checkpoint` state file
+    there): its config comes from the run directory, its weights from best/ckpt-N."""
+    cfg = tiny_config(str(tmp_path / "no_data"))
+    run = str(tmp_path / "run")
+    make_run(run, cfg, steps=(1, 3))
+    model = build_model(cfg.model, **restore.model_dims(cfg))
+    tf.train.Checkpoint(model=model).write(os.path.join(run, "best", "ckpt-2"))
+    best = os.path.join(run, "best")
+    assert restore.checkpoint_prefix(best) == os.path.join(best, "ckpt-2")
+    config = restore.resolve_config(best)
+    assert config.to_dict() == json.loads(cfg.to_json_best_effort())
+    _assert_all_close(weights(restore.load_model(config, best, use_ema=False)), weights(model))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import os
 import posixpath
+import re
 import tempfile
 
 import ml_collections
@@ -106,12 +107,23 @@ def resolve_config(checkpoint: str, override=None) -> ml_collections.ConfigDict:
     return read_run_config(run)
 
 
+def _newest_prefix(directory: str) -> str | None:
+    """The newest `ckpt-N` of a directory without a `checkpoint` state file (`best/` has none)."""
+    steps = [
+        int(m.group(1))
+        for p in tf.io.gfile.glob(os.path.join(directory, "ckpt-*.index"))
+        if (m := re.search(r"ckpt-(\d+)\.index$", p))
+    ]
+    return os.path.join(directory, f"ckpt-{max(steps)}") if steps else None
+
+
 def checkpoint_prefix(checkpoint: str) -> str:
     """The checkpoint prefix to restore: a run directory's newest one (in `checkpoints/`, else in the
-    directory itself), or `checkpoint` itself when it is a prefix."""
+    directory itself), the best one for `RUN_DIR/best` (`trm_tf.best`), or `checkpoint` itself when it
+    is a prefix."""
     if tf.io.gfile.isdir(checkpoint):
         path = tf.train.latest_checkpoint(os.path.join(checkpoint, "checkpoints"))
-        path = path or tf.train.latest_checkpoint(checkpoint)
+        path = path or tf.train.latest_checkpoint(checkpoint) or _newest_prefix(checkpoint)
         if not path:
             raise RestoreError(f"no checkpoint in {checkpoint} (nor in its checkpoints/)")
         return path
