@@ -82,7 +82,11 @@ def maze_hard(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def arc_agi(c: ml_collections.ConfigDict, version: int) -> ml_collections.ConfigDict:
     """`pretrain_att_arc{1,2}concept_4`: attention + RoPE, T=3, n=4, the cfg_pretrain.yaml optimiser
-    (puzzle-emb lr 1e-2, wd 0.1 both), 100k epochs, eval every 10k with the ARC pass@K evaluator."""
+    (puzzle-emb lr 1e-2, wd 0.1 both), 100k epochs, eval every 10k with the ARC pass@K evaluator.
+
+    Every evaluation covers every task (`eval.arc_subset_tasks = -1`), as the reference's do, so the
+    run's `ARC/pooled/pass@2` is the reference's logged `ARC/pass@2` (the paper's figure): the votes of
+    every evaluation of every task (`trm_tf.evaluators.arc`)."""
     sudoku_attention(c)
     c.data.name, c.data.config = "arc_agi", f"arc{version}_aug1000"
     c.model.H_cycles, c.model.L_cycles = 3, 4
@@ -90,6 +94,7 @@ def arc_agi(c: ml_collections.ConfigDict, version: int) -> ml_collections.Config
     c.optim.weight_decay = c.optim.puzzle_emb_weight_decay = 0.1
     c.train.epochs, c.train.eval_interval_epochs = 100000, 10000
     c.eval.evaluators = ("accuracy", "arc")
+    c.eval.arc_subset_tasks = -1
     return c
 
 

@@ -155,6 +155,32 @@ def test_resolve_schedule_derives_none_once():
     assert resolve_schedule(c, Spec()) == (7, 3)
 
 
+def test_derived_evaluations_fall_on_the_reference_grid():
+    """The paper's Sudoku recipe: 50,000 epochs of 1,000 one-example groups at batch 768, evaluated every
+    5,000 epochs. The reference runs 10 iterations and evaluates after each, the last at the end; the
+    derived cadence gives 9 periodic evaluations and the final one, none a few steps before the end."""
+    from trm_tf.actions import crossed
+    from trm_tf.trainer import resolve_schedule
+
+    class Spec:
+        def steps_per_epoch(self, batch):
+            return 1000 / batch
+
+    c = args.build(None)
+    c.train.global_batch_size = 768
+    c.train.epochs, c.train.eval_interval_epochs = 50000, 5000
+    total, every = resolve_schedule(c, Spec())
+    assert (total, every) == (
+        65104,
+        6511,
+    )  # int(5000 * 1000 / 768) = 6510 would evaluate at 65,100 too
+    periodic = [s for s in range(1, total) if crossed(s - 1, s, every)]
+    assert len(periodic) == 9 and periodic[-1] == 58599 and total - periodic[-1] == 6505
+    # An interval that does not divide the epochs keeps the plain conversion.
+    c.train.eval_interval_epochs = 3000
+    assert resolve_schedule(c, Spec()) == (65104, 3906)
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [

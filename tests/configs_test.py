@@ -32,6 +32,7 @@ ARC = {
     "train.epochs": 100000,
     "train.eval_interval_epochs": 10000,
     "eval.evaluators": ("accuracy", "arc"),
+    "eval.arc_subset_tasks": -1,  # every task in every evaluation, as the reference
 }
 
 # run_id -> flattened {field: value} that differs from the base recipe, args.build(None) (experiment_id excluded).

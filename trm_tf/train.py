@@ -166,14 +166,13 @@ class Evaluation:
                     e.write(step, self.rundir)
         metrics["eval_seconds"] = time.perf_counter() - t0
         examples = metrics.get("num_examples")  # the accuracy evaluator's
+        parts = [e.log_line(metrics) for e in reversed(self.evaluators)]  # the headline first
         logging.info(
-            "eval @ step %d (%s, %s examples): exact_accuracy %.4f, accuracy %.4f, q_halt_accuracy %.4f",
+            "eval @ step %d (%s, %s examples): %s",
             step,
             "full" if full else "subset",
             "?" if examples is None else int(examples),
-            metrics.get("exact_accuracy", float("nan")),
-            metrics.get("accuracy", float("nan")),
-            metrics.get("q_halt_accuracy", float("nan")),
+            "; ".join(p for p in parts if p),
         )
         self.writer.write("eval" + tag, step, metrics)
         weights = tag.strip("_") or ("ema" if use_ema and self.trainer.ema is not None else "raw")

@@ -59,15 +59,27 @@ def curriculum_stages(config, total_steps: int) -> list[tuple[int, tuple[int, in
 
 def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
     """(total_steps, eval_every_steps) from the config, deriving them as the reference does
-    (docs/model.md#training-loop)."""
-    per_epoch = spec.steps_per_epoch(config.train.global_batch_size)
-    total = config.train.total_steps
-    if total is None:
-        total = int(config.train.epochs * per_epoch)
-    every = config.train.eval_every_steps
+    (docs/model.md#training-loop).
+
+    The reference trains `epochs / eval_interval` iterations and evaluates after each, the last one at
+    the end of training. When both counts come from epochs, evaluations are therefore every
+    ceil(total / n) steps for n = epochs / eval_interval_epochs: n - 1 periodic ones and the final one at
+    `total_steps`. (int(eval_interval_epochs x steps per epoch) would put an n-th periodic evaluation a
+    few steps before the final one, which for ARC would pool that checkpoint's votes twice.)
+    """
+    t = config.train
+    per_epoch = spec.steps_per_epoch(t.global_batch_size)
+    total = t.total_steps
+    every = t.eval_every_steps
     if every is None:
-        every = max(1, int(config.train.eval_interval_epochs * per_epoch))
-    return int(total), int(every)
+        n = t.epochs / t.eval_interval_epochs if t.eval_interval_epochs > 0 else 0
+        if total is None and n >= 1 and n == int(n):
+            every = -(-int(t.epochs * per_epoch) // int(n))
+        else:
+            every = int(t.eval_interval_epochs * per_epoch)
+    if total is None:
+        total = int(t.epochs * per_epoch)
+    return int(total), max(1, int(every))
 
 
 def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -> dict:

@@ -78,3 +78,100 @@ def test_report_has_the_seeds_section_and_the_error_bar_plot(tmp_path):
     assert "![Arms over seeds (95% t intervals)](seeds_exact_accuracy.png)" in text
     png = tmp_path / "out" / "seeds_exact_accuracy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _two_arms_three_seeds(root) -> str:
+    """Arms T=2 / T=3 at batch 32 / 64 with 1k / 2k parameters (so the size, T x n, batch and cost plots
+    apply), three seeds each, with
+    per-step accuracy, a training loss and a throughput; every value differs by seed."""
+    for arm, (t, batch) in enumerate(((2, 32), (3, 64))):
+        for seed in range(3):
+            acc = 0.3 + 0.3 * arm + 0.05 * seed
+            fake.make_fake_run(
+                os.path.join(root, f"t{t}-seed{seed}"),
+                experiment_id=f"t{t}",
+                overrides={"model.H_cycles": t, "train.global_batch_size": batch, "seed": seed},
+                train={
+                    s: {"loss": 2.0 / s + seed, "examples_per_s": 50.0 + 10 * arm + seed}
+                    for s in (50, 100, 200)
+                },
+                evals={
+                    s: {
+                        "exact_accuracy": acc * s / 200,
+                        "exact_accuracy/step_1": acc * s / 400,
+                        "exact_accuracy/step_2": acc * s / 200,
+                    }
+                    for s in (100, 200)
+                },
+                full_eval_steps=(200,),
+                summary={
+                    "status": "finished",
+                    "step": 200,
+                    "total_steps": 200,
+                    "num_params": 1000 * (arm + 1),
+                    "flops_per_example_train": 1e6 * t,
+                    "wall_time_s": 100.0 + 20 * arm + seed,
+                },
+            )
+    return str(root)
+
+
+def test_every_plot_draws_the_seed_intervals(tmp_path, monkeypatch):
+    """With seeds, every plot of the report shows each arm's 95% t interval: error bars on points and
+    per-step lines, a band around mean curves, "±" in the heatmap's cells. The figures are caught at
+    `save_png` and their artists inspected."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.container import ErrorbarContainer
+
+    from trm_tf.analysis import plot_common, plot_curves, plot_scaling, plots
+
+    figures = {}
+
+    def catch(fig, out_dir, name):
+        figures[name] = fig
+        return name
+
+    for module in (plot_common, plot_scaling, plot_curves, seeds):  # plot_cost calls plot_common's
+        monkeypatch.setattr(module, "save_png", catch, raising=False)
+    df = runs.load_runs(_two_arms_three_seeds(tmp_path / "runs") + "/*")
+    assert seeds.has_seed_groups(df) and len(df) == 6
+    made = [name for _, name in plots.plots_for_group(df, str(tmp_path / "out"))]
+    made.append(seeds.plot_arms(df, str(tmp_path / "out")))
+    assert set(made) == {
+        "accuracy_vs_params",
+        "tn_heatmap",
+        "throughput_vs_batch",
+        "accuracy_vs_supervision_step",
+        "accuracy_vs_compute",
+        "eval_curves",
+        "seeds_exact_accuracy",
+    }
+    half = seeds.half_width([30.0, 35.0, 40.0])  # arm T=2's final accuracy in percent
+    for name in made:
+        fig = figures[name]
+        bars = [c for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, PolyCollection)]
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        if name == "tn_heatmap":
+            assert any(f"35.0 ± {half:.1f}" in t and "n=3" in t for t in texts), texts
+        elif name == "eval_curves":
+            assert len(bands) == 2  # one band per arm
+            labels = [line.get_label() for line in fig.axes[0].get_lines()]
+            assert sum("mean of n=3" in x for x in labels) == 2, labels  # per arm, not per seed
+        else:
+            assert bars, name
+            heights = [
+                seg[1][1] - seg[0][1]
+                for c in bars
+                for lc in c.lines[2]
+                for seg in lc.get_segments()
+            ]
+            assert max(heights) > 0, name
+    sup = [
+        c
+        for c in figures["accuracy_vs_supervision_step"].axes[0].containers
+        if isinstance(c, ErrorbarContainer)
+    ]
+    segs = [seg for c in sup for lc in c.lines[2] for seg in lc.get_segments()]
+    assert len(segs) == 4  # 2 arms x 2 steps
+    assert any(abs((s[1][1] - s[0][1]) / 2 - half) < 1e-6 for s in segs)  # step 2 of arm T=2

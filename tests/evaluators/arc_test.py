@@ -12,7 +12,7 @@ import pytest
 from tests.testing.launch import REPO, free_ports, worker_env
 from tests.testing.tiny_datasets import ARC_DUMMY_DATA as DUMMY
 from trm_tf.evaluators.arc import ARCEvaluator
-from trm_tf.evaluators.arc_votes import load_ground_truth
+from trm_tf.evaluators.arc_votes import PASS_KS, load_ground_truth
 from trm_tf.tasks import arc as arc_task
 from trm_tf.tasks import grids
 from trm_tf.workdir import RunDir
@@ -207,3 +207,97 @@ def test_reduce_merges_two_worker_processes():
     want = json.loads(json.dumps([one.result(), one.votes.submission(TRUTH)]))
     assert got == [want, want]
     assert want[0]["ARC/pass@1"] == pytest.approx(1.5 / 3)  # the hand count of EVAL1 above
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference's voting rule, transcribed from reading its `evaluators/arc.py` (class `ARC`:
+# `begin_eval`, `update_batch`, `result`) so this test needs no copy of it: votes are keyed by
+# (task, hash of the un-augmented test input); for each key, every distinct predicted grid gets its
+# count and the mean of sigmoid(q_halt) in float64 over its votes; grids are sorted by the pair
+# [count, mean q] descending; pass@K of a test pair is 1 when the true output is among the first K; a
+# task scores the mean over its test pairs; the metric is the sum over tasks divided by the number of
+# test tasks (a pair without votes is skipped, i.e. scores 0). With `aggregated_voting` (its default)
+# `begin_eval` keeps the votes of earlier evaluations, so evaluation k pools evaluations 1..k.
+
+
+def _reference_pass_at_k(evaluations, truth, inputs, ks, aggregated_voting=True):
+    """pass@K after each evaluation; `evaluations`: lists of (task, test index, predicted grid, q logit)."""
+    preds: dict = {}
+    out = []
+    for rows in evaluations:
+        if not aggregated_voting:
+            preds = {}
+        for task, k, grid, q in rows:
+            key = (task, json.dumps(inputs[task][k]))
+            preds.setdefault(key, []).append((json.dumps(grid), 1 / (1 + np.exp(-np.float64(q)))))
+        correct = np.zeros(len(ks))
+        for task, outputs in truth.items():
+            ok = np.zeros(len(ks))
+            for k, true in enumerate(outputs):
+                p_map: dict = {}
+                for h, q in preds.get((task, json.dumps(inputs[task][k])), []):
+                    p_map.setdefault(h, [0, 0.0])
+                    p_map[h][0] += 1
+                    p_map[h][1] += q
+                if not p_map:
+                    continue
+                ranked = sorted(
+                    ((h, [c, s / c]) for h, (c, s) in p_map.items()),
+                    key=lambda kv: kv[1],
+                    reverse=True,
+                )
+                for i, kk in enumerate(ks):
+                    ok[i] += any(h == json.dumps(true) for h, _ in ranked[:kk])
+            correct += ok / len(outputs)
+        out.append({f"ARC/pass@{kk}": correct[i] / len(truth) for i, kk in enumerate(ks)})
+    return out
+
+
+def test_pass_at_k_equals_the_reference_voting_rule_on_random_votes():
+    """Random votes of three evaluations on the real dummy tasks (candidate answers: the truth and
+    three wrong grids, random q logits so no two grids tie on [count, mean q]): this checkpoint's
+    `ARC/pass@K` equals the reference's rule without aggregation, and `ARC/pooled/pass@K` equals its
+    default, aggregated one, after every evaluation and for every K."""
+    rng = np.random.default_rng(2024)
+    wrong = [W, [[1]], [[2, 3], [4, 5]]]
+    pairs = [(t, k) for t in sorted(TRUTH) for k in range(len(TRUTH[t]))]
+    evaluations = []
+    for _ in range(3):
+        rows = []
+        for t, k in pairs:
+            if rng.random() < 0.15:  # now and then a pair gets no vote in an evaluation
+                continue
+            p_true = rng.uniform(0.1, 0.8)  # how often this checkpoint answers this pair right
+            for _ in range(int(rng.integers(1, 9))):
+                c = 3 if rng.random() < p_true else int(rng.integers(0, 3))
+                rows.append((t, k, "T" if c == 3 else wrong[c], float(rng.normal(0, 2))))
+        evaluations.append(rows)
+    as_grids = [
+        [(t, k, TRUTH[t][k] if g == "T" else g, q) for t, k, g, q in e] for e in evaluations
+    ]
+    ks = PASS_KS  # (1, 2, 5, 10, 100, 1000), the reference's too
+    ours_single, ours_pooled = [], []
+    voting = ARCEvaluator(TRUTH, num_aug=10)
+    for step, rows in zip((10, 20, 30), evaluations):
+        voting.begin()
+        voting.update(_out(rows))
+        ours_single.append(voting.result())
+        ours_pooled.append(voting.pooled_result(step))
+        voting.commit(step)
+    ref_single = _reference_pass_at_k(as_grids, TRUTH, INPUTS, ks, aggregated_voting=False)
+    ref_pooled = _reference_pass_at_k(as_grids, TRUTH, INPUTS, ks)
+    for i in range(3):
+        for k in ks:
+            assert ours_single[i][f"ARC/pass@{k}"] == pytest.approx(ref_single[i][f"ARC/pass@{k}"])
+            assert ours_pooled[i][f"ARC/pooled/pass@{k}"] == pytest.approx(
+                ref_pooled[i][f"ARC/pass@{k}"]
+            )
+    # The votes are not trivial: pooling changes the answer somewhere, and not every pair passes.
+    # The votes are not trivial: pooling changes pass@1 at the 2nd and 3rd evaluations (0.5 -> 0.83,
+    # 0 -> 0.5 for this seed), and pass@1 is neither 0 nor 1 throughout.
+    assert [ref_single[i]["ARC/pass@1"] != ref_pooled[i]["ARC/pass@1"] for i in range(3)] == [
+        False,
+        True,
+        True,
+    ]
+    assert all(0 < r["ARC/pass@1"] < 1 for r in ref_pooled)

@@ -57,3 +57,29 @@ def test_cli_with_the_run_dir_alone(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == out and os.path.exists(out + ".index")
+
+
+def test_average_around_the_best_checkpoint(tmp_path):
+    """--around=best: the best checkpoint (RUN_DIR/best/ckpt-3) and the K-1 ring checkpoints before its
+    step (1 and 2; step 4 is newer and left out), averaged; fewer on disk than asked: a warning, and the
+    ones there are used. The CLI writes RUN_DIR/averaged_best/ckpt by default and names what it used."""
+    run = str(tmp_path / "run")
+    cfg = tiny_config(str(tmp_path / "no_data"))
+    saved = make_run(run, cfg, steps=(1, 2, 3, 4))
+    best = save_checkpoint(os.path.join(run, "best"), cfg, step=3, shift=3.0)
+    paths = average_checkpoints.around_best(run, 3)
+    assert paths == [saved[1][0], saved[2][0], best[0]]
+    out = average_checkpoints.average(cfg, paths, str(tmp_path / "avg" / "ckpt"))
+    got = weights(restore.load_model(cfg, out, use_ema=False))
+    for g, a, b, c in zip(got, saved[1][1], saved[2][1], best[1]):
+        np.testing.assert_allclose(g, (a + b + c) / 3, rtol=0, atol=1e-6)
+    cmd = [sys.executable, "-m", "trm_tf.tools.average_checkpoints", f"--checkpoint={run}"]
+    res = subprocess.run(
+        cmd + ["--around=best", "--last_k=5"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == os.path.join(run, "averaged_best", "ckpt")
+    assert "Only 2 checkpoint(s) before the best (step 3)" in res.stderr
+    assert "Averaged 3 checkpoints around the best one" in res.stderr
+    with pytest.raises(restore.RestoreError, match="no best checkpoint in"):
+        average_checkpoints.around_best(str(tmp_path / "run_without_best"), 2)

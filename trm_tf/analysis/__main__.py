@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--metric",
-        default="exact_accuracy",
-        help="eval tag used for the table, plots and fits (e.g. accuracy, ARC/pass@2); "
-        "default exact_accuracy",
+        default="auto",
+        help="eval tag used for the table, plots and fits (e.g. accuracy, ARC/pass@2); default auto: "
+        "the metric of the paper's figure, ARC/pooled/pass@2 when every run is an ARC run, else "
+        "exact_accuracy",
     )
     p.add_argument(
         "--which",
@@ -96,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(f"{len(df)} run(s) loaded", file=sys.stderr)
+    if args.metric == "auto":
+        from trm_tf.analysis import paper
+
+        args.metric = paper.headline_metric(df.get("data.name", []))
+    print(f"{len(df)} run(s) loaded; metric {args.metric}", file=sys.stderr)
 
     if args.command == "compare":
         table = report.summary_table(df, args.metric)

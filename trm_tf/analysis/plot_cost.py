@@ -1,4 +1,7 @@
-"""Cost plots: accuracy vs training compute and wall time (with Pareto fronts), throughput vs batch size."""
+"""Cost plots: accuracy vs training compute and wall time (with Pareto fronts), throughput vs batch size.
+
+When the runs hold seeds (`seeds.has_seed_groups`), arms are drawn as their means over seeds with 95% t
+intervals as error bars, and the Pareto front is taken over the arms' means."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import pandas as pd
 from matplotlib import ticker
 
 from trm_tf.analysis import plot_common as pc
+from trm_tf.analysis import seeds
 
 
 def pareto_front(x, y) -> np.ndarray:
@@ -44,11 +48,30 @@ def plot_accuracy_vs_compute(
         )
     fig, axes = pc.new_figure(ncols=len(panels), width=6.2 if len(panels) == 2 else 7.0)
     labels = pc.run_labels(df)
+    seeded = seeds.has_seed_groups(df)
     for ax, (_, x, xlabel) in zip(axes, panels):
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
-        xs, ys, ls = x[ok].to_numpy(), y[ok].to_numpy(), labels[ok].to_numpy()
+        if (
+            seeded
+        ):  # the arms' means over seeds, 95% t intervals as error bars; the front over means
+            arms = seeds.by_arm(df[ok], {"x": x[ok], "y": y[ok]})
+            xs, ys = arms["x"].to_numpy(), arms["y"].to_numpy()
+            ls = (arms["arm"] + " (n=" + arms["n"].astype(str) + ")").to_numpy()
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=arms["y_err"].to_numpy(),
+                xerr=arms["x_err"].to_numpy(),
+                fmt="none",
+                ecolor="0.45",
+                capsize=3,
+                label="95% t interval over seeds",
+            )
+        else:
+            xs, ys, ls = x[ok].to_numpy(), y[ok].to_numpy(), labels[ok].to_numpy()
         front = pareto_front(xs, ys)
-        ax.scatter(xs[~front], ys[~front], s=36, color="C0", alpha=0.7, label="runs")
+        what = "arms (mean over seeds)" if seeded else "runs"
+        ax.scatter(xs[~front], ys[~front], s=36, color="C0", alpha=0.7, label=what)
         ax.scatter(xs[front], ys[front], s=60, color="C3", zorder=3, label="Pareto front")
         o = np.argsort(xs[front])
         ax.plot(xs[front][o], ys[front][o], color="C3", lw=1.2, drawstyle="steps-post")
@@ -79,6 +102,7 @@ def plot_throughput_vs_batch(
     if not ok.any():
         raise ValueError("no run has train.global_batch_size and examples_per_s")
     ok_y = np.isfinite(b) & np.isfinite(y) & (b > 0)
+    seeded = seeds.has_seed_groups(df)
     ncols = 2 if ok_y.any() else 1
     fig, axes = pc.new_figure(ncols=ncols, width=6.2 if ncols == 2 else 7.0)
     ax = axes[0]
@@ -86,6 +110,8 @@ def plot_throughput_vs_batch(
     ax.scatter(d["b"], d["t"], s=30, color="C0", alpha=0.6, label="runs (examples/s)")
     med = d.groupby("b")["t"].median()  # Several runs per batch size (seeds, settings): median.
     ax.plot(med.index, med.values, color="C0", lw=1.6, label="median per batch size")
+    if seeded:
+        _arm_errorbars(ax, df[ok], b[ok], thr[ok], "C0")
     b0, t0 = med.index[0], med.iloc[0]
     ideal = np.array([med.index.min(), med.index.max()])
     ax.plot(ideal, t0 * ideal / b0, color="0.4", ls="--", lw=1, label="ideal linear scaling")
@@ -102,6 +128,8 @@ def plot_throughput_vs_batch(
         ax.scatter(d["b"], d["y"], s=30, color="C2", alpha=0.6, label="runs")
         med = d.groupby("b")["y"].median()
         ax.plot(med.index, med.values, color="C2", lw=1.6, label="median per batch size")
+        if seeded:
+            _arm_errorbars(ax, df[ok_y], b[ok_y], y[ok_y], "C2")
         pc.reference_lines(ax, df, metric)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
@@ -110,3 +138,18 @@ def plot_throughput_vs_batch(
         ax.set_title("Accuracy vs batch size")
         ax.legend(fontsize=7.5, loc="lower right")
     return pc.save_png(fig, out_dir, "throughput_vs_batch")
+
+
+def _arm_errorbars(ax, df: pd.DataFrame, x: pd.Series, y: pd.Series, color: str) -> None:
+    """Each arm's mean over its seeds with the 95% t interval as an error bar."""
+    arms = seeds.by_arm(df, {"x": x, "y": y})
+    ax.errorbar(
+        arms["x"],
+        arms["y"],
+        yerr=arms["y_err"],
+        fmt="D",
+        ms=4,
+        color=color,
+        capsize=3,
+        label="arm mean ± 95% t interval over seeds",
+    )

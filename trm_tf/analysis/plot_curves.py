@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from trm_tf.analysis import scalars
+from trm_tf.analysis import scalars, seeds
 from trm_tf.analysis.plot_common import (
     config_flag,
     is_percent_metric,
@@ -47,7 +47,9 @@ def plot_eval_curves(
     train_tag: str | tuple[str, ...] | None = ("lm_loss", "loss"),
     train_curves: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """Eval metric vs optimizer step for every run (left), and a training loss (right).
+    """Eval metric vs optimizer step for every run (left), and a training loss (right). Runs that are
+    seeds of one arm (`seeds.arm_groups`) are drawn as one line, their mean, with the 95% t interval of
+    the mean as a band.
 
     Args:
       df: `load_runs` table.
@@ -74,16 +76,30 @@ def plot_eval_curves(
     fig, axes = new_figure(ncols=2 if tr else 1, width=6.4 if tr else 7.0)
     groups, suffix, styles = _line_styles(df, style_by, label_by)
     labels = run_labels(df)
-    for i, (idx, row) in enumerate(df.iterrows()):
-        lab = labels[idx] + (f" ({suffix[i]})" if suffix[i] is not None else "")
-        color, ls = f"C{i % 10}", styles[groups[i]]
-        c = ev[row["workdir"]]
+    # One line per run, or per arm when the runs hold seeds: the seeds' mean, 95% t interval as a band.
+    if seeds.has_seed_groups(df):
+        lines = [
+            (f"{arm} (mean of n={len(idx)})", [df.index.get_loc(i) for i in idx])
+            for arm, idx in seeds.arm_groups(df)
+        ]
+    else:
+        lines = [(labels[idx], [i]) for i, idx in enumerate(df.index)]
+    for j, (lab, members) in enumerate(lines):
+        i = members[0]
+        lab += f" ({suffix[i]})" if suffix[i] is not None else ""
+        color, ls = f"C{j % 10}", styles[groups[i]]
+        dirs = [df["workdir"].iloc[m] for m in members]
+        c = seeds.mean_curve([ev[w] for w in dirs])
         if not c.empty:
-            y = to_display(c["value"], metric)
+            y, err = to_display(c["mean"], metric), to_display(c["err"], metric)
+            if is_percent_metric(metric) and np.nanmax(np.abs(c["mean"]), initial=0) <= 1.0:
+                err = np.asarray(c["err"], dtype=float) * 100.0  # the band in the mean's units
             axes[0].plot(c["step"], y, ls=ls, color=color, marker="o", ms=3, lw=1.6, label=lab)
-        t = tr[row["workdir"]] if tr else None
+            if len(members) > 1:
+                axes[0].fill_between(c["step"], y - err, y + err, color=color, alpha=0.18)
+        t = seeds.mean_curve([tr[w] for w in dirs]) if tr else None
         if t is not None and not t.empty:
-            axes[1].plot(t["step"], t["value"], ls=ls, color=color, lw=1.2)
+            axes[1].plot(t["step"], t["mean"], ls=ls, color=color, lw=1.2)
     reference_lines(axes[0], df, metric)
     axes[0].set_xlabel("optimizer step")
     axes[0].set_ylabel(f"eval {metric}" + (" (%)" if is_percent_metric(metric) else ""))

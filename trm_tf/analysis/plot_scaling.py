@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import ticker
 
-from trm_tf.analysis import fits
+from trm_tf.analysis import fits, seeds
 from trm_tf.analysis.plot_common import (
     is_percent_metric,
     metric_column,
@@ -78,10 +78,25 @@ def _scaling_plot(
             zorder=3,
             label="runs (not finished)",
         )
-    for _, p in pts.iterrows():
-        ax.annotate(
-            p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, -11), fontsize=7
+    sub = df.loc[pts.index]
+    if seeds.has_seed_groups(sub):  # arms of several seeds: their means with 95% t intervals
+        arms = seeds.by_arm(sub, {"x": pts["x"], "y": pts["y"]})
+        ax.errorbar(
+            arms["x"],
+            arms["y"],
+            yerr=arms["y_err"],
+            fmt="D",
+            ms=5,
+            color="C3",
+            capsize=4,
+            zorder=4,
+            label="arm mean ± 95% t interval over seeds",
         )
+        marks = zip(arms["arm"] + " (n=" + arms["n"].astype(str) + ")", arms["x"], arms["y"])
+    else:
+        marks = zip(pts["label"], pts["x"], pts["y"])
+    for label, x, y in marks:
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, -11), fontsize=7)
     fit = scaling_fit(df, x_col, metric, which)
     if fit is not None:
         lo, hi = pts["x"].min(), pts["x"].max()
@@ -189,8 +204,8 @@ def plot_tn_heatmap(
 ) -> str:
     """Heatmap of accuracy over T = H_cycles (rows) and n = L_cycles (columns); mean over seeds.
 
-    Each cell shows the accuracy, the number of runs averaged (when > 1) and the paper's effective depth
-    T(n+1)·layers. Empty cells were not run.
+    Each cell shows the accuracy (with several runs: their mean ± the 95% t half-width, and how many),
+    and the paper's effective depth T(n+1)·layers. Empty cells were not run.
 
     Returns:
       Path of `tn_heatmap.png`.
@@ -202,7 +217,9 @@ def plot_tn_heatmap(
     )
     if d.empty:
         raise ValueError("no run has model.H_cycles, model.L_cycles and the metric")
-    g = d.groupby(["T", "n"]).agg(y=("y", "mean"), k=("y", "size"), depth=("depth", "first"))
+    g = d.groupby(["T", "n"]).agg(
+        y=("y", "mean"), k=("y", "size"), err=("y", seeds.half_width), depth=("depth", "first")
+    )
     ts = sorted(d["T"].unique())
     ns = sorted(d["n"].unique())
     grid = np.full((len(ts), len(ns)), np.nan)
@@ -217,8 +234,8 @@ def plot_tn_heatmap(
     for (t, n), r in g.iterrows():
         i, j = ts.index(t), ns.index(n)
         txt = f"{r['y']:.1f}"
-        if r["k"] > 1:
-            txt += f"\n(n={int(r['k'])} runs)"
+        if r["k"] > 1:  # mean of several runs (seeds) with its 95% t half-width
+            txt += f" ± {r['err']:.1f}\n(n={int(r['k'])} runs)"
         if np.isfinite(r["depth"]):
             txt += f"\ndepth {int(r['depth'])}"
         ax.text(
@@ -243,7 +260,8 @@ def plot_tn_heatmap(
 def plot_accuracy_vs_supervision_step(
     df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy"
 ) -> str:
-    """Final-eval accuracy after k supervision steps, k = 1..N (test-time recursion), one line per run.
+    """Final-eval accuracy after k supervision steps, k = 1..N (test-time recursion), one line per run
+    (per arm when the runs hold seeds: the seeds' mean with 95% t intervals as error bars).
 
     Reads the `final_eval.<metric>/step_<k>` columns. A star marks each run's trained N_sup
     (`act.halt_max_steps`); steps beyond it show test-time extrapolation.
@@ -257,15 +275,48 @@ def plot_accuracy_vs_supervision_step(
         raise ValueError(f"no {prefix}<k> columns (the eval did not log {metric}/step_k)")
     ks = sorted(cols)
     fig, (ax,) = new_figure()
-    labels = run_labels(df)
     plotted = 0
-    for idx, row in df.iterrows():
-        vals = to_display([row.get(cols[k], np.nan) for k in ks], metric)
+    if seeds.has_seed_groups(
+        df
+    ):  # one line per arm: the seeds' mean, 95% t intervals as error bars
+        arms = seeds.by_arm(
+            df,
+            {
+                **{
+                    str(k): pd.Series(to_display(numeric(df, cols[k]), metric), index=df.index)
+                    for k in ks
+                },
+                "nsup": numeric(df, "act.halt_max_steps"),
+            },
+        )
+        lines = [
+            (
+                f"{a['arm']} (n={a['n']})",
+                [a[str(k)] for k in ks],
+                [a[f"{k}_err"] for k in ks],
+                a["nsup"],
+            )
+            for _, a in arms.iterrows()
+        ]
+    else:
+        labels = run_labels(df)
+        lines = [
+            (
+                labels[idx],
+                to_display([row.get(cols[k], np.nan) for k in ks], metric),
+                None,
+                pd.to_numeric(row.get("act.halt_max_steps"), errors="coerce"),
+            )
+            for idx, row in df.iterrows()
+        ]
+    for label, vals, err, nsup in lines:
+        vals = np.asarray(vals, dtype=float)
         if not np.isfinite(vals).any():
             continue
-        (line,) = ax.plot(ks, vals, marker="o", ms=3.5, lw=1.5, label=labels[idx])
+        (line,) = ax.plot(ks, vals, marker="o", ms=3.5, lw=1.5, label=label)
+        if err is not None:
+            ax.errorbar(ks, vals, yerr=err, fmt="none", ecolor=line.get_color(), capsize=3)
         plotted += 1
-        nsup = pd.to_numeric(row.get("act.halt_max_steps"), errors="coerce")
         if np.isfinite(nsup) and int(nsup) in ks and np.isfinite(vals[ks.index(int(nsup))]):
             ax.plot(nsup, vals[ks.index(int(nsup))], marker="*", ms=12, color=line.get_color())
     if not plotted:

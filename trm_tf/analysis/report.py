@@ -152,7 +152,9 @@ def _reference_section(df: pd.DataFrame) -> list[str]:
         "## Reference numbers",
         "",
         "Published test accuracies (%) to compare with (docs/experiments.md#published-results). "
-        "Sudoku and Maze: exact accuracy (every cell right); ARC: pass@2.",
+        "Sudoku and Maze: exact accuracy (every cell right); ARC: pass@2 as the reference logs it, "
+        "pooled over every evaluation of the run (`ARC/pooled/pass@2` here; `ARC/pass@2` is one "
+        "checkpoint's votes and is not the paper's quantity).",
         "",
         "| task | variant | accuracy (%) | source |",
         "|---|---|---|---|",

@@ -11,7 +11,9 @@ as a value, so a run of an older layout does not join a newer arm by accident). 
   degrees of freedom), so "arm B beats arm A" is reported with the interval that decides it.
 
 `arm_table` gives the rows, `differences` the pairwise comparisons against a baseline arm, and
-`plot_arms` draws the arms' means with their intervals as error bars (final and best evaluation).
+`plot_arms` draws the arms' means with their intervals as error bars (final and best evaluation). Every
+other plot of the analysis draws the same intervals when its runs hold seeds: `by_arm` (points with
+error bars) and `mean_curve` (curves with a band).
 """
 
 from __future__ import annotations
@@ -123,6 +125,48 @@ def arm_labels(df: pd.DataFrame, keys: pd.Series) -> dict:
             varying = [f for f in fields if f != "experiment_id"]
             labels[key] += " (" + ", ".join(f"{f}={first[f]}" for f in varying) + ")"
     return labels
+
+
+def arm_groups(df: pd.DataFrame) -> list[tuple[str, pd.Index]]:
+    """[(arm label, index of its runs)] in the table's order."""
+    keys = arm_keys(df)
+    labels = arm_labels(df, keys)
+    return [(labels[k], rows.index) for k, rows in df.groupby(keys, sort=False)]
+
+
+def half_width(values) -> float:
+    """The 95% t half-width of the mean of the finite `values` (0 for fewer than 2)."""
+    e = estimate(values)
+    return e.half_width if e.n >= 2 else 0.0
+
+
+def by_arm(df: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """One row per arm (`arm_groups`): `arm`, `n`, `finished` (every seed finished) and, for each named
+    series of `columns` (indexed like `df`), its mean over the arm's seeds and `<name>_err`, the 95% t
+    half-width of that mean (0 when fewer than 2 seeds have a value): what the plots draw as error bars."""
+    status = df["status"] if "status" in df else pd.Series("unknown", index=df.index)
+    rows = []
+    for label, idx in arm_groups(df):
+        row = {"arm": label, "n": len(idx), "finished": bool((status[idx] == "finished").all())}
+        for name, series in columns.items():
+            v = pd.to_numeric(series[idx], errors="coerce").to_numpy(dtype=float)
+            fin = v[np.isfinite(v)]
+            row[name] = float(fin.mean()) if fin.size else math.nan
+            row[f"{name}_err"] = half_width(fin)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_curve(curves: list[pd.DataFrame]) -> pd.DataFrame:
+    """The seeds' curves (each `step`, `value`) averaged per step: `step`, `mean`, `err` (95% t
+    half-width, 0 where fewer than 2 seeds logged the step), `n`."""
+    frames = [c[["step", "value"]] for c in curves if not c.empty]
+    if not frames:
+        return pd.DataFrame(columns=["step", "mean", "err", "n"])
+    allc = pd.concat(frames)
+    g = allc.groupby("step")["value"]
+    out = pd.DataFrame({"mean": g.mean(), "err": g.apply(half_width), "n": g.size()})
+    return out.reset_index()
 
 
 def has_seed_groups(df: pd.DataFrame) -> bool:

@@ -18,6 +18,7 @@ class AccuracyEvaluator(Evaluator):
 
     name = "accuracy"
     summed = ("sums", "exact_per_step", "token_per_step")
+    headline = "exact_accuracy"
 
     def __init__(self, halt_max_steps: int):
         self.halt_max_steps = int(halt_max_steps)
@@ -57,3 +58,11 @@ class AccuracyEvaluator(Evaluator):
             metrics[f"exact_accuracy/step_{k + 1}"] = float(self.exact_steps[k] / count)
             metrics[f"accuracy/step_{k + 1}"] = float(self.token_steps[k] / count)
         return metrics
+
+    def log_line(self, metrics: dict) -> str:
+        return "exact_accuracy {:.4f}, accuracy {:.4f}, q_halt_accuracy {:.4f}".format(
+            *(
+                metrics.get(k, float("nan"))
+                for k in ("exact_accuracy", "accuracy", "q_halt_accuracy")
+            )
+        )

@@ -57,6 +57,7 @@ class ARCEvaluator(Evaluator):
     """
 
     name = "arc"
+    headline = "ARC/pooled/pass@2"  # the reference's logged ARC/pass@2, the paper's figure
     features = DEVICE_FEATURES
     rows = ("preds", "q_halt", "inputs", "mask", *DEVICE_FEATURES)
     whole_tasks = True  # a test pair's votes are every augmented copy of it
@@ -211,3 +212,15 @@ class ARCEvaluator(Evaluator):
     def write(self, step: int, rundir) -> None:
         """This checkpoint's Kaggle submission over the scored tasks (`RunDir.submission(step)`)."""
         self.votes.write_submission(rundir.submission(step), self.scored_truth())
+
+    def log_line(self, metrics: dict) -> str:
+        nan = float("nan")
+        return (
+            "ARC/pooled/pass@2 {:.4f} (votes of {:d} evaluations, the paper's pass@2), ARC/pass@2 "
+            "{:.4f} (this checkpoint) over {:d} tasks".format(
+                metrics.get("ARC/pooled/pass@2", nan),
+                int(metrics.get("ARC/pooled/num_evaluations", 0)),
+                metrics.get("ARC/pass@2", nan),
+                int(metrics.get("ARC/num_tasks", 0)),
+            )
+        )

@@ -28,7 +28,10 @@ results. The hooks, in the order they are called:
   returns metrics over that state; then, on the process that writes the run directory only,
   `write(step, rundir)` writes the evaluation's files (e.g. ARC's Kaggle submission).
 
-Metric names must not collide between evaluators (each prefixes its own, e.g. `ARC/`).
+Metric names must not collide between evaluators (each prefixes its own, e.g. `ARC/`). Each names its
+`headline` metric (the one the paper reports for its task) and writes its part of the evaluation's log
+line (`log_line`); the line leads with the last evaluator's headline (ARC after accuracy: the pooled
+pass@2).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class Evaluator(abc.ABC):
     # The tasks every partial evaluation reads, the same each time: task -> upper bound on its rows
     # (`eval_input.make_eval_dataset(tasks=...)`); None: no subset of tasks.
     periodic_tasks: dict[str, int] | None = None
+    # The metric the paper reports for this evaluator's task (None: none).
+    headline: str | None = None
 
     @classmethod  # noqa: B027  (optional: nothing by default)
     def check_config(cls, config) -> None:
@@ -90,3 +95,7 @@ class Evaluator(abc.ABC):
 
     def write(self, step: int, rundir) -> None:  # noqa: B027  (optional: nothing by default)
         """Writes this evaluation's files into `rundir` (called on the run directory's writer only)."""
+
+    def log_line(self, metrics: dict) -> str:
+        """This evaluator's part of the evaluation's log line ("" for none)."""
+        return ""
