@@ -62,6 +62,16 @@ def test_launch_trains_and_scores_arc_with_voting(tmp_path):
         pooled = _pass_at(_merged(votes[2], votes[4]), truth, k)
         assert final[f"ARC/pooled/pass@{k}"] == pytest.approx(pooled)
     assert final["ARC/pooled/num_evaluations"] == 2
+    # The evaluation's log line leads with the paper's quantity, the pooled pass@2.
+    line = next(x for x in out.stderr.splitlines() if "eval @ step 4 " in x)
+    assert (
+        f"examples): ARC/pooled/pass@2 {final['ARC/pooled/pass@2']:.4f} (votes of 2 evaluations"
+        in line
+    ), line
+    assert (
+        f"ARC/pass@2 {final['ARC/pass@2']:.4f} (this checkpoint) over 3 tasks; exact_accuracy"
+        in line
+    )
     sub = json.load(open(os.path.join(workdir, "submission_step4.json")))
     assert sorted(sub) == sorted(truth)
     for task, attempts in sub.items():

@@ -290,6 +290,10 @@ def test_runlocal(run):
             flatten_config(config.to_dict())[key]
             == flatten_config(load(run.config_arg).to_dict())[key]
         )
+    # ARC: every task in every evaluation stays so (the paper configs); a subset shrinks to 2 tasks.
+    full = load(run.config_arg).eval.arc_subset_tasks == -1
+    assert config.eval.arc_subset_tasks == (-1 if full else 2)
+    assert full == (run.run_id in ("paper_arc1", "paper_arc2"))
 
 
 def assert_small(config):

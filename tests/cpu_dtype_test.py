@@ -180,11 +180,15 @@ def test_resume_in_the_cpu_default_dtype_is_exact(data_dir, tmp_path, dtype):
         assert res.returncode == 0, res.stderr[-3000:]
 
     ref, run = str(tmp_path / "ref"), str(tmp_path / "run")
-    launch(ref, 8)
-    launch(run, 4)
-    launch(run, 8)
     want = runtime.resolve_forward_dtype(dtype, on_cpu=True)
-    for workdir in (ref, run):
+    # "auto" resolving to float32 (a CPU without AMX) is the float32 step, whose resume tests/train_test.py
+    # checks bit for bit: here only that "auto" is resolved and recorded (one run, no resume).
+    resume = dtype != "auto" or want != "float32"
+    launch(ref, 8)
+    if resume:
+        launch(run, 4)
+        launch(run, 8)
+    for workdir in (ref, run) if resume else (ref,):
         summary = json.load(open(os.path.join(workdir, "run_summary.json")))
         assert summary["status"] == "finished" and summary["step"] == 8
         assert summary["forward_dtype"] == want
@@ -194,6 +198,8 @@ def test_resume_in_the_cpu_default_dtype_is_exact(data_dir, tmp_path, dtype):
         # config.json holds the resolved dtype: a resume that resolves differently is refused.
         config = json.load(open(os.path.join(workdir, "config.json")))
         assert config["model"]["forward_dtype"] == want
+    if not resume:
+        return
     a, b = weights_of(ref), weights_of(run)
     assert a.keys() == b.keys() and len(a) > 5
     for k in a:

@@ -1,7 +1,9 @@
 """A 2-seed sweep end to end: `sweep.py --seeds=0,1` trains a catalogue run (runlocal, tiny shapes) under
 each seed into its own run directory, and `python -m trm_tf.analysis report` groups the two into one arm
-with n, mean and a 95% interval; each run's HParams session names its seed."""
+with n, mean and a 95% interval; each run's HParams session names its seed, and each run's best
+checkpoint is named in its run_summary.json and restores from best/ alone."""
 
+import json
 import os
 import shlex
 import subprocess
@@ -12,6 +14,7 @@ import tensorflow as tf
 
 from tests.testing.launch import REPO, launch_cmd
 from tests.testing.tiny_datasets import build_tiny_sudoku
+from trm_tf.tools import restore
 
 
 @pytest.mark.slow  # two launch.py runs
@@ -45,6 +48,13 @@ def test_two_seed_sweep_and_its_report(tmp_path):
         )
         assert first.metadata.plugin_data.plugin_name == "hparams"
         assert b"seed" in first.metadata.plugin_data.content
+        # Its best checkpoint: named in run_summary.json, on disk in best/, restorable on its own.
+        best = json.load(open(os.path.join(workdir, "run_summary.json")))["best"]
+        assert best["metric"] == "exact_accuracy" and best["step"] == 4, best
+        prefix = restore.checkpoint_prefix(os.path.join(workdir, "best"))
+        assert prefix == os.path.join(workdir, "best", "ckpt-4")
+        model = restore.load_model(restore.resolve_config(prefix), prefix)
+        assert model.num_params() > 0
 
     report = subprocess.run(
         [sys.executable, "-m", "trm_tf.analysis", "report", f"{root}/*", f"--out={tmp_path}/rep"],
