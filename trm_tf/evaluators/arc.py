@@ -215,11 +215,13 @@ class ARCEvaluator(Evaluator):
 
     def log_line(self, metrics: dict) -> str:
         nan = float("nan")
+        n = int(metrics.get("ARC/pooled/num_evaluations", 0))
         return (
-            "ARC/pooled/pass@2 {:.4f} (votes of {:d} evaluations, the paper's pass@2), ARC/pass@2 "
+            "ARC/pooled/pass@2 {:.4f} (votes of {:d} evaluation{}, the paper's pass@2), ARC/pass@2 "
             "{:.4f} (this checkpoint) over {:d} tasks".format(
                 metrics.get("ARC/pooled/pass@2", nan),
-                int(metrics.get("ARC/pooled/num_evaluations", 0)),
+                n,
+                "" if n == 1 else "s",
                 metrics.get("ARC/pass@2", nan),
                 int(metrics.get("ARC/num_tasks", 0)),
             )
