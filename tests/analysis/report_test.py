@@ -37,3 +37,26 @@ def test_summary_table_values(study):
     assert t.loc[1, "best exact_accuracy (%) @step"] == f"{100 * subset_acc(1):.2f} @100"
     assert t.loc[0, "final exact_accuracy (%)"] == f"{100 * final_acc(0):.2f}"
     assert t.loc[2, "step"] == "300/300" and t.loc[0, "params"] == "1M"
+
+
+def test_the_runs_table_names_each_runs_best_checkpoint(tmp_path):
+    """run_summary.json's `best` (the checkpoint the run kept in best/) is a column of the runs table,
+    "–" for a run that kept none; without any, the column is left out."""
+    from tests.testing import fake_runs as fake
+    from trm_tf.analysis import runs
+
+    evals = {100: {"exact_accuracy": 0.7}, 200: {"exact_accuracy": 0.6}}
+    best = {"metric": "exact_accuracy", "value": 0.7, "step": 100, "mode": "max"}
+    for name, summary in (("a", {"best": best}), ("b", {})):
+        fake.make_fake_run(
+            str(tmp_path / name),
+            experiment_id=name,
+            evals=evals,
+            summary={"status": "finished", "step": 200, "total_steps": 200, **summary},
+        )
+    df = runs.load_runs(str(tmp_path / "*"))
+    table = report.summary_table(df)
+    assert list(table["best checkpoint (metric value @step)"]) == ["exact_accuracy 0.7 @100", "–"]
+    assert "best checkpoint (metric value @step)" not in report.summary_table(
+        df[df["run_name"] == "b"]
+    )

@@ -82,8 +82,9 @@ def summary_table(
     """The compact, formatted runs table used by `compare` and the report.
 
     Columns: run, status, step (done/total), the varying config fields, params, final and best eval
-    metric (best with its step), whether the final eval used the full test set, final train metric,
-    wall time (h), examples/s, and notes when a run has any.
+    metric (best with its step), the best checkpoint the run kept (`best/`: its metric, value and step,
+    when any run kept one), whether the final eval used the full test set, final train metric, wall
+    time (h), examples/s, and notes when a run has any.
 
     Args:
       df: `load_runs` table.
@@ -122,6 +123,15 @@ def summary_table(
     out[f"best {metric}{unit} @step"] = [
         "–" if pd.isna(v) else f"{_fmt(v, kind)} @{_fmt(s)}" for v, s in zip(best, best_step)
     ]
+    if "best_checkpoint.step" in df and df["best_checkpoint.step"].notna().any():
+        out["best checkpoint (metric value @step)"] = [
+            "–" if pd.isna(s) else f"{m} {_fmt(v)} @{_fmt(s)}"
+            for m, v, s in zip(
+                df["best_checkpoint.metric"],
+                df["best_checkpoint.value"],
+                df["best_checkpoint.step"],
+            )
+        ]
     out["full test"] = [_fmt(v) for v in df.get("final_eval_full", [np.nan] * len(df))]
     out[f"train {metric}{unit}"] = [_fmt(v, kind) for v in train]
     out["wall (h)"] = [

@@ -18,7 +18,9 @@ Column naming of the table returned by `load_runs`:
   * `final_train.<tag>`: the last logged training value (train metrics cover halted samples only);
   * `step`, `total_steps`, `wall_time_s`, `examples_per_s`, `num_params`, `flops_per_example_train`,
     `flops_per_example_eval`, `num_replicas`, `device_kind` (from run_summary.json, else from the logs),
-    and `train_flops` = flops_per_example_train × global batch × step.
+    and `train_flops` = flops_per_example_train × global batch × step;
+  * `best_checkpoint.metric`, `.value`, `.step`: the best checkpoint the run kept in `best/`
+    (run_summary.json's `best`; the metric it was chosen by may differ from the table's).
 """
 
 from __future__ import annotations
@@ -253,6 +255,9 @@ def _add_summary_columns(
     """Run summary fields, with fallbacks from the logs where run_summary.json lacks them."""
     for k in _SUMMARY_FIELDS:
         row[k] = summary.get(k, math.nan)
+    best = summary.get("best") or {}  # the run's best checkpoint (trm_tf/best.py), when it kept one
+    for k in ("metric", "value", "step"):
+        row[f"best_checkpoint.{k}"] = best.get(k, math.nan)
     if not isinstance(row["status"], str):
         row["status"] = "unknown"
     all_long = pd.concat([train_long, eval_long], ignore_index=True)
