@@ -1,6 +1,7 @@
 r"""Cost model of the full study on Cloud TPU v4: a roofline step time per run from its lowered train step.
 
   python bench/cost_model.py [--runs=E1.1,E2.3b,paper_arc1] [--markdown] [--whatif] [--refresh]
+  python bench/cost_model.py --questions --grant_days=30 --slice=v4-32 [--seeds=3] [--runs=E4.1] --markdown
 
 For every run of the catalogue (configs/catalogue.py RUNS):
   * the target slice is the smallest v4 slice its global batch fits on (trm_tf.memory's estimate), and
@@ -21,6 +22,11 @@ The puzzle-embedding table is lowered with 2 rows: its traffic is the gathered a
 batch, not the table, so its size does not change the step. A curriculum run is costed at its final
 (deepest) stage, an upper bound. The lowering takes 30 s - 3 min per distinct shape on a CPU; results are
 cached by shape in bench/hlo_costs.json (`--refresh` re-lowers), so the table reprints in seconds.
+
+`--questions` costs one seed of the arms of each question of the study (configs/catalogue.py QUESTIONS)
+and of the `--runs` given as extras, and says how many seeds a grant of `--slice` for `--grant_days`
+affords: per question alone, for all questions with equal seeds (each distinct run once: the baseline
+is shared), and what is left after `--seeds` seeds of every question and extra run (`seed_plan`).
 """
 
 from __future__ import annotations
@@ -340,6 +346,239 @@ def markdown_whatif(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Seeds the grant affords per question (--questions).
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmCost:
+    """One seed of one run: its own slice's chips and hours there (`modelled`: from the lowered step;
+    False: the formula at a flat 40% MFU because the step is not in the cache)."""
+
+    run: str
+    chips: int
+    hours: float
+    modelled: bool = True
+
+    @property
+    def chip_hours(self) -> float:
+        return self.chips * self.hours
+
+
+def grant_chips(slice_name: str) -> int:
+    """Chips of a v4 slice name ("v4-32" -> 16)."""
+    from trm_tf.memory import V4_SLICES
+
+    size = slice_name.removeprefix("v4-")
+    if not size.isdigit() or int(size) not in V4_SLICES:
+        raise ValueError(
+            f"--slice={slice_name}: expected one of " + ", ".join(f"v4-{n}" for n in V4_SLICES)
+        )
+    return int(size) // 2
+
+
+def _seeds(budget: float, per_seed: float) -> int:
+    return int(budget / per_seed + 1e-9) if per_seed > 0 else 0
+
+
+def seed_plan(
+    questions: dict[str, list[str]],
+    costs: dict[str, ArmCost],
+    chips: int,
+    hours: float,
+    seeds: int = 3,
+    extras: tuple[str, ...] = (),
+) -> dict:
+    """How many seeds a grant of `chips` chips for `hours` hours affords, per question and for all.
+
+    Runs on a slice smaller than the grant's are packed side by side, so a run costs its chip-hours
+    (chips of its own slice x hours there) and the grant's slice-hours are chip-hours / `chips`. Every
+    run's slice must fit in the grant's and every run must be shorter than the grant.
+
+    Args:
+      questions: question key -> run ids of its arms (the baseline included where it is an arm).
+      costs: one seed of every run named in `questions` and `extras`.
+      chips, hours: the grant (e.g. 16 chips of a v4-32 for 720 hours).
+      seeds: the recommended minimum: `seeds` seeds of every question and of every extra run.
+      extras: runs of no question, costed at `seeds` seeds in the recommendation.
+
+    Returns a dict: `questions` (per question: runs, chip_hours and slice_hours of one seed, longest run's
+    hours, `seeds_alone`: seeds the whole grant affords for that question alone); `all` (every distinct
+    run of the questions once, so a baseline shared by several questions counts once: runs, chip_hours,
+    slice_hours, `seeds_equal`); `plan` (the recommendation: chip-hours of `seeds` seeds of all questions
+    and of the extras, what is `left`, and `more_seeds`: equal seeds of all questions that it buys).
+    """
+    budget = chips * hours
+    named = [r for runs in questions.values() for r in runs] + list(extras)
+    for r in named:
+        if costs[r].chips > chips:
+            raise ValueError(f"{r} needs {costs[r].chips} chips, more than the grant's {chips}")
+        if costs[r].hours > hours:
+            raise ValueError(
+                f"{r} takes {costs[r].hours:.0f} h, longer than the grant's {hours:.0f} h"
+            )
+
+    def block(runs):
+        ch = sum(costs[r].chip_hours for r in runs)
+        return {
+            "runs": list(runs),
+            "chip_hours": ch,
+            "slice_hours": ch / chips,
+            "longest_hours": max(costs[r].hours for r in runs),
+        }
+
+    per_q = {}
+    for key, runs in questions.items():
+        per_q[key] = dict(block(runs), seeds_alone=_seeds(budget, block(runs)["chip_hours"]))
+    distinct = list(dict.fromkeys(r for runs in questions.values() for r in runs))
+    joint = block(distinct)
+    joint["seeds_equal"] = _seeds(budget, joint["chip_hours"])
+    extra_runs = [r for r in dict.fromkeys(extras) if r not in distinct]
+    q_ch = seeds * joint["chip_hours"]
+    x_ch = seeds * sum(costs[r].chip_hours for r in extra_runs)
+    left = budget - q_ch - x_ch
+    plan = {
+        "seeds": seeds,
+        "questions_chip_hours": q_ch,
+        "extras": extra_runs,
+        "extras_chip_hours": x_ch,
+        "left_chip_hours": left,
+        "more_seeds": _seeds(max(left, 0.0), joint["chip_hours"]),
+        "fits": left >= 0,
+    }
+    return {"budget_chip_hours": budget, "questions": per_q, "all": joint, "plan": plan}
+
+
+def question_costs(cache: CostCache, extras: list, peak: float, hbm_bw: float):
+    """The catalogue's QUESTIONS and the runs of `extras`, each run costed once: (question key -> run
+    ids, run id -> ArmCost, run id -> the ids naming it: per question key, and under "extra")."""
+    from configs import catalogue
+
+    questions, costs, names = {}, {}, {}
+
+    def cost(run):
+        if run.run_id not in costs:
+            row = run_cost(run, cache, peak, hbm_bw)
+            modelled = "hours" in row
+            costs[run.run_id] = ArmCost(
+                run.run_id, row["chips"], row["hours" if modelled else "hours_flat"], modelled
+            )
+            print(f"costed {run.run_id}", file=sys.stderr, flush=True)
+
+    for q in catalogue.QUESTIONS:
+        questions[q.key] = [r.run_id for r in q.runs()]
+        for i in q.ids:
+            run = catalogue.lookup(i)
+            cost(run)
+            names.setdefault(run.run_id, {}).setdefault(q.key, []).append(i)
+    for run in extras:
+        cost(run)
+        names.setdefault(run.run_id, {})["extra"] = list(run.ids[:1]) or ["–"]
+    return questions, costs, names
+
+
+def markdown_seeds(plan: dict, costs: dict, names: dict, slice_name: str, days: float) -> str:
+    """The three tables of --questions: the questions, the recommendation, every candidate run."""
+    from configs import catalogue
+
+    chips = grant_chips(slice_name)
+    budget = plan["budget_chip_hours"]
+    base = catalogue.lookup("E1.1").run_id
+    titles = {q.key: q.title for q in catalogue.QUESTIONS}
+    star = {r: "" if c.modelled else "\\*" for r, c in costs.items()}
+    sh = f"{slice_name} h"
+    lines = [
+        f"Grant: {slice_name} ({chips} chips) for {days:g} days = {budget:,.0f} chip-h. A run on a "
+        f"smaller slice is packed beside others: it costs its chip-hours (chips of its own slice x hours "
+        f"there), and {sh} = chip-h / {chips}.",
+        "",
+        f"| question | arms (distinct runs) | baseline | chip-h per seed | {sh} per seed | longest run h "
+        "| seeds the grant affords |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    users = [k for k, q in plan["questions"].items() if base in q["runs"]]
+    for key, q in plan["questions"].items():
+        arms = ", ".join("=".join(names[r][key]) + star[r] for r in q["runs"])
+        shared = ", ".join(k for k in users if k != key)
+        b = "=".join(names[base][key]) if base in q["runs"] else "no"
+        if base in q["runs"] and shared:
+            b += f", shared with {shared}"
+        lines.append(
+            f"| {key}: {titles[key]} | {arms} ({len(q['runs'])}) | {b} | {q['chip_hours']:,.1f} | "
+            f"{q['slice_hours']:,.2f} | {q['longest_hours']:,.2f} | (a) {q['seeds_alone']:,} alone |"
+        )
+    j = plan["all"]
+    lines.append(
+        f"| **{', '.join(plan['questions'])} together** | every distinct run once "
+        f"({len(j['runs'])}) | counted once | {j['chip_hours']:,.1f} | {j['slice_hours']:,.2f} | "
+        f"{j['longest_hours']:,.2f} | **(b) {j['seeds_equal']:,} each** |"
+    )
+    p = plan["plan"]
+    k = p["seeds"]
+
+    def row(label, seeds, ch):
+        return f"| {label} | {seeds} | {ch:,.0f} | {ch / chips:,.1f} | {ch / budget:.1%} |"
+
+    lines += [
+        "",
+        f"(c) Recommended: {k} seeds of every question"
+        + (" and of each extra run" if p["extras"] else "")
+        + ", then more equal seeds of every question with what is left.",
+        "",
+        f"| allocation | seeds | chip-h | {sh} | share of the grant |",
+        "|---|---|---|---|---|",
+        row(f"{', '.join(plan['questions'])}: every distinct run", k, p["questions_chip_hours"]),
+    ]
+    if p["extras"]:
+        lines.append(row("extra runs: " + ", ".join(p["extras"]), k, p["extras_chip_hours"]))
+    lines.append(row("**left**", "", p["left_chip_hours"]))
+    if p["fits"]:
+        more = p["more_seeds"]
+        label = f"left spent on more seeds of {', '.join(plan['questions'])}"
+        lines.append(row(label, f"+{more}", more * j["chip_hours"]))
+    lines += [
+        "",
+        f"| run | ids | question | slice | hours on its slice | chip-h per seed | {sh} per seed | "
+        f"chip-h for {k} seeds | share of the grant for {k} seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    shown = [*plan["all"]["runs"], *p["extras"]]
+    for r in shown:
+        c = costs[r]
+        ids = "=".join(dict.fromkeys(i for v in names[r].values() for i in v))
+        lines.append(
+            f"| {r}{star[r]} | {ids} | {', '.join(names[r])} | v4-{2 * c.chips} | {c.hours:,.2f} | "
+            f"{c.chip_hours:,.1f} | {c.chip_hours / chips:,.2f} | {k * c.chip_hours:,.1f} | "
+            f"{k * c.chip_hours / budget:.2%} |"
+        )
+    if not all(costs[r].modelled for r in shown):
+        lines += [
+            "",
+            "\\* step not lowered (not in the cache): the formula's FLOPs at a flat 40% MFU.",
+        ]
+    return "\n".join(lines)
+
+
+def main_questions(a, cache: CostCache, peak: float, bw: float) -> None:
+    try:
+        chips = grant_chips(a.slice)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    extras = select_runs(a.runs) if a.runs else []
+    questions, costs, names = question_costs(cache, extras, peak, bw)
+    try:
+        plan = seed_plan(
+            questions, costs, chips, 24 * a.grant_days, a.seeds, tuple(r.run_id for r in extras)
+        )
+    except ValueError as e:
+        raise SystemExit(f"--questions: {e}") from None
+    if a.markdown:
+        print(markdown_seeds(plan, costs, names, a.slice, a.grant_days))
+    else:
+        plan["costs"] = {r: dataclasses.asdict(c) for r, c in costs.items()}
+        print(json.dumps(plan))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="", help="comma list of study ids or run-id substrings")
@@ -350,9 +589,24 @@ def main() -> None:
     p.add_argument("--cache", default=CACHE, help="JSON cache of lowered step costs ('' = none)")
     p.add_argument("--refresh", action="store_true", help="re-lower shapes already in the cache")
     p.add_argument("--no_lower", action="store_true", help="cached shapes only (others: formula)")
+    p.add_argument(
+        "--questions",
+        action="store_true",
+        help="seeds a grant affords per question of the study (--runs: extra runs of no question)",
+    )
+    p.add_argument(
+        "--grant_days", type=float, default=30.0, help="--questions: length of the grant"
+    )
+    p.add_argument("--slice", default="v4-32", help="--questions: the grant's slice (v4-32, v4-64)")
+    p.add_argument(
+        "--seeds", type=int, default=3, help="--questions: recommended seeds per question"
+    )
     a = p.parse_args()
     cache = CostCache(a.cache, refresh=a.refresh, lower=not a.no_lower)
     peak, bw = a.peak_tflops * 1e12, a.hbm_gbps * 1e9
+    if a.questions:
+        main_questions(a, cache, peak, bw)
+        return
     rows = []
     for run in select_runs(a.runs):
         if a.whatif:

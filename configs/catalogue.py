@@ -261,6 +261,43 @@ NOT_COVERED = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """One question of the study and the ids of its arms (each resolves to a run of RUNS)."""
+
+    key: str
+    title: str
+    ids: tuple[str, ...]
+
+    def runs(self) -> list[Run]:
+        """The distinct runs of its arms, in the order of `ids` (aliases of one run count once)."""
+        out = []
+        for i in self.ids:
+            run = lookup(i)
+            if run not in out:
+                out.append(run)
+        return out
+
+
+# The four questions the study asks (docs/experiments.md#families). The comparison arm of each family is
+# the study's own alias of the baseline (E2.1a, E2.2d, E2.3a, E2.4c all resolve to e1_1_baseline), and the
+# baseline is also the batch-768 arm of E1.3 and the penalty-0 arm of E4.2.
+QUESTIONS: tuple[Question, ...] = (
+    Question(
+        "Q1",
+        "recursion at larger batch and compute: batch scaling with linear LR (E1.3), T/n (E2.2)",
+        ("E1.1", "E1.3a", "E1.3b", "E1.3c", "E2.2a", "E2.2b", "E2.2c", "E2.2d", "E2.2e"),
+    ),
+    Question("Q2", "is EMA still critical (E2.1)", ("E2.1a", "E2.1b")),
+    Question("Q3", "MLP-T vs attention (E2.3)", ("E2.3a", "E2.3b")),
+    Question(
+        "Q4",
+        "compute-accuracy frontier: N_sup (E2.4), halting penalty (E4.2)",
+        ("E2.4a", "E2.4b", "E2.4c", "E2.4d", "E4.2a", "E4.2b", "E4.2c"),
+    ),
+)
+
+
 def _natural_key(s: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 

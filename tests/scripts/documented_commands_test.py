@@ -8,6 +8,8 @@
 * `python launch.py ...`: every flag exists, the config file exists and each `--config.FIELD=` override
   names a field of that config (loaded as launch.py loads it; TensorFlow is not imported);
 * `python sweep.py ...`: run with `--dry-run`, and each launch.py command it prints checked as above;
+* `python bench/cost_model.py ...`: run with `--no_lower` (never lowering a step here), exit 0, and every
+  run it shows costed from a lowered step of the cache bench/hlo_costs.json (none at the formula);
 * `$(scripts/X.sh ...)` inside a command: run with `--dry-run`, its output substituted;
 * anything else must be in ALLOWED, with the reason it is not run here (an entry no command uses fails).
 
@@ -64,6 +66,8 @@ def kind(cmd: str) -> str:
         return "script"
     if argv[0] in ("python", "python3") and argv[1:2] in (["launch.py"], ["sweep.py"]):
         return argv[1]
+    if argv[0] in ("python", "python3") and argv[1:2] == ["bench/cost_model.py"]:
+        return "cost_model"
     prefix = next((p for p in ALLOWED if cmd.startswith(p)), None)
     assert prefix, f"{cmd!r} is neither run nor in ALLOWED (add it with the reason it is not run)"
     return "allowed"
@@ -130,6 +134,14 @@ def test_documented_command(doc, line, cmd, fake_cloud, tmp_path):
         assert launches, res.stdout
         for launch in launches:
             check_launch_command(launch)
+        return
+    if kind(cmd) == "cost_model":
+        res = subprocess.run(
+            [sys.executable, *argv[1:], "--no_lower"], cwd=REPO, env=env, capture_output=True,
+            text=True, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() and "not lowered" not in res.stdout, res.stdout
         return
     script = argv[0].removeprefix("scripts/")
     end = argv.index("--") if "--" in argv else len(argv)  # after "--": launch.py's flags
