@@ -111,7 +111,7 @@ def plot_throughput_vs_batch(
     med = d.groupby("b")["t"].median()  # Several runs per batch size (seeds, settings): median.
     ax.plot(med.index, med.values, color="C0", lw=1.6, label="median per batch size")
     if seeded:
-        _arm_errorbars(ax, df[ok], b[ok], thr[ok], "C0")
+        seeds.arm_errorbars(ax, df[ok], b[ok], thr[ok], color="C0")
     b0, t0 = med.index[0], med.iloc[0]
     ideal = np.array([med.index.min(), med.index.max()])
     ax.plot(ideal, t0 * ideal / b0, color="0.4", ls="--", lw=1, label="ideal linear scaling")
@@ -129,7 +129,7 @@ def plot_throughput_vs_batch(
         med = d.groupby("b")["y"].median()
         ax.plot(med.index, med.values, color="C2", lw=1.6, label="median per batch size")
         if seeded:
-            _arm_errorbars(ax, df[ok_y], b[ok_y], y[ok_y], "C2")
+            seeds.arm_errorbars(ax, df[ok_y], b[ok_y], y[ok_y], color="C2")
         pc.reference_lines(ax, df, metric)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
@@ -138,18 +138,3 @@ def plot_throughput_vs_batch(
         ax.set_title("Accuracy vs batch size")
         ax.legend(fontsize=7.5, loc="lower right")
     return pc.save_png(fig, out_dir, "throughput_vs_batch")
-
-
-def _arm_errorbars(ax, df: pd.DataFrame, x: pd.Series, y: pd.Series, color: str) -> None:
-    """Each arm's mean over its seeds with the 95% t interval as an error bar."""
-    arms = seeds.by_arm(df, {"x": x, "y": y})
-    ax.errorbar(
-        arms["x"],
-        arms["y"],
-        yerr=arms["y_err"],
-        fmt="D",
-        ms=4,
-        color=color,
-        capsize=3,
-        label="arm mean ± 95% t interval over seeds",
-    )

@@ -80,18 +80,7 @@ def _scaling_plot(
         )
     sub = df.loc[pts.index]
     if seeds.has_seed_groups(sub):  # arms of several seeds: their means with 95% t intervals
-        arms = seeds.by_arm(sub, {"x": pts["x"], "y": pts["y"]})
-        ax.errorbar(
-            arms["x"],
-            arms["y"],
-            yerr=arms["y_err"],
-            fmt="D",
-            ms=5,
-            color="C3",
-            capsize=4,
-            zorder=4,
-            label="arm mean ± 95% t interval over seeds",
-        )
+        arms = seeds.arm_errorbars(ax, sub, pts["x"], pts["y"], color="C3", ms=5, zorder=4)
         marks = zip(arms["arm"] + " (n=" + arms["n"].astype(str) + ")", arms["x"], arms["y"])
     else:
         marks = zip(pts["label"], pts["x"], pts["y"])

@@ -157,6 +157,21 @@ def by_arm(df: pd.DataFrame, columns: dict[str, pd.Series]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def arm_errorbars(ax, df: pd.DataFrame, x: pd.Series, y: pd.Series, **style) -> pd.DataFrame:
+    """Draws each arm's mean of `y` at its mean `x` with the 95% t interval as an error bar on `ax`;
+    returns the `by_arm` table it drew."""
+    arms = by_arm(df, {"x": x, "y": y})
+    style = {"fmt": "D", "ms": 4, "capsize": 3, **style}
+    ax.errorbar(
+        arms["x"],
+        arms["y"],
+        yerr=arms["y_err"],
+        label="arm mean ± 95% t interval over seeds",
+        **style,
+    )
+    return arms
+
+
 def mean_curve(curves: list[pd.DataFrame]) -> pd.DataFrame:
     """The seeds' curves (each `step`, `value`) averaged per step: `step`, `mean`, `err` (95% t
     half-width, 0 where fewer than 2 seeds logged the step), `n`."""
