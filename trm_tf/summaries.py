@@ -50,6 +50,18 @@ _NOT_HPARAMS = (
 _NOT_HPARAM_PREFIXES = ("train.log_", "train.checkpoint_", "train.profile", "train.max_checkpoints")
 
 
+def is_hparam(key: str) -> bool:
+    """Whether a flattened config key (e.g. "optim.ema") is a hyperparameter: a field of the
+    model/act/optim/train/data/eval/curriculum sections that changes what is trained or measured, not a
+    path, a logging or checkpoint cadence, or a runtime setting. The HParams tab shows these, and runs
+    that agree on all of them but `seed` are seeds of one arm (`trm_tf.analysis.seeds`)."""
+    return (
+        key.split(".", 1)[0] in HPARAM_SECTIONS
+        and key not in _NOT_HPARAMS
+        and not key.startswith(_NOT_HPARAM_PREFIXES)
+    )
+
+
 def hparams_of(config) -> dict[str, bool | int | float | str]:
     """The run's hyperparameters for the HParams tab: `seed`, `experiment_id` and the leaves of the
     model/act/optim/train/data/eval/curriculum sections (paths and logging knobs left out); None and
@@ -62,7 +74,7 @@ def hparams_of(config) -> dict[str, bool | int | float | str]:
             key = f"{prefix}{k}"
             if isinstance(v, dict):
                 walk(v, key + ".")
-            elif key in _NOT_HPARAMS or key.startswith(_NOT_HPARAM_PREFIXES):
+            elif not is_hparam(key):
                 continue
             elif isinstance(v, (bool, int, float, str)):
                 out[key] = v

@@ -175,3 +175,26 @@ def test_every_plot_draws_the_seed_intervals(tmp_path, monkeypatch):
     segs = [seg for c in sup for lc in c.lines[2] for seg in lc.get_segments()]
     assert len(segs) == 4  # 2 arms x 2 steps
     assert any(abs((s[1][1] - s[0][1]) / 2 - half) < 1e-6 for s in segs)  # step 2 of arm T=2
+
+
+def test_paths_and_runtime_settings_do_not_split_an_arm(tmp_path):
+    """Seeds of one arm run from another data directory, with another log cadence or another runtime
+    setting are still one arm; a hyperparameter (optim.ema) still splits."""
+    for name, overrides in (
+        ("a-seed0", {"seed": 0}),
+        (
+            "a-seed1",
+            {"seed": 1, "data.data_dir": "gs://elsewhere/tfds", "runtime.jit_compile": "false"},
+        ),
+        ("a-seed2", {"seed": 2, "train.log_every_steps": 7}),
+        ("b-seed0", {"seed": 0, "optim.ema": False}),
+    ):
+        fake.make_fake_run(
+            str(tmp_path / name),
+            experiment_id="arm",
+            overrides=overrides,
+            evals={10: {"exact_accuracy": 0.5}},
+            summary={"status": "finished", "step": 10, "total_steps": 10},
+        )
+    df = runs.load_runs(str(tmp_path / "*"))
+    assert sorted(len(idx) for _, idx in seeds.arm_groups(df)) == [1, 3]

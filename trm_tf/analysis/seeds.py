@@ -1,7 +1,8 @@
 """Seeds as an axis: runs that differ only by `seed` form one arm; each arm gets n, mean, sd and a 95% interval.
 
-An *arm* is the set of runs whose flattened configs agree on every field except `seed` (missing fields count
-as a value, so a run of an older layout does not join a newer arm by accident). For each arm and metric:
+An *arm* is the set of runs whose flattened configs agree on every hyperparameter except `seed` (missing fields
+count as a value, so a run of an older layout does not join a newer arm by accident; paths, log cadences
+and runtime settings do not count: `trm_tf.summaries.is_hparam`). For each arm and metric:
 
 - n, the mean, the sample standard deviation (ddof=1);
 - a 95% confidence interval of the mean from Student's t with n-1 degrees of freedom
@@ -34,6 +35,7 @@ from trm_tf.analysis.plot_common import (
     save_png,
     to_display,
 )
+from trm_tf.summaries import is_hparam
 
 SEED_COLUMN = "seed"
 CONFIDENCE = 0.95
@@ -103,8 +105,10 @@ def welch_difference(a, b) -> Estimate:
 
 
 def arm_keys(df: pd.DataFrame) -> pd.Series:
-    """One hashable key per row: the config without `seed` (runs with equal keys are seeds of one arm)."""
-    cols = [c for c in runs.config_columns(df) if c != SEED_COLUMN]
+    """One hashable key per row: the run's hyperparameters without `seed` (`summaries.is_hparam`: paths,
+    log cadences and runtime settings left out, so the same arm run from another data directory or
+    machine joins it); runs with equal keys are seeds of one arm."""
+    cols = [c for c in runs.config_columns(df) if c != SEED_COLUMN and is_hparam(c)]
     if not cols:
         return pd.Series([()] * len(df), index=df.index)
     values = df[cols].map(runs._hashable)
