@@ -1,5 +1,6 @@
 """Pure-numpy Sudoku solving and generation: vectorised constraint propagation, a bitmask depth-first
-search (solution counting and solving), random full grids and seeded puzzle generation.
+search (solution counting and solving), the backtrack rating, random full grids and seeded puzzle
+generation.
 
 Grids are digits 1..9 with 0 for a blank, [..., 81] in row-major order. Every random draw comes from a
 `numpy.random.Generator` seeded from explicit integers, so the generated datasets are byte-reproducible.
@@ -182,6 +183,133 @@ def has_unique_solution(questions: np.ndarray) -> np.ndarray:
     return unique
 
 
+# ----------------------------------------------------------------------------------------------------
+# The backtrack rating: how much search a puzzle needs beyond naked and hidden singles.
+
+_PEERS = [
+    sorted({int(j) for u in _UNITS_OF_CELL[i] for j in UNITS[u]} - {i}) for i in range(81)
+]
+_UNIT_LISTS = [[int(j) for j in u] for u in UNITS]
+
+
+def _singles(cand: list[int]) -> bool:
+    """Naked and hidden singles on bit-mask candidates (bit d = digit d), in place, to the fixpoint.
+
+    A cell with one candidate removes it from its 20 peers; a digit with one place left in a unit is
+    placed there. Returns False at a contradiction: a cell without candidates, or a digit without a
+    place in some unit (or two digits whose only place is the same cell).
+    """
+    queue = [i for i in range(81) if _POPCOUNT[cand[i]] == 1]
+    cleared = [False] * 81
+    while True:
+        while queue:
+            i = queue.pop()
+            if cleared[i]:
+                continue
+            cleared[i] = True
+            bit = cand[i]
+            for p in _PEERS[i]:
+                c = cand[p]
+                if c & bit:
+                    c &= ~bit
+                    if not c:
+                        return False
+                    cand[p] = c
+                    if _POPCOUNT[c] == 1:
+                        queue.append(p)
+        for unit in _UNIT_LISTS:
+            once = twice = 0
+            for i in unit:
+                twice |= once & cand[i]
+                once |= cand[i]
+            if once != _ALL_DIGITS:
+                return False
+            only = once & ~twice
+            if not only:
+                continue
+            for i in unit:
+                b = cand[i] & only
+                if b and b != cand[i]:
+                    if _POPCOUNT[b] > 1:
+                        return False
+                    cand[i] = b
+                    queue.append(i)
+        if not queue:
+            return True
+
+
+def _rated_search(cand: list[int], limit: int, found: list) -> int:
+    """Depth-first search under singles propagation; appends solutions to `found` (up to `limit`) and
+    returns the number of guesses undone (see `rating`)."""
+    if not _singles(cand):
+        return 1
+    best, best_n = -1, 10
+    for i in range(81):
+        n = _POPCOUNT[cand[i]]
+        if 1 < n < best_n:
+            best, best_n = i, n
+            if n == 2:
+                break
+    if best < 0:
+        found.append(np.array([_POPCOUNT[c - 1] for c in cand], np.uint8))  # bit d -> digit d
+        return 0
+    undone, rest = 0, cand[best]
+    while rest and len(found) < limit:
+        bit = rest & -rest
+        rest ^= bit
+        child = list(cand)
+        child[best] = bit
+        undone += _rated_search(child, limit, found)
+    return undone
+
+
+def _candidates(question) -> list[int]:
+    """Bit-mask candidates of a question: bit d for a given d, every digit for a blank."""
+    return [(1 << int(d)) if d else _ALL_DIGITS for d in np.asarray(question).reshape(81)]
+
+
+def _has_one_solution(question) -> bool:
+    """Whether the puzzle has exactly one solution (the propagating search: faster than
+    `count_solutions` on sparse puzzles, with the same answer)."""
+    found: list = []
+    _rated_search(_candidates(question), 2, found)
+    return len(found) == 1
+
+
+def rating(question: Sequence[int]) -> int:
+    """The backtrack rating of a puzzle with one solution: the number of guesses the search undoes.
+
+    The search propagates naked and hidden singles to their fixpoint (`_singles`); if cells remain
+    open, it branches on the first cell (row-major) with the fewest candidates and tries each candidate
+    digit in turn, propagating again after each guess. A guess whose propagation (or whose whole
+    subtree) ends in contradictions is undone; the rating counts the guesses whose own propagation
+    ends in a contradiction (the dead ends of the search tree). The search explores the whole tree
+    (it proves the solution unique), so the count does not depend on the order digits are tried in.
+
+    Rating 0 means singles alone solve the puzzle; a puzzle that needs search has rating >= 1 (at
+    its first branch cell every candidate but the solution's leads only to dead ends).
+
+    Args:
+      question: 81 digits with 0 blank.
+
+    Returns:
+      The number of dead ends.
+
+    Raises:
+      ValueError: the puzzle has no solution or more than one.
+    """
+    found: list = []
+    dead_ends = _rated_search(_candidates(question), 2, found)
+    if len(found) != 1:
+        raise ValueError(f"rating needs a puzzle with one solution, this one has {len(found)}+")
+    return dead_ends
+
+
+def ratings(questions: np.ndarray) -> np.ndarray:
+    """`rating` of each puzzle of [N, 81] questions, as int32 [N]."""
+    return np.array([rating(q) for q in np.asarray(questions).reshape(-1, 81)], np.int32)
+
+
 def random_full_grid(rng: np.random.Generator) -> np.ndarray:
     """A random complete Sudoku grid by seeded randomized backtracking.
 
@@ -257,6 +385,74 @@ def generate_puzzles(
     return _blank_until_accepted(solutions, rngs, counts, require), solutions
 
 
+def generate_search_puzzles(
+    n: int,
+    seed: int = 0,
+    rating_band: tuple[int, int | None] = (1, None),
+    max_blanks: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generates `n` puzzles that need search, with a unique solution and a `rating` in a band.
+
+    Puzzle i depends only on (seed, i): from a seeded random full grid, clues are removed one by one in
+    random order while the solution stays unique, down to a minimal puzzle (no clue can go). Then, if
+    `max_blanks` is given, solution digits are put back at random blanks, each kept only if the puzzle
+    still needs search (rating >= 1), until `max_blanks` blanks are left or no blank can be filled so.
+    A puzzle whose rating falls outside `rating_band` is drawn again from a new grid (same stream).
+
+    Args:
+      n: number of puzzles.
+      seed: base seed.
+      rating_band: inclusive (lo, hi) of `rating`; hi None = no upper bound. lo >= 1.
+      max_blanks: at most this many blanks per puzzle (None: the minimal puzzle's blanks).
+
+    Returns:
+      (questions, solutions, ratings): uint8 [n, 81] with 0 = blank, uint8 [n, 81], int32 [n].
+    """
+    lo, hi = rating_band
+    if lo < 1 or (hi is not None and hi < lo):
+        raise ValueError(f"rating_band must be (lo >= 1, hi >= lo or None), got {rating_band!r}")
+    out_q, out_s, out_r = [], [], []
+    for i in range(n):
+        rng = np.random.default_rng([int(seed), 0x5EA, i])
+        for _ in range(10_000):
+            solution = random_full_grid(rng)
+            q = _greedy_remove(solution, 0, rng)
+            r = rating(q)
+            if r >= 1 and max_blanks is not None:
+                q, r = _reveal_while_search(q, solution, max_blanks, rng)
+            if r >= lo and (hi is None or r <= hi):
+                break
+        else:
+            raise RuntimeError(f"puzzle {i}: no draw in 10,000 had a rating in {rating_band}")
+        out_q.append(q)
+        out_s.append(solution)
+        out_r.append(r)
+    shape = (n, 81)
+    return (
+        np.asarray(out_q, np.uint8).reshape(shape),
+        np.asarray(out_s, np.uint8).reshape(shape),
+        np.asarray(out_r, np.int32).reshape(n),
+    )
+
+
+def _reveal_while_search(q, solution, max_blanks: int, rng) -> tuple[np.ndarray, int]:
+    """Puts solution digits back at blanks of `q` in random order, each only if the puzzle still needs
+    search, until `max_blanks` blanks remain or none can be put back. Returns (question, rating)."""
+    q = q.copy()
+    r = rating(q)
+    blanks = int((q == 0).sum())
+    for i in rng.permutation(np.flatnonzero(q == 0)).tolist():
+        if blanks <= max_blanks:
+            break
+        q[i] = solution[i]
+        r_new = rating(q)
+        if r_new >= 1:
+            r, blanks = r_new, blanks - 1
+        else:
+            q[i] = 0
+    return q, r
+
+
 def _blank_until_accepted(solutions, rngs, counts, require: str) -> np.ndarray:
     """Questions from `solutions`: puzzle i gets `counts[i]` blanks drawn from `rngs[i]`, re-drawn until
     the pattern passes `require` (rejection sampling, vectorised over the puzzles still pending)."""
@@ -289,7 +485,7 @@ def _greedy_remove(solution: np.ndarray, min_clues: int, rng: np.random.Generato
             break
         d = q[i]
         q[i] = 0
-        if count_solutions(q, limit=2) == 1:
+        if _has_one_solution(q):
             clues -= 1
         else:
             q[i] = d

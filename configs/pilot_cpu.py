@@ -1,0 +1,149 @@
+"""The CPU pilot of the study (issue #25): the four questions at CPU scale, on a Sudoku that needs search.
+
+Task: `sudoku_extreme/generated_extreme_lite` (built on first use, no download): 1,000 training puzzles x
+(original + 100 shuffles) and 1,000 unseen test puzzles, every one with a unique solution and needing
+search (backtrack rating >= 1: naked and hidden singles alone do not solve it; docs/datasets.md). Model:
+the downscaled MLP-T of configs/replication_cpu.py (hidden 64, T=3, n=2, N_sup 4, EMA 0.99, float32).
+Every arm trains STEPS steps at batch 64 (the batch arms: the same number of examples), evaluates the
+whole test split every EVAL_EVERY steps, and keeps its best checkpoint (eval.best_metric, issue #24).
+
+  python launch.py --config=configs/pilot_cpu.py:variant=baseline --workdir=runs/pilot/baseline
+
+Arms (variant: what differs from the baseline):
+  baseline                          MLP-T, T=3, n=2, EMA 0.99, N_sup 4, batch 64, lr 1e-3
+  Q2 (E2.1)  ema_off                optim.ema off
+  Q3 (E2.3)  attention              self-attention + RoPE instead of the MLP-T mixer (same steps)
+  Q1 (E2.2)  tn_2_1, tn_3_4, tn_4_2 model.H_cycles, model.L_cycles (T, n)
+  Q1 (E1.3)  batch_128, batch_256   batch B with the linear LR rule re-anchored here: lr = 1e-3 * B/64,
+                                    warm-up steps x 64/B, steps x 64/B (the same examples)
+  Q4 (E2.4)  nsup_2, nsup_8         act.halt_max_steps (N_sup; eval follows)
+  Q4 (E4.2)  halt_0p01, halt_0p1    act.halt_penalty
+  E4.1       curriculum             T, n grow from (2, 1) to (3, 2) over the first half of training
+
+One sweep per question, three seeds each (`<root>/pilot_cpu_<arm>-seed<k>`; the baseline is in every
+question's selection and trained once, a finished run is skipped):
+
+  python sweep.py --pattern='^pilot_(baseline|ema_off)$' --seeds=0,1,2 --workdir_root=runs/pilot
+  python sweep.py --pattern='^pilot_(baseline|attention)$' --seeds=0,1,2 --workdir_root=runs/pilot
+  python sweep.py --pattern='^pilot_(baseline|tn_)' --seeds=0,1,2 --workdir_root=runs/pilot
+  python sweep.py --pattern='^pilot_(baseline|batch_)' --seeds=0,1,2 --workdir_root=runs/pilot
+  python sweep.py --pattern='^pilot_(baseline|nsup_|halt_)' --seeds=0,1,2 --workdir_root=runs/pilot
+  python sweep.py --pattern='^pilot_(baseline|curriculum)$' --seeds=0,1,2 --workdir_root=runs/pilot
+
+Measured wall time per run (2 shared cores, float32): see WALL below.
+"""
+
+import math
+
+from configs import args, base, presets
+
+# The baseline's budget and recipe; every arm changes only the fields its question varies.
+STEPS = 600
+EVAL_EVERY = 200
+BATCH = 64
+LR = 1e-3
+WARMUP = 100
+
+VARIANTS = (
+    "baseline",
+    "ema_off",
+    "attention",
+    "tn_2_1",
+    "tn_3_4",
+    "tn_4_2",
+    "batch_128",
+    "batch_256",
+    "nsup_2",
+    "nsup_8",
+    "halt_0p01",
+    "halt_0p1",
+    "curriculum",
+)
+
+# The fields each arm changes (tests/pilot_configs_test.py checks that an arm differs from the baseline
+# in exactly these).
+VARIED = {
+    "baseline": (),
+    "ema_off": ("optim.ema",),
+    "attention": ("model.mlp_t", "model.pos_encodings"),
+    "tn_2_1": ("model.H_cycles", "model.L_cycles"),
+    "tn_3_4": ("model.L_cycles",),
+    "tn_4_2": ("model.H_cycles",),
+    "batch_128": (
+        "train.global_batch_size",
+        "optim.lr",
+        "optim.lr_warmup_steps",
+        "train.total_steps",
+        "train.eval_every_steps",
+        "train.checkpoint_every_steps",
+    ),
+    "nsup_2": ("act.halt_max_steps",),
+    "nsup_8": ("act.halt_max_steps",),
+    "halt_0p01": ("act.halt_penalty",),
+    "halt_0p1": ("act.halt_penalty",),
+    "curriculum": (
+        "curriculum.enabled",
+        "curriculum.start_H_cycles",
+        "curriculum.start_L_cycles",
+    ),
+}
+VARIED["batch_256"] = VARIED["batch_128"]
+
+
+def linear_lr_batch(config, batch: int) -> None:
+    """E1.3 at batch `batch`: `presets.linear_lr_batch` (lr proportional to the batch, the warm-up's
+    examples kept) re-anchored on this file's baseline (batch 64, lr 1e-3, 100 warm-up steps), the
+    step budget scaled so that every batch size sees the same examples, the eval batch kept."""
+    ref = presets.linear_lr_batch(base.fields(), BATCH).optim  # the rule at the baseline batch
+    eval_batch = config.eval.global_batch_size
+    presets.linear_lr_batch(config, batch)
+    o, t = config.optim, config.train
+    o.lr = LR * o.lr / ref.lr
+    o.lr_warmup_steps = math.ceil(WARMUP * o.lr_warmup_steps / ref.lr_warmup_steps)
+    t.total_steps = STEPS * BATCH // batch
+    t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY * BATCH // batch
+    config.eval.global_batch_size = eval_batch
+
+
+def deltas(config, arg):
+    config.experiment_id = f"pilot_cpu_{arg.variant}"
+    config.data.config = "generated_extreme_lite"
+    config.data.build_if_missing = True
+    m = config.model
+    m.hidden_size = 64  # model.puzzle_emb_ndim follows
+    m.num_heads = 2
+    m.H_cycles, m.L_cycles = 3, 2
+    m.forward_dtype = "float32"
+    config.act.halt_max_steps = 4
+    o = config.optim
+    o.lr = o.puzzle_emb_lr = LR
+    o.weight_decay = o.puzzle_emb_weight_decay = 0.1
+    o.lr_warmup_steps = WARMUP
+    o.ema_rate = 0.99
+    t = config.train
+    t.global_batch_size = BATCH
+    t.total_steps = STEPS
+    t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY
+    t.steps_per_loop = t.log_every_steps = 50
+    config.eval.global_batch_size, config.eval.subset_size = 250, -1
+    v = arg.variant
+    if v == "ema_off":
+        o.ema = False
+    elif v == "attention":
+        presets.sudoku_attention(config)
+    elif v.startswith("tn_"):
+        m.H_cycles, m.L_cycles = (int(x) for x in v[3:].split("_"))
+    elif v.startswith("batch_"):
+        linear_lr_batch(config, int(v[6:]))
+    elif v.startswith("nsup_"):
+        config.act.halt_max_steps = int(v[5:])
+    elif v.startswith("halt_"):
+        config.act.halt_penalty = float(v[5:].replace("p", "."))
+    elif v == "curriculum":
+        cur = config.curriculum
+        cur.enabled = True
+        cur.start_H_cycles, cur.start_L_cycles = 2, 1
+
+
+def get_config(arg=None):
+    return args.build(arg, deltas, VARIANTS, variant="baseline")
