@@ -1,15 +1,18 @@
 """The CPU pilot of the study (issue #25): the four questions at CPU scale, on a Sudoku that needs search.
 
+Question: which of the study's answers (recursion at larger batch, EMA, MLP-T vs attention, the
+compute-accuracy frontier) show up, with seed-to-seed intervals, on a task where the arms separate?
+
 Task: `sudoku_extreme/generated_extreme_lite` (built on first use, no download): 1,000 training puzzles x
 (original + 100 shuffles) and 1,000 unseen test puzzles, every one with a unique solution and needing
 search (backtrack rating >= 1: naked and hidden singles alone do not solve it; docs/datasets.md). Model:
 the downscaled MLP-T of configs/replication_cpu.py (hidden 64, T=3, n=2, N_sup 4, EMA 0.99, float32).
 Every arm trains STEPS steps at batch 64 (the batch arms: the same number of examples), evaluates the
-whole test split every EVAL_EVERY steps, and keeps its best checkpoint (eval.best_metric, issue #24).
+whole test split every EVAL_EVERY steps and keeps its best checkpoint.
 
   python launch.py --config=configs/pilot_cpu.py:variant=baseline --workdir=runs/pilot/baseline
 
-Arms (variant: what differs from the baseline):
+Arms (variant: what differs from the baseline, `VARIED` below):
   baseline                          MLP-T, T=3, n=2, EMA 0.99, N_sup 4, batch 64, lr 1e-3
   Q2 (E2.1)  ema_off                optim.ema off
   Q3 (E2.3)  attention              self-attention + RoPE instead of the MLP-T mixer (same steps)
@@ -30,7 +33,29 @@ question's selection and trained once, a finished run is skipped):
   python sweep.py --pattern='^pilot_(baseline|nsup_|halt_)' --seeds=0,1,2 --workdir_root=runs/pilot
   python sweep.py --pattern='^pilot_(baseline|curriculum)$' --seeds=0,1,2 --workdir_root=runs/pilot
 
-Measured wall time per run (2 shared cores, float32): see WALL below.
+Wall time per run: WALL_TIME below (measured on 2 shared cores, float32).
+
+On a TPU slice, one run per arm:
+
+  python launch.py --config=configs/pilot_cpu.py:baseline --workdir=gs://BUCKET/runs/pilot_cpu_baseline --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:ema_off --workdir=gs://BUCKET/runs/pilot_cpu_ema_off --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:attention --workdir=gs://BUCKET/runs/pilot_cpu_attention --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:tn_2_1 --workdir=gs://BUCKET/runs/pilot_cpu_tn_2_1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:tn_3_4 --workdir=gs://BUCKET/runs/pilot_cpu_tn_3_4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:tn_4_2 --workdir=gs://BUCKET/runs/pilot_cpu_tn_4_2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:batch_128 --workdir=gs://BUCKET/runs/pilot_cpu_batch_128 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:batch_256 --workdir=gs://BUCKET/runs/pilot_cpu_batch_256 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:nsup_2 --workdir=gs://BUCKET/runs/pilot_cpu_nsup_2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:nsup_8 --workdir=gs://BUCKET/runs/pilot_cpu_nsup_8 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:halt_0p01 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:halt_0p1 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  python launch.py --config=configs/pilot_cpu.py:curriculum --workdir=gs://BUCKET/runs/pilot_cpu_curriculum --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+
+Data: `sudoku_extreme/generated_extreme_lite`:
+
+  tfds build tfds_builders/sudoku_extreme --config=generated_extreme_lite --data_dir=gs://BUCKET/tfds
+
+Expected: the catalogue's column (configs/README.md): the paper's direction for Q1-Q3, Pareto points for Q4.
 """
 
 import math
@@ -125,7 +150,7 @@ def deltas(config, arg):
     t.total_steps = STEPS
     t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY
     t.steps_per_loop = t.log_every_steps = 50
-    config.eval.global_batch_size, config.eval.subset_size = 250, -1
+    config.eval.global_batch_size, config.eval.subset_size = 256, -1
     v = arg.variant
     if v == "ema_off":
         o.ema = False

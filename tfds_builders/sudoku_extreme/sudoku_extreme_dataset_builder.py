@@ -20,6 +20,7 @@ Python build without the CLI:
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -168,9 +169,8 @@ _GENERATED_CONFIGS = [
         name="generated_extreme_lite",
         description=(
             "Generated: 1,000 train / 1,000 test puzzles that need search (rating >= 1) with at most "
-            "28 blanks where the puzzle allows (solution digits put back while it still needs "
-            "search), unique solution; original + 100 shuffles per training puzzle. The CPU pilot's "
-            "task."
+            "24 blanks (solution digits put back into a minimal puzzle while it still needs search), "
+            "unique solution; original + 100 shuffles per training puzzle. The CPU pilot's task."
         ),
         source="generated",
         seed=7,
@@ -178,7 +178,7 @@ _GENERATED_CONFIGS = [
         num_test=1_000,
         num_aug=100,
         require="search",
-        max_blanks=28,
+        max_blanks=24,
     ),
     SudokuConfig(
         name="generated_extreme_tiny",
@@ -189,7 +189,7 @@ _GENERATED_CONFIGS = [
         num_test=3,
         num_aug=2,
         require="search",
-        max_blanks=28,
+        max_blanks=24,
     ),
     SudokuConfig(
         name="generated_tiny",
@@ -272,7 +272,11 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
                 + (f"; rating >= {cfg.min_difficulty}" if cfg.min_difficulty is not None else "")
             )
         elif cfg.source == "generated" and cfg.require == "search":
-            gen = {"rating_band": cfg.rating_band, "max_blanks": cfg.max_blanks}
+            gen = {
+                "rating_band": cfg.rating_band,
+                "max_blanks": cfg.max_blanks,
+                "workers": os.cpu_count() or 1,
+            }
             train_q, train_s, train_r = sudoku_solver.generate_search_puzzles(
                 cfg.num_train, seed=2 * cfg.seed, **gen
             )

@@ -8,6 +8,8 @@ Grids are digits 1..9 with 0 for a blank, [..., 81] in row-major order. Every ra
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -268,12 +270,21 @@ def _candidates(question) -> list[int]:
     return [(1 << int(d)) if d else _ALL_DIGITS for d in np.asarray(question).reshape(81)]
 
 
-def _has_one_solution(question) -> bool:
-    """Whether the puzzle has exactly one solution (the propagating search: faster than
-    `count_solutions` on sparse puzzles, with the same answer)."""
+def _singles_solve(question) -> bool:
+    """Whether naked and hidden singles alone solve the puzzle (rating 0 for a unique puzzle)."""
+    cand = _candidates(question)
+    return _singles(cand) and all(_POPCOUNT[c] == 1 for c in cand)
+
+
+def _no_other_digit(question, cell: int, digit: int) -> bool:
+    """For a puzzle known to have a solution with `digit` at the blank `cell`: whether it has no
+    solution with another digit there, i.e. whether that solution is its only one (the propagating
+    search, which is much faster than `count_solutions` on sparse puzzles)."""
+    cand = _candidates(question)
+    cand[cell] &= ~(1 << digit)
     found: list = []
-    _rated_search(_candidates(question), 2, found)
-    return len(found) == 1
+    _rated_search(cand, 1, found)
+    return not found
 
 
 def rating(question: Sequence[int]) -> int:
@@ -390,20 +401,23 @@ def generate_search_puzzles(
     seed: int = 0,
     rating_band: tuple[int, int | None] = (1, None),
     max_blanks: int | None = None,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generates `n` puzzles that need search, with a unique solution and a `rating` in a band.
 
-    Puzzle i depends only on (seed, i): from a seeded random full grid, clues are removed one by one in
-    random order while the solution stays unique, down to a minimal puzzle (no clue can go). Then, if
-    `max_blanks` is given, solution digits are put back at random blanks, each kept only if the puzzle
-    still needs search (rating >= 1), until `max_blanks` blanks are left or no blank can be filled so.
-    A puzzle whose rating falls outside `rating_band` is drawn again from a new grid (same stream).
+    Puzzle i depends only on (seed, i), whatever `workers`: from a seeded random full grid, clues are
+    removed one by one in random order while the solution stays unique, down to a minimal puzzle (no
+    clue can go). With `max_blanks`, solution digits are then put back at random blanks, each kept only
+    if the puzzle still needs search (`REVEAL_TRIES` random orders, the first that reaches `max_blanks`
+    blanks wins). A draw that needs no search, keeps more than `max_blanks` blanks or has a rating
+    outside `rating_band` is replaced by a new grid from the same stream.
 
     Args:
       n: number of puzzles.
       seed: base seed.
       rating_band: inclusive (lo, hi) of `rating`; hi None = no upper bound. lo >= 1.
-      max_blanks: at most this many blanks per puzzle (None: the minimal puzzle's blanks).
+      max_blanks: at most this many blanks per puzzle (None: minimal puzzles).
+      workers: processes generating puzzles in parallel (the result does not depend on it).
 
     Returns:
       (questions, solutions, ratings): uint8 [n, 81] with 0 = blank, uint8 [n, 81], int32 [n].
@@ -411,46 +425,61 @@ def generate_search_puzzles(
     lo, hi = rating_band
     if lo < 1 or (hi is not None and hi < lo):
         raise ValueError(f"rating_band must be (lo >= 1, hi >= lo or None), got {rating_band!r}")
-    out_q, out_s, out_r = [], [], []
-    for i in range(n):
-        rng = np.random.default_rng([int(seed), 0x5EA, i])
-        for _ in range(10_000):
-            solution = random_full_grid(rng)
-            q = _greedy_remove(solution, 0, rng)
-            r = rating(q)
-            if r >= 1 and max_blanks is not None:
-                q, r = _reveal_while_search(q, solution, max_blanks, rng)
-            if r >= lo and (hi is None or r <= hi):
-                break
-        else:
-            raise RuntimeError(f"puzzle {i}: no draw in 10,000 had a rating in {rating_band}")
-        out_q.append(q)
-        out_s.append(solution)
-        out_r.append(r)
+    jobs = [(int(seed), i, lo, hi, max_blanks) for i in range(n)]
+    if workers > 1 and n > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold TF threads
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            out = list(pool.map(_search_puzzle, jobs, chunksize=max(1, n // (8 * workers))))
+    else:
+        out = [_search_puzzle(job) for job in jobs]
     shape = (n, 81)
     return (
-        np.asarray(out_q, np.uint8).reshape(shape),
-        np.asarray(out_s, np.uint8).reshape(shape),
-        np.asarray(out_r, np.int32).reshape(n),
+        np.asarray([o[0] for o in out], np.uint8).reshape(shape),
+        np.asarray([o[1] for o in out], np.uint8).reshape(shape),
+        np.asarray([o[2] for o in out], np.int32).reshape(n),
     )
 
 
-def _reveal_while_search(q, solution, max_blanks: int, rng) -> tuple[np.ndarray, int]:
+REVEAL_TRIES = 4
+
+
+def _search_puzzle(job) -> tuple[np.ndarray, np.ndarray, int]:
+    """Puzzle i of `generate_search_puzzles`: job = (seed, i, rating lo, rating hi, max_blanks)."""
+    seed, i, lo, hi, max_blanks = job
+    rng = np.random.default_rng([seed, 0x5EA, i])
+    for _ in range(10_000):
+        solution = random_full_grid(rng)
+        q = _greedy_remove(solution, 0, rng)
+        if _singles_solve(q):
+            continue
+        if max_blanks is not None:
+            for _ in range(REVEAL_TRIES):
+                revealed = _reveal_while_search(q, solution, max_blanks, rng)
+                if (revealed == 0).sum() <= max_blanks:
+                    break
+            else:
+                continue
+            q = revealed
+        r = rating(q)
+        if r >= lo and (hi is None or r <= hi):
+            return q, solution, r
+    raise RuntimeError(f"puzzle {i}: no draw in 10,000 had a rating in {(lo, hi)}")
+
+
+def _reveal_while_search(q, solution, max_blanks: int, rng) -> np.ndarray:
     """Puts solution digits back at blanks of `q` in random order, each only if the puzzle still needs
-    search, until `max_blanks` blanks remain or none can be put back. Returns (question, rating)."""
+    search, until `max_blanks` blanks remain or the order is exhausted."""
     q = q.copy()
-    r = rating(q)
     blanks = int((q == 0).sum())
     for i in rng.permutation(np.flatnonzero(q == 0)).tolist():
         if blanks <= max_blanks:
             break
         q[i] = solution[i]
-        r_new = rating(q)
-        if r_new >= 1:
-            r, blanks = r_new, blanks - 1
+        if _singles_solve(q):
+            q[i] = 0  # singles would solve it: keep the blank
         else:
-            q[i] = 0
-    return q, r
+            blanks -= 1
+    return q
 
 
 def _blank_until_accepted(solutions, rngs, counts, require: str) -> np.ndarray:
@@ -485,7 +514,8 @@ def _greedy_remove(solution: np.ndarray, min_clues: int, rng: np.random.Generato
             break
         d = q[i]
         q[i] = 0
-        if _has_one_solution(q):
+        # The peers holding the 8 other digits force d back (a naked single): still one solution.
+        if len({int(q[p]) for p in _PEERS[i]} - {0}) == 8 or _no_other_digit(q, i, int(d)):
             clues -= 1
         else:
             q[i] = d
