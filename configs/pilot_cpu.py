@@ -38,18 +38,31 @@ Wall time per run: WALL_TIME below (measured on 2 shared cores, float32).
 On a TPU slice, one run per arm:
 
   python launch.py --config=configs/pilot_cpu.py:baseline --workdir=gs://BUCKET/runs/pilot_cpu_baseline --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:ema_off --workdir=gs://BUCKET/runs/pilot_cpu_ema_off --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:attention --workdir=gs://BUCKET/runs/pilot_cpu_attention --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:tn_2_1 --workdir=gs://BUCKET/runs/pilot_cpu_tn_2_1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:tn_3_4 --workdir=gs://BUCKET/runs/pilot_cpu_tn_3_4 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.7 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:tn_4_2 --workdir=gs://BUCKET/runs/pilot_cpu_tn_4_2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:batch_128 --workdir=gs://BUCKET/runs/pilot_cpu_batch_128 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 32, est. 0.7 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:batch_256 --workdir=gs://BUCKET/runs/pilot_cpu_batch_256 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 64, est. 0.9 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:nsup_2 --workdir=gs://BUCKET/runs/pilot_cpu_nsup_2 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:nsup_8 --workdir=gs://BUCKET/runs/pilot_cpu_nsup_8 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:halt_0p01 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:halt_0p1 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:curriculum --workdir=gs://BUCKET/runs/pilot_cpu_curriculum --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
 
 Data: `sudoku_extreme/generated_extreme_lite`:
 
@@ -85,7 +98,7 @@ VARIANTS = (
     "curriculum",
 )
 
-# The fields each arm changes (tests/pilot_configs_test.py checks that an arm differs from the baseline
+# The fields each arm changes (tests/pilot_arms_test.py checks that an arm differs from the baseline
 # in exactly these).
 VARIED = {
     "baseline": (),

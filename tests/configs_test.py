@@ -409,7 +409,14 @@ def test_every_study_id_is_covered():
 
 def test_every_config_file_is_registered():
     # Catalogue files follow the study's naming; other configs (quickstart, CPU demos) are free.
-    patterns = ("e[1-4]_*.py", "e4adv_*.py", "exp[01]*.py", "contrib[0-9]*.py", "paper_*.py")
+    patterns = (
+        "e[1-4]_*.py",
+        "e4adv_*.py",
+        "exp[01]*.py",
+        "contrib[0-9]*.py",
+        "paper_*.py",
+        "pilot_*.py",
+    )
     files = {p.name for pattern in patterns for p in (REPO / "configs").glob(pattern)}
     assert files == {Path(r.config).name for r in catalogue.RUNS}
     for path in {r.config for r in catalogue.RUNS if r.variant}:

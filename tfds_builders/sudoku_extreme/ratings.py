@@ -47,8 +47,15 @@ def split_ratings(name: str, data_dir: str | None = None) -> tuple[dict, dict | 
         if meta and "ratings" in meta:
             return {s: np.asarray(r, np.int64) for s, r in meta["ratings"].items()}, None
     ratings, blanks = {}, {}
-    gen = {"rating_band": cfg.rating_band, "max_blanks": cfg.max_blanks, "workers": os.cpu_count() or 1}
-    for split, n, seed in (("train", cfg.num_train, 2 * cfg.seed), ("test", cfg.num_test, 2 * cfg.seed + 1)):
+    gen = {
+        "rating_band": cfg.rating_band,
+        "max_blanks": cfg.max_blanks,
+        "workers": os.cpu_count() or 1,
+    }
+    for split, n, seed in (
+        ("train", cfg.num_train, 2 * cfg.seed),
+        ("test", cfg.num_test, 2 * cfg.seed + 1),
+    ):
         q, _, r = sudoku_solver.generate_search_puzzles(n, seed=seed, **gen)
         ratings[split], blanks[split] = r.astype(np.int64), (q == 0).sum(1)
     return ratings, blanks

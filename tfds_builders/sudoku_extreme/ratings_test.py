@@ -36,7 +36,9 @@ def _records(builder, split):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("extreme_tiny")
-    return _build("generated_extreme_tiny", root / "a"), _build("generated_extreme_tiny", root / "b")
+    return _build("generated_extreme_tiny", root / "a"), _build(
+        "generated_extreme_tiny", root / "b"
+    )
 
 
 def test_tiny_build_is_reproducible_rated_and_disjoint(tiny):
@@ -46,7 +48,9 @@ def test_tiny_build_is_reproducible_rated_and_disjoint(tiny):
     assert files_a and [f.name for f in files_a] == [f.name for f in files_b]
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(files_a, files_b))
 
-    meta = builder_utils.read_metadata(epath.Path(a.data_dir).parents[1], "sudoku_extreme/generated_extreme_tiny")
+    meta = builder_utils.read_metadata(
+        epath.Path(a.data_dir).parents[1], "sudoku_extreme/generated_extreme_tiny"
+    )
     train, test = _records(a, "train"), _records(a, "test")
     assert len(train) == 4 * 3 and len(test) == 3
     assert meta["total_groups"] == {"train": 4, "test": 3}
@@ -88,7 +92,11 @@ def _documented_runs() -> list[tuple[str, list[str]]]:
     """(command, the table rows and blanks lines printed under it) of each ```bash block of the doc's
     ratings section followed by a ```text block."""
     text = DOC.read_text(encoding="utf-8")
-    pairs = re.findall(r"```bash\n(python -m tfds_builders\.sudoku_extreme\.ratings [^\n]+)\n```\n+```text\n(.*?)```", text, re.S)
+    pairs = re.findall(
+        r"```bash\n(python -m tfds_builders\.sudoku_extreme\.ratings [^\n]+)\n```\n+```text\n(.*?)```",
+        text,
+        re.S,
+    )
     return [(cmd, out.strip().splitlines()) for cmd, out in pairs]
 
 
@@ -98,7 +106,9 @@ def test_the_doc_shows_rating_commands_with_their_output():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cmd,printed", _documented_runs(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "cmd,printed", _documented_runs(), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_documented_rating_figures(cmd, printed):
     # Generates the config's 2,000 puzzles (1-2 minutes): the doc's figures are what the command prints.
     argv = cmd.split()

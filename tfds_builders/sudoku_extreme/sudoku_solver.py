@@ -188,9 +188,7 @@ def has_unique_solution(questions: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # The backtrack rating: how much search a puzzle needs beyond naked and hidden singles.
 
-_PEERS = [
-    sorted({int(j) for u in _UNITS_OF_CELL[i] for j in UNITS[u]} - {i}) for i in range(81)
-]
+_PEERS = [sorted({int(j) for u in _UNITS_OF_CELL[i] for j in UNITS[u]} - {i}) for i in range(81)]
 _UNIT_LISTS = [[int(j) for j in u] for u in UNITS]
 
 

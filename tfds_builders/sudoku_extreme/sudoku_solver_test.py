@@ -66,7 +66,10 @@ def _one_level_rating(q: np.ndarray) -> int | None:
 
 def test_rating_counts_dead_ends_like_a_one_level_search(search_puzzles):
     lite = S.generate_search_puzzles(12, seed=5, max_blanks=24)  # mostly one guess deep
-    q, r = np.concatenate([search_puzzles[0], lite[0]]), np.concatenate([search_puzzles[2], lite[2]])
+    q, r = (
+        np.concatenate([search_puzzles[0], lite[0]]),
+        np.concatenate([search_puzzles[2], lite[2]]),
+    )
     checked = 0
     for qi, ri in zip(q, r):
         expect = _one_level_rating(qi)

@@ -47,7 +47,9 @@ def test_the_arms_are_the_questions():
         d = _diff(v)
         tn[v] = (d.get("model.H_cycles", tn[v][0]), d.get("model.L_cycles", tn[v][1]))
     assert tn == {"tn_2_1": (2, 1), "tn_3_4": (3, 4), "tn_4_2": (4, 2)}
-    assert _diff("nsup_2") == {"act.halt_max_steps": 2} and _diff("nsup_8") == {"act.halt_max_steps": 8}
+    assert _diff("nsup_2") == {"act.halt_max_steps": 2} and _diff("nsup_8") == {
+        "act.halt_max_steps": 8
+    }
     assert _diff("halt_0p1") == {"act.halt_penalty": pytest.approx(0.1)}
 
 
@@ -64,7 +66,9 @@ def test_batch_arms_scale_lr_linearly_at_equal_examples(batch):
 
 
 def _sweep_lines() -> list[list[str]]:
-    lines = [s.strip() for s in MODULE.__doc__.splitlines() if s.strip().startswith("python sweep.py")]
+    lines = [
+        s.strip() for s in MODULE.__doc__.splitlines() if s.strip().startswith("python sweep.py")
+    ]
     return [shlex.split(s) for s in lines]
 
 
