@@ -49,7 +49,7 @@ def test_tiny_build_is_reproducible_rated_and_disjoint(tiny):
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(files_a, files_b))
 
     meta = builder_utils.read_metadata(
-        epath.Path(a.data_dir).parents[1], "sudoku_extreme/generated_extreme_tiny"
+        epath.Path(a.data_dir).parents[2], "sudoku_extreme/generated_extreme_tiny"
     )
     train, test = _records(a, "train"), _records(a, "test")
     assert len(train) == 4 * 3 and len(test) == 3
@@ -74,7 +74,7 @@ def test_tiny_build_is_reproducible_rated_and_disjoint(tiny):
 
 def test_cli_reads_the_build_or_generates_the_same(tiny, capsys):
     a, _ = tiny
-    data_dir = str(epath.Path(a.data_dir).parents[1])
+    data_dir = str(epath.Path(a.data_dir).parents[2])
     from_meta, no_blanks = ratings_cli.split_ratings("generated_extreme_tiny", data_dir)
     generated, blanks = ratings_cli.split_ratings("generated_extreme_tiny")
     assert no_blanks is None and set(blanks) == {"train", "test"}
