@@ -73,14 +73,12 @@ Expected: the catalogue's column (configs/README.md): the paper's direction for 
 
 import math
 
-from configs import args, base, presets
+from configs import args, base, presets, replication_cpu
 
-# The baseline's budget and recipe; every arm changes only the fields its question varies.
+# The baseline's budget (its recipe is configs/replication_cpu.py's baseline); every arm changes only the
+# fields its question varies.
 STEPS = 600
 EVAL_EVERY = 200
-BATCH = 64
-LR = 1e-3
-WARMUP = 100
 
 VARIANTS = (
     "baseline",
@@ -130,39 +128,33 @@ VARIED["batch_256"] = VARIED["batch_128"]
 
 def linear_lr_batch(config, batch: int) -> None:
     """E1.3 at batch `batch`: `presets.linear_lr_batch` (lr proportional to the batch, the warm-up's
-    examples kept) re-anchored on this file's baseline (batch 64, lr 1e-3, 100 warm-up steps), the
-    step budget scaled so that every batch size sees the same examples, the eval batch kept."""
-    ref = presets.linear_lr_batch(base.fields(), BATCH).optim  # the rule at the baseline batch
-    eval_batch = config.eval.global_batch_size
-    presets.linear_lr_batch(config, batch)
+    examples kept) re-anchored on the baseline `config` holds (its batch, lr and warm-up), the step
+    budget scaled so that every batch size sees the same examples, the eval batch kept."""
     o, t = config.optim, config.train
-    o.lr = LR * o.lr / ref.lr
-    o.lr_warmup_steps = math.ceil(WARMUP * o.lr_warmup_steps / ref.lr_warmup_steps)
-    t.total_steps = STEPS * BATCH // batch
-    t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY * BATCH // batch
+    b0, lr0, warmup0, eval_batch = (
+        t.global_batch_size,
+        o.lr,
+        o.lr_warmup_steps,
+        config.eval.global_batch_size,
+    )
+    ref = presets.linear_lr_batch(base.fields(), b0).optim  # the rule at the baseline batch
+    presets.linear_lr_batch(config, batch)
+    o.lr = lr0 * o.lr / ref.lr
+    o.lr_warmup_steps = math.ceil(warmup0 * o.lr_warmup_steps / ref.lr_warmup_steps)
+    t.total_steps = t.total_steps * b0 // batch
+    t.eval_every_steps = t.checkpoint_every_steps = t.eval_every_steps * b0 // batch
     config.eval.global_batch_size = eval_batch
 
 
 def deltas(config, arg):
+    # The CPU replication's baseline recipe: hidden 64, 2 heads, T=3, n=2, N_sup 4, float32, lr 1e-3
+    # (both), weight decay 0.1 (both), warm-up 100, EMA 0.99, batch 64, loops of 50 steps.
+    replication_cpu.deltas(config, args.parse_arg("baseline", replication_cpu.VARIANTS))
     config.experiment_id = f"pilot_cpu_{arg.variant}"
     config.data.config = "generated_extreme_lite"
-    config.data.build_if_missing = True
-    m = config.model
-    m.hidden_size = 64  # model.puzzle_emb_ndim follows
-    m.num_heads = 2
-    m.H_cycles, m.L_cycles = 3, 2
-    m.forward_dtype = "float32"
-    config.act.halt_max_steps = 4
-    o = config.optim
-    o.lr = o.puzzle_emb_lr = LR
-    o.weight_decay = o.puzzle_emb_weight_decay = 0.1
-    o.lr_warmup_steps = WARMUP
-    o.ema_rate = 0.99
-    t = config.train
-    t.global_batch_size = BATCH
+    m, o, t = config.model, config.optim, config.train
     t.total_steps = STEPS
     t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY
-    t.steps_per_loop = t.log_every_steps = 50
     config.eval.global_batch_size, config.eval.subset_size = 256, -1
     v = arg.variant
     if v == "ema_off":
