@@ -18,7 +18,7 @@ import re
 # The registry: one entry per distinct run; `ids` are every name the study (or we) gave it.
 
 SUDOKU = "sudoku_extreme/sub1000_aug1000"
-PILOT_SUDOKU = "sudoku_extreme/generated_extreme_lite"
+PILOT_SUDOKU = "sudoku_extreme/generated_extreme_mix"
 
 
 @dataclasses.dataclass(frozen=True)

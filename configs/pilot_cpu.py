@@ -3,7 +3,7 @@
 Question: which of the study's answers (recursion at larger batch, EMA, MLP-T vs attention, the
 compute-accuracy frontier) show up, with seed-to-seed intervals, on a task where the arms separate?
 
-Task: `sudoku_extreme/generated_extreme_lite` (built on first use, no download): 1,000 training puzzles x
+Task: `sudoku_extreme/generated_extreme_mix` (built on first use, no download): 1,000 training puzzles x
 (original + 100 shuffles) and 1,000 unseen test puzzles, every one with a unique solution and needing
 search (backtrack rating >= 1: naked and hidden singles alone do not solve it; docs/datasets.md). Model:
 the downscaled MLP-T of configs/replication_cpu.py (hidden 64, T=3, n=2, N_sup 4, EMA 0.99, float32).
@@ -64,9 +64,9 @@ On a TPU slice, one run per arm:
   python launch.py --config=configs/pilot_cpu.py:curriculum --workdir=gs://BUCKET/runs/pilot_cpu_curriculum --tpu=local --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
 
-Data: `sudoku_extreme/generated_extreme_lite`:
+Data: `sudoku_extreme/generated_extreme_mix`:
 
-  tfds build tfds_builders/sudoku_extreme --config=generated_extreme_lite --data_dir=gs://BUCKET/tfds
+  tfds build tfds_builders/sudoku_extreme --config=generated_extreme_mix --data_dir=gs://BUCKET/tfds
 
 Expected: the catalogue's column (configs/README.md): the paper's direction for Q1-Q3, Pareto points for Q4.
 """
@@ -151,7 +151,7 @@ def deltas(config, arg):
     # (both), weight decay 0.1 (both), warm-up 100, EMA 0.99, batch 64, loops of 50 steps.
     replication_cpu.deltas(config, args.parse_arg("baseline", replication_cpu.VARIANTS))
     config.experiment_id = f"pilot_cpu_{arg.variant}"
-    config.data.config = "generated_extreme_lite"
+    config.data.config = "generated_extreme_mix"
     m, o, t = config.model, config.optim, config.train
     t.total_steps = STEPS
     t.eval_every_steps = t.checkpoint_every_steps = EVAL_EVERY

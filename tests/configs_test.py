@@ -35,7 +35,7 @@ ARC = {
 }
 # The CPU pilot's baseline (configs/pilot_cpu.py): replication_cpu's model on the search-needing Sudoku.
 PILOT = {
-    "data.config": "generated_extreme_lite",
+    "data.config": "generated_extreme_mix",
     "data.build_if_missing": True,
     "model.hidden_size": 64,
     "model.puzzle_emb_ndim": 64,

@@ -21,7 +21,7 @@ from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
 from tfds_builders.sudoku_extreme import sudoku_solver
 
 # Histogram bins of the rating: [lo, hi] inclusive, hi None = open.
-BINS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 9), (10, 19), (20, 49), (50, None))
+BINS = ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 9), (10, 19), (20, 49), (50, None))
 QUANTILES = (25, 50, 75, 90, 99)
 
 
@@ -50,6 +50,7 @@ def split_ratings(name: str, data_dir: str | None = None) -> tuple[dict, dict | 
     gen = {
         "rating_band": cfg.rating_band,
         "max_blanks": cfg.max_blanks,
+        "easy_fraction": cfg.easy_fraction,
         "workers": os.cpu_count() or 1,
     }
     for split, n, seed in (
@@ -69,7 +70,7 @@ def summary_lines(ratings: dict, blanks: dict | None) -> list[str]:
     for split in ("train", "test"):
         r = ratings[split]
         row = [split, str(len(r)), f"{r.mean():.2f}"]
-        row += [f"{np.percentile(r, q):g}" for q in QUANTILES] + [str(int(r.max()))]
+        row += [f"{np.percentile(r, q, method='lower'):g}" for q in QUANTILES] + [str(int(r.max()))]
         for lo, hi in BINS:
             k = int(((r >= lo) & (r <= (hi if hi is not None else np.inf))).sum())
             row.append(f"{100 * k / len(r):.1f}%")

@@ -56,6 +56,7 @@ class SudokuConfig(tfds.core.BuilderConfig):
         `rating_band` and `max_blanks`.
       rating_band: "search": inclusive (lo, hi) of the backtrack rating (hi None = unbounded).
       max_blanks: "search": at most this many blanks (None: minimal puzzles).
+      easy_fraction: "search": expected share of puzzles made singles-solvable (rating 0).
     """
 
     source: str = "csv"
@@ -70,6 +71,7 @@ class SudokuConfig(tfds.core.BuilderConfig):
     require: str = "singles"
     rating_band: tuple[int, int | None] = (1, None)
     max_blanks: int | None = None
+    easy_fraction: float = 0.0
 
 
 def _csv_configs() -> list[SudokuConfig]:
@@ -181,6 +183,23 @@ _GENERATED_CONFIGS = [
         max_blanks=24,
     ),
     SudokuConfig(
+        name="generated_extreme_mix",
+        description=(
+            "Generated: as generated_extreme_lite (at most 24 blanks, rating >= 1), but each puzzle "
+            "with probability 0.5 turned into its easy twin (solution digits put back until naked "
+            "and hidden singles solve it, rating 0), as Sudoku-Extreme mixes easy and hard puzzles; "
+            "original + 100 shuffles per training puzzle. The CPU pilot's task."
+        ),
+        source="generated",
+        seed=9,
+        num_train=1_000,
+        num_test=1_000,
+        num_aug=100,
+        require="search",
+        max_blanks=24,
+        easy_fraction=0.5,
+    ),
+    SudokuConfig(
         name="generated_extreme_tiny",
         description="Test config: 4 train / 3 test search-needing puzzles, 2 shuffles each.",
         source="generated",
@@ -275,6 +294,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
             gen = {
                 "rating_band": cfg.rating_band,
                 "max_blanks": cfg.max_blanks,
+                "easy_fraction": cfg.easy_fraction,
                 "workers": os.cpu_count() or 1,
             }
             train_q, train_s, train_r = sudoku_solver.generate_search_puzzles(
@@ -286,7 +306,8 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
             ratings = {"train": train_r.tolist(), "test": test_r.tolist()}
             source = (
                 f"sudoku_solver.generate_search_puzzles(rating_band={cfg.rating_band}, max_blanks="
-                f"{cfg.max_blanks}); train seed {2 * cfg.seed}, test seed {2 * cfg.seed + 1}"
+                f"{cfg.max_blanks}, easy_fraction={cfg.easy_fraction}); train seed {2 * cfg.seed}, "
+                f"test seed {2 * cfg.seed + 1}"
             )
         elif cfg.source == "generated":
             gen = {"num_blanks": cfg.num_blanks, "min_clues": cfg.min_clues, "require": cfg.require}

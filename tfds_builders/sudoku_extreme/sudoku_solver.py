@@ -400,6 +400,7 @@ def generate_search_puzzles(
     rating_band: tuple[int, int | None] = (1, None),
     max_blanks: int | None = None,
     workers: int = 1,
+    easy_fraction: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generates `n` puzzles that need search, with a unique solution and a `rating` in a band.
 
@@ -410,12 +411,17 @@ def generate_search_puzzles(
     blanks wins). A draw that needs no search, keeps more than `max_blanks` blanks or has a rating
     outside `rating_band` is replaced by a new grid from the same stream.
 
+    With `easy_fraction` > 0, each puzzle is then, with that probability (a draw of its own stream),
+    turned into its easy twin: solution digits go back at random blanks until naked and hidden singles
+    solve it (rating 0, a few blanks fewer), the way Sudoku-Extreme mixes easy puzzles with hard ones.
+
     Args:
       n: number of puzzles.
       seed: base seed.
       rating_band: inclusive (lo, hi) of `rating`; hi None = no upper bound. lo >= 1.
       max_blanks: at most this many blanks per puzzle (None: minimal puzzles).
       workers: processes generating puzzles in parallel (the result does not depend on it).
+      easy_fraction: the expected share of puzzles made singles-solvable (rating 0); 0 = none.
 
     Returns:
       (questions, solutions, ratings): uint8 [n, 81] with 0 = blank, uint8 [n, 81], int32 [n].
@@ -423,7 +429,7 @@ def generate_search_puzzles(
     lo, hi = rating_band
     if lo < 1 or (hi is not None and hi < lo):
         raise ValueError(f"rating_band must be (lo >= 1, hi >= lo or None), got {rating_band!r}")
-    jobs = [(int(seed), i, lo, hi, max_blanks) for i in range(n)]
+    jobs = [(int(seed), i, lo, hi, max_blanks, float(easy_fraction)) for i in range(n)]
     if workers > 1 and n > 1:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold TF threads
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
@@ -442,8 +448,9 @@ REVEAL_TRIES = 4
 
 
 def _search_puzzle(job) -> tuple[np.ndarray, np.ndarray, int]:
-    """Puzzle i of `generate_search_puzzles`: job = (seed, i, rating lo, rating hi, max_blanks)."""
-    seed, i, lo, hi, max_blanks = job
+    """Puzzle i of `generate_search_puzzles`: job = (seed, i, rating lo, rating hi, max_blanks,
+    easy_fraction)."""
+    seed, i, lo, hi, max_blanks, easy_fraction = job
     rng = np.random.default_rng([seed, 0x5EA, i])
     for _ in range(10_000):
         solution = random_full_grid(rng)
@@ -460,8 +467,20 @@ def _search_puzzle(job) -> tuple[np.ndarray, np.ndarray, int]:
             q = revealed
         r = rating(q)
         if r >= lo and (hi is None or r <= hi):
+            if easy_fraction and rng.random() < easy_fraction:
+                return _reveal_until_singles(q, solution, rng), solution, 0
             return q, solution, r
     raise RuntimeError(f"puzzle {i}: no draw in 10,000 had a rating in {(lo, hi)}")
+
+
+def _reveal_until_singles(q, solution, rng) -> np.ndarray:
+    """Puts solution digits back at blanks of `q` in random order until singles alone solve it."""
+    q = q.copy()
+    for i in rng.permutation(np.flatnonzero(q == 0)).tolist():
+        q[i] = solution[i]
+        if _singles_solve(q):
+            break
+    return q
 
 
 def _reveal_while_search(q, solution, max_blanks: int, rng) -> np.ndarray:

@@ -129,6 +129,22 @@ def test_max_blanks_and_rating_band():
         S.generate_search_puzzles(1, rating_band=(0, None))
 
 
+def test_easy_twins():
+    q, s, r = S.generate_search_puzzles(12, seed=4, max_blanks=24, easy_fraction=0.5)
+    hard, _, r_hard = S.generate_search_puzzles(12, seed=4, max_blanks=24)
+    easy = r == 0
+    assert 0 < easy.sum() < 12
+    _, solved, _ = S.propagate(q)
+    np.testing.assert_array_equal(solved, easy)
+    np.testing.assert_array_equal(S.ratings(q), r)
+    assert all(S.count_solutions(x, limit=2) == 1 for x in q) and sudoku.givens_agree(q, s).all()
+    # A hard puzzle is the same draw as without twins; an easy twin is its hard puzzle plus clues.
+    np.testing.assert_array_equal(q[~easy], hard[~easy])
+    np.testing.assert_array_equal(r[~easy], r_hard[~easy])
+    assert ((hard[easy] == 0) | (q[easy] == hard[easy])).all()
+    assert ((q[easy] > 0).sum(1) > (hard[easy] > 0).sum(1)).all()
+
+
 def test_worker_processes_give_the_same_puzzles():
     one = S.generate_search_puzzles(6, seed=12, max_blanks=24)
     two = S.generate_search_puzzles(6, seed=12, max_blanks=24, workers=2)
