@@ -1,14 +1,19 @@
-"""The CPU pilot of the study (issue #25): the four questions at CPU scale, on a Sudoku that needs search.
+"""The CPU pilot of the study (issue #25): the four questions at CPU scale, on a Sudoku with search.
 
 Question: which of the study's answers (recursion at larger batch, EMA, MLP-T vs attention, the
 compute-accuracy frontier) show up, with seed-to-seed intervals, on a task where the arms separate?
 
-Task: `sudoku_extreme/generated_extreme_mix` (built on first use, no download): 1,000 training puzzles x
-(original + 100 shuffles) and 1,000 unseen test puzzles, every one with a unique solution and needing
-search (backtrack rating >= 1: naked and hidden singles alone do not solve it; docs/datasets.md). Model:
-the downscaled MLP-T of configs/replication_cpu.py (hidden 64, T=3, n=2, N_sup 4, EMA 0.99, float32).
-Every arm trains STEPS steps at batch 64 (the batch arms: the same number of examples), evaluates the
-whole test split every EVAL_EVERY steps and keeps its best checkpoint.
+Task: `sudoku_extreme/generated_extreme_mix` (built on first use, no download; docs/datasets.md): 1,000
+training puzzles x (original + 100 shuffles) and 1,000 unseen test puzzles with at most 24 blanks and one
+solution each; about half need search (backtrack rating >= 1: naked and hidden singles alone do not solve
+them), the others are their easy twins (a few more clues, rating 0). Model: configs/replication_cpu.py's
+baseline (MLP-T, hidden 64, T=3, n=2, N_sup 4, EMA 0.99, batch 64, lr 1e-3, float32). Every arm trains
+STEPS steps (the batch arms: the same number of examples), evaluates all 1,000 test puzzles every
+EVAL_EVERY steps and keeps its best checkpoint; compute per example is in each run's run_summary.json.
+
+Calibration (seed 0, 600 steps, on the 2 shared cores while other jobs ran): on puzzles that ALL need
+search the baseline solved none (at most 24 blanks: 0.0% exact, 88.1% of cells, 765 s; at most 28:
+0.2%, 85.2%, 667 s), hence the mixed task: CALIBRATION.
 
   python launch.py --config=configs/pilot_cpu.py:variant=baseline --workdir=runs/pilot/baseline
 
@@ -33,7 +38,8 @@ question's selection and trained once, a finished run is skipped):
   python sweep.py --pattern='^pilot_(baseline|nsup_|halt_)' --seeds=0,1,2 --workdir_root=runs/pilot
   python sweep.py --pattern='^pilot_(baseline|curriculum)$' --seeds=0,1,2 --workdir_root=runs/pilot
 
-Wall time per run: WALL_TIME below (measured on 2 shared cores, float32).
+Wall time: about WALLTIME per run measured (T=3, n=2); the T=3, n=4 and T=4 arms cost about 1.6x and 1.3x,
+attention about 0.6x; 39 runs take about PILOTHOURS on 2 cores.
 
 On a TPU slice, one run per arm:
 

@@ -102,7 +102,11 @@ def _documented_runs() -> list[tuple[str, list[str]]]:
 
 def test_the_doc_shows_rating_commands_with_their_output():
     runs = _documented_runs()
-    assert {cmd.split()[3] for cmd, _ in runs} == {"generated_extreme", "generated_extreme_lite"}
+    assert {cmd.split()[3] for cmd, _ in runs} == {
+        "generated_extreme",
+        "generated_extreme_lite",
+        "generated_extreme_mix",
+    }
 
 
 @pytest.mark.slow

@@ -6,8 +6,9 @@ Configs:
     the test split is the whole `test.csv`, never subsampled nor augmented.
   * `full_aug0`: every training row, unaugmented.
   * `generated_{tiny,easy,mid,medium,hard}`: puzzles from `sudoku_solver.generate_puzzles` (no download).
-  * `generated_extreme`, `generated_extreme_lite`, `generated_extreme_tiny`: puzzles that need search
-    (`sudoku_solver.generate_search_puzzles`), each with its backtrack rating in the metadata.
+  * `generated_extreme`, `generated_extreme_lite`, `generated_extreme_mix`, `generated_extreme_tiny`:
+    puzzles that need search (`sudoku_solver.generate_search_puzzles`; `_mix` makes half of them
+    singles-solvable), each with its backtrack rating in the metadata.
 
 The CSVs come from `dl_manager.manual_dir` when that folder holds `train.csv` and `test.csv`,
 otherwise from the Hugging Face hub via `dl_manager.download`.
@@ -172,7 +173,7 @@ _GENERATED_CONFIGS = [
         description=(
             "Generated: 1,000 train / 1,000 test puzzles that need search (rating >= 1) with at most "
             "24 blanks (solution digits put back into a minimal puzzle while it still needs search), "
-            "unique solution; original + 100 shuffles per training puzzle. The CPU pilot's task."
+            "unique solution; original + 100 shuffles per training puzzle."
         ),
         source="generated",
         seed=7,
