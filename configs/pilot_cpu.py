@@ -38,8 +38,10 @@ question's selection and trained once, a finished run is skipped):
   python sweep.py --pattern='^pilot_(baseline|nsup_|halt_)' --seeds=0,1,2 --workdir_root=runs/pilot
   python sweep.py --pattern='^pilot_(baseline|curriculum)$' --seeds=0,1,2 --workdir_root=runs/pilot
 
-Wall time: about WALLTIME per run measured (T=3, n=2); the T=3, n=4 and T=4 arms cost about 1.6x and 1.3x,
-attention about 0.6x; 39 runs take about PILOTHOURS on 2 cores.
+Wall time: WALLTIME. Training cost scales with the network calls per supervision step, T * (n + 1): 9 for
+the baseline, 4 / 15 / 12 for tn_2_1 / tn_3_4 / tn_4_2 (the batch arms: the same examples, so about the
+same); attention needs about half the baseline's FLOPs per example (4.5e8 vs 8.6e8 in RESULTS.md's
+replication), nsup_8 doubles the evaluations' cost. PILOTHOURS
 
 On a TPU slice, one run per arm:
 
@@ -83,7 +85,7 @@ from configs import args, base, presets, replication_cpu
 
 # The baseline's budget (its recipe is configs/replication_cpu.py's baseline); every arm changes only the
 # fields its question varies.
-STEPS = 600
+STEPS = 1000
 EVAL_EVERY = 200
 
 VARIANTS = (
