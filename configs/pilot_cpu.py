@@ -11,9 +11,10 @@ baseline (MLP-T, hidden 64, T=3, n=2, N_sup 4, EMA 0.99, batch 64, lr 1e-3, floa
 STEPS steps (the batch arms: the same number of examples), evaluates all 1,000 test puzzles every
 EVAL_EVERY steps and keeps its best checkpoint; compute per example is in each run's run_summary.json.
 
-Calibration (seed 0, 600 steps, on the 2 shared cores while other jobs ran): on puzzles that ALL need
-search the baseline solved none (at most 24 blanks: 0.0% exact, 88.1% of cells, 765 s; at most 28:
-0.2%, 85.2%, 667 s), hence the mixed task: CALIBRATION.
+Calibration (baseline, 2 cores shared with other jobs; docs/datasets.md#where-the-baseline-lands): on
+puzzles that ALL need search it solved none in 600 steps (0.0% exact, 88.1% of cells, 765 s), hence the
+mixed task, where seed 0 reached 2.1% / 24.3% / 62.0% / 76.4% exact at steps 600 / 900 / 1,200 / 1,500
+(354 s to step 600); VERIFY.
 
   python launch.py --config=configs/pilot_cpu.py:variant=baseline --workdir=runs/pilot/baseline
 
