@@ -8,8 +8,8 @@ training puzzles x (original + 100 shuffles) and 1,000 unseen test puzzles with 
 solution each; about half need search (backtrack rating >= 1: naked and hidden singles alone do not solve
 them), the others are their easy twins (a few more clues, rating 0). Model: configs/replication_cpu.py's
 baseline (MLP-T, hidden 64, T=3, n=2, N_sup 4, EMA 0.99, batch 64, lr 1e-3, float32). Every arm trains
-STEPS steps (the batch arms: the same number of examples), evaluates all 1,000 test puzzles every
-EVAL_EVERY steps and keeps its best checkpoint; compute per example is in each run's run_summary.json.
+1,200 steps (the batch arms: the same number of examples), evaluates all 1,000 test puzzles every 200
+steps and keeps its best checkpoint; compute per example is in each run's run_summary.json.
 
 Calibration (baseline, 2 cores shared with other jobs; docs/datasets.md#where-the-baseline-lands): on
 puzzles that ALL need search it solved none in 600 steps (0.0% exact, 88.1% of cells, 765 s), hence the
@@ -86,7 +86,7 @@ from configs import args, base, presets, replication_cpu
 
 # The baseline's budget (its recipe is configs/replication_cpu.py's baseline); every arm changes only the
 # fields its question varies.
-STEPS = 1000
+STEPS = 1200
 EVAL_EVERY = 200
 
 VARIANTS = (
