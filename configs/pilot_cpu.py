@@ -14,7 +14,8 @@ steps and keeps its best checkpoint; compute per example is in each run's run_su
 Calibration (baseline, 2 cores shared with other jobs; docs/datasets.md#where-the-baseline-lands): on
 puzzles that ALL need search it solved none in 600 steps (0.0% exact, 88.1% of cells, 765 s), hence the
 mixed task, where seed 0 reached 2.1% / 24.3% / 62.0% / 76.4% exact at steps 600 / 900 / 1,200 / 1,500
-(354 s to step 600); VERIFY.
+(354 s to step 600), and seed 1 13.7% / 28.8% at 1,000 / 1,200 (1,172 s): 1,200 steps puts both in the
+20-80% band.
 
   python launch.py --config=configs/pilot_cpu.py:variant=baseline --workdir=runs/pilot/baseline
 
@@ -39,10 +40,13 @@ question's selection and trained once, a finished run is skipped):
   python sweep.py --pattern='^pilot_(baseline|nsup_|halt_)' --seeds=0,1,2 --workdir_root=runs/pilot
   python sweep.py --pattern='^pilot_(baseline|curriculum)$' --seeds=0,1,2 --workdir_root=runs/pilot
 
-Wall time: WALLTIME. Training cost scales with the network calls per supervision step, T * (n + 1): 9 for
+Wall time of a baseline run: about 10-12 min on 2 otherwise idle cores, about 20 min while other jobs
+share them (the calibration runs above). Training cost scales with the network calls per supervision step, T * (n + 1): 9 for
 the baseline, 4 / 15 / 12 for tn_2_1 / tn_3_4 / tn_4_2 (the batch arms: the same examples, so about the
 same); attention needs about half the baseline's FLOPs per example (4.5e8 vs 8.6e8 in RESULTS.md's
-replication), nsup_8 doubles the evaluations' cost. PILOTHOURS
+replication), nsup_8 doubles the evaluations' cost. The 39 runs add up to about 39 baseline runs: 7-8
+hours on 2 idle cores, more than the few hours aimed at (a budget of 1,000 steps saves a sixth, but seed 1
+was at 13.7% there).
 
 On a TPU slice, one run per arm:
 
