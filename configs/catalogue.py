@@ -18,6 +18,7 @@ import re
 # The registry: one entry per distinct run; `ids` are every name the study (or we) gave it.
 
 SUDOKU = "sudoku_extreme/sub1000_aug1000"
+PILOT_SUDOKU = "sudoku_extreme/generated_extreme_mix"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +253,32 @@ RUNS: tuple[Run, ...] = (
         note="the 30x30 arm; the 50x50 maze is not built",
     ),
     _e("contrib07_test_time_recursion", [], "new: accuracy vs test-time N_sup"),
+    # --- The CPU pilot (issue #25): the four questions downscaled, on a Sudoku that needs search.
+    *(
+        Run(
+            f"pilot_cpu_{arm}",
+            "configs/pilot_cpu.py",
+            arm,
+            PILOT_SUDOKU,
+            (f"pilot_{arm}",),
+            expected,
+        )
+        for arm, expected in [
+            ("baseline", "20-80% exact (calibrated)"),
+            ("ema_off", "Q2: below the baseline (paper: 79.9 vs 87.4%)"),
+            ("attention", "Q3: below MLP-T (paper: 74.7 vs 87.4%)"),
+            ("tn_2_1", "Q1: below T=3, n=2 (paper: shallower is worse)"),
+            ("tn_3_4", "Q1: at or above T=3, n=2"),
+            ("tn_4_2", "Q1: at or above T=3, n=2"),
+            ("batch_128", "Q1: near the baseline (linear LR)"),
+            ("batch_256", "Q1: near the baseline (linear LR)"),
+            ("nsup_2", "Q4: fewer steps, lower accuracy"),
+            ("nsup_8", "Q4: more steps, higher accuracy"),
+            ("halt_0p01", "Q4: Pareto point (fewer eval steps)"),
+            ("halt_0p1", "Q4: Pareto point (fewer eval steps)"),
+            ("curriculum", "E4.1: as the baseline, reached sooner?"),
+        ]
+    ),
 )
 
 # The study's ids that have no run, and why (listed in configs/README.md).

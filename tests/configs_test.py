@@ -34,6 +34,31 @@ ARC = {
     "eval.evaluators": ("accuracy", "arc"),
     "eval.arc_subset_tasks": -1,  # every task in every evaluation, as the reference
 }
+# The CPU pilot's baseline (configs/pilot_cpu.py): replication_cpu's model on the search-needing Sudoku.
+PILOT = {
+    "data.config": "generated_extreme_mix",
+    "data.build_if_missing": True,
+    "model.hidden_size": 64,
+    "model.puzzle_emb_ndim": 64,
+    "model.num_heads": 2,
+    "model.L_cycles": 2,
+    "model.forward_dtype": "float32",
+    "act.halt_max_steps": 4,
+    "optim.lr": 1e-3,
+    "optim.puzzle_emb_lr": 1e-3,
+    "optim.weight_decay": 0.1,
+    "optim.puzzle_emb_weight_decay": 0.1,
+    "optim.lr_warmup_steps": 100,
+    "optim.ema_rate": 0.99,
+    "train.global_batch_size": 64,
+    "train.total_steps": 1200,
+    "train.eval_every_steps": 200,
+    "train.checkpoint_every_steps": 200,
+    "train.steps_per_loop": 50,
+    "train.log_every_steps": 50,
+    "eval.global_batch_size": 256,
+    "eval.subset_size": -1,
+}
 
 # run_id -> flattened {field: value} that differs from the base recipe, args.build(None) (experiment_id excluded).
 EXPECTED = {
@@ -174,6 +199,41 @@ EXPECTED = {
     "contrib03_l12": {"model.remat": True, "model.L_cycles": 12},
     "contrib03_l24": {"model.remat": True, "model.L_cycles": 24},
     "contrib07_test_time_recursion": {"eval.halt_max_steps": 32},
+    # The CPU pilot (configs/pilot_cpu.py): the downscaled baseline, then one question's fields per arm.
+    "pilot_cpu_baseline": PILOT,
+    "pilot_cpu_ema_off": {**PILOT, "optim.ema": False},
+    "pilot_cpu_attention": {**PILOT, **ATT},
+    "pilot_cpu_tn_2_1": {**PILOT, "model.H_cycles": 2, "model.L_cycles": 1},
+    "pilot_cpu_tn_3_4": {**PILOT, "model.L_cycles": 4},
+    "pilot_cpu_tn_4_2": {**PILOT, "model.H_cycles": 4},
+    "pilot_cpu_batch_128": {
+        **PILOT,
+        "train.global_batch_size": 128,
+        "optim.lr": 2e-3,
+        "optim.lr_warmup_steps": 50,
+        "train.total_steps": 600,
+        "train.eval_every_steps": 100,
+        "train.checkpoint_every_steps": 100,
+    },
+    "pilot_cpu_batch_256": {
+        **PILOT,
+        "train.global_batch_size": 256,
+        "optim.lr": 4e-3,
+        "optim.lr_warmup_steps": 25,
+        "train.total_steps": 300,
+        "train.eval_every_steps": 50,
+        "train.checkpoint_every_steps": 50,
+    },
+    "pilot_cpu_nsup_2": {**PILOT, "act.halt_max_steps": 2},
+    "pilot_cpu_nsup_8": {**PILOT, "act.halt_max_steps": 8},
+    "pilot_cpu_halt_0p01": {**PILOT, "act.halt_penalty": 0.01},
+    "pilot_cpu_halt_0p1": {**PILOT, "act.halt_penalty": 0.1},
+    "pilot_cpu_curriculum": {
+        **PILOT,
+        "curriculum.enabled": True,
+        "curriculum.start_H_cycles": 2,
+        "curriculum.start_L_cycles": 1,
+    },
 }
 
 # Every id the study defined (docs/experiments.md#naming-schemes), both schemes.
@@ -354,7 +414,14 @@ def test_every_study_id_is_covered():
 
 def test_every_config_file_is_registered():
     # Catalogue files follow the study's naming; other configs (quickstart, CPU demos) are free.
-    patterns = ("e[1-4]_*.py", "e4adv_*.py", "exp[01]*.py", "contrib[0-9]*.py", "paper_*.py")
+    patterns = (
+        "e[1-4]_*.py",
+        "e4adv_*.py",
+        "exp[01]*.py",
+        "contrib[0-9]*.py",
+        "paper_*.py",
+        "pilot_*.py",
+    )
     files = {p.name for pattern in patterns for p in (REPO / "configs").glob(pattern)}
     assert files == {Path(r.config).name for r in catalogue.RUNS}
     for path in {r.config for r in catalogue.RUNS if r.variant}:

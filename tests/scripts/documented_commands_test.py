@@ -1,4 +1,4 @@
-"""Every command that BUILD.md and scripts/README.md show in their ```bash blocks (and README.md's
+"""Every command that BUILD.md, scripts/README.md and docs/datasets.md show in their ```bash blocks (and README.md's
 `scripts/` lines) is run or checked here, so a document that drifts from the scripts fails CI.
 
 * `scripts/*.sh ...`: run with `--dry-run` against a fake slice (fake gcloud and gsutil first on PATH,
@@ -52,6 +52,9 @@ ALLOWED = {
     "python -m trm_tf.tools.render": "needs a solver dump; tests/tools tests run it",
     "python -m trm_tf.tools.average_checkpoints": "needs a run's checkpoints; its tests run it",
     "python -m trm_tf.analysis": "needs finished runs; the analysis tests run it",
+    "python -m tfds_builders.sudoku_extreme.ratings": "generates 2,000 puzzles (minutes); "
+    "tfds_builders/sudoku_extreme/ratings_test.py runs each documented one and compares its output "
+    "with the document",
 }
 
 COMMANDS = [(doc, n, cmd) for doc in DOCUMENTS for n, cmd in fenced_commands(REPO / doc)]

@@ -6,6 +6,9 @@ Configs:
     the test split is the whole `test.csv`, never subsampled nor augmented.
   * `full_aug0`: every training row, unaugmented.
   * `generated_{tiny,easy,mid,medium,hard}`: puzzles from `sudoku_solver.generate_puzzles` (no download).
+  * `generated_extreme`, `generated_extreme_lite`, `generated_extreme_mix`, `generated_extreme_tiny`:
+    puzzles that need search (`sudoku_solver.generate_search_puzzles`; `_mix` makes half of them
+    singles-solvable), each with its backtrack rating in the metadata.
 
 The CSVs come from `dl_manager.manual_dir` when that folder holds `train.csv` and `test.csv`,
 otherwise from the Hugging Face hub via `dl_manager.download`.
@@ -18,6 +21,7 @@ Python build without the CLI:
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -48,7 +52,12 @@ class SudokuConfig(tfds.core.BuilderConfig):
       num_test: generated: number of test puzzles.
       num_blanks: generated: (lo, hi) blanks per puzzle, or None to use `min_clues`.
       min_clues: generated: greedy clue removal down to this many clues (unique solution kept).
-      require: generated with num_blanks: "singles" (naked singles solve it) or "unique".
+      require: generated with num_blanks: "singles" (naked singles solve it) or "unique";
+        "search": puzzles that need search (`sudoku_solver.generate_search_puzzles`), with
+        `rating_band` and `max_blanks`.
+      rating_band: "search": inclusive (lo, hi) of the backtrack rating (hi None = unbounded).
+      max_blanks: "search": at most this many blanks (None: minimal puzzles).
+      easy_fraction: "search": expected share of puzzles made singles-solvable (rating 0).
     """
 
     source: str = "csv"
@@ -61,6 +70,9 @@ class SudokuConfig(tfds.core.BuilderConfig):
     num_blanks: tuple[int, int] | None = None
     min_clues: int | None = None
     require: str = "singles"
+    rating_band: tuple[int, int | None] = (1, None)
+    max_blanks: int | None = None
+    easy_fraction: float = 0.0
 
 
 def _csv_configs() -> list[SudokuConfig]:
@@ -143,6 +155,63 @@ _GENERATED_CONFIGS = [
         min_clues=22,
     ),
     SudokuConfig(
+        name="generated_extreme",
+        description=(
+            "Generated Sudoku-Extreme stand-in: 1,000 train / 1,000 test minimal puzzles (no clue "
+            "can be removed) that need search (backtrack rating >= 1: naked and hidden singles alone "
+            "do not solve them), unique solution; original + 100 shuffles per training puzzle."
+        ),
+        source="generated",
+        seed=6,
+        num_train=1_000,
+        num_test=1_000,
+        num_aug=100,
+        require="search",
+    ),
+    SudokuConfig(
+        name="generated_extreme_lite",
+        description=(
+            "Generated: 1,000 train / 1,000 test puzzles that need search (rating >= 1) with at most "
+            "24 blanks (solution digits put back into a minimal puzzle while it still needs search), "
+            "unique solution; original + 100 shuffles per training puzzle."
+        ),
+        source="generated",
+        seed=7,
+        num_train=1_000,
+        num_test=1_000,
+        num_aug=100,
+        require="search",
+        max_blanks=24,
+    ),
+    SudokuConfig(
+        name="generated_extreme_mix",
+        description=(
+            "Generated: as generated_extreme_lite (at most 24 blanks, rating >= 1), but each puzzle "
+            "with probability 0.5 turned into its easy twin (solution digits put back until naked "
+            "and hidden singles solve it, rating 0), as Sudoku-Extreme mixes easy and hard puzzles; "
+            "original + 100 shuffles per training puzzle. The CPU pilot's task."
+        ),
+        source="generated",
+        seed=9,
+        num_train=1_000,
+        num_test=1_000,
+        num_aug=100,
+        require="search",
+        max_blanks=24,
+        easy_fraction=0.5,
+    ),
+    SudokuConfig(
+        name="generated_extreme_tiny",
+        description="Test config: 4 train / 3 test search-needing puzzles, 2 shuffles each.",
+        source="generated",
+        seed=8,
+        num_train=4,
+        num_test=3,
+        num_aug=2,
+        require="search",
+        max_blanks=24,
+    ),
+    SudokuConfig(
         name="generated_tiny",
         description="Test config: 6 train / 3 test generated puzzles, 8-10 blanks, 2 shuffles each.",
         source="generated",
@@ -203,6 +272,7 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         cfg = self.builder_config
+        ratings = None
         if cfg.source == "csv":
             data = self._load_csv_splits(dl_manager)
             train, test = data["train"][0], data["test"][0]
@@ -221,6 +291,25 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
                 )
                 + (f"; rating >= {cfg.min_difficulty}" if cfg.min_difficulty is not None else "")
             )
+        elif cfg.source == "generated" and cfg.require == "search":
+            gen = {
+                "rating_band": cfg.rating_band,
+                "max_blanks": cfg.max_blanks,
+                "easy_fraction": cfg.easy_fraction,
+                "workers": os.cpu_count() or 1,
+            }
+            train_q, train_s, train_r = sudoku_solver.generate_search_puzzles(
+                cfg.num_train, seed=2 * cfg.seed, **gen
+            )
+            test_q, test_s, test_r = sudoku_solver.generate_search_puzzles(
+                cfg.num_test, seed=2 * cfg.seed + 1, **gen
+            )
+            ratings = {"train": train_r.tolist(), "test": test_r.tolist()}
+            source = (
+                f"sudoku_solver.generate_search_puzzles(rating_band={cfg.rating_band}, max_blanks="
+                f"{cfg.max_blanks}, easy_fraction={cfg.easy_fraction}); train seed {2 * cfg.seed}, "
+                f"test seed {2 * cfg.seed + 1}"
+            )
         elif cfg.source == "generated":
             gen = {"num_blanks": cfg.num_blanks, "min_clues": cfg.min_clues, "require": cfg.require}
             train_q, train_s = sudoku_solver.generate_puzzles(
@@ -229,10 +318,6 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
             test_q, test_s = sudoku_solver.generate_puzzles(
                 cfg.num_test, seed=2 * cfg.seed + 1, **gen
             )
-            overlap = {g.tobytes() for g in train_s} & {g.tobytes() for g in test_s}
-            if overlap:  # Astronomically unlikely; guards the train/test disjointness promise.
-                raise RuntimeError(f"{len(overlap)} generated test grids also occur in train")
-            train_rows = np.arange(cfg.num_train)
             # A provenance label of the built metadata (pinned by builds_golden_test): it keeps the
             # generator's module name of the version it was written for.
             source = (
@@ -242,6 +327,11 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
             )
         else:
             raise ValueError(f"unknown source {cfg.source!r}")
+        if cfg.source == "generated":
+            overlap = {g.tobytes() for g in train_s} & {g.tobytes() for g in test_s}
+            if overlap:  # Astronomically unlikely; guards the train/test disjointness promise.
+                raise RuntimeError(f"{len(overlap)} generated test grids also occur in train")
+            train_rows = np.arange(cfg.num_train)
 
         n_train, n_test = len(train_q), len(test_q)
         puzzles_train = n_train * (cfg.num_aug + 1)
@@ -261,6 +351,12 @@ class Builder(builder_utils.ShardPolicy, tfds.core.GeneratorBasedBuilder):
                 ),
             }
         )
+        if ratings is not None:
+            # Backtrack rating (`sudoku_solver.rating`) of each base puzzle, by group index; the
+            # shuffled copies of a training puzzle share its rating (a shuffle maps the search tree
+            # onto an equal one only up to the branch-cell tie order, so the copies' own ratings
+            # may differ slightly).
+            meta["ratings"] = ratings
         self.info.metadata.update(meta)
         return {
             "train": self._generate_examples(train_q, train_s, train_rows, cfg.num_aug, cfg.seed),

@@ -1,5 +1,6 @@
 """Pure-numpy Sudoku solving and generation: vectorised constraint propagation, a bitmask depth-first
-search (solution counting and solving), random full grids and seeded puzzle generation.
+search (solution counting and solving), the backtrack rating, random full grids and seeded puzzle
+generation.
 
 Grids are digits 1..9 with 0 for a blank, [..., 81] in row-major order. Every random draw comes from a
 `numpy.random.Generator` seeded from explicit integers, so the generated datasets are byte-reproducible.
@@ -7,6 +8,8 @@ Grids are digits 1..9 with 0 for a blank, [..., 81] in row-major order. Every ra
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -182,6 +185,140 @@ def has_unique_solution(questions: np.ndarray) -> np.ndarray:
     return unique
 
 
+# ----------------------------------------------------------------------------------------------------
+# The backtrack rating: how much search a puzzle needs beyond naked and hidden singles.
+
+_PEERS = [sorted({int(j) for u in _UNITS_OF_CELL[i] for j in UNITS[u]} - {i}) for i in range(81)]
+_UNIT_LISTS = [[int(j) for j in u] for u in UNITS]
+
+
+def _singles(cand: list[int]) -> bool:
+    """Naked and hidden singles on bit-mask candidates (bit d = digit d), in place, to the fixpoint.
+
+    A cell with one candidate removes it from its 20 peers; a digit with one place left in a unit is
+    placed there. Returns False at a contradiction: a cell without candidates, or a digit without a
+    place in some unit (or two digits whose only place is the same cell).
+    """
+    queue = [i for i in range(81) if _POPCOUNT[cand[i]] == 1]
+    cleared = [False] * 81
+    while True:
+        while queue:
+            i = queue.pop()
+            if cleared[i]:
+                continue
+            cleared[i] = True
+            bit = cand[i]
+            for p in _PEERS[i]:
+                c = cand[p]
+                if c & bit:
+                    c &= ~bit
+                    if not c:
+                        return False
+                    cand[p] = c
+                    if _POPCOUNT[c] == 1:
+                        queue.append(p)
+        for unit in _UNIT_LISTS:
+            once = twice = 0
+            for i in unit:
+                twice |= once & cand[i]
+                once |= cand[i]
+            if once != _ALL_DIGITS:
+                return False
+            only = once & ~twice
+            if not only:
+                continue
+            for i in unit:
+                b = cand[i] & only
+                if b and b != cand[i]:
+                    if _POPCOUNT[b] > 1:
+                        return False
+                    cand[i] = b
+                    queue.append(i)
+        if not queue:
+            return True
+
+
+def _rated_search(cand: list[int], limit: int, found: list) -> int:
+    """Depth-first search under singles propagation; appends solutions to `found` (up to `limit`) and
+    returns the number of guesses undone (see `rating`)."""
+    if not _singles(cand):
+        return 1
+    best, best_n = -1, 10
+    for i in range(81):
+        n = _POPCOUNT[cand[i]]
+        if 1 < n < best_n:
+            best, best_n = i, n
+            if n == 2:
+                break
+    if best < 0:
+        found.append(np.array([_POPCOUNT[c - 1] for c in cand], np.uint8))  # bit d -> digit d
+        return 0
+    undone, rest = 0, cand[best]
+    while rest and len(found) < limit:
+        bit = rest & -rest
+        rest ^= bit
+        child = list(cand)
+        child[best] = bit
+        undone += _rated_search(child, limit, found)
+    return undone
+
+
+def _candidates(question) -> list[int]:
+    """Bit-mask candidates of a question: bit d for a given d, every digit for a blank."""
+    return [(1 << int(d)) if d else _ALL_DIGITS for d in np.asarray(question).reshape(81)]
+
+
+def _singles_solve(question) -> bool:
+    """Whether naked and hidden singles alone solve the puzzle (rating 0 for a unique puzzle)."""
+    cand = _candidates(question)
+    return _singles(cand) and all(_POPCOUNT[c] == 1 for c in cand)
+
+
+def _no_other_digit(question, cell: int, digit: int) -> bool:
+    """For a puzzle known to have a solution with `digit` at the blank `cell`: whether it has no
+    solution with another digit there, i.e. whether that solution is its only one (the propagating
+    search, which is much faster than `count_solutions` on sparse puzzles)."""
+    cand = _candidates(question)
+    cand[cell] &= ~(1 << digit)
+    found: list = []
+    _rated_search(cand, 1, found)
+    return not found
+
+
+def rating(question: Sequence[int]) -> int:
+    """The backtrack rating of a puzzle with one solution: the number of guesses the search undoes.
+
+    The search propagates naked and hidden singles to their fixpoint (`_singles`); if cells remain
+    open, it branches on the first cell (row-major) with the fewest candidates and tries each candidate
+    digit in turn, propagating again after each guess. A guess whose propagation (or whose whole
+    subtree) ends in contradictions is undone; the rating counts the guesses whose own propagation
+    ends in a contradiction (the dead ends of the search tree). The search explores the whole tree
+    (it proves the solution unique), so the count does not depend on the order digits are tried in.
+
+    Rating 0 means singles alone solve the puzzle; a puzzle that needs search has rating >= 1 (at
+    its first branch cell every candidate but the solution's leads only to dead ends).
+
+    Args:
+      question: 81 digits with 0 blank.
+
+    Returns:
+      The number of dead ends.
+
+    Raises:
+      ValueError: the puzzle has no solution or more than one.
+    """
+    found: list = []
+    dead_ends = _rated_search(_candidates(question), 2, found)
+    if len(found) != 1:
+        raise ValueError(f"rating needs a puzzle with one solution, this one has {len(found)}+")
+    return dead_ends
+
+
+def ratings(questions: np.ndarray) -> np.ndarray:
+    """`rating` of each puzzle of [N, 81] questions, as int32 [N]."""
+    return np.array([rating(q) for q in np.asarray(questions).reshape(-1, 81)], np.int32)
+
+
 def random_full_grid(rng: np.random.Generator) -> np.ndarray:
     """A random complete Sudoku grid by seeded randomized backtracking.
 
@@ -257,6 +394,111 @@ def generate_puzzles(
     return _blank_until_accepted(solutions, rngs, counts, require), solutions
 
 
+def generate_search_puzzles(
+    n: int,
+    seed: int = 0,
+    rating_band: tuple[int, int | None] = (1, None),
+    max_blanks: int | None = None,
+    workers: int = 1,
+    easy_fraction: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generates `n` puzzles that need search, with a unique solution and a `rating` in a band.
+
+    Puzzle i depends only on (seed, i), whatever `workers`: from a seeded random full grid, clues are
+    removed one by one in random order while the solution stays unique, down to a minimal puzzle (no
+    clue can go). With `max_blanks`, solution digits are then put back at random blanks, each kept only
+    if the puzzle still needs search (`REVEAL_TRIES` random orders, the first that reaches `max_blanks`
+    blanks wins). A draw that needs no search, keeps more than `max_blanks` blanks or has a rating
+    outside `rating_band` is replaced by a new grid from the same stream.
+
+    With `easy_fraction` > 0, each puzzle is then, with that probability (a draw of its own stream),
+    turned into its easy twin: solution digits go back at random blanks until naked and hidden singles
+    solve it (rating 0, a few blanks fewer), the way Sudoku-Extreme mixes easy puzzles with hard ones.
+
+    Args:
+      n: number of puzzles.
+      seed: base seed.
+      rating_band: inclusive (lo, hi) of `rating`; hi None = no upper bound. lo >= 1.
+      max_blanks: at most this many blanks per puzzle (None: minimal puzzles).
+      workers: processes generating puzzles in parallel (the result does not depend on it).
+      easy_fraction: the expected share of puzzles made singles-solvable (rating 0); 0 = none.
+
+    Returns:
+      (questions, solutions, ratings): uint8 [n, 81] with 0 = blank, uint8 [n, 81], int32 [n].
+    """
+    lo, hi = rating_band
+    if lo < 1 or (hi is not None and hi < lo):
+        raise ValueError(f"rating_band must be (lo >= 1, hi >= lo or None), got {rating_band!r}")
+    jobs = [(int(seed), i, lo, hi, max_blanks, float(easy_fraction)) for i in range(n)]
+    if workers > 1 and n > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold TF threads
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            out = list(pool.map(_search_puzzle, jobs, chunksize=max(1, n // (8 * workers))))
+    else:
+        out = [_search_puzzle(job) for job in jobs]
+    shape = (n, 81)
+    return (
+        np.asarray([o[0] for o in out], np.uint8).reshape(shape),
+        np.asarray([o[1] for o in out], np.uint8).reshape(shape),
+        np.asarray([o[2] for o in out], np.int32).reshape(n),
+    )
+
+
+REVEAL_TRIES = 4
+
+
+def _search_puzzle(job) -> tuple[np.ndarray, np.ndarray, int]:
+    """Puzzle i of `generate_search_puzzles`: job = (seed, i, rating lo, rating hi, max_blanks,
+    easy_fraction)."""
+    seed, i, lo, hi, max_blanks, easy_fraction = job
+    rng = np.random.default_rng([seed, 0x5EA, i])
+    for _ in range(10_000):
+        solution = random_full_grid(rng)
+        q = _greedy_remove(solution, 0, rng)
+        if _singles_solve(q):
+            continue
+        if max_blanks is not None:
+            for _ in range(REVEAL_TRIES):
+                revealed = _reveal_while_search(q, solution, max_blanks, rng)
+                if (revealed == 0).sum() <= max_blanks:
+                    break
+            else:
+                continue
+            q = revealed
+        r = rating(q)
+        if r >= lo and (hi is None or r <= hi):
+            if easy_fraction and rng.random() < easy_fraction:
+                return _reveal_until_singles(q, solution, rng), solution, 0
+            return q, solution, r
+    raise RuntimeError(f"puzzle {i}: no draw in 10,000 had a rating in {(lo, hi)}")
+
+
+def _reveal_until_singles(q, solution, rng) -> np.ndarray:
+    """Puts solution digits back at blanks of `q` in random order until singles alone solve it."""
+    q = q.copy()
+    for i in rng.permutation(np.flatnonzero(q == 0)).tolist():
+        q[i] = solution[i]
+        if _singles_solve(q):
+            break
+    return q
+
+
+def _reveal_while_search(q, solution, max_blanks: int, rng) -> np.ndarray:
+    """Puts solution digits back at blanks of `q` in random order, each only if the puzzle still needs
+    search, until `max_blanks` blanks remain or the order is exhausted."""
+    q = q.copy()
+    blanks = int((q == 0).sum())
+    for i in rng.permutation(np.flatnonzero(q == 0)).tolist():
+        if blanks <= max_blanks:
+            break
+        q[i] = solution[i]
+        if _singles_solve(q):
+            q[i] = 0  # singles would solve it: keep the blank
+        else:
+            blanks -= 1
+    return q
+
+
 def _blank_until_accepted(solutions, rngs, counts, require: str) -> np.ndarray:
     """Questions from `solutions`: puzzle i gets `counts[i]` blanks drawn from `rngs[i]`, re-drawn until
     the pattern passes `require` (rejection sampling, vectorised over the puzzles still pending)."""
@@ -289,7 +531,8 @@ def _greedy_remove(solution: np.ndarray, min_clues: int, rng: np.random.Generato
             break
         d = q[i]
         q[i] = 0
-        if count_solutions(q, limit=2) == 1:
+        # The peers holding the 8 other digits force d back (a naked single): still one solution.
+        if len({int(q[p]) for p in _PEERS[i]} - {0}) == 8 or _no_other_digit(q, i, int(d)):
             clues -= 1
         else:
             q[i] = d
