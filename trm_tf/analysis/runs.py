@@ -48,6 +48,7 @@ from trm_tf.analysis.scalars import (
     read_run_json,
     split_scalars,
 )
+from trm_tf.summaries import is_hparam
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,9 @@ def varying_fields(
 ) -> list[str]:
     """Config columns whose values differ across the rows of `df`.
 
-    `experiment_id` is excluded: it names the runs rather than describing them. By default a missing value
+    `experiment_id` is excluded: it names the runs rather than describing them; by default so are the
+    fields that are not hyperparameters (`trm_tf.summaries.is_hparam`: data paths, log and checkpoint
+    cadences, runtime settings), which do not tell runs apart as experiments. By default a missing value
     (run without config.json, or a field older configs lack) is ignored, so one partial run does not make
     every field "vary".
 
@@ -351,7 +354,9 @@ def varying_fields(
     Returns:
       Column names in table order.
     """
-    cols = list(columns) if columns is not None else config_columns(df)
+    if columns is None:  # hyperparameters and the seed: not paths, log cadences or runtime settings
+        columns = [c for c in config_columns(df) if c == "seed" or is_hparam(c)]
+    cols = list(columns)
     out = []
     for c in cols:
         if c == "experiment_id" or c not in df:
