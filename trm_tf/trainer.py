@@ -69,17 +69,16 @@ def resolve_schedule(config, spec: DatasetSpec) -> tuple[int, int]:
     """
     t = config.train
     per_epoch = spec.steps_per_epoch(t.global_batch_size)
-    total = t.total_steps
+    derived = t.total_steps is None
+    total = int(t.epochs * per_epoch) if derived else int(t.total_steps)
     every = t.eval_every_steps
     if every is None:
         n = t.epochs / t.eval_interval_epochs if t.eval_interval_epochs > 0 else 0
-        if total is None and n >= 1 and n == int(n):
-            every = -(-int(t.epochs * per_epoch) // int(n))
+        if derived and n >= 1 and n == int(n):
+            every = -(-total // int(n))
         else:
             every = int(t.eval_interval_epochs * per_epoch)
-    if total is None:
-        total = int(t.epochs * per_epoch)
-    return int(total), max(1, int(every))
+    return total, max(1, int(every))
 
 
 def _core_kwargs(a, global_batch: int, halt_max_steps: int, jit_compile: bool) -> dict:
