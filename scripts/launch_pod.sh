@@ -144,7 +144,9 @@ wrapper=(bash scripts/remote_run.sh --run="${RUN}" --workdir="${WORKDIR}" "${ENV
 logs="${TRM_REMOTE_LOGS}"
 # Refuse to start while another run is active on the worker: two clients cannot share the chips.
 guard="for f in ${logs}/*.pid; do if [ -e \"\$f\" ] && kill -0 \"\$(cat \"\$f\")\" 2>/dev/null; then echo \"\$(hostname): run \$(basename \"\$f\" .pid) is still active; stop it with scripts/pod_stop.sh\" >&2; exit 3; fi; done"
-remote="mkdir -p ${logs} && ${guard} && cd ${TRM_REMOTE_DIR} && setsid nohup $(join_cmd "${wrapper[@]}" "${train_cmd[@]}") > ${logs}/${RUN}.launcher.log 2>&1 < /dev/null & echo \"\$(hostname): started run ${RUN}\""
+# The exit file of an earlier attempt goes before the start returns, so that --wait (and anyone
+# polling) never reads the previous attempt's exit code as this one's.
+remote="mkdir -p ${logs} && ${guard} && rm -f ${logs}/${RUN}.exit && cd ${TRM_REMOTE_DIR} && setsid nohup $(join_cmd "${wrapper[@]}" "${train_cmd[@]}") > ${logs}/${RUN}.launcher.log 2>&1 < /dev/null & echo \"\$(hostname): started run ${RUN}\""
 
 # A start that fails (SSH error, or the guard's "still active") exits 125, so that callers never
 # mistake it for an exit code of launch.py (the guard's own 3 would read as "dataset missing").
