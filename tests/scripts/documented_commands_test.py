@@ -52,6 +52,8 @@ ALLOWED = {
     "python -m trm_tf.tools.render": "needs a solver dump; tests/tools tests run it",
     "python -m trm_tf.tools.average_checkpoints": "needs a run's checkpoints; its tests run it",
     "python -m trm_tf.analysis": "needs finished runs; the analysis tests run it",
+    "python -m trm_tf.tools.by_rating": "needs trained runs on a rated build; tests/tools/by_rating_test.py "
+    "runs its CLI",
     "python -m tfds_builders.sudoku_extreme.ratings": "generates 2,000 puzzles (minutes); "
     "tfds_builders/sudoku_extreme/ratings_test.py runs each documented one and compares its output "
     "with the document",

@@ -1,0 +1,182 @@
+"""The by-rating split: bands, the alignment of test records with the build's ratings, the exactness
+rule, the per-arm table, the stored result and the CLI's one-line errors."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.testing.tiny_runs import make_run, tiny_config
+from tfds_builders import builder_utils
+from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
+from trm_tf.tools import by_rating
+
+# A small search-needing build with easy twins, so both bands hold puzzles.
+MIX = sx.SudokuConfig(
+    name="by_rating_test",
+    description="Test-only: search-needing puzzles, half of them easy twins.",
+    source="generated",
+    seed=5,
+    num_train=2,
+    num_test=10,
+    num_aug=0,
+    require="search",
+    max_blanks=24,
+    easy_fraction=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("by_rating_data"))
+    sx.Builder(config=MIX, data_dir=data_dir).download_and_prepare()
+    meta = builder_utils.read_metadata(data_dir, f"sudoku_extreme/{MIX.name}")
+    ratings = np.asarray(meta["ratings"]["test"])
+    assert (ratings == 0).any() and (ratings >= 1).any(), ratings  # both bands are exercised
+    return data_dir, ratings
+
+
+def _run(root, name, data_dir, seed, best_step, logged):
+    cfg = tiny_config(data_dir)
+    cfg.data.name, cfg.data.config, cfg.seed = "sudoku_extreme", MIX.name, seed
+    run = os.path.join(root, name)
+    saved = make_run(run, cfg, steps=(1, 2))
+    tf.io.gfile.makedirs(os.path.join(run, "best"))
+    for suffix in (".index", ".data-00000-of-00001"):
+        tf.io.gfile.copy(
+            saved[best_step][0] + suffix, os.path.join(run, "best", f"ckpt-{best_step}" + suffix)
+        )
+    with open(os.path.join(run, "run_summary.json"), "w") as f:
+        json.dump({"status": "finished", "step": 2, "best": {"step": best_step, "value": 0.0}}, f)
+    with open(os.path.join(run, "eval_results.json"), "w") as f:
+        json.dump({"history": [{"step": s, "exact_accuracy": v} for s, v in logged.items()]}, f)
+    return run
+
+
+def test_bands_parse_and_label():
+    assert by_rating.parse_bands("0,1,2-3,4-") == [(0, 0), (1, 1), (2, 3), (4, None)]
+    assert [by_rating.band_label(b) for b in by_rating.parse_bands("0, 2-3 ,4-")] == [
+        "rating 0",
+        "rating 2-3",
+        "rating >= 4",
+    ]
+    for bad in ("a", "3-1", "1--2", ""):
+        with pytest.raises(by_rating.RatingError, match="bad rating band"):
+            by_rating.parse_bands(bad)
+    result = {
+        "per_rating": {
+            "0": {"n": 4, "solved_per_step": [1, 3]},
+            "2": {"n": 2, "solved_per_step": [0, 1]},
+        }
+    }
+    assert by_rating.band_accuracy(result, (0, 0)) == (4, 0.75)
+    assert by_rating.band_accuracy(result, (1, None)) == (2, 0.5)
+    n, acc = by_rating.band_accuracy(result, (5, None))
+    assert n == 0 and math.isnan(acc)
+
+
+class _Oracle:
+    """A stand-in model whose final prediction is the solution for the puzzles in `solve` (by row of
+    `inputs`) and the solution with one cell wrong for the others; in the first step every puzzle is wrong."""
+
+    puzzle_emb = None
+
+    def __init__(self, inputs, labels, solve):
+        self.inputs = tf.constant(inputs)
+        wrong = labels.copy()
+        wrong[:, 0] = np.where(wrong[:, 0] == 2, 3, 2)
+        self.final = tf.constant(
+            np.where(np.isin(np.arange(len(labels)), solve)[:, None], labels, wrong)
+        )
+        self.wrong = tf.constant(wrong)
+
+    def initial_carry(self, n):
+        return tf.zeros([n], tf.int32)
+
+    def inner(self, carry, x, rows, training):
+        row = tf.argmax(
+            tf.cast(tf.reduce_all(x[:, None, :] == self.inputs[None], -1), tf.int32), -1
+        )
+        final, wrong = tf.gather(self.final, row), tf.gather(self.wrong, row)
+        preds = tf.where(carry[:, None] > 0, final, wrong)
+        logits = tf.one_hot(preds, 11)
+        q = tf.zeros([tf.shape(x)[0]])
+        return {"carry": carry + 1, "logits": logits, "q_halt": q, "q_continue": q}
+
+
+def test_records_align_with_the_builds_ratings_and_exactness_is_every_cell(
+    built, tmp_path, monkeypatch
+):
+    data_dir, ratings = built
+    run = _run(str(tmp_path), "r-seed0", data_dir, 0, best_step=1, logged={1: 0.3, 2: 0.0})
+    data = by_rating.test_split(by_rating.restore.read_run_config(run))
+    assert sorted(data["group"]) == list(range(MIX.num_test))
+    # Solve exactly the puzzles of groups 0 and 3 (found by group, not by record order).
+    solve = [int(np.flatnonzero(data["group"] == g)[0]) for g in (0, 3)]
+    oracle = _Oracle(data["inputs"], data["labels"], solve)
+    solved = by_rating.exact_per_step(oracle, data["inputs"], data["labels"], 2)
+    assert solved.shape == (MIX.num_test, 2) and not solved[:, 0].any()
+    assert sorted(np.flatnonzero(solved[:, 1])) == sorted(solve)
+
+    monkeypatch.setattr(by_rating.restore, "load_model", lambda config, ckpt, use_ema: oracle)
+    monkeypatch.setattr(by_rating, "BATCH", 4)  # several batches
+    result = by_rating.split_run(run, "best")
+    assert result["step"] == 1 and result["num_examples"] == MIX.num_test
+    assert result["exact_accuracy"] == pytest.approx(0.2) and result["logged_exact_accuracy"] == 0.3
+    want = {}
+    for g, r in enumerate(ratings):
+        w = want.setdefault(str(int(r)), {"n": 0, "solved_per_step": [0, 0]})
+        w["n"] += 1
+        w["solved_per_step"][1] += int(g in (0, 3))
+    assert result["per_rating"] == want
+
+
+def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, monkeypatch, capsys):
+    data_dir, ratings = built
+    root = str(tmp_path / "runs")
+    runs_ = {
+        s: _run(root, f"arm-seed{s}", data_dir, s, best_step=2, logged={2: v})
+        for s, v in ((0, 0.1), (1, 0.2))
+    }
+    config = by_rating.restore.read_run_config(runs_[0])
+    data = by_rating.test_split(config)
+    groups_solved = {0: (0,), 1: (0, 1)}  # seed -> groups solved
+    calls = []
+
+    def fake_load(config, ckpt, use_ema):
+        calls.append((config.seed, ckpt))
+        rows = [int(np.flatnonzero(data["group"] == g)[0]) for g in groups_solved[config.seed]]
+        return _Oracle(data["inputs"], data["labels"], rows)
+
+    monkeypatch.setattr(by_rating.restore, "load_model", fake_load)
+    out = tmp_path / "report" / "by_rating.md"
+    assert by_rating.main([os.path.join(root, "*"), "--which=best", f"--out={out}"]) == 0
+    assert sorted(c[0] for c in calls) == [0, 1] and all(c[1].endswith("best") for c in calls)
+    text = out.read_text()
+    assert text in capsys.readouterr().out
+    easy_n, hard_n = int((ratings == 0).sum()), int((ratings >= 1).sum())
+    # Per run: seed 1 solves groups 0 and 1, i.e. 20% overall; the logged 20% is printed next to it.
+    assert "| arm-seed1 | 2 |" in text and "| 20.0 | 20.0 |" in text
+    # Per arm: both seeds, each band's mean and interval over the two seeds, then overall 10% and 20%.
+    cells = []
+    for band, n in (((0, 0), easy_n), ((1, None), hard_n)):
+        in_band = [lo <= r and (hi is None or r <= hi) for r in ratings for lo, hi in [band]]
+        per_seed = [100 * sum(in_band[g] for g in groups_solved[s]) / n for s in (0, 1)]
+        cells.append(by_rating.seeds.estimate(per_seed).text(1))
+    cells.append(by_rating.seeds.estimate([10.0, 20.0]).text(1))
+    assert f"| 0,1 | {easy_n} / {hard_n} | " + " | ".join(cells) + " |" in text
+    stored = json.loads(open(os.path.join(runs_[1], by_rating.RESULT_FILE)).read())
+    assert stored["best"]["step"] == 2 and stored["best"]["exact_accuracy"] == pytest.approx(0.2)
+    # A second call reads the stored splits: no model is loaded.
+    calls.clear()
+    assert by_rating.main([os.path.join(root, "*")]) == 0 and calls == []
+    # One-line errors: nothing matches; a build without ratings.
+    assert by_rating.main([str(tmp_path / "none*")]) == 1
+    assert "no run directories match" in capsys.readouterr().err
+    cfg = by_rating.restore.read_run_config(runs_[0])
+    cfg.data.config = "no_such_config"
+    with pytest.raises(by_rating.RatingError, match="is not built"):
+        by_rating.test_ratings(cfg)

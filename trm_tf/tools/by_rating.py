@@ -1,0 +1,296 @@
+r"""Exact accuracy of trained Sudoku runs split by the test puzzles' backtrack rating, per run and per arm.
+
+  python -m trm_tf.tools.by_rating 'runs/pilot/pilot_cpu_*' --which=best --out=results/pilot_cpu/by_rating.md
+
+On a task that mixes easy and search-needing puzzles (`sudoku_extreme/generated_extreme_mix`: about half
+rating 0, half rating >= 1; docs/datasets.md), one exact-accuracy figure cannot tell a model that solves
+the easy half from one that searches. This tool re-evaluates each run's checkpoint (`--which=best`: the
+run's best checkpoint, `RUN_DIR/best`; `final`: its newest one) on the whole test split, exactly as the
+run's evaluation does (EMA weights when the run trains with EMA, all N_sup supervision steps from a fresh
+carry, a puzzle counts when every cell is right), and splits the result by the rating the build recorded
+for each test puzzle (`metadata.json` "ratings", by group index; `sudoku_solver.rating`: guesses whose
+propagation ends in a contradiction, 0 = naked and hidden singles solve it).
+
+Per run it writes `RUN_DIR/eval_by_rating.json` (re-used by later calls unless `--recompute`) and checks
+that the split's overall exact accuracy equals the one the run logged at that step (a mismatch is
+printed). Runs that differ only by seed form an arm (as in `python -m trm_tf.analysis report`), reported
+as mean ± 95% Student-t interval per rating band.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import posixpath  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfds_builders import builder_utils  # noqa: E402
+from trm_tf.analysis import runs, seeds  # noqa: E402
+from trm_tf.data import datasets  # noqa: E402
+from trm_tf.tools import restore  # noqa: E402
+from trm_tf.tools.solve import run_steps  # noqa: E402
+
+RESULT_FILE = "eval_by_rating.json"
+DEFAULT_BANDS = "0,1-"
+BATCH = 250
+
+
+class RatingError(ValueError):
+    """A run or its dataset cannot be split by rating; the message is one line saying why."""
+
+
+def parse_bands(text: str) -> list[tuple[int, int | None]]:
+    """ "0,1,2-3,4-" -> [(0, 0), (1, 1), (2, 3), (4, None)]: inclusive rating bands, None = open."""
+    bands = []
+    for item in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:(-)\s*(\d+)?)?\s*", item)
+        if not m:
+            raise RatingError(f"bad rating band {item!r} (use e.g. 0,1,2-3,4-)")
+        lo = int(m.group(1))
+        hi = (int(m.group(3)) if m.group(3) else None) if m.group(2) else lo
+        if hi is not None and hi < lo:
+            raise RatingError(f"bad rating band {item!r}: upper bound below lower bound")
+        bands.append((lo, hi))
+    return bands
+
+
+def band_label(band: tuple[int, int | None]) -> str:
+    lo, hi = band
+    if hi is None:
+        return f"rating >= {lo}"
+    return f"rating {lo}" if lo == hi else f"rating {lo}-{hi}"
+
+
+def test_ratings(config, data_dir: str | None = None) -> np.ndarray:
+    """The backtrack rating of every test puzzle of the run's dataset, by group index."""
+    name = f"{config.data.name}/{config.data.config}"
+    try:
+        meta = builder_utils.read_metadata(
+            datasets.expand_dir(data_dir or config.data.data_dir), name
+        )
+    except FileNotFoundError as e:
+        raise RatingError(f"{name} is not built in {data_dir or config.data.data_dir}: {e}") from e
+    if "ratings" not in meta:
+        raise RatingError(
+            f"{name} records no ratings (only the generated search configs of sudoku_extreme do)"
+        )
+    return np.asarray(meta["ratings"]["test"], np.int64)
+
+
+def test_split(config, data_dir: str | None = None) -> dict[str, np.ndarray]:
+    """inputs, labels ([N, seq_len] int32) and group ([N]) of the run's whole test split."""
+    builder = datasets.tfds_builder(
+        f"{config.data.name}/{config.data.config}", data_dir or config.data.data_dir
+    )
+    ds = builder.as_dataset(split="test", shuffle_files=False)
+    out = {"inputs": [], "labels": [], "group": []}
+    for ex in ds.batch(1024).as_numpy_iterator():
+        for k in out:
+            out[k].append(ex[k])
+    return {
+        "inputs": np.concatenate(out["inputs"]).astype(np.int32),
+        "labels": np.concatenate(out["labels"]).astype(np.int32),
+        "group": np.concatenate(out["group"]).astype(np.int64),
+    }
+
+
+def exact_per_step(model, inputs: np.ndarray, labels: np.ndarray, num_steps: int) -> np.ndarray:
+    """[N, num_steps] bool: every cell right after each supervision step (evaluation mode)."""
+    out = []
+    for i in range(0, len(inputs), BATCH):
+        preds = run_steps(model, inputs[i : i + BATCH], num_steps)["preds"]  # [n, steps, seq]
+        out.append(np.all(preds == labels[i : i + BATCH, None, :], axis=-1))
+    return np.concatenate(out)
+
+
+def checkpoint_of(run_dir: str, which: str) -> tuple[str, int]:
+    """(checkpoint to restore, its training step) for `which` in (best, final)."""
+    summary = _read_json(posixpath.join(run_dir, "run_summary.json")) or {}
+    if which == "best":
+        best = summary.get("best") or {}
+        if "step" not in best:
+            raise RatingError(f"{run_dir}: run_summary.json names no best checkpoint")
+        return posixpath.join(run_dir, "best"), int(best["step"])
+    prefix = restore.checkpoint_prefix(run_dir)
+    m = re.search(r"ckpt-(\d+)$", prefix)
+    if not m:
+        raise RatingError(f"{run_dir}: cannot tell the step of checkpoint {prefix}")
+    return run_dir, int(m.group(1))
+
+
+def _read_json(path: str):
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def logged_exact(run_dir: str, step: int) -> float | None:
+    """The exact accuracy the run's own evaluation logged at `step` (None when it did not evaluate there)."""
+    results = _read_json(posixpath.join(run_dir, "eval_results.json")) or {}
+    for entry in results.get("history", []):
+        if int(entry.get("step", -1)) == step and "exact_accuracy" in entry:
+            return float(entry["exact_accuracy"])
+    return None
+
+
+def split_run(run_dir: str, which: str, data_dir: str | None = None) -> dict:
+    """Evaluates one run's checkpoint on the whole test split; per rating value: n and solved counts
+    after each supervision step."""
+    config = restore.read_run_config(run_dir)
+    checkpoint, step = checkpoint_of(run_dir, which)
+    ratings = test_ratings(config, data_dir)
+    data = test_split(config, data_dir)
+    model = restore.load_model(config, checkpoint, use_ema=True)
+    n_steps = int(config.act.halt_max_steps)
+    solved = exact_per_step(model, data["inputs"], data["labels"], n_steps)
+    rating = ratings[data["group"]]
+    per_rating = {
+        str(int(r)): {
+            "n": int((rating == r).sum()),
+            "solved_per_step": [int(x) for x in solved[rating == r].sum(0)],
+        }
+        for r in np.unique(rating)
+    }
+    return {
+        "which": which,
+        "step": step,
+        "num_examples": int(len(rating)),
+        "exact_accuracy": float(solved[:, -1].mean()),
+        "logged_exact_accuracy": logged_exact(run_dir, step),
+        "per_rating": per_rating,
+    }
+
+
+def load_or_split(run_dir: str, which: str, data_dir: str | None, recompute: bool) -> dict:
+    """The run's split for `which`, from RUN_DIR/eval_by_rating.json when it holds one for the same
+    checkpoint step, else computed (and stored there)."""
+    path = posixpath.join(run_dir, RESULT_FILE)
+    stored = _read_json(path) or {}
+    _, step = checkpoint_of(run_dir, which)
+    if not recompute and stored.get(which, {}).get("step") == step:
+        return stored[which]
+    result = split_run(run_dir, which, data_dir)
+    stored[which] = result
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(stored, f, indent=1, sort_keys=True)
+    return result
+
+
+def band_accuracy(result: dict, band: tuple[int, int | None]) -> tuple[int, float]:
+    """(puzzles in the band, exact accuracy after the last supervision step; nan when empty)."""
+    lo, hi = band
+    n = solved = 0
+    for r, v in result["per_rating"].items():
+        if int(r) >= lo and (hi is None or int(r) <= hi):
+            n += v["n"]
+            solved += v["solved_per_step"][-1]
+    return n, (solved / n if n else math.nan)
+
+
+def report_lines(run_dirs: list[str], results: dict, bands, which: str) -> list[str]:
+    """Markdown: one row per arm (mean ± 95% t interval over seeds, %) and one per run."""
+    df = runs.load_runs(run_dirs)
+    labels = [band_label(b) for b in bands]
+    checkpoint = "best checkpoint (eval.best_metric)" if which == "best" else "final checkpoint"
+    lines = [
+        f"Exact accuracy (%) on the whole test split by backtrack rating, {checkpoint}; "
+        "arms: mean ± 95% Student-t interval over seeds [interval] (n).",
+        "",
+        "| arm | seeds | puzzles per band | " + " | ".join(labels) + " | all |",
+        "|---|---|---|" + "---|" * (len(labels) + 1),
+    ]
+    for arm, index in seeds.arm_groups(df):
+        dirs = [df.loc[i, "workdir"] for i in index]
+        got = [results[d] for d in dirs if d in results]
+        if not got:
+            continue
+        counts = [band_accuracy(got[0], b)[0] for b in bands]
+        cells = [seeds.estimate([100 * band_accuracy(r, b)[1] for r in got]).text(1) for b in bands]
+        cells.append(seeds.estimate([100 * r["exact_accuracy"] for r in got]).text(1))
+        seed_list = ",".join(str(int(df.loc[i, "seed"])) for i in index if "seed" in df)
+        lines.append(
+            f"| {arm} | {seed_list or '–'} | {' / '.join(map(str, counts))} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "| run | step | " + " | ".join(labels) + " | all | logged by the run |",
+        "|---|---|" + "---|" * (len(labels) + 2),
+    ]
+    for d in run_dirs:
+        if d not in results:
+            continue
+        r = results[d]
+        cells = [f"{100 * band_accuracy(r, b)[1]:.1f}" for b in bands]
+        logged = r["logged_exact_accuracy"]
+        lines.append(
+            f"| {posixpath.basename(d)} | {r['step']} | "
+            + " | ".join(cells)
+            + f" | {100 * r['exact_accuracy']:.1f} | "
+            + ("–" if logged is None else f"{100 * logged:.1f}")
+            + " |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m trm_tf.tools.by_rating",
+        description="Exact accuracy of Sudoku runs split by the test puzzles' backtrack rating.",
+    )
+    p.add_argument("runs", nargs="+", help="run directories or globs (local or gs://)")
+    p.add_argument("--which", choices=("best", "final"), default="best")
+    p.add_argument("--bands", default=DEFAULT_BANDS, help="inclusive rating bands, e.g. 0,1,2-3,4-")
+    p.add_argument("--data_dir", default="", help="TFDS data dir (default: each run's config)")
+    p.add_argument("--out", default="", help="also write the markdown here")
+    p.add_argument("--recompute", action="store_true", help="ignore stored eval_by_rating.json")
+    a = p.parse_args(argv)
+    try:
+        bands = parse_bands(a.bands)
+        run_dirs = runs.find_workdirs(a.runs)
+        if not run_dirs:
+            raise RatingError(f"no run directories match {' '.join(a.runs)}")
+        results, mismatches = {}, []
+        for i, d in enumerate(run_dirs):
+            r = load_or_split(d, a.which, a.data_dir or None, a.recompute)
+            results[d] = r
+            logged = r["logged_exact_accuracy"]
+            print(
+                f"[{i + 1}/{len(run_dirs)}] {posixpath.basename(d)} step {r['step']}: exact "
+                f"{100 * r['exact_accuracy']:.1f}% (logged "
+                f"{'–' if logged is None else f'{100 * logged:.1f}%'})",
+                file=sys.stderr,
+            )
+            if logged is not None and abs(logged - r["exact_accuracy"]) > 1.5 / r["num_examples"]:
+                mismatches.append(d)
+    except (RatingError, restore.RestoreError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    text = "\n".join(report_lines(run_dirs, results, bands, a.which)) + "\n"
+    print(text)
+    if a.out:
+        tf.io.gfile.makedirs(posixpath.dirname(a.out) or ".")
+        with tf.io.gfile.GFile(a.out, "w") as f:
+            f.write(text)
+    if mismatches:
+        print(
+            "warning: the split's exact accuracy differs from the logged one by more than one puzzle "
+            "in " + ", ".join(posixpath.basename(d) for d in mismatches),
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
