@@ -12,7 +12,7 @@ import tensorflow as tf
 from tests.testing.tiny_runs import make_run, tiny_config
 from tfds_builders import builder_utils
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
-from trm_tf.tools import by_rating
+from trm_tf.tools import average_checkpoints, by_rating
 
 # A small search-needing build with easy twins, so both bands hold puzzles.
 MIX = sx.SudokuConfig(
@@ -122,6 +122,8 @@ def test_records_align_with_the_builds_ratings_and_exactness_is_every_cell(
     assert sorted(np.flatnonzero(solved[:, 1])) == sorted(solve)
 
     monkeypatch.setattr(by_rating.restore, "load_model", lambda config, ckpt, use_ema: oracle)
+    with pytest.raises(by_rating.RatingError, match="no averaged_best/ckpt; write it with"):
+        by_rating.split_run(run, "averaged_best")
     monkeypatch.setattr(by_rating, "BATCH", 4)  # several batches
     result = by_rating.split_run(run, "best")
     assert result["step"] == 1 and result["num_examples"] == MIX.num_test
@@ -143,36 +145,65 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
     }
     config = by_rating.restore.read_run_config(runs_[0])
     data = by_rating.test_split(config)
-    groups_solved = {0: (0,), 1: (0, 1)}  # seed -> groups solved
+    groups_solved = {0: (0,), 1: (0, 1)}  # seed -> groups the best checkpoint solves
     calls = []
 
     def fake_load(config, ckpt, use_ema):
-        calls.append((config.seed, ckpt))
-        rows = [int(np.flatnonzero(data["group"] == g)[0]) for g in groups_solved[config.seed]]
+        calls.append((config.seed, ckpt, use_ema))
+        averaged = (
+            "averaged_best" in ckpt
+        )  # the average solves one group fewer (seed 1) / more (seed 0)
+        solved = {0: (0, 2), 1: (0,)}[config.seed] if averaged else groups_solved[config.seed]
+        rows = [int(np.flatnonzero(data["group"] == g)[0]) for g in solved]
         return _Oracle(data["inputs"], data["labels"], rows)
 
+    for run in runs_.values():  # E4.4's input: average_checkpoints --around=best
+        cfg = by_rating.restore.read_run_config(run)
+        average_checkpoints.average(
+            cfg, average_checkpoints.around_best(run, 2), os.path.join(run, "averaged_best", "ckpt")
+        )
     monkeypatch.setattr(by_rating.restore, "load_model", fake_load)
     out = tmp_path / "report" / "by_rating.md"
-    assert by_rating.main([os.path.join(root, "*"), "--which=best", f"--out={out}"]) == 0
-    assert sorted(c[0] for c in calls) == [0, 1] and all(c[1].endswith("best") for c in calls)
+    argv = [os.path.join(root, "*"), "--which=best,averaged_best", f"--out={out}"]
+    assert by_rating.main(argv) == 0
+    assert sorted(calls) == [
+        (0, os.path.join(runs_[0], "averaged_best", "ckpt"), False),
+        (0, os.path.join(runs_[0], "best"), True),
+        (1, os.path.join(runs_[1], "averaged_best", "ckpt"), False),
+        (1, os.path.join(runs_[1], "best"), True),
+    ]
     text = out.read_text()
     assert text in capsys.readouterr().out
     easy_n, hard_n = int((ratings == 0).sum()), int((ratings >= 1).sum())
-    # Per run: seed 1 solves groups 0 and 1, i.e. 20% overall; the logged 20% is printed next to it.
-    assert "| arm-seed1 | 2 |" in text and "| 20.0 | 20.0 |" in text
-    # Per arm: both seeds, each band's mean and interval over the two seeds, then overall 10% and 20%.
-    cells = []
-    for band, n in (((0, 0), easy_n), ((1, None), hard_n)):
-        in_band = [lo <= r and (hi is None or r <= hi) for r in ratings for lo, hi in [band]]
-        per_seed = [100 * sum(in_band[g] for g in groups_solved[s]) / n for s in (0, 1)]
-        cells.append(by_rating.seeds.estimate(per_seed).text(1))
-    cells.append(by_rating.seeds.estimate([10.0, 20.0]).text(1))
-    assert f"| 0,1 | {easy_n} / {hard_n} | " + " | ".join(cells) + " |" in text
+    # Per run: seed 1 solves groups 0 and 1, i.e. 20% overall; the logged 20% is printed next to it;
+    # its average is not what the run logged, so no logged figure.
+    assert "| arm-seed1 | best | 2 |" in text and "| 20.0 | 20.0 |" in text
+    assert "| arm-seed1 | averaged_best | 2 |" in text and "| 10.0 | – |" in text
+
+    def band_values(solved_by_seed):
+        cells = []
+        for band, n in (((0, 0), easy_n), ((1, None), hard_n)):
+            in_band = [band[0] <= r and (band[1] is None or r <= band[1]) for r in ratings]
+            cells.append([100 * sum(in_band[g] for g in solved_by_seed[s]) / n for s in (0, 1)])
+        cells.append([100 * len(solved_by_seed[s]) / len(ratings) for s in (0, 1)])
+        return cells
+
+    best, avg = band_values(groups_solved), band_values({0: (0, 2), 1: (0,)})
+    # Per arm and checkpoint: each band's mean and interval over the two seeds, then overall.
+    for which, vals in (("best", best), ("averaged_best", avg)):
+        cells = [by_rating.seeds.estimate(v).text(1) for v in vals]
+        row = f"| {which} | 0,1 | {easy_n} / {hard_n} | " + " | ".join(cells) + " |"
+        assert row in text, (row, text)
+    diff = [by_rating.seeds.welch_difference(a, b).text(1) for a, b in zip(best, avg)]
+    assert "| averaged_best − best | " + " | ".join(diff) + " |" in text
     stored = json.loads(open(os.path.join(runs_[1], by_rating.RESULT_FILE)).read())
     assert stored["best"]["step"] == 2 and stored["best"]["exact_accuracy"] == pytest.approx(0.2)
+    assert stored["averaged_best"]["logged_exact_accuracy"] is None
     # A second call reads the stored splits: no model is loaded.
     calls.clear()
-    assert by_rating.main([os.path.join(root, "*")]) == 0 and calls == []
+    assert (
+        by_rating.main([os.path.join(root, "*"), "--which=averaged_best,best"]) == 0 and calls == []
+    )
     # One-line errors: nothing matches; a build without ratings.
     assert by_rating.main([str(tmp_path / "none*")]) == 1
     assert "no run directories match" in capsys.readouterr().err

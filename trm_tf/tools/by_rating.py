@@ -1,6 +1,7 @@
 r"""Exact accuracy of trained Sudoku runs split by the test puzzles' backtrack rating, per run and per arm.
 
   python -m trm_tf.tools.by_rating 'runs/pilot/pilot_cpu_*' --which=best --out=results/pilot_cpu/by_rating.md
+  python -m trm_tf.tools.by_rating 'runs/pilot/pilot_cpu_baseline-seed*' --which=best,averaged_best
 
 On a task that mixes easy and search-needing puzzles (`sudoku_extreme/generated_extreme_mix`: about half
 rating 0, half rating >= 1; docs/datasets.md), one exact-accuracy figure cannot tell a model that solves
@@ -10,6 +11,10 @@ run's evaluation does (EMA weights when the run trains with EMA, all N_sup super
 carry, a puzzle counts when every cell is right), and splits the result by the rating the build recorded
 for each test puzzle (`metadata.json` "ratings", by group index; `sudoku_solver.rating`: guesses whose
 propagation ends in a contradiction, 0 = naked and hidden singles solve it).
+
+`--which=averaged_best` (or `averaged`) scores the raw-weight average that `python -m
+trm_tf.tools.average_checkpoints --around=best` (`--around=last`) wrote (E4.4); with several checkpoints,
+`--which=best,averaged_best`, each arm also gets the difference of each later one from the first.
 
 Per run it writes `RUN_DIR/eval_by_rating.json` (re-used by later calls unless `--recompute`) and checks
 that the split's overall exact accuracy equals the one the run logged at that step (a mismatch is
@@ -112,19 +117,43 @@ def exact_per_step(model, inputs: np.ndarray, labels: np.ndarray, num_steps: int
     return np.concatenate(out)
 
 
-def checkpoint_of(run_dir: str, which: str) -> tuple[str, int]:
-    """(checkpoint to restore, its training step) for `which` in (best, final)."""
+WHICH = {
+    "best": "the best checkpoint (RUN_DIR/best, eval.best_metric), EMA weights",
+    "final": "the newest checkpoint, EMA weights",
+    "averaged_best": "the average_checkpoints --around=best output (RUN_DIR/averaged_best/ckpt), raw "
+    "weights averaged",
+    "averaged": "the average_checkpoints output (RUN_DIR/averaged/ckpt), raw weights averaged",
+}
+
+
+def checkpoint_of(run_dir: str, which: str) -> tuple[str, int, bool]:
+    """(checkpoint to restore, its training step, whether to use EMA weights) for `which` (`WHICH`).
+    The averaged checkpoints hold averaged raw weights and no EMA; their step is that of the best /
+    newest checkpoint they end with."""
     summary = _read_json(posixpath.join(run_dir, "run_summary.json")) or {}
-    if which == "best":
+    if which not in WHICH:
+        raise RatingError(f"--which={which}: use one of {', '.join(WHICH)}")
+    if which in ("best", "averaged_best"):
         best = summary.get("best") or {}
         if "step" not in best:
             raise RatingError(f"{run_dir}: run_summary.json names no best checkpoint")
-        return posixpath.join(run_dir, "best"), int(best["step"])
-    prefix = restore.checkpoint_prefix(run_dir)
-    m = re.search(r"ckpt-(\d+)$", prefix)
+        if which == "best":
+            return posixpath.join(run_dir, "best"), int(best["step"]), True
+    if which.startswith("averaged"):
+        prefix = posixpath.join(run_dir, which, "ckpt")
+        if not tf.io.gfile.exists(prefix + ".index"):
+            around = "best" if which == "averaged_best" else "last"
+            raise RatingError(
+                f"{run_dir}: no {which}/ckpt; write it with python -m "
+                f"trm_tf.tools.average_checkpoints --checkpoint={run_dir} --around={around}"
+            )
+        if which == "averaged_best":
+            return prefix, int(best["step"]), False
+    prefix_last = restore.checkpoint_prefix(run_dir)
+    m = re.search(r"ckpt-(\d+)$", prefix_last)
     if not m:
-        raise RatingError(f"{run_dir}: cannot tell the step of checkpoint {prefix}")
-    return run_dir, int(m.group(1))
+        raise RatingError(f"{run_dir}: cannot tell the step of checkpoint {prefix_last}")
+    return (prefix if which == "averaged" else run_dir), int(m.group(1)), which == "final"
 
 
 def _read_json(path: str):
@@ -147,10 +176,10 @@ def split_run(run_dir: str, which: str, data_dir: str | None = None) -> dict:
     """Evaluates one run's checkpoint on the whole test split; per rating value: n and solved counts
     after each supervision step."""
     config = restore.read_run_config(run_dir)
-    checkpoint, step = checkpoint_of(run_dir, which)
+    checkpoint, step, use_ema = checkpoint_of(run_dir, which)
     ratings = test_ratings(config, data_dir)
     data = test_split(config, data_dir)
-    model = restore.load_model(config, checkpoint, use_ema=True)
+    model = restore.load_model(config, checkpoint, use_ema=use_ema)
     n_steps = int(config.act.halt_max_steps)
     solved = exact_per_step(model, data["inputs"], data["labels"], n_steps)
     rating = ratings[data["group"]]
@@ -166,7 +195,8 @@ def split_run(run_dir: str, which: str, data_dir: str | None = None) -> dict:
         "step": step,
         "num_examples": int(len(rating)),
         "exact_accuracy": float(solved[:, -1].mean()),
-        "logged_exact_accuracy": logged_exact(run_dir, step),
+        # The run's own evaluation scored the EMA weights of `best` / `final` only.
+        "logged_exact_accuracy": logged_exact(run_dir, step) if use_ema else None,
         "per_rating": per_rating,
     }
 
@@ -176,7 +206,7 @@ def load_or_split(run_dir: str, which: str, data_dir: str | None, recompute: boo
     checkpoint step, else computed (and stored there)."""
     path = posixpath.join(run_dir, RESULT_FILE)
     stored = _read_json(path) or {}
-    _, step = checkpoint_of(run_dir, which)
+    _, step, _ = checkpoint_of(run_dir, which)
     if not recompute and stored.get(which, {}).get("step") == step:
         return stored[which]
     result = split_run(run_dir, which, data_dir)
@@ -197,50 +227,76 @@ def band_accuracy(result: dict, band: tuple[int, int | None]) -> tuple[int, floa
     return n, (solved / n if n else math.nan)
 
 
-def report_lines(run_dirs: list[str], results: dict, bands, which: str) -> list[str]:
-    """Markdown: one row per arm (mean ± 95% t interval over seeds, %) and one per run."""
+def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) -> list[str]:
+    """Markdown: one row per arm and checkpoint (mean ± 95% t interval over seeds, %), each later
+    checkpoint's difference from the first (Welch), and one row per run and checkpoint.
+    `results[which][run_dir]` is a `split_run` result."""
     df = runs.load_runs(run_dirs)
     labels = [band_label(b) for b in bands]
-    checkpoint = "best checkpoint (eval.best_metric)" if which == "best" else "final checkpoint"
     lines = [
-        f"Exact accuracy (%) on the whole test split by backtrack rating, {checkpoint}; "
-        "arms: mean ± 95% Student-t interval over seeds [interval] (n).",
+        "Exact accuracy (%) on the whole test split by backtrack rating; arms: mean ± 95% Student-t "
+        "interval over seeds [interval] (n). Checkpoints: "
+        + "; ".join(f"`{w}` = {WHICH[w]}" for w in whiches)
+        + ".",
         "",
-        "| arm | seeds | puzzles per band | " + " | ".join(labels) + " | all |",
-        "|---|---|---|" + "---|" * (len(labels) + 1),
+        "| arm | checkpoint | seeds | puzzles per band | " + " | ".join(labels) + " | all |",
+        "|---|---|---|---|" + "---|" * (len(labels) + 1),
     ]
+    values, diffs = {}, []
     for arm, index in seeds.arm_groups(df):
         dirs = [df.loc[i, "workdir"] for i in index]
-        got = [results[d] for d in dirs if d in results]
-        if not got:
-            continue
-        counts = [band_accuracy(got[0], b)[0] for b in bands]
-        cells = [seeds.estimate([100 * band_accuracy(r, b)[1] for r in got]).text(1) for b in bands]
-        cells.append(seeds.estimate([100 * r["exact_accuracy"] for r in got]).text(1))
-        seed_list = ",".join(str(int(df.loc[i, "seed"])) for i in index if "seed" in df)
-        lines.append(
-            f"| {arm} | {seed_list or '–'} | {' / '.join(map(str, counts))} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        for which in whiches:
+            got = [results[which][d] for d in dirs if d in results[which]]
+            if not got:
+                continue
+            per_band = [[100 * band_accuracy(r, b)[1] for r in got] for b in bands]
+            per_band.append([100 * r["exact_accuracy"] for r in got])
+            values[arm, which] = per_band
+            counts = [band_accuracy(got[0], b)[0] for b in bands]
+            cells = [seeds.estimate(v).text(1) for v in per_band]
+            seed_list = ",".join(
+                str(int(df.loc[i, "seed"])) for i in index if df.loc[i, "workdir"] in results[which]
+            )
+            lines.append(
+                f"| {arm} | {which} | {seed_list or '–'} | {' / '.join(map(str, counts))} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        for which in whiches[1:]:
+            if (arm, whiches[0]) in values and (arm, which) in values:
+                d = [
+                    seeds.welch_difference(a, b).text(1)
+                    for a, b in zip(values[arm, whiches[0]], values[arm, which])
+                ]
+                diffs.append(f"| {arm} | {which} − {whiches[0]} | " + " | ".join(d) + " |")
+    if diffs:
+        lines += [
+            "",
+            "Differences between checkpoints (Welch 95% interval, percentage points):",
+            "",
+            "| arm | difference | " + " | ".join(labels) + " | all |",
+            "|---|---|" + "---|" * (len(labels) + 1),
+            *diffs,
+        ]
     lines += [
         "",
-        "| run | step | " + " | ".join(labels) + " | all | logged by the run |",
-        "|---|---|" + "---|" * (len(labels) + 2),
+        "| run | checkpoint | step | " + " | ".join(labels) + " | all | logged by the run |",
+        "|---|---|---|" + "---|" * (len(labels) + 2),
     ]
     for d in run_dirs:
-        if d not in results:
-            continue
-        r = results[d]
-        cells = [f"{100 * band_accuracy(r, b)[1]:.1f}" for b in bands]
-        logged = r["logged_exact_accuracy"]
-        lines.append(
-            f"| {posixpath.basename(d)} | {r['step']} | "
-            + " | ".join(cells)
-            + f" | {100 * r['exact_accuracy']:.1f} | "
-            + ("–" if logged is None else f"{100 * logged:.1f}")
-            + " |"
-        )
+        for which in whiches:
+            if d not in results[which]:
+                continue
+            r = results[which][d]
+            cells = [f"{100 * band_accuracy(r, b)[1]:.1f}" for b in bands]
+            logged = r["logged_exact_accuracy"]
+            lines.append(
+                f"| {posixpath.basename(d)} | {which} | {r['step']} | "
+                + " | ".join(cells)
+                + f" | {100 * r['exact_accuracy']:.1f} | "
+                + ("–" if logged is None else f"{100 * logged:.1f}")
+                + " |"
+            )
     return lines
 
 
@@ -250,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Exact accuracy of Sudoku runs split by the test puzzles' backtrack rating.",
     )
     p.add_argument("runs", nargs="+", help="run directories or globs (local or gs://)")
-    p.add_argument("--which", choices=("best", "final"), default="best")
+    p.add_argument(
+        "--which",
+        default="best",
+        help="checkpoint(s), comma-separated, the first the one others are compared with: "
+        + ", ".join(WHICH),
+    )
     p.add_argument("--bands", default=DEFAULT_BANDS, help="inclusive rating bands, e.g. 0,1,2-3,4-")
     p.add_argument("--data_dir", default="", help="TFDS data dir (default: each run's config)")
     p.add_argument("--out", default="", help="also write the markdown here")
@@ -258,26 +319,34 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         bands = parse_bands(a.bands)
+        whiches = [w.strip() for w in a.which.split(",") if w.strip()]
+        for w in whiches:
+            if w not in WHICH:
+                raise RatingError(f"--which={w}: use one of {', '.join(WHICH)}")
         run_dirs = runs.find_workdirs(a.runs)
         if not run_dirs:
             raise RatingError(f"no run directories match {' '.join(a.runs)}")
-        results, mismatches = {}, []
+        results, mismatches = {w: {} for w in whiches}, []
         for i, d in enumerate(run_dirs):
-            r = load_or_split(d, a.which, a.data_dir or None, a.recompute)
-            results[d] = r
-            logged = r["logged_exact_accuracy"]
-            print(
-                f"[{i + 1}/{len(run_dirs)}] {posixpath.basename(d)} step {r['step']}: exact "
-                f"{100 * r['exact_accuracy']:.1f}% (logged "
-                f"{'–' if logged is None else f'{100 * logged:.1f}%'})",
-                file=sys.stderr,
-            )
-            if logged is not None and abs(logged - r["exact_accuracy"]) > 1.5 / r["num_examples"]:
-                mismatches.append(d)
+            for w in whiches:
+                r = load_or_split(d, w, a.data_dir or None, a.recompute)
+                results[w][d] = r
+                logged = r["logged_exact_accuracy"]
+                print(
+                    f"[{i + 1}/{len(run_dirs)}] {posixpath.basename(d)} {w} step {r['step']}: exact "
+                    f"{100 * r['exact_accuracy']:.1f}% (logged "
+                    f"{'–' if logged is None else f'{100 * logged:.1f}%'})",
+                    file=sys.stderr,
+                )
+                if (
+                    logged is not None
+                    and abs(logged - r["exact_accuracy"]) > 1.5 / r["num_examples"]
+                ):
+                    mismatches.append(f"{posixpath.basename(d)} ({w})")
     except (RatingError, restore.RestoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    text = "\n".join(report_lines(run_dirs, results, bands, a.which)) + "\n"
+    text = "\n".join(report_lines(run_dirs, results, bands, whiches)) + "\n"
     print(text)
     if a.out:
         tf.io.gfile.makedirs(posixpath.dirname(a.out) or ".")
@@ -286,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if mismatches:
         print(
             "warning: the split's exact accuracy differs from the logged one by more than one puzzle "
-            "in " + ", ".join(posixpath.basename(d) for d in mismatches),
+            "in " + ", ".join(mismatches),
             file=sys.stderr,
         )
     return 0
