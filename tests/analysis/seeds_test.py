@@ -50,6 +50,29 @@ def test_welch_difference_matches_scipy():
     assert (same.lo, same.hi) == (pytest.approx(0.2), pytest.approx(0.2))
 
 
+def test_paired_difference_removes_the_seed_spread():
+    a = {0: 10.0, 1: 40.0, 2: 70.0, 3: 55.0}  # seed 3 only in a: not paired
+    b = {0: 12.0, 1: 43.0, 2: 72.5}
+    d, method = seeds.difference(a, b)
+    assert method == "paired by seed" and d.n == 3 and d.mean == pytest.approx(2.5)
+    ci = stats.ttest_rel([12.0, 43.0, 72.5], [10.0, 40.0, 70.0]).confidence_interval(0.95)
+    assert (d.lo, d.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert d.lo > 0  # separated by pairing ...
+    w = seeds.welch_difference(list(a.values()), list(b.values()))
+    assert w.lo < 0 < w.hi  # ... but not by Welch, which keeps the 10-70 spread between seeds
+    # Fewer than 2 common seeds: Welch over all values.
+    d, method = seeds.difference({0: 1.0, 1: 2.0}, {1: 3.0, 5: 4.0})
+    assert method == "Welch" and d.mean == pytest.approx(2.0)
+
+
+def test_baseline_arm():
+    assert seeds.baseline_arm(["attention", "pilot_cpu_baseline", "x"]) == "pilot_cpu_baseline"
+    assert seeds.baseline_arm(["b", "a"]) == "b"  # none or several named baseline: the first
+    assert seeds.baseline_arm(["b", "a"], "a") == "a"
+    with pytest.raises(ValueError, match="is not an arm; the arms are: b, a"):
+        seeds.baseline_arm(["b", "a"], "c")
+
+
 def test_arms_group_runs_that_differ_only_by_seed(tmp_path):
     df = runs.load_runs(_seeded_study(tmp_path / "runs") + "/*")
     assert seeds.has_seed_groups(df)
@@ -60,8 +83,12 @@ def test_arms_group_runs_that_differ_only_by_seed(tmp_path):
     want = seeds.estimate(np.array(FINAL[True]) * 100)
     assert on["final"].mean == pytest.approx(64.0) and on["final"].lo == pytest.approx(want.lo)
     assert on["best"].mean == pytest.approx(66.0)  # the step-100 eval was the best
-    ((arm, d),) = seeds.differences(table)
+    ((arm, d, method),) = seeds.differences(table)
     assert arm == "ema_on" and d.mean == pytest.approx(64.0 - 35.0) and d.lo > 0
+    # Both arms ran seeds 0, 1, 2: the difference is paired by seed.
+    assert method == "paired by seed"
+    want = seeds.estimate(np.subtract(FINAL[True], FINAL[False]) * 100)
+    assert d.n == 3 and d.lo == pytest.approx(want.lo) and d.hi == pytest.approx(want.hi)
     # One run per config: no seed groups.
     single = df[df["seed"] == 0]
     assert not seeds.has_seed_groups(single)

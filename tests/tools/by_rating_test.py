@@ -194,8 +194,9 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
         cells = [by_rating.seeds.estimate(v).text(1) for v in vals]
         row = f"| {which} | 0,1 | {easy_n} / {hard_n} | " + " | ".join(cells) + " |"
         assert row in text, (row, text)
-    diff = [by_rating.seeds.welch_difference(a, b).text(1) for a, b in zip(best, avg)]
-    assert "| averaged_best − best | " + " | ".join(diff) + " |" in text
+    # Checkpoints of the same runs: paired by seed.
+    diff = [by_rating.seeds.estimate(np.subtract(b, a)).text(1) for a, b in zip(best, avg)]
+    assert "| averaged_best − best (paired by seed) | " + " | ".join(diff) + " |" in text
     stored = json.loads(open(os.path.join(runs_[1], by_rating.RESULT_FILE)).read())
     assert stored["best"]["step"] == 2 and stored["best"]["exact_accuracy"] == pytest.approx(0.2)
     assert stored["averaged_best"]["logged_exact_accuracy"] is None

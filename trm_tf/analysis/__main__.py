@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--group", default=None, help="report title (default: common experiment-id prefix)"
     )
     p.add_argument(
+        "--baseline",
+        default=None,
+        help="report: the arm the others are compared with (default: the one arm whose label "
+        "contains 'baseline', else the first)",
+    )
+    p.add_argument(
         "--no-plots", action="store_true", help="report: table, fields and fits only (faster)"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="also print per-run warnings")
@@ -122,8 +128,22 @@ def main(argv: list[str] | None = None) -> int:
         for _, path in made:
             print(path)
     else:
+        if args.baseline:
+            from trm_tf.analysis import seeds
+
+            try:
+                seeds.baseline_arm([arm for arm, _ in seeds.arm_groups(df)], args.baseline)
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
         path = report.write_report(
-            df, args.out, args.group, args.metric, args.which, make_plots=not args.no_plots
+            df,
+            args.out,
+            args.group,
+            args.metric,
+            args.which,
+            make_plots=not args.no_plots,
+            baseline=args.baseline,
         )
         print(path)
     return 0

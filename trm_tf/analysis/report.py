@@ -270,8 +270,10 @@ def write_report(
     metric: str = "exact_accuracy",
     which: str = "final",
     make_plots: bool = True,
+    baseline: str | None = None,
 ) -> str:
-    """Writes `<out_dir>/report.md` (plus `runs.csv` and the plots) for one group of runs.
+    """Writes `<out_dir>/report.md` (plus `runs.csv` and the plots) for one group of runs; `baseline`
+    names the arm the seed section compares the others with (`seeds.baseline_arm`).
 
     Args:
       df: `load_runs` table of the group.
@@ -299,7 +301,7 @@ def write_report(
     lines += _best_run_lines(df, metric, which)
     seeded = seeds.has_seed_groups(df)
     if seeded:
-        lines += seeds.report_lines(df, metric)
+        lines += seeds.report_lines(df, metric, baseline)
     lines += _fits_section(df, metric, which)
     if make_plots:
         made = plots.plots_for_group(df, out_dir, metric, which)

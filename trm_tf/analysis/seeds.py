@@ -8,8 +8,11 @@ and runtime settings do not count: `trm_tf.summaries.is_hparam`). For each arm a
 - a 95% confidence interval of the mean from Student's t with n-1 degrees of freedom
   (mean ± t_{0.975, n-1} · sd / √n); none for n = 1. The t interval is exact for normal seed-to-seed
   noise and is the honest choice at n = 3–5, where a bootstrap interval is too narrow;
-- the difference of two arms' means with Welch's t interval (unequal variances; Welch–Satterthwaite
-  degrees of freedom), so "arm B beats arm A" is reported with the interval that decides it.
+- the difference of two arms, so "arm B beats arm A" is reported with the interval that decides it:
+  paired by seed when both arms ran the same seeds (the t interval of the per-seed differences; a seed
+  fixes the data order, and for arms that differ only in what is evaluated, such as EMA on/off, the whole
+  trajectory, so pairing removes the seed-to-seed spread), else Welch's t interval (unequal variances;
+  Welch–Satterthwaite degrees of freedom).
 
 `arm_table` gives the rows, `differences` the pairwise comparisons against a baseline arm, and
 `plot_arms` draws the arms' means with their intervals as error bars (final and best evaluation). Every
@@ -102,6 +105,24 @@ def welch_difference(a, b) -> Estimate:
     dof = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * se
     return Estimate(n, diff, se, diff - half, diff + half)
+
+
+def paired_difference(a: dict, b: dict) -> Estimate:
+    """Mean over the seeds both arms ran of b[seed] − a[seed], with the 95% t interval of that mean
+    (n = the common seeds). Arms that share a seed share its data order (and, when they differ only in
+    what is evaluated, its whole trajectory), so pairing by seed removes the seed-to-seed spread that a
+    Welch interval keeps."""
+    common = [s for s in sorted(set(a) & set(b)) if np.isfinite(a[s]) and np.isfinite(b[s])]
+    return estimate([b[s] - a[s] for s in common])
+
+
+def difference(a: dict, b: dict) -> tuple[Estimate, str]:
+    """(b − a, method): paired by seed when the arms share ≥ 2 seeds (`paired_difference`), else Welch's
+    interval over all their values (`welch_difference`). `a`, `b`: {seed: value}."""
+    common = [s for s in set(a) & set(b) if np.isfinite(a[s]) and np.isfinite(b[s])]
+    if len(common) >= 2:
+        return paired_difference(a, b), "paired by seed"
+    return welch_difference(list(a.values()), list(b.values())), "Welch"
 
 
 def arm_keys(df: pd.DataFrame) -> pd.Series:
@@ -198,36 +219,60 @@ def arm_table(df: pd.DataFrame, metric: str = "exact_accuracy") -> pd.DataFrame:
 
     Columns: `arm`, `seeds` (sorted), `n`, then for `which` in (final, best): `{which}` (an `Estimate` in
     display units: percent for accuracies), `{which}_text`. The frame's attrs keep `values` (arm →
-    {which: np.ndarray of per-seed values}) for `differences` and the plot.
+    {which: np.ndarray of per-seed values}) for the plot and `by_seed` (arm → {which: {seed: value}};
+    runs without a seed are keyed by their row) for `differences`.
     """
     keys = arm_keys(df)
     labels = arm_labels(df, keys)
-    rows, values = [], {}
+    rows, values, by_seed = [], {}, {}
     for key, group in df.groupby(keys, sort=False):
-        seeds = sorted(int(s) for s in group.get(SEED_COLUMN, pd.Series(dtype=float)).dropna())
+        seed_col = group.get(SEED_COLUMN, pd.Series(np.nan, index=group.index))
+        seeds = sorted(int(s) for s in seed_col.dropna())
         row = {"arm": labels[key], "seeds": seeds, "n": len(group)}
-        values[labels[key]] = {}
+        values[labels[key]], by_seed[labels[key]] = {}, {}
+        run_keys = [int(s) if pd.notna(s) else f"row{i}" for i, s in seed_col.items()]
         for which in ("final", "best"):
             col = metric_column(metric, which)
             raw = pd.to_numeric(group.get(col, pd.Series(np.nan, index=group.index)), "coerce")
             shown = to_display(raw.to_numpy(dtype=float), metric)
             values[labels[key]][which] = shown
+            by_seed[labels[key]][which] = dict(zip(run_keys, shown.tolist()))
             row[which] = estimate(shown)
             row[f"{which}_text"] = row[which].text()
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["values"] = values
+    table.attrs["by_seed"] = by_seed
     return table
 
 
+def baseline_arm(arms: list[str], baseline: str | None = None) -> str:
+    """The arm the others are compared with: `baseline` when given (it must be an arm), else the one
+    arm whose label contains "baseline", else the first."""
+    if baseline:
+        if baseline not in arms:
+            raise ValueError(
+                f"--baseline={baseline!r} is not an arm; the arms are: {', '.join(arms)}"
+            )
+        return baseline
+    named = [a for a in arms if "baseline" in a]
+    return named[0] if len(named) == 1 else arms[0]
+
+
 def differences(table: pd.DataFrame, baseline: str | None = None, which: str = "final") -> list:
-    """[(arm, Estimate of arm − baseline)] for every arm but the baseline (default: the first arm)."""
-    values = table.attrs["values"]
+    """[(arm, Estimate of arm − baseline, method)] for every arm but the baseline (`baseline_arm`);
+    method is "paired by seed" or "Welch" (`difference`)."""
+    by_seed = table.attrs["by_seed"]
     arms = list(table["arm"])
     if not arms:
         return []
-    base = baseline or arms[0]
-    return [(a, welch_difference(values[base][which], values[a][which])) for a in arms if a != base]
+    base = baseline_arm(arms, baseline)
+    out = []
+    for a in arms:
+        if a != base:
+            est, method = difference(by_seed[base][which], by_seed[a][which])
+            out.append((a, est, method))
+    return out
 
 
 def plot_arms(df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy") -> str:
@@ -262,15 +307,20 @@ def plot_arms(df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy") ->
     return save_png(fig, out_dir, f"seeds_{metric}")
 
 
-def report_lines(df: pd.DataFrame, metric: str = "exact_accuracy") -> list[str]:
-    """The report's "Seeds" section: the arm table and each arm's difference from the first arm."""
+def report_lines(
+    df: pd.DataFrame, metric: str = "exact_accuracy", baseline: str | None = None
+) -> list[str]:
+    """The report's "Seeds" section: the arm table and each arm's difference from the baseline arm
+    (`baseline_arm`), final and best."""
     table = arm_table(df, metric)
     unit = " (%)" if is_percent_metric(metric) else ""
     lines = [
         "## Seeds: mean ± 95% interval per arm",
         "",
         "Runs whose configs differ only by `seed` form one arm. Intervals are Student-t 95% intervals of "
-        "the mean (mean ± t·sd/√n, n-1 degrees of freedom); differences use Welch's t interval. "
+        "the mean (mean ± t·sd/√n, n-1 degrees of freedom). A difference between two arms that ran "
+        "the same seeds is paired by seed (the t interval of the per-seed differences: a seed fixes the "
+        "data order, so this removes the seed-to-seed spread); otherwise it uses Welch's t interval. "
         "`final` is the last evaluation (on the full test set when the run made one), `best` the best "
         "of all evaluations (periodic ones may use a test subset, so optimistic).",
         "",
@@ -284,11 +334,13 @@ def report_lines(df: pd.DataFrame, metric: str = "exact_accuracy") -> list[str]:
             f"{r['final_text']} | {sd[0]} | {r['best_text']} | {sd[1]} |"
         )
     lines.append("")
-    diffs = differences(table, which="final")
-    if diffs:
-        base = table["arm"].iloc[0]
-        lines += [f"Differences from **{base}** (final {metric}{unit}, Welch 95% interval):", ""]
-        for arm, d in diffs:
+    for which in ("final", "best"):
+        diffs = differences(table, baseline, which=which)
+        if not diffs:
+            continue
+        base = baseline_arm(list(table["arm"]), baseline)
+        lines += [f"Differences from **{base}** ({which} {metric}{unit}, 95% interval):", ""]
+        for arm, d, method in diffs:
             verdict = (
                 "interval excludes 0"
                 if d.n >= 2 and not math.isnan(d.lo) and (d.lo > 0 or d.hi < 0)
@@ -296,6 +348,6 @@ def report_lines(df: pd.DataFrame, metric: str = "exact_accuracy") -> list[str]:
                 if d.n >= 2
                 else "no interval (n < 2)"
             )
-            lines.append(f"- {arm} − {base}: {d.text()} — {verdict}")
+            lines.append(f"- {arm} − {base}: {d.text()}, {method} — {verdict}")
         lines.append("")
     return lines

@@ -229,7 +229,7 @@ def band_accuracy(result: dict, band: tuple[int, int | None]) -> tuple[int, floa
 
 def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) -> list[str]:
     """Markdown: one row per arm and checkpoint (mean ± 95% t interval over seeds, %), each later
-    checkpoint's difference from the first (Welch), and one row per run and checkpoint.
+    checkpoint's difference from the first (paired by seed), and one row per run and checkpoint.
     `results[which][run_dir]` is a `split_run` result."""
     df = runs.load_runs(run_dirs)
     labels = [band_label(b) for b in bands]
@@ -245,18 +245,20 @@ def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) 
     values, diffs = {}, []
     for arm, index in seeds.arm_groups(df):
         dirs = [df.loc[i, "workdir"] for i in index]
+        # Each run's key for pairing checkpoints: its seed (its row when the config has none).
+        keys = {df.loc[i, "workdir"]: (df.loc[i, "seed"] if "seed" in df else i) for i in index}
         for which in whiches:
-            got = [results[which][d] for d in dirs if d in results[which]]
+            got = {d: results[which][d] for d in dirs if d in results[which]}
             if not got:
                 continue
-            per_band = [[100 * band_accuracy(r, b)[1] for r in got] for b in bands]
-            per_band.append([100 * r["exact_accuracy"] for r in got])
+            per_band = [
+                {keys[d]: 100 * band_accuracy(r, b)[1] for d, r in got.items()} for b in bands
+            ]
+            per_band.append({keys[d]: 100 * r["exact_accuracy"] for d, r in got.items()})
             values[arm, which] = per_band
-            counts = [band_accuracy(got[0], b)[0] for b in bands]
-            cells = [seeds.estimate(v).text(1) for v in per_band]
-            seed_list = ",".join(
-                str(int(df.loc[i, "seed"])) for i in index if df.loc[i, "workdir"] in results[which]
-            )
+            counts = [band_accuracy(next(iter(got.values())), b)[0] for b in bands]
+            cells = [seeds.estimate(list(v.values())).text(1) for v in per_band]
+            seed_list = ",".join(str(int(keys[d])) for d in got) if "seed" in df else ""
             lines.append(
                 f"| {arm} | {which} | {seed_list or '–'} | {' / '.join(map(str, counts))} | "
                 + " | ".join(cells)
@@ -264,15 +266,18 @@ def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) 
             )
         for which in whiches[1:]:
             if (arm, whiches[0]) in values and (arm, which) in values:
-                d = [
-                    seeds.welch_difference(a, b).text(1)
-                    for a, b in zip(values[arm, whiches[0]], values[arm, which])
-                ]
-                diffs.append(f"| {arm} | {which} − {whiches[0]} | " + " | ".join(d) + " |")
+                pairs = zip(values[arm, whiches[0]], values[arm, which])
+                d = [seeds.difference(a, b) for a, b in pairs]
+                diffs.append(
+                    f"| {arm} | {which} − {whiches[0]} ({d[-1][1]}) | "
+                    + " | ".join(e.text(1) for e, _ in d)
+                    + " |"
+                )
     if diffs:
         lines += [
             "",
-            "Differences between checkpoints (Welch 95% interval, percentage points):",
+            "Differences between checkpoints (percentage points, 95% t interval of the per-seed "
+            "differences):",
             "",
             "| arm | difference | " + " | ".join(labels) + " | all |",
             "|---|---|" + "---|" * (len(labels) + 1),
