@@ -39,9 +39,13 @@ def built(tmp_path_factory):
     return data_dir, ratings
 
 
-def _run(root, name, data_dir, seed, best_step, logged):
+def _run(root, name, data_dir, seed, best_step, logged, experiment_id=None, lr=None):
     cfg = tiny_config(data_dir)
     cfg.data.name, cfg.data.config, cfg.seed = "sudoku_extreme", MIX.name, seed
+    if experiment_id:
+        cfg.experiment_id = experiment_id
+    if lr:
+        cfg.optim.lr = lr
     run = os.path.join(root, name)
     saved = make_run(run, cfg, steps=(1, 2))
     tf.io.gfile.makedirs(os.path.join(run, "best"))
@@ -196,7 +200,8 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
         assert row in text, (row, text)
     # Checkpoints of the same runs: paired by seed.
     diff = [by_rating.seeds.estimate(np.subtract(b, a)).text(1) for a, b in zip(best, avg)]
-    assert "| averaged_best − best (paired by seed) | " + " | ".join(diff) + " |" in text
+    assert ": averaged_best − best (paired by seed) | " + " | ".join(diff) + " |" in text
+    assert text.count(" − ") == 1  # one arm: no difference between arms
     stored = json.loads(open(os.path.join(runs_[1], by_rating.RESULT_FILE)).read())
     assert stored["best"]["step"] == 2 and stored["best"]["exact_accuracy"] == pytest.approx(0.2)
     assert stored["averaged_best"]["logged_exact_accuracy"] is None
@@ -212,3 +217,33 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
     cfg.data.config = "no_such_config"
     with pytest.raises(by_rating.RatingError, match="is not built"):
         by_rating.test_ratings(cfg)
+
+
+def test_arms_are_compared_with_the_baseline_arm_paired_by_seed(built, tmp_path, monkeypatch):
+    data_dir, ratings = built
+    root = str(tmp_path / "runs")
+    solved = {("pilot_baseline", 0): (0,), ("pilot_baseline", 1): (0, 1), ("pilot_b", 0): (0, 1, 2)}
+    solved[("pilot_b", 1)] = (0, 1, 2, 3)
+    for (arm, seed), groups in solved.items():
+        lr = 2e-3 if arm == "pilot_b" else None
+        _run(root, f"{arm}-seed{seed}", data_dir, seed, 2, {2: len(groups) / 10}, arm, lr)
+    data = by_rating.test_split(by_rating.restore.read_run_config(f"{root}/pilot_b-seed0"))
+
+    def fake_load(config, ckpt, use_ema):
+        rows = [
+            int(np.flatnonzero(data["group"] == g)[0])
+            for g in solved[config.experiment_id, config.seed]
+        ]
+        return _Oracle(data["inputs"], data["labels"], rows)
+
+    monkeypatch.setattr(by_rating.restore, "load_model", fake_load)
+    out = tmp_path / "by_rating.md"
+    assert by_rating.main([f"{root}/*", f"--out={out}"]) == 0
+    text = out.read_text()
+    # pilot_b solves two puzzles more than the baseline under each seed: +20 points overall, sd 0.
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| pilot_b − pilot_baseline (best, paired by seed)")
+    )
+    assert row.endswith("| 20.0 ± 0.0 [20.0, 20.0] (n=2) |"), row

@@ -229,7 +229,8 @@ def band_accuracy(result: dict, band: tuple[int, int | None]) -> tuple[int, floa
 
 def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) -> list[str]:
     """Markdown: one row per arm and checkpoint (mean ± 95% t interval over seeds, %), each later
-    checkpoint's difference from the first (paired by seed), and one row per run and checkpoint.
+    checkpoint's difference from the first and each arm's from the baseline arm (`seeds.baseline_arm`),
+    paired by seed, and one row per run and checkpoint.
     `results[which][run_dir]` is a `split_run` result."""
     df = runs.load_runs(run_dirs)
     labels = [band_label(b) for b in bands]
@@ -269,18 +270,30 @@ def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) 
                 pairs = zip(values[arm, whiches[0]], values[arm, which])
                 d = [seeds.difference(a, b) for a, b in pairs]
                 diffs.append(
-                    f"| {arm} | {which} − {whiches[0]} ({d[-1][1]}) | "
+                    f"| {arm}: {which} − {whiches[0]} ({d[-1][1]}) | "
+                    + " | ".join(e.text(1) for e, _ in d)
+                    + " |"
+                )
+    arms = list(dict.fromkeys(arm for arm, _ in values))
+    if len(arms) > 1:
+        base, first = seeds.baseline_arm(arms), whiches[0]
+        for arm in arms:
+            if arm != base and (arm, first) in values and (base, first) in values:
+                pairs = zip(values[base, first], values[arm, first])
+                d = [seeds.difference(a, b) for a, b in pairs]
+                diffs.append(
+                    f"| {arm} − {base} ({first}, {d[-1][1]}) | "
                     + " | ".join(e.text(1) for e, _ in d)
                     + " |"
                 )
     if diffs:
         lines += [
             "",
-            "Differences between checkpoints (percentage points, 95% t interval of the per-seed "
-            "differences):",
+            "Differences (percentage points, 95% interval: paired by seed when both sides ran the "
+            "same seeds, else Welch):",
             "",
-            "| arm | difference | " + " | ".join(labels) + " | all |",
-            "|---|---|" + "---|" * (len(labels) + 1),
+            "| difference | " + " | ".join(labels) + " | all |",
+            "|---|" + "---|" * (len(labels) + 1),
             *diffs,
         ]
     lines += [
