@@ -118,8 +118,8 @@ def exact_per_step(model, inputs: np.ndarray, labels: np.ndarray, num_steps: int
 
 
 WHICH = {
-    "best": "the best checkpoint (RUN_DIR/best, eval.best_metric), EMA weights",
-    "final": "the newest checkpoint, EMA weights",
+    "best": "the best checkpoint (RUN_DIR/best, eval.best_metric), EMA weights when the run has them",
+    "final": "the newest checkpoint, EMA weights when the run has them",
     "averaged_best": "the average_checkpoints --around=best output (RUN_DIR/averaged_best/ckpt), raw "
     "weights averaged",
     "averaged": "the average_checkpoints output (RUN_DIR/averaged/ckpt), raw weights averaged",
