@@ -103,7 +103,8 @@ class Evaluation:
     metrics (e.g. ARC's pooled pass@K) and, on the writer, the evaluator's files (`write`). A partial
     (periodic) evaluation reads the first `eval.subset_size` rows, or, when an evaluator must see whole
     tasks (`whole_tasks`), every row of the evaluators' `periodic_tasks` (ARC: `eval.arc_subset_tasks`
-    tasks seeded by `seed`), or, without such a subset, the whole test split (it is then full).
+    tasks seeded by `seed`), or, without such a subset (or with `eval.subset_size = -1`), the whole test
+    split (it is then full, and recorded as such).
     """
 
     def __init__(
@@ -151,7 +152,12 @@ class Evaluation:
             return self._evaluate(step, full, use_ema, tag)
 
     def _evaluate(self, step: int, full: bool, use_ema: bool | None, tag: str) -> dict:
-        full = full or (self.whole_tasks and self.periodic_tasks is None)  # no subset: every task
+        # No subset (every task, or eval.subset_size = -1: every row): the evaluation is full.
+        full = full or (
+            self.periodic_tasks is None
+            if self.whole_tasks
+            else int(self.config.eval.subset_size) < 0
+        )
         dist, steps = self._stream(full)
         for e in self.evaluators:
             e.select_tasks(None if full else self.periodic_tasks)

@@ -194,7 +194,9 @@ def _fits_section(df: pd.DataFrame, metric: str, which: str) -> list[str]:
         fit = plot_scaling.scaling_fit(df, col, metric, which)
         if fit is None:
             lines.append(
-                head + f"not fitted: {len(pts)} usable point(s), the law needs at least 4."
+                head + f"not fitted: {len(pts)} usable point(s) at {pts['x'].nunique()} distinct "
+                "x value(s); the law needs at least 4 points at 3 or more distinct x values "
+                "(or its fit failed)."
             )
             continue
         from scipy import stats  # Imported here: only needed when a fit exists.
