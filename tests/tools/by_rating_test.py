@@ -12,7 +12,8 @@ import tensorflow as tf
 from tests.testing.tiny_runs import make_run, tiny_config
 from tfds_builders import builder_utils
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sx
-from trm_tf.tools import average_checkpoints, by_rating
+from trm_tf.analysis import seeds
+from trm_tf.tools import average_checkpoints, by_rating, restore
 
 # A small search-needing build with easy twins, so both bands hold puzzles.
 MIX = sx.SudokuConfig(
@@ -116,7 +117,7 @@ def test_records_align_with_the_builds_ratings_and_exactness_is_every_cell(
 ):
     data_dir, ratings = built
     run = _run(str(tmp_path), "r-seed0", data_dir, 0, best_step=1, logged={1: 0.3, 2: 0.0})
-    data = by_rating.test_split(by_rating.restore.read_run_config(run))
+    data = by_rating.test_split(restore.read_run_config(run))
     assert sorted(data["group"]) == list(range(MIX.num_test))
     # Solve exactly the puzzles of groups 0 and 3 (found by group, not by record order).
     solve = [int(np.flatnonzero(data["group"] == g)[0]) for g in (0, 3)]
@@ -125,7 +126,7 @@ def test_records_align_with_the_builds_ratings_and_exactness_is_every_cell(
     assert solved.shape == (MIX.num_test, 2) and not solved[:, 0].any()
     assert sorted(np.flatnonzero(solved[:, 1])) == sorted(solve)
 
-    monkeypatch.setattr(by_rating.restore, "load_model", lambda config, ckpt, use_ema: oracle)
+    monkeypatch.setattr(restore, "load_model", lambda config, ckpt, use_ema: oracle)
     with pytest.raises(by_rating.RatingError, match="no averaged_best/ckpt; write it with"):
         by_rating.split_run(run, "averaged_best")
     monkeypatch.setattr(by_rating, "BATCH", 4)  # several batches
@@ -147,7 +148,7 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
         s: _run(root, f"arm-seed{s}", data_dir, s, best_step=2, logged={2: v})
         for s, v in ((0, 0.1), (1, 0.2))
     }
-    config = by_rating.restore.read_run_config(runs_[0])
+    config = restore.read_run_config(runs_[0])
     data = by_rating.test_split(config)
     groups_solved = {0: (0,), 1: (0, 1)}  # seed -> groups the best checkpoint solves
     calls = []
@@ -162,11 +163,11 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
         return _Oracle(data["inputs"], data["labels"], rows)
 
     for run in runs_.values():  # E4.4's input: average_checkpoints --around=best
-        cfg = by_rating.restore.read_run_config(run)
+        cfg = restore.read_run_config(run)
         average_checkpoints.average(
             cfg, average_checkpoints.around_best(run, 2), os.path.join(run, "averaged_best", "ckpt")
         )
-    monkeypatch.setattr(by_rating.restore, "load_model", fake_load)
+    monkeypatch.setattr(restore, "load_model", fake_load)
     out = tmp_path / "report" / "by_rating.md"
     argv = [os.path.join(root, "*"), "--which=best,averaged_best", f"--out={out}"]
     assert by_rating.main(argv) == 0
@@ -195,11 +196,11 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
     best, avg = band_values(groups_solved), band_values({0: (0, 2), 1: (0,)})
     # Per arm and checkpoint: each band's mean and interval over the two seeds, then overall.
     for which, vals in (("best", best), ("averaged_best", avg)):
-        cells = [by_rating.seeds.estimate(v).text(1) for v in vals]
+        cells = [seeds.estimate(v).text(1) for v in vals]
         row = f"| {which} | 0,1 | {easy_n} / {hard_n} | " + " | ".join(cells) + " |"
         assert row in text, (row, text)
     # Checkpoints of the same runs: paired by seed.
-    diff = [by_rating.seeds.estimate(np.subtract(b, a)).text(1) for a, b in zip(best, avg)]
+    diff = [seeds.estimate(np.subtract(b, a)).text(1) for a, b in zip(best, avg)]
     assert ": averaged_best − best (paired by seed) | " + " | ".join(diff) + " |" in text
     assert text.count(" − ") == 1  # one arm: no difference between arms
     stored = json.loads(open(os.path.join(runs_[1], by_rating.RESULT_FILE)).read())
@@ -213,7 +214,7 @@ def test_cli_stores_the_split_and_reports_arms_with_intervals(built, tmp_path, m
     # One-line errors: nothing matches; a build without ratings.
     assert by_rating.main([str(tmp_path / "none*")]) == 1
     assert "no run directories match" in capsys.readouterr().err
-    cfg = by_rating.restore.read_run_config(runs_[0])
+    cfg = restore.read_run_config(runs_[0])
     cfg.data.config = "no_such_config"
     with pytest.raises(by_rating.RatingError, match="is not built"):
         by_rating.test_ratings(cfg)
@@ -227,7 +228,7 @@ def test_arms_are_compared_with_the_baseline_arm_paired_by_seed(built, tmp_path,
     for (arm, seed), groups in solved.items():
         lr = 2e-3 if arm == "pilot_b" else None
         _run(root, f"{arm}-seed{seed}", data_dir, seed, 2, {2: len(groups) / 10}, arm, lr)
-    data = by_rating.test_split(by_rating.restore.read_run_config(f"{root}/pilot_b-seed0"))
+    data = by_rating.test_split(restore.read_run_config(f"{root}/pilot_b-seed0"))
 
     def fake_load(config, ckpt, use_ema):
         rows = [
@@ -236,7 +237,7 @@ def test_arms_are_compared_with_the_baseline_arm_paired_by_seed(built, tmp_path,
         ]
         return _Oracle(data["inputs"], data["labels"], rows)
 
-    monkeypatch.setattr(by_rating.restore, "load_model", fake_load)
+    monkeypatch.setattr(restore, "load_model", fake_load)
     out = tmp_path / "by_rating.md"
     assert by_rating.main([f"{root}/*", f"--out={out}"]) == 0
     text = out.read_text()
