@@ -112,15 +112,17 @@ def paired_difference(a: dict, b: dict) -> Estimate:
     (n = the common seeds). Arms that share a seed share its data order (and, when they differ only in
     what is evaluated, its whole trajectory), so pairing by seed removes the seed-to-seed spread that a
     Welch interval keeps."""
-    common = [s for s in sorted(set(a) & set(b)) if np.isfinite(a[s]) and np.isfinite(b[s])]
-    return estimate([b[s] - a[s] for s in common])
+    return estimate([b[s] - a[s] for s in _common_seeds(a, b)])
+
+
+def _common_seeds(a: dict, b: dict) -> list:
+    return [s for s in sorted(set(a) & set(b)) if np.isfinite(a[s]) and np.isfinite(b[s])]
 
 
 def difference(a: dict, b: dict) -> tuple[Estimate, str]:
     """(b − a, method): paired by seed when the arms share ≥ 2 seeds (`paired_difference`), else Welch's
     interval over all their values (`welch_difference`). `a`, `b`: {seed: value}."""
-    common = [s for s in set(a) & set(b) if np.isfinite(a[s]) and np.isfinite(b[s])]
-    if len(common) >= 2:
+    if len(_common_seeds(a, b)) >= 2:
         return paired_difference(a, b), "paired by seed"
     return welch_difference(list(a.values()), list(b.values())), "Welch"
 

@@ -29,7 +29,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
+import functools  # noqa: E402
 import math  # noqa: E402
 import posixpath  # noqa: E402
 import re  # noqa: E402
@@ -43,6 +43,7 @@ from trm_tf.analysis import runs, seeds  # noqa: E402
 from trm_tf.data import datasets  # noqa: E402
 from trm_tf.tools import restore  # noqa: E402
 from trm_tf.tools.solve import run_steps  # noqa: E402
+from trm_tf.workdir import RunDir, read_json, write_json  # noqa: E402
 
 RESULT_FILE = "eval_by_rating.json"
 DEFAULT_BANDS = "0,1-"
@@ -92,10 +93,14 @@ def test_ratings(config, data_dir: str | None = None) -> np.ndarray:
 
 
 def test_split(config, data_dir: str | None = None) -> dict[str, np.ndarray]:
-    """inputs, labels ([N, seq_len] int32) and group ([N]) of the run's whole test split."""
-    builder = datasets.tfds_builder(
-        f"{config.data.name}/{config.data.config}", data_dir or config.data.data_dir
-    )
+    """inputs, labels ([N, seq_len] int32) and group ([N]) of the run's whole test split (read once per
+    dataset and process: the runs of a sweep share it)."""
+    return _read_split(f"{config.data.name}/{config.data.config}", data_dir or config.data.data_dir)
+
+
+@functools.cache
+def _read_split(name: str, data_dir: str) -> dict[str, np.ndarray]:
+    builder = datasets.tfds_builder(name, data_dir)
     ds = builder.as_dataset(split="test", shuffle_files=False)
     out = {"inputs": [], "labels": [], "group": []}
     for ex in ds.batch(1024).as_numpy_iterator():
@@ -130,7 +135,7 @@ def checkpoint_of(run_dir: str, which: str) -> tuple[str, int, bool]:
     """(checkpoint to restore, its training step, whether to use EMA weights) for `which` (`WHICH`).
     The averaged checkpoints hold averaged raw weights and no EMA; their step is that of the best /
     newest checkpoint they end with."""
-    summary = _read_json(posixpath.join(run_dir, "run_summary.json")) or {}
+    summary = RunDir(run_dir).summary()
     if which not in WHICH:
         raise RatingError(f"--which={which}: use one of {', '.join(WHICH)}")
     if which in ("best", "averaged_best"):
@@ -156,27 +161,19 @@ def checkpoint_of(run_dir: str, which: str) -> tuple[str, int, bool]:
     return (prefix if which == "averaged" else run_dir), int(m.group(1)), which == "final"
 
 
-def _read_json(path: str):
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
 def logged_exact(run_dir: str, step: int) -> float | None:
     """The exact accuracy the run's own evaluation logged at `step` (None when it did not evaluate there)."""
-    results = _read_json(posixpath.join(run_dir, "eval_results.json")) or {}
-    for entry in results.get("history", []):
+    for entry in RunDir(run_dir).eval_results().get("history", []):
         if int(entry.get("step", -1)) == step and "exact_accuracy" in entry:
             return float(entry["exact_accuracy"])
     return None
 
 
-def split_run(run_dir: str, which: str, data_dir: str | None = None) -> dict:
+def split_run(run_dir: str, which: str, data_dir: str | None = None, where=None) -> dict:
     """Evaluates one run's checkpoint on the whole test split; per rating value: n and solved counts
-    after each supervision step."""
+    after each supervision step. `where`: `checkpoint_of(run_dir, which)` when already known."""
     config = restore.read_run_config(run_dir)
-    checkpoint, step, use_ema = checkpoint_of(run_dir, which)
+    checkpoint, step, use_ema = where or checkpoint_of(run_dir, which)
     ratings = test_ratings(config, data_dir)
     data = test_split(config, data_dir)
     model = restore.load_model(config, checkpoint, use_ema=use_ema)
@@ -205,14 +202,13 @@ def load_or_split(run_dir: str, which: str, data_dir: str | None, recompute: boo
     """The run's split for `which`, from RUN_DIR/eval_by_rating.json when it holds one for the same
     checkpoint step, else computed (and stored there)."""
     path = posixpath.join(run_dir, RESULT_FILE)
-    stored = _read_json(path) or {}
-    _, step, _ = checkpoint_of(run_dir, which)
-    if not recompute and stored.get(which, {}).get("step") == step:
+    stored = read_json(path, {}) or {}
+    where = checkpoint_of(run_dir, which)
+    if not recompute and stored.get(which, {}).get("step") == where[1]:
         return stored[which]
-    result = split_run(run_dir, which, data_dir)
+    result = split_run(run_dir, which, data_dir, where)
     stored[which] = result
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(stored, f, indent=1, sort_keys=True)
+    write_json(path, stored)
     return result
 
 
