@@ -8,7 +8,7 @@ from tests.testing.launch import small_config
 from tests.testing.tiny_datasets import build_tiny_sudoku
 from tfds_builders.sudoku_extreme import sudoku_extreme_dataset_builder as sudoku_builder
 from trm_tf import train
-from trm_tf.workdir import read_jsonl
+from trm_tf.workdir import RunDir, read_jsonl
 
 # End to end: trains until the model solves unseen puzzles (about a minute or more on CPU).
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_tiny_trm_learns_easy_sudoku(tmp_path):
     c.optim.weight_decay = 0.1
     c.optim.ema_rate = 0.95
     c.train.global_batch_size = 32
-    c.train.eval_every_steps = 10_000
+    c.train.eval_every_steps = 150
     c.eval.subset_size = -1
     c.eval.global_batch_size = 64
     workdir = str(tmp_path / "run")
@@ -50,3 +50,9 @@ def test_tiny_trm_learns_easy_sudoku(tmp_path):
     # Unseen puzzles, EMA weights, all N_sup steps: at least half solved exactly (about 0.6-0.8 seen).
     assert final["exact_accuracy"] >= 0.5, final
     assert np.isfinite(final["q_halt_loss"])
+    # eval.subset_size = -1: the periodic evaluation at step 150 also read every row, and says so.
+    history = RunDir(workdir).eval_results()["history"]
+    assert [(h["step"], h["full"], h["num_examples"]) for h in history] == [
+        (150, True, 64),
+        (300, True, 64),
+    ]
