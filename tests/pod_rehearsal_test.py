@@ -160,7 +160,9 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert killed, err.decode()[-3000:]
+    t0 = time.time()
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=900)
+    last_wall = time.time() - t0
     assert out.returncode == 0, out.stderr[-4000:]
     assert (
         "fresh" not in out.stderr and "Carry not restored" not in out.stderr
@@ -171,7 +173,10 @@ def test_one_client_four_pipelines_bf16_cadence_and_exact_resume(sudoku_dir, tmp
     # Across the three launches: the gaps between them are charged to waiting, the parts still add up.
     g = json.load(open(os.path.join(run, "run_summary.json")))["goodput"]
     assert sum(g["seconds"].values()) == pytest.approx(g["wall_s"], rel=1e-6)
-    assert g["seconds"]["waiting"] > 0 and g["wall_s"] > summary["goodput"]["wall_s"] * 0.5
+    # The wall time accumulates: the first launch's, the gaps, and the last launch's own (measured here,
+    # not against the reference run, whose wall time depends on what else the machine was running).
+    assert g["seconds"]["waiting"] > 0
+    assert g["wall_s"] >= stopped["goodput"]["wall_s"] + g["seconds"]["waiting"] + 0.8 * last_wall
     a, b = weights_of(ref), weights_of(run)
     assert a.keys() == b.keys() and len(a) > 5
     for k in a:

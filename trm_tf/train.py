@@ -212,7 +212,9 @@ def _summary_fields(config, trainer, strategy, spec, start_step, total_steps) ->
         "total_steps": total_steps,
         "num_params": int(m.num_params()),
         "flops_per_example_train": float(flops_per_example(m, train=True)),
-        "flops_per_example_eval": float(flops_per_example(m, train=False) * trainer.halt_max_steps),
+        "flops_per_example_eval": float(
+            flops_per_example(m, train=False) * trainer.eval_halt_max_steps
+        ),
         "num_replicas": strategy.num_replicas_in_sync,
         "device_kind": distribute.device_kind(),
         "xla": bool(trainer.jit_compile),

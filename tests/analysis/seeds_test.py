@@ -137,6 +137,7 @@ def _two_arms_three_seeds(root) -> str:
                     "total_steps": 200,
                     "num_params": 1000 * (arm + 1),
                     "flops_per_example_train": 1e6 * t,
+                    "flops_per_example_eval": 2e6 * t,
                     "wall_time_s": 100.0 + 20 * arm + seed,
                 },
             )
@@ -170,6 +171,7 @@ def test_every_plot_draws_the_seed_intervals(tmp_path, monkeypatch):
         "throughput_vs_batch",
         "accuracy_vs_supervision_step",
         "accuracy_vs_compute",
+        "accuracy_vs_test_compute",
         "eval_curves",
         "seeds_exact_accuracy",
     }

@@ -1,4 +1,5 @@
-"""Cost plots: accuracy vs training compute and wall time (with Pareto fronts), throughput vs batch size.
+"""Cost plots: accuracy vs training compute and wall time, accuracy vs test compute (with Pareto fronts),
+throughput vs batch size.
 
 When the runs hold seeds (`seeds.has_seed_groups`), arms are drawn as their means over seeds with 95% t
 intervals as error bars, and the Pareto front is taken over the arms' means."""
@@ -83,6 +84,101 @@ def plot_accuracy_vs_compute(
         ax.legend(fontsize=7.5, loc="lower right")
     fig.suptitle("Accuracy vs training cost (Pareto front: no run is cheaper and better)")
     return pc.save_png(fig, out_dir, "accuracy_vs_compute")
+
+
+def test_flops_per_step(df: pd.DataFrame) -> pd.Series:
+    """Matmul FLOPs of one supervision step on one test example, per run: `flops_per_example_eval` (the
+    evaluation's steps) / the evaluation's steps (`eval.halt_max_steps`, else `act.halt_max_steps`)."""
+    steps = pc.numeric(df, "eval.halt_max_steps")
+    steps = steps.where(np.isfinite(steps) & (steps > 0), pc.numeric(df, "act.halt_max_steps"))
+    return pc.numeric(df, "flops_per_example_eval") / steps
+
+
+def plot_accuracy_vs_test_compute(
+    df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy"
+) -> str:
+    """Final-eval accuracy vs test compute per puzzle, Pareto front marked: for each arm (mean over seeds,
+    95% t intervals) or run, one point per number of supervision steps k run at test time (k × the FLOPs of
+    one step: `final_eval.<metric>/step_<k>`), joined by a line, and a hollow point for adaptive halting
+    (Q-halt: the mean steps it ran, `final_eval.adaptive_steps`, and its accuracy) when the metric is
+    `exact_accuracy`. The front is taken over all the points: the cheapest way to each accuracy.
+
+    Returns:
+      Path of `accuracy_vs_test_compute.png`.
+    """
+    prefix = f"final_eval.{metric}/step_"
+    cols = {int(c[len(prefix) :]): c for c in df.columns if c.startswith(prefix)}
+    per_step = test_flops_per_step(df)
+    if not cols or not (np.isfinite(per_step) & (per_step > 0)).any():
+        raise ValueError(f"no run has {prefix}<k> columns and flops_per_example_eval")
+    ks = sorted(cols)
+    series = {
+        "flops": per_step,
+        **{
+            str(k): pd.Series(pc.to_display(pc.numeric(df, cols[k]), metric), index=df.index)
+            for k in ks
+        },
+    }
+    adaptive = metric == "exact_accuracy" and "final_eval.adaptive_exact_accuracy" in df
+    if adaptive:
+        series["ad_steps"] = pc.numeric(df, "final_eval.adaptive_steps")
+        series["ad_y"] = pd.Series(
+            pc.to_display(pc.numeric(df, "final_eval.adaptive_exact_accuracy"), metric),
+            index=df.index,
+        )
+    if seeds.has_seed_groups(df):
+        table = seeds.by_arm(df, series)
+        table["label"] = table["arm"] + " (n=" + table["n"].astype(str) + ")"
+    else:
+        table = pd.DataFrame({name: s.to_numpy() for name, s in series.items()})
+        table["label"] = pc.run_labels(df).to_numpy()
+    fig, (ax,) = pc.new_figure(width=7.4)
+    xs_all, ys_all = [], []
+    for i, row in table.iterrows():
+        if not (np.isfinite(row["flops"]) and row["flops"] > 0):
+            continue
+        x = np.array([k * row["flops"] for k in ks])
+        y = np.array([row[str(k)] for k in ks], dtype=float)
+        ok = np.isfinite(y)
+        if not ok.any():
+            continue
+        color = f"C{i % 10}"
+        ax.plot(x[ok], y[ok], marker="o", ms=3.5, lw=1.3, color=color, label=row["label"])
+        if f"{ks[0]}_err" in row:
+            err = np.array([row[f"{k}_err"] for k in ks], dtype=float)
+            ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="none", ecolor=color, capsize=2.5)
+        xs_all += list(x[ok])
+        ys_all += list(y[ok])
+        if adaptive and np.isfinite(row["ad_steps"]) and np.isfinite(row["ad_y"]):
+            xa = row["ad_steps"] * row["flops"]
+            ax.plot(xa, row["ad_y"], marker="s", ms=7, mfc="none", mec=color, ls="none")
+            xs_all.append(xa)
+            ys_all.append(row["ad_y"])
+    if not xs_all:
+        raise ValueError(f"every {prefix}<k> value is missing")
+    xs_all, ys_all = np.array(xs_all), np.array(ys_all)
+    front = pareto_front(xs_all, ys_all)
+    o = np.argsort(xs_all[front])
+    ax.plot(
+        xs_all[front][o],
+        ys_all[front][o],
+        color="0.2",
+        lw=2.2,
+        alpha=0.35,
+        drawstyle="steps-post",
+        label="Pareto front",
+    )
+    if adaptive:
+        ax.plot(
+            [], [], marker="s", ms=7, mfc="none", mec="0.3", ls="none", label="adaptive halting"
+        )
+    pc.reference_lines(ax, df, metric)
+    ax.set_xscale("log")
+    ax.set_xlabel("test compute per puzzle (FLOPs, log scale): k supervision steps")
+    ax.set_ylabel(pc.metric_label(metric))
+    ax.set_title("Accuracy vs test compute (points: k = 1 … N test-time supervision steps)")
+    ax.legend(fontsize=7, loc="upper left")
+    return pc.save_png(fig, out_dir, "accuracy_vs_test_compute")
 
 
 def plot_throughput_vs_batch(

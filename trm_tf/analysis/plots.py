@@ -20,6 +20,7 @@ import pandas as pd
 from trm_tf.analysis import runs
 from trm_tf.analysis.plot_cost import (
     plot_accuracy_vs_compute,
+    plot_accuracy_vs_test_compute,
     plot_throughput_vs_batch,
 )
 from trm_tf.analysis.plot_curves import (
@@ -82,6 +83,7 @@ _GROUP_PLOTS = (
         lambda df: True,
     ),
     ("Accuracy vs training cost", plot_accuracy_vs_compute, True, lambda df: len(df) > 1),
+    ("Accuracy vs test compute", plot_accuracy_vs_test_compute, False, lambda df: len(df) > 1),
     ("Eval curves of every run", plot_eval_curves, False, lambda df: True),
 )
 
