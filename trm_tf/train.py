@@ -103,8 +103,8 @@ class Evaluation:
     metrics (e.g. ARC's pooled pass@K) and, on the writer, the evaluator's files (`write`). A partial
     (periodic) evaluation reads the first `eval.subset_size` rows, or, when an evaluator must see whole
     tasks (`whole_tasks`), every row of the evaluators' `periodic_tasks` (ARC: `eval.arc_subset_tasks`
-    tasks seeded by `seed`), or, without such a subset (or with `eval.subset_size = -1`), the whole test
-    split (it is then full, and recorded as such).
+    tasks seeded by `seed`), or, without such a subset (or with `eval.subset_size = -1`, or at least the
+    test split's rows), the whole test split (it is then full, and recorded as such).
     """
 
     def __init__(
@@ -152,11 +152,13 @@ class Evaluation:
             return self._evaluate(step, full, use_ema, tag)
 
     def _evaluate(self, step: int, full: bool, use_ema: bool | None, tag: str) -> dict:
-        # No subset (every task, or eval.subset_size = -1: every row): the evaluation is full.
+        # No subset (every task, or eval.subset_size = -1 or at least the test split's rows: every row):
+        # the evaluation is full.
+        size = int(self.config.eval.subset_size)
         full = full or (
             self.periodic_tasks is None
             if self.whole_tasks
-            else int(self.config.eval.subset_size) < 0
+            else size < 0 or size >= self.spec.num_test_examples
         )
         dist, steps = self._stream(full)
         for e in self.evaluators:
