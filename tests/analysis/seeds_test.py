@@ -4,6 +4,7 @@ scipy's, Welch differences, and the report's Seeds section and error-bar plot.""
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -71,6 +72,33 @@ def test_baseline_arm():
     assert seeds.baseline_arm(["b", "a"], "a") == "a"
     with pytest.raises(ValueError, match="is not an arm; the arms are: b, a"):
         seeds.baseline_arm(["b", "a"], "c")
+
+
+def test_other_pairs_compare_the_arms_that_are_not_the_baseline():
+    """Besides arm − baseline, the report gives the differences between the other arms, paired by seed:
+    here the deepest recursion against the shallowest is separated while neither is from the baseline."""
+    finals = {
+        "pilot_cpu_baseline": {0: 62.0, 1: 28.8, 2: 39.5},
+        "pilot_cpu_tn_2_1": {0: 39.0, 1: 35.7, 2: 32.2},
+        "pilot_cpu_tn_4_2": {0: 60.3, 1: 49.9, 2: 43.9},
+    }
+    table = pd.DataFrame({"arm": list(finals)})
+    table.attrs["by_seed"] = {a: {"final": v} for a, v in finals.items()}
+    ((a, b, d, method),) = seeds.other_pairs(table)
+    assert (a, b, method) == ("pilot_cpu_tn_2_1", "pilot_cpu_tn_4_2", "paired by seed")
+    ci = stats.ttest_rel([60.3, 49.9, 43.9], [39.0, 35.7, 32.2]).confidence_interval(0.95)
+    assert d.mean == pytest.approx((21.3 + 14.2 + 11.7) / 3) and (d.lo, d.hi) == (
+        pytest.approx(ci.low),
+        pytest.approx(ci.high),
+    )
+    assert d.lo > 0
+    assert all(
+        not x.lo > 0 for _, x, _ in seeds.differences(table)
+    )  # from the baseline: not separated
+    # With another baseline the pairs change: the named baseline never appears in them.
+    pairs = seeds.other_pairs(table, "pilot_cpu_tn_2_1")
+    assert [(a, b) for a, b, _, _ in pairs] == [("pilot_cpu_baseline", "pilot_cpu_tn_4_2")]
+    assert seeds.other_pairs(table.iloc[:2]) == []
 
 
 def test_arms_group_runs_that_differ_only_by_seed(tmp_path):

@@ -277,6 +277,29 @@ def differences(table: pd.DataFrame, baseline: str | None = None, which: str = "
     return out
 
 
+def other_pairs(table: pd.DataFrame, baseline: str | None = None, which: str = "final") -> list:
+    """[(a, b, Estimate of b − a, method)] for every pair of arms that are not the baseline
+    (`baseline_arm`), a before b in the table's order: e.g. the deepest recursion against the shallowest."""
+    by_seed = table.attrs["by_seed"]
+    arms = list(table["arm"])
+    if not arms:
+        return []
+    base = baseline_arm(arms, baseline)
+    rest = [a for a in arms if a != base]
+    out = []
+    for i, a in enumerate(rest):
+        for b in rest[i + 1 :]:
+            est, method = difference(by_seed[a][which], by_seed[b][which])
+            out.append((a, b, est, method))
+    return out
+
+
+def _verdict(d: Estimate) -> str:
+    if d.n >= 2 and not math.isnan(d.lo) and (d.lo > 0 or d.hi < 0):
+        return "interval excludes 0"
+    return "interval includes 0 (not separated at this n)" if d.n >= 2 else "no interval (n < 2)"
+
+
 def plot_arms(df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy") -> str:
     """Each arm's mean with its 95% t interval as error bars, final and best evaluation side by side;
     the seeds' own values as dots."""
@@ -312,8 +335,8 @@ def plot_arms(df: pd.DataFrame, out_dir: str, metric: str = "exact_accuracy") ->
 def report_lines(
     df: pd.DataFrame, metric: str = "exact_accuracy", baseline: str | None = None
 ) -> list[str]:
-    """The report's "Seeds" section: the arm table and each arm's difference from the baseline arm
-    (`baseline_arm`), final and best."""
+    """The report's "Seeds" section: the arm table, each arm's difference from the baseline arm
+    (`baseline_arm`), final and best, and the final differences between the other arms."""
     table = arm_table(df, metric)
     unit = " (%)" if is_percent_metric(metric) else ""
     lines = [
@@ -343,13 +366,12 @@ def report_lines(
         base = baseline_arm(list(table["arm"]), baseline)
         lines += [f"Differences from **{base}** ({which} {metric}{unit}, 95% interval):", ""]
         for arm, d, method in diffs:
-            verdict = (
-                "interval excludes 0"
-                if d.n >= 2 and not math.isnan(d.lo) and (d.lo > 0 or d.hi < 0)
-                else "interval includes 0 (not separated at this n)"
-                if d.n >= 2
-                else "no interval (n < 2)"
-            )
-            lines.append(f"- {arm} − {base}: {d.text()}, {method} — {verdict}")
+            lines.append(f"- {arm} − {base}: {d.text()}, {method} — {_verdict(d)}")
+        lines.append("")
+    pairs = other_pairs(table, baseline, which="final")
+    if pairs:
+        lines += [f"Differences between the other arms (final {metric}{unit}, 95% interval):", ""]
+        for a, b, d, method in pairs:
+            lines.append(f"- {b} − {a}: {d.text()}, {method} — {_verdict(d)}")
         lines.append("")
     return lines
