@@ -225,8 +225,9 @@ def test_arms_are_compared_with_the_baseline_arm_paired_by_seed(built, tmp_path,
     root = str(tmp_path / "runs")
     solved = {("pilot_baseline", 0): (0,), ("pilot_baseline", 1): (0, 1), ("pilot_b", 0): (0, 1, 2)}
     solved[("pilot_b", 1)] = (0, 1, 2, 3)
+    solved[("pilot_c", 0)], solved[("pilot_c", 1)] = (0, 1, 2, 3, 4), (0, 1, 2, 3, 4, 5)
     for (arm, seed), groups in solved.items():
-        lr = 2e-3 if arm == "pilot_b" else None
+        lr = {"pilot_b": 2e-3, "pilot_c": 3e-3}.get(arm)
         _run(root, f"{arm}-seed{seed}", data_dir, seed, 2, {2: len(groups) / 10}, arm, lr)
     data = by_rating.test_split(restore.read_run_config(f"{root}/pilot_b-seed0"))
 
@@ -248,3 +249,11 @@ def test_arms_are_compared_with_the_baseline_arm_paired_by_seed(built, tmp_path,
         if line.startswith("| pilot_b − pilot_baseline (best, paired by seed)")
     )
     assert row.endswith("| 20.0 ± 0.0 [20.0, 20.0] (n=2) |"), row
+    # The arms other than the baseline are compared with each other too: pilot_c is two puzzles ahead.
+    rows = [x for x in text.splitlines() if " − " in x and "(best, paired by seed)" in x]
+    assert [x.split(" (")[0] for x in rows] == [
+        "| pilot_b − pilot_baseline",
+        "| pilot_c − pilot_baseline",
+        "| pilot_c − pilot_b",
+    ]
+    assert rows[2].endswith("| 20.0 ± 0.0 [20.0, 20.0] (n=2) |"), rows[2]

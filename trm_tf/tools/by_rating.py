@@ -225,8 +225,8 @@ def band_accuracy(result: dict, band: tuple[int, int | None]) -> tuple[int, floa
 
 def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) -> list[str]:
     """Markdown: one row per arm and checkpoint (mean ± 95% t interval over seeds, %), each later
-    checkpoint's difference from the first and each arm's from the baseline arm (`seeds.baseline_arm`),
-    paired by seed, and one row per run and checkpoint.
+    checkpoint's difference from the first, each arm's from the baseline arm (`seeds.baseline_arm`) and
+    between the other arms (first checkpoint), paired by seed, and one row per run and checkpoint.
     `results[which][run_dir]` is a `split_run` result."""
     df = runs.load_runs(run_dirs)
     labels = [band_label(b) for b in bands]
@@ -273,12 +273,16 @@ def report_lines(run_dirs: list[str], results: dict, bands, whiches: list[str]) 
     arms = list(dict.fromkeys(arm for arm, _ in values))
     if len(arms) > 1:
         base, first = seeds.baseline_arm(arms), whiches[0]
-        for arm in arms:
-            if arm != base and (arm, first) in values and (base, first) in values:
-                pairs = zip(values[base, first], values[arm, first])
-                d = [seeds.difference(a, b) for a, b in pairs]
+        rest = [a for a in arms if a != base]
+        compared = [(base, a) for a in rest] + [
+            (a, b) for i, a in enumerate(rest) for b in rest[i + 1 :]
+        ]
+        for a, b in compared:
+            if (a, first) in values and (b, first) in values:
+                pairs = zip(values[a, first], values[b, first])
+                d = [seeds.difference(x, y) for x, y in pairs]
                 diffs.append(
-                    f"| {arm} − {base} ({first}, {d[-1][1]}) | "
+                    f"| {b} − {a} ({first}, {d[-1][1]}) | "
                     + " | ".join(e.text(1) for e, _ in d)
                     + " |"
                 )
