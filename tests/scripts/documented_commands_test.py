@@ -1,5 +1,6 @@
-"""Every command that BUILD.md, scripts/README.md and docs/datasets.md show in their ```bash blocks (and README.md's
-`scripts/` lines) is run or checked here, so a document that drifts from the scripts fails CI.
+"""Every command that BUILD.md, scripts/README.md, docs/datasets.md and RESULTS.md show in their ```bash
+blocks (and README.md's `scripts/` lines) is run or checked here, so a document that drifts from the
+scripts fails CI.
 
 * `scripts/*.sh ...`: run with `--dry-run` against a fake slice (fake gcloud and gsutil first on PATH,
   conftest.py), exit 0, and no gcloud call at all; a command that starts a run (launch_pod.sh,
@@ -127,8 +128,17 @@ def test_documented_command(doc, line, cmd, fake_cloud, tmp_path):
         check_launch_command(argv[2:])
         return
     if kind(cmd) == "sweep.py":
-        # The dry run still reads each run's summary; gs://BUCKET would be a network call.
+        # The dry run still reads each run's summary; gs://BUCKET would be a network call, and a local
+        # root (runs/pilot) may hold this machine's finished runs: both go to an empty directory.
         argv = [a.replace("gs://BUCKET/runs", str(tmp_path / "runs")) for a in argv]
+        argv = [
+            f"--workdir_root={tmp_path / a.split('=', 1)[1]}"
+            if a.startswith("--workdir_root=")
+            and "://" not in a
+            and not a.startswith("--workdir_root=/")
+            else a
+            for a in argv
+        ]
         dry = [] if "--dry-run" in argv else ["--dry-run"]
         res = subprocess.run(
             [sys.executable, *argv[1:], *dry], cwd=REPO, env=env, capture_output=True, text=True,

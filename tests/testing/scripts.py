@@ -135,7 +135,7 @@ sys.stdout.write(open(path).read())
 # The commands the documentation shows (tests/scripts/documented_commands_test.py).
 
 # Documents whose fenced ```bash blocks are commands; README.md contributes only its `scripts/` lines.
-DOCUMENTS = ("BUILD.md", "scripts/README.md", "docs/datasets.md")
+DOCUMENTS = ("BUILD.md", "scripts/README.md", "docs/datasets.md", "RESULTS.md")
 # launch.py flags that absl defines itself.
 ABSL_FLAGS = {"verbosity", "v", "logtostderr", "alsologtostderr", "log_dir", "flagfile", "undefok"}
 SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
