@@ -58,8 +58,10 @@ def test_test_compute_points_are_k_steps_and_the_front_is_the_cheapest_way(tmp_p
     import pandas as pd
 
     figures = {}
-    monkeypatch.setattr(
-        plot_cost.pc, "save_png", lambda fig, out, name: figures.setdefault(name, fig) and name
+    from trm_tf.analysis import plot_common
+
+    monkeypatch.setattr(  # plot_cost calls plot_common's
+        plot_common, "save_png", lambda fig, out, name: figures.setdefault(name, fig) and name
     )
     df = pd.DataFrame(
         {
