@@ -276,6 +276,7 @@ RUNS: tuple[Run, ...] = (
             ("nsup_8", "Q4: more steps, higher accuracy"),
             ("halt_0p01", "Q4: Pareto point (fewer eval steps)"),
             ("halt_0p1", "Q4: Pareto point (fewer eval steps)"),
+            ("halt_1", "Q4: Pareto point (fewer eval steps)"),
             ("curriculum", "E4.1: as the baseline, reached sooner?"),
         ]
     ),

@@ -27,7 +27,8 @@ Arms (variant: what differs from the baseline, `VARIED` below):
   Q1 (E1.3)  batch_128, batch_256   batch B with the linear LR rule re-anchored here: lr = 1e-3 * B/64,
                                     warm-up steps x 64/B, steps x 64/B (the same examples)
   Q4 (E2.4)  nsup_2, nsup_8         act.halt_max_steps (N_sup; eval follows)
-  Q4 (E4.2)  halt_0p01, halt_0p1    act.halt_penalty
+  Q4 (E4.2)  halt_0p01, halt_0p1,   act.halt_penalty (lambda 0.01, 0.1, 1: E4.2's ladder)
+             halt_1
   E4.1       curriculum             T, n grow from (2, 1) to (3, 2) over the first half of training
 
 One sweep per question, three seeds each (`<root>/pilot_cpu_<arm>-seed<k>`; the baseline is in every
@@ -44,7 +45,7 @@ Wall time of a baseline run: about 10-12 min on 2 otherwise idle cores, about 20
 share them (the calibration runs above). Training cost scales with the network calls per supervision step, T * (n + 1): 9 for
 the baseline, 4 / 15 / 12 for tn_2_1 / tn_3_4 / tn_4_2 (the batch arms: the same examples, so about the
 same); attention needs about half the baseline's FLOPs per example (4.5e8 vs 8.6e8 in RESULTS.md's
-replication), nsup_8 doubles the evaluations' cost. The 39 runs add up to about 39 baseline runs: 7-8
+replication), nsup_8 doubles the evaluations' cost. The 42 runs add up to about 42 baseline runs: 7-8
 hours on 2 idle cores, more than the few hours aimed at (a budget of 1,000 steps saves a sixth, but seed 1
 was at 13.7% there).
 
@@ -73,6 +74,8 @@ On a TPU slice, one run per arm:
   python launch.py --config=configs/pilot_cpu.py:halt_0p01 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p01 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:halt_0p1 --workdir=gs://BUCKET/runs/pilot_cpu_halt_0p1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
+  # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
+  python launch.py --config=configs/pilot_cpu.py:halt_1 --workdir=gs://BUCKET/runs/pilot_cpu_halt_1 --tpu=local --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
   python launch.py --config=configs/pilot_cpu.py:curriculum --workdir=gs://BUCKET/runs/pilot_cpu_curriculum --tpu=local --config.data.data_dir=gs://BUCKET/tfds
   # Fits: v4-8 (per-chip batch 16, est. 0.6 GiB of 32 GiB HBM per chip)
@@ -106,6 +109,7 @@ VARIANTS = (
     "nsup_8",
     "halt_0p01",
     "halt_0p1",
+    "halt_1",
     "curriculum",
 )
 
@@ -130,6 +134,7 @@ VARIED = {
     "nsup_8": ("act.halt_max_steps",),
     "halt_0p01": ("act.halt_penalty",),
     "halt_0p1": ("act.halt_penalty",),
+    "halt_1": ("act.halt_penalty",),
     "curriculum": (
         "curriculum.enabled",
         "curriculum.start_H_cycles",

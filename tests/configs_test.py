@@ -228,6 +228,7 @@ EXPECTED = {
     "pilot_cpu_nsup_8": {**PILOT, "act.halt_max_steps": 8},
     "pilot_cpu_halt_0p01": {**PILOT, "act.halt_penalty": 0.01},
     "pilot_cpu_halt_0p1": {**PILOT, "act.halt_penalty": 0.1},
+    "pilot_cpu_halt_1": {**PILOT, "act.halt_penalty": 1.0},
     "pilot_cpu_curriculum": {
         **PILOT,
         "curriculum.enabled": True,

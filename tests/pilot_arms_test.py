@@ -22,7 +22,7 @@ QUESTIONS = {
     "attention": {"attention"},
     "tn_": {"tn_2_1", "tn_3_4", "tn_4_2"},
     "batch_": {"batch_128", "batch_256"},
-    "nsup_|halt_": {"nsup_2", "nsup_8", "halt_0p01", "halt_0p1"},
+    "nsup_|halt_": {"nsup_2", "nsup_8", "halt_0p01", "halt_0p1", "halt_1"},
     "curriculum": {"curriculum"},
 }
 
@@ -50,7 +50,8 @@ def test_the_arms_are_the_questions():
     assert _diff("nsup_2") == {"act.halt_max_steps": 2} and _diff("nsup_8") == {
         "act.halt_max_steps": 8
     }
-    assert _diff("halt_0p1") == {"act.halt_penalty": pytest.approx(0.1)}
+    halt = {v: _diff(v)["act.halt_penalty"] for v in QUESTIONS["nsup_|halt_"] if v.startswith("halt_")}
+    assert halt == pytest.approx({"halt_0p01": 0.01, "halt_0p1": 0.1, "halt_1": 1.0})
 
 
 @pytest.mark.parametrize("batch", [128, 256])
