@@ -50,7 +50,9 @@ def test_the_arms_are_the_questions():
     assert _diff("nsup_2") == {"act.halt_max_steps": 2} and _diff("nsup_8") == {
         "act.halt_max_steps": 8
     }
-    halt = {v: _diff(v)["act.halt_penalty"] for v in QUESTIONS["nsup_|halt_"] if v.startswith("halt_")}
+    halt = {
+        v: _diff(v)["act.halt_penalty"] for v in QUESTIONS["nsup_|halt_"] if v.startswith("halt_")
+    }
     assert halt == pytest.approx({"halt_0p01": 0.01, "halt_0p1": 0.1, "halt_1": 1.0})
 
 
