@@ -255,6 +255,51 @@ def test_halt_penalty_zero_is_bit_identical_and_positive_adds_term():
     assert np.all(tape.gradient(diff, qh).numpy() < 0)
 
 
+@pytest.mark.parametrize(
+    "lam, correct, halts",
+    [
+        (0.0, 19, False),
+        (0.0, 21, True),
+        (0.01, 19, False),  # threshold 0.495
+        (0.01, 20, True),
+        (0.1, 17, False),  # threshold 0.45
+        (0.1, 19, True),
+        (1.0, 1, True),  # threshold 0: any chance of being right halts
+        (1.0, 0, False),
+    ],
+)
+def test_halt_penalty_moves_the_halting_threshold_to_half_minus_half_lambda(lam, correct, halts):
+    """With loss = lm + 0.5 * BCE(q_halt, correct) + lam * (1 - sigmoid(q_halt)), the q_halt that
+    minimises the loss over examples of which a fraction p is right has sigmoid(q) = the root in
+    [0, 1] of 0.5 (s - p) = lam * s (1 - s), and q > 0 (halt) exactly when p > 1/2 - lam/2
+    (docs/model.md#losses). Found here by bisection on the library's own gradient."""
+    b, s, v = 40, 3, 4
+    labels = np.zeros((b, s), np.int32)
+    logits = np.zeros((b, s, v), np.float32)
+    logits[:, :, 0] = 5.0  # predicts 0 everywhere
+    labels[correct:, 0] = 1  # ... so only the first `correct` rows are right
+    halted, steps = np.zeros(b, bool), np.ones(b, np.int32)
+    q_cont = np.zeros(b, np.float32)
+
+    def grad(q: float) -> float:
+        qv = tf.constant(q, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(qv)
+            loss = losses.act_loss_and_metrics(
+                logits, labels, tf.fill([b], qv), q_cont, halted, steps, halt_penalty=lam
+            )[0]
+        return float(tape.gradient(loss, qv))
+
+    lo, hi = -12.0, 12.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if grad(mid) < 0 else (lo, mid)
+    q = (lo + hi) / 2
+    p, sig = correct / b, 1 / (1 + np.exp(-q))
+    assert 0.5 * (sig - p) == pytest.approx(lam * sig * (1 - sig), abs=1e-5)
+    assert (q > 1e-4) == halts == (p > 0.5 - lam / 2)
+
+
 def test_fresh_model_q_halt_loss():
     b = 4
     rng = np.random.default_rng(3)
